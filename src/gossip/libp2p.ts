@@ -1,0 +1,82 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import { mdns } from '@libp2p/mdns'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import { UsageError } from '../util/errors.js'
+import { DIAL_TIMEOUT_MS, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
+
+// A type alias, not an interface: libp2p's ServiceMap needs an index signature.
+export type MeshServices = {
+  identify: Identify
+  pubsub: GossipSub
+}
+
+export type MeshLibp2p = Libp2p<MeshServices>
+
+export interface MeshNodeOptions {
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/4710`. */
+  listen: string[]
+  /** Multiaddrs (with `/p2p/<peer id>`) of peers to join through. */
+  bootstrap?: string[]
+  /** Discover peers on the local network by multicast DNS. */
+  mdns?: boolean
+  /** Gossip topics this node accepts; messages on any other topic are dropped unread. */
+  topics?: string[]
+}
+
+/** Check a multiaddr string up front, so a typo is one clear sentence rather than a stack trace. */
+export function parseMultiaddrOption (value: string, option: string): string {
+  try {
+    multiaddr(value)
+  } catch (err) {
+    throw new UsageError(`${option} ${value} is not a valid multiaddr (${(err as Error).message}); write it like /ip4/127.0.0.1/tcp/4710`)
+  }
+  return value
+}
+
+/**
+ * A libp2p node with the transport stack every buildhaus node speaks: TCP,
+ * Noise, Yamux, identify, and gossipsub with strict signing (so every gossip
+ * message is signed by its origin's node key and checked on receipt).
+ */
+export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshLibp2p> {
+  options.listen.forEach((addr) => parseMultiaddrOption(addr, '--listen'))
+  const bootstrapList = options.bootstrap ?? []
+  bootstrapList.forEach((addr) => parseMultiaddrOption(addr, '--bootstrap'))
+
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 0 }))
+  if (options.mdns === true) peerDiscovery.push(mdns({ interval: 2_000 }))
+
+  return await createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: options.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      dialTimeout: DIAL_TIMEOUT_MS,
+      maxConnections: 200
+    },
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        emitSelf: false,
+        fallbackToFloodsub: false,
+        maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+        ...(options.topics !== undefined ? { allowedTopics: options.topics } : {})
+      })
+    }
+  })
+}

@@ -1,0 +1,63 @@
+import type { Writable } from 'node:stream'
+
+/** One option of a command, in the one table that parsing, help and docs all read. */
+export interface OptionSpec {
+  type: 'string' | 'boolean'
+  /** Repeatable (`--bootstrap A --bootstrap B`): the value is an array. */
+  multiple?: boolean
+  short?: string
+  /** Booleans that default to on accept `--no-NAME`. */
+  default?: string | boolean | string[]
+  /** Shown in help as `--name PLACEHOLDER`. */
+  placeholder?: string
+  description: string
+}
+
+export type OptionTable = Record<string, OptionSpec>
+
+/** Parsed values typed against the option table. */
+export type OptionValues<T extends OptionTable> = {
+  [K in keyof T]: T[K]['type'] extends 'boolean'
+    ? boolean
+    : T[K]['multiple'] extends true ? string[] : (T[K]['default'] extends string ? string : string | undefined)
+}
+
+/** Where a command writes, so tests can run commands in-process and read what they printed. */
+export interface CliIO {
+  stdout: Pick<Writable, 'write'>
+  stderr: Pick<Writable, 'write'>
+  env: NodeJS.ProcessEnv
+  /** Aborted on SIGINT/SIGTERM; long-running commands stop cleanly when it fires. */
+  signal: AbortSignal
+}
+
+export interface Command<T extends OptionTable = OptionTable> {
+  /** Words that select the command: `['log', 'export']`. */
+  name: string[]
+  summary: string
+  /** Positional arguments, for help: e.g. `[DIR]`, `FILE`. */
+  args?: string
+  /** How many positionals are accepted. */
+  positionals?: { min: number, max: number }
+  options: T
+  /** Resolves to the process exit code. */
+  run (options: OptionValues<T>, positionals: string[], io: CliIO): Promise<number>
+}
+
+/** Helper that keeps the option table's literal types for `run`. */
+export function defineCommand<T extends OptionTable> (command: Command<T>): Command<T> {
+  return command
+}
+
+/** Options nearly every command shares; spread them into a command's table. */
+export const homeOption = {
+  home: { type: 'string', placeholder: 'DIR', description: 'node home (default: $BUILDHAUS_HOME, else the per-user data dir)' }
+} as const satisfies OptionTable
+
+export const apiOption = {
+  api: { type: 'string', placeholder: 'URL', description: 'talk to the node whose API is at URL (default: the node running in --home)' }
+} as const satisfies OptionTable
+
+export const jsonOption = {
+  json: { type: 'boolean', description: 'print machine-readable JSON instead of text' }
+} as const satisfies OptionTable

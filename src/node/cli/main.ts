@@ -1,0 +1,53 @@
+import { BuildhausError, UsageError } from '../../util/errors.js'
+import { packageVersion } from '../../util/package-root.js'
+import type { CliIO } from './command.js'
+import { commands } from './commands/index.js'
+import { formatHelp, parseCommandLine } from './parse.js'
+
+/**
+ * Run the CLI. Exit codes: 0 success, 1 failure (including "the check found a
+ * problem"), 2 usage error, 3 timed out waiting for a verdict.
+ */
+export async function main (argv: string[], io?: Partial<CliIO>): Promise<number> {
+  const controller = new AbortController()
+  const stop = (): void => { controller.abort(new BuildhausError('interrupted')) }
+  const ownSignals = io?.signal === undefined
+  if (ownSignals) {
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  }
+  const cli: CliIO = {
+    stdout: io?.stdout ?? process.stdout,
+    stderr: io?.stderr ?? process.stderr,
+    env: io?.env ?? process.env,
+    signal: io?.signal ?? controller.signal
+  }
+  try {
+    const parsed = parseCommandLine(argv, commands)
+    if ('version' in parsed) {
+      cli.stdout.write(`buildhaus-node ${packageVersion()}\n`)
+      return 0
+    }
+    if ('help' in parsed) {
+      cli.stdout.write(formatHelp(commands, parsed.command))
+      return 0
+    }
+    return await parsed.command.run(parsed.values, parsed.positionals, cli)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      cli.stderr.write(`buildhaus-node: ${err.message}\n`)
+      return 2
+    }
+    if (err instanceof BuildhausError) {
+      cli.stderr.write(`buildhaus-node: ${err.message}\n`)
+      return 1
+    }
+    cli.stderr.write(`buildhaus-node: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    return 1
+  } finally {
+    if (ownSignals) {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+    }
+  }
+}
