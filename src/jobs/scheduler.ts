@@ -1,3 +1,4 @@
+import { InvalidInputError } from '../util/errors.js'
 import { CLAIM_OVERRUN_MS } from './constants.js'
 import { rank } from './rendezvous.js'
 import { offersAll, slotKey } from './selector.js'
@@ -236,7 +237,7 @@ export function decideRefusals (input: ClaimInput): RefusalDecision[] {
  */
 export function explainUnmatched (job: JobView, selector: string, members: readonly Member[], now: number): LivenessNote | undefined {
   const platform = job.platforms.find((p) => p.selector === selector)
-  if (platform === undefined) throw new RangeError(`job ${job.id} has no platform ${selector}`)
+  if (platform === undefined) throw new InvalidInputError(`job ${job.id} has no platform ${selector}`)
   if (!isOpen(job, platform)) return undefined
   const matching = members.filter((m) => offersAll(m.platforms, platform.labels))
   if (matching.length === 0) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }

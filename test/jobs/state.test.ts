@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { foldAll, foldJob, withLiveness } from '../../src/jobs/state.js'
 import type { TrustPolicy } from '../../src/jobs/trust.js'
@@ -261,5 +262,35 @@ describe('the fold', () => {
     const job = submitter.job()
     expect(() => foldJob(submitter.cancel(job), [])).toThrow(/is a cancel, not a job/)
     expect(() => foldJob(job, [], { quorum: 0 })).toThrow('the quorum must be a whole number of builders, at least 1; got 0')
+  })
+})
+
+describe('the fold, by property', () => {
+  it('any entries in any order give the same view, and a decided platform has exactly one outcome at quorum', () => {
+    const world = new World()
+    const submitter = world.author()
+    const builders = Array.from({ length: 5 }, () => world.author())
+    const job = submitter.job({ platforms: platforms(['linux-x64', 3], ['macos-arm64', 2]), independent: ['dist/*.tar.gz'] })
+    const outcomes = [{}, { artifacts: EVIL }, { status: 'fail' as const }, { status: 'refused' as const, steps: [], artifacts: [], log: null, logSize: 0 }]
+    // Pre-sign a pool of entries; properties pick subsets and orders of it.
+    const pool = builders.flatMap((b) => ['linux-x64', 'macos-arm64'].flatMap((platform) => [
+      b.claim(job, platform),
+      ...outcomes.map((o) => b.result(job, { platform, ...o }))
+    ]))
+    pool.push(submitter.cancel(job))
+    fc.assert(fc.property(
+      fc.subarray(pool), fc.integer({ min: 1, max: 1 << 30 }), fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      (chosen, seed, quorum) => {
+        const policy: TrustPolicy = quorum === undefined ? {} : { quorum }
+        const view = foldJob(job, chosen, policy)
+        expect(JSON.stringify(foldJob(job, shuffled(chosen, seed), policy))).toBe(JSON.stringify(view))
+        for (const p of view.platforms) {
+          const agreeing = p.results.filter((r) => r.agrees === true && r.counted).length
+          if (p.verdict === 'verified' || p.verdict === 'failed') expect(agreeing).toBeGreaterThanOrEqual(p.quorum)
+          else expect(p.results.every((r) => r.agrees === null)).toBe(true)
+          if (p.verdict === 'mismatch') expect(p.mismatch!.groups.length).toBeGreaterThan(1)
+        }
+      }
+    ), { numRuns: 300 })
   })
 })
