@@ -70,3 +70,12 @@ export const CLAIM_LEASE_MS = 15_000
  * the slot. Covers fetching the source and unpacking before the clock starts.
  */
 export const CLAIM_OVERRUN_MS = 10 * 60_000
+
+/**
+ * A slot with missing replicas and no change for this long designates one
+ * more node, and another each further period (at most twice the missing
+ * count in all): a designated node that is live and free but never claims
+ * (it has not synced the job yet, or runs a faulty version) cannot stall a
+ * slot forever. Twice the lease, so a healthy node always claims first.
+ */
+export const CLAIM_ESCALATE_MS = 2 * CLAIM_LEASE_MS

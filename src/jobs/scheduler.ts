@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../util/errors.js'
-import { CLAIM_OVERRUN_MS } from './constants.js'
+import { CLAIM_ESCALATE_MS, CLAIM_OVERRUN_MS } from './constants.js'
 import { rank } from './rendezvous.js'
 import { offersAll, slotKey } from './selector.js'
 import { shortKey } from './verdict.js'
@@ -75,6 +75,12 @@ export interface SlotState {
   holding: string[]
   /** replicas − delivered − holding. */
   missing: number
+  /**
+   * When the slot last changed, ms since the epoch: the latest of the job's
+   * time, claims' and results' times, and the moment each claim that no
+   * longer holds stopped holding.
+   */
+  since: number
 }
 
 /**
@@ -91,15 +97,23 @@ export function slotState (job: JobView, platform: PlatformView, now: number, li
   for (const c of platform.claims) leases.set(c.builder, Math.max(leases.get(c.builder) ?? 0, c.lease))
   const key = slotKey(job.id, platform.selector)
   const holding: string[] = []
+  let since = job.time
+  for (const entry of [...platform.claims, ...platform.results]) since = Math.max(since, entry.time)
   for (const [builder, lease] of leases) {
     if (delivered.has(builder) || refused.has(builder)) continue
     if (now < lease) { holding.push(builder); continue }
     const member = live.get(builder)
-    if (member !== undefined && member.running.includes(key) && now <= lease + job.spec.timeout * 1000 + CLAIM_OVERRUN_MS) holding.push(builder)
+    const overrun = lease + job.spec.timeout * 1000 + CLAIM_OVERRUN_MS
+    if (member !== undefined && member.running.includes(key)) {
+      if (now <= overrun) { holding.push(builder); continue }
+      since = Math.max(since, overrun)
+    } else {
+      since = Math.max(since, lease)
+    }
   }
   holding.sort()
   const involved = new Set([...leases.keys(), ...delivered, ...refusedAny])
-  return { delivered, refused, involved, holding, missing: platform.replicas - delivered.size - holding.length }
+  return { delivered, refused, involved, holding, missing: platform.replicas - delivered.size - holding.length, since }
 }
 
 /** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
@@ -179,19 +193,27 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
   const remaining = new Map<string, number>()
   for (const m of live.values()) remaining.set(m.author, Math.max(0, m.free))
 
+  const eligible = (m: Member, job: JobView, platform: PlatformView, state: SlotState): boolean =>
+    offersAll(m.platforms, platform.labels) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
+  const me = live.get(self.author)!
+  const slots = fairShareOrder(input.jobs).map(({ job, platform }) => ({ job, platform, state: slotState(job, platform, now, live) }))
+  // Slots after the last one self could take cannot change what self does: skip their hashing.
+  let last = -1
+  slots.forEach(({ job, platform, state }, i) => { if (state.missing > 0 && eligible(me, job, platform, state)) last = i })
+
   const claims: ClaimDecision[] = []
   const refusals: RefusalDecision[] = []
-  for (const { job, platform } of fairShareOrder(input.jobs)) {
-    const state = slotState(job, platform, now, live)
+  for (const { job, platform, state } of slots.slice(0, last + 1)) {
+    // Once self has no free slot left, nothing later can designate it.
+    if (remaining.get(self.author) === 0) break
     if (state.missing <= 0) continue
-    const eligible = [...live.values()]
-      .filter((m) => offersAll(m.platforms, platform.labels) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author))
-      .map((m) => m.author)
-    const ranked = rank(job.id, platform.selector, eligible)
+    const candidates = [...live.values()].filter((m) => eligible(m, job, platform, state)).map((m) => m.author)
+    const ranked = rank(job.id, platform.selector, candidates)
+    const wanted = state.missing + escalation(state, now)
     const designated: string[] = []
     const passedOver: string[] = []
     for (const author of ranked) {
-      if (designated.length >= state.missing) break
+      if (designated.length >= wanted) break
       if ((remaining.get(author) ?? 0) > 0) designated.push(author)
       else passedOver.push(author)
     }
@@ -204,15 +226,22 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     }
     const place = ranked.indexOf(self.author)
     const busy = passedOver.length > 0 ? `; passed over busy ${passedOver.map(shortKey).join(', ')}` : ''
+    const waited = wanted > state.missing ? `; unclaimed for ${Math.floor((now - state.since) / 1000)} s` : ''
     claims.push({
       job: job.id,
       platform: platform.selector,
       rank: place,
       lease: now + input.leaseMs,
-      reason: `ranked ${place + 1} of ${ranked.length} eligible for ${platform.selector}, ${state.missing} replica${state.missing > 1 ? 's' : ''} missing${busy}`
+      reason: `ranked ${place + 1} of ${ranked.length} eligible for ${platform.selector}, ${state.missing} replica${state.missing > 1 ? 's' : ''} missing${busy}${waited}`
     })
   }
   return { claims, refusals }
+}
+
+/** Extra designations for a slot that has waited: one per CLAIM_ESCALATE_MS without change, at most `missing`. */
+function escalation (state: SlotState, now: number): number {
+  const waited = Math.floor((now - state.since) / CLAIM_ESCALATE_MS)
+  return Math.max(0, Math.min(state.missing, waited))
 }
 
 /** The slots this node should claim right now (never more than self.free). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CLAIM_LEASE_MS, CLAIM_OVERRUN_MS } from '../../src/jobs/constants.js'
+import { CLAIM_ESCALATE_MS, CLAIM_LEASE_MS, CLAIM_OVERRUN_MS } from '../../src/jobs/constants.js'
 import { rank } from '../../src/jobs/rendezvous.js'
 import { decideClaims, decideRefusals, explainUnmatched, fairShareOrder, type Admission, type Member } from '../../src/jobs/scheduler.js'
 import { foldJob, withLiveness } from '../../src/jobs/state.js'
@@ -30,8 +30,10 @@ function claimants (members: Member[], jobs: JobView[], now = NOW): string[] {
   return members.filter((m) => decide(m.author, members, jobs, { now }).claims.length > 0).map((m) => m.author)
 }
 
+/** A world whose entries are written just before NOW, as in a live mesh. */
 function mesh (count: number) {
   const world = new World()
+  world.time = NOW - 10_000
   const submitter = world.author()
   const nodes: Author[] = Array.from({ length: count }, () => world.author())
   return { world, submitter, nodes }
@@ -86,10 +88,25 @@ describe('claiming without a master', () => {
     expect(claimants(running, [view(job, [claim])], later)).toEqual([])
     // Alive but no longer running it (restarted, lost the run): the slot goes on.
     const restarted = nodes.map((n) => member(n.key))
-    expect(claimants(restarted, [view(job, [claim])], later)).toEqual([ranked[1]])
+    expect(claimants(restarted, [view(job, [claim])], NOW + 1000)).toEqual([ranked[1]])
     // Running it far past the job's own timeout: stuck, the slot goes on.
     const stuck = NOW + (job.entry.body.timeout as number) * 1000 + CLAIM_OVERRUN_MS + 1
     expect(claimants(running, [view(job, [claim])], stuck)).toEqual([ranked[1]])
+  })
+
+  it('a slot left unclaimed by a live, free designated node designates one more node after a while', () => {
+    const { submitter, nodes } = mesh(4)
+    const job = submitter.job()
+    const members = nodes.map((n) => member(n.key))
+    const ranked = rank(job.id, 'linux-x64', nodes.map((n) => n.key))
+    const since = job.entry.time
+    expect(claimants(members, [view(job)], since + CLAIM_ESCALATE_MS - 1).sort()).toEqual(ranked.slice(0, 2).sort())
+    expect(claimants(members, [view(job)], since + CLAIM_ESCALATE_MS).sort()).toEqual(ranked.slice(0, 3).sort())
+    expect(decide(ranked[2]!, members, [view(job)], { now: since + CLAIM_ESCALATE_MS }).claims[0]!.reason).toBe('ranked 3 of 4 eligible for linux-x64, 2 replicas missing; unclaimed for 30 s')
+    // Never more than twice the missing replicas.
+    expect(claimants(members, [view(job)], since + 100 * CLAIM_ESCALATE_MS)).toHaveLength(4)
+    const oneMissing = view(job, [nodes[0]!.result(job)])
+    expect(claimants(members, [oneMissing], since + 100 * CLAIM_ESCALATE_MS)).toHaveLength(2)
   })
 
   it('results fill replicas; a builder that delivered is never designated again', () => {
@@ -136,6 +153,7 @@ describe('claiming without a master', () => {
 
   it('shares slots fairly between submitters: round-robin, then oldest first', () => {
     const world = new World()
+    world.time = NOW - 10_000
     const [busy, quiet, node] = [world.author(), world.author(), world.author()]
     const many = Array.from({ length: 5 }, (_, i) => view(busy.job({ name: `busy ${i}`, platforms: platforms(['linux-x64', 1]) })))
     const one = view(quiet.job({ name: 'quiet', platforms: platforms(['linux-x64', 1]) }))
