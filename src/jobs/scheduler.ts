@@ -69,8 +69,13 @@ export interface SlotState {
   delivered: Set<string>
   /** Builders whose only results are refusals. */
   refused: Set<string>
-  /** Builders with any claim or result: never candidates again for this slot. */
+  /** Builders with a result or a claim that holds the slot: not candidates for it. */
   involved: Set<string>
+  /**
+   * Builders whose claim lapsed without a result (crashed, restarted):
+   * candidates again, but ranked after every node that never claimed.
+   */
+  lapsed: Set<string>
   /** Claimants whose claim still holds the slot. */
   holding: string[]
   /** replicas − delivered − holding. */
@@ -112,8 +117,9 @@ export function slotState (job: JobView, platform: PlatformView, now: number, li
     }
   }
   holding.sort()
-  const involved = new Set([...leases.keys(), ...delivered, ...refusedAny])
-  return { delivered, refused, involved, holding, missing: platform.replicas - delivered.size - holding.length, since }
+  const involved = new Set([...holding, ...delivered, ...refusedAny])
+  const lapsed = new Set([...leases.keys()].filter((b) => !involved.has(b)))
+  return { delivered, refused, involved, lapsed, holding, missing: platform.replicas - delivered.size - holding.length, since }
 }
 
 /** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
@@ -169,7 +175,8 @@ export function fairShareOrder (jobs: readonly JobView[]): Array<{ job: JobView,
 /**
  * The plan every node computes alike: slots in fair-share order; per slot,
  * the live members that offer its labels, whose public flags accept the job
- * and that have not claimed or reported on it yet, ranked by rendezvous; the
+ * and that neither hold a claim on it nor reported on it, ranked by
+ * rendezvous (those whose earlier claim lapsed come last); the
  * first `missing` of them with a free slot left (busy ones are passed over,
  * and each designation uses up one of the member's free slots) are
  * designated. Self claims what it is designated for if its own policy admits
@@ -208,7 +215,10 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     if (remaining.get(self.author) === 0) break
     if (state.missing <= 0) continue
     const candidates = [...live.values()].filter((m) => eligible(m, job, platform, state)).map((m) => m.author)
-    const ranked = rank(job.id, platform.selector, candidates)
+    const ranked = [
+      ...rank(job.id, platform.selector, candidates.filter((a) => !state.lapsed.has(a))),
+      ...rank(job.id, platform.selector, candidates.filter((a) => state.lapsed.has(a)))
+    ]
     const wanted = state.missing + escalation(state, now)
     const designated: string[] = []
     const passedOver: string[] = []
@@ -259,7 +269,7 @@ export function decideRefusals (input: ClaimInput): RefusalDecision[] {
  * - `unmatched: no live node offers linux-arm64`;
  * - `refused by policy: network` when every matching node that could still
  *   take part refuses the job (by its public flags or a `refused` result);
- * - `unmatched: all N live nodes offering X have already built it; …` when
+ * - `unmatched: all N live nodes offering X already took part; …` when
  *   more replicas are wanted than live matching nodes exist;
  * - `queued: all N matching nodes are busy` (the verdict stays pending);
  * - undefined when someone holds or can take the slot now.

@@ -89,6 +89,9 @@ describe('claiming without a master', () => {
     // Alive but no longer running it (restarted, lost the run): the slot goes on.
     const restarted = nodes.map((n) => member(n.key))
     expect(claimants(restarted, [view(job, [claim])], NOW + 1000)).toEqual([ranked[1]])
+    // A lone node whose own claim lapsed (it restarted) takes the slot again.
+    const alone = [member(first.key)]
+    expect(claimants(alone, [view(job, [claim])], NOW + 1000)).toEqual([first.key])
     // Running it far past the job's own timeout: stuck, the slot goes on.
     const stuck = NOW + (job.entry.body.timeout as number) * 1000 + CLAIM_OVERRUN_MS + 1
     expect(claimants(running, [view(job, [claim])], stuck)).toEqual([ranked[1]])
