@@ -1,0 +1,13 @@
+/** The jobs layer's public surface: spec, entry bodies, the fold, verdicts, trust, reputation, claiming. */
+export * from './constants.js'
+export * from './errors.js'
+export * from './selector.js'
+export * from './bodies.js'
+export * from './spec.js'
+export * from './view.js'
+export * from './trust.js'
+export * from './verdict.js'
+export * from './state.js'
+export * from './reputation.js'
+export * from './rendezvous.js'
+export * from './scheduler.js'

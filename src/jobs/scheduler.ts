@@ -1,0 +1,302 @@
+import { InvalidInputError } from '../util/errors.js'
+import { CLAIM_ESCALATE_MS, CLAIM_OVERRUN_MS } from './constants.js'
+import { rank } from './rendezvous.js'
+import { offersAll, slotKey } from './selector.js'
+import { shortKey } from './verdict.js'
+import type { JobView, LivenessNote, PlatformView } from './view.js'
+
+/**
+ * Claiming without a master: each node decides alone, from the log (folded
+ * job views) and live presence, which slots it should claim now. Every node
+ * runs the same deterministic plan over the same inputs, so they agree on who
+ * takes what without talking; when their inputs differ for a moment (a
+ * heartbeat not yet heard) the worst case is a duplicate run, which is
+ * harmless evidence.
+ */
+
+/** A live node as presence knows it; gossip's member records satisfy this structurally. */
+export interface Member {
+  author: string
+  platforms: string[]
+  slots: number
+  free: number
+  /** `<job id>/<selector>` of every slot it is running. */
+  running: string[]
+  accepts: { network: boolean, root: boolean }
+  lastSeen: number
+}
+
+export type Admission = { ok: true } | { ok: false, reason: string }
+
+export interface SelfNode {
+  author: string
+  platforms: string[]
+  free: number
+  /** The volunteer's full admission policy; others only see its `accepts` flags. */
+  admit: (job: JobView) => Admission
+}
+
+export interface ClaimInput {
+  now: number
+  self: SelfNode
+  /** Live members, including self. */
+  members: Member[]
+  /** Open jobs (decided and cancelled ones are skipped anyway). */
+  jobs: JobView[]
+  leaseMs: number
+}
+
+export interface ClaimDecision {
+  job: string
+  platform: string
+  /** Self's place (0 = first) in the slot's rendezvous ranking of eligible nodes. */
+  rank: number
+  /** The lease to write in the claim: now + leaseMs. */
+  lease: number
+  reason: string
+}
+
+/** A slot the mesh expects this node to take but its private policy refuses: publish a `refused` result so the next node takes it. */
+export interface RefusalDecision {
+  job: string
+  platform: string
+  reason: string
+}
+
+/** Who has taken part in a slot, and how many more builders it needs now. */
+export interface SlotState {
+  /** Builders with a non-refused result. */
+  delivered: Set<string>
+  /** Builders whose only results are refusals. */
+  refused: Set<string>
+  /** Builders with a result or a claim that holds the slot: not candidates for it. */
+  involved: Set<string>
+  /**
+   * Builders whose claim lapsed without a result (crashed, restarted):
+   * candidates again, but ranked after every node that never claimed.
+   */
+  lapsed: Set<string>
+  /** Claimants whose claim still holds the slot. */
+  holding: string[]
+  /** replicas − delivered − holding. */
+  missing: number
+  /**
+   * When the slot last changed, ms since the epoch: the latest of the job's
+   * time, claims' and results' times, and the moment each claim that no
+   * longer holds stopped holding.
+   */
+  since: number
+}
+
+/**
+ * A claim holds its slot while its lease has not passed, or while the
+ * claimant is live and lists the slot as running (heartbeats renew it), but
+ * never past the job's timeout plus CLAIM_OVERRUN_MS after the lease.
+ */
+export function slotState (job: JobView, platform: PlatformView, now: number, live: ReadonlyMap<string, Member>): SlotState {
+  const delivered = new Set<string>()
+  const refusedAny = new Set<string>()
+  for (const r of platform.results) (r.status === 'refused' ? refusedAny : delivered).add(r.builder)
+  const refused = new Set([...refusedAny].filter((b) => !delivered.has(b)))
+  const leases = new Map<string, number>()
+  for (const c of platform.claims) leases.set(c.builder, Math.max(leases.get(c.builder) ?? 0, c.lease))
+  const key = slotKey(job.id, platform.selector)
+  const holding: string[] = []
+  let since = job.time
+  for (const entry of [...platform.claims, ...platform.results]) since = Math.max(since, entry.time)
+  for (const [builder, lease] of leases) {
+    if (delivered.has(builder) || refused.has(builder)) continue
+    if (now < lease) { holding.push(builder); continue }
+    const member = live.get(builder)
+    const overrun = lease + job.spec.timeout * 1000 + CLAIM_OVERRUN_MS
+    if (member !== undefined && member.running.includes(key)) {
+      if (now <= overrun) { holding.push(builder); continue }
+      since = Math.max(since, overrun)
+    } else {
+      since = Math.max(since, lease)
+    }
+  }
+  holding.sort()
+  const involved = new Set([...holding, ...delivered, ...refusedAny])
+  const lapsed = new Set([...leases.keys()].filter((b) => !involved.has(b)))
+  return { delivered, refused, involved, lapsed, holding, missing: platform.replicas - delivered.size - holding.length, since }
+}
+
+/** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
+export function policyRefusals (member: Pick<Member, 'accepts'>, job: JobView): string[] {
+  const refusals: string[] = []
+  if (job.spec.network && !member.accepts.network) refusals.push('network')
+  if (job.spec.root && !member.accepts.root) refusals.push('root')
+  return refusals
+}
+
+function isOpen (job: JobView, platform: PlatformView): boolean {
+  return !job.cancelled && job.verdict !== 'cancelled' && (platform.verdict === 'pending' || platform.verdict === 'unmatched')
+}
+
+interface Slot { job: JobView, platform: PlatformView, index: number }
+
+function compareSlots (a: Slot, b: Slot): number {
+  return a.job.clock - b.job.clock || a.job.time - b.job.time ||
+    (a.job.id < b.job.id ? -1 : a.job.id > b.job.id ? 1 : 0) || a.index - b.index
+}
+
+/**
+ * Fair share: round-robin over submitters (in order of their oldest open
+ * slot), each submitter's slots oldest first (Lamport clock, then time, then
+ * id). A submitter with a hundred queued jobs gets one slot per round like
+ * everyone else.
+ */
+export function fairShareOrder (jobs: readonly JobView[]): Array<{ job: JobView, platform: PlatformView }> {
+  const bySubmitter = new Map<string, Slot[]>()
+  const seen = new Set<string>()
+  for (const job of jobs) {
+    if (seen.has(job.id)) continue
+    seen.add(job.id)
+    job.platforms.forEach((platform, index) => {
+      if (!isOpen(job, platform)) return
+      const list = bySubmitter.get(job.submitter)
+      if (list === undefined) bySubmitter.set(job.submitter, [{ job, platform, index }])
+      else list.push({ job, platform, index })
+    })
+  }
+  const queues = [...bySubmitter.values()].map((slots) => slots.sort(compareSlots)).sort((a, b) => compareSlots(a[0]!, b[0]!))
+  const total = queues.reduce((n, queue) => n + queue.length, 0)
+  const ordered: Array<{ job: JobView, platform: PlatformView }> = []
+  for (let round = 0; ordered.length < total; round++) {
+    for (const queue of queues) {
+      const slot = queue[round]
+      if (slot !== undefined) ordered.push({ job: slot.job, platform: slot.platform })
+    }
+  }
+  return ordered
+}
+
+/**
+ * The plan every node computes alike: slots in fair-share order; per slot,
+ * the live members that offer its labels, whose public flags accept the job
+ * and that neither hold a claim on it nor reported on it, ranked by
+ * rendezvous (those whose earlier claim lapsed come last); the
+ * first `missing` of them with a free slot left (busy ones are passed over,
+ * and each designation uses up one of the member's free slots) are
+ * designated. Self claims what it is designated for if its own policy admits
+ * the job, and otherwise refuses it publicly.
+ */
+export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refusals: RefusalDecision[] } {
+  const { now, self } = input
+  const live = new Map<string, Member>()
+  for (const m of input.members) live.set(m.author, m)
+  const heard = live.get(self.author)
+  // Self's own platforms and free slots are authoritative; its public flags are what others see.
+  live.set(self.author, {
+    author: self.author,
+    platforms: self.platforms,
+    slots: heard?.slots ?? self.free,
+    free: self.free,
+    running: heard?.running ?? [],
+    accepts: heard?.accepts ?? { network: true, root: true },
+    lastSeen: heard?.lastSeen ?? now
+  })
+  const remaining = new Map<string, number>()
+  for (const m of live.values()) remaining.set(m.author, Math.max(0, m.free))
+
+  const eligible = (m: Member, job: JobView, platform: PlatformView, state: SlotState): boolean =>
+    offersAll(m.platforms, platform.labels) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
+  const me = live.get(self.author)!
+  const slots = fairShareOrder(input.jobs).map(({ job, platform }) => ({ job, platform, state: slotState(job, platform, now, live) }))
+  // Slots after the last one self could take cannot change what self does: skip their hashing.
+  let last = -1
+  slots.forEach(({ job, platform, state }, i) => { if (state.missing > 0 && eligible(me, job, platform, state)) last = i })
+
+  const claims: ClaimDecision[] = []
+  const refusals: RefusalDecision[] = []
+  for (const { job, platform, state } of slots.slice(0, last + 1)) {
+    // Once self has no free slot left, nothing later can designate it.
+    if (remaining.get(self.author) === 0) break
+    if (state.missing <= 0) continue
+    const candidates = [...live.values()].filter((m) => eligible(m, job, platform, state)).map((m) => m.author)
+    const ranked = [
+      ...rank(job.id, platform.selector, candidates.filter((a) => !state.lapsed.has(a))),
+      ...rank(job.id, platform.selector, candidates.filter((a) => state.lapsed.has(a)))
+    ]
+    const wanted = state.missing + escalation(state, now)
+    const designated: string[] = []
+    const passedOver: string[] = []
+    for (const author of ranked) {
+      if (designated.length >= wanted) break
+      if ((remaining.get(author) ?? 0) > 0) designated.push(author)
+      else passedOver.push(author)
+    }
+    for (const author of designated) remaining.set(author, remaining.get(author)! - 1)
+    if (!designated.includes(self.author)) continue
+    const admission = self.admit(job)
+    if (!admission.ok) {
+      refusals.push({ job: job.id, platform: platform.selector, reason: admission.reason })
+      continue
+    }
+    const place = ranked.indexOf(self.author)
+    const busy = passedOver.length > 0 ? `; passed over busy ${passedOver.map(shortKey).join(', ')}` : ''
+    const waited = wanted > state.missing ? `; unclaimed for ${Math.floor((now - state.since) / 1000)} s` : ''
+    claims.push({
+      job: job.id,
+      platform: platform.selector,
+      rank: place,
+      lease: now + input.leaseMs,
+      reason: `ranked ${place + 1} of ${ranked.length} eligible for ${platform.selector}, ${state.missing} replica${state.missing > 1 ? 's' : ''} missing${busy}${waited}`
+    })
+  }
+  return { claims, refusals }
+}
+
+/** Extra designations for a slot that has waited: one per CLAIM_ESCALATE_MS without change, at most `missing`. */
+function escalation (state: SlotState, now: number): number {
+  const waited = Math.floor((now - state.since) / CLAIM_ESCALATE_MS)
+  return Math.max(0, Math.min(state.missing, waited))
+}
+
+/** The slots this node should claim right now (never more than self.free). */
+export function decideClaims (input: ClaimInput): ClaimDecision[] {
+  return planClaims(input).claims
+}
+
+/** The slots this node is designated for but its private policy refuses. */
+export function decideRefusals (input: ClaimInput): RefusalDecision[] {
+  return planClaims(input).refusals
+}
+
+/**
+ * Why nobody takes a pending platform, from live presence:
+ * - `unmatched: no live node offers linux-arm64`;
+ * - `refused by policy: network` when every matching node that could still
+ *   take part refuses the job (by its public flags or a `refused` result);
+ * - `unmatched: all N live nodes offering X already took part; …` when
+ *   more replicas are wanted than live matching nodes exist;
+ * - `queued: all N matching nodes are busy` (the verdict stays pending);
+ * - undefined when someone holds or can take the slot now.
+ */
+export function explainUnmatched (job: JobView, selector: string, members: readonly Member[], now: number): LivenessNote | undefined {
+  const platform = job.platforms.find((p) => p.selector === selector)
+  if (platform === undefined) throw new InvalidInputError(`job ${job.id} has no platform ${selector}`)
+  if (!isOpen(job, platform)) return undefined
+  const matching = members.filter((m) => offersAll(m.platforms, platform.labels))
+  if (matching.length === 0) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }
+  const live = new Map(members.map((m) => [m.author, m]))
+  const state = slotState(job, platform, now, live)
+  if (state.missing <= 0) return undefined
+  const fresh = matching.filter((m) => !state.involved.has(m.author))
+  const admitting = fresh.filter((m) => policyRefusals(m, job).length === 0)
+  if (admitting.length > 0) {
+    if (admitting.every((m) => m.free <= 0)) return { verdict: 'pending', reason: `queued: all ${admitting.length} matching node${admitting.length > 1 ? 's are' : ' is'} busy` }
+    return undefined
+  }
+  const reasons = new Set<string>()
+  for (const m of fresh) for (const r of policyRefusals(m, job)) reasons.add(r)
+  for (const r of platform.results) {
+    if (r.status === 'refused' && state.refused.has(r.builder) && live.has(r.builder)) reasons.add(r.reason ?? 'refused')
+  }
+  if (reasons.size > 0) return { verdict: 'unmatched', reason: `refused by policy: ${[...reasons].sort().join(', ')}` }
+  return {
+    verdict: 'unmatched',
+    reason: `unmatched: all ${matching.length} live node${matching.length > 1 ? 's' : ''} offering ${selector} already took part; ${state.missing} more result${state.missing > 1 ? 's' : ''} wanted`
+  }
+}

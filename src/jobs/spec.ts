@@ -1,0 +1,252 @@
+import { open } from 'node:fs/promises'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { MAX_ENTRY_BYTES } from '../ledger/constants.js'
+import { canonicalJson } from '../util/canonical-json.js'
+import { describeError } from '../util/errors.js'
+import { globSchema, jobBodySchema, limitsSchema, stepSchema, type JobBody, type JobLimits, type JobStep } from './bodies.js'
+import {
+  DEFAULT_REPLICAS, MAX_GLOBS, MAX_PLATFORMS, MAX_REPLICAS, MAX_SPEC_FILE_BYTES, MAX_STEPS,
+  MAX_TIMEOUT_S, MIN_TIMEOUT_S, SPEC_FILE_NAME
+} from './constants.js'
+import { JobSpecError } from './errors.js'
+import { describeIssues } from './issues.js'
+import { normaliseLabels, parseSelector } from './selector.js'
+
+/**
+ * `buildhaus.json`, the job description in a submitted directory, and how it
+ * becomes a `job` entry body together with the CLI's overrides.
+ */
+
+/** buildhaus.json after validation; platforms are normalised label lists. */
+export interface JobSpec {
+  name: string
+  /** Absent when the file leaves platforms to `--platform`. */
+  platforms?: string[][]
+  /** One count for every platform, or counts per selector name (others get the default). */
+  replicas?: number | Record<string, number>
+  steps: JobStep[]
+  artifacts: string[]
+  independent: string[]
+  /** Seconds; absent when the file leaves it to `--timeout`. */
+  timeout?: number
+  resources: JobLimits
+  network: boolean
+  root: boolean
+}
+
+/** What the CLI (`submit --platform SEL --replicas N --timeout S`) may override. */
+export interface SpecOverrides {
+  /** Replaces the file's platforms; `a+b` means a node needs both labels. */
+  platforms?: string[]
+  /** Replaces every platform's replica count. */
+  replicas?: number
+  /** Replaces the timeout, in seconds. */
+  timeout?: number
+}
+
+export interface SourceRef {
+  /** sha256 (hex) of the source archive blob. */
+  hash: string
+  /** Its size in bytes. */
+  size: number
+}
+
+const platformEntry = z.unknown().transform((value, ctx): string[] => {
+  try {
+    if (typeof value === 'string') return parseSelector(value)
+    if (Array.isArray(value) && value.every((label) => typeof label === 'string')) {
+      if (value.some((label) => label.includes('+'))) throw new Error('write a selector either as "a+b" or as ["a", "b"], not both')
+      return normaliseLabels(value)
+    }
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `must be a platform selector: ${(err as Error).message}` })
+    return z.NEVER
+  }
+  ctx.addIssue({ code: 'custom', message: 'must be a selector: a label string such as "linux-x64" (or "linux-x64+debian-12"), or an array of labels' })
+  return z.NEVER
+})
+
+const replicaCount = z.int().min(1).max(MAX_REPLICAS)
+
+const specSchema = z.strictObject({
+  name: jobBodySchema.shape.name,
+  platforms: z.array(platformEntry).min(1).max(MAX_PLATFORMS).optional(),
+  replicas: z.union([replicaCount, z.record(z.string(), replicaCount)], {
+    error: `must be a replica count (1 to ${MAX_REPLICAS}) or an object mapping selectors to counts`
+  }).optional(),
+  steps: z.array(stepSchema).min(1).max(MAX_STEPS),
+  artifacts: z.array(globSchema).max(MAX_GLOBS).optional(),
+  independent: z.array(globSchema).max(MAX_GLOBS).optional(),
+  timeout: z.int().min(MIN_TIMEOUT_S).max(MAX_TIMEOUT_S).optional(),
+  resources: limitsSchema.optional(),
+  network: z.boolean().optional(),
+  root: z.boolean().optional()
+}).superRefine((spec, ctx) => {
+  const names = new Set<string>()
+  spec.steps.forEach((step, i) => {
+    if (names.has(step.name)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'name'], message: `repeats the step name ${JSON.stringify(step.name)}: step names must be unique` })
+    names.add(step.name)
+  })
+  const selectors = new Set<string>()
+  spec.platforms?.forEach((labels, i) => {
+    const name = labels.join('+')
+    if (selectors.has(name)) ctx.addIssue({ code: 'custom', path: ['platforms', i], message: `repeats the platform ${JSON.stringify(name)}` })
+    selectors.add(name)
+  })
+  if (spec.replicas !== undefined && typeof spec.replicas === 'object') {
+    for (const key of Object.keys(spec.replicas)) {
+      let name: string
+      try {
+        name = parseSelector(key).join('+')
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['replicas', key], message: `is not a platform selector: ${(err as Error).message}` })
+        continue
+      }
+      if (spec.platforms !== undefined && !selectors.has(name)) {
+        ctx.addIssue({ code: 'custom', path: ['replicas', key], message: `names no platform of "platforms" (${[...selectors].join(', ')})` })
+      }
+    }
+  }
+})
+
+/** Validate the parsed JSON of a buildhaus.json. Throws JobSpecError naming the field and what is expected. */
+export function validateJobSpec (value: unknown, file = SPEC_FILE_NAME): JobSpec {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new JobSpecError(`${file}: must hold a JSON object such as {"name": …, "platforms": […], "steps": […]}`)
+  }
+  const parsed = specSchema.safeParse(value, { reportInput: true })
+  if (!parsed.success) throw new JobSpecError(`${file}: ${describeIssues(parsed.error)}`)
+  const spec = parsed.data
+  let replicas: JobSpec['replicas']
+  if (typeof spec.replicas === 'object') {
+    replicas = {}
+    for (const [key, count] of Object.entries(spec.replicas)) replicas[parseSelector(key).join('+')] = count
+  } else {
+    replicas = spec.replicas
+  }
+  return {
+    name: spec.name,
+    ...(spec.platforms !== undefined ? { platforms: spec.platforms } : {}),
+    ...(replicas !== undefined ? { replicas } : {}),
+    steps: spec.steps.map((step) => ({ name: step.name, run: step.run })),
+    artifacts: spec.artifacts ?? [],
+    independent: spec.independent ?? [],
+    ...(spec.timeout !== undefined ? { timeout: spec.timeout } : {}),
+    resources: definedOnly(spec.resources ?? {}),
+    network: spec.network ?? false,
+    root: spec.root ?? false
+  }
+}
+
+/** Parse the text of a buildhaus.json. */
+export function parseJobSpec (text: string, file = SPEC_FILE_NAME): JobSpec {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new JobSpecError(`${file}: not valid JSON (${describeError(err)})`)
+  }
+  return validateJobSpec(value, file)
+}
+
+/** Read and validate `<dir>/buildhaus.json`, bounded in size. */
+export async function readJobSpec (dir: string): Promise<JobSpec> {
+  const path = join(dir, SPEC_FILE_NAME)
+  let handle
+  try {
+    handle = await open(path, 'r')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new JobSpecError(`there is no ${SPEC_FILE_NAME} in ${dir}: add one describing the job's name, platforms and steps (see docs/JOBS.md)`)
+    throw new JobSpecError(`cannot read ${path}: ${describeError(err)}`)
+  }
+  try {
+    const buffer = Buffer.alloc(MAX_SPEC_FILE_BYTES + 1)
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
+    if (bytesRead > MAX_SPEC_FILE_BYTES) throw new JobSpecError(`${path} is larger than ${MAX_SPEC_FILE_BYTES} bytes: a job description should be small`)
+    return parseJobSpec(buffer.subarray(0, bytesRead).toString('utf8'), SPEC_FILE_NAME)
+  } finally {
+    await handle.close()
+  }
+}
+
+function definedOnly<T extends object> (value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}
+
+function overridePlatforms (selectors: string[]): string[][] {
+  if (selectors.length === 0) throw new JobSpecError('--platform was given no selector')
+  if (selectors.length > MAX_PLATFORMS) throw new JobSpecError(`at most ${MAX_PLATFORMS} --platform selectors, got ${selectors.length}`)
+  const seen = new Set<string>()
+  return selectors.map((text) => {
+    let labels: string[]
+    try {
+      labels = parseSelector(text)
+    } catch (err) {
+      throw new JobSpecError(`--platform ${JSON.stringify(text)}: ${(err as Error).message}`)
+    }
+    const name = labels.join('+')
+    if (seen.has(name)) throw new JobSpecError(`--platform ${name} is given twice`)
+    seen.add(name)
+    return labels
+  })
+}
+
+function checkIntegerOption (flag: string, value: number, min: number, max: number, unit = ''): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new JobSpecError(`${flag} must be a whole number from ${min} to ${max}${unit}, got ${value}`)
+  }
+}
+
+/**
+ * Everything the maximum size of a job entry leaves for the body: the
+ * envelope (author, ids, signature, field names) takes well under 1 KiB.
+ */
+const MAX_JOB_BODY_BYTES = MAX_ENTRY_BYTES - 1024
+
+/**
+ * The `job` entry body for a validated spec, the CLI's overrides and the
+ * source archive blob. Platforms keep the order the submitter wrote (the
+ * dashboard's columns). Throws JobSpecError.
+ */
+export function jobBodyFromSpec (spec: JobSpec, overrides: SpecOverrides, source: SourceRef): JobBody {
+  if (overrides.replicas !== undefined) checkIntegerOption('--replicas', overrides.replicas, 1, MAX_REPLICAS)
+  if (overrides.timeout !== undefined) checkIntegerOption('--timeout', overrides.timeout, MIN_TIMEOUT_S, MAX_TIMEOUT_S, ' seconds')
+  const platforms = overrides.platforms !== undefined ? overridePlatforms(overrides.platforms) : spec.platforms
+  if (platforms === undefined) {
+    throw new JobSpecError(`${SPEC_FILE_NAME}: platforms is required (e.g. "platforms": ["linux-x64"]), or pass --platform`)
+  }
+  const timeout = overrides.timeout ?? spec.timeout
+  if (timeout === undefined) {
+    throw new JobSpecError(`${SPEC_FILE_NAME}: timeout is required (the job's wall-clock limit in seconds, ${MIN_TIMEOUT_S} to ${MAX_TIMEOUT_S}), or pass --timeout`)
+  }
+  const replicasFor = (selector: string): number => {
+    if (overrides.replicas !== undefined) return overrides.replicas
+    if (typeof spec.replicas === 'number') return spec.replicas
+    return spec.replicas?.[selector] ?? DEFAULT_REPLICAS
+  }
+  const body: JobBody = {
+    name: spec.name,
+    source: source.hash,
+    sourceSize: source.size,
+    steps: spec.steps.map((step) => ({ name: step.name, run: step.run })),
+    platforms: platforms.map((labels) => {
+      const selector = labels.join('+')
+      return { selector, labels: [...labels], replicas: replicasFor(selector) }
+    }),
+    artifacts: [...spec.artifacts],
+    independent: [...spec.independent],
+    timeout,
+    limits: definedOnly({ ...spec.resources }),
+    network: spec.network,
+    root: spec.root
+  }
+  const checked = jobBodySchema.safeParse(body, { reportInput: true })
+  if (!checked.success) throw new JobSpecError(`the job is invalid: ${describeIssues(checked.error)}`)
+  const bytes = Buffer.byteLength(canonicalJson(body))
+  if (bytes > MAX_JOB_BODY_BYTES) {
+    throw new JobSpecError(`${SPEC_FILE_NAME}: the job is ${bytes} bytes once encoded and the limit is ${MAX_JOB_BODY_BYTES}: shorten the steps (move long scripts into the source tree)`)
+  }
+  return body
+}

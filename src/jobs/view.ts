@@ -1,0 +1,132 @@
+import type { Artifact, BuildEnv, JobBody, ResultStatus, StepResult } from './bodies.js'
+
+/**
+ * The state of a job as the fold derives it from the log. Plain JSON data
+ * (no Sets, Maps or class instances): the API and the dashboard serialise it
+ * as it is, and equal inputs give byte-identical JSON.
+ */
+
+export type PlatformVerdict = 'pending' | 'verified' | 'failed' | 'mismatch' | 'unmatched'
+export type JobVerdict = PlatformVerdict | 'cancelled'
+export type CrossPlatformVerdict = 'agree' | 'mismatch' | 'pending' | 'none'
+
+export interface ClaimView {
+  builder: string
+  /** Expiry, ms since the epoch, as the claimant wrote it. */
+  lease: number
+  /** The claimant's wall time when it claimed. */
+  time: number
+  entry: string
+}
+
+export interface ResultView {
+  builder: string
+  status: ResultStatus
+  reason?: string
+  steps: StepResult[]
+  log: string | null
+  logSize: number
+  artifacts: Artifact[]
+  env: BuildEnv
+  start: number
+  end: number
+  /** The builder's wall time when it published. */
+  time: number
+  entry: string
+  /** The reader's policy believes this builder. */
+  trusted: boolean
+  /** The builder's latest non-refused result on this platform (by its seq): the one that can vote. */
+  latest: boolean
+  /** This result is one of the platform's votes: latest, and trusted. */
+  counted: boolean
+  /**
+   * Whether this builder's latest non-refused result matches the deciding
+   * group (computed for untrusted builders too, for reputation); null when
+   * no group decided or this result is not the builder's latest.
+   */
+  agrees: boolean | null
+}
+
+/** Builders that reported the same outcome: the same status and the same (path, sha256) list. */
+export interface OutcomeGroup {
+  builders: string[]
+  status: ResultStatus
+  artifacts: Artifact[]
+}
+
+export interface MismatchView {
+  statusDiffers: boolean
+  /** Paths whose hashes differ between groups or that some group lacks. */
+  files: string[]
+  groups: OutcomeGroup[]
+}
+
+export interface PlatformView {
+  selector: string
+  labels: string[]
+  replicas: number
+  /** Agreeing distinct builders needed, under the reader's policy. */
+  quorum: number
+  verdict: PlatformVerdict
+  reason?: string
+  /** Distinct builders in the deciding group, or in the largest group while undecided. */
+  agreeing: number
+  /** The deciding group's artifacts (verified or failed platforms). */
+  artifacts?: Artifact[]
+  claims: ClaimView[]
+  results: ResultView[]
+  mismatch?: MismatchView
+}
+
+export interface CrossPlatformFile {
+  path: string
+  /** selector → sha256, for each verified platform that produced the file. */
+  hashes: Record<string, string>
+  agree: boolean
+}
+
+export interface CrossPlatformView {
+  verdict: CrossPlatformVerdict
+  reason?: string
+  files: CrossPlatformFile[]
+}
+
+export interface DiagnosisView {
+  platform: string
+  /** sha256 of the report blob. */
+  report: string
+  summary: string
+  builders: string[]
+  files: string[]
+  author: string
+  time: number
+  entry: string
+}
+
+export interface JobView {
+  id: string
+  name: string
+  /** The job entry's author. */
+  submitter: string
+  time: number
+  clock: number
+  source: string
+  sourceSize: number
+  spec: JobBody
+  cancelled: boolean
+  cancelReason?: string
+  /** Job level: cancelled, else mismatch > failed > unmatched > pending > verified. */
+  verdict: JobVerdict
+  reason?: string
+  platforms: PlatformView[]
+  crossPlatform: CrossPlatformView
+  diagnoses: DiagnosisView[]
+  /** Ids of the job entry and every entry referring to it, in fold order. */
+  entries: string[]
+}
+
+/** What live presence adds to a pending platform (see explainUnmatched). */
+export interface LivenessNote {
+  verdict: 'unmatched' | 'pending'
+  reason: string
+}
