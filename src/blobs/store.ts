@@ -247,7 +247,7 @@ export class BlobStore {
       this.release(entry)
       throw err
     }
-    this.touch(entry)
+    this.bump(entry)
     const stream = handle.createReadStream({ highWaterMark: READ_CHUNK_BYTES, autoClose: true })
     stream.once('close', () => { this.release(entry) })
     return { size: entry.size, stream }
@@ -296,6 +296,14 @@ export class BlobStore {
       if (err instanceof BlobNotFoundError) return false
       throw err
     }
+  }
+
+  /** Count a use of the blob (e.g. a fetch that found it already here) for the LRU order. */
+  touch (hash: string): boolean {
+    assertBlobHash(hash)
+    const entry = this.entries.get(hash)
+    if (entry !== undefined) this.bump(entry)
+    return entry !== undefined
   }
 
   /** Keep the blob whatever the bound (e.g. the source of a job this node submitted, until the job is decided). */
@@ -348,7 +356,7 @@ export class BlobStore {
         this.totalBytes += size - entry.size
         entry.size = size
         entry.verified = true
-        this.touch(entry)
+        this.bump(entry)
       }
     })
     if (pin) await this.pin(hash)
@@ -356,7 +364,7 @@ export class BlobStore {
   }
 
   /** Mark a use: move to the most recently used end, and record it in the file's mtime for the next open. */
-  private touch (entry: Entry): void {
+  private bump (entry: Entry): void {
     if (this.entries.get(entry.hash) !== entry) return
     this.entries.delete(entry.hash)
     this.entries.set(entry.hash, entry)
