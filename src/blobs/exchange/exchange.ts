@@ -28,6 +28,7 @@ interface FetchJob {
   hash: string
   maxBytes: number
   fanOut: number
+  pin: boolean
   /** Candidates not yet asked, in preference order; later callers append theirs. */
   queue: PeerId[]
   seen: Set<string>
@@ -112,13 +113,15 @@ export class BlobExchange {
       if (stat !== undefined) {
         this.components.store.touch(hash)
         if (stat.size > maxBytes) throw new BlobTooLargeError(`blob ${hash} is ${stat.size} bytes, more than the ${maxBytes} allowed`)
+        if (options.pin === true) await this.components.store.pin(hash)
         return { hash, size: stat.size }
       }
     }
 
     let job = this.inflight.get(hash)
+    const joined = job !== undefined
     if (job === undefined) {
-      job = this.startJob(hash, maxBytes, clampFanOut(options.fanOut ?? this.fanOut))
+      job = this.startJob(hash, maxBytes, clampFanOut(options.fanOut ?? this.fanOut), options.pin === true)
     }
     for (const peer of options.from) {
       const key = peer.toString()
@@ -140,14 +143,17 @@ export class BlobExchange {
       }
     }
     if (result.size > maxBytes) throw new BlobTooLargeError(`blob ${hash} is ${result.size} bytes, more than the ${maxBytes} allowed`)
+    // The first caller's pin went in with the bytes; a later caller's is added now.
+    if (joined && options.pin === true) await this.components.store.pin(hash)
     return result
   }
 
-  private startJob (hash: string, maxBytes: number, fanOut: number): FetchJob {
+  private startJob (hash: string, maxBytes: number, fanOut: number, pin: boolean): FetchJob {
     const job: FetchJob = {
       hash,
       maxBytes,
       fanOut,
+      pin,
       queue: [],
       seen: new Set(),
       waiters: 0,
@@ -175,7 +181,7 @@ export class BlobExchange {
         const peer = job.queue.shift()
         if (peer === undefined) return
         try {
-          const result = await this.fetchFrom(peer, job.hash, job.maxBytes, signal)
+          const result = await this.fetchFrom(peer, job.hash, job.maxBytes, job.pin, signal)
           if (winner === undefined) {
             winner = result
             won.abort()
@@ -202,7 +208,7 @@ export class BlobExchange {
   }
 
   /** Fetch the blob from one peer into the store, or throw saying what went wrong with that peer. */
-  private async fetchFrom (peer: PeerId, hash: string, maxBytes: number, outer: AbortSignal): Promise<FetchResult> {
+  private async fetchFrom (peer: PeerId, hash: string, maxBytes: number, pin: boolean, outer: AbortSignal): Promise<FetchResult> {
     const whole = AbortSignal.timeout(this.fetchTimeoutMs)
     const signal = AbortSignal.any([outer, whole])
     let stream: Stream
@@ -210,6 +216,7 @@ export class BlobExchange {
       stream = await this.components.network.dialProtocol(peer, PROTOCOL, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.headerTimeoutMs)]) })
     } catch (err) {
       if (outer.aborted) throw err
+      if (whole.aborted) throw new DeadlineError(`did not deliver the blob within ${this.fetchTimeoutMs} ms`)
       throw new BuildhausError(`could not open a blob stream (${describeError(err)})`)
     }
     // A paused stream must be able to hold what the sender's window still lets it send.
@@ -228,7 +235,8 @@ export class BlobExchange {
       if (header.status === 'missing') throw new BlobNotFoundError(hash, 'does not have it')
       if (header.status === 'busy') throw new PeerBusyError('is busy serving others')
       if (header.size > maxBytes) throw new BlobTooLargeError(`announced ${header.size} bytes, more than the ${maxBytes} allowed; nothing was read`)
-      const stored = await this.components.store.put(this.payload(frames, header.size, abort), { expected: hash, maxBytes: header.size })
+      if (!pin && header.size > this.components.store.maxBytes) throw new BlobTooLargeError(`announced ${header.size} bytes, more than the whole blob store holds (${this.components.store.maxBytes}); nothing was read`)
+      const stored = await this.components.store.put(this.payload(frames, header.size, abort), { expected: hash, maxBytes: header.size, pin })
       return { ...stored, from: peer.toString() }
     } catch (err) {
       abort(asError(err))

@@ -13,7 +13,7 @@ export interface BlobNetwork {
 }
 
 /** What the exchange needs of the blob store. */
-export type BlobSource = Pick<BlobStore, 'put' | 'openRead' | 'verify' | 'stat' | 'touch'>
+export type BlobSource = Pick<BlobStore, 'put' | 'openRead' | 'verify' | 'stat' | 'touch' | 'pin' | 'maxBytes'>
 
 export interface BlobExchangeComponents {
   network: BlobNetwork
@@ -45,6 +45,8 @@ export interface FetchOptions {
   signal?: AbortSignal
   /** Override the exchange's fan-out for this fetch. */
   fanOut?: number
+  /** Pin the blob once stored (e.g. the source of a build this node is about to run). */
+  pin?: boolean
 }
 
 export interface FetchResult {
