@@ -86,7 +86,7 @@ export async function benchBlobs (options: BlobBenchOptions = {}): Promise<Recor
       runs,
       libp2pFetch: { mbPerS: mbps(libp2pMedian), ms: round(libp2pMedian), runsMs: libp2pMs.map(round), peakRssGrowthMb: round(peakRssMb) },
       plainTcpCopy: { mbPerS: mbps(tcpMedian), ms: round(tcpMedian), runsMs: tcpMs.map(round) },
-      ratio: round(tcpMedian / libp2pMedian),
+      ratio: Math.round((tcpMedian / libp2pMedian) * 100) / 100,
       note: 'ratio = libp2p fetch throughput / plain TCP throughput; both verify sha256 and write + fsync into a BlobStore'
     }
   } finally {
