@@ -310,7 +310,8 @@ export class BlobExchange {
           sent += piece.byteLength
         }
       }
-      await stream.close({ signal })
+      // Flushing what is queued (≤ the write high-water mark) is bounded like any other wait on the peer.
+      await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.chunkTimeoutMs)]) })
       this.counters.served++
       this.counters.servedBytes += sent
     } catch (err) {
@@ -329,7 +330,7 @@ export class BlobExchange {
 
   private async answer (stream: Stream, header: BlobResponseHeader, signal: AbortSignal): Promise<void> {
     await sendWithBackpressure(stream, lp.encode.single(encodeHeader(header)), this.sendOptions(signal))
-    await stream.close({ signal })
+    await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.chunkTimeoutMs)]) })
   }
 }
 
