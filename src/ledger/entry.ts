@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { canonicalJson } from '../util/canonical-json.js'
 import { fromHex, toHex } from '../util/hex.js'
 import { verifySignature, type Signer } from '../crypto/sign.js'
-import { ENTRY_FORMAT_VERSION, ENTRY_TYPE_PATTERN, MAX_ENTRY_BYTES, SIGNATURE_DOMAIN } from './constants.js'
+import { ENTRY_FORMAT_VERSION, ENTRY_TYPE_PATTERN, MAX_BODY_DEPTH, MAX_ENTRY_BYTES, SIGNATURE_DOMAIN } from './constants.js'
 import { InvalidEntryError } from './errors.js'
 
 export type EntryBody = Record<string, unknown>
@@ -141,6 +141,7 @@ export class EntryCodec {
   private checkBody (type: string, body: unknown): void {
     const rule = Object.hasOwn(this.rules, type) ? this.rules[type] : undefined
     if (rule === undefined) throw new InvalidEntryError('unknown-type', `unknown entry type "${type}"`)
+    checkPortableJson(body)
     try {
       rule.validate(body)
     } catch (err) {
@@ -153,6 +154,45 @@ export class EntryCodec {
     const rule = Object.hasOwn(this.rules, entry.type) ? this.rules[entry.type] : undefined
     return rule?.refs?.(entry.body) ?? []
   }
+}
+
+/**
+ * What an independent verifier in any language can read back exactly: nesting
+ * at most MAX_BODY_DEPTH deep, and strings (values and member names) that are
+ * well-formed Unicode. RFC 8785 leaves lone surrogates undefined, so they are
+ * refused rather than serialised one way here and another way elsewhere.
+ */
+function checkPortableJson (body: unknown): void {
+  const stack: Array<{ value: unknown, depth: number }> = [{ value: body, depth: 1 }]
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop()!
+    if (typeof value === 'string') {
+      if (!isWellFormed(value)) throw new InvalidEntryError('bad-shape', 'body contains a string with a lone surrogate (not well-formed Unicode)')
+      continue
+    }
+    if (value === null || typeof value !== 'object') continue
+    if (depth > MAX_BODY_DEPTH) throw new InvalidEntryError('bad-shape', `body is nested deeper than ${MAX_BODY_DEPTH} levels`)
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push({ value: item, depth: depth + 1 })
+    } else {
+      for (const [key, item] of Object.entries(value)) {
+        if (!isWellFormed(key)) throw new InvalidEntryError('bad-shape', 'body has a member name with a lone surrogate (not well-formed Unicode)')
+        stack.push({ value: item, depth: depth + 1 })
+      }
+    }
+  }
+}
+
+function isWellFormed (text: string): boolean {
+  return (text as unknown as { isWellFormed: () => boolean }).isWellFormed()
+}
+
+/**
+ * Rebuild a DecodedEntry from a line this node stored after checking it in
+ * full. Skips every check: never use it on bytes from outside.
+ */
+export function decodeTrusted (line: string, id?: string): DecodedEntry {
+  return { entry: JSON.parse(line) as Entry, id: id ?? entryIdOf(unsignedOf(line)), line }
 }
 
 /**
