@@ -599,6 +599,11 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
     return this.#forkSeqs.has(author)
   }
 
+  /** Authors with stored fork evidence, in ascending order. */
+  equivocatingAuthors (): string[] {
+    return [...this.#forkSeqs.keys()].sort()
+  }
+
   /** Every fork proof held: for each (author, seq), the chain's entry (if held) paired with each conflicting one. */
   async forks (): Promise<ForkProof[]> {
     const bySeat = new Map<string, DecodedEntry[]>()
