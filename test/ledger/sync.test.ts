@@ -46,6 +46,18 @@ describe('ledger sync between real nodes', () => {
     expect(ed).toEqual(ea2)
   })
 
+  it('a session quota splits a long catch-up into follow-up sessions', async () => {
+    const settings = { sync: { maxEntriesPerSession: 500, intervalMs: 600_000 } }
+    const full = await startNode(teardown, settings)
+    await Promise.all(Array.from({ length: 1300 }, async (_, i) => await full.store.append('note', { text: `n${i}` })))
+    const fresh = await startNode(teardown, settings)
+    await connect(fresh, full)
+    const [a, b] = await converged([full, fresh], 1300)
+    expect(b).toEqual(a)
+    const sessions = full.sync.stats().sessions + fresh.sync.stats().sessions
+    expect(sessions).toBeGreaterThanOrEqual(2 * 3)
+  })
+
   it('two halves partitioned and healed converge with nothing lost', async () => {
     const nodes = [await startNode(teardown), await startNode(teardown), await startNode(teardown), await startNode(teardown)]
     const [a, b, c, d] = nodes as [TestNode, TestNode, TestNode, TestNode]
