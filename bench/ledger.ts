@@ -7,9 +7,10 @@
  */
 import { randomBytes, verify as nativeVerify } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { availableParallelism, tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import { Level } from 'level'
 import { generateNodeKey, publicKeyObject } from '../src/crypto/keys.js'
 import { libp2pPrivateKey } from '../src/crypto/peer-id.js'
@@ -63,7 +64,8 @@ export async function benchLedger (options: LedgerBenchOptions = {}): Promise<Re
     const catchUp = await benchCatchUp(scratch, corpus, pool, rawVerify)
     const audit = await benchAudit(corpus, pool, rawVerify)
     return {
-      machine: { cores: availableParallelism(), node: process.version, verifyWorkers: pool.size },
+      // Other processes compete for the cores: the load average says how much (figures are noisy above ~1).
+      machine: { cores: availableParallelism(), node: process.version, verifyWorkers: pool.size, loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 },
       entries,
       authors,
       appendSequential: append.sequential,
@@ -134,6 +136,46 @@ function rawVerifyRate (corpus: DecodedEntry[][]): number {
   return prepared.length / seconds
 }
 
+/**
+ * The same raw verify loop in one plain worker thread per core, all at once:
+ * what the machine can verify right now with every core (other load included).
+ */
+async function rawVerifyAllCores (corpus: DecodedEntry[][], threads: number): Promise<number> {
+  const all = corpus.flat()
+  const sample = all.slice(0, Math.min(all.length, 40_000))
+  const share = Math.ceil(sample.length / threads)
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { createPublicKey, verify } = require('node:crypto')
+    const prefix = Buffer.from('302a300506032b6570032100', 'hex')
+    const keys = new Map()
+    const items = workerData.items.map(([author, message, sig]) => {
+      let key = keys.get(author)
+      if (key === undefined) keys.set(author, key = createPublicKey({ key: Buffer.concat([prefix, Buffer.from(author, 'hex')]), format: 'der', type: 'spki' }))
+      return [key, Buffer.from(message, 'hex'), Buffer.from(sig, 'hex')]
+    })
+    parentPort.once('message', () => {
+      let ok = 0
+      for (const [key, message, sig] of items) if (verify(null, message, key, sig)) ok++
+      parentPort.postMessage(ok)
+    })
+    parentPort.postMessage('ready')`
+  const workers = Array.from({ length: threads }, (_, t) => new Worker(code, {
+    eval: true,
+    workerData: { items: sample.slice(t * share, (t + 1) * share).map((d) => [d.entry.author, Buffer.from(signedMessage(d.id)).toString('hex'), d.entry.sig]) }
+  }))
+  try {
+    await Promise.all(workers.map(async (w) => await new Promise((resolve) => w.once('message', resolve))))
+    const start = performance.now()
+    const ok = await Promise.all(workers.map(async (w) => await new Promise<number>((resolve) => { w.once('message', resolve); w.postMessage('go') })))
+    const seconds = (performance.now() - start) / 1000
+    if (ok.reduce((a, b) => a + b, 0) !== sample.length) throw new Error('raw verify failed on a valid corpus')
+    return sample.length / seconds
+  } finally {
+    await Promise.all(workers.map(async (w) => await w.terminate()))
+  }
+}
+
 async function benchCatchUp (scratch: string, corpus: DecodedEntry[][], pool: VerifyPool, rawVerify: number): Promise<Figure & { seconds: number }> {
   const total = corpus.reduce((n, chain) => n + chain.length, 0)
   const source = await LedgerStore.open({ path: join(scratch, 'source'), codec, verifier: pool })
@@ -174,14 +216,15 @@ async function benchCatchUp (scratch: string, corpus: DecodedEntry[][], pool: Ve
   }
 }
 
-async function benchAudit (corpus: DecodedEntry[][], pool: VerifyPool, rawVerify: number): Promise<Figure & { perCoreRatio: number, workers: number }> {
+async function benchAudit (corpus: DecodedEntry[][], pool: VerifyPool, rawVerify: number): Promise<Figure & { perCoreRatio: number, workers: number, rawAllCores: number, ratioVsRawAllCores: number }> {
   const lines = corpus.flatMap((chain) => chain.map((d) => d.line))
+  const cores = Math.min(pool.size, availableParallelism())
+  const rawAllCores = await rawVerifyAllCores(corpus, cores)
   const start = performance.now()
   const report = await auditLines(lines, codec, { verifier: pool })
   const seconds = (performance.now() - start) / 1000
   if (!report.valid) throw new Error('the audit of a valid export found problems')
   const rate = lines.length / seconds
-  const cores = Math.min(pool.size, availableParallelism())
   return {
     value: round(rate),
     unit: 'lines/s (parse, canonical check, signature, chain)',
@@ -190,8 +233,10 @@ async function benchAudit (corpus: DecodedEntry[][], pool: VerifyPool, rawVerify
     baselineWhat: 'raw node:crypto Ed25519 verify on one core, same signatures, same run',
     ratio: ratio(rate, rawVerify),
     perCoreRatio: ratio(rate, rawVerify * cores),
+    rawAllCores: round(rawAllCores),
+    ratioVsRawAllCores: ratio(rate, rawAllCores),
     workers: pool.size,
-    goal: 'perCoreRatio >= 0.8'
+    goal: 'perCoreRatio >= 0.8 (ratioVsRawAllCores is the same measure against a parallel raw loop run just before, which also sees other load on the machine)'
   }
 }
 

@@ -51,7 +51,7 @@ export interface ReadLinesOptions {
  * newline counts; the empty string after a final newline does not. Memory
  * stays bounded by maxLineBytes whatever the input.
  */
-export async function * readLines (source: AsyncIterable<Uint8Array | string>, options: ReadLinesOptions = {}): AsyncGenerator<Uint8Array> {
+export async function * readLines (source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, options: ReadLinesOptions = {}): AsyncGenerator<Uint8Array> {
   const limit = options.maxLineBytes ?? MAX_ENTRY_BYTES + 1
   let parts: Buffer[] = []
   let length = 0

@@ -10,7 +10,7 @@
  *   h!<author>                    → <seq> <id> <clock> head of each chain
  *   t!<type>!<clock>!<id>         → ''                 index by type, in Lamport order
  *   r!<ref id>!<clock>!<id>       → ''                 index by referenced id, in Lamport order
- *   m!<name>                      → value              metadata (count, clock, format)
+ *   m!format                      → '1'                the layout's version
  *
  * <seq> and <clock> are zero-padded to 16 decimal digits (2^53-1 has 16).
  */
@@ -36,7 +36,7 @@ export const keys = {
   typeRange: (type: string): Range => prefixRange(`t!${type}!`),
   ref: (ref: string, clock: number, id: string): string => `r!${ref}!${pad16(clock)}!${id}`,
   refRange: (ref: string): Range => prefixRange(`r!${ref}!`),
-  meta: (name: 'count' | 'clock' | 'format'): string => `m!${name}`
+  meta: (name: 'format'): string => `m!${name}`
 }
 
 export interface Range {

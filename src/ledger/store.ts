@@ -184,8 +184,11 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
       const { author, seq } = parseForkKey(key)
       addForkSeq(this.#forkSeqs, author, seq)
     }
-    this.#count = Number(await this.#db.get(keys.meta('count')) ?? 0)
-    this.#maxClock = Number(await this.#db.get(keys.meta('clock')) ?? -1)
+    // Chains are stored contiguously from seq 0, so the heads say how many entries there are.
+    for (const head of this.#heads.values()) {
+      this.#count += head.seq + 1
+      this.#maxClock = Math.max(this.#maxClock, head.clock)
+    }
     if (this.author !== undefined && this.#forkSeqs.has(this.author)) {
       log.error('this node\'s own chain is forked (stored fork evidence); appends are refused')
     }
@@ -483,8 +486,6 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
   async #commit (stage: Staging): Promise<void> {
     if (stage.ops.length === 0) return
     for (const [author, head] of stage.heads) stage.ops.push({ type: 'put', key: keys.head(author), value: encodeHead(head) })
-    stage.ops.push({ type: 'put', key: keys.meta('count'), value: String(stage.count) })
-    stage.ops.push({ type: 'put', key: keys.meta('clock'), value: String(stage.maxClock) })
     await this.#db.batch(stage.ops, { sync: true })
     for (const [author, head] of stage.heads) this.#heads.set(author, head)
     this.#count = stage.count
@@ -590,7 +591,7 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
     return this.#count
   }
 
-  /** The greatest Lamport clock among entries held (-1 when empty). */
+  /** The greatest Lamport clock among entries stored since open, and among chain heads (-1 when empty). */
   maxClock (): number {
     return this.#maxClock
   }

@@ -1,5 +1,6 @@
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { useTeardown } from '../helpers/temp-home.js'
+import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { LedgerStore } from '../../src/ledger/store.js'
 import type { DecodedEntry } from '../../src/ledger/entry.js'
 import type { ForkProof } from '../../src/ledger/forks.js'
@@ -85,7 +86,7 @@ describe('ledger store', () => {
   })
 
   it('detects a fork: stores both, fires fork, refuses the author afterwards, keeps it across reopen', async () => {
-    const path = (await import('node:path')).join(await (await import('../helpers/temp-home.js')).tempDir(teardown), 'ledger')
+    const path = join(await tempDir(teardown), 'ledger')
     const store = await LedgerStore.open({ path, codec: testCodec })
     const evil = newSigner()
     const chain = makeChain(evil, 5)
@@ -107,5 +108,33 @@ describe('ledger store', () => {
     teardown(async () => { await reopened.close() })
     expect(reopened.isEquivocating(evil.publicHex)).toBe(true)
     expect((await reopened.forks()).map((f) => f.entries.map((e: DecodedEntry) => e.id))).toEqual([[chain[3]!.id, other.id]])
+  })
+})
+
+describe('ledger store lifecycle', () => {
+  const teardown = useTeardown()
+
+  it('a second open of the same ledger says another process holds it; closed stores refuse work', async () => {
+    const store = await openTestStore(teardown)
+    await expect(LedgerStore.open({ path: store.path, codec: testCodec })).rejects.toMatchObject({ name: 'EnvironmentError', message: expect.stringMatching(/in use by another process/) })
+    const other = await openTestStore(teardown)
+    await other.close()
+    await expect(other.append('note', { text: 'x' })).rejects.toMatchObject({ name: 'LedgerClosedError' })
+    await expect(other.ingest([])).rejects.toMatchObject({ name: 'LedgerClosedError' })
+  })
+
+  it('close() lets queued appends finish first', async () => {
+    const store = await openTestStore(teardown)
+    const pending = Array.from({ length: 50 }, async (_, i) => await store.append('note', { text: `${i}` }))
+    await store.close()
+    expect((await Promise.all(pending)).map((e) => e.entry.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+  })
+
+  it('without a key the store can ingest but not append', async () => {
+    const path = join(await tempDir(teardown), 'ledger')
+    const store = await LedgerStore.open({ path, codec: testCodec })
+    teardown(async () => { await store.close() })
+    await expect(store.append('note', { text: 'x' })).rejects.toMatchObject({ name: 'ReadOnlyLedgerError' })
+    expect((await store.ingest(makeChain(newSigner(), 3).map((e) => e.line))).accepted).toHaveLength(3)
   })
 })
