@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { useTeardown } from '../helpers/temp-home.js'
+import { waitFor } from '../../src/util/wait.js'
+import { makeChain, newSigner } from './helpers.js'
 import { connect, converged, partition, startNode, type TestNode } from './mesh.js'
 
 /** `count` appends on each node at once, interleaved across nodes. */
@@ -44,6 +46,30 @@ describe('ledger sync between real nodes', () => {
     await connect(d, c2)
     const [ed] = await converged([d], 1300)
     expect(ed).toEqual(ea2)
+  })
+
+  it('conflicting heads yield a fork proof on both sides', async () => {
+    const settings = { sync: { intervalMs: 600_000 } }
+    const a = await startNode(teardown, settings)
+    const b = await startNode(teardown, settings)
+    // Author x: both hold seq 0..2, with different entries at seq 2 (same head seq).
+    // Author y: a holds seq 0..4, b holds 0..2 with a different entry at seq 2 (b is behind).
+    const [x, y] = [newSigner(), newSigner()]
+    const xs = makeChain(x, 3)
+    const [x2] = makeChain(x, 1, { from: 2, prev: xs[1]!.id, text: 'other' })
+    const ys = makeChain(y, 5)
+    const [y2] = makeChain(y, 1, { from: 2, prev: ys[1]!.id, text: 'other' })
+    await a.store.ingest([...xs, ...ys].map((e) => e.line))
+    await b.store.ingest([...xs.slice(0, 2), x2!, ...ys.slice(0, 2), y2!].map((e) => e.line))
+    await connect(a, b)
+    await waitFor(() => [a, b].every((n) => n.store.isEquivocating(x.publicHex) && n.store.isEquivocating(y.publicHex)), { timeoutMs: 30_000, what: 'both nodes to hold both fork proofs' })
+    for (const n of [a, b]) {
+      const proofs = (await n.store.forks()).map((p) => [p.author, p.seq, p.entries.map((e) => e.id).sort()])
+      expect(proofs.sort()).toEqual([
+        [x.publicHex, 2, [xs[2]!.id, x2!.id].sort()],
+        [y.publicHex, 2, [ys[2]!.id, y2!.id].sort()]
+      ].sort())
+    }
   })
 
   it('a session quota splits a long catch-up into follow-up sessions', async () => {
