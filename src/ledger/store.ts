@@ -115,6 +115,10 @@ class Staging {
  * appends. Writes are serialised (appends and ingests from gossip and sync
  * interleave safely) and durable (fsync) before events fire or promises
  * resolve. Key layout: store-keys.ts.
+ *
+ * Event listeners run inside the write turn, synchronously: they must be
+ * quick and must not throw (an exception in an EventTarget listener is an
+ * uncaught exception). They may call append() or ingest(), which queue.
  */
 export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
   readonly codec: EntryCodec

@@ -1,5 +1,6 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import { DeadlineError, describeError } from '../../util/errors.js'
+import { describeError } from '../../util/errors.js'
+import { ReadOnlyLedgerError } from '../errors.js'
 import { componentLogger } from '../../util/logger.js'
 import type { ChainHead, LedgerStore } from '../store.js'
 import {
@@ -31,6 +32,8 @@ export class LedgerSync {
   readonly #settings: Settings
   readonly #active = new Map<string, number>()
   readonly #outbound = new Map<string, Promise<SessionResult | undefined>>()
+  /** Every session running, inbound or outbound, so stop() can wait for them to wind down. */
+  readonly #inflight = new Set<Promise<unknown>>()
   readonly #stats: LedgerSyncStats = { sessions: 0, failed: 0, received: 0, sent: 0, forksLearnt: 0 }
   #sessions = 0
   #controller = new AbortController()
@@ -70,7 +73,7 @@ export class LedgerSync {
     this.#network.removeEventListener('peer:connect', this.#onConnect)
     this.#controller.abort(new Error('the ledger sync is stopping'))
     await this.#network.unhandle(SYNC_PROTOCOL).catch(() => {})
-    await Promise.allSettled([...this.#outbound.values()])
+    await Promise.allSettled([...this.#outbound.values(), ...this.#inflight])
   }
 
   stats (): LedgerSyncStats {
@@ -142,15 +145,25 @@ export class LedgerSync {
   async #run (stream: Stream, peer: PeerId, role: 'dialer' | 'listener', options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
     const signals = [this.#controller.signal]
     if (options.signal !== undefined) signals.push(options.signal)
+    const session = this.#runSession(stream, peer, role, options.want, AbortSignal.any(signals))
+    this.#inflight.add(session)
+    try {
+      return await session
+    } finally {
+      this.#inflight.delete(session)
+    }
+  }
+
+  async #runSession (stream: Stream, peer: PeerId, role: 'dialer' | 'listener', want: string[] | undefined, signal: AbortSignal): Promise<SessionResult | undefined> {
     try {
       const result = await runSyncSession(stream, {
         store: this.#store,
         role,
-        ...(options.want !== undefined ? { want: options.want } : {}),
+        ...(want !== undefined ? { want } : {}),
         frameTimeoutMs: this.#settings.frameTimeoutMs,
         sessionTimeoutMs: this.#settings.sessionTimeoutMs,
         maxEntriesPerSession: this.#settings.maxEntriesPerSession,
-        signal: AbortSignal.any(signals),
+        signal,
         log
       })
       this.#stats.sessions++
@@ -226,7 +239,7 @@ export class LedgerSync {
    */
   async learnOwnChain (options: { timeoutMs: number, signal?: AbortSignal }): Promise<LearnOwnChainResult> {
     const me = this.#store.author
-    if (me === undefined) throw new DeadlineError('the ledger has no signer, so it has no chain of its own to learn')
+    if (me === undefined) throw new ReadOnlyLedgerError('the ledger was opened without the node key, so it has no chain of its own to learn; open it with the signer')
     const before = this.#store.head(me)
     const signals = [AbortSignal.timeout(options.timeoutMs), this.#controller.signal]
     if (options.signal !== undefined) signals.push(options.signal)
