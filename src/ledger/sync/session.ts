@@ -280,6 +280,7 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
   const writing = writeSide()
   try {
     await Promise.all([reading, writing])
+    closeLingering(stream, options.frameTimeoutMs)
     return result
   } catch (err) {
     const error = fail(err)
@@ -288,6 +289,14 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
   } finally {
     signal.removeEventListener('abort', onAbort)
   }
+}
+
+/** After `done` the peer should close its side; one that keeps the stream open is cut off after a grace period. */
+function closeLingering (stream: Stream, graceMs: number): void {
+  if (stream.status !== 'open' || stream.remoteWriteStatus === 'closed') return
+  const timer = setTimeout(() => { stream.abort(new SyncProtocolError('the peer kept the sync stream open after the session ended')) }, graceMs)
+  timer.unref()
+  stream.addEventListener('close', () => { clearTimeout(timer) }, { once: true })
 }
 
 interface Deferred<T> {
