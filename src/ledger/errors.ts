@@ -19,3 +19,37 @@ export type InvalidEntryReason =
   | 'unknown-type'
   | 'bad-body'
   | 'bad-signature'
+
+/** The ledger store was used after close(). */
+export class LedgerClosedError extends BuildhausError {
+  override name = 'LedgerClosedError'
+}
+
+/** append() on a store opened without the node's key. */
+export class ReadOnlyLedgerError extends BuildhausError {
+  override name = 'ReadOnlyLedgerError'
+}
+
+/**
+ * append() before allowAppend(): the node has not yet learnt its own chain
+ * from the mesh, and writing now could fork it (a restored backup, or the
+ * same key on a second machine).
+ */
+export class AppendNotAllowedError extends BuildhausError {
+  override name = 'AppendNotAllowedError'
+}
+
+/** Two different entries signed by this node's own key at the same seq exist: appending is refused for good. */
+export class SelfForkError extends BuildhausError {
+  override name = 'SelfForkError'
+}
+
+/** A two-entry fork proof that does not prove anything (invalid entry, different authors or seqs, same id). */
+export class InvalidForkProofError extends BuildhausError {
+  override name = 'InvalidForkProofError'
+}
+
+/** A sync peer broke the protocol (bad frame, wrong order, over a limit); the stream is aborted. */
+export class SyncProtocolError extends BuildhausError {
+  override name = 'SyncProtocolError'
+}

@@ -1,0 +1,249 @@
+import type { DecodedEntry, EntryCodec } from './entry.js'
+import { InvalidEntryError, type InvalidEntryReason } from './errors.js'
+import { readExportFile } from './export.js'
+import { sharedVerifyPool, type BatchVerifier } from './verify-pool.js'
+
+export type AuditProblemKind =
+  | InvalidEntryReason
+  | 'not-utf8'
+  | 'blank-line'
+  | 'gap'
+  | 'prev-mismatch'
+  | 'out-of-order'
+  | 'duplicate'
+  | 'fork'
+
+/** One thing wrong, tied to the line (1-based) where it shows. */
+export interface AuditProblem {
+  line: number
+  kind: AuditProblemKind
+  message: string
+  author?: string
+  seq?: number
+  id?: string
+}
+
+/** Two valid entries by one author at one seq: proof of equivocation. */
+export interface AuditFork {
+  author: string
+  seq: number
+  ids: [string, string]
+  lines: [number, number]
+}
+
+/** Seqs missing from a chain, noticed at `line`. */
+export interface AuditGap {
+  author: string
+  line: number
+  missingFrom: number
+  missingTo: number
+}
+
+export interface AuditAuthor {
+  entries: number
+  /** Highest seq seen and its id. */
+  head: { seq: number, id: string }
+  types: Record<string, number>
+  forked: boolean
+}
+
+export interface AuditReport {
+  /** True when nothing at all is wrong. A CLI exits 0 exactly then, 1 otherwise. */
+  valid: boolean
+  /** Lines read (a final newline does not start another). */
+  lines: number
+  /** Lines that are valid, correctly signed entries. */
+  entries: number
+  authors: Record<string, AuditAuthor>
+  types: Record<string, number>
+  /** In line order; at most `maxProblems` of them (problemCount counts all). */
+  problems: AuditProblem[]
+  problemCount: number
+  forks: AuditFork[]
+  gaps: AuditGap[]
+}
+
+export interface AuditOptions {
+  /** Signature checks; default the process-wide worker pool. */
+  verifier?: BatchVerifier
+  /**
+   * Called for every valid, correctly signed entry, in line order, after its
+   * chain was checked: the hook for checks of higher layers (e.g. per-job
+   * verdicts). `problem` is set when the entry is valid but misplaced
+   * (gap, fork, duplicate…). Awaited, so it may be async.
+   */
+  onEntry?: (entry: DecodedEntry, line: number, problem?: AuditProblem) => void | Promise<void>
+  /** Most problems listed (all are counted). Default 1,000. */
+  maxProblems?: number
+}
+
+/** Lines parsed and sent to the verifier together. */
+const BATCH = 1024
+/** Batches in flight: parsing the next overlaps verifying the previous. */
+const DEPTH = 3
+
+interface ChainState {
+  lastSeq: number
+  lastId: string
+  ids: Map<number, string>
+  lines: Map<number, number>
+}
+
+interface Parsed {
+  line: number
+  decoded?: DecodedEntry
+}
+
+/**
+ * Check an export (or any stream of entry lines): every line must be a valid
+ * entry in canonical form with a good signature (so changing any byte of any
+ * line is caught, and named by its line), and every author's chain must link
+ * up: seq from 0 without gaps, prev the id of the entry before, each seq once
+ * (two valid entries at one seq are a fork), in seq order. Signatures are
+ * verified in parallel batches; chains are checked in line order.
+ */
+export async function auditLines (lines: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>, codec: EntryCodec, options: AuditOptions = {}): Promise<AuditReport> {
+  const verifier = options.verifier ?? sharedVerifyPool()
+  const maxProblems = options.maxProblems ?? 1000
+  const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, forks: [], gaps: [] }
+  const chains = new Map<string, ChainState>()
+  const decoder = new TextDecoder('utf-8', { fatal: true })
+
+  const problem = (p: AuditProblem): AuditProblem => {
+    report.problemCount++
+    if (report.problems.length < maxProblems) report.problems.push(p)
+    return p
+  }
+
+  const parse = (raw: string | Uint8Array, line: number): Parsed => {
+    let text: string
+    if (typeof raw === 'string') {
+      text = raw
+    } else {
+      try {
+        text = decoder.decode(raw)
+      } catch {
+        problem({ line, kind: 'not-utf8', message: 'the line is not valid UTF-8' })
+        return { line }
+      }
+    }
+    if (text.length === 0) {
+      problem({ line, kind: 'blank-line', message: 'the line is empty' })
+      return { line }
+    }
+    try {
+      return { line, decoded: codec.decode(text, { verify: false }) }
+    } catch (err) {
+      if (!(err instanceof InvalidEntryError)) throw err
+      problem({ line, kind: err.reason, message: err.message })
+      return { line }
+    }
+  }
+
+  const checkChain = async ({ line, decoded }: Parsed): Promise<void> => {
+    if (decoded === undefined) return
+    const { author, seq, prev, type } = decoded.entry
+    const where = { line, author, seq, id: decoded.id }
+    let misplaced: AuditProblem | undefined
+    let state = chains.get(author)
+    if (state === undefined) {
+      state = { lastSeq: -1, lastId: '', ids: new Map(), lines: new Map() }
+      chains.set(author, state)
+    }
+    const known = state.ids.get(seq)
+    if (seq <= state.lastSeq) {
+      if (known === decoded.id) {
+        misplaced = problem({ ...where, kind: 'duplicate', message: `repeats entry ${decoded.id} (author ${author} seq ${seq}) of line ${state.lines.get(seq)}` })
+      } else if (known !== undefined) {
+        const first = state.lines.get(seq)!
+        report.forks.push({ author, seq, ids: [known, decoded.id], lines: [first, line] })
+        misplaced = problem({ ...where, kind: 'fork', message: `author ${author} signed two different entries at seq ${seq} (lines ${first} and ${line}): it equivocates` })
+      } else {
+        misplaced = problem({ ...where, kind: 'out-of-order', message: `entry seq ${seq} of author ${author} comes after seq ${state.lastSeq}; exports list each chain in seq order` })
+        state.ids.set(seq, decoded.id)
+        state.lines.set(seq, line)
+      }
+    } else {
+      if (seq > state.lastSeq + 1) {
+        report.gaps.push({ author, line, missingFrom: state.lastSeq + 1, missingTo: seq - 1 })
+        misplaced = problem({ ...where, kind: 'gap', message: `author ${author} jumps from seq ${state.lastSeq} to ${seq}; entries ${state.lastSeq + 1}–${seq - 1} are missing` })
+      } else if (prev !== (seq === 0 ? null : state.lastId)) {
+        misplaced = problem({ ...where, kind: 'prev-mismatch', message: `entry seq ${seq} of author ${author} names ${prev ?? 'no'} previous entry, but seq ${seq - 1} is ${state.lastId}` })
+      }
+      state.lastSeq = seq
+      state.lastId = decoded.id
+      state.ids.set(seq, decoded.id)
+      state.lines.set(seq, line)
+    }
+    const summary = report.authors[author] ??= { entries: 0, head: { seq, id: decoded.id }, types: {}, forked: false }
+    summary.entries++
+    if (seq >= summary.head.seq) summary.head = { seq, id: decoded.id }
+    summary.types[type] = (summary.types[type] ?? 0) + 1
+    if (misplaced?.kind === 'fork') summary.forked = true
+    report.types[type] = (report.types[type] ?? 0) + 1
+    report.entries++
+    await options.onEntry?.(decoded, line, misplaced)
+  }
+
+  /** Parse a batch now, start verifying it, and hand back what finishes it in order. */
+  const start = (batch: Array<string | Uint8Array>, firstLine: number): Promise<Parsed[]> => {
+    const parsed = batch.map((raw, i) => parse(raw, firstLine + i))
+    const toVerify = parsed.filter((p) => p.decoded !== undefined)
+    return verifier.verifyBatch(toVerify.map((p) => ({ author: p.decoded!.entry.author, id: p.decoded!.id, sig: p.decoded!.entry.sig })))
+      .then((ok) => {
+        toVerify.forEach((p, i) => {
+          if (ok[i] === true) return
+          problem({ line: p.line, kind: 'bad-signature', author: p.decoded!.entry.author, seq: p.decoded!.entry.seq, id: p.decoded!.id, message: `the signature of entry ${p.decoded!.id} does not verify against its author ${p.decoded!.entry.author}` })
+          p.decoded = undefined
+        })
+        return parsed
+      })
+  }
+
+  const inflight: Array<Promise<Parsed[]>> = []
+  const finishOldest = async (): Promise<void> => {
+    for (const parsed of await inflight.shift()!) await checkChain(parsed)
+  }
+  let batch: Array<string | Uint8Array> = []
+  let batchStart = 1
+  for await (const raw of lines) {
+    report.lines++
+    batch.push(raw)
+    if (batch.length >= BATCH) {
+      inflight.push(start(batch, batchStart))
+      batchStart += batch.length
+      batch = []
+      if (inflight.length >= DEPTH) await finishOldest()
+    }
+  }
+  if (batch.length > 0) inflight.push(start(batch, batchStart))
+  while (inflight.length > 0) await finishOldest()
+
+  // Problems are found out of line order (parsing runs ahead of chain checks).
+  report.problems.sort((a, b) => a.line - b.line)
+  report.valid = report.problemCount === 0
+  return report
+}
+
+/** Audit an export file. */
+export async function auditFile (path: string, codec: EntryCodec, options: AuditOptions = {}): Promise<AuditReport> {
+  return await auditLines(readExportFile(path), codec, options)
+}
+
+/** 0 when the audit found nothing wrong, 1 otherwise: the CLI's exit code. */
+export function auditExitCode (report: AuditReport): 0 | 1 {
+  return report.valid ? 0 : 1
+}
+
+/** A short human-readable account of a report, for the CLI without --json. */
+export function formatAuditReport (report: AuditReport): string {
+  const out: string[] = []
+  const authors = Object.keys(report.authors).length
+  out.push(`${report.valid ? 'VALID' : 'INVALID'}: ${report.lines} lines, ${report.entries} valid entries by ${authors} author${authors === 1 ? '' : 's'}`)
+  const types = Object.entries(report.types).sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `${type} ${n}`)
+  if (types.length > 0) out.push(`types: ${types.join(', ')}`)
+  for (const fork of report.forks) out.push(`fork: author ${fork.author} seq ${fork.seq}: ${fork.ids[0]} (line ${fork.lines[0]}) vs ${fork.ids[1]} (line ${fork.lines[1]})`)
+  for (const p of report.problems) out.push(`line ${p.line}: ${p.kind}: ${p.message}`)
+  if (report.problemCount > report.problems.length) out.push(`… and ${report.problemCount - report.problems.length} more problems (use --json for the first ${report.problems.length})`)
+  return out.join('\n')
+}

@@ -1,0 +1,11 @@
+/** Each new entry, as its canonical line (UTF-8), the moment its author appends it. */
+export const ENTRIES_TOPIC = 'buildhaus/entries/1'
+
+/** Equivocation proofs: two conflicting entry lines separated by one newline. */
+export const FORKS_TOPIC = 'buildhaus/forks/1'
+
+/** Entries received by gossip are stored in batches of at most this many (one fsync each). */
+export const MAX_GOSSIP_INGEST_BATCH = 256
+
+/** Entries waiting to be stored; beyond it new ones are dropped (sync fetches them later). */
+export const MAX_GOSSIP_BACKLOG = 4096

@@ -1,0 +1,25 @@
+import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { LedgerStore } from '../store.js'
+import { EntryGossip } from './entry-gossip.js'
+
+export { EntryGossip } from './entry-gossip.js'
+export * from './constants.js'
+
+/** The part of a pubsub service the gossip fast path uses. libp2p's gossipsub fits. */
+export interface GossipPubSub {
+  topicValidators: Map<string, TopicValidatorFn>
+  subscribe (topic: string): void
+  unsubscribe (topic: string): void
+  publish (topic: string, data: Uint8Array): Promise<unknown>
+  addEventListener (type: 'message', listener: (evt: CustomEvent<Message>) => void): void
+  removeEventListener (type: 'message', listener: (evt: CustomEvent<Message>) => void): void
+}
+
+export interface EntryGossipComponents {
+  pubsub: GossipPubSub
+  store: LedgerStore
+}
+
+export function entryGossip (components: EntryGossipComponents): EntryGossip {
+  return new EntryGossip(components)
+}

@@ -1,0 +1,709 @@
+import { TypedEventEmitter } from '@libp2p/interface'
+import { Level } from 'level'
+import type { Signer } from '../crypto/sign.js'
+import { EnvironmentError, describeError } from '../util/errors.js'
+import { isHex } from '../util/hex.js'
+import { componentLogger } from '../util/logger.js'
+import { SerialQueue } from '../util/serial-queue.js'
+import { DEFAULT_PENDING_BYTES, DEFAULT_PENDING_LIMIT, MAX_FORK_SEQS_PER_AUTHOR } from './constants.js'
+import { decodeTrusted, type DecodedEntry, type EntryBody, type EntryCodec } from './entry.js'
+import {
+  AppendNotAllowedError, InvalidEntryError, LedgerClosedError, ReadOnlyLedgerError, SelfForkError,
+  type InvalidEntryReason
+} from './errors.js'
+import { checkForkPair, type ForkProof } from './forks.js'
+import { PendingBuffer } from './pending.js'
+import {
+  STORE_FORMAT, decodeHead, encodeHead, idOfIndexKey, keys, parseChainKey, parseForkKey, type Range, type StoredHead
+} from './store-keys.js'
+import { sharedVerifyPool, verifyEntries, type BatchVerifier } from './verify-pool.js'
+
+const log = componentLogger('ledger:store')
+
+export interface LedgerStoreOptions {
+  /** Directory of the LevelDB (created if missing). */
+  path: string
+  codec: EntryCodec
+  /** The node's own key: needed for append(), and names the chain the self-fork guard protects. */
+  signer?: Signer
+  /** Most out-of-order entries held in memory waiting for predecessors (default 10,000). */
+  pendingLimit?: number
+  /** Most bytes of such entries (default 32 MiB). */
+  pendingBytes?: number
+  /** Signature verification for ingest; default: the process-wide worker pool. */
+  verifier?: BatchVerifier
+}
+
+export interface ChainHead {
+  seq: number
+  id: string
+}
+
+export type IngestRejectReason = InvalidEntryReason | 'prev-mismatch' | 'equivocating'
+
+export interface IngestRejection {
+  /** Position of the entry in the ingest() input. */
+  index: number
+  id?: string
+  reason: IngestRejectReason
+  message: string
+}
+
+export interface IngestReport {
+  /** Entries newly stored on their chains, in the order stored. */
+  accepted: DecodedEntry[]
+  /** Entries already held (on a chain, as fork evidence, or waiting in the pending buffer). */
+  duplicates: number
+  /** Entries parked until their predecessors arrive. */
+  pending: number
+  rejected: IngestRejection[]
+  /** Forks this ingest discovered. */
+  forks: ForkProof[]
+}
+
+export interface LedgerStats {
+  entries: number
+  authors: number
+  pending: number
+  pendingBytes: number
+  equivocatingAuthors: number
+}
+
+export interface LedgerStoreEvents {
+  /** A chain entry was stored (appended or ingested); fired after it is durable, in chain order. */
+  entry: CustomEvent<DecodedEntry>
+  /** This node appended an entry (fired after `entry`). */
+  append: CustomEvent<DecodedEntry>
+  /** A new fork proof was stored; its author is no longer accepted. */
+  fork: CustomEvent<ForkProof>
+}
+
+type BatchOp = { type: 'put', key: string, value: string }
+
+interface AppendRequest {
+  type: string
+  body: EntryBody
+  resolve: (entry: DecodedEntry) => void
+  reject: (err: unknown) => void
+}
+
+/** Most appends written by one fsync when callers append concurrently. */
+const MAX_APPENDS_PER_WRITE = 256
+/** Entries fetched per LevelDB round trip when reading index ranges. */
+const READ_CHUNK = 256
+
+/** Changes staged by one write, committed to memory only once LevelDB has them. */
+class Staging {
+  readonly ops: BatchOp[] = []
+  readonly heads = new Map<string, StoredHead>()
+  readonly chainLines = new Map<string, DecodedEntry>()
+  readonly forkSeqs = new Map<string, Set<number>>()
+  readonly accepted: DecodedEntry[] = []
+  readonly forks: ForkProof[] = []
+  count: number
+  maxClock: number
+
+  constructor (count: number, maxClock: number) {
+    this.count = count
+    this.maxClock = maxClock
+  }
+}
+
+/**
+ * The ledger's LevelDB: every author's chain, verified before it is stored,
+ * indexes by type and by referenced id, fork evidence, and this node's own
+ * appends. Writes are serialised (appends and ingests from gossip and sync
+ * interleave safely) and durable (fsync) before events fire or promises
+ * resolve. Key layout: store-keys.ts.
+ *
+ * Event listeners run inside the write turn, synchronously: they must be
+ * quick and must not throw (an exception in an EventTarget listener is an
+ * uncaught exception). They may call append() or ingest(), which queue.
+ */
+export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
+  readonly codec: EntryCodec
+  readonly path: string
+  /** The node's own author (public key hex), if opened with a signer. */
+  readonly author: string | undefined
+  readonly #db: Level<string, string>
+  readonly #signer: Signer | undefined
+  readonly #verifier: BatchVerifier
+  readonly #queue = new SerialQueue()
+  readonly #pending: PendingBuffer
+  readonly #heads = new Map<string, StoredHead>()
+  /** Authors with stored fork evidence, and at which seqs. */
+  readonly #forkSeqs = new Map<string, Set<number>>()
+  #appendQueue: AppendRequest[] = []
+  #appendAllowed = false
+  #count = 0
+  #maxClock = -1
+  #closed = false
+
+  private constructor (db: Level<string, string>, options: LedgerStoreOptions) {
+    super()
+    this.#db = db
+    this.path = options.path
+    this.codec = options.codec
+    this.#signer = options.signer
+    this.author = options.signer?.publicHex
+    this.#verifier = options.verifier ?? sharedVerifyPool()
+    this.#pending = new PendingBuffer({
+      maxEntries: options.pendingLimit ?? DEFAULT_PENDING_LIMIT,
+      maxBytes: options.pendingBytes ?? DEFAULT_PENDING_BYTES
+    }, (entry, why) => {
+      log('dropped out-of-order entry %s (author %s seq %d): %s; sync will fetch it again in order', entry.id, entry.entry.author, entry.entry.seq, why)
+    })
+  }
+
+  static async open (options: LedgerStoreOptions): Promise<LedgerStore> {
+    const db = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    try {
+      await db.open()
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new EnvironmentError(`the ledger at ${options.path} is in use by another process; stop the other buildhaus node using this home first`, { cause: err })
+      }
+      throw new EnvironmentError(`cannot open the ledger at ${options.path}: ${describeError(cause ?? err)}`, { cause: err })
+    }
+    const store = new LedgerStore(db, options)
+    try {
+      await store.#load()
+    } catch (err) {
+      await db.close()
+      throw err
+    }
+    return store
+  }
+
+  async #load (): Promise<void> {
+    const format = await this.#db.get(keys.meta('format'))
+    if (format === undefined) {
+      await this.#db.put(keys.meta('format'), STORE_FORMAT, { sync: true })
+    } else if (format !== STORE_FORMAT) {
+      throw new EnvironmentError(`the ledger at ${this.path} has store format ${format}, this buildhaus reads format ${STORE_FORMAT}; export it with the version that wrote it`)
+    }
+    for await (const [key, value] of this.#db.iterator(keys.allHeads())) this.#heads.set(key.slice(2), decodeHead(value))
+    for await (const key of this.#db.keys(keys.allForks())) {
+      const { author, seq } = parseForkKey(key)
+      addForkSeq(this.#forkSeqs, author, seq)
+    }
+    // Chains are stored contiguously from seq 0, so the heads say how many entries there are.
+    for (const head of this.#heads.values()) {
+      this.#count += head.seq + 1
+      this.#maxClock = Math.max(this.#maxClock, head.clock)
+    }
+    if (this.author !== undefined && this.#forkSeqs.has(this.author)) {
+      log.error('this node\'s own chain is forked (stored fork evidence); appends are refused')
+    }
+  }
+
+  // ---- writing ----------------------------------------------------------
+
+  /**
+   * Allow append(). Call it once the node has learnt its own chain from the
+   * mesh (LedgerSync.learnOwnChain), so a restored backup cannot fork it.
+   */
+  allowAppend (): void {
+    this.#appendAllowed = true
+  }
+
+  get appendAllowed (): boolean {
+    return this.#appendAllowed
+  }
+
+  /** True once two different entries signed by this node's own key at one seq were seen. */
+  get selfForked (): boolean {
+    return this.author !== undefined && this.#forkSeqs.has(this.author)
+  }
+
+  /**
+   * Sign and store the next entry of this node's chain: seq and prev follow
+   * the head, clock is one more than the greatest clock held, time is now.
+   * Resolves once the entry is on disk (fsync). Concurrent appends are
+   * written together by one fsync, in call order.
+   */
+  async append (type: string, body: EntryBody): Promise<DecodedEntry> {
+    if (this.#signer === undefined) throw new ReadOnlyLedgerError('this ledger was opened without the node key, so it cannot append; open it with the signer')
+    this.#assertOpen()
+    return await new Promise<DecodedEntry>((resolve, reject) => {
+      this.#appendQueue.push({ type, body, resolve, reject })
+      if (this.#appendQueue.length === 1) this.#scheduleFlush()
+    })
+  }
+
+  #scheduleFlush (): void {
+    this.#queue.run(async () => { await this.#flushAppends() }).catch((err: unknown) => {
+      log.error('appending failed: %s', describeError(err))
+    })
+  }
+
+  async #flushAppends (): Promise<void> {
+    const requests = this.#appendQueue.splice(0, MAX_APPENDS_PER_WRITE)
+    if (this.#appendQueue.length > 0) this.#scheduleFlush()
+    const refusal = this.#appendRefusal()
+    if (refusal !== undefined) {
+      for (const request of requests) request.reject(refusal)
+      return
+    }
+    const signer = this.#signer!
+    const stage = new Staging(this.#count, this.#maxClock)
+    const made: Array<{ request: AppendRequest, entry: DecodedEntry }> = []
+    for (const request of requests) {
+      const head = stage.heads.get(signer.publicHex) ?? this.#heads.get(signer.publicHex)
+      // Lamport: one more than anything held, capped so a peer's absurd clock cannot make appends fail.
+      const clock = Math.min(Number.MAX_SAFE_INTEGER, Math.max(stage.maxClock, head?.clock ?? -1) + 1)
+      let entry: DecodedEntry
+      try {
+        entry = this.codec.create(signer, {
+          seq: head === undefined ? 0 : head.seq + 1,
+          prev: head?.id ?? null,
+          clock,
+          time: Date.now(),
+          type: request.type,
+          body: request.body
+        })
+      } catch (err) {
+        request.reject(err)
+        continue
+      }
+      this.#stageChainEntry(stage, entry)
+      made.push({ request, entry })
+    }
+    if (made.length === 0) return
+    try {
+      await this.#commit(stage)
+    } catch (err) {
+      for (const { request } of made) request.reject(err)
+      return
+    }
+    for (const { request, entry } of made) {
+      request.resolve(entry)
+      this.safeDispatchEvent('append', { detail: entry })
+    }
+  }
+
+  #appendRefusal (): Error | undefined {
+    if (this.selfForked) {
+      const seqs = [...this.#forkSeqs.get(this.author!)!].sort((a, b) => a - b)
+      return new SelfForkError(`this node's key signed two different entries at seq ${seqs[0]}: another machine uses this key or this home was restored from an old copy; appending is refused, stop the other node and give this one a new key`)
+    }
+    if (!this.#appendAllowed) {
+      return new AppendNotAllowedError('appending is not allowed yet: the node must first learn its own chain from its peers (learnOwnChain) and then call allowAppend()')
+    }
+    return undefined
+  }
+
+  /**
+   * Check and store entries from elsewhere (gossip, sync, an import). Each is
+   * decoded and its signature verified (unless `verified`: the caller has
+   * checked the DecodedEntry objects it passes), then placed on its author's
+   * chain: stored if it extends the head, a duplicate if held, a fork if it
+   * conflicts, parked in memory if its predecessors are missing. Calls are
+   * applied in call order; verification of one overlaps the writing of the
+   * previous.
+   */
+  async ingest (entries: ReadonlyArray<string | DecodedEntry>, options: { verified?: boolean } = {}): Promise<IngestReport> {
+    this.#assertOpen()
+    const ticket = this.#queue.reserve()
+    try {
+      const report: IngestReport = { accepted: [], duplicates: 0, pending: 0, rejected: [], forks: [] }
+      let candidates = this.#decodeAll(entries, options.verified === true, report)
+      candidates = await this.#dropKnown(candidates, report)
+      if (options.verified !== true && candidates.length > 0) {
+        const ok = await verifyEntries(this.#verifier, candidates.map((c) => c.decoded))
+        candidates = candidates.filter((c, i) => {
+          if (ok[i] === true) return true
+          report.rejected.push({ index: c.index, id: c.decoded.id, reason: 'bad-signature', message: `signature of entry ${c.decoded.id} does not verify against author ${c.decoded.entry.author}` })
+          return false
+        })
+      }
+      await ticket.turn
+      // Chain order per author; arrival order otherwise (sort is stable).
+      candidates.sort((a, b) => a.decoded.entry.author < b.decoded.entry.author ? -1 : a.decoded.entry.author > b.decoded.entry.author ? 1 : a.decoded.entry.seq - b.decoded.entry.seq)
+      const stage = new Staging(this.#count, this.#maxClock)
+      for (const candidate of candidates) await this.#place(stage, candidate, report)
+      await this.#commit(stage)
+      report.accepted = stage.accepted
+      report.forks = stage.forks
+      return report
+    } finally {
+      ticket.release()
+    }
+  }
+
+  #decodeAll (entries: ReadonlyArray<string | DecodedEntry>, trusted: boolean, report: IngestReport): Candidate[] {
+    const seen = new Set<string>()
+    const out: Candidate[] = []
+    entries.forEach((input, index) => {
+      let decoded: DecodedEntry
+      if (typeof input !== 'string' && trusted) {
+        decoded = input
+      } else {
+        try {
+          decoded = this.codec.decode(typeof input === 'string' ? input : input.line, { verify: false })
+        } catch (err) {
+          if (!(err instanceof InvalidEntryError)) throw err
+          report.rejected.push({ index, reason: err.reason, message: err.message })
+          return
+        }
+      }
+      if (seen.has(decoded.id)) {
+        report.duplicates++
+        return
+      }
+      seen.add(decoded.id)
+      out.push({ decoded, index })
+    })
+    return out
+  }
+
+  /** Skip entries already stored or pending before spending a signature check on them. */
+  async #dropKnown (candidates: Candidate[], report: IngestReport): Promise<Candidate[]> {
+    if (candidates.length === 0) return candidates
+    const found = await this.#db.getMany(candidates.map((c) => keys.id(c.decoded.id)))
+    return candidates.filter((c, i) => {
+      if (found[i] !== undefined || this.#pending.has(c.decoded.id)) {
+        report.duplicates++
+        return false
+      }
+      return true
+    })
+  }
+
+  async #place (stage: Staging, { decoded, index }: Candidate, report: IngestReport): Promise<void> {
+    const { author, seq, prev } = decoded.entry
+    if (this.#forkSeqs.has(author) || stage.forkSeqs.has(author)) {
+      report.rejected.push({ index, id: decoded.id, reason: 'equivocating', message: `author ${author} has forked its chain; its entries are no longer accepted` })
+      return
+    }
+    const head = stage.heads.get(author) ?? this.#heads.get(author)
+    const headSeq = head?.seq ?? -1
+    if (seq <= headSeq) {
+      const onChain = await this.#chainEntryAt(stage, author, seq)
+      if (onChain === undefined || onChain.id === decoded.id) {
+        report.duplicates++
+        return
+      }
+      this.#stageFork(stage, onChain, decoded)
+      return
+    }
+    if (seq > headSeq + 1) {
+      if (this.#pending.park(decoded)) report.pending++
+      else report.duplicates++
+      return
+    }
+    if (prev !== (head?.id ?? null)) {
+      report.rejected.push({ index, id: decoded.id, reason: 'prev-mismatch', message: `entry ${decoded.id} (author ${author}, seq ${seq}) links to ${prev ?? 'nothing'}, but the chain held here has ${head?.id ?? 'nothing'} before it` })
+      return
+    }
+    this.#stageChainEntry(stage, decoded)
+    this.#drainPending(stage, decoded)
+  }
+
+  /** After `last` joined its chain, move any parked successors onto it. */
+  #drainPending (stage: Staging, last: DecodedEntry): void {
+    let previous = last
+    while (true) {
+      const { author, seq } = previous.entry
+      const waiting = this.#pending.take(author, seq + 1)
+      if (waiting.length === 0) return
+      const linked = waiting.filter((candidate) => candidate.entry.prev === previous.id)
+      for (const stray of waiting.filter((candidate) => candidate.entry.prev !== previous.id)) {
+        log('dropped entry %s (author %s seq %d): it links to %s, not to the chain held here', stray.id, author, stray.entry.seq, stray.entry.prev)
+      }
+      const next = linked[0]
+      if (next === undefined) return
+      this.#stageChainEntry(stage, next)
+      if (linked.length > 1) {
+        this.#stageFork(stage, next, linked[1]!)
+        return
+      }
+      previous = next
+    }
+  }
+
+  #stageChainEntry (stage: Staging, decoded: DecodedEntry): void {
+    const { author, seq, clock, type } = decoded.entry
+    const chainKey = keys.chain(author, seq)
+    stage.ops.push({ type: 'put', key: chainKey, value: decoded.line })
+    stage.ops.push({ type: 'put', key: keys.id(decoded.id), value: chainKey })
+    stage.ops.push({ type: 'put', key: keys.type(type, clock, decoded.id), value: '' })
+    for (const ref of new Set(this.codec.refsOf(decoded.entry))) {
+      if (isHex(ref, 32)) stage.ops.push({ type: 'put', key: keys.ref(ref, clock, decoded.id), value: '' })
+    }
+    stage.heads.set(author, { seq, id: decoded.id, clock })
+    stage.chainLines.set(chainKey, decoded)
+    stage.maxClock = Math.max(stage.maxClock, clock)
+    stage.count++
+    stage.accepted.push(decoded)
+  }
+
+  /** Record `evidence` as conflicting with `onChain` (or with another evidence entry), if the author's cap allows. */
+  #stageFork (stage: Staging, first: DecodedEntry, evidence: DecodedEntry, storeFirst = false): boolean {
+    const { author, seq } = evidence.entry
+    const known = new Set([...(this.#forkSeqs.get(author) ?? []), ...(stage.forkSeqs.get(author) ?? [])])
+    if (!known.has(seq) && known.size >= MAX_FORK_SEQS_PER_AUTHOR) return false
+    for (const entry of storeFirst ? [first, evidence] : [evidence]) {
+      const forkKey = keys.fork(author, seq, entry.id)
+      stage.ops.push({ type: 'put', key: forkKey, value: entry.line })
+      stage.ops.push({ type: 'put', key: keys.id(entry.id), value: forkKey })
+    }
+    addForkSeq(stage.forkSeqs, author, seq)
+    stage.forks.push({ author, seq, entries: [first, evidence] })
+    return true
+  }
+
+  /**
+   * Store a fork proof learnt from a peer (gossip or sync). Both entries must
+   * be validly signed (checked here unless `verified`), by the same author at
+   * the same seq, with different ids. Returns the proof if it told this node
+   * something new.
+   */
+  async ingestForkProof (a: DecodedEntry, b: DecodedEntry, options: { verified?: boolean } = {}): Promise<ForkProof | undefined> {
+    this.#assertOpen()
+    checkForkPair(a, b)
+    if (options.verified !== true) {
+      const redecoded = [this.codec.decode(a.line), this.codec.decode(b.line)]
+      a = redecoded[0]!
+      b = redecoded[1]!
+      checkForkPair(a, b)
+    }
+    return await this.#queue.run(async () => {
+      const { author, seq } = a.entry
+      const found = await this.#db.getMany([keys.id(a.id), keys.id(b.id)])
+      if (found[0] !== undefined && found[1] !== undefined) return undefined
+      const stage = new Staging(this.#count, this.#maxClock)
+      const onChain = await this.#chainEntryAt(stage, author, seq)
+      let stored: boolean
+      if (onChain?.id === a.id) stored = this.#stageFork(stage, a, b)
+      else if (onChain?.id === b.id) stored = this.#stageFork(stage, b, a)
+      else if (onChain !== undefined) stored = this.#stageFork(stage, onChain, a) && this.#stageFork(stage, onChain, b)
+      else stored = this.#stageFork(stage, a, b, true)
+      if (!stored) return undefined
+      await this.#commit(stage)
+      return stage.forks[0]
+    })
+  }
+
+  /** Write a staged change durably, then make it visible and announce it. */
+  async #commit (stage: Staging): Promise<void> {
+    if (stage.ops.length === 0) return
+    for (const [author, head] of stage.heads) stage.ops.push({ type: 'put', key: keys.head(author), value: encodeHead(head) })
+    await this.#db.batch(stage.ops, { sync: true })
+    for (const [author, head] of stage.heads) this.#heads.set(author, head)
+    this.#count = stage.count
+    this.#maxClock = stage.maxClock
+    for (const [author, seqs] of stage.forkSeqs) {
+      for (const seq of seqs) addForkSeq(this.#forkSeqs, author, seq)
+      const dropped = this.#pending.dropAuthor(author)
+      log.error('author %s equivocates (two entries at seq %s); %d of its waiting entries dropped, no more accepted', author, [...seqs].join(','), dropped)
+      if (author === this.author) log.error('this node\'s own key signed two different entries: appending is refused from now on')
+    }
+    for (const entry of stage.accepted) this.safeDispatchEvent('entry', { detail: entry })
+    for (const proof of stage.forks) this.safeDispatchEvent('fork', { detail: proof })
+  }
+
+  async #chainEntryAt (stage: Staging, author: string, seq: number): Promise<DecodedEntry | undefined> {
+    const chainKey = keys.chain(author, seq)
+    const staged = stage.chainLines.get(chainKey)
+    if (staged !== undefined) return staged
+    const line = await this.#db.get(chainKey)
+    return line === undefined ? undefined : decodeTrusted(line)
+  }
+
+  // ---- reading ----------------------------------------------------------
+
+  async get (id: string): Promise<DecodedEntry | undefined> {
+    if (!isHex(id, 32)) return undefined
+    const at = await this.#db.get(keys.id(id))
+    if (at === undefined) return undefined
+    const line = await this.#db.get(at)
+    return line === undefined ? undefined : decodeTrusted(line, id)
+  }
+
+  async has (id: string): Promise<boolean> {
+    return isHex(id, 32) && await this.#db.has(keys.id(id))
+  }
+
+  async getBySeq (author: string, seq: number): Promise<DecodedEntry | undefined> {
+    if (!isHex(author, 32) || !Number.isSafeInteger(seq) || seq < 0) return undefined
+    const line = await this.#db.get(keys.chain(author, seq))
+    return line === undefined ? undefined : decodeTrusted(line)
+  }
+
+  /** Head (last seq and its id) of every chain held. */
+  async heads (): Promise<Map<string, ChainHead>> {
+    return this.headsNow()
+  }
+
+  /** heads(), synchronously. */
+  headsNow (): Map<string, ChainHead> {
+    return new Map([...this.#heads].map(([author, head]) => [author, { seq: head.seq, id: head.id }]))
+  }
+
+  head (author: string): ChainHead | undefined {
+    const head = this.#heads.get(author)
+    return head === undefined ? undefined : { seq: head.seq, id: head.id }
+  }
+
+  /** An author's chain entries after `afterSeq` (-1: from the start), in seq order. */
+  async * entriesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<DecodedEntry> {
+    for await (const line of this.linesAfter(author, afterSeq, options)) yield decodeTrusted(line)
+  }
+
+  /** Like entriesAfter, but the stored lines as they are (what sync and export send). */
+  async * linesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<string> {
+    const range = keys.chainOf(author)
+    const from = afterSeq < 0 ? { gte: range.gte } : { gt: keys.chain(author, afterSeq) }
+    yield * this.#db.values({ ...from, lt: range.lt, limit: options.limit ?? -1 })
+  }
+
+  /** Entries of one type, in Lamport clock order (ties by id). */
+  async * byType (type: string): AsyncGenerator<DecodedEntry> {
+    yield * this.#indexed(keys.typeRange(type))
+  }
+
+  /** Entries whose body refers to `id` (per the type rules' refs), in Lamport clock order. */
+  async * byRef (id: string): AsyncGenerator<DecodedEntry> {
+    if (!isHex(id, 32)) return
+    yield * this.#indexed(keys.refRange(id))
+  }
+
+  async * #indexed (range: Range): AsyncGenerator<DecodedEntry> {
+    let ids: string[] = []
+    const flush = async function * (this: LedgerStore): AsyncGenerator<DecodedEntry> {
+      const locations = await this.#db.getMany(ids.map(keys.id))
+      const lines = await this.#db.getMany(locations.filter((at): at is string => at !== undefined))
+      let i = 0
+      for (const at of locations) {
+        if (at === undefined) continue
+        const line = lines[i++]
+        if (line !== undefined) yield decodeTrusted(line)
+      }
+      ids = []
+    }
+    for await (const key of this.#db.keys(range)) {
+      ids.push(idOfIndexKey(key))
+      if (ids.length >= READ_CHUNK) yield * flush.call(this)
+    }
+    if (ids.length > 0) yield * flush.call(this)
+  }
+
+  /** Number of chain entries held (fork evidence not counted). */
+  count (): number {
+    return this.#count
+  }
+
+  /** The greatest Lamport clock among entries stored since open, and among chain heads (-1 when empty). */
+  maxClock (): number {
+    return this.#maxClock
+  }
+
+  isEquivocating (author: string): boolean {
+    return this.#forkSeqs.has(author)
+  }
+
+  /** Authors with stored fork evidence, in ascending order. */
+  equivocatingAuthors (): string[] {
+    return [...this.#forkSeqs.keys()].sort()
+  }
+
+  /** Every fork proof held: for each (author, seq), the chain's entry (if held) paired with each conflicting one. */
+  async forks (): Promise<ForkProof[]> {
+    const bySeat = new Map<string, DecodedEntry[]>()
+    for await (const [key, line] of this.#db.iterator(keys.allForks())) {
+      const { author, seq, id } = parseForkKey(key)
+      const seat = `${author}!${seq}`
+      const list = bySeat.get(seat) ?? []
+      list.push(decodeTrusted(line, id))
+      bySeat.set(seat, list)
+    }
+    const proofs: ForkProof[] = []
+    for (const evidence of bySeat.values()) {
+      const { author, seq } = evidence[0]!.entry
+      const onChain = await this.getBySeq(author, seq)
+      const [first, ...rest] = onChain !== undefined ? [onChain, ...evidence] : evidence
+      for (const other of rest) proofs.push({ author, seq, entries: [first!, other] })
+    }
+    return proofs
+  }
+
+  stats (): LedgerStats {
+    return {
+      entries: this.#count,
+      authors: this.#heads.size,
+      pending: this.#pending.size,
+      pendingBytes: this.#pending.bytes,
+      equivocatingAuthors: this.#forkSeqs.size
+    }
+  }
+
+  /**
+   * Every entry held, one canonical line each, in an order in which every
+   * chain verifies: authors in ascending hex order; each author's chain by
+   * seq from 0; then that author's fork evidence by seq (docs/FORMAT.md).
+   */
+  async * exportLines (): AsyncGenerator<string> {
+    const evidence = new Map<string, string[]>()
+    for await (const [key, line] of this.#db.iterator(keys.allForks())) {
+      const { author } = parseForkKey(key)
+      const list = evidence.get(author) ?? []
+      list.push(line)
+      evidence.set(author, list)
+    }
+    const evidenceAuthors = [...evidence.keys()].sort()
+    let current: string | undefined
+    const flushUpTo = function * (author: string | undefined): Generator<string> {
+      // Evidence of authors up to and including `author` that is not yet out (undefined: all).
+      while (evidenceAuthors.length > 0 && (author === undefined || evidenceAuthors[0]! <= author)) {
+        yield * evidence.get(evidenceAuthors.shift()!)!
+      }
+    }
+    for await (const [key, line] of this.#db.iterator(keys.allChains())) {
+      const { author } = parseChainKey(key)
+      if (author !== current) {
+        if (current !== undefined) yield * flushUpTo(current)
+        // Authors with evidence only, sorting before this one.
+        while (evidenceAuthors.length > 0 && evidenceAuthors[0]! < author) yield * evidence.get(evidenceAuthors.shift()!)!
+        current = author
+      }
+      yield line
+    }
+    yield * flushUpTo(undefined)
+  }
+
+  // ---- lifecycle --------------------------------------------------------
+
+  get closed (): boolean {
+    return this.#closed
+  }
+
+  /** Refuse new work, finish what is queued (appends, ingests), then close the database. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#queue.idle()
+    this.#pending.clear()
+    await this.#db.close()
+  }
+
+  #assertOpen (): void {
+    if (this.#closed) throw new LedgerClosedError(`the ledger at ${this.path} is closed; open it again to use it`)
+  }
+}
+
+interface Candidate {
+  decoded: DecodedEntry
+  /** Position in the ingest() input. */
+  index: number
+}
+
+function addForkSeq (map: Map<string, Set<number>>, author: string, seq: number): void {
+  let seqs = map.get(author)
+  if (seqs === undefined) {
+    seqs = new Set()
+    map.set(author, seqs)
+  }
+  seqs.add(seq)
+}

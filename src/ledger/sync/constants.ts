@@ -1,0 +1,49 @@
+/** The sync protocol: heads exchange, then each side streams what the other lacks. See docs/FORMAT.md § Sync. */
+export const SYNC_PROTOCOL = '/buildhaus/sync/1.0.0'
+
+/** Largest frame (after the length prefix): 16 entries of the maximum size fit, 512 typical ones. */
+export const MAX_FRAME_BYTES = 1024 * 1024
+
+/** Entries per `entries` frame. */
+export const MAX_ENTRIES_PER_FRAME = 512
+
+/** Entries one side sends in one session; past it the sender says `more` and the receiver comes back. */
+export const MAX_ENTRIES_PER_SESSION = 25_000
+
+/** Heads per `heads` frame, and in total (set reconciliation is the known next step for more authors). */
+export const MAX_HEADS_PER_FRAME = 4096
+export const MAX_HEADS = 65_536
+
+/** Fork proofs accepted in one session. */
+export const MAX_FORK_PROOFS_PER_SESSION = 256
+
+/** A frame must arrive within this long of the previous one. */
+export const FRAME_TIMEOUT_MS = 10_000
+
+/** A whole session must finish within this long. */
+export const SESSION_TIMEOUT_MS = 120_000
+
+/** Opening the sync stream to a peer. */
+export const DIAL_TIMEOUT_MS = 10_000
+
+/** Anti-entropy round with every connected peer, ±20 % jitter. */
+export const SYNC_INTERVAL_MS = 10_000
+
+/** Sessions running at once (inbound and outbound). */
+export const MAX_CONCURRENT_SESSIONS = 8
+
+/** Sessions with one peer per round before waiting for the next interval, when it keeps saying `more`. */
+export const MAX_FOLLOW_UP_SESSIONS = 20
+
+/** Entry frames being verified/stored at once per session: overlaps parsing, verifying and writing. */
+export const INGEST_PIPELINE_DEPTH = 3
+
+/** Unread bytes buffered before the stream is paused (flow control). */
+export const READ_HIGH_WATER_BYTES = 2 * 1024 * 1024
+
+/**
+ * What libp2p may buffer for a paused stream before resetting it: above the
+ * muxer's largest window (yamux: 16 MiB), so only a sender ignoring flow
+ * control hits it.
+ */
+export const MAX_STREAM_READ_BUFFER_BYTES = 20 * 1024 * 1024

@@ -1,0 +1,64 @@
+import type { AbortOptions, Connection, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
+import type { ChainHead, LedgerStore } from '../store.js'
+import { LedgerSync } from './ledger-sync.js'
+
+export { LedgerSync } from './ledger-sync.js'
+export { runSyncSession, type SessionOptions, type SessionResult } from './session.js'
+export * from './constants.js'
+
+/** The part of a libp2p node the sync protocol uses. A Libp2p instance fits. */
+export interface SyncNetwork {
+  readonly peerId?: PeerId
+  handle (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void>
+  unhandle (protocol: string): Promise<void>
+  dialProtocol (peer: PeerId, protocol: string, options?: AbortOptions): Promise<Stream>
+  getConnections (): Connection[]
+  addEventListener (type: 'peer:connect', listener: (evt: CustomEvent<PeerId>) => void): void
+  removeEventListener (type: 'peer:connect', listener: (evt: CustomEvent<PeerId>) => void): void
+}
+
+export interface LedgerSyncComponents {
+  network: SyncNetwork
+  store: LedgerStore
+}
+
+export interface LedgerSyncInit {
+  /** Anti-entropy period (±20 % jitter). Default 10 s. */
+  intervalMs?: number
+  /** Longest wait for the next frame. Default 10 s. */
+  frameTimeoutMs?: number
+  /** Longest session. Default 120 s. */
+  sessionTimeoutMs?: number
+  /** Longest wait to open the stream. Default 10 s. */
+  dialTimeoutMs?: number
+  /** Entries one side sends per session (then `more`). Default 25,000. */
+  maxEntriesPerSession?: number
+  /** Sessions at once, inbound and outbound. Default 8. */
+  maxConcurrentSessions?: number
+}
+
+export interface LedgerSyncStats {
+  /** Sessions completed. */
+  sessions: number
+  /** Sessions that ended in an error (peer unreachable, protocol violation, deadline). */
+  failed: number
+  /** Entries received and stored. */
+  received: number
+  sent: number
+  forksLearnt: number
+  lastError?: string
+}
+
+export interface LearnOwnChainResult {
+  peersAsked: number
+  peersAnswered: number
+  /** How many of our own entries were adopted from peers (our head moved by this much). */
+  adopted: number
+  head?: ChainHead
+  /** A peer held a conflicting entry of ours: append() now refuses. */
+  selfForked: boolean
+}
+
+export function ledgerSync (components: LedgerSyncComponents, init?: LedgerSyncInit): LedgerSync {
+  return new LedgerSync(components, init)
+}

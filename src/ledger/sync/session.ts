@@ -1,0 +1,314 @@
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
+import type { Stream } from '@libp2p/interface'
+import { eachWithin } from '../../util/async-iter.js'
+import { DeadlineError, describeError } from '../../util/errors.js'
+import type { Logger } from '../../util/logger.js'
+import { boundedSource } from '../../util/stream-source.js'
+import { SyncProtocolError } from '../errors.js'
+import { decodeForkProof, encodeForkProof, type ForkProof } from '../forks.js'
+import type { IngestReport, LedgerStore } from '../store.js'
+import {
+  INGEST_PIPELINE_DEPTH, MAX_ENTRIES_PER_FRAME, MAX_FORK_PROOFS_PER_SESSION, MAX_FRAME_BYTES, MAX_HEADS,
+  MAX_HEADS_PER_FRAME, MAX_STREAM_READ_BUFFER_BYTES, READ_HIGH_WATER_BYTES
+} from './constants.js'
+import { decodeFrame, encodeFrame, type HeadTriple, type SyncFrame } from './frames.js'
+
+export interface SessionOptions {
+  store: LedgerStore
+  role: 'dialer' | 'listener'
+  /** Dialer only: limit the session to these authors (e.g. our own, to learn our chain). */
+  want?: string[]
+  frameTimeoutMs: number
+  sessionTimeoutMs: number
+  maxEntriesPerSession: number
+  /** Aborts the session (the service is stopping). */
+  signal?: AbortSignal
+  log: Logger
+}
+
+export interface SessionResult {
+  /** Entries from the peer newly stored here. */
+  received: number
+  /** Entries sent to the peer. */
+  sent: number
+  /** Fork proofs learnt from the peer, or found in its entries. */
+  forksLearnt: number
+  forksSent: number
+  /** Either side stopped at the per-session quota: another session will carry on. */
+  more: boolean
+}
+
+/** Why an entry from a peer ends the session: it cannot be an honest peer's mistake. */
+const HOSTILE_REJECTIONS = new Set(['too-large', 'not-json', 'not-canonical', 'bad-shape', 'bad-signature'])
+
+interface PeerView {
+  heads: Map<string, { seq: number, id: string }>
+  want: Set<string> | null
+  forked: Set<string>
+}
+
+/**
+ * One sync session over an open stream. Both sides run the same steps:
+ *
+ *   heads…  (the dialer first; the listener answers with heads limited to the dialer's `want`)
+ *   entries… and fork…   what the other lacks, per author in chain order
+ *   end {more}           nothing more this session (`more`: the quota cut it short)
+ *   fork…                proofs found while storing the other's entries
+ *   done                 then close the write side
+ *
+ * The read side is a pipeline (bounded read → length-prefixed frames → a
+ * deadline per frame → parse → verify and store, a few frames in flight);
+ * any bad frame aborts the stream. Bounded in bytes (frame size, read
+ * buffer), in count (heads, entries, proofs) and in time (per frame, per
+ * session).
+ */
+export async function runSyncSession (stream: Stream, options: SessionOptions): Promise<SessionResult> {
+  const { store, log } = options
+  const result: SessionResult = { received: 0, sent: 0, forksLearnt: 0, forksSent: 0, more: false }
+  const controller = new AbortController()
+  const signals = [controller.signal, AbortSignal.timeout(options.sessionTimeoutMs)]
+  if (options.signal !== undefined) signals.push(options.signal)
+  const signal = AbortSignal.any(signals)
+  const peerHeads = deferred<PeerView>()
+  const peerEnded = deferred<void>()
+  /** Forks found while storing the peer's entries, to send back after `end`. */
+  const foundForks: ForkProof[] = []
+  const sentForkAuthors = new Set<string>()
+
+  const fail = (err: unknown): Error => {
+    const error = err instanceof Error ? err : new Error(String(err))
+    if (!controller.signal.aborted) controller.abort(error)
+    peerHeads.reject(error)
+    peerEnded.reject(error)
+    stream.abort(error)
+    return error
+  }
+  const onAbort = (): void => {
+    const reason: unknown = signal.reason
+    fail(reason instanceof DOMException && reason.name === 'TimeoutError'
+      ? new DeadlineError(`the sync session did not finish within ${options.sessionTimeoutMs} ms`)
+      : reason)
+  }
+  signal.addEventListener('abort', onAbort, { once: true })
+  stream.maxReadBufferLength = MAX_STREAM_READ_BUFFER_BYTES
+
+  const send = async (frame: SyncFrame): Promise<void> => {
+    const bytes = lp.encode.single(encodeFrame(frame), { maxDataLength: MAX_FRAME_BYTES })
+    if (!stream.send(bytes)) await stream.onDrain({ signal })
+  }
+
+  const readSide = async (): Promise<void> => {
+    const view: PeerView = { heads: new Map(), want: null, forked: new Set() }
+    let state: 'heads' | 'entries' | 'ended' | 'done' = 'heads'
+    let first = true
+    let entriesSeen = 0
+    let proofsSeen = 0
+    const inflight: Array<Promise<void>> = []
+    const absorb = (report: IngestReport): void => {
+      const hostile = report.rejected.find((r) => HOSTILE_REJECTIONS.has(r.reason))
+      if (hostile !== undefined) throw new SyncProtocolError(`the peer sent an invalid entry (${hostile.message}); closing the session`)
+      for (const rejection of report.rejected) log('entry from the peer not stored: %s', rejection.message)
+      result.received += report.accepted.length
+      foundForks.push(...report.forks)
+      result.forksLearnt += report.forks.length
+    }
+    await pipe(
+      boundedSource(stream, { highWaterBytes: READ_HIGH_WATER_BYTES, signal }),
+      (source) => lp.decode(source, { maxDataLength: MAX_FRAME_BYTES }),
+      (source) => eachWithin(source, options.frameTimeoutMs, 'sync frame from the peer'),
+      async (source) => {
+        for await (const chunk of source) {
+          const frame = decodeFrame(chunk)
+          switch (frame.t) {
+            case 'heads': {
+              if (state !== 'heads') throw new SyncProtocolError('the peer sent heads after its entries')
+              if (first && options.role === 'listener' && frame.want != null) view.want = new Set(frame.want)
+              first = false
+              for (const author of frame.forked ?? []) view.forked.add(author)
+              for (const [author, seq, id] of frame.heads) view.heads.set(author, { seq, id })
+              if (view.heads.size > MAX_HEADS) throw new SyncProtocolError(`the peer announced more than ${MAX_HEADS} heads`)
+              if (!frame.more) {
+                state = 'entries'
+                peerHeads.resolve(view)
+              }
+              break
+            }
+            case 'entries': {
+              if (state !== 'entries') throw new SyncProtocolError(`the peer sent entries ${state === 'heads' ? 'before its heads' : 'after saying it had finished'}`)
+              entriesSeen += frame.lines.length
+              if (entriesSeen > options.maxEntriesPerSession) throw new SyncProtocolError(`the peer sent more than ${options.maxEntriesPerSession} entries in one session`)
+              const stored = store.ingest(frame.lines).then(absorb)
+              stored.catch(() => {})
+              inflight.push(stored)
+              if (inflight.length >= INGEST_PIPELINE_DEPTH) await inflight.shift()
+              break
+            }
+            case 'fork': {
+              if (state !== 'entries' && state !== 'ended') throw new SyncProtocolError('the peer sent a fork proof out of place')
+              if (++proofsSeen > MAX_FORK_PROOFS_PER_SESSION) throw new SyncProtocolError(`the peer sent more than ${MAX_FORK_PROOFS_PER_SESSION} fork proofs`)
+              let proof: ForkProof
+              try {
+                proof = decodeForkProof(store.codec, frame.lines.join('\n'))
+              } catch (err) {
+                throw new SyncProtocolError(`the peer sent an invalid fork proof: ${describeError(err)}`)
+              }
+              if (await store.ingestForkProof(proof.entries[0], proof.entries[1], { verified: true }) !== undefined) result.forksLearnt++
+              break
+            }
+            case 'end': {
+              if (state !== 'entries') throw new SyncProtocolError('the peer ended before sending its heads')
+              await Promise.all(inflight.splice(0))
+              if (frame.more) result.more = true
+              state = 'ended'
+              peerEnded.resolve()
+              break
+            }
+            case 'done': {
+              if (state !== 'ended') throw new SyncProtocolError('the peer said done before end')
+              state = 'done'
+              return
+            }
+          }
+        }
+      }
+    )
+    if ((state as string) !== 'done') throw new SyncProtocolError('the peer closed the sync stream before finishing the session')
+  }
+
+  const writeSide = async (): Promise<void> => {
+    let filter: Set<string> | null
+    let peer: PeerView
+    if (options.role === 'dialer') {
+      filter = options.want !== undefined ? new Set(options.want) : null
+      await sendHeads(filter, options.want ?? null)
+      peer = await peerHeads.promise
+    } else {
+      peer = await peerHeads.promise
+      filter = peer.want
+      await sendHeads(filter, null)
+    }
+    await sendEntries(peer, filter)
+    for (const proof of await store.forks()) {
+      if ((filter === null || filter.has(proof.author)) && !peer.forked.has(proof.author)) await sendFork(proof)
+    }
+    await send({ t: 'end', more: result.more })
+    await peerEnded.promise
+    for (const proof of foundForks) {
+      if ((filter === null || filter.has(proof.author)) && !peer.forked.has(proof.author)) await sendFork(proof)
+    }
+    await send({ t: 'done' })
+    await stream.close({ signal })
+  }
+
+  const sendHeads = async (filter: Set<string> | null, want: string[] | null): Promise<void> => {
+    const mine: HeadTriple[] = []
+    for (const [author, head] of store.headsNow()) {
+      if (filter !== null && !filter.has(author)) continue
+      if (mine.length >= MAX_HEADS) {
+        log('holding more than %d chains: announcing the first %d only', MAX_HEADS, MAX_HEADS)
+        break
+      }
+      mine.push([author, head.seq, head.id])
+    }
+    const forked = store.equivocatingAuthors().filter((author) => filter === null || filter.has(author)).slice(0, MAX_HEADS_PER_FRAME)
+    let at = 0
+    do {
+      const heads = mine.slice(at, at + MAX_HEADS_PER_FRAME)
+      at += heads.length
+      const frame: SyncFrame = { t: 'heads', heads, more: at < mine.length }
+      if (at <= MAX_HEADS_PER_FRAME) {
+        if (want !== null) frame.want = want
+        if (forked.length > 0) frame.forked = forked
+      }
+      await send(frame)
+    } while (at < mine.length)
+  }
+
+  const sendEntries = async (peer: PeerView, filter: Set<string> | null): Promise<void> => {
+    let batch: string[] = []
+    let batchBytes = 0
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return
+      await send({ t: 'entries', lines: batch })
+      batch = []
+      batchBytes = 0
+    }
+    const push = async (line: string): Promise<void> => {
+      if (batch.length >= MAX_ENTRIES_PER_FRAME || batchBytes + line.length + 1 > MAX_FRAME_BYTES - 64) await flush()
+      batch.push(line)
+      batchBytes += Buffer.byteLength(line) + 1
+      result.sent++
+    }
+    for (const [author, mine] of store.headsNow()) {
+      if (filter !== null && !filter.has(author)) continue
+      if (result.sent >= options.maxEntriesPerSession) {
+        result.more = true
+        break
+      }
+      const theirs = peer.heads.get(author)
+      let from = 0
+      if (theirs !== undefined) {
+        if (mine.seq < theirs.seq) continue
+        const atTheirs = await store.getBySeq(author, theirs.seq)
+        if (atTheirs === undefined) continue
+        if (atTheirs.id !== theirs.id) {
+          // Their chain conflicts with ours at their head: our entry there is the evidence they need.
+          await push(atTheirs.line)
+          continue
+        }
+        if (mine.seq === theirs.seq) continue
+        from = theirs.seq + 1
+      }
+      const budget = options.maxEntriesPerSession - result.sent
+      const wanted = mine.seq - from + 1
+      for await (const line of store.linesAfter(author, from - 1, { limit: Math.min(wanted, budget) })) await push(line)
+      if (wanted > budget) result.more = true
+    }
+    await flush()
+  }
+
+  const sendFork = async (proof: ForkProof): Promise<void> => {
+    if (sentForkAuthors.has(proof.author) || sentForkAuthors.size >= MAX_FORK_PROOFS_PER_SESSION) return
+    sentForkAuthors.add(proof.author)
+    const [a, b] = encodeForkProof(proof).split('\n')
+    await send({ t: 'fork', lines: [a!, b!] })
+    result.forksSent++
+  }
+
+  const reading = readSide()
+  const writing = writeSide()
+  try {
+    await Promise.all([reading, writing])
+    closeLingering(stream, options.frameTimeoutMs)
+    return result
+  } catch (err) {
+    const error = fail(err)
+    await Promise.allSettled([reading, writing])
+    throw error
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** After `done` the peer should close its side; one that keeps the stream open is cut off after a grace period. */
+function closeLingering (stream: Stream, graceMs: number): void {
+  if (stream.status !== 'open' || stream.remoteWriteStatus === 'closed') return
+  const timer = setTimeout(() => { stream.abort(new SyncProtocolError('the peer kept the sync stream open after the session ended')) }, graceMs)
+  timer.unref()
+  stream.addEventListener('close', () => { clearTimeout(timer) }, { once: true })
+}
+
+interface Deferred<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (err: Error) => void
+}
+
+function deferred<T> (): Deferred<T> {
+  let resolve!: (value: T) => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  promise.catch(() => {})
+  return { promise, resolve, reject }
+}
