@@ -150,7 +150,8 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       // A backstop under the /proc monitor: no single process past twice the memory limit.
       rlimits.push(`--data=${(2 * limits.memoryMb + 64) * MiB}`)
       // Counted per real uid: only meaningful for the dedicated build user, never for a volunteer's own uid.
-      if (this.buildUser !== undefined) rlimits.push(`--nproc=${limits.processes + BWRAP_OVERHEAD}`)
+      // A backstop above the limit, so that the monitor sees the job reach the limit and names it.
+      if (this.buildUser !== undefined) rlimits.push(`--nproc=${2 * (limits.processes + BWRAP_OVERHEAD)}`)
     }
     const drop = this.buildUser === undefined
       ? []

@@ -186,7 +186,9 @@ class RunSession {
     request.signal?.addEventListener('abort', onAbort, { once: true })
 
     const watching = new AbortController()
-    const pause = async (ms: number): Promise<boolean> => await delay(ms, watching.signal).then(() => true, () => false)
+    // false once the step is over (delay() does not notice a signal aborted before it is called).
+    const pause = async (ms: number): Promise<boolean> => !watching.signal.aborted &&
+      await delay(ms, watching.signal).then(() => !watching.signal.aborted, () => false)
     const pollLimits = (async () => {
       while (await pause(this.backend.pollMs)) {
         const found = await prepared.check(proc).catch((err: unknown) => { log.error('limit check failed: %e', err) })
@@ -201,15 +203,19 @@ class RunSession {
     })()
 
     const exit = await proc.exited
+    log('step %s exited %o', step.name, exit)
     // Output can still be in flight after the exit; a writer left behind (only possible without bubblewrap) is not waited for.
     await Promise.race([outputClosed, delay(OUTPUT_GRACE_MS)])
+    log('step %s output closed', step.name)
     watching.abort()
     clearTimeout(wallTimer)
     request.signal?.removeEventListener('abort', onAbort)
     await Promise.all([pollLimits, pollDisk])
     // Whatever the step left behind goes with it.
+    log('step %s polls stopped', step.name)
     const cleaned = killing !== undefined ? await killing : prepared.mayLeaveProcesses(exit) ? await proc.kill() : true
     if (!cleaned) this.say('[buildhaus: warning: some processes of this step did not die within 10 s of SIGKILL]')
+    log('step %s cleaned: %s', step.name, cleaned)
     proc.output.destroy()
     proc.child.stderr?.destroy()
     const tail = decoder.end()

@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { Executor } from '../../src/sandbox/index.js'
+import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { bubblewrap, logText, runJob, step } from './helpers.js'
+import { processesWith } from './processes.js'
+
+const teardown = useTeardown()
+let executor: Executor
+
+// Without cgroups, a root node's rlimits count every process of the build
+// user: this file uses a build uid of its own so that jobs of other test
+// files running at the same time do not share its process budget.
+const BUILD_UID = 65533
+
+beforeAll(async () => {
+  executor = await bubblewrap({ cgroups: false, buildUid: BUILD_UID, buildGid: BUILD_UID })
+})
+
+describe('bubblewrap without cgroups (rlimits and the /proc monitor)', () => {
+  it('says so in its fingerprint', async () => {
+    expect((await executor.fingerprint()).limits).toBe('rlimits')
+  })
+
+  it('ends a fork bomb with the process limit', async () => {
+    const work = await tempDir(teardown)
+    const token = `bomb-${randomBytes(6).toString('hex')}`
+    // Each copy holds on (sleeps) after forking, so the bomb stays at the
+    // rlimit until the monitor sees it. (A bomb whose copies exit at once is
+    // held by RLIMIT_NPROC and dies out by itself, faster than a poll.)
+    const outcome = await runJob(executor, teardown, work, {
+      ...step(`bomb() { bomb | bomb & sleep 30; }; bomb; : ${token}`),
+      limits: { processes: 32 }
+    })
+    expect(outcome.status).toBe('error')
+    expect(outcome.reason).toBe('process limit (32)')
+    expect(await processesWith(token)).toEqual([])
+  })
+
+  it('ends a job whose memory keeps growing', async () => {
+    const work = await tempDir(teardown)
+    const outcome = await runJob(executor, teardown, work, {
+      ...step('perl -e \'my @keep; while (1) { push @keep, "x" x (4 * 1024 * 1024); select(undef, undef, undef, 0.02) }\''),
+      limits: { memoryMb: 64 }
+    })
+    expect(outcome.status).toBe('error')
+    expect(outcome.reason).toBe('memory limit (64 MB)')
+  })
+
+  it('ends a job burning CPU past its limit', async () => {
+    const work = await tempDir(teardown)
+    const outcome = await runJob(executor, teardown, work, { ...step('while :; do :; done'), limits: { cpuSeconds: 1, wallSeconds: 30 } })
+    expect(outcome.status).toBe('error')
+    expect(outcome.reason).toBe('cpu time limit (1 s)')
+  })
+
+  it('still leaves no daemon behind', async () => {
+    const work = await tempDir(teardown)
+    const token = `daemon-${randomBytes(6).toString('hex')}`
+    const outcome = await runJob(executor, teardown, work, {
+      ...step(`( setsid sh -c 'touch /build/up; while :; do sleep 0.1; done; : ${token}' </dev/null >/dev/null 2>&1 & ); while [ ! -f up ]; do sleep 0.05; done; echo parent exits`)
+    })
+    expect(outcome.status).toBe('pass')
+    expect(logText(outcome)).toContain('parent exits')
+    expect(await processesWith(token)).toEqual([])
+  })
+})
