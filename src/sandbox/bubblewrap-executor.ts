@@ -13,7 +13,7 @@ import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
 import { OUTER_WRAPPER, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
-import { removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
+import { clearStaleStaging, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
 
 const log = componentLogger('sandbox:bubblewrap')
 
@@ -125,14 +125,15 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       launch: (step) => new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], {
         cwd: '/',
         env: { PATH: SYSTEM_PATH, LANG: 'C' },
+        sandboxInfo: true,
         ...(cgroup === undefined ? {} : { cgroupPids: cgroup.pids })
       }),
       check: async (proc) => cgroup !== undefined
         ? cgroupViolation(limits, await cgroup.usage())
         : await treeLimits!.check(proc.pid),
       stepEnded: () => { treeLimits?.stepEnded() },
-      // bwrap exits on its own only after its pid namespace is empty; killed, it leaves the namespace dying.
-      mayLeaveProcesses: (exit) => exit.signal !== null,
+      // bwrap exits as soon as the step's command has: its init may still be emptying the pid namespace.
+      mayLeaveProcesses: () => true,
       diskDirs,
       release: async () => { await cgroup?.remove() }
     }
@@ -185,6 +186,7 @@ export async function createBubblewrapExecutor (options: BubblewrapOptions = {})
     else log('no usable cgroups, using rlimits and a /proc monitor: %s', found.reason)
   }
   const executor = new BubblewrapExecutor(tools, await detectHostLayout(options.extraReadOnly ?? []), cgroups, options)
+  if (isRoot) await clearStaleStaging(executor.workspaceOptions().stagingRoot)
   if (options.selfTest !== false) await selfTest(executor)
   return executor
 }

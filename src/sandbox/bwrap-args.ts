@@ -1,7 +1,7 @@
 import { lstat, readlink, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MiB } from './limits.js'
-import { INNER_WRAPPER } from './step-process.js'
+import { INFO_FD, INNER_WRAPPER } from './step-process.js'
 import type { SandboxLimits } from './types.js'
 
 /** Where the workspace appears inside the sandbox: the same path on every machine, for reproducible builds. */
@@ -95,7 +95,7 @@ export function bwrapArgs (plan: BwrapPlan, run: string): string[] {
   const args = ['--unshare-all', '--unshare-user']
   if (plan.network) args.push('--share-net')
   if (features.disableUserns) args.push('--disable-userns')
-  args.push('--die-with-parent', '--new-session')
+  args.push('--die-with-parent', '--new-session', '--info-fd', String(INFO_FD))
   args.push('--uid', String(plan.insideUid), '--gid', String(plan.insideUid), '--hostname', 'buildhaus')
   for (const { path, link } of layout.system) {
     if (link !== undefined) args.push('--symlink', link, path)

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { describeError } from '../util/errors.js'
 import { delay } from '../util/wait.js'
@@ -94,6 +94,27 @@ export async function detectCgroups (): Promise<CgroupDetection> {
   return { ok: false, reason: reasons.join('; ') }
 }
 
+/** Groups of nodes no longer running (a crash leaves them behind, empty: bwrap dies with its parent). */
+async function clearStale (base: string): Promise<void> {
+  let names: string[]
+  try {
+    names = await readdir(base)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const pid = Number(/^buildhaus-(?:probe-)?(\d+)/.exec(name)?.[1])
+    if (!Number.isSafeInteger(pid) || pid === process.pid) continue
+    try {
+      process.kill(pid, 0)
+      continue
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') continue
+    }
+    await rmdir(join(base, name)).catch(() => {})
+  }
+}
+
 async function probe (base: string, file: string, value: string): Promise<void> {
   const dir = join(base, `buildhaus-probe-${process.pid}`)
   await mkdir(dir)
@@ -114,6 +135,7 @@ async function detectV1 (allMounts: Mount[], own: Map<string, string>): Promise<
   const memory = bases.get('memory')
   const pids = bases.get('pids')
   if (memory === undefined || pids === undefined) return 'no memory and pids hierarchies mounted'
+  for (const base of bases.values()) await clearStale(base)
   try {
     await probe(memory, 'memory.limit_in_bytes', String(64 * 1024 * 1024))
     await probe(pids, 'pids.max', '64')
@@ -173,6 +195,7 @@ async function detectV2 (allMounts: Mount[], own: Map<string, string>): Promise<
       return `cannot enable memory and pids for groups under ${base}: ${describeError(err)} (start the node in a delegated cgroup whose subtree has them enabled)`
     }
   }
+  await clearStale(base)
   try {
     await probe(base, 'pids.max', '64')
   } catch (err) {

@@ -103,7 +103,17 @@ class RunSession {
   say (text: string): void {
     const line = `${this.log.atLineStart ? '' : '\n'}${text}\n`
     this.log.append(Buffer.from(line))
-    this.request.onLog?.(line)
+    this.live(line)
+  }
+
+  /** Hand text to the caller's live log; a throwing listener must not break the run. */
+  live (text: string): void {
+    if (this.request.onLog === undefined || text === '') return
+    try {
+      this.request.onLog(text)
+    } catch (err) {
+      log.error('the onLog listener threw: %e', err)
+    }
   }
 
   end (violation: Violation): void {
@@ -174,7 +184,7 @@ class RunSession {
       outputBytes += chunk.length
       const kept = outputBytes > outputLimit ? chunk.subarray(0, chunk.length - (outputBytes - outputLimit)) : chunk
       this.log.append(kept)
-      if (request.onLog !== undefined) request.onLog(decoder.write(kept))
+      this.live(decoder.write(kept))
       if (outputBytes > outputLimit) stop(limitViolation(limits, 'outputMb'))
     }
     proc.output.on('data', onOutput)
@@ -203,23 +213,19 @@ class RunSession {
     })()
 
     const exit = await proc.exited
-    log('step %s exited %o', step.name, exit)
+    log('step %s exited %o%s', step.name, exit, violation === undefined ? '' : ` (${violation.reason})`)
     // Output can still be in flight after the exit; a writer left behind (only possible without bubblewrap) is not waited for.
     await Promise.race([outputClosed, delay(OUTPUT_GRACE_MS)])
-    log('step %s output closed', step.name)
     watching.abort()
     clearTimeout(wallTimer)
     request.signal?.removeEventListener('abort', onAbort)
     await Promise.all([pollLimits, pollDisk])
     // Whatever the step left behind goes with it.
-    log('step %s polls stopped', step.name)
     const cleaned = killing !== undefined ? await killing : prepared.mayLeaveProcesses(exit) ? await proc.kill() : true
     if (!cleaned) this.say('[buildhaus: warning: some processes of this step did not die within 10 s of SIGKILL]')
-    log('step %s cleaned: %s', step.name, cleaned)
     proc.output.destroy()
     proc.child.stderr?.destroy()
-    const tail = decoder.end()
-    if (tail !== '' && request.onLog !== undefined) request.onLog(tail)
+    this.live(decoder.end())
 
     const ms = Math.round(performance.now() - began)
     const outcome: StepOutcome = { name: step.name, exit: exit.code, ms }

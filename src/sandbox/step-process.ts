@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readlink } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
+import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
 import { descendants, isRunning, readProcess, readProcessTable } from './proc.js'
 
@@ -16,7 +18,12 @@ export const OUTER_WRAPPER = 'exec 2>&1; while [ "$1" != -- ]; do echo $$ > "$1"
  * failure is never mistaken for a failing build), closes fd 3, and execs
  * `sh -c <run>`.
  */
-export const INNER_WRAPPER = 'printf . >&3 && exec 3>&- && exec /bin/sh -c "$1"'
+export const INNER_WRAPPER = 'printf . >&3 && exec 3>&- 4>&- && exec /bin/sh -c "$1"'
+
+/** The fd on which bwrap (`--info-fd`) reports the host pid of the sandbox's init. */
+export const INFO_FD = 4
+
+const log = componentLogger('sandbox:process')
 
 export interface StepProcessOptions {
   cwd: string
@@ -27,6 +34,12 @@ export interface StepProcessOptions {
    * /proc is needed.
    */
   cgroupPids?: () => Promise<number[]>
+  /**
+   * Read bwrap's `--info-fd` report on fd 4. bwrap exits as soon as the
+   * step's command has, while its init (pid 1 of the sandbox) is still
+   * killing what is left in the pid namespace: the kill waits for that init.
+   */
+  sandboxInfo?: boolean
 }
 
 export interface StepExit { code: number | null, signal: NodeJS.Signals | null }
@@ -42,13 +55,15 @@ export class StepProcess {
   spawnError: Error | undefined
   private readonly seen = new Map<number, number>()
   private readonly cgroupPids: (() => Promise<number[]>) | undefined
+  /** The sandbox's init, once bwrap has said which it is. */
+  private readonly sandboxInit: Promise<number | undefined>
 
   constructor (argv: string[], options: StepProcessOptions) {
     this.cgroupPids = options.cgroupPids
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: options.cwd,
       env: options.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
       // Its own process group and session: signals to the node's terminal do not reach it, and the group can be killed whole.
       detached: true
     })
@@ -60,6 +75,7 @@ export class StepProcess {
       marker.once('error', () => { resolve(false) })
     })
     marker.resume()
+    this.sandboxInit = options.sandboxInfo === true ? this.readSandboxInit(this.child.stdio[INFO_FD] as Readable) : Promise.resolve(undefined)
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => { resolve({ code, signal }) })
       this.child.once('error', (err) => {
@@ -71,6 +87,34 @@ export class StepProcess {
 
   get pid (): number | undefined { return this.child.pid }
 
+  /** The host pid of the sandbox's init from bwrap's JSON report, checked to be bwrap's child. */
+  private async readSandboxInit (report: Readable): Promise<number | undefined> {
+    let text = ''
+    report.setEncoding('utf8')
+    await new Promise<void>((resolve) => {
+      // Act on the report as soon as it is whole: bwrap may keep the pipe open until it exits.
+      report.on('data', (chunk: string) => {
+        if (text.length < 4096) text += chunk
+        if (text.includes('}')) resolve()
+      })
+      report.once('close', resolve)
+      report.once('error', () => { resolve() })
+    })
+    report.resume()
+    const pid = Number(/"child-pid"\s*:\s*(\d+)/.exec(text)?.[1])
+    const pidNamespace = /"pid-namespace"\s*:\s*(\d+)/.exec(text)?.[1]
+    if (!Number.isSafeInteger(pid)) return undefined
+    const info = await readProcess(pid)
+    if (info === undefined) return undefined
+    // Make sure the pid still names the sandbox's init (bwrap may have exited, and init been reparented, meanwhile).
+    const namespace = await readlink(`/proc/${pid}/ns/pid`).catch(() => undefined)
+    const isInit = namespace !== undefined ? namespace === `pid:[${pidNamespace}]` : info.ppid === this.child.pid
+    log('sandbox init: pid %d, %s', pid, isInit ? 'found' : 'gone')
+    if (!isInit) return undefined
+    this.seen.set(pid, info.startTime)
+    return pid
+  }
+
   /**
    * SIGKILL the step and everything it started that is still attached to it
    * (and to its cgroup), then wait until all of them have stopped running.
@@ -78,6 +122,8 @@ export class StepProcess {
    */
   async kill (timeoutMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
+    // bwrap writes the report at once and closes the pipe; a bwrap that never started has nothing to report.
+    await Promise.race([this.sandboxInit, delay(1000)])
     while (true) {
       await this.remember()
       let running = 0

@@ -45,14 +45,15 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
   const cleanup: string[] = [runDir]
   try {
     const artifactsDir = join(runDir, 'artifacts')
-    await mkdir(artifactsDir)
+    await mkdir(artifactsDir, { mode: 0o700 })
     let stageDir = runDir
     const user = options.buildUser
     if (user !== undefined) {
       await chmod(runDir, 0o711)
       if (!await canTraverse(runDir, user)) {
         const stagingRoot = await ensureStagingRoot(options.stagingRoot, user)
-        stageDir = await mkdtemp(join(stagingRoot, 'run-'))
+        // The node's pid in the name lets a later node clear what a crashed one left.
+        stageDir = await mkdtemp(join(stagingRoot, `run-${process.pid}-`))
         cleanup.push(stageDir)
         await chmod(stageDir, 0o711)
       }
@@ -88,6 +89,33 @@ export async function canTraverse (dir: string, user: BuildUser): Promise<boolea
     const parent = dirname(here)
     if (parent === here) return true
     here = parent
+  }
+}
+
+/**
+ * Remove staged workspaces of nodes that are no longer running (a crash
+ * leaves them behind; a node's own work directory it wipes itself).
+ */
+export async function clearStaleStaging (stagingRoot: string): Promise<void> {
+  let names: string[]
+  try {
+    names = await readdir(stagingRoot)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const pid = Number(/^run-(\d+)-/.exec(name)?.[1])
+    if (!Number.isSafeInteger(pid) || pid === process.pid || processExists(pid)) continue
+    await removeTree(join(stagingRoot, name)).catch(() => {})
+  }
+}
+
+function processExists (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -153,6 +153,16 @@ describe('hostile jobs under bubblewrap', () => {
     expect(outcome.reason).toBe('file size limit (8 MB)')
   })
 
+  it('ends a job burning CPU past its limit, counting all its processes', async () => {
+    const work = await tempDir(teardown)
+    const outcome = await runJob(executor, teardown, work, {
+      ...step('(while :; do :; done) & (while :; do :; done) & while :; do :; done'),
+      limits: { cpuSeconds: 1, wallSeconds: 20 }
+    })
+    expect(outcome.status).toBe('error')
+    expect(outcome.reason).toBe('cpu time limit (1 s)')
+  })
+
   it('ends a job printing without end, keeping the head and tail of its log', async () => {
     const work = await tempDir(teardown)
     const lines: string[] = []
