@@ -120,6 +120,8 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       }
     }
     const treeLimits = cgroup === undefined ? new ProcessTreeLimits(limits, BWRAP_OVERHEAD) : undefined
+    // Without a pids cgroup the kernel's only bound on processes; above the limit, so that the monitor sees the job reach it and names it.
+    if (cgroup === undefined) plan.processBackstop = { prlimit: this.tools.prlimit, max: 2 * limits.processes + 2 }
     const prefix = this.commandPrefix(limits, cgroup)
     return {
       launch: (step) => new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], {
@@ -150,9 +152,6 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     if (cgroup === undefined) {
       // A backstop under the /proc monitor: no single process past twice the memory limit.
       rlimits.push(`--data=${(2 * limits.memoryMb + 64) * MiB}`)
-      // Counted per real uid: only meaningful for the dedicated build user, never for a volunteer's own uid.
-      // A backstop above the limit, so that the monitor sees the job reach the limit and names it.
-      if (this.buildUser !== undefined) rlimits.push(`--nproc=${2 * (limits.processes + BWRAP_OVERHEAD)}`)
     }
     const drop = this.buildUser === undefined
       ? []

@@ -80,6 +80,12 @@ export interface BwrapPlan {
   insideUid: number
   limits: SandboxLimits
   sourceDateEpoch?: number
+  /**
+   * Set RLIMIT_NPROC inside the sandbox with this prlimit: there it counts
+   * only the sandbox's own processes (the count is per user namespace), where
+   * set outside it would count every process of the node's uid.
+   */
+  processBackstop?: { prlimit: string, max: number }
 }
 
 /**
@@ -130,6 +136,7 @@ export function bwrapArgs (plan: BwrapPlan, run: string): string[] {
   }
   if (plan.sourceDateEpoch !== undefined) env.SOURCE_DATE_EPOCH = String(plan.sourceDateEpoch)
   for (const [name, value] of Object.entries(env)) args.push('--setenv', name, value)
-  args.push('--', '/bin/sh', '-c', INNER_WRAPPER, 'buildhaus-step', run)
+  const nproc = plan.processBackstop === undefined ? [] : [plan.processBackstop.prlimit, `--nproc=${plan.processBackstop.max}`, '--']
+  args.push('--', '/bin/sh', '-c', INNER_WRAPPER, 'buildhaus-step', ...nproc, '/bin/sh', '-c', run)
   return args
 }

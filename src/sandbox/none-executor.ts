@@ -60,7 +60,7 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
     const treeLimits = new ProcessTreeLimits(limits, 0)
     return {
       launch: (step) => new StepProcess(
-        ['/bin/sh', '-c', OUTER_WRAPPER, 'buildhaus-sandbox', '--', ...rlimits, '/bin/sh', '-c', INNER_WRAPPER, 'buildhaus-step', step.run],
+        ['/bin/sh', '-c', OUTER_WRAPPER, 'buildhaus-sandbox', '--', ...rlimits, '/bin/sh', '-c', INNER_WRAPPER, 'buildhaus-step', '/bin/sh', '-c', step.run],
         { cwd: workspace.buildDir, env }
       ),
       check: async (proc) => await treeLimits.check(proc.pid),

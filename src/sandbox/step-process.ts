@@ -15,10 +15,10 @@ export const OUTER_WRAPPER = 'exec 2>&1; while [ "$1" != -- ]; do echo $$ > "$1"
 /**
  * The shell that runs a step's command once the sandbox is set up: it writes
  * one byte on fd 3, which tells the node the sandbox started (so a bwrap
- * failure is never mistaken for a failing build), closes fd 3, and execs
- * `sh -c <run>`.
+ * failure is never mistaken for a failing build), closes fds 3 and 4, and
+ * execs its arguments (ending in `/bin/sh -c <run>`).
  */
-export const INNER_WRAPPER = 'printf . >&3 && exec 3>&- 4>&- && exec /bin/sh -c "$1"'
+export const INNER_WRAPPER = 'printf . >&3 && exec 3>&- 4>&- && exec "$@"'
 
 /** The fd on which bwrap (`--info-fd`) reports the host pid of the sandbox's init. */
 export const INFO_FD = 4
@@ -122,6 +122,8 @@ export class StepProcess {
    */
   async kill (timeoutMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
+    // The step's own process first: its exit then reads "killed by SIGKILL", not whatever it made of its children's deaths.
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
     // bwrap writes the report at once and closes the pipe; a bwrap that never started has nothing to report.
     await Promise.race([this.sandboxInit, delay(1000)])
     while (true) {

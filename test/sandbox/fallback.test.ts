@@ -22,19 +22,42 @@ describe('bubblewrap without cgroups (rlimits and the /proc monitor)', () => {
     expect((await executor.fingerprint()).limits).toBe('rlimits')
   })
 
+  it('bounds processes in the kernel too, inside the sandbox where the count is the job\'s own', async () => {
+    const work = await tempDir(teardown)
+    const outcome = await runJob(executor, teardown, work, { ...step('grep "Max processes" /proc/self/limits'), limits: { processes: 32 } })
+    expect(logText(outcome)).toMatch(/Max processes\s+66\s+66/)
+  })
+
   it('ends a fork bomb with the process limit', async () => {
     const work = await tempDir(teardown)
     const token = `bomb-${randomBytes(6).toString('hex')}`
     // Each copy holds on (sleeps) after forking, so the bomb stays at the
-    // rlimit until the monitor sees it. (A bomb whose copies exit at once is
-    // held by RLIMIT_NPROC and dies out by itself, faster than a poll.)
+    // rlimit until the monitor sees it; the job's first process never forks
+    // again (dash exits when a fork fails). A bomb whose copies exit at once
+    // is held by RLIMIT_NPROC and dies out by itself, faster than a poll.
     const outcome = await runJob(executor, teardown, work, {
-      ...step(`bomb() { bomb | bomb & sleep 30; }; bomb; : ${token}`),
+      ...step(`bomb() { bomb | bomb & sleep 30; }; bomb & exec sleep 1000 # ${token}`),
       limits: { processes: 32 }
     })
     expect(outcome.status).toBe('error')
     expect(outcome.reason).toBe('process limit (32)')
     expect(await processesWith(token)).toEqual([])
+  })
+
+  it('holds a fork bomb whose copies exit at once to the process rlimit', async () => {
+    const work = await tempDir(teardown)
+    const token = `bomb-${randomBytes(6).toString('hex')}`
+    const outcome = await runJob(executor, teardown, work, {
+      ...step(`bomb() { bomb | bomb & }; bomb; wait; sleep 1; echo survived; : ${token}`),
+      limits: { processes: 32 }
+    })
+    // It dies out against RLIMIT_NPROC, faster than a poll may see it at the limit; the job's
+    // shell may die with it (dash exits when a fork fails). Contained either way, and nothing is left.
+    expect(['pass', 'fail', 'error']).toContain(outcome.status)
+    if (outcome.status === 'error') expect(outcome.reason).toBe('process limit (32)')
+    expect(await processesWith(token)).toEqual([])
+    const after = await runJob(executor, teardown, work, { ...step('echo still here') })
+    expect(after.status).toBe('pass')
   })
 
   it('ends a job whose memory keeps growing', async () => {
