@@ -188,7 +188,6 @@ class RunSession {
       if (outputBytes > outputLimit) stop(limitViolation(limits, 'outputMb'))
     }
     proc.output.on('data', onOutput)
-    proc.child.stderr?.on('data', onOutput)
     const outputClosed = new Promise<void>((resolve) => { proc.output.once('close', resolve) })
 
     const wallTimer = setTimeout(() => { stop(limitViolation(limits, 'wallSeconds')) }, Math.max(0, deadline - Date.now()))
@@ -224,7 +223,6 @@ class RunSession {
     const cleaned = killing !== undefined ? await killing : prepared.mayLeaveProcesses(exit) ? await proc.kill() : true
     if (!cleaned) this.say('[buildhaus: warning: some processes of this step did not die within 10 s of SIGKILL]')
     proc.output.destroy()
-    proc.child.stderr?.destroy()
     this.live(decoder.end())
 
     const ms = Math.round(performance.now() - began)

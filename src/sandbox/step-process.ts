@@ -63,7 +63,8 @@ export class StepProcess {
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: options.cwd,
       env: options.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
+      // stderr goes to stdout (the outer wrapper's first act), so the log keeps the order of the two.
+      stdio: ['ignore', 'pipe', 'ignore', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
       // Its own process group and session: signals to the node's terminal do not reach it, and the group can be killed whole.
       detached: true
     })
@@ -126,6 +127,7 @@ export class StepProcess {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
     // bwrap writes the report at once and closes the pipe; a bwrap that never started has nothing to report.
     await Promise.race([this.sandboxInit, delay(1000)])
+    let pause = 1
     while (true) {
       await this.remember()
       let running = 0
@@ -140,7 +142,9 @@ export class StepProcess {
       }
       if (running === 0) return true
       if (Date.now() > deadline) return false
-      await delay(20)
+      // A killed process is usually gone within a millisecond or two: look again soon, then less often.
+      await delay(pause)
+      pause = Math.min(pause * 2, 50)
     }
   }
 
