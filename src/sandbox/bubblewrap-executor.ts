@@ -10,7 +10,8 @@ import { BWRAP_INSTALL_HINT, SandboxUnavailableError } from './errors.js'
 import { findTool, hostFingerprint, probeOutput, SYSTEM_PATH } from './host.js'
 import { DEFAULT_LIMITS, MiB } from './limits.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
-import { OUTER_WRAPPER, StepProcess } from './step-process.js'
+import { prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, openFilesHardLimit, ulimitScript } from './rlimits.js'
+import { outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
 import { clearStaleStaging, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
@@ -40,7 +41,17 @@ const BWRAP_OVERHEAD = 2
 /** An empty tar: two zero blocks. */
 const EMPTY_TAR = Buffer.alloc(1024)
 
-interface Tools { bwrap: string, prlimit: string, setpriv?: string, version: string, features: BwrapFeatures }
+interface Tools {
+  bwrap: string
+  prlimit: string
+  setpriv?: string
+  version: string
+  features: BwrapFeatures
+  /** /bin/sh's ulimit has POSIX units: set rlimits with it instead of exec'ing prlimit. */
+  ulimitBuiltins: boolean
+  /** The node's own hard limit on open files (a node not root cannot give more). */
+  openFilesCeiling?: number
+}
 
 /**
  * Steps under bubblewrap. A root node drops to an unprivileged build user
@@ -141,22 +152,17 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     }
   }
 
-  /** The chain before bwrap: join the cgroup, set rlimits, drop to the build user. */
+  /** The chain before bwrap: join the cgroup, set rlimits (as root, before the drop), drop to the build user. */
   private commandPrefix (limits: SandboxLimits, cgroup: RunCgroup | undefined): string[] {
-    const rlimits = [
-      '--core=0',
-      `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`,
-      `--fsize=${limits.fileMb * MiB}`,
-      `--nofile=${limits.openFiles}`
-    ]
-    if (cgroup === undefined) {
-      // A backstop under the /proc monitor: no single process past twice the memory limit.
-      rlimits.push(`--data=${(2 * limits.memoryMb + 64) * MiB}`)
-    }
+    const rlimits = rlimitsFor(limits, {
+      dataBackstop: cgroup === undefined,
+      ...(this.buildUser === undefined && this.tools.openFilesCeiling !== undefined ? { openFilesCeiling: this.tools.openFilesCeiling } : {})
+    })
     const drop = this.buildUser === undefined
       ? []
       : [this.tools.setpriv!, `--reuid=${this.buildUser.uid}`, `--regid=${this.buildUser.gid}`, '--clear-groups', '--no-new-privs']
-    return ['/bin/sh', '-c', OUTER_WRAPPER, 'buildhaus-sandbox', ...(cgroup?.procsFiles ?? []), '--', this.tools.prlimit, ...rlimits, '--', ...drop]
+    const [setup, prlimit] = this.tools.ulimitBuiltins ? [ulimitScript(rlimits), []] : ['', prlimitArgs(this.tools.prlimit, rlimits)]
+    return ['/bin/sh', '-c', outerWrapper(setup), 'buildhaus-sandbox', ...(cgroup?.procsFiles ?? []), '--', ...prlimit, ...drop]
   }
 }
 
@@ -171,7 +177,9 @@ export async function createBubblewrapExecutor (options: BubblewrapOptions = {})
   const prlimit = await findTool('prlimit')
   if (prlimit === undefined) throw new SandboxUnavailableError('prlimit is missing (it sets the builds\' resource limits); install util-linux')
   const isRoot = process.getuid?.() === 0
-  const tools: Tools = { bwrap, prlimit, version, features }
+  const tools: Tools = { bwrap, prlimit, version, features, ulimitBuiltins: await shellUlimitUnitsArePosix() }
+  const ceiling = openFilesHardLimit()
+  if (ceiling !== undefined) tools.openFilesCeiling = ceiling
   if (isRoot) {
     const setpriv = await findTool('setpriv')
     if (setpriv === undefined) throw new SandboxUnavailableError('setpriv is missing (a node running as root needs it to drop to the build user); install util-linux')

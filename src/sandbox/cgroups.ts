@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { describeError } from '../util/errors.js'
@@ -168,10 +169,11 @@ async function createV1 (name: string, limits: CgroupLimits, memoryBase: string,
   }
   return {
     procsFiles: dirs.map((dir) => join(dir, 'cgroup.procs')),
+    // Small kernel files, read synchronously: a poll costs microseconds, not thread-pool round trips.
     usage: async () => ({
-      oomKills: keyed(await readFile(join(memory, 'memory.oom_control'), 'utf8'), 'oom_kill'),
-      pidsMaxHits: keyed(await readFile(join(pids, 'pids.events'), 'utf8'), 'max'),
-      cpuSeconds: cpuacct === undefined ? 0 : Number(await readFile(join(cpuacct, 'cpuacct.usage'), 'utf8')) / 1e9
+      oomKills: keyed(readFileSync(join(memory, 'memory.oom_control'), 'utf8'), 'oom_kill'),
+      pidsMaxHits: keyed(readFileSync(join(pids, 'pids.events'), 'utf8'), 'max'),
+      cpuSeconds: cpuacct === undefined ? 0 : Number(readFileSync(join(cpuacct, 'cpuacct.usage'), 'utf8')) / 1e9
     }),
     pids: async () => await pidsIn(dirs),
     remove: async () => { await removeDirs(dirs) }
@@ -218,9 +220,9 @@ async function createV2 (name: string, limits: CgroupLimits, base: string): Prom
   return {
     procsFiles: [join(dir, 'cgroup.procs')],
     usage: async () => ({
-      oomKills: keyed(await readFile(join(dir, 'memory.events'), 'utf8'), 'oom_kill'),
-      pidsMaxHits: keyed(await readFile(join(dir, 'pids.events'), 'utf8'), 'max'),
-      cpuSeconds: keyed(await readFile(join(dir, 'cpu.stat'), 'utf8'), 'usage_usec') / 1e6
+      oomKills: keyed(readFileSync(join(dir, 'memory.events'), 'utf8'), 'oom_kill'),
+      pidsMaxHits: keyed(readFileSync(join(dir, 'pids.events'), 'utf8'), 'max'),
+      cpuSeconds: keyed(readFileSync(join(dir, 'cpu.stat'), 'utf8'), 'usage_usec') / 1e6
     }),
     pids: async () => await pidsIn([dir]),
     remove: async () => {
@@ -242,7 +244,12 @@ function keyed (text: string, key: string): number {
 async function pidsIn (dirs: string[]): Promise<number[]> {
   const pids = new Set<number>()
   for (const dir of dirs) {
-    const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')
+    let text = ''
+    try {
+      text = readFileSync(join(dir, 'cgroup.procs'), 'utf8')
+    } catch {
+      // removed meanwhile: no members
+    }
     for (const line of text.split('\n')) if (line !== '') pids.add(Number(line))
   }
   return [...pids]

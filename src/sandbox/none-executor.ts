@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { findTool, hostFingerprint, SYSTEM_PATH } from './host.js'
-import { MiB } from './limits.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
-import { INNER_WRAPPER, OUTER_WRAPPER, StepProcess } from './step-process.js'
+import { openFilesHardLimit, prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, ulimitScript } from './rlimits.js'
+import { INNER_WRAPPER, outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest } from './types.js'
 import { ProcessTreeLimits } from './violations.js'
 import type { Workspace, WorkspaceOptions } from './workspace.js'
@@ -28,7 +28,12 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
   readonly sharesUidWithBuilds = true
   private fingerprintCache: Promise<EnvironmentFingerprint> | undefined
 
-  constructor (private readonly prlimit: string | undefined, options: NoSandboxOptions = {}) {
+  constructor (
+    private readonly prlimit: string | undefined,
+    private readonly ulimitBuiltins: boolean,
+    private readonly openFilesCeiling: number | undefined,
+    options: NoSandboxOptions = {}
+  ) {
     this.pollMs = options.pollMs ?? 200
   }
 
@@ -53,14 +58,15 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
     await mkdir(tmp, { mode: 0o700 })
     const env: Record<string, string> = { HOME: home, TMPDIR: tmp, PATH: SYSTEM_PATH, LANG: 'C.UTF-8', TZ: 'UTC', BUILDHAUS: '1' }
     if (request.sourceDateEpoch !== undefined) env.SOURCE_DATE_EPOCH = String(request.sourceDateEpoch)
-    const rlimits = this.prlimit === undefined
-      ? []
-      : [this.prlimit, '--core=0', `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`, `--fsize=${limits.fileMb * MiB}`,
-          `--nofile=${limits.openFiles}`, `--data=${(2 * limits.memoryMb + 64) * MiB}`, '--']
+    const rlimits = rlimitsFor(limits, { dataBackstop: true, ...(this.openFilesCeiling === undefined ? {} : { openFilesCeiling: this.openFilesCeiling }) })
+    // ulimit builtins when /bin/sh has POSIX units, else prlimit; with neither (best effort here), none.
+    const [setup, prlimit] = this.ulimitBuiltins
+      ? [ulimitScript(rlimits), []]
+      : this.prlimit === undefined ? ['', []] : ['', prlimitArgs(this.prlimit, rlimits)]
     const treeLimits = new ProcessTreeLimits(limits, 0)
     return {
       launch: (step) => new StepProcess(
-        ['/bin/sh', '-c', OUTER_WRAPPER, 'buildhaus-sandbox', '--', ...rlimits, '/bin/sh', '-c', INNER_WRAPPER, 'buildhaus-step', '/bin/sh', '-c', step.run],
+        ['/bin/sh', '-c', outerWrapper(setup), 'buildhaus-sandbox', '--', ...prlimit, '/bin/sh', '-c', INNER_WRAPPER, 'buildhaus-step', '/bin/sh', '-c', step.run],
         { cwd: workspace.buildDir, env }
       ),
       check: async (proc) => await treeLimits.check(proc.pid),
@@ -73,5 +79,5 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
 }
 
 export async function createNoSandboxExecutor (options: NoSandboxOptions = {}): Promise<NoSandboxExecutor> {
-  return new NoSandboxExecutor(await findTool('prlimit'), options)
+  return new NoSandboxExecutor(await findTool('prlimit'), await shellUlimitUnitsArePosix(), openFilesHardLimit(), options)
 }

@@ -6,11 +6,15 @@ import { delay } from '../util/wait.js'
 import { descendants, isRunning, readProcess, readProcessTable } from './proc.js'
 
 /**
- * The shell that starts every step, as the node's user: it joins the run's
- * cgroups (each file given before `--` gets its pid, before anything forks),
- * merges stderr into stdout so the log keeps their order, and execs the rest.
+ * The shell that starts every step, as the node's user: it merges stderr
+ * into stdout so the log keeps their order, joins the run's cgroups (each
+ * file given before `--` gets its pid, before anything forks), runs
+ * `setup` (e.g. `ulimit` builtins; numbers only, never job input), and execs
+ * the rest.
  */
-export const OUTER_WRAPPER = 'exec 2>&1; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+export function outerWrapper (setup = ''): string {
+  return `exec 2>&1; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; ${setup === '' ? '' : `${setup}; `}exec "$@"`
+}
 
 /**
  * The shell that runs a step's command once the sandbox is set up: it writes
