@@ -90,12 +90,16 @@ export function descendants (table: Map<number, ProcessInfo>, root: number): Pro
 }
 
 /** `pid` as it is now, or undefined when it is gone. (One tiny in-memory file: read synchronously, sparing a thread-pool round trip.) */
-export async function readProcess (pid: number): Promise<ProcessInfo | undefined> {
+export function readProcessNow (pid: number): ProcessInfo | undefined {
   try {
     return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))
   } catch {
     return undefined
   }
+}
+
+export async function readProcess (pid: number): Promise<ProcessInfo | undefined> {
+  return readProcessNow(pid)
 }
 
 /** Whether a process is still running (a zombie has finished: only its parent's wait is missing). */

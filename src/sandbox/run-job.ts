@@ -141,6 +141,7 @@ class RunSession {
     try {
       const deadline = Date.now() + request.limits.wallSeconds * 1000
       for (const step of request.steps) {
+        if (Date.now() >= deadline) return this.end(limitViolation(request.limits, 'wallSeconds'))
         const { outcome, violation } = await this.step(step, prepared, deadline)
         this.steps.push(outcome)
         if (violation !== undefined) return this.end(violation)

@@ -3,7 +3,7 @@ import { readlink } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
-import { descendants, isRunning, readProcess, readProcessTable } from './proc.js'
+import { descendants, isRunning, readProcess, readProcessNow, readProcessTable } from './proc.js'
 
 /**
  * The shell that starts every step, as the node's user: it merges stderr
@@ -61,6 +61,9 @@ export class StepProcess {
   private readonly cgroupPids: (() => Promise<number[]>) | undefined
   /** The sandbox's init, once bwrap has said which it is. */
   private readonly sandboxInit: Promise<number | undefined>
+  private readonly inSandbox: boolean
+  /** When the step's own process started (clock ticks after boot), to tell its group from a later one reusing the number. */
+  private readonly leaderStart: number
 
   constructor (argv: string[], options: StepProcessOptions) {
     this.cgroupPids = options.cgroupPids
@@ -72,6 +75,8 @@ export class StepProcess {
       // Its own process group and session: signals to the node's terminal do not reach it, and the group can be killed whole.
       detached: true
     })
+    this.inSandbox = options.sandboxInfo === true
+    this.leaderStart = this.child.pid === undefined ? 0 : readProcessNow(this.child.pid)?.startTime ?? 0
     this.output = this.child.stdout!
     const marker = this.child.stdio[3] as Readable
     this.started = new Promise((resolve) => {
@@ -152,9 +157,10 @@ export class StepProcess {
     }
   }
 
-  /** Add the step's processes to those to kill: its cgroup's members, or its tree, group and session as /proc shows them. */
+  /** Add the step's processes to those to kill: its cgroup's members, or its tree (and, unsandboxed, its group and session) as /proc shows them. */
   private async remember (): Promise<void> {
-    const leader = this.child.pid
+    // Until node has reaped it (and seen its exit), the step's own pid cannot name another process.
+    const leader = this.child.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined
     if (this.cgroupPids !== undefined) {
       for (const pid of [...(leader === undefined ? [] : [leader]), ...await this.cgroupPids().catch(() => [])]) {
         const info = await readProcess(pid)
@@ -168,9 +174,13 @@ export class StepProcess {
     for (const root of roots) {
       for (const info of descendants(table, root)) this.seen.set(info.pid, info.startTime)
     }
-    // Orphans that kept the step's group or session (a group id is not reused while it has members).
-    if (leader !== undefined) {
-      for (const info of table.values()) if (info.pgrp === leader || info.session === leader) this.seen.set(info.pid, info.startTime)
+    // Unsandboxed, orphans may keep the step's group or session (a group id is not reused while it has
+    // members); in a sandbox the pid namespace holds them all.
+    const id = this.child.pid
+    if (!this.inSandbox && id !== undefined) {
+      for (const info of table.values()) {
+        if ((info.pgrp === id || info.session === id) && info.startTime >= this.leaderStart) this.seen.set(info.pid, info.startTime)
+      }
     }
   }
 }

@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { createExecutor, UNSANDBOXED_WARNING } from '../../src/sandbox/index.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { logText, runJob, source, step } from './helpers.js'
+import { processesWith } from './processes.js'
 
 const teardown = useTeardown()
 
@@ -30,6 +32,17 @@ describe('the none executor (--sandbox=none)', () => {
     expect(outcome.artifacts.map((a) => a.path)).toEqual(['out.txt'])
     expect(logText(outcome)).toContain('SOURCE_DATE_EPOCH=42')
     expect(logText(outcome)).not.toContain('leaked-value')
+  })
+
+  it('kills what a step left behind in its process group', async () => {
+    const executor = await createExecutor('none', { pollMs: 100 })
+    const work = await tempDir(teardown)
+    const token = `orphan-${randomBytes(6).toString('hex')}`
+    const outcome = await runJob(executor, teardown, work, {
+      ...step(`( sh -c 'touch up; while :; do sleep 0.1; done # ${token}' </dev/null >/dev/null 2>&1 & ); while [ ! -f up ]; do sleep 0.05; done`)
+    })
+    expect(outcome.status).toBe('pass')
+    expect(await processesWith(token)).toEqual([])
   })
 
   it('still enforces wall time and output limits', async () => {
