@@ -1,7 +1,10 @@
+import { componentLogger } from '../util/logger.js'
 import type { CgroupUsage } from './cgroups.js'
 import { describeLimit, MiB } from './limits.js'
 import { descendants, readProcessTable } from './proc.js'
 import type { SandboxLimits } from './types.js'
+
+const log = componentLogger('sandbox:monitor')
 
 /** Why a run was ended before its steps finished on their own. */
 export interface Violation {
@@ -64,6 +67,7 @@ export class ProcessTreeLimits {
       cpu += info.cpuSeconds
     }
     this.current = Math.max(this.current, cpu)
+    log('tree of %d: %d tasks, %d MB resident, %d s CPU', rootPid, tasks, Math.round(rss / MiB), Math.round(cpu))
     if (tasks - this.overhead >= this.limits.processes) return limitViolation(this.limits, 'processes')
     if (rss > this.limits.memoryMb * MiB) return limitViolation(this.limits, 'memoryMb')
     if (this.spent + this.current > this.limits.cpuSeconds) return limitViolation(this.limits, 'cpuSeconds')

@@ -163,9 +163,9 @@ describe('unpackTarball', () => {
     const tar = await makeTar([file('a', 'x')])
     const bomb = gzipSync(Buffer.concat([tar, Buffer.alloc(64 * 1024 * 1024)]))
     expect(bomb.length).toBeLessThan(1024 * 1024)
-    const started = Date.now()
-    await refused(bomb, dest, 'too-large', undefined, { maxFiles: 10, maxBytes: 64 * 1024 })
-    expect(Date.now() - started).toBeLessThan(20_000)
+    const err = await refused(bomb, dest, 'too-large', undefined, { maxFiles: 10, maxBytes: 64 * 1024 })
+    // Stopped on the decompressed stream, not after inflating all of it.
+    expect(err.message).toMatch(/expands to more than \d+ bytes/)
   })
 
   it('refuses garbage, truncated and empty input', async () => {
