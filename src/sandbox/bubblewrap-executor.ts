@@ -13,6 +13,7 @@ import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
 import { prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, openFilesHardLimit, ulimitScript } from './rlimits.js'
 import { outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
+import { ownTag } from './proc.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
 import { clearStaleStaging, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
 
@@ -122,7 +123,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     let cgroup: RunCgroup | undefined
     if (this.cgroups !== undefined) {
       try {
-        cgroup = await this.cgroups.create(`${process.pid}-${randomBytes(6).toString('hex')}`, {
+        cgroup = await this.cgroups.create(`${ownTag()}-${randomBytes(6).toString('hex')}`, {
           memoryBytes: limits.memoryMb * MiB,
           pids: limits.processes + BWRAP_OVERHEAD
         })

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { describeError } from '../util/errors.js'
+import { leftByDeadNode, ownTag } from './proc.js'
 import { delay } from '../util/wait.js'
 
 /** Counters of a run's cgroup that tell which limit the kernel enforced. */
@@ -95,7 +96,12 @@ export async function detectCgroups (): Promise<CgroupDetection> {
   return { ok: false, reason: reasons.join('; ') }
 }
 
-/** Groups of nodes no longer running (a crash leaves them behind, empty: bwrap dies with its parent). */
+/**
+ * Groups of nodes no longer running. A crash leaves them behind, nearly
+ * always empty (bwrap dies with its parent), but a bwrap killed in the middle
+ * of its set-up can leave its child waiting forever: whatever is still in a
+ * dead node's group is killed before the group is removed.
+ */
 async function clearStale (base: string): Promise<void> {
   let names: string[]
   try {
@@ -104,20 +110,18 @@ async function clearStale (base: string): Promise<void> {
     return
   }
   for (const name of names) {
-    const pid = Number(/^buildhaus-(?:probe-)?(\d+)/.exec(name)?.[1])
-    if (!Number.isSafeInteger(pid) || pid === process.pid) continue
-    try {
-      process.kill(pid, 0)
-      continue
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EPERM') continue
+    const tagged = /^buildhaus-(?:probe-)?(.*)$/.exec(name)?.[1]
+    if (tagged === undefined || !leftByDeadNode(tagged)) continue
+    const dir = join(base, name)
+    for (const member of await pidsIn([dir])) {
+      try { process.kill(member, 'SIGKILL') } catch { /* gone */ }
     }
-    await rmdir(join(base, name)).catch(() => {})
+    await removeDirs([dir]).catch(() => {})
   }
 }
 
 async function probe (base: string, file: string, value: string): Promise<void> {
-  const dir = join(base, `buildhaus-probe-${process.pid}`)
+  const dir = join(base, `buildhaus-probe-${ownTag()}`)
   await mkdir(dir)
   try {
     await writeFile(join(dir, file), value)

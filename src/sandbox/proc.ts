@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 
 /** One process as /proc/<pid>/stat shows it. */
@@ -105,4 +105,39 @@ export async function readProcess (pid: number): Promise<ProcessInfo | undefined
 /** Whether a process is still running (a zombie has finished: only its parent's wait is missing). */
 export function isRunning (info: ProcessInfo | undefined): boolean {
   return info !== undefined && info.state !== 'Z' && info.state !== 'X'
+}
+
+let ownTagCache: string | undefined
+
+/**
+ * This node process as named in the groups and directories it leaves on the
+ * host: its pid and its pid namespace, so that a later node can tell what a
+ * dead one left (and never mistakes a live node in another pid namespace,
+ * whose pid it cannot see, for a dead one).
+ */
+export function ownTag (): string {
+  if (ownTagCache === undefined) {
+    let namespace = '0'
+    try {
+      namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0'
+    } catch {
+      // no /proc/self/ns: pids alone
+    }
+    ownTagCache = `${process.pid}-${namespace}`
+  }
+  return ownTagCache
+}
+
+/** Whether a name starting with `<pid>-<namespace>-` (see ownTag) was left by a node process of this pid namespace that is gone. */
+export function leftByDeadNode (tagged: string): boolean {
+  const match = /^(\d+)-(\d+)(?:-|$)/.exec(tagged)
+  if (match === null) return false
+  const [, pid, namespace] = match
+  if (`${pid}-${namespace}` === ownTag() || namespace !== ownTag().split('-')[1]) return false
+  try {
+    process.kill(Number(pid), 0)
+    return false
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH'
+  }
 }

@@ -132,6 +132,9 @@ export class StepProcess {
    */
   async kill (timeoutMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
+    // Note the tree while the step's own process still holds it together: once that dies, its
+    // children are reparented away (bwrap's child may even be stuck mid-setup, waiting on its parent).
+    await this.remember()
     // The step's own process first: its exit then reads "killed by SIGKILL", not whatever it made of its children's deaths.
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
     // bwrap writes the report at once and closes the pipe; a bwrap that never started has nothing to report.

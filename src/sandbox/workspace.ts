@@ -1,6 +1,7 @@
 import { chmod, lchown, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { EnvironmentError } from '../util/errors.js'
+import { leftByDeadNode, ownTag } from './proc.js'
 
 /** The unprivileged user a root node drops to before starting bubblewrap. */
 export interface BuildUser { uid: number, gid: number }
@@ -53,7 +54,7 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
       if (!await canTraverse(runDir, user)) {
         const stagingRoot = await ensureStagingRoot(options.stagingRoot, user)
         // The node's pid in the name lets a later node clear what a crashed one left.
-        stageDir = await mkdtemp(join(stagingRoot, `run-${process.pid}-`))
+        stageDir = await mkdtemp(join(stagingRoot, `run-${ownTag()}-`))
         cleanup.push(stageDir)
         await chmod(stageDir, 0o711)
       }
@@ -104,18 +105,9 @@ export async function clearStaleStaging (stagingRoot: string): Promise<void> {
     return
   }
   for (const name of names) {
-    const pid = Number(/^run-(\d+)-/.exec(name)?.[1])
-    if (!Number.isSafeInteger(pid) || pid === process.pid || processExists(pid)) continue
+    const tagged = /^run-(.*)$/.exec(name)?.[1]
+    if (tagged === undefined || !leftByDeadNode(tagged)) continue
     await removeTree(join(stagingRoot, name)).catch(() => {})
-  }
-}
-
-function processExists (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
