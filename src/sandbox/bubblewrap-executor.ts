@@ -45,7 +45,6 @@ const EMPTY_TAR = Buffer.alloc(1024)
 interface Tools {
   bwrap: string
   prlimit: string
-  setpriv?: string
   version: string
   features: BwrapFeatures
   /** /bin/sh's ulimit has POSIX units: set rlimits with it instead of exec'ing prlimit. */
@@ -55,10 +54,11 @@ interface Tools {
 }
 
 /**
- * Steps under bubblewrap. A root node drops to an unprivileged build user
- * (setpriv) before bwrap starts: bwrap run by real root maps the sandbox's
- * user to real root, which would own every root-owned file bound into it,
- * and RLIMIT_NPROC means nothing for uid 0.
+ * Steps under bubblewrap. A root node starts each step as an unprivileged
+ * build user (spawn's uid/gid: supplementary groups cleared, then setgid and
+ * setuid before exec), never as root: bwrap run by real root maps the
+ * sandbox's user to real root, which would own every root-owned file bound
+ * into it, and RLIMIT_NPROC means nothing for uid 0.
  */
 export class BubblewrapExecutor implements Executor, SandboxBackend {
   readonly kind = 'bubblewrap' as const
@@ -134,11 +134,16 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     const treeLimits = cgroup === undefined ? new ProcessTreeLimits(limits, BWRAP_OVERHEAD) : undefined
     // Without a pids cgroup the kernel's only bound on processes; above the limit, so that the monitor sees the job reach it and names it.
     if (cgroup === undefined) plan.processBackstop = { prlimit: this.tools.prlimit, max: 2 * limits.processes + 2 }
+    // The wrapper runs as the build user and joins the run's cgroup itself.
+    if (cgroup !== undefined && this.buildUser !== undefined) {
+      for (const file of cgroup.procsFiles) await chown(file, this.buildUser.uid, this.buildUser.gid)
+    }
     const prefix = this.commandPrefix(limits, cgroup)
     return {
       launch: (step) => new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], {
         cwd: '/',
         env: { PATH: SYSTEM_PATH, LANG: 'C' },
+        ...(this.buildUser === undefined ? {} : { user: this.buildUser }),
         sandboxInfo: true,
         ...(cgroup === undefined ? {} : { cgroupPids: cgroup.pids })
       }),
@@ -153,17 +158,15 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     }
   }
 
-  /** The chain before bwrap: join the cgroup, set rlimits (as root, before the drop), drop to the build user. */
+  /** The chain before bwrap (already as the build user): join the cgroup, set the rlimits. */
   private commandPrefix (limits: SandboxLimits, cgroup: RunCgroup | undefined): string[] {
     const rlimits = rlimitsFor(limits, {
       dataBackstop: cgroup === undefined,
-      ...(this.buildUser === undefined && this.tools.openFilesCeiling !== undefined ? { openFilesCeiling: this.tools.openFilesCeiling } : {})
+      // Rlimits are set after the drop: no more open files than this node may have itself.
+      ...(this.tools.openFilesCeiling === undefined ? {} : { openFilesCeiling: this.tools.openFilesCeiling })
     })
-    const drop = this.buildUser === undefined
-      ? []
-      : [this.tools.setpriv!, `--reuid=${this.buildUser.uid}`, `--regid=${this.buildUser.gid}`, '--clear-groups', '--no-new-privs']
     const [setup, prlimit] = this.tools.ulimitBuiltins ? [ulimitScript(rlimits), []] : ['', prlimitArgs(this.tools.prlimit, rlimits)]
-    return ['/bin/sh', '-c', outerWrapper(setup), 'buildhaus-sandbox', ...(cgroup?.procsFiles ?? []), '--', ...prlimit, ...drop]
+    return ['/bin/sh', '-c', outerWrapper(setup), 'buildhaus-sandbox', ...(cgroup?.procsFiles ?? []), '--', ...prlimit]
   }
 }
 
@@ -182,9 +185,6 @@ export async function createBubblewrapExecutor (options: BubblewrapOptions = {})
   const ceiling = openFilesHardLimit()
   if (ceiling !== undefined) tools.openFilesCeiling = ceiling
   if (isRoot) {
-    const setpriv = await findTool('setpriv')
-    if (setpriv === undefined) throw new SandboxUnavailableError('setpriv is missing (a node running as root needs it to drop to the build user); install util-linux')
-    tools.setpriv = setpriv
     if ((options.buildUid ?? 65534) === 0) throw new SandboxUnavailableError('the build user must not be root (uid 0); choose an unprivileged uid such as 65534')
   }
   let cgroups: Cgroups | undefined

@@ -32,6 +32,8 @@ const log = componentLogger('sandbox:process')
 export interface StepProcessOptions {
   cwd: string
   env: Record<string, string>
+  /** Start as this user (for a root node: the build user); a failure to switch is a spawn error, never a run as root. */
+  user?: { uid: number, gid: number }
   /**
    * The members of the step's cgroup: when given, they are all there is to
    * kill (the step joins the group before it forks anything), and no scan of
@@ -73,7 +75,8 @@ export class StepProcess {
       // stderr goes to stdout (the outer wrapper's first act), so the log keeps the order of the two.
       stdio: ['ignore', 'pipe', 'ignore', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
       // Its own process group and session: signals to the node's terminal do not reach it, and the group can be killed whole.
-      detached: true
+      detached: true,
+      ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid })
     })
     this.inSandbox = options.sandboxInfo === true
     this.leaderStart = this.child.pid === undefined ? 0 : readProcessNow(this.child.pid)?.startTime ?? 0
