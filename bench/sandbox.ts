@@ -1,0 +1,129 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { createExecutor, DEFAULT_LIMITS, type Executor } from '../src/sandbox/index.js'
+
+const STEPS = 60
+const RUNS = 20
+const EMPTY_TAR = Buffer.alloc(1024)
+
+interface Spread { p50: number, p95: number, mean: number }
+
+function spread (samples: number[]): Spread {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+  const round = (ms: number): number => Math.round(ms * 100) / 100
+  return { p50: round(at(0.5)), p95: round(at(0.95)), mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length) }
+}
+
+async function timeSpawn (file: string, args: string[]): Promise<number> {
+  const started = performance.now()
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(file, args, { stdio: 'ignore' })
+    child.once('error', reject)
+    child.once('exit', () => { resolve() })
+  })
+  return performance.now() - started
+}
+
+/** bwrap by itself: the same namespaces, a read-only /usr, nothing of buildhaus around it. */
+const BARE_BWRAP = ['--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin',
+  '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '--dev', '/dev', '--proc', '/proc', '--', '/bin/sh', '-c', 'true']
+
+/** Per-step times of one run of `true` steps, from the live log: "$ true" is written just before the launch, the trailer once the step is cleaned up. */
+async function stepTimes (executor: Executor, workRoot: string): Promise<{ steps: number[], run: number }> {
+  const steps: number[] = []
+  let began = 0
+  const started = performance.now()
+  const outcome = await executor.run({
+    source: EMPTY_TAR,
+    steps: Array.from({ length: STEPS }, (_, i) => ({ name: `s${i}`, run: 'true' })),
+    artifacts: [],
+    network: false,
+    root: false,
+    limits: { ...DEFAULT_LIMITS },
+    workRoot,
+    onLog: (text) => {
+      if (text.startsWith('$ ')) began = performance.now()
+      else if (text.startsWith('[step ')) steps.push(performance.now() - began)
+    }
+  })
+  const run = performance.now() - started
+  await outcome.dispose()
+  if (outcome.status !== 'pass') throw new Error(`the benchmark job did not pass: ${outcome.reason ?? outcome.status}`)
+  return { steps, run }
+}
+
+async function wholeRun (executor: Executor, workRoot: string): Promise<number> {
+  const started = performance.now()
+  const outcome = await executor.run({
+    source: EMPTY_TAR,
+    steps: [{ name: 'only', run: 'true' }],
+    artifacts: [],
+    network: false,
+    root: false,
+    limits: { ...DEFAULT_LIMITS },
+    workRoot
+  })
+  const ms = performance.now() - started
+  await outcome.dispose()
+  return ms
+}
+
+/**
+ * Start overhead of a step under the bubblewrap executor, beside a plain
+ * spawn of the same command (`sh -c true`) and a bare bwrap measured in the
+ * same run, interleaved so that machine noise falls on all alike.
+ */
+export async function benchSandbox (): Promise<object> {
+  const executor = await createExecutor('bubblewrap')
+  const workRoot = await mkdtemp(join(tmpdir(), 'buildhaus-bench-'))
+  try {
+    const plain: number[] = []
+    const bare: number[] = []
+    for (let i = 0; i < 5; i++) {
+      await timeSpawn('/bin/sh', ['-c', 'true'])
+      await timeSpawn('bwrap', BARE_BWRAP)
+    }
+    const executorSteps: number[] = []
+    const runs: number[] = []
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < STEPS; i++) {
+        plain.push(await timeSpawn('/bin/sh', ['-c', 'true']))
+        bare.push(await timeSpawn('bwrap', BARE_BWRAP))
+      }
+      executorSteps.push(...(await stepTimes(executor, workRoot)).steps)
+      for (let i = 0; i < RUNS / 2; i++) runs.push(await wholeRun(executor, workRoot))
+    }
+    const plainSpread = spread(plain)
+    const stepSpread = spread(executorSteps)
+    const bareSpread = spread(bare)
+    const env = await executor.fingerprint()
+    return {
+      what: 'per-step start overhead: `sh -c true` as one step under the bubblewrap executor vs a plain child_process.spawn',
+      samples: { plain: plain.length, bareBwrap: bare.length, executorStep: executorSteps.length, wholeRun: runs.length },
+      sandbox: { bwrap: env.bwrap, limits: env.limits, uid: process.getuid?.() },
+      baseline: { plainSpawnMs: plainSpread },
+      bareBwrapMs: bareSpread,
+      executorStepMs: stepSpread,
+      overPlainMs: { p50: round2(stepSpread.p50 - plainSpread.p50), p95: round2(stepSpread.p95 - plainSpread.p95) },
+      ratioToPlain: { p50: round2(stepSpread.p50 / plainSpread.p50), p95: round2(stepSpread.p95 / plainSpread.p95) },
+      overBareBwrapMs: { p50: round2(stepSpread.p50 - bareSpread.p50) },
+      goal: { overPlainMsAtMost: 15, met: stepSpread.p50 - plainSpread.p50 <= 15 },
+      wholeRunMs: spread(runs),
+      wholeRunNote: 'a one-step job end to end: workspace, unpack, cgroup, step, artifact walk, dispose'
+    }
+  } finally {
+    await rm(workRoot, { recursive: true, force: true })
+  }
+}
+
+function round2 (value: number): number {
+  return Math.round(value * 100) / 100
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(JSON.stringify(await benchSandbox(), null, 2))
+}

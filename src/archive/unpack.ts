@@ -1,0 +1,291 @@
+import { constants as fsConstants } from 'node:fs'
+import { link, lstat, mkdir, open, realpath, symlink, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Readable, Transform, type TransformCallback } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { createGunzip } from 'node:zlib'
+import tar from 'tar-stream'
+import { describeError } from '../util/errors.js'
+import { UnsafeArchiveError } from './errors.js'
+import { entryComponents, linkLeavesRoot } from './paths.js'
+
+export interface UnpackLimits {
+  /** Most entries (of any type) the archive may hold. */
+  maxFiles: number
+  /** Most bytes of file content the archive may hold. */
+  maxBytes: number
+}
+
+export interface UnpackResult {
+  /** Entries unpacked (files, directories, links). */
+  files: number
+  /** Bytes of file content written. */
+  bytes: number
+}
+
+/** Room for tar headers, padding and long-name records on top of the content bound. */
+/** A member as tar-stream hands it over: its header and a stream of its content. */
+type TarEntry = AsyncIterable<Buffer> & { header: tar.Header }
+
+const HEADER_ALLOWANCE_PER_ENTRY = 3 * 512
+const FIXED_ALLOWANCE = 1024 * 1024
+
+const WRITE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW
+
+/**
+ * Unpack a tar (gzip'd or not) into `dest`, streaming, refusing anything
+ * unsafe with an UnsafeArchiveError: absolute names, `..` components, links
+ * resolving outside `dest`, device nodes and fifos, too many entries, too many
+ * bytes (counted on the entries and on the decompressed stream, so a gzip
+ * bomb stops early), and anything that is not a tarball.
+ *
+ * Nothing is ever written through a link: every parent of an entry must be a
+ * real directory made by this archive, files are opened O_EXCL|O_NOFOLLOW, and
+ * symlinks are checked against the finished tree (a later link can change
+ * where an earlier one leads). On error, `dest` holds a partial tree the
+ * caller should delete; links found leaving it have already been removed.
+ */
+export async function unpackTarball (input: Buffer | Readable, dest: string, limits: UnpackLimits): Promise<UnpackResult> {
+  await mkdir(dest, { recursive: true })
+  const root = await realpath(dest)
+  const source = await withGunzipIfNeeded(input)
+  const budget = limits.maxBytes + limits.maxFiles * HEADER_ALLOWANCE_PER_ENTRY + FIXED_ALLOWANCE
+  const extract = tar.extract()
+  let feedError: unknown
+  const feeding = pipeline([...source, new ByteBound(budget, limits.maxBytes), extract as unknown as NodeJS.WritableStream])
+    .catch((err: unknown) => { feedError = err })
+
+  const unpacker = new Unpacker(root, limits)
+  try {
+    for await (const entry of extract as AsyncIterable<TarEntry>) await unpacker.entry(entry)
+    await feeding
+    if (feedError !== undefined) throw feedError
+    await unpacker.checkLinks()
+  } catch (err) {
+    extract.destroy()
+    // The extractor only says "destroyed" when the pipeline failed upstream: report the cause.
+    await feeding
+    throw asArchiveError(err instanceof UnsafeArchiveError || feedError === undefined ? err : feedError)
+  }
+  return { files: unpacker.files, bytes: unpacker.bytes }
+}
+
+class Unpacker {
+  files = 0
+  bytes = 0
+  private readonly links: Array<{ name: string, parts: string[], target: string }> = []
+
+  constructor (private readonly root: string, private readonly limits: UnpackLimits) {}
+
+  async entry (entry: TarEntry): Promise<void> {
+    const header = entry.header
+    const name = header.name
+    if (++this.files > this.limits.maxFiles) {
+      throw new UnsafeArchiveError('too-many-files', `the archive holds more than ${this.limits.maxFiles} entries (stopped at ${name})`, name)
+    }
+    const parts = entryComponents(name)
+    if (parts === 'absolute-path') throw new UnsafeArchiveError('absolute-path', `archive entry ${name} has an absolute path`, name)
+    if (parts === 'parent-path') throw new UnsafeArchiveError('parent-path', `archive entry ${name} has a '..' component`, name)
+    if (parts === 'empty') {
+      // The root itself ("./"): nothing to create.
+      if (header.type === 'directory') return await drain(entry)
+      throw new UnsafeArchiveError('not-a-tarball', `archive entry "${name}" has no name`, name)
+    }
+
+    switch (header.type) {
+      case 'directory':
+        await this.directory(name, parts)
+        return await drain(entry)
+      case 'file':
+      case 'contiguous-file':
+        return await this.file(name, parts, entry)
+      case 'symlink':
+        await this.symlink(name, parts, header.linkname ?? '')
+        return await drain(entry)
+      case 'link':
+        await this.hardlink(name, parts, header.linkname ?? '')
+        return await drain(entry)
+      default:
+        throw new UnsafeArchiveError('special-file', `archive entry ${name} is a ${header.type ?? 'non-regular file'}, which is not allowed in a source archive`, name)
+    }
+  }
+
+  /** After the last entry: every symlink must still resolve inside the tree. */
+  async checkLinks (): Promise<void> {
+    for (const { name, parts, target } of this.links) {
+      const path = join(this.root, ...parts)
+      if (!await this.isSymlink(path)) continue
+      if (await linkLeavesRoot(this.root, parts.slice(0, -1), target)) {
+        await unlink(path)
+        throw new UnsafeArchiveError('link-outside', `archive entry ${name} is a symlink to ${target}, which leads outside the archive`, name)
+      }
+    }
+  }
+
+  private async directory (name: string, parts: string[]): Promise<void> {
+    await this.parents(name, parts)
+    const path = join(this.root, ...parts)
+    const existing = await this.kind(path)
+    if (existing === 'directory') return
+    if (existing !== undefined) await unlink(path)
+    await mkdir(path, { mode: 0o755 })
+  }
+
+  private async file (name: string, parts: string[], entry: TarEntry): Promise<void> {
+    const size = entry.header.size ?? 0
+    if (size > this.limits.maxBytes - this.bytes) {
+      throw new UnsafeArchiveError('too-large', `archive entry ${name} (${size} bytes) takes the archive over its limit of ${this.limits.maxBytes} bytes`, name)
+    }
+    const path = await this.replaceable(name, parts)
+    const executable = ((entry.header.mode ?? 0) & 0o111) !== 0
+    const handle = await open(path, WRITE_FLAGS, executable ? 0o755 : 0o644)
+    try {
+      for await (const chunk of entry) {
+        this.bytes += chunk.length
+        if (this.bytes > this.limits.maxBytes) {
+          throw new UnsafeArchiveError('too-large', `archive entry ${name} takes the archive over its limit of ${this.limits.maxBytes} bytes`, name)
+        }
+        await handle.write(chunk)
+      }
+      // The umask may have narrowed the mode given to open().
+      await handle.chmod(executable ? 0o755 : 0o644)
+      const mtime = entry.header.mtime
+      if (mtime !== undefined && mtime.getTime() >= 0) await handle.utimes(mtime, mtime)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  private async symlink (name: string, parts: string[], target: string): Promise<void> {
+    if (target === '' || target.startsWith('/') || target.includes('\0')) {
+      throw new UnsafeArchiveError('link-outside', `archive entry ${name} is a symlink to "${target}", which leads outside the archive`, name)
+    }
+    // Early, lexical refusal of the obvious cases; checkLinks() does the real resolution.
+    let depth = parts.length - 1
+    for (const part of target.split('/')) {
+      if (part === '..') depth--
+      else if (part !== '' && part !== '.') depth++
+      if (depth < 0) throw new UnsafeArchiveError('link-outside', `archive entry ${name} is a symlink to ${target}, which leads outside the archive`, name)
+    }
+    const path = await this.replaceable(name, parts)
+    await symlink(target, path)
+    this.links.push({ name, parts, target })
+  }
+
+  private async hardlink (name: string, parts: string[], target: string): Promise<void> {
+    const targetParts = entryComponents(target)
+    if (typeof targetParts === 'string') {
+      throw new UnsafeArchiveError('link-outside', `archive entry ${name} is a hard link to "${target}", which is not a file inside the archive`, name)
+    }
+    // The target must be a regular file reached through real directories only.
+    let here = this.root
+    for (const [i, part] of targetParts.entries()) {
+      here = join(here, part)
+      const kind = await this.kind(here)
+      const wanted = i === targetParts.length - 1 ? 'file' : 'directory'
+      if (kind !== wanted) {
+        throw new UnsafeArchiveError('link-outside', `archive entry ${name} is a hard link to ${target}, which is not a file already unpacked from the archive`, name)
+      }
+    }
+    const path = await this.replaceable(name, parts)
+    await link(here, path)
+  }
+
+  /** Make the parents of `parts` (real directories only) and clear the way for a new non-directory entry. */
+  private async replaceable (name: string, parts: string[]): Promise<string> {
+    await this.parents(name, parts)
+    const path = join(this.root, ...parts)
+    const existing = await this.kind(path)
+    if (existing === 'directory') {
+      throw new UnsafeArchiveError('not-a-tarball', `archive entry ${name} would replace a directory of the same name`, name)
+    }
+    // A later member replaces an earlier one, as tar does. unlink() never follows a link.
+    if (existing !== undefined) await unlink(path)
+    return path
+  }
+
+  private async parents (name: string, parts: string[]): Promise<void> {
+    let here = this.root
+    for (const part of parts.slice(0, -1)) {
+      here = join(here, part)
+      const kind = await this.kind(here)
+      if (kind === 'directory') continue
+      if (kind === 'symlink') {
+        throw new UnsafeArchiveError('link-outside', `archive entry ${name} would be written through the symlink ${part}`, name)
+      }
+      if (kind !== undefined) await unlink(here)
+      await mkdir(here, { mode: 0o755 })
+    }
+  }
+
+  private async kind (path: string): Promise<'directory' | 'file' | 'symlink' | 'other' | undefined> {
+    try {
+      const stats = await lstat(path)
+      if (stats.isSymbolicLink()) return 'symlink'
+      if (stats.isDirectory()) return 'directory'
+      if (stats.isFile()) return 'file'
+      return 'other'
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  private async isSymlink (path: string): Promise<boolean> {
+    return await this.kind(path) === 'symlink'
+  }
+}
+
+async function drain (entry: TarEntry): Promise<void> {
+  for await (const _ of entry) { /* directories and links carry no data */ }
+}
+
+/** The input as a list of pipeline stages, with a gunzip stage when it starts with the gzip magic. */
+async function withGunzipIfNeeded (input: Buffer | Readable): Promise<Array<Readable | Transform>> {
+  const iterable: AsyncIterable<unknown> = Buffer.isBuffer(input) ? (async function * () { yield input })() : input
+  const iterator = iterable[Symbol.asyncIterator]()
+  let first: Buffer = Buffer.alloc(0)
+  // Two bytes decide; a stream may hand them over in separate chunks.
+  const head: Buffer[] = []
+  while (first.length < 2) {
+    const next = await iterator.next()
+    if (next.done === true) break
+    const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as Uint8Array)
+    head.push(chunk)
+    first = Buffer.concat(head)
+  }
+  if (first.length === 0) throw new UnsafeArchiveError('not-a-tarball', 'the archive is empty')
+  async function * replay (): AsyncGenerator<Buffer> {
+    yield first
+    while (true) {
+      const next = await iterator.next()
+      if (next.done === true) return
+      yield Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as Uint8Array)
+    }
+  }
+  const stream = Readable.from(replay(), { objectMode: false })
+  const gzipped = first[0] === 0x1f && first[1] === 0x8b
+  return gzipped ? [stream, createGunzip()] : [stream]
+}
+
+/** Stops the pipeline once the (decompressed) archive passes `budget` bytes. */
+class ByteBound extends Transform {
+  private seen = 0
+  constructor (private readonly budget: number, private readonly contentLimit: number) { super() }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.length
+    if (this.seen > this.budget) {
+      callback(new UnsafeArchiveError('too-large', `the archive expands to more than ${this.budget} bytes, far beyond its content limit of ${this.contentLimit} bytes`))
+      return
+    }
+    callback(null, chunk)
+  }
+}
+
+function asArchiveError (err: unknown): Error {
+  if (err instanceof UnsafeArchiveError) return err
+  // Errors from the host's file system (disk full, permissions) are not the archive's fault.
+  if (typeof (err as NodeJS.ErrnoException | undefined)?.syscall === 'string') return err as Error
+  return new UnsafeArchiveError('not-a-tarball', `the input is not a valid tarball: ${describeError(err)}`, undefined, { cause: err })
+}

@@ -1,0 +1,272 @@
+import { StringDecoder } from 'node:string_decoder'
+import { UnsafeArchiveError, unpackTarball } from '../archive/index.js'
+import { InvalidInputError } from '../util/errors.js'
+import { componentLogger } from '../util/logger.js'
+import { delay } from '../util/wait.js'
+import { collectArtifacts } from './artifacts.js'
+import { diskUsage } from './disk-usage.js'
+import { assertValidLimits, MiB } from './limits.js'
+import { BoundedLog } from './log-buffer.js'
+import type { StepExit, StepProcess } from './step-process.js'
+import type { CollectedArtifact, EnvironmentFingerprint, RunOutcome, RunRequest, RunStatus, Step, StepOutcome } from './types.js'
+import { exitViolation, limitViolation, type Violation } from './violations.js'
+import { createWorkspace, type Workspace, type WorkspaceOptions } from './workspace.js'
+
+const log = componentLogger('sandbox:run')
+
+/** Most artifact files one run may yield. */
+const MAX_ARTIFACTS = 10_000
+/** How long to wait for a step's output to close after it exited (a leftover writer under `none`). */
+const OUTPUT_GRACE_MS = 2000
+const DISK_POLL_MS = 250
+
+/** One run as a sandbox implementation prepares it. */
+export interface PreparedRun {
+  launch: (step: Step) => StepProcess
+  /** Limits the kernel enforced or a poll sees; called every pollMs while a step runs, and once after. */
+  check: (step: StepProcess) => Promise<Violation | undefined>
+  stepEnded: () => void
+  /** Whether processes of a step that exited this way may still be running (and must be hunted down). */
+  mayLeaveProcesses: (exit: StepExit) => boolean
+  /** Directories whose disk use counts against the workspace limit. */
+  diskDirs: string[]
+  release: () => Promise<void>
+}
+
+/** What differs between sandboxes; everything else (steps, log, limits, artifacts) is shared. */
+export interface SandboxBackend {
+  readonly pollMs: number
+  /** The node shares its uid with the builds (so it may have to restore permissions a build removed). */
+  readonly sharesUidWithBuilds: boolean
+  workspaceOptions: () => WorkspaceOptions
+  prepare: (request: RunRequest, workspace: Workspace) => Promise<PreparedRun>
+  fingerprint: () => Promise<EnvironmentFingerprint>
+}
+
+/** Most entries the workspace may hold: one per 4 KiB of its size, and never fewer than 10,000. */
+export function workspaceEntryLimit (workspaceMb: number): number {
+  return Math.max(10_000, workspaceMb * 256)
+}
+
+/**
+ * Run a job's steps in order in a fresh workspace: unpack the source, run
+ * each step (stopping at the first failure or limit), then collect the
+ * artifacts when the steps ran to a verdict (pass or fail: a failed build's
+ * outputs help to debug it).
+ */
+export async function runJob (backend: SandboxBackend, request: RunRequest): Promise<RunOutcome> {
+  assertValidLimits(request.limits)
+  for (const step of request.steps) {
+    if (typeof step.name !== 'string' || typeof step.run !== 'string' || step.run.includes('\0')) {
+      throw new InvalidInputError('each step needs a name and a run command line (without NUL characters)')
+    }
+  }
+  const start = Date.now()
+  const env = await backend.fingerprint()
+  const session = new RunSession(backend, request)
+  const workspace = await createWorkspace(request.workRoot, backend.workspaceOptions())
+  let disposed: Promise<void> | undefined
+  const dispose = async (): Promise<void> => { disposed ??= workspace.remove(); await disposed }
+  try {
+    await session.run(workspace)
+  } catch (err) {
+    await dispose().catch(() => {})
+    throw err
+  }
+  const { log: bytes, truncated } = session.log.finish()
+  return {
+    status: session.status,
+    ...(session.reason === undefined ? {} : { reason: session.reason }),
+    steps: session.steps,
+    log: bytes,
+    logTruncated: truncated,
+    artifacts: session.artifacts,
+    start,
+    end: Date.now(),
+    env,
+    dispose
+  }
+}
+
+class RunSession {
+  readonly log: BoundedLog
+  status: RunStatus = 'pass'
+  reason: string | undefined
+  steps: StepOutcome[] = []
+  artifacts: CollectedArtifact[] = []
+
+  constructor (private readonly backend: SandboxBackend, private readonly request: RunRequest) {
+    this.log = new BoundedLog(request.limits.logKb * 1024)
+  }
+
+  /** A line of buildhaus's own in the log (never counted as the job's output). */
+  say (text: string): void {
+    const line = `${this.log.atLineStart ? '' : '\n'}${text}\n`
+    this.log.append(Buffer.from(line))
+    this.live(line)
+  }
+
+  /** Hand text to the caller's live log; a throwing listener must not break the run. */
+  live (text: string): void {
+    if (this.request.onLog === undefined || text === '') return
+    try {
+      this.request.onLog(text)
+    } catch (err) {
+      log.error('the onLog listener threw: %e', err)
+    }
+  }
+
+  end (violation: Violation): void {
+    this.status = violation.status
+    this.reason = violation.reason
+    this.say(`[buildhaus: run ended: ${violation.reason}]`)
+  }
+
+  async run (workspace: Workspace): Promise<void> {
+    const { request } = this
+    if (request.signal?.aborted === true) return this.end({ status: 'error', reason: 'cancelled' })
+    try {
+      await unpackTarball(request.source, workspace.buildDir, {
+        maxBytes: request.limits.workspaceMb * MiB,
+        maxFiles: workspaceEntryLimit(request.limits.workspaceMb)
+      })
+    } catch (err) {
+      if (!(err instanceof UnsafeArchiveError)) throw err
+      this.say(`[buildhaus: the source archive was refused: ${err.message}]`)
+      return this.end({ status: 'error', reason: `unsafe source archive (${err.reason})` })
+    }
+    await workspace.handOver()
+
+    const prepared = await this.backend.prepare(request, workspace)
+    try {
+      const deadline = Date.now() + request.limits.wallSeconds * 1000
+      for (const step of request.steps) {
+        if (Date.now() >= deadline) return this.end(limitViolation(request.limits, 'wallSeconds'))
+        const { outcome, violation } = await this.step(step, prepared, deadline)
+        this.steps.push(outcome)
+        if (violation !== undefined) return this.end(violation)
+        if (outcome.exit !== 0) {
+          this.status = 'fail'
+          break
+        }
+      }
+    } finally {
+      await prepared.release()
+    }
+
+    const collection = await collectArtifacts(workspace.buildDir, request.artifacts, workspace.artifactsDir, {
+      maxFiles: MAX_ARTIFACTS,
+      reopenUnreadable: this.backend.sharesUidWithBuilds
+    })
+    for (const note of collection.notes) this.say(`[artifacts: ${note}]`)
+    for (const artifact of collection.artifacts) this.say(`[artifact ${artifact.path}: ${artifact.size} bytes, sha256 ${artifact.sha256}]`)
+    this.artifacts = collection.artifacts
+  }
+
+  private async step (step: Step, prepared: PreparedRun, deadline: number): Promise<{ outcome: StepOutcome, violation?: Violation }> {
+    const { request } = this
+    const { limits } = request
+    this.say(`$ ${step.run}`)
+    const began = performance.now()
+    const proc = prepared.launch(step)
+    let violation: Violation | undefined
+    let killing: Promise<boolean> | undefined
+    const stop = (reason: Violation): void => {
+      if (violation !== undefined) return
+      violation = reason
+      killing = proc.kill()
+    }
+
+    const decoder = new StringDecoder('utf8')
+    const outputLimit = limits.outputMb * MiB
+    let outputBytes = 0
+    const onOutput = (chunk: Buffer): void => {
+      if (outputBytes > outputLimit) return
+      outputBytes += chunk.length
+      const kept = outputBytes > outputLimit ? chunk.subarray(0, chunk.length - (outputBytes - outputLimit)) : chunk
+      this.log.append(kept)
+      this.live(decoder.write(kept))
+      if (outputBytes > outputLimit) stop(limitViolation(limits, 'outputMb'))
+    }
+    proc.output.on('data', onOutput)
+    const outputClosed = new Promise<void>((resolve) => { proc.output.once('close', resolve) })
+
+    const wallTimer = setTimeout(() => { stop(limitViolation(limits, 'wallSeconds')) }, Math.max(0, deadline - Date.now()))
+    const onAbort = (): void => { stop({ status: 'error', reason: 'cancelled' }) }
+    request.signal?.addEventListener('abort', onAbort, { once: true })
+
+    const watching = new AbortController()
+    // false once the step is over (delay() does not notice a signal aborted before it is called).
+    const pause = async (ms: number): Promise<boolean> => !watching.signal.aborted &&
+      await delay(ms, watching.signal).then(() => !watching.signal.aborted, () => false)
+    const pollLimits = (async () => {
+      while (await pause(this.backend.pollMs)) {
+        const found = await prepared.check(proc).catch((err: unknown) => { log.error('limit check failed: %e', err) })
+        if (found !== undefined) stop(found)
+      }
+    })()
+    const pollDisk = (async () => {
+      do {
+        const found = await this.diskViolation(prepared.diskDirs).catch((err: unknown) => { log.error('disk check failed: %e', err) })
+        if (found !== undefined) stop(found)
+      } while (await pause(DISK_POLL_MS))
+    })()
+
+    const exit = await proc.exited
+    log('step %s exited %o%s', step.name, exit, violation === undefined ? '' : ` (${violation.reason})`)
+    // Output can still be in flight after the exit; a writer left behind (only possible without bubblewrap) is not waited for.
+    await Promise.race([outputClosed, delay(OUTPUT_GRACE_MS)])
+    watching.abort()
+    clearTimeout(wallTimer)
+    request.signal?.removeEventListener('abort', onAbort)
+    await Promise.all([pollLimits, pollDisk])
+    // Whatever the step left behind goes with it.
+    const cleaned = killing !== undefined ? await killing : prepared.mayLeaveProcesses(exit) ? await proc.kill() : true
+    if (!cleaned) this.say('[buildhaus: warning: some processes of this step did not die within 10 s of SIGKILL]')
+    proc.output.destroy()
+    this.live(decoder.end())
+
+    const ms = Math.round(performance.now() - began)
+    const outcome: StepOutcome = { name: step.name, exit: exit.code, ms }
+    if (exit.signal !== null) outcome.signal = exit.signal
+
+    if (violation === undefined) {
+      if (proc.spawnError !== undefined) {
+        violation = { status: 'error', reason: `sandbox failed to start: ${proc.spawnError.message}` }
+      } else if (!await proc.started) {
+        violation = { status: 'error', reason: `sandbox failed to start: ${lastLine(this.log)}` }
+      } else {
+        violation = await prepared.check(proc).catch(() => undefined) ??
+          exitViolation(limits, exit.code, exit.signal) ??
+          await this.diskViolation(prepared.diskDirs)
+      }
+    }
+    prepared.stepEnded()
+    const how = exit.code !== null ? `exit ${exit.code}` : `killed by ${exit.signal ?? 'an unknown signal'}`
+    this.say(`[step ${step.name}: ${how}, ${ms} ms]`)
+    return violation === undefined ? { outcome } : { outcome, violation }
+  }
+
+  private async diskViolation (dirs: string[]): Promise<Violation | undefined> {
+    const { limits } = this.request
+    const maxBytes = limits.workspaceMb * MiB
+    const maxEntries = workspaceEntryLimit(limits.workspaceMb)
+    let bytes = 0
+    let entries = 0
+    for (const dir of dirs) {
+      const usage = await diskUsage(dir, { maxBytes: maxBytes - bytes, maxEntries: maxEntries - entries, reopenUnreadable: this.backend.sharesUidWithBuilds })
+      bytes += usage.bytes
+      entries += usage.entries
+      if (bytes > maxBytes || entries > maxEntries) return limitViolation(limits, 'workspaceMb')
+    }
+    return undefined
+  }
+}
+
+/** The last non-empty line of the log so far, for a one-line reason (bwrap's own error message). */
+function lastLine (log: BoundedLog): string {
+  const text = log.finish().log.toString('utf8')
+  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('$ '))
+  const last = lines.at(-1) ?? 'no message'
+  return last.length > 300 ? `${last.slice(0, 300)}…` : last
+}

@@ -1,0 +1,192 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readlink } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
+import { componentLogger } from '../util/logger.js'
+import { delay } from '../util/wait.js'
+import { descendants, isRunning, readProcess, readProcessNow, readProcessTable } from './proc.js'
+
+/**
+ * The shell that starts every step, as the node's user: it merges stderr
+ * into stdout so the log keeps their order, joins the run's cgroups (each
+ * file given before `--` gets its pid, before anything forks), runs
+ * `setup` (e.g. `ulimit` builtins; numbers only, never job input), and execs
+ * the rest.
+ */
+export function outerWrapper (setup = ''): string {
+  return `exec 2>&1; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; ${setup === '' ? '' : `${setup}; `}exec "$@"`
+}
+
+/**
+ * The shell that runs a step's command once the sandbox is set up: it writes
+ * one byte on fd 3, which tells the node the sandbox started (so a bwrap
+ * failure is never mistaken for a failing build), closes fds 3 and 4, and
+ * execs its arguments (ending in `/bin/sh -c <run>`).
+ */
+export const INNER_WRAPPER = 'printf . >&3 && exec 3>&- 4>&- && exec "$@"'
+
+/** The fd on which bwrap (`--info-fd`) reports the host pid of the sandbox's init. */
+export const INFO_FD = 4
+
+const log = componentLogger('sandbox:process')
+
+export interface StepProcessOptions {
+  cwd: string
+  env: Record<string, string>
+  /** Start as this user (for a root node: the build user); a failure to switch is a spawn error, never a run as root. */
+  user?: { uid: number, gid: number }
+  /**
+   * The members of the step's cgroup: when given, they are all there is to
+   * kill (the step joins the group before it forks anything), and no scan of
+   * /proc is needed.
+   */
+  cgroupPids?: () => Promise<number[]>
+  /**
+   * Read bwrap's `--info-fd` report on fd 4. bwrap exits as soon as the
+   * step's command has, while its init (pid 1 of the sandbox) is still
+   * killing what is left in the pid namespace: the kill waits for that init.
+   */
+  sandboxInfo?: boolean
+}
+
+export interface StepExit { code: number | null, signal: NodeJS.Signals | null }
+
+/** One running step: its merged output, whether its sandbox started, its exit, and a kill for its whole tree. */
+export class StepProcess {
+  readonly child: ChildProcess
+  readonly output: Readable
+  /** Resolves true once the step's command is about to start, false if it never did. */
+  readonly started: Promise<boolean>
+  readonly exited: Promise<StepExit>
+  /** Set when the process could not even be spawned. */
+  spawnError: Error | undefined
+  private readonly seen = new Map<number, number>()
+  private readonly cgroupPids: (() => Promise<number[]>) | undefined
+  /** The sandbox's init, once bwrap has said which it is. */
+  private readonly sandboxInit: Promise<number | undefined>
+  private readonly inSandbox: boolean
+  /** When the step's own process started (clock ticks after boot), to tell its group from a later one reusing the number. */
+  private readonly leaderStart: number
+
+  constructor (argv: string[], options: StepProcessOptions) {
+    this.cgroupPids = options.cgroupPids
+    this.child = spawn(argv[0]!, argv.slice(1), {
+      cwd: options.cwd,
+      env: options.env,
+      // stderr goes to stdout (the outer wrapper's first act), so the log keeps the order of the two.
+      stdio: ['ignore', 'pipe', 'ignore', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
+      // Its own process group and session: signals to the node's terminal do not reach it, and the group can be killed whole.
+      detached: true,
+      ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid })
+    })
+    this.inSandbox = options.sandboxInfo === true
+    this.leaderStart = this.child.pid === undefined ? 0 : readProcessNow(this.child.pid)?.startTime ?? 0
+    this.output = this.child.stdout!
+    const marker = this.child.stdio[3] as Readable
+    this.started = new Promise((resolve) => {
+      marker.once('data', () => { resolve(true) })
+      marker.once('close', () => { resolve(false) })
+      marker.once('error', () => { resolve(false) })
+    })
+    marker.resume()
+    this.sandboxInit = options.sandboxInfo === true ? this.readSandboxInit(this.child.stdio[INFO_FD] as Readable) : Promise.resolve(undefined)
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => { resolve({ code, signal }) })
+      this.child.once('error', (err) => {
+        this.spawnError = err
+        resolve({ code: null, signal: null })
+      })
+    })
+  }
+
+  get pid (): number | undefined { return this.child.pid }
+
+  /** The host pid of the sandbox's init from bwrap's JSON report, checked to be bwrap's child. */
+  private async readSandboxInit (report: Readable): Promise<number | undefined> {
+    let text = ''
+    report.setEncoding('utf8')
+    await new Promise<void>((resolve) => {
+      // Act on the report as soon as it is whole: bwrap may keep the pipe open until it exits.
+      report.on('data', (chunk: string) => {
+        if (text.length < 4096) text += chunk
+        if (text.includes('}')) resolve()
+      })
+      report.once('close', resolve)
+      report.once('error', () => { resolve() })
+    })
+    report.resume()
+    const pid = Number(/"child-pid"\s*:\s*(\d+)/.exec(text)?.[1])
+    const pidNamespace = /"pid-namespace"\s*:\s*(\d+)/.exec(text)?.[1]
+    if (!Number.isSafeInteger(pid)) return undefined
+    const info = await readProcess(pid)
+    if (info === undefined) return undefined
+    // Make sure the pid still names the sandbox's init (bwrap may have exited, and init been reparented, meanwhile).
+    const namespace = await readlink(`/proc/${pid}/ns/pid`).catch(() => undefined)
+    const isInit = namespace !== undefined ? namespace === `pid:[${pidNamespace}]` : info.ppid === this.child.pid
+    log('sandbox init: pid %d, %s', pid, isInit ? 'found' : 'gone')
+    if (!isInit) return undefined
+    this.seen.set(pid, info.startTime)
+    return pid
+  }
+
+  /**
+   * SIGKILL the step and everything it started that is still attached to it
+   * (and to its cgroup), then wait until all of them have stopped running.
+   * Processes are named by pid and start time, so a recycled pid is never hit.
+   */
+  async kill (timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    // Note the tree while the step's own process still holds it together: once that dies, its
+    // children are reparented away (bwrap's child may even be stuck mid-setup, waiting on its parent).
+    await this.remember()
+    // The step's own process first: its exit then reads "killed by SIGKILL", not whatever it made of its children's deaths.
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
+    // bwrap writes the report at once and closes the pipe; a bwrap that never started has nothing to report.
+    await Promise.race([this.sandboxInit, delay(1000)])
+    let pause = 1
+    while (true) {
+      await this.remember()
+      let running = 0
+      for (const [pid, startTime] of this.seen) {
+        const info = await readProcess(pid)
+        if (!isRunning(info) || info!.startTime !== startTime) {
+          this.seen.delete(pid)
+          continue
+        }
+        running++
+        try { process.kill(pid, 'SIGKILL') } catch { /* gone meanwhile */ }
+      }
+      if (running === 0) return true
+      if (Date.now() > deadline) return false
+      // A killed process is usually gone within a millisecond or two: look again soon, then less often.
+      await delay(pause)
+      pause = Math.min(pause * 2, 50)
+    }
+  }
+
+  /** Add the step's processes to those to kill: its cgroup's members, or its tree (and, unsandboxed, its group and session) as /proc shows them. */
+  private async remember (): Promise<void> {
+    // Until node has reaped it (and seen its exit), the step's own pid cannot name another process.
+    const leader = this.child.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined
+    if (this.cgroupPids !== undefined) {
+      for (const pid of [...(leader === undefined ? [] : [leader]), ...await this.cgroupPids().catch(() => [])]) {
+        const info = await readProcess(pid)
+        if (info !== undefined && !this.seen.has(pid)) this.seen.set(pid, info.startTime)
+      }
+      return
+    }
+    const table = await readProcessTable()
+    const roots: number[] = leader === undefined ? [] : [leader]
+    for (const [pid, startTime] of this.seen) if (table.get(pid)?.startTime === startTime) roots.push(pid)
+    for (const root of roots) {
+      for (const info of descendants(table, root)) this.seen.set(info.pid, info.startTime)
+    }
+    // Unsandboxed, orphans may keep the step's group or session (a group id is not reused while it has
+    // members); in a sandbox the pid namespace holds them all.
+    const id = this.child.pid
+    if (!this.inSandbox && id !== undefined) {
+      for (const info of table.values()) {
+        if ((info.pgrp === id || info.session === id) && info.startTime >= this.leaderStart) this.seen.set(info.pid, info.startTime)
+      }
+    }
+  }
+}
