@@ -1,0 +1,40 @@
+import type { DecodedEntry, EntryBody } from '../../ledger/entry.js'
+import type { Member } from '../scheduler.js'
+
+/**
+ * What the job service needs from the rest of the node, each as narrow as it
+ * can be. The node wires the real ledger, blob store, blob exchange, presence
+ * and sandbox to these; nothing here knows libp2p.
+ */
+
+/** The log: our own appends, lookups, and a stream of newly stored entries. */
+export interface JobLedger extends EventTarget {
+  append (type: string, body: EntryBody): Promise<DecodedEntry>
+  get (id: string): Promise<DecodedEntry | undefined>
+  byType (type: string): AsyncIterable<DecodedEntry>
+  byRef (id: string): AsyncIterable<DecodedEntry>
+  /** Authors whose chains forked: their entries no longer count. */
+  isEquivocating (author: string): boolean
+}
+
+/** The local blob store. */
+export interface JobBlobs {
+  has (hash: string): Promise<boolean>
+  put (data: Uint8Array, options?: { pin?: boolean }): Promise<{ hash: string, size: number }>
+  putFile (path: string, options?: { move?: boolean, pin?: boolean }): Promise<{ hash: string, size: number }>
+  readBytes (hash: string, maxBytes: number): Promise<Buffer>
+  path (hash: string): string
+  pin (hash: string): Promise<void> | void
+  unpin (hash: string): Promise<void> | void
+}
+
+/** Fetches a blob from peers into the local store (verified as it arrives). */
+export interface BlobFetcher {
+  fetch (hash: string, options: { fromAuthors: string[], maxBytes: number, signal?: AbortSignal }): Promise<void>
+}
+
+/** Live membership from presence heartbeats, and our own advertised load. */
+export interface Membership {
+  members (): Member[]
+  update (state: { free: number, running: string[] }): void
+}

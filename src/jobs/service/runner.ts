@@ -1,0 +1,174 @@
+import type { Executor, RunOutcome, SandboxLimits } from '../../sandbox/index.js'
+import { componentLogger } from '../../util/logger.js'
+import { describeError } from '../../util/errors.js'
+import type { Artifact, ResultBody, ResultStatus } from '../bodies.js'
+import { MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS, MAX_REASON_LENGTH, MAX_RESULT_ARTIFACTS, MAX_TOOL_NAME_LENGTH } from '../constants.js'
+import type { JobView } from '../view.js'
+import type { BlobFetcher, JobBlobs } from './ports.js'
+
+const log = componentLogger('jobs:runner')
+
+/** How long a builder keeps trying to get a job's source before it reports an error. */
+export const SOURCE_FETCH_DEADLINE_MS = 60_000
+/** Largest source archive a builder accepts. */
+export const MAX_SOURCE_BYTES = 256 * 1024 * 1024
+
+export interface RunSlotOptions {
+  job: JobView
+  platform: string
+  limits: SandboxLimits
+  executor: Executor
+  blobs: JobBlobs
+  fetcher: BlobFetcher
+  /** Authors likely to hold the source, best first (the submitter, then builders). */
+  sourceHolders: string[]
+  workRoot: string
+  signal: AbortSignal
+  onLog?: (text: string) => void
+}
+
+/**
+ * Build one claimed slot: get the source, run the steps in the sandbox, keep
+ * the log and (for a pass) the artifacts as blobs, and return the `result`
+ * body to publish. Never throws for the job's own failures: those are
+ * statuses; it throws only when the run was cancelled.
+ */
+export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
+  const { job, platform, blobs } = options
+  const start = Date.now()
+  let source: Buffer
+  try {
+    source = await obtainSource(options)
+  } catch (err) {
+    options.signal.throwIfAborted()
+    return errorResult(job, platform, start, `could not get the source ${job.source.slice(0, 12)}…: ${describeError(err)}`, await options.executor.fingerprint())
+  }
+  options.signal.throwIfAborted()
+  let outcome: RunOutcome
+  try {
+    outcome = await options.executor.run({
+      source,
+      steps: job.spec.steps,
+      artifacts: job.spec.artifacts,
+      network: job.spec.network,
+      root: job.spec.root,
+      limits: options.limits,
+      // Every builder of a job uses the job's own time: timestamps embedded by
+      // well-behaved tools then agree across builders.
+      sourceDateEpoch: Math.floor(job.time / 1000),
+      workRoot: options.workRoot,
+      signal: options.signal,
+      ...(options.onLog !== undefined ? { onLog: options.onLog } : {})
+    })
+  } catch (err) {
+    options.signal.throwIfAborted()
+    return errorResult(job, platform, start, `the sandbox failed: ${describeError(err)}`, await options.executor.fingerprint())
+  }
+  try {
+    options.signal.throwIfAborted()
+    const logBlob = await blobs.put(outcome.log)
+    // Only a pass publishes artifacts: partial outputs of failed builds would
+    // turn two agreeing failures into a mismatch.
+    const artifacts: Artifact[] = []
+    if (outcome.status === 'pass') {
+      for (const artifact of outcome.artifacts.slice(0, MAX_RESULT_ARTIFACTS)) {
+        const stored = await blobs.putFile(artifact.file, { move: true })
+        if (stored.hash !== artifact.sha256) throw new Error(`artifact ${artifact.path} changed while being stored`)
+        artifacts.push({ path: artifact.path, sha256: stored.hash, size: stored.size })
+      }
+      artifacts.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    }
+    const tooMany = outcome.status === 'pass' && outcome.artifacts.length > MAX_RESULT_ARTIFACTS
+    const status: ResultStatus = tooMany ? 'error' : outcome.status
+    const reason = tooMany ? `more than ${MAX_RESULT_ARTIFACTS} artifacts matched the globs` : outcome.reason
+    return {
+      job: job.id,
+      platform,
+      status,
+      ...(reason !== undefined ? { reason: reason.slice(0, MAX_REASON_LENGTH) } : {}),
+      steps: outcome.steps.map((s) => ({ name: s.name, exit: s.exit, ...(s.signal !== undefined ? { signal: s.signal } : {}), ms: Math.round(s.ms) })),
+      log: logBlob.hash,
+      logSize: logBlob.size,
+      artifacts: tooMany ? [] : artifacts,
+      env: envOf(outcome),
+      start: outcome.start,
+      end: outcome.end
+    }
+  } finally {
+    await outcome.dispose().catch((err: unknown) => { log.error('could not clean up the workspace of %s: %s', job.id, describeError(err)) })
+  }
+}
+
+async function obtainSource (options: RunSlotOptions): Promise<Buffer> {
+  const { job, blobs } = options
+  if (!(await blobs.has(job.source))) {
+    const signal = AbortSignal.any([options.signal, AbortSignal.timeout(SOURCE_FETCH_DEADLINE_MS)])
+    let lastError: unknown
+    // Holders may come and go (a partition, a restart): keep asking until the deadline.
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      try {
+        await options.fetcher.fetch(job.source, { fromAuthors: options.sourceHolders, maxBytes: MAX_SOURCE_BYTES, signal })
+        lastError = undefined
+        break
+      } catch (err) {
+        lastError = err
+        log('fetching source %s failed (attempt %d): %s', job.source, attempt + 1, describeError(err))
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)))
+      }
+    }
+    if (lastError !== undefined || !(await blobs.has(job.source))) throw lastError ?? new Error('no peer had it')
+  }
+  return await blobs.readBytes(job.source, MAX_SOURCE_BYTES)
+}
+
+function envOf (outcome: Pick<RunOutcome, 'env'>): ResultBody['env'] {
+  const env = outcome.env
+  const tools: Record<string, string> = {}
+  for (const [name, version] of Object.entries(env.tools)) {
+    if (Object.keys(tools).length >= MAX_ENV_TOOLS - 1) break
+    const field = oneLine(version)
+    if (field !== '') tools[oneLine(name).slice(0, MAX_TOOL_NAME_LENGTH)] = field
+  }
+  if (env.limits !== undefined) tools.limits = env.limits
+  const sandbox = env.sandbox === 'bubblewrap' && env.bwrap !== undefined ? `bubblewrap ${oneLine(env.bwrap)}` : env.sandbox
+  return {
+    os: oneLine(env.os) || 'unknown',
+    kernel: oneLine(env.kernel) || 'unknown',
+    arch: oneLine(env.arch) || 'unknown',
+    sandbox: sandbox.slice(0, MAX_ENV_FIELD_LENGTH),
+    tools,
+    ...(env.warning !== undefined ? { warning: env.warning.slice(0, MAX_REASON_LENGTH) } : {})
+  }
+}
+
+/** The first line of a tool's answer, without control characters, within the field bound. */
+function oneLine (text: string): string {
+  return (text.split('\n')[0] ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, MAX_ENV_FIELD_LENGTH)
+}
+
+function errorResult (job: JobView, platform: string, start: number, reason: string, env: RunOutcome['env']): ResultBody {
+  const end = Date.now()
+  return {
+    job: job.id,
+    platform,
+    status: 'error',
+    reason: reason.slice(0, MAX_REASON_LENGTH),
+    steps: [],
+    log: null,
+    logSize: 0,
+    artifacts: [],
+    env: envOf({ env }),
+    start,
+    end
+  }
+}
+
+/** The sandbox limits a job asks for, in the sandbox's terms. */
+export function requestedLimits (job: JobView): Partial<SandboxLimits> {
+  const limits: Partial<SandboxLimits> = { wallSeconds: job.spec.timeout }
+  if (job.spec.limits.memoryMb !== undefined) limits.memoryMb = job.spec.limits.memoryMb
+  if (job.spec.limits.diskMb !== undefined) limits.workspaceMb = job.spec.limits.diskMb
+  if (job.spec.limits.cpuSeconds !== undefined) limits.cpuSeconds = job.spec.limits.cpuSeconds
+  if (job.spec.limits.processes !== undefined) limits.processes = job.spec.limits.processes
+  return limits
+}

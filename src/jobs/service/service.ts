@@ -1,0 +1,417 @@
+import { admit, type AdmissionPolicy, type Executor } from '../../sandbox/index.js'
+import type { DecodedEntry } from '../../ledger/entry.js'
+import { BuildhausError, describeError } from '../../util/errors.js'
+import { TypedEvents } from '../../util/events.js'
+import { componentLogger } from '../../util/logger.js'
+import type { ResultBody } from '../bodies.js'
+import { CLAIM_LEASE_MS } from '../constants.js'
+import { planClaims, slotState, explainUnmatched, type Admission, type Member } from '../scheduler.js'
+import { slotKey } from '../selector.js'
+import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
+import { withLiveness } from '../state.js'
+import type { TrustPolicy } from '../trust.js'
+import type { JobView } from '../view.js'
+import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
+import { JobIndex } from './job-index.js'
+import type { BlobFetcher, JobBlobs, JobLedger, Membership } from './ports.js'
+import { requestedLimits, runSlot } from './runner.js'
+
+const log = componentLogger('jobs:service')
+
+/** The types the job service folds. */
+const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
+
+export class JobNotFoundError extends BuildhausError {
+  override name = 'JobNotFoundError'
+}
+
+export class NotSubmitterError extends BuildhausError {
+  override name = 'NotSubmitterError'
+}
+
+export interface JobServiceOptions {
+  self: { author: string, platforms: string[], slots: number }
+  ledger: JobLedger
+  blobs: JobBlobs
+  fetcher: BlobFetcher
+  membership: Membership
+  /** Undefined when this node cannot build (no sandbox): it still submits, watches and serves. */
+  executor: Executor | undefined
+  policy: AdmissionPolicy
+  trust: TrustPolicy
+  /** Where sandbox workspaces go. */
+  workRoot: string
+  leaseMs?: number
+  /** How often to re-plan without any new entry (leases lapse, members leave). */
+  tickMs?: number
+}
+
+/** Counters for /metrics and the dashboard. */
+export interface JobServiceStats {
+  running: number
+  claims: number
+  runs: Record<string, number>
+  runSeconds: { count: number, sum: number }
+  diagnoses: number
+}
+
+export type JobServiceEvents = {
+  /** A job's view changed (a new job, claim, result, cancel or diagnosis). */
+  job: CustomEvent<{ id: string }>
+  /** A live line of a build this node is running. */
+  log: CustomEvent<{ job: string, platform: string, text: string }>
+}
+
+interface Running {
+  job: string
+  platform: string
+  controller: AbortController
+  started: number
+}
+
+/**
+ * The node's side of jobs: keeps every job's folded view current as entries
+ * arrive, decides (alone, like every other node) which slots to claim, runs
+ * them in the sandbox, and publishes claims, results, refusals and mismatch
+ * diagnoses. No coordinator: every decision is a function of the log and
+ * live presence.
+ */
+export class JobService extends TypedEvents<JobServiceEvents> {
+  private readonly options: JobServiceOptions
+  private readonly index: JobIndex
+  private readonly running = new Map<string, Running>()
+  /** Slots we have decided to claim and are writing the claim for. */
+  private readonly claiming = new Set<string>()
+  private readonly refusing = new Set<string>()
+  private readonly diagnosing = new Set<string>()
+  private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0 }
+  private timer: ReturnType<typeof setInterval> | undefined
+  private planQueued = false
+  private started = false
+  private readonly onEntry = (evt: Event): void => { this.handleEntry((evt as CustomEvent<DecodedEntry>).detail) }
+
+  constructor (options: JobServiceOptions) {
+    super()
+    this.options = options
+    this.index = new JobIndex(options.trust)
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.options.ledger.addEventListener('entry', this.onEntry)
+    for (const type of JOB_TYPES) {
+      for await (const entry of this.options.ledger.byType(type)) this.index.add(entry)
+    }
+    this.started = true
+    this.timer = setInterval(() => { this.schedulePlan() }, this.options.tickMs ?? 1_000)
+    this.timer.unref?.()
+    this.advertise()
+    this.schedulePlan()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.timer)
+    this.options.ledger.removeEventListener('entry', this.onEntry)
+    for (const run of this.running.values()) run.controller.abort(new BuildhausError('the node is stopping'))
+    const deadline = Date.now() + 10_000
+    while (this.running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+
+  /** Every job, newest first, with live presence's `unmatched` overlay. */
+  list (): JobView[] {
+    const members = this.options.membership.members()
+    const now = Date.now()
+    return this.index.views().map((view) => this.overlay(view, members, now))
+  }
+
+  get (id: string): JobView | undefined {
+    const view = this.index.view(id)
+    return view === undefined ? undefined : this.overlay(view, this.options.membership.members(), Date.now())
+  }
+
+  /** The job entry and every entry referring to it, as signed. */
+  entries (id: string): DecodedEntry[] {
+    return this.index.entries(id)
+  }
+
+  /** Every folded view, without the liveness overlay (what an offline audit computes). */
+  foldedViews (): JobView[] {
+    return this.index.views()
+  }
+
+  trustPolicy (): TrustPolicy {
+    return this.index.getPolicy()
+  }
+
+  /** Believe differently (e.g. exclude a forked key): every view is refolded. */
+  setTrustPolicy (policy: TrustPolicy): void {
+    this.index.setPolicy(policy)
+    for (const id of this.index.ids()) this.emit('job', { id })
+  }
+
+  getStats (): JobServiceStats {
+    return { ...this.stats, running: this.running.size, runs: { ...this.stats.runs }, runSeconds: { ...this.stats.runSeconds } }
+  }
+
+  runningSlots (): string[] {
+    return [...this.running.keys()]
+  }
+
+  /**
+   * Publish a job for a source already in the local blob store. The submitter's
+   * node pins the source until the job is decided, so builders can fetch it.
+   */
+  async submit (input: { spec: JobSpec, overrides?: SpecOverrides, source: { hash: string, size: number } }): Promise<JobView> {
+    const overrides: SpecOverrides = { ...input.overrides }
+    // A spec that names no platform means "the platform I am on".
+    if (input.spec.platforms === undefined && overrides.platforms === undefined) overrides.platforms = [this.options.self.platforms[0]!]
+    const body = jobBodyFromSpec(input.spec, overrides, input.source)
+    if (!(await this.options.blobs.has(body.source))) {
+      throw new JobNotFoundError(`the source ${body.source} is not in this node's blob store; upload it first (POST /api/blobs)`)
+    }
+    await this.options.blobs.pin(body.source)
+    const entry = await this.options.ledger.append('job', body)
+    this.index.add(entry)
+    return this.get(entry.id)!
+  }
+
+  /** Submit the same job again (a new job entry with the same source and steps). */
+  async rerun (id: string): Promise<JobView> {
+    const view = this.index.view(id)
+    if (view === undefined) throw new JobNotFoundError(`no job ${id} on this node`)
+    if (!(await this.options.blobs.has(view.source))) {
+      await this.options.fetcher.fetch(view.source, { fromAuthors: this.sourceHolders(view), maxBytes: 256 * 1024 * 1024, signal: AbortSignal.timeout(30_000) })
+    }
+    await this.options.blobs.pin(view.source)
+    const entry = await this.options.ledger.append('job', view.spec)
+    this.index.add(entry)
+    return this.get(entry.id)!
+  }
+
+  /** Cancel a job: only its submitter's cancel counts, so only the submitting node may. */
+  async cancel (id: string, reason?: string): Promise<JobView> {
+    const view = this.index.view(id)
+    if (view === undefined) throw new JobNotFoundError(`no job ${id} on this node`)
+    if (view.submitter !== this.options.self.author) {
+      throw new NotSubmitterError(`only the node that submitted job ${id} can cancel it (its key is ${view.submitter.slice(0, 16)}…)`)
+    }
+    if (!view.cancelled) {
+      const entry = await this.options.ledger.append('cancel', { job: id, ...(reason !== undefined ? { reason } : {}) })
+      this.handleEntry(entry)
+    }
+    return this.get(id)!
+  }
+
+  private overlay (view: JobView, members: Member[], now: number): JobView {
+    if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
+    return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now))
+  }
+
+  private handleEntry (entry: DecodedEntry): void {
+    const changed = this.index.add(entry)
+    if (changed === undefined) return
+    if (entry.entry.type === 'cancel') this.abortCancelled(changed)
+    const view = this.index.view(changed)
+    if (view !== undefined && view.submitter === this.options.self.author && view.verdict !== 'pending') {
+      void Promise.resolve(this.options.blobs.unpin(view.source)).catch(() => {})
+    }
+    this.emit('job', { id: changed })
+    this.schedulePlan()
+  }
+
+  private abortCancelled (jobId: string): void {
+    const view = this.index.view(jobId)
+    if (view === undefined || !view.cancelled) return
+    for (const run of this.running.values()) {
+      if (run.job === jobId) run.controller.abort(new BuildhausError(`job ${jobId} was cancelled by its submitter`))
+    }
+  }
+
+  private schedulePlan (): void {
+    if (this.planQueued || !this.started) return
+    this.planQueued = true
+    setImmediate(() => {
+      this.planQueued = false
+      try {
+        this.plan()
+      } catch (err) {
+        log.error('planning failed: %s', describeError(err))
+      }
+    })
+  }
+
+  /** Decide and start claims, refusals and diagnoses from the current log and presence. */
+  private plan (): void {
+    if (!this.started) return
+    const now = Date.now()
+    const { self } = this.options
+    const members = this.options.membership.members()
+    const views = this.index.views()
+    const open = views.filter((v) => !v.cancelled && v.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched'))
+    this.planDiagnoses(views, now)
+    if (this.options.executor === undefined || self.slots === 0) return
+    const free = self.slots - this.running.size - this.claiming.size
+    if (free <= 0 || open.length === 0) return
+    const { claims, refusals } = planClaims({
+      now,
+      self: { author: self.author, platforms: self.platforms, free, admit: (job) => this.admit(job) },
+      members: this.withLoggedLoad(members, open, now),
+      jobs: open,
+      leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS
+    })
+    for (const decision of claims) {
+      const key = slotKey(decision.job, decision.platform)
+      if (this.running.has(key) || this.claiming.has(key)) continue
+      this.claiming.add(key)
+      void this.claimAndRun(decision.job, decision.platform, decision.lease, decision.reason).finally(() => {
+        this.claiming.delete(key)
+      })
+    }
+    for (const refusal of refusals) {
+      const key = slotKey(refusal.job, refusal.platform)
+      if (this.refusing.has(key)) continue
+      this.refusing.add(key)
+      void this.publishRefusal(refusal.job, refusal.platform, refusal.reason)
+    }
+  }
+
+  /**
+   * Other nodes' free slots from the log rather than their last heartbeat
+   * (up to a few seconds old): claims and results travel at once, so a
+   * member's held claims say how busy it is now.
+   */
+  private withLoggedLoad (members: Member[], open: JobView[], now: number): Member[] {
+    const live = new Map(members.map((m) => [m.author, m]))
+    const held = new Map<string, number>()
+    for (const view of open) {
+      for (const platform of view.platforms) {
+        for (const builder of slotState(view, platform, now, live).holding) held.set(builder, (held.get(builder) ?? 0) + 1)
+      }
+    }
+    return members.map((m) => {
+      if (m.author === this.options.self.author) return m
+      return { ...m, free: Math.max(0, m.slots - (held.get(m.author) ?? 0)) }
+    })
+  }
+
+  private admit (job: JobView): Admission {
+    const admission = admit(this.options.policy, { network: job.spec.network, root: job.spec.root, limits: requestedLimits(job), submitter: job.submitter })
+    return admission.ok ? { ok: true } : { ok: false, reason: admission.reason }
+  }
+
+  private async claimAndRun (jobId: string, platform: string, lease: number, reason: string): Promise<void> {
+    const key = slotKey(jobId, platform)
+    const controller = new AbortController()
+    try {
+      await this.options.ledger.append('claim', { job: jobId, platform, lease })
+    } catch (err) {
+      log.error('could not claim %s: %s', key, describeError(err))
+      return
+    }
+    this.stats.claims++
+    log('claimed %s (%s)', key, reason)
+    const view = this.index.view(jobId)
+    const admission = view === undefined ? undefined : admit(this.options.policy, { network: view.spec.network, root: view.spec.root, limits: requestedLimits(view), submitter: view.submitter })
+    if (view === undefined || admission === undefined || !admission.ok || this.options.executor === undefined) return
+    this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
+    this.advertise()
+    try {
+      const body = await runSlot({
+        job: view,
+        platform,
+        limits: admission.limits,
+        executor: this.options.executor,
+        blobs: this.options.blobs,
+        fetcher: this.options.fetcher,
+        sourceHolders: this.sourceHolders(view),
+        workRoot: this.options.workRoot,
+        signal: controller.signal,
+        onLog: (text) => { this.emit('log', { job: jobId, platform, text }) }
+      })
+      await this.publishResult(body)
+    } catch (err) {
+      if (controller.signal.aborted) log('run of %s stopped: %s', key, describeError(controller.signal.reason))
+      else log.error('run of %s failed: %s', key, describeError(err))
+    } finally {
+      this.running.delete(key)
+      this.advertise()
+      this.schedulePlan()
+    }
+  }
+
+  private async publishResult (body: ResultBody): Promise<void> {
+    await this.options.ledger.append('result', body)
+    this.stats.runs[body.status] = (this.stats.runs[body.status] ?? 0) + 1
+    this.stats.runSeconds.count++
+    this.stats.runSeconds.sum += Math.max(0, body.end - body.start) / 1000
+    log('published %s for %s/%s', body.status, body.job, body.platform)
+  }
+
+  private async publishRefusal (jobId: string, platform: string, reason: string): Promise<void> {
+    const now = Date.now()
+    const fingerprint = this.options.executor !== undefined ? await this.options.executor.fingerprint() : undefined
+    try {
+      await this.publishResult({
+        job: jobId,
+        platform,
+        status: 'refused',
+        reason,
+        steps: [],
+        log: null,
+        logSize: 0,
+        artifacts: [],
+        env: {
+          os: fingerprint?.os ?? process.platform,
+          kernel: fingerprint?.kernel ?? 'unknown',
+          arch: fingerprint?.arch ?? process.arch,
+          sandbox: fingerprint?.sandbox ?? 'none',
+          tools: {}
+        },
+        start: now,
+        end: now
+      })
+    } catch (err) {
+      log.error('could not publish a refusal of %s/%s: %s', jobId, platform, describeError(err))
+    }
+  }
+
+  private planDiagnoses (views: JobView[], now: number): void {
+    for (const view of views) {
+      for (const platform of view.platforms) {
+        if (platform.verdict !== 'mismatch') continue
+        const key = slotKey(view.id, platform.selector)
+        if (this.diagnosing.has(key)) continue
+        const plan = planDiagnosis(view, platform, this.options.self.author, now)
+        if (plan === undefined) continue
+        this.diagnosing.add(key)
+        void diagnose(plan, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
+          .then(async (body) => {
+            await this.options.ledger.append('diagnosis', body)
+            this.stats.diagnoses++
+          })
+          .catch((err: unknown) => {
+            log.error(describeDiagnosisFailure(plan, err))
+            // Let a later plan try again (the other side may have been unreachable).
+            setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
+          })
+      }
+    }
+  }
+
+  private sourceHolders (view: JobView): string[] {
+    const holders = [view.submitter]
+    for (const platform of view.platforms) {
+      for (const r of platform.results) if (!holders.includes(r.builder)) holders.push(r.builder)
+      for (const c of platform.claims) if (!holders.includes(c.builder)) holders.push(c.builder)
+    }
+    return holders.filter((a) => a !== this.options.self.author)
+  }
+
+  /** Tell presence how busy we are. */
+  private advertise (): void {
+    const slots = this.options.executor === undefined ? 0 : this.options.self.slots
+    this.options.membership.update({ free: Math.max(0, slots - this.running.size), running: [...this.running.keys()] })
+  }
+}
