@@ -10,6 +10,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
 import { DIAL_TIMEOUT_MS, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
+import { PortInUseError } from './errors.js'
 
 // A type alias, not an interface: libp2p's ServiceMap needs an index signature.
 export type MeshServices = {
@@ -55,28 +56,40 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
   if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 0 }))
   if (options.mdns === true) peerDiscovery.push(mdns({ interval: 2_000 }))
 
-  return await createLibp2p({
-    privateKey: options.privateKey,
-    addresses: { listen: options.listen },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    peerDiscovery,
-    connectionManager: {
-      dialTimeout: DIAL_TIMEOUT_MS,
-      maxConnections: 200
-    },
-    services: {
-      identify: identify(),
-      pubsub: gossipsub({
-        globalSignaturePolicy: 'StrictSign',
-        allowPublishToZeroTopicPeers: true,
-        ignoreDuplicatePublishError: true,
-        emitSelf: false,
-        fallbackToFloodsub: false,
-        maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
-        ...(options.topics !== undefined ? { allowedTopics: options.topics } : {})
-      })
-    }
-  })
+  try {
+    return await createLibp2p({
+      privateKey: options.privateKey,
+      addresses: { listen: options.listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      peerDiscovery,
+      connectionManager: {
+        dialTimeout: DIAL_TIMEOUT_MS,
+        maxConnections: 200
+      },
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({
+          globalSignaturePolicy: 'StrictSign',
+          allowPublishToZeroTopicPeers: true,
+          ignoreDuplicatePublishError: true,
+          emitSelf: false,
+          fallbackToFloodsub: false,
+          maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+          ...(options.topics !== undefined ? { allowedTopics: options.topics } : {})
+        })
+      }
+    })
+  } catch (err) {
+    throw translateListenError(err, options.listen)
+  }
+}
+
+/** libp2p reports a taken port as a long multi-line error; say it in one sentence with what to do. */
+function translateListenError (err: unknown, listen: string[]): unknown {
+  const text = err instanceof Error ? err.message : String(err)
+  if (!text.includes('EADDRINUSE')) return err
+  const taken = listen.find((addr) => text.includes(`${addr}:`)) ?? listen.join(', ')
+  return new PortInUseError(`the p2p address ${taken} is already in use (is another buildhaus-node running?); stop that program or pass --listen with another port`, { cause: err })
 }

@@ -1,0 +1,225 @@
+import type { PeerId } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { describeError, UsageError } from '../util/errors.js'
+import { componentLogger } from '../util/logger.js'
+import {
+  BOOTSTRAP_CHECK_TIMEOUT_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
+} from './constants.js'
+import { BootstrapUnreachableError } from './errors.js'
+
+const log = componentLogger('gossip:keeper')
+
+/** What the keeper needs of libp2p: dialing, and knowing whom we are connected to. */
+export interface KeeperComponents {
+  dial (target: Multiaddr | PeerId, options: { signal: AbortSignal }): Promise<unknown>
+  getConnections (peerId?: PeerId): unknown[]
+}
+
+export interface MeshKeeperInit {
+  /** Bootstrap multiaddrs, each ending in `/p2p/<peer id>`; re-dialed for as long as the node runs. */
+  bootstrap: string[]
+  /** First retry delay after a failed dial; doubles up to `maxIntervalMs`. */
+  intervalMs?: number
+  maxIntervalMs?: number
+  tickMs?: number
+  dialTimeoutMs?: number
+  /** How many other peers (met through presence or discovery) to keep re-dialing. */
+  maxRemembered?: number
+}
+
+interface Target {
+  peerId: PeerId
+  /** Where to dial: a bootstrap multiaddr, or the peer id (libp2p looks up its known addresses). */
+  address?: Multiaddr
+  bootstrap: boolean
+  failures: number
+  nextAttempt: number
+  dialing: boolean
+  lastError?: string
+}
+
+export interface BootstrapFailure {
+  address: string
+  error: string
+}
+
+/**
+ * Keeps this node in the mesh. libp2p's own reconnection gives up after a few
+ * tries, so the keeper re-dials bootstrap peers and remembered members it is
+ * not connected to, with exponential back-off capped at `maxIntervalMs`, and
+ * never stops: after a partition of any length the mesh heals within one
+ * back-off interval of the network coming back.
+ */
+export class MeshKeeper {
+  private readonly components: KeeperComponents
+  private readonly intervalMs: number
+  private readonly maxIntervalMs: number
+  private readonly tickMs: number
+  private readonly dialTimeoutMs: number
+  private readonly maxRemembered: number
+  private readonly targets = new Map<string, Target>()
+  private timer?: ReturnType<typeof setInterval>
+  private controller?: AbortController
+
+  constructor (components: KeeperComponents, init: MeshKeeperInit) {
+    this.components = components
+    this.intervalMs = init.intervalMs ?? REDIAL_INTERVAL_MS
+    this.maxIntervalMs = init.maxIntervalMs ?? REDIAL_MAX_INTERVAL_MS
+    this.tickMs = init.tickMs ?? KEEPER_TICK_MS
+    this.dialTimeoutMs = init.dialTimeoutMs ?? DIAL_TIMEOUT_MS
+    this.maxRemembered = init.maxRemembered ?? KEEPER_MAX_REMEMBERED
+    for (const text of init.bootstrap) {
+      const address = parseBootstrapAddress(text)
+      const peerId = peerIdFromString(address.getComponents().findLast((c) => c.name === 'p2p')!.value!)
+      this.targets.set(peerId.toString(), { peerId, address, bootstrap: true, failures: 0, nextAttempt: 0, dialing: false })
+    }
+  }
+
+  async start (): Promise<void> {
+    if (this.timer !== undefined) return
+    this.controller = new AbortController()
+    this.timer = setInterval(() => { this.tick() }, this.tickMs)
+    this.tick()
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.controller?.abort()
+  }
+
+  /**
+   * Keep re-dialing this peer whenever we lose it (a member heard through
+   * presence, a peer found by mDNS). The least recently remembered are
+   * forgotten first once there are more than `maxRemembered`.
+   */
+  remember (peerId: PeerId): void {
+    const key = peerId.toString()
+    const known = this.targets.get(key)
+    if (known !== undefined) {
+      // Move to the back: the most recently seen are kept longest.
+      if (!known.bootstrap) {
+        this.targets.delete(key)
+        this.targets.set(key, known)
+      }
+      return
+    }
+    this.targets.set(key, { peerId, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
+    const remembered = [...this.targets.values()].filter((t) => !t.bootstrap)
+    for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
+  }
+
+  /** A peer was discovered (mDNS, …): dial it now and keep it. */
+  discovered (peerId: PeerId): void {
+    this.remember(peerId)
+    const target = this.targets.get(peerId.toString())
+    if (target !== undefined && !this.isConnected(target.peerId)) {
+      target.nextAttempt = 0
+      this.tick()
+    }
+  }
+
+  /** Bootstrap peers and remembered members, and whether each is connected now. */
+  status (): Array<{ peerId: string, address?: string, bootstrap: boolean, connected: boolean, failures: number, lastError?: string }> {
+    return [...this.targets.values()].map((t) => ({
+      peerId: t.peerId.toString(),
+      ...(t.address !== undefined ? { address: t.address.toString() } : {}),
+      bootstrap: t.bootstrap,
+      connected: this.isConnected(t.peerId),
+      failures: t.failures,
+      ...(t.lastError !== undefined ? { lastError: t.lastError } : {})
+    }))
+  }
+
+  /**
+   * At start: dial every bootstrap peer and wait until one answers. Throws
+   * BootstrapUnreachableError, naming the address and what went wrong, when
+   * none does within `timeoutMs`. Does nothing without bootstrap peers.
+   */
+  async connectBootstrap (timeoutMs = BOOTSTRAP_CHECK_TIMEOUT_MS): Promise<void> {
+    const targets = [...this.targets.values()].filter((t) => t.bootstrap)
+    if (targets.length === 0) return
+    const failures: BootstrapFailure[] = []
+    const signal = AbortSignal.timeout(timeoutMs)
+    try {
+      await Promise.any(targets.map(async (target) => {
+        try {
+          await this.components.dial(target.address!, { signal })
+          target.failures = 0
+        } catch (err) {
+          failures.push({ address: target.address!.toString(), error: signal.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err) })
+          throw err
+        }
+      }))
+    } catch {
+      const first = failures[0] ?? { address: targets[0]!.address!.toString(), error: 'no answer' }
+      const which = targets.length === 1
+        ? `the bootstrap peer ${first.address}`
+        : `any of the ${targets.length} bootstrap peers (first: ${first.address})`
+      throw new BootstrapUnreachableError(`cannot reach ${which}: ${oneLine(first.error)}; check that the peer is running and the address (including its /p2p/ peer id) is right, or start without --bootstrap to begin a new mesh`)
+    }
+  }
+
+  private isConnected (peerId: PeerId): boolean {
+    return this.components.getConnections(peerId).length > 0
+  }
+
+  private tick (): void {
+    const signal = this.controller?.signal
+    if (signal === undefined || signal.aborted) return
+    const now = Date.now()
+    for (const target of this.targets.values()) {
+      if (target.dialing || target.nextAttempt > now) continue
+      if (this.isConnected(target.peerId)) {
+        target.failures = 0
+        continue
+      }
+      target.dialing = true
+      const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.dialTimeoutMs)])
+      this.components.dial(target.address ?? target.peerId, { signal: dialSignal }).then(() => {
+        if (target.failures > 0) log('reconnected to %p after %d failed dials', target.peerId, target.failures)
+        target.failures = 0
+        target.lastError = undefined
+        target.nextAttempt = Date.now() + this.intervalMs
+      }, (err: unknown) => {
+        target.failures++
+        target.lastError = oneLine(describeError(err))
+        const backoff = Math.min(this.maxIntervalMs, this.intervalMs * 2 ** Math.min(target.failures - 1, 16))
+        // Jitter, so peers that lost each other at the same moment do not re-dial in lockstep.
+        target.nextAttempt = Date.now() + backoff * (0.8 + Math.random() * 0.4)
+        log('dial to %p failed (%d in a row, next in %d ms): %s', target.peerId, target.failures, backoff, target.lastError)
+      }).finally(() => {
+        target.dialing = false
+      })
+    }
+  }
+}
+
+/** A bootstrap address must name its peer (`/p2p/<peer id>`): Noise then proves we reached the right one. */
+export function parseBootstrapAddress (text: string): Multiaddr {
+  let address: Multiaddr
+  try {
+    address = multiaddr(text)
+  } catch (err) {
+    throw new UsageError(`--bootstrap ${text} is not a valid multiaddr (${describeError(err)}); write it like /ip4/192.0.2.7/tcp/4710/p2p/12D3KooW…`)
+  }
+  const peer = address.getComponents().findLast((c) => c.name === 'p2p')?.value
+  if (peer === undefined) {
+    throw new UsageError(`--bootstrap ${text} does not name a peer; add /p2p/<peer id> (the peer id that node printed when it started)`)
+  }
+  try {
+    peerIdFromString(peer)
+  } catch {
+    throw new UsageError(`--bootstrap ${text} ends in /p2p/${peer}, which is not a valid peer id; copy the peer id the node printed when it started`)
+  }
+  return address
+}
+
+function oneLine (text: string): string {
+  return text.split('\n')[0]!.trim().replace(/[.:;]+$/, '')
+}
+
+export function createMeshKeeper (components: KeeperComponents, init: MeshKeeperInit): MeshKeeper {
+  return new MeshKeeper(components, init)
+}
