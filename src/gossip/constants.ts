@@ -19,8 +19,11 @@ export const REDIAL_MAX_INTERVAL_MS = 30_000
 /** How often the keeper looks for targets that are due a dial. */
 export const KEEPER_TICK_MS = 1_000
 
-/** How many departed members the keeper keeps re-dialing (most recently seen first). */
+/** How many members the keeper remembers to re-dial (the most recently seen are kept). */
 export const KEEPER_MAX_REMEMBERED = 64
+
+/** The keeper dials remembered members while this node has fewer peers than this (gossipsub's D is 6). */
+export const KEEPER_TARGET_PEERS = 8
 
 /** At start, how long the node waits for at least one bootstrap peer to answer. */
 export const BOOTSTRAP_CHECK_TIMEOUT_MS = 5_000

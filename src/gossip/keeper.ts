@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { describeError, UsageError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
 import {
-  BOOTSTRAP_CHECK_TIMEOUT_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
+  BOOTSTRAP_CHECK_TIMEOUT_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_TARGET_PEERS, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
 } from './constants.js'
 import { BootstrapUnreachableError } from './errors.js'
 
@@ -12,8 +12,8 @@ const log = componentLogger('gossip:keeper')
 
 /** What the keeper needs of libp2p: dialing, and knowing whom we are connected to. */
 export interface KeeperComponents {
-  dial (target: Multiaddr | PeerId, options: { signal: AbortSignal }): Promise<unknown>
-  getConnections (peerId?: PeerId): unknown[]
+  dial (target: Multiaddr | Multiaddr[] | PeerId, options: { signal: AbortSignal }): Promise<unknown>
+  getConnections (peerId?: PeerId): Array<{ remotePeer: PeerId }>
 }
 
 export interface MeshKeeperInit {
@@ -24,14 +24,22 @@ export interface MeshKeeperInit {
   maxIntervalMs?: number
   tickMs?: number
   dialTimeoutMs?: number
-  /** How many other peers (met through presence or discovery) to keep re-dialing. */
+  /** How many other peers (met through presence or discovery) to remember. */
   maxRemembered?: number
+  /**
+   * Remembered members are dialed only while this node has fewer peers than
+   * this: enough for a healthy gossip mesh, without every node connecting to
+   * every other in a large one. Bootstrap peers are always re-dialed.
+   */
+  targetPeers?: number
 }
 
 interface Target {
   peerId: PeerId
-  /** Where to dial: a bootstrap multiaddr, or the peer id (libp2p looks up its known addresses). */
+  /** Where to dial: a bootstrap multiaddr. */
   address?: Multiaddr
+  /** Where a remembered member said it listens (each ending in its /p2p/ id); else libp2p's address book is used. */
+  announced?: Multiaddr[]
   bootstrap: boolean
   failures: number
   nextAttempt: number
@@ -47,9 +55,10 @@ export interface BootstrapFailure {
 /**
  * Keeps this node in the mesh. libp2p's own reconnection gives up after a few
  * tries, so the keeper re-dials bootstrap peers and remembered members it is
- * not connected to, with exponential back-off capped at `maxIntervalMs`, and
- * never stops: after a partition of any length the mesh heals within one
- * back-off interval of the network coming back.
+ * not connected to (members only while it has fewer than `targetPeers`), with
+ * exponential back-off capped at `maxIntervalMs`, and never stops: after a
+ * partition of any length the mesh heals within one back-off interval of the
+ * network coming back.
  */
 export class MeshKeeper {
   private readonly components: KeeperComponents
@@ -58,6 +67,7 @@ export class MeshKeeper {
   private readonly tickMs: number
   private readonly dialTimeoutMs: number
   private readonly maxRemembered: number
+  private readonly targetPeers: number
   private readonly targets = new Map<string, Target>()
   private timer?: ReturnType<typeof setInterval>
   private controller?: AbortController
@@ -69,6 +79,7 @@ export class MeshKeeper {
     this.tickMs = init.tickMs ?? KEEPER_TICK_MS
     this.dialTimeoutMs = init.dialTimeoutMs ?? DIAL_TIMEOUT_MS
     this.maxRemembered = init.maxRemembered ?? KEEPER_MAX_REMEMBERED
+    this.targetPeers = init.targetPeers ?? KEEPER_TARGET_PEERS
     for (const text of init.bootstrap) {
       const address = parseBootstrapAddress(text)
       const peerId = peerIdFromString(address.getComponents().findLast((c) => c.name === 'p2p')!.value!)
@@ -94,10 +105,12 @@ export class MeshKeeper {
    * presence, a peer found by mDNS). The least recently remembered are
    * forgotten first once there are more than `maxRemembered`.
    */
-  remember (peerId: PeerId): void {
+  remember (peerId: PeerId, addresses: string[] = []): void {
     const key = peerId.toString()
     const known = this.targets.get(key)
+    const announced = announcedAddresses(peerId, addresses)
     if (known !== undefined) {
+      if (announced.length > 0 && !known.bootstrap) known.announced = announced
       // Move to the back: the most recently seen are kept longest.
       if (!known.bootstrap) {
         this.targets.delete(key)
@@ -105,7 +118,7 @@ export class MeshKeeper {
       }
       return
     }
-    this.targets.set(key, { peerId, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
+    this.targets.set(key, { peerId, ...(announced.length > 0 ? { announced } : {}), bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
     const remembered = [...this.targets.values()].filter((t) => !t.bootstrap)
     for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
   }
@@ -169,15 +182,19 @@ export class MeshKeeper {
     const signal = this.controller?.signal
     if (signal === undefined || signal.aborted) return
     const now = Date.now()
-    for (const target of this.targets.values()) {
+    const peers = new Set(this.components.getConnections().map((c) => c.remotePeer.toString())).size
+    const wantMembers = peers < this.targetPeers
+    // Most recently seen members first (the map keeps them in that order, oldest first).
+    for (const target of [...this.targets.values()].reverse()) {
       if (target.dialing || target.nextAttempt > now) continue
+      if (!target.bootstrap && !wantMembers) continue
       if (this.isConnected(target.peerId)) {
         target.failures = 0
         continue
       }
       target.dialing = true
       const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.dialTimeoutMs)])
-      this.components.dial(target.address ?? target.peerId, { signal: dialSignal }).then(() => {
+      this.components.dial(target.address ?? target.announced ?? target.peerId, { signal: dialSignal }).then(() => {
         if (target.failures > 0) log('reconnected to %p after %d failed dials', target.peerId, target.failures)
         target.failures = 0
         target.lastError = undefined
@@ -214,6 +231,20 @@ export function parseBootstrapAddress (text: string): Multiaddr {
     throw new UsageError(`--bootstrap ${text} ends in /p2p/${peer}, which is not a valid peer id; copy the peer id the node printed when it started`)
   }
   return address
+}
+
+/** Parseable multiaddrs, each made to end in `/p2p/<peer id>` so that Noise proves we reached that peer. */
+function announcedAddresses (peerId: PeerId, addresses: string[]): Multiaddr[] {
+  const result: Multiaddr[] = []
+  for (const text of addresses) {
+    try {
+      const address = multiaddr(text)
+      const named = address.getComponents().findLast((c) => c.name === 'p2p')?.value
+      if (named === undefined) result.push(address.encapsulate(`/p2p/${peerId.toString()}`))
+      else if (named === peerId.toString()) result.push(address)
+    } catch {}
+  }
+  return result
 }
 
 function oneLine (text: string): string {

@@ -1,5 +1,6 @@
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { authorOfPeerId } from '../crypto/peer-id.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
 import { createPresence, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
@@ -69,7 +70,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
 
     const version = packageVersion()
     const presence = await stack.start('presence', createPresence(
-      { pubsub: libp2p.services.pubsub, peerId: identity.peerId },
+      { pubsub: libp2p.services.pubsub, peerId: identity.peerId, addresses: () => libp2p.getMultiaddrs() },
       {
         platforms: config.platforms,
         slots: config.slots,
@@ -80,16 +81,19 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     ))
 
     const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
-    const onJoin = (event: CustomEvent<PresenceMember>): void => { keeper.remember(peerIdFromString(event.detail.peerId)) }
+    // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition.
+    const onHeartbeat = (event: CustomEvent<PresenceMember>): void => {
+      keeper.remember(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs)
+    }
     const onDiscovery = (event: CustomEvent<PeerInfo>): void => { keeper.discovered(event.detail.id) }
     stack.add('mesh wiring', {
       start: async () => {},
       stop: async () => {
-        presence.removeEventListener('join', onJoin)
+        presence.removeEventListener('heartbeat', onHeartbeat)
         libp2p.removeEventListener('peer:discovery', onDiscovery)
       }
     })
-    presence.addEventListener('join', onJoin)
+    presence.addEventListener('heartbeat', onHeartbeat)
     libp2p.addEventListener('peer:discovery', onDiscovery)
     await keeper.connectBootstrap(options.bootstrapTimeoutMs)
 
@@ -104,7 +108,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       connectionCount: () => libp2p.getConnections().length,
       ownAddresses: () => libp2p.getMultiaddrs().map(String),
       members: () => presence.members(),
-      addressesOf: async (peerId) => await addressesOf(libp2p, peerId)
+      addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence)
     }, config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })
@@ -157,9 +161,10 @@ async function refuseIfAlreadyRunning (identity: NodeIdentity): Promise<void> {
   throw new NodeAlreadyRunningError(`a node is already running in ${identity.paths.root} (pid ${found.info.pid}, API ${found.info.url}); stop it first, or give this one another --home`)
 }
 
-async function addressesOf (libp2p: MeshLibp2p, peerIdText: string): Promise<string[]> {
+async function addressesOf (libp2p: MeshLibp2p, peerIdText: string, presence: Presence): Promise<string[]> {
   const peerId = peerIdFromString(peerIdText)
-  const addresses: string[] = []
+  // What it announces in its heartbeats, then what identify told us, then where we dialed it.
+  const addresses: string[] = [...(presence.member(authorOfPeerId(peerId))?.heartbeat.addrs ?? [])]
   try {
     // What it listens on, as identify reported it: the addresses worth dialing.
     const peer = await libp2p.peerStore.get(peerId)

@@ -26,6 +26,9 @@ export const MAX_RUNNING = 64
 export const MAX_SLOTS = 1024
 export const MAX_VERSION_LENGTH = 64
 export const MAX_API_URL_LENGTH = 256
+/** A heartbeat announces at most this many listen addresses, each at most MAX_ADDRESS_LENGTH characters. */
+export const MAX_ADDRESSES = 16
+export const MAX_ADDRESS_LENGTH = 256
 
 /** A platform label: `linux-x64`, `debian-12`, `ubuntu-24.04`. */
 export const PLATFORM_LABEL_PATTERN = /^[a-z0-9][a-z0-9._-]*$/

@@ -1,7 +1,8 @@
+import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { InvalidHeartbeatError } from '../errors.js'
 import {
-  HEARTBEAT_VERSION, MAX_API_URL_LENGTH, MAX_HEARTBEAT_BYTES, MAX_LABEL_LENGTH, MAX_PLATFORMS, MAX_RUNNING,
+  HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_API_URL_LENGTH, MAX_HEARTBEAT_BYTES, MAX_LABEL_LENGTH, MAX_PLATFORMS, MAX_RUNNING,
   MAX_SLOTS, MAX_VERSION_LENGTH, PLATFORM_LABEL_PATTERN, RUNNING_ITEM_PATTERN
 } from './constants.js'
 
@@ -17,6 +18,15 @@ const apiUrl = z.string().max(MAX_API_URL_LENGTH).refine((value) => {
   }
 }, 'expected an http(s) URL')
 
+const address = z.string().max(MAX_ADDRESS_LENGTH).refine((value) => {
+  try {
+    multiaddr(value)
+    return value.startsWith('/')
+  } catch {
+    return false
+  }
+}, 'expected a multiaddr')
+
 /**
  * One heartbeat. Unknown fields are dropped, not refused, so a later release
  * may add optional fields within version 1; a change of meaning bumps `v` and
@@ -31,6 +41,12 @@ export const heartbeatSchema = z.object({
   accepts: z.object({ network: z.boolean(), root: z.boolean() }),
   version: z.string().min(1).max(MAX_VERSION_LENGTH).regex(/^[\x21-\x7e]+$/, 'expected a printable version string'),
   api: apiUrl.optional(),
+  /**
+   * Where the sender listens (multiaddrs without /p2p/). Not in the first
+   * draft of the format: added so that members who met only through gossip
+   * can dial each other, and the mesh survives losing its bootstrap peers.
+   */
+  addrs: z.array(address).max(MAX_ADDRESSES).optional(),
   time: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 }).refine((h) => h.free <= h.slots, { message: 'free must not exceed slots', path: ['free'] })
 

@@ -4,7 +4,7 @@ import { authorOfPeerId } from '../../crypto/peer-id.js'
 import { describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
 import {
-  HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
+  HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
   PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, SWEEP_INTERVAL_MS
 } from './constants.js'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from './heartbeat.js'
@@ -23,6 +23,8 @@ export interface PresenceComponents {
   pubsub: PresencePubsub
   /** This node's peer id: heartbeats claiming to be ours are ignored. */
   peerId: PeerId
+  /** This node's listen addresses, announced so that members who know it only through gossip can dial it. */
+  addresses?: () => Array<{ toString(): string }>
 }
 
 export interface PresenceInit {
@@ -212,6 +214,7 @@ export class Presence extends EventTarget {
   }
 
   private heartbeatOf (state: LocalPresence): Heartbeat {
+    const addrs = this.ownAddresses()
     return {
       v: HEARTBEAT_VERSION,
       platforms: state.platforms,
@@ -221,8 +224,18 @@ export class Presence extends EventTarget {
       accepts: state.accepts,
       version: state.version,
       ...(state.api !== undefined ? { api: state.api } : {}),
+      ...(addrs.length > 0 ? { addrs } : {}),
       time: this.now()
     }
+  }
+
+  private ownAddresses (): string[] {
+    const suffix = `/p2p/${this.selfId}`
+    const all = (this.components.addresses?.() ?? []).map((a) => {
+      const text = a.toString()
+      return text.endsWith(suffix) ? text.slice(0, -suffix.length) : text
+    })
+    return [...new Set(all)].filter((a) => a.length <= MAX_ADDRESS_LENGTH).slice(0, MAX_ADDRESSES)
   }
 
   private publishNow (): void {
