@@ -36,10 +36,11 @@ export interface MeshKeeperInit {
 
 interface Target {
   peerId: PeerId
-  /** Where to dial: a bootstrap multiaddr. */
-  address?: Multiaddr
-  /** Where a remembered member said it listens (each ending in its /p2p/ id); else libp2p's address book is used. */
-  announced?: Multiaddr[]
+  /**
+   * Where to dial, each ending in the peer's /p2p/ id: the configured bootstrap
+   * multiaddrs, or where a member said it listens. Empty: libp2p's address book.
+   */
+  addresses: Multiaddr[]
   bootstrap: boolean
   failures: number
   nextAttempt: number
@@ -83,7 +84,9 @@ export class MeshKeeper {
     for (const text of init.bootstrap) {
       const address = parseBootstrapAddress(text)
       const peerId = peerIdFromString(address.getComponents().findLast((c) => c.name === 'p2p')!.value!)
-      this.targets.set(peerId.toString(), { peerId, address, bootstrap: true, failures: 0, nextAttempt: 0, dialing: false })
+      const known = this.targets.get(peerId.toString())
+      if (known !== undefined) known.addresses.push(address)
+      else this.targets.set(peerId.toString(), { peerId, addresses: [address], bootstrap: true, failures: 0, nextAttempt: 0, dialing: false })
     }
   }
 
@@ -110,7 +113,7 @@ export class MeshKeeper {
     const known = this.targets.get(key)
     const announced = announcedAddresses(peerId, addresses)
     if (known !== undefined) {
-      if (announced.length > 0 && !known.bootstrap) known.announced = announced
+      if (announced.length > 0 && !known.bootstrap) known.addresses = announced
       // Move to the back: the most recently seen are kept longest.
       if (!known.bootstrap) {
         this.targets.delete(key)
@@ -118,7 +121,7 @@ export class MeshKeeper {
       }
       return
     }
-    this.targets.set(key, { peerId, ...(announced.length > 0 ? { announced } : {}), bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
+    this.targets.set(key, { peerId, addresses: announced, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
     const remembered = [...this.targets.values()].filter((t) => !t.bootstrap)
     for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
   }
@@ -134,10 +137,10 @@ export class MeshKeeper {
   }
 
   /** Bootstrap peers and remembered members, and whether each is connected now. */
-  status (): Array<{ peerId: string, address?: string, bootstrap: boolean, connected: boolean, failures: number, lastError?: string }> {
+  status (): Array<{ peerId: string, addresses: string[], bootstrap: boolean, connected: boolean, failures: number, lastError?: string }> {
     return [...this.targets.values()].map((t) => ({
       peerId: t.peerId.toString(),
-      ...(t.address !== undefined ? { address: t.address.toString() } : {}),
+      addresses: t.addresses.map(String),
       bootstrap: t.bootstrap,
       connected: this.isConnected(t.peerId),
       failures: t.failures,
@@ -158,15 +161,15 @@ export class MeshKeeper {
     try {
       await Promise.any(targets.map(async (target) => {
         try {
-          await this.components.dial(target.address!, { signal })
+          await this.components.dial(target.addresses, { signal })
           target.failures = 0
         } catch (err) {
-          failures.push({ address: target.address!.toString(), error: signal.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err) })
+          failures.push({ address: target.addresses[0]!.toString(), error: signal.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err) })
           throw err
         }
       }))
     } catch {
-      const first = failures[0] ?? { address: targets[0]!.address!.toString(), error: 'no answer' }
+      const first = failures[0] ?? { address: targets[0]!.addresses[0]!.toString(), error: 'no answer' }
       const which = targets.length === 1
         ? `the bootstrap peer ${first.address}`
         : `any of the ${targets.length} bootstrap peers (first: ${first.address})`
@@ -194,7 +197,7 @@ export class MeshKeeper {
       }
       target.dialing = true
       const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.dialTimeoutMs)])
-      this.components.dial(target.address ?? target.announced ?? target.peerId, { signal: dialSignal }).then(() => {
+      this.components.dial(target.addresses.length > 0 ? target.addresses : target.peerId, { signal: dialSignal }).then(() => {
         if (target.failures > 0) log('reconnected to %p after %d failed dials', target.peerId, target.failures)
         target.failures = 0
         target.lastError = undefined
