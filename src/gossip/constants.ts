@@ -27,3 +27,6 @@ export const KEEPER_TARGET_PEERS = 8
 
 /** At start, how long the node waits for at least one bootstrap peer to answer. */
 export const BOOTSTRAP_CHECK_TIMEOUT_MS = 5_000
+
+/** At start, the pause between dials to a bootstrap peer that did not answer. */
+export const BOOTSTRAP_RETRY_MS = 500

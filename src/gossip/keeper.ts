@@ -2,9 +2,10 @@ import type { PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { describeError, UsageError } from '../util/errors.js'
+import { delay } from '../util/wait.js'
 import { componentLogger } from '../util/logger.js'
 import {
-  BOOTSTRAP_CHECK_TIMEOUT_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_TARGET_PEERS, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
+  BOOTSTRAP_CHECK_TIMEOUT_MS, BOOTSTRAP_RETRY_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_TARGET_PEERS, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
 } from './constants.js'
 import { BootstrapUnreachableError } from './errors.js'
 
@@ -46,11 +47,6 @@ interface Target {
   nextAttempt: number
   dialing: boolean
   lastError?: string
-}
-
-export interface BootstrapFailure {
-  address: string
-  error: string
 }
 
 /**
@@ -156,24 +152,38 @@ export class MeshKeeper {
   async connectBootstrap (timeoutMs = BOOTSTRAP_CHECK_TIMEOUT_MS): Promise<void> {
     const targets = [...this.targets.values()].filter((t) => t.bootstrap)
     if (targets.length === 0) return
-    const failures: BootstrapFailure[] = []
-    const signal = AbortSignal.timeout(timeoutMs)
+    const lastErrors = new Map<Target, string>()
+    const deadline = AbortSignal.timeout(timeoutMs)
+    const done = new AbortController()
+    const signal = AbortSignal.any([deadline, done.signal])
     try {
       await Promise.any(targets.map(async (target) => {
-        try {
-          await this.components.dial(target.addresses, { signal })
-          target.failures = 0
-        } catch (err) {
-          failures.push({ address: target.addresses[0]!.toString(), error: signal.aborted ? `no answer within ${timeoutMs / 1000} s` : describeError(err) })
-          throw err
+        // Retry until the deadline: a peer may refuse a burst of new connections (libp2p limits them per host).
+        while (true) {
+          try {
+            await this.components.dial(target.addresses, { signal })
+            target.failures = 0
+            done.abort()
+            return
+          } catch (err) {
+            // A dial cut short by the deadline says less than an earlier refusal: keep the refusal.
+            if (!deadline.aborted) lastErrors.set(target, describeError(err))
+            else if (!lastErrors.has(target)) lastErrors.set(target, `no answer within ${timeoutMs / 1000} s`)
+            if (signal.aborted) throw err
+            await delay(BOOTSTRAP_RETRY_MS, signal).catch(() => {})
+            if (signal.aborted) throw err
+          }
         }
       }))
     } catch {
-      const first = failures[0] ?? { address: targets[0]!.addresses[0]!.toString(), error: 'no answer' }
-      const which = targets.length === 1
-        ? `the bootstrap peer ${first.address}`
-        : `any of the ${targets.length} bootstrap peers (first: ${first.address})`
-      throw new BootstrapUnreachableError(`cannot reach ${which}: ${oneLine(first.error)}; check that the peer is running and the address (including its /p2p/ peer id) is right, or start without --bootstrap to begin a new mesh`)
+      // Name the most telling failure: a refusal or a wrong peer says more than silence.
+      const failed = targets.find((t) => lastErrors.has(t) && !lastErrors.get(t)!.startsWith('no answer')) ?? targets[0]!
+      const address = failed.addresses[0]!.toString()
+      const error = oneLine(lastErrors.get(failed) ?? 'no answer')
+      if (targets.length === 1) {
+        throw new BootstrapUnreachableError(`cannot reach the bootstrap peer ${address}: ${error}; check that the peer is running and the address (including its /p2p/ peer id) is right, or start without --bootstrap to begin a new mesh`)
+      }
+      throw new BootstrapUnreachableError(`cannot reach any of the ${targets.length} bootstrap peers (${address}: ${error}); check that they are running and the addresses (including their /p2p/ peer ids) are right, or start without --bootstrap to begin a new mesh`)
     }
   }
 
