@@ -1,4 +1,4 @@
-import { TopicValidatorResult, type Message, type TopicValidatorFn } from '@libp2p/gossipsub'
+import { TopicValidatorResult, type Message, type SubscriptionChangeData, type TopicValidatorFn } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { authorOfPeerId } from '../../crypto/peer-id.js'
 import { describeError } from '../../util/errors.js'
@@ -17,6 +17,9 @@ export interface PresencePubsub {
   subscribe (topic: string): void
   unsubscribe (topic: string): void
   publish (topic: string, data: Uint8Array): Promise<unknown>
+  /** Optional: lets a member that unsubscribes (a node stopping cleanly) leave at once instead of timing out. */
+  addEventListener?: (type: 'subscription-change', listener: (event: CustomEvent<SubscriptionChangeData>) => void) => void
+  removeEventListener?: (type: 'subscription-change', listener: (event: CustomEvent<SubscriptionChangeData>) => void) => void
 }
 
 export interface PresenceComponents {
@@ -145,6 +148,7 @@ export class Presence extends EventTarget {
     const { pubsub } = this.components
     pubsub.topicValidators.set(PRESENCE_TOPIC, this.validate)
     pubsub.subscribe(PRESENCE_TOPIC)
+    pubsub.addEventListener?.('subscription-change', this.onSubscriptionChange)
     this.heartbeatTimer = setInterval(() => { this.publishNow() }, this.intervalMs)
     this.sweepTimer = setInterval(() => { this.sweep() }, Math.min(SWEEP_INTERVAL_MS, this.timeoutMs))
     this.publishNow()
@@ -157,7 +161,13 @@ export class Presence extends EventTarget {
     clearInterval(this.sweepTimer)
     clearTimeout(this.pendingPublish)
     const { pubsub } = this.components
-    pubsub.unsubscribe(PRESENCE_TOPIC)
+    pubsub.removeEventListener?.('subscription-change', this.onSubscriptionChange)
+    try {
+      // Tells the peers we are connected to that we are leaving, so they drop us at once.
+      pubsub.unsubscribe(PRESENCE_TOPIC)
+    } catch (err) {
+      log('unsubscribing at stop failed (was libp2p stopped first?): %s', describeError(err))
+    }
     if (pubsub.topicValidators.get(PRESENCE_TOPIC) === this.validate) pubsub.topicValidators.delete(PRESENCE_TOPIC)
     this.live.clear()
   }
@@ -315,17 +325,27 @@ export class Presence extends EventTarget {
 
   private sweep (): void {
     const cutoff = this.now() - this.timeoutMs
-    for (const [author, member] of this.live) {
-      if (member.lastSeen >= cutoff) continue
-      this.live.delete(author)
-      this.departedSeqnos.set(author, member.seqno)
-      if (this.departedSeqnos.size > MAX_REMEMBERED_SEQNOS) {
-        const oldest = this.departedSeqnos.keys().next().value
-        if (oldest !== undefined) this.departedSeqnos.delete(oldest)
-      }
-      log('%s left (silent for %d ms)', member.peerId, this.now() - member.lastSeen)
-      this.dispatchEvent(new CustomEvent('leave', { detail: publicMember(member) }))
+    for (const member of [...this.live.values()]) {
+      if (member.lastSeen < cutoff) this.depart(member, `silent for ${this.now() - member.lastSeen} ms`)
     }
+  }
+
+  private depart (member: MemberState, why: string): void {
+    this.live.delete(member.author)
+    this.departedSeqnos.set(member.author, member.seqno)
+    if (this.departedSeqnos.size > MAX_REMEMBERED_SEQNOS) {
+      const oldest = this.departedSeqnos.keys().next().value
+      if (oldest !== undefined) this.departedSeqnos.delete(oldest)
+    }
+    log('%s left (%s)', member.peerId, why)
+    this.dispatchEvent(new CustomEvent('leave', { detail: publicMember(member) }))
+  }
+
+  /** A directly connected member unsubscribed from presence: it is stopping, so it leaves now. */
+  private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChangeData>): void => {
+    if (!event.detail.subscriptions.some((s) => s.topic === PRESENCE_TOPIC && !s.subscribe)) return
+    const member = [...this.live.values()].find((m) => m.peerId === event.detail.peerId.toString())
+    if (member !== undefined) this.depart(member, 'unsubscribed')
   }
 }
 
