@@ -42,6 +42,8 @@ interface Target {
    * multiaddrs, or where a member said it listens. Empty: libp2p's address book.
    */
   addresses: Multiaddr[]
+  /** The announced addresses as last given, so an unchanged heartbeat is not parsed again. */
+  announcedText?: string
   bootstrap: boolean
   failures: number
   nextAttempt: number
@@ -107,9 +109,12 @@ export class MeshKeeper {
   remember (peerId: PeerId, addresses: string[] = []): void {
     const key = peerId.toString()
     const known = this.targets.get(key)
-    const announced = announcedAddresses(peerId, addresses)
+    const announcedText = addresses.join(' ')
     if (known !== undefined) {
-      if (announced.length > 0 && !known.bootstrap) known.addresses = announced
+      if (!known.bootstrap && addresses.length > 0 && known.announcedText !== announcedText) {
+        known.addresses = announcedAddresses(peerId, addresses)
+        known.announcedText = announcedText
+      }
       // Move to the back: the most recently seen are kept longest.
       if (!known.bootstrap) {
         this.targets.delete(key)
@@ -117,7 +122,7 @@ export class MeshKeeper {
       }
       return
     }
-    this.targets.set(key, { peerId, addresses: announced, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
+    this.targets.set(key, { peerId, addresses: announcedAddresses(peerId, addresses), announcedText, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
     const remembered = [...this.targets.values()].filter((t) => !t.bootstrap)
     for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
   }
