@@ -7,6 +7,9 @@ export const DEFAULT_LISTEN_ADDRESS = `/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`
 /** Largest gossip message accepted (an entry is at most 64 KiB; room for the envelope). */
 export const MAX_GOSSIP_MESSAGE_BYTES = 128 * 1024
 
+/** Peers from one IP address beyond this many lower each other's gossip score (loopback is exempt). */
+export const IP_COLOCATION_THRESHOLD = 50
+
 /** How long a dial to one peer may take before it is abandoned. */
 export const DIAL_TIMEOUT_MS = 5_000
 

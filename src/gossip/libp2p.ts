@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
-import { DIAL_TIMEOUT_MS, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
+import { DIAL_TIMEOUT_MS, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
 import { PortInUseError } from './errors.js'
 
 // A type alias, not an interface: libp2p's ServiceMap needs an index signature.
@@ -77,6 +77,13 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
           emitSelf: false,
           fallbackToFloodsub: false,
           maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+          // Gossipsub's default graylists a node with more than 10 peers from one IP address:
+          // with it, one bootstrap node in front of a lab behind NAT (or 30 test nodes on one
+          // machine) ignores all of them. Keep the Sybil damping, but for a lab's worth.
+          scoreParams: {
+            IPColocationFactorThreshold: IP_COLOCATION_THRESHOLD,
+            IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1'])
+          },
           ...(options.topics !== undefined ? { allowedTopics: options.topics } : {})
         })
       }

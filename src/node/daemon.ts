@@ -64,6 +64,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       privateKey: identity.privateKey,
       listen: config.listen,
       mdns: config.mdns,
+      // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
       topics: [PRESENCE_TOPIC, ...(options.extraTopics ?? [])]
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })

@@ -183,7 +183,7 @@ export class Presence extends EventTarget {
    */
   update (change: PresenceUpdate): void {
     const next: LocalPresence = { ...this.state }
-    if (change.free !== undefined) next.free = change.free
+    if (change.free !== undefined) next.free = Math.min(change.free, next.slots)
     if (change.running !== undefined) next.running = change.running.slice(0, MAX_RUNNING)
     if (change.accepts !== undefined) next.accepts = { ...change.accepts }
     if (change.api !== undefined) next.api = change.api
