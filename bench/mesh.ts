@@ -51,10 +51,15 @@ export async function benchMesh (options: BenchMeshOptions = {}): Promise<Record
   const sizes = options.sizes ?? [10, 30]
   const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-'))
   try {
+    progress('process start')
     const processStartMs = await benchProcessStart(scratch, options.startRuns ?? 3)
     const inProcessStartMs = await benchInProcessStart(scratch, 5)
     const meshes: Record<string, unknown> = {}
-    for (const size of sizes) meshes[String(size)] = await benchMeshOf(scratch, size, options.messages ?? 30)
+    for (const size of sizes) {
+      progress(`mesh of ${size}`)
+      meshes[String(size)] = await benchMeshOf(scratch, size, options.messages ?? 30)
+    }
+    progress('idle RSS')
     const rssMbPerIdleNode = await benchRss(scratch, options.rssProcesses ?? 3, options.idleMs ?? 10_000)
     return {
       bench: 'mesh',
@@ -154,8 +159,13 @@ async function benchMeshOf (scratch: string, size: number, messages: number): Pr
       })
       node.services.pubsub.subscribe('raw/hello')
       node.services.pubsub.subscribe(BENCH_TOPIC)
-      // Retried as the keeper does at start: libp2p refuses more than a few new connections a second from one host.
-      if (i > 0) await waitFor(async () => await node.dial(bare[0]!.getMultiaddrs()[0]!).then(() => true), { timeoutMs: 10_000, intervalMs: 500, what: 'a raw node to reach the first' })
+      // The same connectivity the keeper gives buildhaus nodes: the first node, then up to 7 others
+      // (a gossipsub star loses messages: spokes pruned from the hub's mesh only get some by gossip).
+      const targets = i === 0 ? [] : [bare[0]!, ...shuffle(bare.slice(1, i)).slice(0, 7)]
+      for (const target of targets) {
+        // Retried as the keeper does: libp2p refuses more than a few new connections a second from one host.
+        await waitFor(async () => await node.dial(target.getMultiaddrs()[0]!).then(() => true), { timeoutMs: 10_000, intervalMs: 500, what: 'a raw node to reach another' })
+      }
       const hello = (): void => { node.services.pubsub.publish('raw/hello', new TextEncoder().encode('hello')).catch(() => {}) }
       hello()
       timers.push(setInterval(hello, HEARTBEAT_INTERVAL_MS))
@@ -174,12 +184,12 @@ async function benchMeshOf (scratch: string, size: number, messages: number): Pr
     formationMs: figure(formationBuildhaus, formationRaw),
     deliveryP50Ms: figure(deliveryBuildhaus.p50, deliveryRaw.p50),
     deliveryP99Ms: figure(deliveryBuildhaus.p99, deliveryRaw.p99),
-    deliverySamples: { buildhaus: deliveryBuildhaus.samples, raw: deliveryRaw.samples },
-    meanPeersPerNode: { buildhaus: round(peersBuildhaus, 1), raw: round(peersRaw, 1), why: 'the keeper dials members it hears of until a node has 8 peers; raw nodes only dial the first' }
+    delivered: { buildhaus: `${deliveryBuildhaus.samples}/${deliveryBuildhaus.expected}`, raw: `${deliveryRaw.samples}/${deliveryRaw.expected}` },
+    meanPeersPerNode: { buildhaus: round(peersBuildhaus, 1), raw: round(peersRaw, 1), why: 'buildhaus: the first node, then the keeper dials members until a node has 8 peers; raw: the first node and 7 random others' }
   }
 }
 
-interface Latencies { p50: number, p99: number, samples: number }
+interface Latencies { p50: number, p99: number, samples: number, expected: number }
 
 /** The last node publishes `count` messages on the bench topic; every other node records arrival delay. */
 async function measureDelivery (nodes: MeshLibp2p[], count: number): Promise<Latencies> {
@@ -217,7 +227,7 @@ async function measureDelivery (nodes: MeshLibp2p[], count: number): Promise<Lat
     listeners.forEach(({ node, listener }) => { node.services.pubsub.removeEventListener('message', listener) })
   }
   latencies.sort((a, b) => a - b)
-  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), samples: latencies.length }
+  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), samples: latencies.length, expected: count * receivers.length }
 }
 
 function meanPeers (nodes: MeshLibp2p[]): number {
@@ -285,6 +295,19 @@ async function stopChild (child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
   await exited
   clearTimeout(timer)
+}
+
+function progress (what: string): void {
+  if (process.env.BENCH_QUIET === undefined) process.stderr.write(`bench/mesh: ${what}\n`)
+}
+
+function shuffle<T> (items: T[]): T[] {
+  const copy = [...items]
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!]
+  }
+  return copy
 }
 
 function median (values: number[]): number {
