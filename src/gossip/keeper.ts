@@ -172,7 +172,7 @@ export class MeshKeeper {
             return
           } catch (err) {
             // A dial cut short by the deadline says less than an earlier refusal: keep the refusal.
-            if (!deadline.aborted) lastErrors.set(target, describeError(err))
+            if (!deadline.aborted) lastErrors.set(target, isTimeout(err) ? `no answer within ${this.dialTimeoutMs / 1000} s` : describeError(err))
             else if (!lastErrors.has(target)) lastErrors.set(target, `no answer within ${timeoutMs / 1000} s`)
             if (signal.aborted) throw err
             await delay(BOOTSTRAP_RETRY_MS, signal).catch(() => {})
@@ -201,15 +201,18 @@ export class MeshKeeper {
     if (signal === undefined || signal.aborted) return
     const now = Date.now()
     const peers = new Set(this.components.getConnections().map((c) => c.remotePeer.toString())).size
-    const wantMembers = peers < this.targetPeers
+    const dialingMembers = [...this.targets.values()].filter((t) => t.dialing && !t.bootstrap).length
+    // Dial only as many members as it takes to reach the target, not every member we know.
+    let memberBudget = this.targetPeers - peers - dialingMembers
     // Most recently seen members first (the map keeps them in that order, oldest first).
     for (const target of [...this.targets.values()].reverse()) {
       if (target.dialing || target.nextAttempt > now) continue
-      if (!target.bootstrap && !wantMembers) continue
+      if (!target.bootstrap && memberBudget <= 0) continue
       if (this.isConnected(target.peerId)) {
         target.failures = 0
         continue
       }
+      if (!target.bootstrap) memberBudget--
       target.dialing = true
       const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.dialTimeoutMs)])
       this.components.dial(target.addresses.length > 0 ? target.addresses : target.peerId, { signal: dialSignal }).then(() => {
@@ -263,6 +266,10 @@ function announcedAddresses (peerId: PeerId, addresses: string[]): Multiaddr[] {
     } catch {}
   }
   return result
+}
+
+function isTimeout (err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
 }
 
 function oneLine (text: string): string {
