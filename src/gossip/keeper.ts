@@ -268,8 +268,9 @@ function announcedAddresses (peerId: PeerId, addresses: string[]): Multiaddr[] {
   return result
 }
 
+/** libp2p reports a handshake that never finished as e.g. EncryptionFailedError "…aborted due to timeout". */
 function isTimeout (err: unknown): boolean {
-  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError' || /\btime(d ?)?out\b/i.test(err.message))
 }
 
 function oneLine (text: string): string {
