@@ -1,11 +1,35 @@
 /** Default TCP port of `buildhaus-node join` (documented in the README). */
 export const DEFAULT_P2P_PORT = 4710
 
+/** Default listen address of `buildhaus-node join`: every interface, the documented port. */
+export const DEFAULT_LISTEN_ADDRESS = `/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`
+
 /** Largest gossip message accepted (an entry is at most 64 KiB; room for the envelope). */
 export const MAX_GOSSIP_MESSAGE_BYTES = 128 * 1024
+
+/** Peers from one IP address beyond this many lower each other's gossip score (loopback is exempt). */
+export const IP_COLOCATION_THRESHOLD = 50
 
 /** How long a dial to one peer may take before it is abandoned. */
 export const DIAL_TIMEOUT_MS = 5_000
 
-/** How often the keeper re-dials bootstrap peers it is not connected to. */
+/** How often the keeper re-dials bootstrap peers it is not connected to, at first. */
 export const REDIAL_INTERVAL_MS = 3_000
+
+/** The keeper's back-off doubles after each failed dial up to this ceiling; it never gives up. */
+export const REDIAL_MAX_INTERVAL_MS = 30_000
+
+/** How often the keeper looks for targets that are due a dial. */
+export const KEEPER_TICK_MS = 1_000
+
+/** How many members the keeper remembers to re-dial (the most recently seen are kept). */
+export const KEEPER_MAX_REMEMBERED = 64
+
+/** The keeper dials remembered members while this node has fewer peers than this (gossipsub's D is 6). */
+export const KEEPER_TARGET_PEERS = 8
+
+/** At start, how long the node waits for at least one bootstrap peer to answer. */
+export const BOOTSTRAP_CHECK_TIMEOUT_MS = 5_000
+
+/** At start, the pause between dials to a bootstrap peer that did not answer. */
+export const BOOTSTRAP_RETRY_MS = 500

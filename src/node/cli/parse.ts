@@ -44,7 +44,7 @@ export function parseCommandLine (argv: string[], commands: readonly Command[]):
   try {
     parsed = parseArgs(config)
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.replace(/\. To specify.*$/s, '')} (see \`buildhaus-node ${command.name.join(' ')} --help\`)`)
+    throw new UsageError(`${describeParseError((err as Error).message)} (see \`buildhaus-node ${command.name.join(' ')} --help\`)`)
   }
   const { min, max } = command.positionals ?? { min: 0, max: 0 }
   if (parsed.positionals.length < min) {
@@ -66,6 +66,13 @@ export function parseCommandLine (argv: string[], commands: readonly Command[]):
     if (spec.multiple === true && values[name] === undefined) values[name] = []
   }
   return { command, values: values as OptionValues<OptionTable>, positionals: parsed.positionals }
+}
+
+/** node:util's parse errors span several lines; keep one sentence, and say how to pass a value that starts with a dash. */
+function describeParseError (message: string): string {
+  const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(message)
+  if (ambiguous !== null) return `${ambiguous[1]!} needs a value, and the next word starts with "-"; if that is the value, write ${ambiguous[1]!}=VALUE`
+  return (message.split('\n')[0] ?? message).replace(/\. To specify.*$/, '').replace(/\.$/, '')
 }
 
 function findCommand (argv: string[], commands: readonly Command[]): { command: Command, rest: string[] } | undefined {

@@ -1,0 +1,282 @@
+import type { PeerId } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { describeError, UsageError } from '../util/errors.js'
+import { delay } from '../util/wait.js'
+import { componentLogger } from '../util/logger.js'
+import {
+  BOOTSTRAP_CHECK_TIMEOUT_MS, BOOTSTRAP_RETRY_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_TARGET_PEERS, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
+} from './constants.js'
+import { BootstrapUnreachableError } from './errors.js'
+
+const log = componentLogger('gossip:keeper')
+
+/** What the keeper needs of libp2p: dialing, and knowing whom we are connected to. */
+export interface KeeperComponents {
+  dial (target: Multiaddr | Multiaddr[] | PeerId, options: { signal: AbortSignal }): Promise<unknown>
+  getConnections (peerId?: PeerId): Array<{ remotePeer: PeerId }>
+}
+
+export interface MeshKeeperInit {
+  /** Bootstrap multiaddrs, each ending in `/p2p/<peer id>`; re-dialed for as long as the node runs. */
+  bootstrap: string[]
+  /** First retry delay after a failed dial; doubles up to `maxIntervalMs`. */
+  intervalMs?: number
+  maxIntervalMs?: number
+  tickMs?: number
+  dialTimeoutMs?: number
+  /** How many other peers (met through presence or discovery) to remember. */
+  maxRemembered?: number
+  /**
+   * Remembered members are dialed only while this node has fewer peers than
+   * this: enough for a healthy gossip mesh, without every node connecting to
+   * every other in a large one. Bootstrap peers are always re-dialed.
+   */
+  targetPeers?: number
+}
+
+interface Target {
+  peerId: PeerId
+  /**
+   * Where to dial, each ending in the peer's /p2p/ id: the configured bootstrap
+   * multiaddrs, or where a member said it listens. Empty: libp2p's address book.
+   */
+  addresses: Multiaddr[]
+  /** The announced addresses as last given, so an unchanged heartbeat is not parsed again. */
+  announcedText?: string
+  bootstrap: boolean
+  failures: number
+  nextAttempt: number
+  dialing: boolean
+  lastError?: string
+}
+
+/**
+ * Keeps this node in the mesh. libp2p's own reconnection gives up after a few
+ * tries, so the keeper re-dials bootstrap peers and remembered members it is
+ * not connected to (members only while it has fewer than `targetPeers`), with
+ * exponential back-off capped at `maxIntervalMs`, and never stops: after a
+ * partition of any length the mesh heals within one back-off interval of the
+ * network coming back.
+ */
+export class MeshKeeper {
+  private readonly components: KeeperComponents
+  private readonly intervalMs: number
+  private readonly maxIntervalMs: number
+  private readonly tickMs: number
+  private readonly dialTimeoutMs: number
+  private readonly maxRemembered: number
+  private readonly targetPeers: number
+  private readonly targets = new Map<string, Target>()
+  private timer?: ReturnType<typeof setInterval>
+  private controller?: AbortController
+
+  constructor (components: KeeperComponents, init: MeshKeeperInit) {
+    this.components = components
+    this.intervalMs = init.intervalMs ?? REDIAL_INTERVAL_MS
+    this.maxIntervalMs = init.maxIntervalMs ?? REDIAL_MAX_INTERVAL_MS
+    this.tickMs = init.tickMs ?? KEEPER_TICK_MS
+    this.dialTimeoutMs = init.dialTimeoutMs ?? DIAL_TIMEOUT_MS
+    this.maxRemembered = init.maxRemembered ?? KEEPER_MAX_REMEMBERED
+    this.targetPeers = init.targetPeers ?? KEEPER_TARGET_PEERS
+    for (const text of init.bootstrap) {
+      const address = parseBootstrapAddress(text)
+      const peerId = peerIdFromString(address.getComponents().findLast((c) => c.name === 'p2p')!.value!)
+      const known = this.targets.get(peerId.toString())
+      if (known !== undefined) known.addresses.push(address)
+      else this.targets.set(peerId.toString(), { peerId, addresses: [address], bootstrap: true, failures: 0, nextAttempt: 0, dialing: false })
+    }
+  }
+
+  async start (): Promise<void> {
+    if (this.timer !== undefined) return
+    this.controller = new AbortController()
+    this.timer = setInterval(() => { this.tick() }, this.tickMs)
+    this.tick()
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.controller?.abort()
+  }
+
+  /**
+   * Keep re-dialing this peer whenever we lose it (a member heard through
+   * presence, a peer found by mDNS). The least recently remembered are
+   * forgotten first once there are more than `maxRemembered`.
+   */
+  remember (peerId: PeerId, addresses: string[] = []): void {
+    const key = peerId.toString()
+    const known = this.targets.get(key)
+    const announcedText = addresses.join(' ')
+    if (known !== undefined) {
+      if (!known.bootstrap && addresses.length > 0 && known.announcedText !== announcedText) {
+        known.addresses = announcedAddresses(peerId, addresses)
+        known.announcedText = announcedText
+      }
+      // Move to the back: the most recently seen are kept longest.
+      if (!known.bootstrap) {
+        this.targets.delete(key)
+        this.targets.set(key, known)
+      }
+      return
+    }
+    this.targets.set(key, { peerId, addresses: announcedAddresses(peerId, addresses), announcedText, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
+    const remembered = [...this.targets.values()].filter((t) => !t.bootstrap)
+    for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
+  }
+
+  /** A peer was discovered (mDNS, …): dial it now and keep it. */
+  discovered (peerId: PeerId): void {
+    this.remember(peerId)
+    const target = this.targets.get(peerId.toString())
+    if (target !== undefined && !this.isConnected(target.peerId)) {
+      target.nextAttempt = 0
+      this.tick()
+    }
+  }
+
+  /** Bootstrap peers and remembered members, and whether each is connected now. */
+  status (): Array<{ peerId: string, addresses: string[], bootstrap: boolean, connected: boolean, failures: number, lastError?: string }> {
+    return [...this.targets.values()].map((t) => ({
+      peerId: t.peerId.toString(),
+      addresses: t.addresses.map(String),
+      bootstrap: t.bootstrap,
+      connected: this.isConnected(t.peerId),
+      failures: t.failures,
+      ...(t.lastError !== undefined ? { lastError: t.lastError } : {})
+    }))
+  }
+
+  /**
+   * At start: dial every bootstrap peer and wait until one answers. Throws
+   * BootstrapUnreachableError, naming the address and what went wrong, when
+   * none does within `timeoutMs`. Does nothing without bootstrap peers.
+   */
+  async connectBootstrap (timeoutMs = BOOTSTRAP_CHECK_TIMEOUT_MS): Promise<void> {
+    const targets = [...this.targets.values()].filter((t) => t.bootstrap)
+    if (targets.length === 0) return
+    const lastErrors = new Map<Target, string>()
+    const deadline = AbortSignal.timeout(timeoutMs)
+    const done = new AbortController()
+    const signal = AbortSignal.any([deadline, done.signal])
+    try {
+      await Promise.any(targets.map(async (target) => {
+        // Retry until the deadline: a peer may refuse a burst of new connections (libp2p limits them per host).
+        while (true) {
+          try {
+            await this.components.dial(target.addresses, { signal })
+            target.failures = 0
+            done.abort()
+            return
+          } catch (err) {
+            // A dial cut short by the deadline says less than an earlier refusal: keep the refusal.
+            if (!deadline.aborted) lastErrors.set(target, isTimeout(err) ? `no answer within ${this.dialTimeoutMs / 1000} s` : describeError(err))
+            else if (!lastErrors.has(target)) lastErrors.set(target, `no answer within ${timeoutMs / 1000} s`)
+            if (signal.aborted) throw err
+            await delay(BOOTSTRAP_RETRY_MS, signal).catch(() => {})
+            if (signal.aborted) throw err
+          }
+        }
+      }))
+    } catch {
+      // Name the most telling failure: a refusal or a wrong peer says more than silence.
+      const failed = targets.find((t) => lastErrors.has(t) && !lastErrors.get(t)!.startsWith('no answer')) ?? targets[0]!
+      const address = failed.addresses[0]!.toString()
+      const error = oneLine(lastErrors.get(failed) ?? 'no answer')
+      if (targets.length === 1) {
+        throw new BootstrapUnreachableError(`cannot reach the bootstrap peer ${address}: ${error}; check that the peer is running and the address (including its /p2p/ peer id) is right, or start without --bootstrap to begin a new mesh`)
+      }
+      throw new BootstrapUnreachableError(`cannot reach any of the ${targets.length} bootstrap peers (${address}: ${error}); check that they are running and the addresses (including their /p2p/ peer ids) are right, or start without --bootstrap to begin a new mesh`)
+    }
+  }
+
+  private isConnected (peerId: PeerId): boolean {
+    return this.components.getConnections(peerId).length > 0
+  }
+
+  private tick (): void {
+    const signal = this.controller?.signal
+    if (signal === undefined || signal.aborted) return
+    const now = Date.now()
+    const peers = new Set(this.components.getConnections().map((c) => c.remotePeer.toString())).size
+    const dialingMembers = [...this.targets.values()].filter((t) => t.dialing && !t.bootstrap).length
+    // Dial only as many members as it takes to reach the target, not every member we know.
+    let memberBudget = this.targetPeers - peers - dialingMembers
+    // Most recently seen members first (the map keeps them in that order, oldest first).
+    for (const target of [...this.targets.values()].reverse()) {
+      if (target.dialing || target.nextAttempt > now) continue
+      if (!target.bootstrap && memberBudget <= 0) continue
+      if (this.isConnected(target.peerId)) {
+        target.failures = 0
+        continue
+      }
+      if (!target.bootstrap) memberBudget--
+      target.dialing = true
+      const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.dialTimeoutMs)])
+      this.components.dial(target.addresses.length > 0 ? target.addresses : target.peerId, { signal: dialSignal }).then(() => {
+        if (target.failures > 0) log('reconnected to %p after %d failed dials', target.peerId, target.failures)
+        target.failures = 0
+        target.lastError = undefined
+        target.nextAttempt = Date.now() + this.intervalMs
+      }, (err: unknown) => {
+        target.failures++
+        target.lastError = oneLine(describeError(err))
+        const backoff = Math.min(this.maxIntervalMs, this.intervalMs * 2 ** Math.min(target.failures - 1, 16))
+        // Jitter, so peers that lost each other at the same moment do not re-dial in lockstep.
+        target.nextAttempt = Date.now() + backoff * (0.8 + Math.random() * 0.4)
+        log('dial to %p failed (%d in a row, next in %d ms): %s', target.peerId, target.failures, backoff, target.lastError)
+      }).finally(() => {
+        target.dialing = false
+      })
+    }
+  }
+}
+
+/** A bootstrap address must name its peer (`/p2p/<peer id>`): Noise then proves we reached the right one. */
+export function parseBootstrapAddress (text: string): Multiaddr {
+  let address: Multiaddr
+  try {
+    address = multiaddr(text)
+  } catch (err) {
+    throw new UsageError(`--bootstrap ${text} is not a valid multiaddr (${describeError(err)}); write it like /ip4/192.0.2.7/tcp/4710/p2p/12D3KooW…`)
+  }
+  const peer = address.getComponents().findLast((c) => c.name === 'p2p')?.value
+  if (peer === undefined) {
+    throw new UsageError(`--bootstrap ${text} does not name a peer; add /p2p/<peer id> (the peer id that node printed when it started)`)
+  }
+  try {
+    peerIdFromString(peer)
+  } catch {
+    throw new UsageError(`--bootstrap ${text} ends in /p2p/${peer}, which is not a valid peer id; copy the peer id the node printed when it started`)
+  }
+  return address
+}
+
+/** Parseable multiaddrs, each made to end in `/p2p/<peer id>` so that Noise proves we reached that peer. */
+function announcedAddresses (peerId: PeerId, addresses: string[]): Multiaddr[] {
+  const result: Multiaddr[] = []
+  for (const text of addresses) {
+    try {
+      const address = multiaddr(text)
+      const named = address.getComponents().findLast((c) => c.name === 'p2p')?.value
+      if (named === undefined) result.push(address.encapsulate(`/p2p/${peerId.toString()}`))
+      else if (named === peerId.toString()) result.push(address)
+    } catch {}
+  }
+  return result
+}
+
+/** libp2p reports a handshake that never finished as e.g. EncryptionFailedError "…aborted due to timeout". */
+function isTimeout (err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError' || /\btime(d ?)?out\b/i.test(err.message))
+}
+
+function oneLine (text: string): string {
+  return text.split('\n')[0]!.trim().replace(/[.:;]+$/, '')
+}
+
+export function createMeshKeeper (components: KeeperComponents, init: MeshKeeperInit): MeshKeeper {
+  return new MeshKeeper(components, init)
+}

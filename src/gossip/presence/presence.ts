@@ -1,0 +1,354 @@
+import { TopicValidatorResult, type Message, type SubscriptionChangeData, type TopicValidatorFn } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { authorOfPeerId } from '../../crypto/peer-id.js'
+import { describeError } from '../../util/errors.js'
+import { componentLogger } from '../../util/logger.js'
+import {
+  HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
+  PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, SWEEP_INTERVAL_MS
+} from './constants.js'
+import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from './heartbeat.js'
+
+const log = componentLogger('gossip:presence')
+
+/** What presence needs of gossipsub: one topic, its validator, publishing. */
+export interface PresencePubsub {
+  topicValidators: Map<string, TopicValidatorFn>
+  subscribe (topic: string): void
+  unsubscribe (topic: string): void
+  publish (topic: string, data: Uint8Array): Promise<unknown>
+  /** Optional: lets a member that unsubscribes (a node stopping cleanly) leave at once instead of timing out. */
+  addEventListener?: (type: 'subscription-change', listener: (event: CustomEvent<SubscriptionChangeData>) => void) => void
+  removeEventListener?: (type: 'subscription-change', listener: (event: CustomEvent<SubscriptionChangeData>) => void) => void
+}
+
+export interface PresenceComponents {
+  pubsub: PresencePubsub
+  /** This node's peer id: heartbeats claiming to be ours are ignored. */
+  peerId: PeerId
+  /** This node's listen addresses, announced so that members who know it only through gossip can dial it. */
+  addresses?: () => Array<{ toString(): string }>
+}
+
+export interface PresenceInit {
+  platforms: string[]
+  slots: number
+  accepts?: { network: boolean, root: boolean }
+  version: string
+  /** The API URL to advertise, if other machines can reach it. */
+  api?: string
+  intervalMs?: number
+  timeoutMs?: number
+  /** The clock, for tests. */
+  now?: () => number
+}
+
+/** What this node says about itself; the jobs layer keeps `free` and `running` current through `update()`. */
+export interface LocalPresence {
+  platforms: string[]
+  slots: number
+  free: number
+  running: string[]
+  accepts: { network: boolean, root: boolean }
+  version: string
+  api?: string
+}
+
+export type PresenceUpdate = Partial<Pick<LocalPresence, 'free' | 'running' | 'accepts' | 'api'>>
+
+/** A live member of the mesh, keyed by its author key. */
+export interface PresenceMember {
+  peerId: string
+  /** The member's Ed25519 public key in hex: its name in the log. */
+  author: string
+  heartbeat: Heartbeat
+  /** Local clock (ms since the epoch) when we first and last heard from it in this stretch of membership. */
+  firstSeen: number
+  lastSeen: number
+}
+
+export interface PresenceStats {
+  /** Heartbeats accepted and forwarded. */
+  accepted: number
+  /** Messages refused by the topic validator (malformed, unsigned, not Ed25519): the sender is penalised. */
+  rejected: number
+  /** Stale or self-addressed heartbeats dropped without penalty. */
+  ignored: number
+}
+
+export interface PresenceEvents {
+  join: CustomEvent<PresenceMember>
+  leave: CustomEvent<PresenceMember>
+  heartbeat: CustomEvent<PresenceMember>
+}
+
+interface MemberState extends PresenceMember {
+  seqno: bigint
+}
+
+// Typed listeners on top of EventTarget (declaration merging adds these overloads to the class).
+export interface Presence {
+  addEventListener<K extends keyof PresenceEvents>(type: K, listener: (event: PresenceEvents[K]) => void, options?: AddEventListenerOptions | boolean): void
+  addEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: AddEventListenerOptions | boolean): void
+  removeEventListener<K extends keyof PresenceEvents>(type: K, listener: (event: PresenceEvents[K]) => void, options?: EventListenerOptions | boolean): void
+  removeEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: EventListenerOptions | boolean): void
+}
+
+/**
+ * Presence heartbeats: publishes this node's heartbeat every interval and keeps
+ * the set of members heard from within the timeout. Heartbeats are signed by
+ * gossipsub (StrictSign) with the sender's node key, so the sender is the
+ * message's `from`; the topic validator refuses anything else, and refused
+ * messages are never forwarded.
+ */
+export class Presence extends EventTarget {
+  private readonly components: PresenceComponents
+  private readonly intervalMs: number
+  private readonly timeoutMs: number
+  private readonly now: () => number
+  private readonly selfId: string
+  private readonly state: LocalPresence
+  private readonly live = new Map<string, MemberState>()
+  /** Last sequence number of senders who left, so a replay of an old heartbeat cannot bring them back. */
+  private readonly departedSeqnos = new Map<string, bigint>()
+  private readonly counters: PresenceStats = { accepted: 0, rejected: 0, ignored: 0 }
+  private heartbeatTimer?: ReturnType<typeof setInterval>
+  private sweepTimer?: ReturnType<typeof setInterval>
+  private pendingPublish?: ReturnType<typeof setTimeout>
+  private lastPublish = 0
+  private running = false
+
+  constructor (components: PresenceComponents, init: PresenceInit) {
+    super()
+    this.components = components
+    this.intervalMs = init.intervalMs ?? HEARTBEAT_INTERVAL_MS
+    this.timeoutMs = init.timeoutMs ?? PRESENCE_TIMEOUT_MS
+    this.now = init.now ?? Date.now
+    this.selfId = components.peerId.toString()
+    this.state = {
+      platforms: [...init.platforms],
+      slots: init.slots,
+      free: init.slots,
+      running: [],
+      accepts: init.accepts ?? { network: false, root: false },
+      version: init.version,
+      ...(init.api !== undefined ? { api: init.api } : {})
+    }
+    // Fail at construction, not at the first tick, if our own heartbeat would be refused by others.
+    encodeHeartbeat(this.heartbeat())
+  }
+
+  isStarted (): boolean {
+    return this.running
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    const { pubsub } = this.components
+    pubsub.topicValidators.set(PRESENCE_TOPIC, this.validate)
+    pubsub.subscribe(PRESENCE_TOPIC)
+    pubsub.addEventListener?.('subscription-change', this.onSubscriptionChange)
+    this.heartbeatTimer = setInterval(() => { this.publishNow() }, this.intervalMs)
+    this.sweepTimer = setInterval(() => { this.sweep() }, Math.min(SWEEP_INTERVAL_MS, this.timeoutMs))
+    this.publishNow()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    clearInterval(this.heartbeatTimer)
+    clearInterval(this.sweepTimer)
+    clearTimeout(this.pendingPublish)
+    const { pubsub } = this.components
+    pubsub.removeEventListener?.('subscription-change', this.onSubscriptionChange)
+    try {
+      // Tells the peers we are connected to that we are leaving, so they drop us at once.
+      pubsub.unsubscribe(PRESENCE_TOPIC)
+    } catch (err) {
+      log('unsubscribing at stop failed (was libp2p stopped first?): %s', describeError(err))
+    }
+    if (pubsub.topicValidators.get(PRESENCE_TOPIC) === this.validate) pubsub.topicValidators.delete(PRESENCE_TOPIC)
+    this.live.clear()
+  }
+
+  /** This node's own presence as it is advertised. */
+  get local (): Readonly<LocalPresence> {
+    return { ...this.state, platforms: [...this.state.platforms], running: [...this.state.running] }
+  }
+
+  /**
+   * Change what this node advertises (free slots, running builds, …) and tell
+   * the mesh promptly rather than at the next interval.
+   */
+  update (change: PresenceUpdate): void {
+    const next: LocalPresence = { ...this.state }
+    if (change.free !== undefined) next.free = Math.min(change.free, next.slots)
+    if (change.running !== undefined) next.running = change.running.slice(0, MAX_RUNNING)
+    if (change.accepts !== undefined) next.accepts = { ...change.accepts }
+    if (change.api !== undefined) next.api = change.api
+    // Refuse (throw) before changing anything if the result would not be a valid heartbeat.
+    encodeHeartbeat(this.heartbeatOf(next))
+    Object.assign(this.state, next)
+    if (!this.running) return
+    const wait = this.lastPublish + MIN_PUBLISH_GAP_MS - this.now()
+    if (wait <= 0) {
+      this.publishNow()
+    } else if (this.pendingPublish === undefined) {
+      this.pendingPublish = setTimeout(() => { this.pendingPublish = undefined; this.publishNow() }, wait)
+    }
+  }
+
+  /** Live members other than this node, ordered by peer id. */
+  members (): PresenceMember[] {
+    return [...this.live.values()].map(publicMember).sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  /** The live member with this author key, if any. */
+  member (author: string): PresenceMember | undefined {
+    const found = this.live.get(author)
+    return found !== undefined ? publicMember(found) : undefined
+  }
+
+  get size (): number {
+    return this.live.size
+  }
+
+  get stats (): Readonly<PresenceStats> {
+    return { ...this.counters }
+  }
+
+  /** The heartbeat this node would publish now. */
+  heartbeat (): Heartbeat {
+    return this.heartbeatOf(this.state)
+  }
+
+  private heartbeatOf (state: LocalPresence): Heartbeat {
+    const addrs = this.ownAddresses()
+    return {
+      v: HEARTBEAT_VERSION,
+      platforms: state.platforms,
+      slots: state.slots,
+      free: Math.min(state.free, state.slots),
+      running: state.running,
+      accepts: state.accepts,
+      version: state.version,
+      ...(state.api !== undefined ? { api: state.api } : {}),
+      ...(addrs.length > 0 ? { addrs } : {}),
+      time: this.now()
+    }
+  }
+
+  private ownAddresses (): string[] {
+    const suffix = `/p2p/${this.selfId}`
+    const all = (this.components.addresses?.() ?? []).map((a) => {
+      const text = a.toString()
+      return text.endsWith(suffix) ? text.slice(0, -suffix.length) : text
+    })
+    return [...new Set(all)].filter((a) => a.length <= MAX_ADDRESS_LENGTH).slice(0, MAX_ADDRESSES)
+  }
+
+  private publishNow (): void {
+    if (!this.running) return
+    clearTimeout(this.pendingPublish)
+    this.pendingPublish = undefined
+    this.lastPublish = this.now()
+    let data: Uint8Array
+    try {
+      data = encodeHeartbeat(this.heartbeat())
+    } catch (err) {
+      log.error('cannot encode our heartbeat: %s', describeError(err))
+      return
+    }
+    this.components.pubsub.publish(PRESENCE_TOPIC, data).catch((err: unknown) => {
+      // Routine while alone or while stopping; the next interval tries again.
+      log('publishing a heartbeat failed: %s', describeError(err))
+    })
+  }
+
+  /** Gossipsub's topic validator: the gate every heartbeat passes before delivery or forwarding. */
+  private readonly validate = (_propagationSource: PeerId, message: Message): TopicValidatorResult => {
+    if (message.type !== 'signed') return this.reject('unsigned message')
+    const from = message.from.toString()
+    let author: string
+    try {
+      author = authorOfPeerId(message.from)
+    } catch (err) {
+      return this.reject(describeError(err))
+    }
+    let heartbeat: Heartbeat
+    try {
+      heartbeat = decodeHeartbeat(message.data)
+    } catch (err) {
+      return this.reject(`from ${from}: ${describeError(err)}`)
+    }
+    if (from === this.selfId) {
+      // Our own words coming back, or another machine running with our key: never a member.
+      log('ignoring a heartbeat signed with our own key (is this node\'s key.pem copied to another machine?)')
+      this.counters.ignored++
+      return TopicValidatorResult.Ignore
+    }
+    const known = this.live.get(author)
+    const lastSeqno = known?.seqno ?? this.departedSeqnos.get(author)
+    if (lastSeqno !== undefined && message.sequenceNumber <= lastSeqno) {
+      this.counters.ignored++
+      return TopicValidatorResult.Ignore
+    }
+    this.counters.accepted++
+    this.record(author, from, heartbeat, message.sequenceNumber)
+    return TopicValidatorResult.Accept
+  }
+
+  private reject (why: string): TopicValidatorResult {
+    this.counters.rejected++
+    log('rejecting a presence message: %s', why)
+    return TopicValidatorResult.Reject
+  }
+
+  private record (author: string, peerId: string, heartbeat: Heartbeat, seqno: bigint): void {
+    const now = this.now()
+    const known = this.live.get(author)
+    if (known !== undefined) {
+      known.heartbeat = heartbeat
+      known.lastSeen = now
+      known.seqno = seqno
+      this.dispatchEvent(new CustomEvent('heartbeat', { detail: publicMember(known) }))
+      return
+    }
+    this.departedSeqnos.delete(author)
+    const member: MemberState = { peerId, author, heartbeat, firstSeen: now, lastSeen: now, seqno }
+    this.live.set(author, member)
+    log('%s joined', peerId)
+    this.dispatchEvent(new CustomEvent('join', { detail: publicMember(member) }))
+    this.dispatchEvent(new CustomEvent('heartbeat', { detail: publicMember(member) }))
+  }
+
+  private sweep (): void {
+    const cutoff = this.now() - this.timeoutMs
+    for (const member of [...this.live.values()]) {
+      if (member.lastSeen < cutoff) this.depart(member, `silent for ${this.now() - member.lastSeen} ms`)
+    }
+  }
+
+  private depart (member: MemberState, why: string): void {
+    this.live.delete(member.author)
+    this.departedSeqnos.set(member.author, member.seqno)
+    if (this.departedSeqnos.size > MAX_REMEMBERED_SEQNOS) {
+      const oldest = this.departedSeqnos.keys().next().value
+      if (oldest !== undefined) this.departedSeqnos.delete(oldest)
+    }
+    log('%s left (%s)', member.peerId, why)
+    this.dispatchEvent(new CustomEvent('leave', { detail: publicMember(member) }))
+  }
+
+  /** A directly connected member unsubscribed from presence: it is stopping, so it leaves now. */
+  private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChangeData>): void => {
+    if (!event.detail.subscriptions.some((s) => s.topic === PRESENCE_TOPIC && !s.subscribe)) return
+    const member = [...this.live.values()].find((m) => m.peerId === event.detail.peerId.toString())
+    if (member !== undefined) this.depart(member, 'unsubscribed')
+  }
+}
+
+function publicMember (member: MemberState): PresenceMember {
+  return { peerId: member.peerId, author: member.author, heartbeat: member.heartbeat, firstSeen: member.firstSeen, lastSeen: member.lastSeen }
+}

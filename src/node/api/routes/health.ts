@@ -1,0 +1,33 @@
+import type { FastifyInstance } from 'fastify'
+import type { HealthResponse } from '../types.js'
+
+/** What GET /api/health reads. */
+export interface HealthContext {
+  peerId: string
+  author: string
+  version: string
+  startedAt: number
+  local (): { platforms: string[], slots: number, free: number }
+  memberCount (): number
+  connectionCount (): number
+}
+
+export function registerHealthRoutes (app: FastifyInstance, context: HealthContext): void {
+  app.get('/api/health', async (): Promise<HealthResponse> => {
+    const local = context.local()
+    const now = Date.now()
+    return {
+      ok: true,
+      peerId: context.peerId,
+      author: context.author,
+      platforms: local.platforms,
+      slots: local.slots,
+      free: local.free,
+      version: context.version,
+      peers: context.memberCount(),
+      connections: context.connectionCount(),
+      startedAt: context.startedAt,
+      uptimeMs: now - context.startedAt
+    }
+  })
+}

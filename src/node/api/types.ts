@@ -1,0 +1,46 @@
+/** Response bodies of the node's HTTP API, shared by the server and the client. */
+
+/** Every error answer: `{ error: { name, message } }`; `name` is stable, `message` one sentence. */
+export interface ApiErrorBody {
+  error: { name: string, message: string }
+}
+
+export interface HealthResponse {
+  ok: true
+  peerId: string
+  /** The node's Ed25519 public key in hex: its name as a log author. */
+  author: string
+  platforms: string[]
+  slots: number
+  free: number
+  version: string
+  /** Live members of the mesh other than this node (heard from within the presence timeout). */
+  peers: number
+  /** Open libp2p connections. */
+  connections: number
+  startedAt: number
+  uptimeMs: number
+}
+
+export interface PeerView {
+  peerId: string
+  author: string
+  /** True on this node's own row. */
+  self: boolean
+  platforms: string[]
+  slots: number
+  free: number
+  /** `"<job id>/<selector>"` of each build it runs. */
+  running: string[]
+  accepts: { network: boolean, root: boolean }
+  version: string
+  api?: string
+  /** When its last heartbeat arrived (ms since the epoch; now for this node). */
+  lastSeen: number
+  /** Multiaddrs we know for it. */
+  addresses: string[]
+}
+
+export interface PeersResponse {
+  peers: PeerView[]
+}

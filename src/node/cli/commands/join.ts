@@ -1,0 +1,103 @@
+import { accessSync, constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
+import { DEFAULT_LISTEN_ADDRESS } from '../../../gossip/constants.js'
+import { packageVersion } from '../../../util/package-root.js'
+import { buildNodeConfig, DEFAULT_API_HOST, DEFAULT_API_PORT, type NodeConfig } from '../../config.js'
+import { startNode, type RunningNode } from '../../daemon.js'
+import { defineCommand, homeOption, type CliIO } from '../command.js'
+
+export const joinCommand = defineCommand({
+  name: ['join'],
+  summary: 'start this node: join the mesh and serve the API until stopped (Ctrl-C, SIGTERM)',
+  options: {
+    ...homeOption,
+    bootstrap: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a peer to join through, ending in /p2p/<peer id>' },
+    mdns: { type: 'boolean', default: true, description: 'do not look for peers on the local network by multicast DNS (on by default)' },
+    listen: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: `where to accept peers (default ${DEFAULT_LISTEN_ADDRESS}: every interface, port 4710)` },
+    platform: { type: 'string', multiple: true, placeholder: 'LABEL', description: 'a platform label to offer (default: detected, e.g. linux-x64 and debian-12)' },
+    slots: { type: 'string', placeholder: 'N', description: 'builds to run at once (default: half the CPUs, at least 1; 0 joins without building)' },
+    api: { type: 'string', placeholder: 'HOST:PORT', description: `serve the HTTP API here (default ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}, this machine only; port 0 picks a free one)` },
+    sandbox: { type: 'string', placeholder: 'bubblewrap|none', description: 'how builds are isolated (default bubblewrap; none runs jobs unconfined)' },
+    json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
+  },
+  async run (options, _positionals, io) {
+    const config = buildNodeConfig({
+      ...(options.home !== undefined ? { home: options.home } : {}),
+      listen: options.listen,
+      bootstrap: options.bootstrap,
+      mdns: options.mdns,
+      platform: options.platform,
+      ...(options.slots !== undefined ? { slots: options.slots } : {}),
+      ...(options.api !== undefined ? { api: options.api } : {}),
+      ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {})
+    }, io.env)
+    warnAboutSandbox(config, io)
+
+    const node = await startNode(config)
+    if (!io.signal.aborted) {
+      report(node, options.json, io)
+      await new Promise<void>((resolve) => { io.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+    }
+    if (!options.json) io.stderr.write('stopping…\n')
+    await node.stop()
+    io.stdout.write(options.json ? `${JSON.stringify({ event: 'stopped', peerId: node.peerId.toString() })}\n` : 'stopped\n')
+    return 0
+  }
+})
+
+function report (node: RunningNode, json: boolean, io: CliIO): void {
+  const { config } = node
+  const ready = {
+    event: 'ready',
+    version: packageVersion(),
+    pid: process.pid,
+    peerId: node.peerId.toString(),
+    author: node.author,
+    home: config.home,
+    listen: node.listenAddresses(),
+    api: node.apiUrl,
+    platforms: config.platforms,
+    slots: config.slots,
+    sandbox: config.sandbox,
+    bootstrap: config.bootstrap,
+    mdns: config.mdns
+  }
+  if (json) {
+    io.stdout.write(`${JSON.stringify(ready)}\n`)
+    return
+  }
+  const [firstAddress, ...moreAddresses] = ready.listen
+  io.stdout.write([
+    `buildhaus-node ${ready.version} joined the mesh`,
+    `  peer id    ${ready.peerId}`,
+    `  author     ${ready.author}`,
+    `  home       ${ready.home}`,
+    `  listening  ${firstAddress ?? '(nothing)'}`,
+    ...moreAddresses.map((a) => `             ${a}`),
+    `  api        ${ready.api}`,
+    `  platforms  ${ready.platforms.join(', ')} (${ready.slots} slot${ready.slots === 1 ? '' : 's'})`,
+    `  sandbox    ${ready.sandbox}`,
+    `  peers      ${ready.bootstrap.length > 0 ? `bootstrap ${ready.bootstrap.join(', ')}` : 'no bootstrap'}${ready.mdns ? ', mDNS on' : ''}`,
+    'Ctrl-C stops it.',
+    ''
+  ].join('\n'))
+}
+
+function warnAboutSandbox (config: NodeConfig, io: CliIO): void {
+  if (config.sandbox === 'none') {
+    io.stderr.write('WARNING: --sandbox none: jobs will run unconfined, as this user, with this machine\'s network and files; use it only on a machine you can wipe.\n')
+  } else if (!onPath('bwrap', io.env)) {
+    io.stderr.write('note: bubblewrap (bwrap) is not installed, so this node will refuse to build; install it with `apt-get install bubblewrap`.\n')
+  }
+}
+
+function onPath (program: string, env: NodeJS.ProcessEnv): boolean {
+  return (env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, program), constants.X_OK)
+      return dir !== ''
+    } catch {
+      return false
+    }
+  })
+}

@@ -1,0 +1,45 @@
+import { connectNode } from '../../client.js'
+import type { PeersResponse, PeerView } from '../../api/types.js'
+import { ApiRequestError } from '../../errors.js'
+import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { formatAge, formatTable } from '../table.js'
+
+export const peersCommand = defineCommand({
+  name: ['peers'],
+  summary: 'list the live members of the mesh as the running node sees them',
+  options: {
+    ...apiOption,
+    ...homeOption,
+    ...jsonOption
+  },
+  async run (options, _positionals, io) {
+    const client = await connectNode({
+      ...(options.api !== undefined ? { api: options.api } : {}),
+      ...(options.home !== undefined ? { home: options.home } : {}),
+      env: io.env
+    })
+    const answer = await client.getJson<PeersResponse>('/api/peers', { signal: io.signal })
+    if (!Array.isArray(answer.peers)) throw new ApiRequestError(`${client.url} answered /api/peers without a peer list; is it a buildhaus node?`)
+    if (options.json) {
+      io.stdout.write(`${JSON.stringify(answer)}\n`)
+      return 0
+    }
+    io.stdout.write(peersTable(answer.peers, Date.now()))
+    return 0
+  }
+})
+
+export function peersTable (peers: PeerView[], now: number): string {
+  const rows = peers.map((p) => [
+    p.self ? `${p.peerId} *` : p.peerId,
+    p.platforms.join(','),
+    `${p.free}/${p.slots}`,
+    String(p.running.length),
+    p.self ? 'self' : formatAge(now - p.lastSeen),
+    p.version,
+    p.addresses[0] ?? '-'
+  ])
+  const others = peers.filter((p) => !p.self).length
+  return formatTable(['PEER ID', 'PLATFORMS', 'FREE', 'RUNNING', 'SEEN', 'VERSION', 'ADDRESS'], rows) +
+    `${others} peer${others === 1 ? '' : 's'} besides this node (*)\n`
+}

@@ -1,0 +1,248 @@
+import { describeError, UsageError } from '../util/errors.js'
+import { processAlive, readApiFile, type ApiFile } from './api-file.js'
+import type { ApiErrorBody } from './api/types.js'
+import { ApiRequestError, NodeNotRunningError } from './errors.js'
+import { homePaths, resolveHome } from './home.js'
+
+/** Default deadline of one API request. */
+export const CLIENT_TIMEOUT_MS = 10_000
+/** Largest JSON answer read. */
+export const CLIENT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+/** Longest line a stream may send. */
+export const CLIENT_MAX_LINE_BYTES = 1024 * 1024
+
+export interface LocateOptions {
+  /** `--api URL`: talk to this node, whatever the home says. */
+  api?: string
+  /** `--home DIR` (else $BUILDHAUS_HOME, else the per-user data dir): use the node running there. */
+  home?: string
+  env?: NodeJS.ProcessEnv
+}
+
+/** Where a node's API is, and how we learnt it (for error messages that say what to do). */
+export interface LocatedNode {
+  url: string
+  /** Set when found through a home's api.json. */
+  home?: string
+  apiFile?: ApiFile
+}
+
+/**
+ * Find the running node: `--api` if given, else the api.json the node wrote in
+ * its home. Says clearly when there is none, or when api.json is a crash's leftover.
+ */
+export async function locateNode (options: LocateOptions): Promise<LocatedNode> {
+  if (options.api !== undefined) return { url: parseApiUrl(options.api) }
+  const home = resolveHome(options.home, options.env ?? process.env)
+  const path = homePaths(home).apiFile
+  const found = await readApiFile(path)
+  if (found.state === 'missing') {
+    throw new NodeNotRunningError(`no node is running in ${home} (it has no api.json); start one with \`buildhaus-node join --home ${home}\`, or pass --api URL`)
+  }
+  if (found.state === 'malformed') {
+    throw new NodeNotRunningError(`${path} is unreadable (${found.reason}); restart the node with \`buildhaus-node join --home ${home}\` to rewrite it, or pass --api URL`)
+  }
+  if (!processAlive(found.info.pid)) {
+    throw new NodeNotRunningError(`the node in ${home} is not running: its api.json names pid ${found.info.pid}, which has exited (a leftover of a crash, harmless); start it with \`buildhaus-node join --home ${home}\``)
+  }
+  return { url: found.info.url, home, apiFile: found.info }
+}
+
+/** `--api` accepts `http://host:port` or just `host:port`. */
+export function parseApiUrl (text: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`
+  let url: URL
+  try {
+    url = new URL(withScheme)
+  } catch {
+    throw new UsageError(`--api ${JSON.stringify(text)} is not a URL; write it like http://127.0.0.1:4711`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--api ${text} is not an http(s) URL; write it like http://127.0.0.1:4711`)
+  return url.origin
+}
+
+export interface NodeClientOptions {
+  timeoutMs?: number
+  /** Bearer token, for mutations from another machine. */
+  token?: string
+  maxResponseBytes?: number
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal
+  timeoutMs?: number
+}
+
+/**
+ * The CLI's way to talk to a node's API: JSON reads and writes with a
+ * deadline and a size bound, and line streams (NDJSON, server-sent events).
+ * Errors are one sentence: the node's own `{ error }` answer, or what to do
+ * when no node answers.
+ */
+export class NodeClient {
+  readonly url: string
+  private readonly located: LocatedNode
+  private readonly timeoutMs: number
+  private readonly token?: string
+  private readonly maxResponseBytes: number
+
+  constructor (located: LocatedNode | string, options: NodeClientOptions = {}) {
+    this.located = typeof located === 'string' ? { url: parseApiUrl(located) } : located
+    this.url = this.located.url
+    this.timeoutMs = options.timeoutMs ?? CLIENT_TIMEOUT_MS
+    if (options.token !== undefined) this.token = options.token
+    this.maxResponseBytes = options.maxResponseBytes ?? CLIENT_MAX_RESPONSE_BYTES
+  }
+
+  async getJson<T> (path: string, options: RequestOptions = {}): Promise<T> {
+    return await this.requestJson<T>('GET', path, undefined, options)
+  }
+
+  async postJson<T> (path: string, body: unknown, options: RequestOptions = {}): Promise<T> {
+    return await this.requestJson<T>('POST', path, body, options)
+  }
+
+  /**
+   * The response body of `path` as lines, until the server ends it or
+   * `signal` aborts. The deadline covers the connection and headers only.
+   */
+  async * stream (path: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<string> {
+    const connect = AbortSignal.timeout(this.timeoutMs)
+    const controller = new AbortController()
+    const onAbort = (): void => { controller.abort(options.signal?.reason) }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const onConnectTimeout = (): void => { controller.abort(connect.reason) }
+    connect.addEventListener('abort', onConnectTimeout, { once: true })
+    try {
+      const response = await this.send('GET', path, undefined, controller.signal)
+      connect.removeEventListener('abort', onConnectTimeout)
+      if (!response.ok) throw await this.errorOf(response, 'GET', path)
+      if (response.body === null) return
+      const decoder = new TextDecoder()
+      let pending = ''
+      for await (const chunk of chunksOf(response.body)) {
+        pending += decoder.decode(chunk, { stream: true })
+        let newline: number
+        while ((newline = pending.indexOf('\n')) >= 0) {
+          yield pending.slice(0, newline).replace(/\r$/, '')
+          pending = pending.slice(newline + 1)
+        }
+        if (pending.length > CLIENT_MAX_LINE_BYTES) {
+          throw new ApiRequestError(`the node at ${this.url} sent a line longer than ${CLIENT_MAX_LINE_BYTES} bytes on ${path}; is it a buildhaus node?`)
+        }
+      }
+      pending += decoder.decode()
+      if (pending !== '') yield pending
+    } finally {
+      connect.removeEventListener('abort', onConnectTimeout)
+      options.signal?.removeEventListener('abort', onAbort)
+      controller.abort()
+    }
+  }
+
+  private async requestJson<T> (method: string, path: string, body: unknown, options: RequestOptions): Promise<T> {
+    const deadline = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs)
+    const signal = options.signal !== undefined ? AbortSignal.any([options.signal, deadline]) : deadline
+    const response = await this.send(method, path, body, signal)
+    if (!response.ok) throw await this.errorOf(response, method, path)
+    const text = await this.readBounded(response, method, path, signal)
+    try {
+      return JSON.parse(text) as T
+    } catch {
+      throw new ApiRequestError(`the answer to ${method} ${path} from ${this.url} is not JSON; is that address a buildhaus node?`, { status: response.status })
+    }
+  }
+
+  private async send (method: string, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
+    try {
+      return await fetch(new URL(path, this.url), {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal,
+        redirect: 'error'
+      })
+    } catch (err) {
+      throw this.unreachable(err, signal)
+    }
+  }
+
+  private async readBounded (response: Response, method: string, path: string, signal: AbortSignal): Promise<string> {
+    if (response.body === null) return ''
+    const chunks: Uint8Array[] = []
+    let size = 0
+    try {
+      for await (const chunk of chunksOf(response.body)) {
+        size += chunk.byteLength
+        if (size > this.maxResponseBytes) {
+          throw new ApiRequestError(`the answer to ${method} ${path} from ${this.url} is larger than ${this.maxResponseBytes} bytes; is that address a buildhaus node?`)
+        }
+        chunks.push(chunk)
+      }
+    } catch (err) {
+      if (err instanceof ApiRequestError) throw err
+      throw this.unreachable(err, signal)
+    }
+    return Buffer.concat(chunks).toString('utf8')
+  }
+
+  private async errorOf (response: Response, method: string, path: string): Promise<ApiRequestError> {
+    let body: Partial<ApiErrorBody> | undefined
+    try {
+      body = JSON.parse((await response.text()).slice(0, 64 * 1024)) as Partial<ApiErrorBody>
+    } catch {}
+    const remote = body?.error
+    if (remote !== undefined && typeof remote.message === 'string' && typeof remote.name === 'string') {
+      return new ApiRequestError(remote.message, { status: response.status, remoteName: remote.name })
+    }
+    return new ApiRequestError(`${method} ${path} at ${this.url} failed with HTTP ${response.status}; is that address a buildhaus node of a compatible version?`, { status: response.status })
+  }
+
+  /** Say why no answer came, and what to do, in one sentence. */
+  private unreachable (err: unknown, signal: AbortSignal): Error {
+    if (err instanceof ApiRequestError || err instanceof NodeNotRunningError) return err
+    const cause = (err as { cause?: { code?: string, message?: string } }).cause
+    const code = cause?.code
+    const { home, apiFile } = this.located
+    if (signal.aborted) {
+      const reason: unknown = signal.reason
+      if (reason instanceof DOMException && reason.name === 'TimeoutError') {
+        return new NodeNotRunningError(`the node at ${this.url} did not answer in time; it may be overloaded or stuck, so try again or restart it`, { cause: err })
+      }
+      return reason instanceof Error ? reason : new NodeNotRunningError('the request was interrupted')
+    }
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
+      if (home !== undefined && apiFile !== undefined) {
+        if (!processAlive(apiFile.pid)) {
+          return new NodeNotRunningError(`the node in ${home} is not running: its api.json names pid ${apiFile.pid}, which has exited (a leftover of a crash, harmless); start it with \`buildhaus-node join --home ${home}\``, { cause: err })
+        }
+        return new NodeNotRunningError(`no node answers at ${this.url}, the address in ${home}/api.json (connection refused); it may be starting or stopping, so try again in a moment or restart it with \`buildhaus-node join --home ${home}\``, { cause: err })
+      }
+      return new NodeNotRunningError(`no node answers at ${this.url} (connection refused); check the address, or start a node with \`buildhaus-node join\``, { cause: err })
+    }
+    return new NodeNotRunningError(`cannot reach the node at ${this.url} (${code ?? describeError(cause ?? err)}); check the address and that the node is running`, { cause: err })
+  }
+}
+
+/** Locate the node (see `locateNode`) and return a client for it. */
+export async function connectNode (options: LocateOptions & NodeClientOptions): Promise<NodeClient> {
+  return new NodeClient(await locateNode(options), options)
+}
+
+/** A web ReadableStream as an async iterable (the DOM typings lack it); cancels the stream if the loop ends early. */
+async function * chunksOf (body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader()
+  try {
+    while (true) {
+      const { done, value } = await reader.read()
+      if (done) return
+      yield value
+    }
+  } finally {
+    await reader.cancel().catch(() => {})
+    reader.releaseLock()
+  }
+}

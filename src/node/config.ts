@@ -1,0 +1,117 @@
+import { isIP } from 'node:net'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_LISTEN_ADDRESS } from '../gossip/constants.js'
+import { parseBootstrapAddress } from '../gossip/keeper.js'
+import { parseMultiaddrOption } from '../gossip/libp2p.js'
+import { MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
+import { UsageError } from '../util/errors.js'
+import { resolveHome } from './home.js'
+import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
+
+/** Default API address: loopback only, the documented port. */
+export const DEFAULT_API_HOST = '127.0.0.1'
+export const DEFAULT_API_PORT = 4711
+
+export const SANDBOX_MODES = ['bubblewrap', 'none'] as const
+export type SandboxMode = typeof SANDBOX_MODES[number]
+
+export interface ApiAddress {
+  host: string
+  port: number
+}
+
+/** Everything `startNode` needs, validated. Built from `join`'s flags by `buildNodeConfig`. */
+export interface NodeConfig {
+  home: string
+  /** Multiaddrs to listen on. */
+  listen: string[]
+  /** Multiaddrs with `/p2p/<peer id>` to join through. */
+  bootstrap: string[]
+  mdns: boolean
+  /** Platform labels this node offers. */
+  platforms: string[]
+  /** How many builds may run at once; 0 joins the mesh without building. */
+  slots: number
+  api: ApiAddress
+  sandbox: SandboxMode
+  /** What jobs the volunteer admits; the admission policy will set these. */
+  accepts: { network: boolean, root: boolean }
+}
+
+/** `join`'s flags as the CLI parses them (strings, not yet checked). */
+export interface JoinFlags {
+  home?: string
+  listen: string[]
+  bootstrap: string[]
+  mdns: boolean
+  platform: string[]
+  slots?: string
+  api?: string
+  sandbox?: string
+}
+
+/** Check every flag up front: a typo is a UsageError (exit 2) before anything on disk is touched. */
+export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = process.env): NodeConfig {
+  const listen = flags.listen.length > 0 ? flags.listen : [DEFAULT_LISTEN_ADDRESS]
+  listen.forEach(checkListenAddress)
+  flags.bootstrap.forEach((addr) => parseBootstrapAddress(addr))
+  return {
+    home: resolveHome(flags.home, env),
+    listen,
+    bootstrap: [...new Set(flags.bootstrap)],
+    mdns: flags.mdns,
+    platforms: parsePlatforms(flags.platform),
+    slots: flags.slots === undefined ? defaultSlots() : parseSlots(flags.slots),
+    api: flags.api === undefined ? { host: DEFAULT_API_HOST, port: DEFAULT_API_PORT } : parseApiAddress(flags.api),
+    sandbox: parseSandbox(flags.sandbox ?? 'bubblewrap'),
+    accepts: { network: false, root: false }
+  }
+}
+
+/** A node listens on TCP, its only transport. */
+export function checkListenAddress (text: string): void {
+  parseMultiaddrOption(text, '--listen')
+  if (!multiaddr(text).getComponents().some((c) => c.name === 'tcp')) {
+    throw new UsageError(`--listen ${text} is not a TCP address, the only transport a node speaks; write it like /ip4/0.0.0.0/tcp/4710`)
+  }
+}
+
+export function parsePlatforms (labels: string[]): string[] {
+  if (labels.length === 0) return detectPlatforms()
+  for (const label of labels) {
+    if (!isPlatformLabel(label)) {
+      throw new UsageError(`--platform ${JSON.stringify(label)} is not a platform label; use lower-case letters, digits, ".", "_" and "-", starting with a letter or digit (e.g. linux-x64 or debian-12)`)
+    }
+  }
+  const unique = [...new Set(labels)]
+  if (unique.length > MAX_PLATFORMS) throw new UsageError(`--platform was given ${unique.length} times; a node offers at most ${MAX_PLATFORMS} labels`)
+  return unique
+}
+
+export function parseSlots (text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > MAX_SLOTS) {
+    throw new UsageError(`--slots ${JSON.stringify(text)} is not a whole number from 0 to ${MAX_SLOTS}; give how many builds may run at once (0 joins without building)`)
+  }
+  return Number(text)
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT` (loopback). Port 0 asks the system for a free port. */
+export function parseApiAddress (text: string): ApiAddress {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text)
+  const host = match?.[1] ?? match?.[2]
+  const port = match?.[3] !== undefined ? Number(match[3]) : NaN
+  if (match === null || host === undefined || !(port >= 0 && port <= 65535) || (match[1] !== undefined && isIP(host) !== 6)) {
+    throw new UsageError(`--api ${JSON.stringify(text)} is not HOST:PORT; write it like 127.0.0.1:${DEFAULT_API_PORT} (or [::1]:${DEFAULT_API_PORT}, or 0.0.0.0:${DEFAULT_API_PORT} to serve other machines)`)
+  }
+  if (host !== '' && isIP(host) === 0 && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(host)) {
+    throw new UsageError(`--api ${JSON.stringify(text)} names the host ${JSON.stringify(host)}, which is neither an IP address nor a host name; write it like 127.0.0.1:${DEFAULT_API_PORT}`)
+  }
+  return { host: host === '' ? DEFAULT_API_HOST : host, port }
+}
+
+export function parseSandbox (text: string): SandboxMode {
+  if (!(SANDBOX_MODES as readonly string[]).includes(text)) {
+    throw new UsageError(`--sandbox ${JSON.stringify(text)} is not a sandbox; use --sandbox bubblewrap (the default) or --sandbox none (no isolation, not recommended)`)
+  }
+  return text as SandboxMode
+}

@@ -1,0 +1,187 @@
+import type { PeerId, PeerInfo } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { authorOfPeerId } from '../crypto/peer-id.js'
+import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
+import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
+import { createPresence, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
+import { describeError } from '../util/errors.js'
+import { componentLogger } from '../util/logger.js'
+import { packageVersion } from '../util/package-root.js'
+import { processAlive, readApiFile, removeApiFile, writeApiFile } from './api-file.js'
+import { isLoopback } from './api/auth.js'
+import { createApiServer } from './api/server.js'
+import type { HealthResponse } from './api/types.js'
+import type { NodeConfig } from './config.js'
+import { NodeAlreadyRunningError } from './errors.js'
+import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
+import { ServiceStack } from './services.js'
+
+const log = componentLogger('node:daemon')
+
+/** Knobs for tests and benchmarks; a real node runs with the defaults. */
+export interface StartNodeOptions {
+  /** Gossip topics accepted besides presence (the ledger's will join them). */
+  extraTopics?: string[]
+  presence?: { intervalMs?: number, timeoutMs?: number }
+  keeper?: Omit<MeshKeeperInit, 'bootstrap'>
+  /** How long to wait at start for one bootstrap peer to answer. */
+  bootstrapTimeoutMs?: number
+  /** Write api.json in the home (default true). */
+  writeApiFile?: boolean
+}
+
+/** A started node. `stop()` stops its services in reverse order of start. */
+export interface RunningNode {
+  readonly config: NodeConfig
+  readonly peerId: PeerId
+  /** The node key in hex: its name as a log author. */
+  readonly author: string
+  readonly libp2p: MeshLibp2p
+  readonly presence: Presence
+  readonly keeper: MeshKeeper
+  readonly apiUrl: string
+  readonly startedAt: number
+  /** Multiaddrs (with /p2p/) others can dial. */
+  listenAddresses (): string[]
+  stop (): Promise<void>
+}
+
+/**
+ * Start a node: identity, libp2p, presence, the mesh keeper (and the check
+ * that a bootstrap peer answers), the HTTP API, and api.json. Each is a
+ * service in one stack: if any fails to start, those already started are
+ * stopped in reverse order and the error is thrown; `stop()` unwinds the same
+ * way. Later layers (ledger, blobs, jobs) join the stack as more entries.
+ */
+export async function startNode (config: NodeConfig, options: StartNodeOptions = {}): Promise<RunningNode> {
+  const startedAt = Date.now()
+  const identity = await loadOrCreateIdentity(config.home)
+  await refuseIfAlreadyRunning(identity)
+
+  const stack = new ServiceStack()
+  try {
+    const libp2p = await createMeshLibp2p({
+      privateKey: identity.privateKey,
+      listen: config.listen,
+      mdns: config.mdns,
+      // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
+      topics: [PRESENCE_TOPIC, ...(options.extraTopics ?? [])]
+    })
+    stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
+
+    const version = packageVersion()
+    const presence = await stack.start('presence', createPresence(
+      { pubsub: libp2p.services.pubsub, peerId: identity.peerId, addresses: () => libp2p.getMultiaddrs() },
+      {
+        platforms: config.platforms,
+        slots: config.slots,
+        accepts: config.accepts,
+        version,
+        ...(options.presence ?? {})
+      }
+    ))
+
+    const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
+    // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition.
+    const onHeartbeat = (event: CustomEvent<PresenceMember>): void => {
+      keeper.remember(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs)
+    }
+    const onDiscovery = (event: CustomEvent<PeerInfo>): void => { keeper.discovered(event.detail.id) }
+    stack.add('mesh wiring', {
+      start: async () => {},
+      stop: async () => {
+        presence.removeEventListener('heartbeat', onHeartbeat)
+        libp2p.removeEventListener('peer:discovery', onDiscovery)
+      }
+    })
+    presence.addEventListener('heartbeat', onHeartbeat)
+    libp2p.addEventListener('peer:discovery', onDiscovery)
+    await keeper.connectBootstrap(options.bootstrapTimeoutMs)
+
+    const api = await stack.start('api', createApiServer({
+      peerId: identity.peerId.toString(),
+      author: identity.author,
+      version,
+      startedAt,
+      token: identity.apiToken,
+      local: () => presence.local,
+      memberCount: () => presence.size,
+      connectionCount: () => libp2p.getConnections().length,
+      ownAddresses: () => libp2p.getMultiaddrs().map(String),
+      members: () => presence.members(),
+      addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence)
+    }, config.api))
+    const advertised = advertisedApi(config.api.host, api.url)
+    if (advertised !== undefined) presence.update({ api: advertised })
+
+    if (options.writeApiFile !== false) {
+      const apiFile = identity.paths.apiFile
+      await stack.start('api.json', {
+        start: async () => { await writeApiFile(apiFile, { url: api.url, pid: process.pid, peerId: identity.peerId.toString(), startedAt }) },
+        stop: async () => { await removeApiFile(apiFile) }
+      })
+    }
+
+    log('node %p started: %s', identity.peerId, stack.names.join(', '))
+    let stopping: Promise<void> | undefined
+    return {
+      config,
+      peerId: identity.peerId,
+      author: identity.author,
+      libp2p,
+      presence,
+      keeper,
+      apiUrl: api.url,
+      startedAt,
+      listenAddresses: () => libp2p.getMultiaddrs().map(String),
+      stop: async () => {
+        stopping ??= stack.stopAll()
+        await stopping
+      }
+    }
+  } catch (err) {
+    await stack.stopAll().catch((stopErr: unknown) => { log.error('unwinding a failed start: %s', describeError(stopErr)) })
+    throw err
+  }
+}
+
+/**
+ * api.json is not a lock (a crash leaves it behind), but if the node it names
+ * is alive and answers as this very identity, a second one must not start.
+ */
+async function refuseIfAlreadyRunning (identity: NodeIdentity): Promise<void> {
+  const found = await readApiFile(identity.paths.apiFile)
+  if (found.state !== 'ok' || !processAlive(found.info.pid)) return
+  try {
+    const response = await fetch(new URL('/api/health', found.info.url), { signal: AbortSignal.timeout(1_000) })
+    const health = await response.json() as Partial<HealthResponse>
+    if (health.peerId !== identity.peerId.toString()) return
+  } catch {
+    return
+  }
+  throw new NodeAlreadyRunningError(`a node is already running in ${identity.paths.root} (pid ${found.info.pid}, API ${found.info.url}); stop it first, or give this one another --home`)
+}
+
+async function addressesOf (libp2p: MeshLibp2p, peerIdText: string, presence: Presence): Promise<string[]> {
+  const peerId = peerIdFromString(peerIdText)
+  // What it announces in its heartbeats, then what identify told us, then where we dialed it.
+  const addresses: string[] = [...(presence.member(authorOfPeerId(peerId))?.heartbeat.addrs ?? [])]
+  try {
+    // What it listens on, as identify reported it: the addresses worth dialing.
+    const peer = await libp2p.peerStore.get(peerId)
+    for (const { multiaddr } of peer.addresses) addresses.push(multiaddr.toString())
+  } catch {
+    // Heard through gossip only: nothing in the address book.
+  }
+  // An inbound connection's remote address is an ephemeral port: only outbound ones say where it listens.
+  for (const connection of libp2p.getConnections(peerId)) {
+    if (connection.direction === 'outbound') addresses.push(connection.remoteAddr.decapsulateCode(421).toString())
+  }
+  return [...new Set(addresses)]
+}
+
+/** Tell the mesh our API URL only when other machines can use it: bound to a specific, non-loopback address. */
+function advertisedApi (host: string, url: string): string | undefined {
+  if (host === '0.0.0.0' || host === '::' || host === 'localhost' || isLoopback(host)) return undefined
+  return url
+}

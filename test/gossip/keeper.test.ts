@@ -1,0 +1,96 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { describe, expect, it } from 'vitest'
+import { authorOfPeerId } from '../../src/crypto/peer-id.js'
+import { createMeshKeeper, parseBootstrapAddress, type MeshKeeper } from '../../src/gossip/keeper.js'
+import type { MeshLibp2p } from '../../src/gossip/libp2p.js'
+import { createPresence, type Presence } from '../../src/gossip/presence/index.js'
+import { waitFor } from '../../src/util/wait.js'
+import { meshPeer } from '../helpers/mesh-peer.js'
+import { useTeardown } from '../helpers/temp-home.js'
+
+type Teardown = (fn: () => unknown) => void
+
+interface Member {
+  key: PrivateKey
+  port: number
+  node: MeshLibp2p
+  presence: Presence
+  keeper: MeshKeeper
+  address: string
+}
+
+/** A gossip-layer member wired as the daemon wires it: presence joins feed the keeper. */
+async function member (teardown: Teardown, options: { key?: PrivateKey, port?: number, bootstrap?: string[] } = {}): Promise<Member> {
+  const key = options.key ?? await generateKeyPair('Ed25519')
+  const node = await meshPeer(teardown, { privateKey: key, ...(options.port !== undefined ? { port: options.port } : {}) })
+  const presence = createPresence({ pubsub: node.services.pubsub, peerId: node.peerId, addresses: () => node.getMultiaddrs() }, {
+    platforms: ['linux-x64'], slots: 1, version: '0.0.0-test', intervalMs: 300, timeoutMs: 1_500
+  })
+  // Short back-off so a test can outlast libp2p's own few retries in seconds.
+  const keeper = createMeshKeeper(node, { bootstrap: options.bootstrap ?? [], intervalMs: 200, maxIntervalMs: 800, tickMs: 100, dialTimeoutMs: 1_000 })
+  presence.addEventListener('heartbeat', (event) => { keeper.remember(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs) })
+  await presence.start()
+  await keeper.start()
+  teardown(async () => { await keeper.stop(); await presence.stop() })
+  const address = node.getMultiaddrs()[0]!.toString()
+  return { key, port: Number(/\/tcp\/(\d+)/.exec(address)![1]), node, presence, keeper, address }
+}
+
+async function halt (m: Member): Promise<void> {
+  await m.keeper.stop()
+  await m.presence.stop()
+  await m.node.stop()
+}
+
+function hears (listener: Member, speaker: Member): boolean {
+  return listener.presence.member(authorOfPeerId(speaker.node.peerId)) !== undefined
+}
+
+describe('MeshKeeper', () => {
+  const teardown = useTeardown()
+
+  it('reconnects to a bootstrap peer that was gone for longer than libp2p keeps retrying', async () => {
+    const a = await member(teardown)
+    const b = await member(teardown, { bootstrap: [a.address] })
+    await waitFor(() => hears(a, b) && hears(b, a), { timeoutMs: 10_000, what: 'A and B to hear each other' })
+
+    await halt(a)
+    // Many failed dials in a row: the keeper backs off but does not give up.
+    await waitFor(() => b.keeper.status().some((t) => t.bootstrap && t.failures >= 6), { timeoutMs: 20_000, what: 'B to fail six dials to A' })
+    await waitFor(() => !hears(b, a), { timeoutMs: 5_000, what: 'B to notice A left' })
+
+    // A comes back at the same address with the same key (a restart on its fixed port).
+    const back = await member(teardown, { key: a.key, port: a.port })
+    await waitFor(() => hears(back, b) && hears(b, back), { timeoutMs: 10_000, what: 'the mesh to heal' })
+    expect(b.keeper.status().find((t) => t.bootstrap)).toMatchObject({ connected: true, failures: 0 })
+  })
+
+  it('keeps re-dialing members it met through presence, with the bootstrap peer gone', async () => {
+    const a = await member(teardown)
+    const b = await member(teardown, { bootstrap: [a.address] })
+    const c = await member(teardown, { bootstrap: [a.address] })
+    await waitFor(() => hears(b, c) && hears(c, b), { timeoutMs: 10_000, what: 'B and C to hear each other through A' })
+    // B and C dial each other directly once they meet, so A is no longer needed.
+    await waitFor(() => b.node.getConnections(c.node.peerId).length > 0, { timeoutMs: 10_000, what: 'B to connect to C directly' })
+    await halt(a)
+
+    await halt(c)
+    await waitFor(() => !hears(b, c), { timeoutMs: 5_000, what: 'B to notice C left' })
+    const cBack = await member(teardown, { key: c.key, port: c.port })
+    await waitFor(() => hears(b, cBack) && hears(cBack, b), { timeoutMs: 10_000, what: 'B to find C again without any bootstrap peer' })
+  })
+
+  it('refuses bootstrap addresses without a peer id, and says at start when none answers', async () => {
+    expect(() => parseBootstrapAddress('/ip4/127.0.0.1/tcp/4710')).toThrow(/add \/p2p\/<peer id>/)
+    expect(() => parseBootstrapAddress('not-a-multiaddr')).toThrow(/not a valid multiaddr/)
+    const lonely = await meshPeer(teardown)
+    const nobody = (await meshPeer(teardown)).peerId
+    const keeper = createMeshKeeper(lonely, { bootstrap: [`/ip4/127.0.0.1/tcp/1/p2p/${nobody.toString()}`] })
+    await expect(keeper.connectBootstrap(3_000)).rejects.toMatchObject({
+      name: 'BootstrapUnreachableError',
+      message: expect.stringMatching(/^cannot reach the bootstrap peer \/ip4\/127\.0\.0\.1\/tcp\/1\/p2p\/\S+: .*ECONNREFUSED.*; check that the peer is running/)
+    })
+  })
+})

@@ -1,0 +1,53 @@
+import Fastify from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { NodeClient, parseApiUrl } from '../../src/node/client.js'
+import { useTeardown } from '../helpers/temp-home.js'
+
+type Teardown = (fn: () => unknown) => void
+
+/** A small HTTP server standing in for later routes (streams, posts) the client must already handle. */
+async function server (teardown: Teardown): Promise<string> {
+  const app = Fastify()
+  app.get('/lines', async (_request, reply) => {
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' })
+    reply.raw.write('{"n":1}\n{"n"')
+    setTimeout(() => { reply.raw.end(':2}\n{"n":3}') }, 20)
+    return await reply
+  })
+  app.post('/echo', async (request) => ({ got: request.body, auth: request.headers.authorization ?? null }))
+  app.get('/refuse', async (_request, reply) => await reply.status(409).send({ error: { name: 'JobExists', message: 'that job was already submitted; watch it with `buildhaus-node status`' } }))
+  app.get('/html', async (_request, reply) => await reply.type('text/html').send('<html>not an API</html>'))
+  app.get('/slow', async () => await new Promise((resolve) => setTimeout(() => { resolve({ late: true }) }, 2_000)))
+  app.get('/huge', async () => ({ blob: 'x'.repeat(4096) }))
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  teardown(async () => { await app.close() })
+  return url
+}
+
+describe('NodeClient', () => {
+  const teardown = useTeardown()
+
+  it('streams lines across chunk boundaries, and posts JSON with the token', async () => {
+    const client = new NodeClient(await server(teardown), { token: 'secret-token-123456' })
+    const lines: string[] = []
+    for await (const line of client.stream('/lines')) lines.push(line)
+    expect(lines).toEqual(['{"n":1}', '{"n":2}', '{"n":3}'])
+    expect(await client.postJson('/echo', { a: 1 })).toEqual({ got: { a: 1 }, auth: 'Bearer secret-token-123456' })
+  })
+
+  it('turns error answers, non-JSON, slow and oversized answers into one sentence', async () => {
+    const url = await server(teardown)
+    const client = new NodeClient(url, { timeoutMs: 500, maxResponseBytes: 1024 })
+    await expect(client.getJson('/refuse')).rejects.toMatchObject({ name: 'ApiRequestError', status: 409, remoteName: 'JobExists', message: 'that job was already submitted; watch it with `buildhaus-node status`' })
+    await expect(client.getJson('/html')).rejects.toMatchObject({ name: 'ApiRequestError', message: expect.stringMatching(/is not JSON; is that address a buildhaus node\?$/) })
+    await expect(client.getJson('/slow')).rejects.toMatchObject({ name: 'NodeNotRunningError', message: expect.stringMatching(/did not answer in time/) })
+    await expect(client.getJson('/huge')).rejects.toMatchObject({ name: 'ApiRequestError', message: expect.stringMatching(/larger than 1024 bytes/) })
+    await expect(client.getJson('/missing')).rejects.toMatchObject({ name: 'ApiRequestError', status: 404 })
+  })
+
+  it('accepts --api with or without a scheme', () => {
+    expect(parseApiUrl('127.0.0.1:4711')).toBe('http://127.0.0.1:4711')
+    expect(parseApiUrl('http://[::1]:4711/')).toBe('http://[::1]:4711')
+    expect(() => parseApiUrl('http://')).toThrow(expect.objectContaining({ name: 'UsageError' }))
+  })
+})
