@@ -125,7 +125,6 @@ export class VerifyPool implements BatchVerifier {
 
   #spawn (): Slot {
     const worker = new Worker(workerUrl(), { workerData: { domain: SIGNATURE_DOMAIN } })
-    if (this.#unref) worker.unref()
     const slot: Slot = { worker }
     worker.on('message', ({ job, results }: { job: number, results: Uint8Array }) => {
       const current = slot.job
@@ -146,6 +145,8 @@ export class VerifyPool implements BatchVerifier {
     }
     worker.on('error', replace)
     worker.on('exit', (code) => { replace(new Error(`verify worker exited with code ${code}`)) })
+    // Only after the listeners: adding a 'message' listener refs the worker's port again.
+    if (this.#unref) worker.unref()
     return slot
   }
 }

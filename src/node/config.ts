@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_LISTEN_ADDRESS } from '../gossip/constants.js'
 import { parseBootstrapAddress } from '../gossip/keeper.js'
@@ -36,7 +37,16 @@ export interface NodeConfig {
   sandbox: SandboxMode
   /** What jobs the volunteer admits; the admission policy will set these. */
   accepts: { network: boolean, root: boolean }
+  /** A directory of trusted builder keys: the node's view counts only their results. Absent: everyone. */
+  trust?: string
+  /** Agreeing distinct builders a platform needs; absent: each platform's replica count. */
+  quorum?: number
+  /** Bound of the blob store (sources, logs, artifacts), least recently used evicted first. */
+  blobCacheMb: number
 }
+
+/** Default bound of the blob store. */
+export const DEFAULT_BLOB_CACHE_MB = 4096
 
 /** `join`'s flags as the CLI parses them (strings, not yet checked). */
 export interface JoinFlags {
@@ -48,6 +58,9 @@ export interface JoinFlags {
   slots?: string
   api?: string
   sandbox?: string
+  trust?: string
+  quorum?: string
+  blobCache?: string
 }
 
 /** Check every flag up front: a typo is a UsageError (exit 2) before anything on disk is touched. */
@@ -64,7 +77,10 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
     slots: flags.slots === undefined ? defaultSlots() : parseSlots(flags.slots),
     api: flags.api === undefined ? { host: DEFAULT_API_HOST, port: DEFAULT_API_PORT } : parseApiAddress(flags.api),
     sandbox: parseSandbox(flags.sandbox ?? 'bubblewrap'),
-    accepts: { network: false, root: false }
+    accepts: { network: false, root: false },
+    ...(flags.trust !== undefined ? { trust: resolve(flags.trust) } : {}),
+    ...(flags.quorum !== undefined ? { quorum: parseWholeNumber('--quorum', flags.quorum, 1, 16, 'agreeing builders a platform needs') } : {}),
+    blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold')
   }
 }
 
@@ -107,6 +123,13 @@ export function parseApiAddress (text: string): ApiAddress {
     throw new UsageError(`--api ${JSON.stringify(text)} names the host ${JSON.stringify(host)}, which is neither an IP address nor a host name; write it like 127.0.0.1:${DEFAULT_API_PORT}`)
   }
   return { host: host === '' ? DEFAULT_API_HOST : host, port }
+}
+
+export function parseWholeNumber (flag: string, text: string, min: number, max: number, what: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`${flag} ${JSON.stringify(text)} is not a whole number from ${min} to ${max} (${what})`)
+  }
+  return Number(text)
 }
 
 export function parseSandbox (text: string): SandboxMode {

@@ -1,6 +1,16 @@
+import { mkdir } from 'node:fs/promises'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { BlobStore } from '../blobs/store.js'
+import { blobExchange, type BlobExchange } from '../blobs/exchange/index.js'
 import { authorOfPeerId } from '../crypto/peer-id.js'
+import { createSigner } from '../crypto/sign.js'
+import { EntryCodec } from '../ledger/entry.js'
+import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
+import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
+import { createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
+import { blobFetcherOf, membershipOf } from './adapters.js'
+import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
 import { createPresence, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
@@ -28,6 +38,14 @@ export interface StartNodeOptions {
   bootstrapTimeoutMs?: number
   /** Write api.json in the home (default true). */
   writeApiFile?: boolean
+  /** How long to ask peers for our own chain before writing to it (default: 5 s with bootstrap peers, 1.5 s with mDNS only, else 0). */
+  ownChainTimeoutMs?: number
+  sync?: LedgerSyncInit
+  jobs?: { tickMs?: number, leaseMs?: number }
+  /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
+  executor?: Executor
+  /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
+  warn?: (message: string) => void
 }
 
 /** A started node. `stop()` stops its services in reverse order of start. */
@@ -39,6 +57,14 @@ export interface RunningNode {
   readonly libp2p: MeshLibp2p
   readonly presence: Presence
   readonly keeper: MeshKeeper
+  readonly ledger: LedgerStore
+  readonly blobs: BlobStore
+  readonly exchange: BlobExchange
+  readonly sync: LedgerSync
+  readonly jobs: JobService
+  /** Undefined when this node cannot build (no sandbox available). */
+  readonly executor: Executor | undefined
+  readonly policy: AdmissionPolicy
   readonly apiUrl: string
   readonly startedAt: number
   /** Multiaddrs (with /p2p/) others can dial. */
@@ -59,23 +85,38 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
   await refuseIfAlreadyRunning(identity)
 
   const stack = new ServiceStack()
+  const warn = options.warn ?? ((message: string) => { process.stderr.write(`${message}\n`) })
   try {
+    // The log first: LevelDB's OS lock makes a second node on this home fail here, touching nothing.
+    const ledger = await LedgerStore.open({ path: identity.paths.ledger, codec: new EntryCodec(jobEntryRules), signer: createSigner(identity.key) })
+    stack.add('ledger', { start: async () => {}, stop: async () => { await ledger.close() } })
+    const blobs = await BlobStore.open({ dir: identity.paths.blobs, maxBytes: config.blobCacheMb * 1024 * 1024 })
+    await mkdir(identity.paths.work, { recursive: true, mode: 0o700 })
+
+    const policy = await loadPolicy(identity.paths.policy)
+    const executor = options.executor ?? await makeExecutor(config, warn)
+    const trust = await trustPolicyOf(config)
+
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: config.listen,
       mdns: config.mdns,
       // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
-      topics: [PRESENCE_TOPIC, ...(options.extraTopics ?? [])]
+      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])]
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
+    await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
+    const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger }, options.sync))
+    const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
 
     const version = packageVersion()
+    const slots = executor === undefined ? 0 : config.slots
     const presence = await stack.start('presence', createPresence(
       { pubsub: libp2p.services.pubsub, peerId: identity.peerId, addresses: () => libp2p.getMultiaddrs() },
       {
         platforms: config.platforms,
-        slots: config.slots,
-        accepts: config.accepts,
+        slots,
+        accepts: { network: policy.network, root: policy.root },
         version,
         ...(options.presence ?? {})
       }
@@ -98,19 +139,52 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     libp2p.addEventListener('peer:discovery', onDiscovery)
     await keeper.connectBootstrap(options.bootstrapTimeoutMs)
 
-    const api = await stack.start('api', createApiServer({
-      peerId: identity.peerId.toString(),
-      author: identity.author,
+    // Learn the mesh's view of our own chain before writing to it: a home
+    // restored from an older copy must continue its chain, not fork it.
+    const ownChainTimeoutMs = options.ownChainTimeoutMs ?? (config.bootstrap.length > 0 ? 5_000 : config.mdns ? 1_500 : 0)
+    if (ownChainTimeoutMs > 0) {
+      const learnt = await sync.learnOwnChain({ timeoutMs: ownChainTimeoutMs })
+      if (learnt.adopted > 0) warn(`note: this node's chain was ${learnt.adopted} entries behind the mesh (an older copy of its home?); it continues from seq ${learnt.head?.seq ?? 0}.`)
+    }
+    if (ledger.selfForked) {
+      warn('WARNING: another copy of this node\'s key wrote a conflicting entry (two machines with one home?); this node will not write to the log. Give each machine its own home.')
+    } else {
+      ledger.allowAppend()
+    }
+
+    const jobs = new JobService({
+      self: { author: identity.author, platforms: config.platforms, slots },
+      ledger,
+      blobs,
+      fetcher: blobFetcherOf(exchange, () => libp2p.getPeers()),
+      membership: membershipOf(presence),
+      executor,
+      policy,
+      trust,
+      workRoot: identity.paths.work,
+      ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
+      ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
+    })
+    await stack.start('jobs', jobs)
+    // A key caught forking is no longer believed: refold every view without it.
+    const excludeForked = (): void => { jobs.setTrustPolicy({ ...trust, excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()]) }) }
+    if (ledger.equivocatingAuthors().length > 0) excludeForked()
+    ledger.addEventListener('fork', excludeForked)
+    stack.add('fork watch', { start: async () => {}, stop: async () => { ledger.removeEventListener('fork', excludeForked) } })
+
+    const api = await stack.start('api', createApiServer(nodeApiContext({
+      identity,
       version,
       startedAt,
-      token: identity.apiToken,
-      local: () => presence.local,
-      memberCount: () => presence.size,
-      connectionCount: () => libp2p.getConnections().length,
-      ownAddresses: () => libp2p.getMultiaddrs().map(String),
-      members: () => presence.members(),
+      presence,
+      libp2p,
+      ledger,
+      blobs,
+      exchange,
+      sync,
+      jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence)
-    }, config.api))
+    }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })
 
@@ -131,6 +205,13 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       libp2p,
       presence,
       keeper,
+      ledger,
+      blobs,
+      exchange,
+      sync,
+      jobs,
+      executor,
+      policy,
       apiUrl: api.url,
       startedAt,
       listenAddresses: () => libp2p.getMultiaddrs().map(String),
@@ -143,6 +224,26 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await stack.stopAll().catch((stopErr: unknown) => { log.error('unwinding a failed start: %s', describeError(stopErr)) })
     throw err
   }
+}
+
+/** The executor for config.sandbox; undefined (the node joins but does not build) when it is unavailable. */
+async function makeExecutor (config: NodeConfig, warn: (message: string) => void): Promise<Executor | undefined> {
+  if (config.slots === 0) return undefined
+  try {
+    return await createExecutor(config.sandbox)
+  } catch (err) {
+    if (!(err instanceof SandboxUnavailableError)) throw err
+    warn(`this node will not build: ${err.message}`)
+    return undefined
+  }
+}
+
+/** Whom the node's own view believes: --trust (a key directory) and --quorum. */
+async function trustPolicyOf (config: NodeConfig): Promise<TrustPolicy> {
+  const policy: TrustPolicy = {}
+  if (config.trust !== undefined) policy.trusted = (await loadTrustDir(config.trust)).keys
+  if (config.quorum !== undefined) policy.quorum = config.quorum
+  return policy
 }
 
 /**

@@ -5,8 +5,8 @@ const log = componentLogger('node:services')
 
 /** A long-lived part of the node. */
 export interface Service {
-  start (): Promise<void>
-  stop (): Promise<void>
+  start (): void | Promise<void>
+  stop (): void | Promise<void>
 }
 
 /**

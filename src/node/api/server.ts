@@ -7,6 +7,13 @@ import { registerMutationGuard, type MutationGuardContext } from './auth.js'
 import { registerErrorHandlers } from './errors.js'
 import { registerHealthRoutes, type HealthContext } from './routes/health.js'
 import { registerPeerRoutes, type PeersContext } from './routes/peers.js'
+import { registerJobRoutes, type JobsContext } from './routes/jobs.js'
+import { registerBlobRoutes, type BlobsContext } from './routes/blobs.js'
+import { registerLogRoutes, type LogContext } from './routes/log.js'
+import { registerEventRoutes, type EventsContext } from './routes/events.js'
+import { registerMetricsRoutes, type MetricsContext } from './routes/metrics.js'
+import { registerTrustRoutes, type TrustContext } from './routes/trust.js'
+import { registerDashboardRoutes } from './routes/dashboard.js'
 
 const log = componentLogger('node:api')
 
@@ -16,7 +23,10 @@ export const API_BODY_LIMIT_BYTES = 1024 * 1024
 export const API_REQUEST_TIMEOUT_MS = 30_000
 
 /** Everything the routes read, each route group taking only its part. */
-export type ApiContext = HealthContext & PeersContext & MutationGuardContext
+export type ApiContext = HealthContext & PeersContext & MutationGuardContext & Partial<NodeDataContext>
+
+/** The parts backed by the ledger, blobs and jobs; a bare API (in tests) may leave them out. */
+export type NodeDataContext = JobsContext & BlobsContext & LogContext & EventsContext & MetricsContext & TrustContext
 
 /** The fastify app with every route registered, not yet listening (tests use `inject`). */
 export function buildApiApp (context: ApiContext): FastifyInstance {
@@ -32,7 +42,20 @@ export function buildApiApp (context: ApiContext): FastifyInstance {
   registerMutationGuard(app, context)
   registerHealthRoutes(app, context)
   registerPeerRoutes(app, context)
+  if (hasNodeData(context)) {
+    registerJobRoutes(app, context)
+    registerBlobRoutes(app, context)
+    registerLogRoutes(app, context)
+    registerEventRoutes(app, context)
+    registerMetricsRoutes(app, context)
+    registerTrustRoutes(app, context)
+  }
+  registerDashboardRoutes(app)
   return app
+}
+
+function hasNodeData (context: ApiContext): context is ApiContext & NodeDataContext {
+  return context.jobs !== undefined && context.blobs !== undefined
 }
 
 /** The node's HTTP API as a service: start() listens, stop() closes every connection. */

@@ -39,6 +39,10 @@ export interface PeerView {
   lastSeen: number
   /** Multiaddrs we know for it. */
   addresses: string[]
+  /** How often its results agreed with the quorum (computed from the log). */
+  reputation?: { score: number, agreed: number, disagreed: number, results: number }
+  /** Caught forking its chain: nothing it writes is believed. */
+  equivocating?: boolean
 }
 
 export interface PeersResponse {

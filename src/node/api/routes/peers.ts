@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { LocalPresence, PresenceMember } from '../../../gossip/presence/index.js'
+import type { BuilderReputation } from '../../../jobs/index.js'
 import type { PeerView, PeersResponse } from '../types.js'
 
 /** What GET /api/peers reads. */
@@ -12,6 +13,10 @@ export interface PeersContext {
   members (): PresenceMember[]
   /** Addresses known for another peer (open connections first, then the address book). */
   addressesOf (peerId: string): Promise<string[]>
+  /** Agreement with the quorum, computed from the log (absent on a bare API). */
+  reputation?: () => BuilderReputation[]
+  /** The author forked its chain: its entries are no longer believed. */
+  isEquivocating?: (author: string) => boolean
 }
 
 export function registerPeerRoutes (app: FastifyInstance, context: PeersContext): void {
@@ -48,6 +53,15 @@ export function registerPeerRoutes (app: FastifyInstance, context: PeersContext)
         addresses: await context.addressesOf(member.peerId)
       }
     }))
-    return { peers: [self, ...others] }
+    const scores = new Map((context.reputation?.() ?? []).map((r) => [r.builder, r]))
+    const rows = [self, ...others].map((row) => {
+      const r = scores.get(row.author)
+      return {
+        ...row,
+        ...(r !== undefined ? { reputation: { score: r.score, agreed: r.agreed, disagreed: r.disagreed, results: r.results } } : {}),
+        ...(context.isEquivocating !== undefined ? { equivocating: context.isEquivocating(row.author) } : {})
+      }
+    })
+    return { peers: rows }
   })
 }

@@ -18,6 +18,9 @@ export const joinCommand = defineCommand({
     slots: { type: 'string', placeholder: 'N', description: 'builds to run at once (default: half the CPUs, at least 1; 0 joins without building)' },
     api: { type: 'string', placeholder: 'HOST:PORT', description: `serve the HTTP API here (default ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}, this machine only; port 0 picks a free one)` },
     sandbox: { type: 'string', placeholder: 'bubblewrap|none', description: 'how builds are isolated (default bubblewrap; none runs jobs unconfined)' },
+    trust: { type: 'string', placeholder: 'DIR', description: 'believe only the builders whose public keys are in DIR (e.g. keys/trusted); default: everyone' },
+    quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' },
+    'blob-cache': { type: 'string', placeholder: 'MB', description: 'how much the blob store (sources, logs, artifacts) may hold (default 4096)' },
     json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
   },
   async run (options, _positionals, io) {
@@ -29,7 +32,10 @@ export const joinCommand = defineCommand({
       platform: options.platform,
       ...(options.slots !== undefined ? { slots: options.slots } : {}),
       ...(options.api !== undefined ? { api: options.api } : {}),
-      ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {})
+      ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {}),
+      ...(options.trust !== undefined ? { trust: options.trust } : {}),
+      ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
+      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {})
     }, io.env)
     warnAboutSandbox(config, io)
 

@@ -1,0 +1,45 @@
+import type { PeerId } from '@libp2p/interface'
+import type { BlobExchange } from '../blobs/exchange/index.js'
+import { peerIdOfAuthor } from '../crypto/peer-id.js'
+import type { Presence } from '../gossip/presence/index.js'
+import type { BlobFetcher, Member, Membership } from '../jobs/index.js'
+
+/**
+ * Adapters from the network layers to the narrow ports of the jobs layer:
+ * the jobs layer speaks of authors (log keys), libp2p of peer ids.
+ */
+
+/** Live members as the scheduler sees them, from presence heartbeats. */
+export function membershipOf (presence: Presence): Membership {
+  return {
+    members (): Member[] {
+      return presence.members().map((m) => ({
+        author: m.author,
+        platforms: m.heartbeat.platforms,
+        slots: m.heartbeat.slots,
+        free: m.heartbeat.free,
+        running: m.heartbeat.running,
+        accepts: m.heartbeat.accepts,
+        lastSeen: m.lastSeen
+      }))
+    },
+    update (state) {
+      presence.update(state)
+    }
+  }
+}
+
+/**
+ * Fetch a blob from the authors most likely to hold it, then from any other
+ * connected peer (builders keep what they fetched and built, so anyone who
+ * took part in a job may serve it).
+ */
+export function blobFetcherOf (exchange: BlobExchange, connectedPeers: () => PeerId[]): BlobFetcher {
+  return {
+    async fetch (hash, options) {
+      const preferred = options.fromAuthors.map((author) => peerIdOfAuthor(author))
+      const others = connectedPeers().filter((p) => !preferred.some((q) => q.equals(p)))
+      await exchange.fetch(hash, { from: [...preferred, ...others], maxBytes: options.maxBytes, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdOfAuthor } from '../crypto/peer-id.js'
+import type { BlobExchange } from '../blobs/exchange/index.js'
+import type { BlobStore } from '../blobs/store.js'
+import type { Presence } from '../gossip/presence/index.js'
+import { computeReputation, findArtifact, type JobService } from '../jobs/index.js'
+import type { LedgerStore, LedgerSync } from '../ledger/index.js'
+import type { ApiContext, NodeDataContext } from './api/server.js'
+import type { NodeEvent } from './api/routes/events.js'
+import { summarise } from './api/routes/jobs.js'
+import type { MetricsSnapshot } from './api/routes/metrics.js'
+import type { NodeIdentity } from './identity.js'
+
+export interface NodeParts {
+  identity: NodeIdentity
+  version: string
+  startedAt: number
+  presence: Presence
+  libp2p: Libp2p
+  ledger: LedgerStore
+  blobs: BlobStore
+  exchange: BlobExchange
+  sync: LedgerSync
+  jobs: JobService
+  addressesOf (peerId: string): Promise<string[]>
+}
+
+/** Reputation is computed from the whole log; recompute at most this often. */
+const REPUTATION_TTL_MS = 2_000
+
+/** Everything the HTTP API reads and changes, from the node's running parts. */
+export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext {
+  const { identity, presence, libp2p, ledger, blobs, exchange, sync, jobs } = parts
+  let reputation: { at: number, value: ReturnType<typeof computeReputation> } | undefined
+  const reputationNow = (): ReturnType<typeof computeReputation> => {
+    if (reputation === undefined || Date.now() - reputation.at > REPUTATION_TTL_MS) reputation = { at: Date.now(), value: computeReputation(jobs.foldedViews()) }
+    return reputation.value
+  }
+  return {
+    peerId: identity.peerId.toString(),
+    author: identity.author,
+    version: parts.version,
+    startedAt: parts.startedAt,
+    token: identity.apiToken,
+    local: () => presence.local,
+    memberCount: () => presence.size,
+    connectionCount: () => libp2p.getConnections().length,
+    ownAddresses: () => libp2p.getMultiaddrs().map(String),
+    members: () => presence.members(),
+    addressesOf: parts.addressesOf,
+    reputation: reputationNow,
+    isEquivocating: (author) => ledger.isEquivocating(author),
+
+    jobs,
+
+    blobs,
+    fetchBlob: async (hash, signal) => {
+      // The builders whose results name this blob first (a log, an artifact), then anyone connected.
+      const holders = new Set<string>()
+      for (const view of jobs.foldedViews()) {
+        if (view.source === hash) holders.add(view.submitter)
+        for (const platform of view.platforms) {
+          for (const r of platform.results) {
+            if (r.log === hash || r.artifacts.some((a) => a.sha256 === hash)) holders.add(r.builder)
+          }
+        }
+        for (const d of view.diagnoses) if (d.report === hash) holders.add(d.author)
+      }
+      holders.delete(identity.author)
+      const preferred = [...holders].map((a) => peerIdOfAuthor(a))
+      const others = libp2p.getPeers().filter((p) => !preferred.some((q) => q.equals(p)))
+      await exchange.fetch(hash, { from: [...preferred, ...others], signal })
+    },
+
+    exportLines: () => ledger.exportLines(),
+
+    subscribe: (listener: (event: NodeEvent) => void) => {
+      const onJob = (evt: CustomEvent<{ id: string }>): void => {
+        const view = jobs.get(evt.detail.id)
+        if (view !== undefined) listener({ event: 'job', data: summarise(view) })
+      }
+      const onPeers = (): void => { listener({ event: 'peers', data: { count: presence.size } }) }
+      const onFork = (evt: Event): void => {
+        const proof = (evt as CustomEvent<{ author: string, seq: number }>).detail
+        listener({ event: 'fork', data: { author: proof.author, seq: proof.seq } })
+      }
+      const offJob = jobs.on('job', onJob)
+      presence.addEventListener('join', onPeers)
+      presence.addEventListener('leave', onPeers)
+      ledger.addEventListener('fork', onFork)
+      return () => {
+        offJob()
+        presence.removeEventListener('join', onPeers)
+        presence.removeEventListener('leave', onPeers)
+        ledger.removeEventListener('fork', onFork)
+      }
+    },
+
+    metrics: (): MetricsSnapshot => {
+      const views = jobs.list()
+      const jobsByVerdict: Record<string, number> = { pending: 0, verified: 0, failed: 0, mismatch: 0, unmatched: 0, cancelled: 0 }
+      const results: Record<string, number> = {}
+      for (const view of views) {
+        jobsByVerdict[view.verdict] = (jobsByVerdict[view.verdict] ?? 0) + 1
+        for (const p of view.platforms) for (const r of p.results) results[r.status] = (results[r.status] ?? 0) + 1
+      }
+      const stats = jobs.getStats()
+      const ledgerStats = ledger.stats()
+      const syncStats = sync.stats()
+      const usage = blobs.usage()
+      return {
+        jobsByVerdict,
+        claims: stats.claims,
+        results,
+        entries: ledgerStats.entries,
+        authors: ledgerStats.authors,
+        pendingEntries: ledgerStats.pending,
+        equivocatingAuthors: ledgerStats.equivocatingAuthors,
+        syncSessions: syncStats.sessions,
+        syncFailures: syncStats.failed,
+        syncReceived: syncStats.received,
+        peers: presence.size,
+        connections: libp2p.getConnections().length,
+        runningBuilds: stats.running,
+        sandboxRuns: stats.runs,
+        sandboxRunSeconds: stats.runSeconds,
+        blobBytes: usage.bytes,
+        blobCount: usage.count
+      }
+    },
+
+    findArtifact: (sha256, job) => findArtifact(jobs.foldedViews(), sha256, job),
+    forks: async () => (await ledger.forks()).map((f) => ({ author: f.author, seq: f.seq, ids: f.entries.map((e) => e.id) }))
+  }
+}

@@ -1,0 +1,133 @@
+import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
+import type { DecodedEntry } from '../../../ledger/entry.js'
+import { validateJobSpec, type JobSpec, type JobView, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
+import { sendError } from '../errors.js'
+
+/** What the job routes need: the job service's queries and mutations. */
+export interface JobsContext {
+  jobs: {
+    list (): JobView[]
+    get (id: string): JobView | undefined
+    entries (id: string): DecodedEntry[]
+    submit (input: { spec: JobSpec, overrides?: SpecOverrides, source: { hash: string, size: number } }): Promise<JobView>
+    cancel (id: string, reason?: string): Promise<JobView>
+    rerun (id: string): Promise<JobView>
+  }
+}
+
+/** A job as the grid needs it: verdicts, counts and each result's outcome, without logs' and steps' detail. */
+export interface JobSummary {
+  id: string
+  name: string
+  submitter: string
+  time: number
+  verdict: JobView['verdict']
+  reason?: string
+  cancelled: boolean
+  crossPlatform: JobView['crossPlatform']['verdict']
+  diagnoses: number
+  platforms: Array<{
+    selector: string
+    verdict: PlatformView['verdict']
+    reason?: string
+    replicas: number
+    quorum: number
+    agreeing: number
+    claims: Array<{ builder: string, time: number }>
+    results: Array<{ builder: string, status: string, log: string | null, artifacts: Array<{ path: string, sha256: string, size: number }>, start: number, end: number, agrees: boolean | null }>
+  }>
+}
+
+export interface JobsResponse {
+  jobs: JobSummary[]
+  /** Jobs the node knows in all (the list may be limited). */
+  total: number
+}
+
+const ID = /^[0-9a-f]{64}$/
+const submitSchema = z.strictObject({
+  spec: z.unknown(),
+  overrides: z.strictObject({
+    platforms: z.array(z.string()).optional(),
+    replicas: z.number().int().optional(),
+    timeout: z.number().int().optional()
+  }).optional(),
+  source: z.strictObject({ hash: z.string().regex(ID, 'source.hash must be 64 hex digits'), size: z.number().int().min(0) })
+})
+
+export function summarise (view: JobView): JobSummary {
+  return {
+    id: view.id,
+    name: view.name,
+    submitter: view.submitter,
+    time: view.time,
+    verdict: view.verdict,
+    ...(view.reason !== undefined ? { reason: view.reason } : {}),
+    cancelled: view.cancelled,
+    crossPlatform: view.crossPlatform.verdict,
+    diagnoses: view.diagnoses.length,
+    platforms: view.platforms.map((p) => ({
+      selector: p.selector,
+      verdict: p.verdict,
+      ...(p.reason !== undefined ? { reason: p.reason } : {}),
+      replicas: p.replicas,
+      quorum: p.quorum,
+      agreeing: p.agreeing,
+      claims: p.claims.map((c) => ({ builder: c.builder, time: c.time })),
+      results: p.results.map((r) => ({ builder: r.builder, status: r.status, log: r.log, artifacts: r.artifacts, start: r.start, end: r.end, agrees: r.agrees }))
+    }))
+  }
+}
+
+export function registerJobRoutes (app: FastifyInstance, context: JobsContext): void {
+  app.get<{ Querystring: { limit?: string, verdict?: string } }>('/api/jobs', async (request): Promise<JobsResponse> => {
+    const all = context.jobs.list()
+    const verdict = request.query.verdict
+    const filtered = verdict === undefined ? all : all.filter((j) => j.verdict === verdict)
+    const limit = request.query.limit === undefined ? filtered.length : Math.max(0, Number.parseInt(request.query.limit, 10) || 0)
+    return { jobs: filtered.slice(0, limit).map(summarise), total: all.length }
+  })
+
+  app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
+    const view = ID.test(request.params.id) ? context.jobs.get(request.params.id) : undefined
+    if (view === undefined) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
+    return view
+  })
+
+  app.get<{ Params: { id: string } }>('/api/jobs/:id/entries', async (request, reply) => {
+    const entries = ID.test(request.params.id) ? context.jobs.entries(request.params.id) : []
+    if (entries.length === 0) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}`)
+    return { entries: entries.map((e) => ({ id: e.id, ...e.entry })) }
+  })
+
+  app.post('/api/jobs', async (request, reply) => {
+    const parsed = submitSchema.safeParse(request.body)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      return sendError(reply, 400, 'BadRequest', `the submission is malformed: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim())
+    }
+    const spec = validateJobSpec(parsed.data.spec)
+    const overrides: SpecOverrides = {}
+    if (parsed.data.overrides?.platforms !== undefined) overrides.platforms = parsed.data.overrides.platforms
+    if (parsed.data.overrides?.replicas !== undefined) overrides.replicas = parsed.data.overrides.replicas
+    if (parsed.data.overrides?.timeout !== undefined) overrides.timeout = parsed.data.overrides.timeout
+    const view = await context.jobs.submit({ spec, overrides, source: parsed.data.source })
+    return await reply.status(201).send(view)
+  })
+
+  app.post<{ Params: { id: string }, Body: { reason?: unknown } | undefined }>('/api/jobs/:id/cancel', async (request, reply) => {
+    if (!ID.test(request.params.id) || context.jobs.get(request.params.id) === undefined) {
+      return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}`)
+    }
+    const reason = typeof request.body?.reason === 'string' && request.body.reason !== '' ? request.body.reason.slice(0, 1024) : undefined
+    return await context.jobs.cancel(request.params.id, reason)
+  })
+
+  app.post<{ Params: { id: string } }>('/api/jobs/:id/rerun', async (request, reply) => {
+    if (!ID.test(request.params.id) || context.jobs.get(request.params.id) === undefined) {
+      return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}`)
+    }
+    return await reply.status(201).send(await context.jobs.rerun(request.params.id))
+  })
+}

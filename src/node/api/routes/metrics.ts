@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify'
+
+/** A snapshot of what /metrics reports. */
+export interface MetricsSnapshot {
+  jobsByVerdict: Record<string, number>
+  claims: number
+  results: Record<string, number>
+  entries: number
+  authors: number
+  pendingEntries: number
+  equivocatingAuthors: number
+  syncSessions: number
+  syncFailures: number
+  syncReceived: number
+  peers: number
+  connections: number
+  runningBuilds: number
+  sandboxRuns: Record<string, number>
+  sandboxRunSeconds: { count: number, sum: number }
+  blobBytes: number
+  blobCount: number
+}
+
+export interface MetricsContext {
+  metrics (): MetricsSnapshot
+}
+
+/** Prometheus text exposition format 0.0.4. */
+export function formatMetrics (m: MetricsSnapshot): string {
+  const out: string[] = []
+  const gauge = (name: string, help: string, value: number, type = 'gauge'): void => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`)
+  }
+  const labelled = (name: string, help: string, label: string, values: Record<string, number>, type = 'gauge'): void => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const [key, value] of Object.entries(values).sort()) out.push(`${name}{${label}="${key.replace(/["\\\n]/g, '_')}"} ${value}`)
+  }
+  labelled('buildhaus_jobs', 'Jobs known to this node, by verdict.', 'verdict', m.jobsByVerdict)
+  gauge('buildhaus_claims_total', 'Claims this node has published.', m.claims, 'counter')
+  labelled('buildhaus_results', 'Results in the log, by status.', 'status', m.results)
+  gauge('buildhaus_ledger_entries', 'Entries in the local log.', m.entries)
+  gauge('buildhaus_ledger_authors', 'Authors (chains) in the local log.', m.authors)
+  gauge('buildhaus_ledger_pending_entries', 'Entries waiting for their predecessors (sync lag).', m.pendingEntries)
+  gauge('buildhaus_ledger_equivocating_authors', 'Authors caught forking their chain.', m.equivocatingAuthors)
+  gauge('buildhaus_sync_sessions_total', 'Sync sessions completed.', m.syncSessions, 'counter')
+  gauge('buildhaus_sync_failures_total', 'Sync sessions that failed.', m.syncFailures, 'counter')
+  gauge('buildhaus_sync_received_entries_total', 'Entries received by sync.', m.syncReceived, 'counter')
+  gauge('buildhaus_peers', 'Live members of the mesh besides this node.', m.peers)
+  gauge('buildhaus_connections', 'Open libp2p connections.', m.connections)
+  gauge('buildhaus_running_builds', 'Builds running on this node now.', m.runningBuilds)
+  labelled('buildhaus_sandbox_runs_total', 'Sandbox runs on this node, by status.', 'status', m.sandboxRuns, 'counter')
+  out.push('# HELP buildhaus_sandbox_run_seconds Duration of sandbox runs on this node.', '# TYPE buildhaus_sandbox_run_seconds summary',
+    `buildhaus_sandbox_run_seconds_sum ${m.sandboxRunSeconds.sum}`, `buildhaus_sandbox_run_seconds_count ${m.sandboxRunSeconds.count}`)
+  gauge('buildhaus_blob_bytes', 'Bytes in the local blob store.', m.blobBytes)
+  gauge('buildhaus_blobs', 'Blobs in the local blob store.', m.blobCount)
+  return `${out.join('\n')}\n`
+}
+
+export function registerMetricsRoutes (app: FastifyInstance, context: MetricsContext): void {
+  app.get('/metrics', async (_request, reply) => {
+    return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(formatMetrics(context.metrics()))
+  })
+}
