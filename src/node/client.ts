@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { describeError, UsageError } from '../util/errors.js'
 import { processAlive, readApiFile, type ApiFile } from './api-file.js'
 import type { ApiErrorBody } from './api/types.js'
@@ -102,6 +103,11 @@ export class NodeClient {
     return await this.requestJson<T>('POST', path, body, options)
   }
 
+  /** POST raw bytes (a blob upload); the answer is JSON. */
+  async postBytes<T> (path: string, bytes: Uint8Array, options: RequestOptions = {}): Promise<T> {
+    return await this.requestJson<T>('POST', path, bytes, options)
+  }
+
   /**
    * The response body of `path` as lines, until the server ends it or
    * `signal` aborts. The deadline covers the connection and headers only.
@@ -155,13 +161,14 @@ export class NodeClient {
 
   private async send (method: string, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json' }
-    if (body !== undefined) headers['content-type'] = 'application/json'
+    const raw = body instanceof Uint8Array
+    if (body !== undefined) headers['content-type'] = raw ? 'application/octet-stream' : 'application/json'
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
     try {
       return await fetch(new URL(path, this.url), {
         method,
         headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(body !== undefined ? { body: raw ? body as unknown as BodyInit : JSON.stringify(body) } : {}),
         signal,
         redirect: 'error'
       })
@@ -227,9 +234,24 @@ export class NodeClient {
   }
 }
 
-/** Locate the node (see `locateNode`) and return a client for it. */
+/**
+ * Locate the node (see `locateNode`) and return a client for it. The API
+ * token comes from the options, else $BUILDHAUS_API_TOKEN, else the home's
+ * api-token file when this user can read it: mutations then work whether or
+ * not the node trusts loopback.
+ */
 export async function connectNode (options: LocateOptions & NodeClientOptions): Promise<NodeClient> {
-  return new NodeClient(await locateNode(options), options)
+  const located = await locateNode(options)
+  const env = options.env ?? process.env
+  let token = options.token ?? (env.BUILDHAUS_API_TOKEN !== undefined && env.BUILDHAUS_API_TOKEN !== '' ? env.BUILDHAUS_API_TOKEN : undefined)
+  if (token === undefined && options.api === undefined) {
+    try {
+      token = (await readFile(homePaths(resolveHome(options.home, env)).apiToken, 'utf8')).trim()
+    } catch {
+      // No readable token: reads work anyway, and mutations from loopback usually do.
+    }
+  }
+  return new NodeClient(located, { ...options, ...(token !== undefined ? { token } : {}) })
 }
 
 /** A web ReadableStream as an async iterable (the DOM typings lack it); cancels the stream if the loop ends early. */

@@ -1,0 +1,90 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { packDirectory } from '../../../archive/index.js'
+import { readJobSpec } from '../../../jobs/index.js'
+import { createExecutor, SandboxUnavailableError, type Executor } from '../../../sandbox/index.js'
+import { EnvironmentError, UsageError } from '../../../util/errors.js'
+import { packageRoot } from '../../../util/package-root.js'
+import { waitFor } from '../../../util/wait.js'
+import { NodeClient } from '../../client.js'
+import { buildNodeConfig, parseSandbox } from '../../config.js'
+import { startNode, type RunningNode } from '../../daemon.js'
+import { defineCommand, jsonOption } from '../command.js'
+import { jobReport } from '../job-format.js'
+import { watchJob } from '../watch.js'
+
+export const demoCommand = defineCommand({
+  name: ['demo'],
+  summary: 'see the whole idea on one machine: start a small local mesh, submit an example job, watch it get verified, then keep the mesh and its dashboard up until Ctrl-C',
+  options: {
+    nodes: { type: 'string', placeholder: 'N', description: 'how many nodes to start (default 3, at most 8)' },
+    example: { type: 'string', placeholder: 'DIR', description: 'the job to submit (default: the bundled examples/hello)' },
+    sandbox: { type: 'string', placeholder: 'bubblewrap|none', description: 'how the demo\'s builds are isolated (default bubblewrap)' },
+    exit: { type: 'boolean', description: 'stop once the job has its verdict instead of running until Ctrl-C' },
+    ...jsonOption
+  },
+  async run (options, _positionals, io) {
+    const count = options.nodes === undefined ? 3 : Number(options.nodes)
+    if (!Number.isSafeInteger(count) || count < 1 || count > 8) throw new UsageError(`--nodes ${JSON.stringify(options.nodes)} must be a whole number from 1 to 8`)
+    const sandbox = parseSandbox(options.sandbox ?? 'bubblewrap')
+    const exampleDir = resolve(options.example ?? join(packageRoot(), 'examples', 'hello'))
+    const spec = await readJobSpec(exampleDir)
+    const say = (line: string): void => { if (!options.json) io.stderr.write(`${line}\n`) }
+
+    let executor: Executor
+    try {
+      executor = await createExecutor(sandbox)
+    } catch (err) {
+      if (err instanceof SandboxUnavailableError) throw new EnvironmentError(`the demo builds in a sandbox: ${err.message}`)
+      throw err
+    }
+    if (sandbox === 'none') say('WARNING: --sandbox none: the demo\'s builds run unconfined on this machine.')
+
+    const base = await mkdtemp(join(tmpdir(), 'buildhaus-demo-'))
+    const nodes: RunningNode[] = []
+    try {
+      say(`starting ${count} nodes (homes under ${base})…`)
+      for (let i = 0; i < count; i++) {
+        const config = buildNodeConfig({
+          home: join(base, `node${i + 1}`),
+          listen: ['/ip4/127.0.0.1/tcp/0'],
+          bootstrap: i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!],
+          mdns: false,
+          platform: [],
+          slots: '1',
+          api: '127.0.0.1:0',
+          sandbox
+        }, io.env)
+        const node = await startNode(config, { executor, warn: say })
+        nodes.push(node)
+        say(`  node${i + 1}  ${node.peerId.toString()}  ${node.apiUrl}`)
+      }
+      await waitFor(() => nodes.every((n) => n.presence.size >= count - 1), { timeoutMs: 30_000, what: 'the demo nodes to see each other', signal: io.signal })
+      say('the mesh is formed: every node hears every other')
+
+      const first = nodes[0]!
+      const packed = await packDirectory(exampleDir)
+      const stored = await first.blobs.put(packed.bytes)
+      const job = await first.jobs.submit({ spec, source: stored })
+      say(`submitted ${job.name} (job ${job.id}) for ${job.platforms.map((p) => `${p.selector}×${p.replicas}`).join(', ')}`)
+      const client = new NodeClient(first.apiUrl)
+      const watched = await watchJob(client, job.id, {
+        deadline: Date.now() + job.spec.timeout * 1000 + 60_000,
+        signal: io.signal,
+        progress: (line) => { say(`  ${line}`) }
+      })
+      if (options.json) io.stdout.write(`${JSON.stringify({ job: watched.job, dashboard: `${first.apiUrl}/`, nodes: nodes.map((n) => ({ peerId: n.peerId.toString(), api: n.apiUrl })) })}\n`)
+      else io.stdout.write(`\n${jobReport(watched.job, first.apiUrl)}\ndashboard: ${first.apiUrl}/\n`)
+      if (!options.exit) {
+        say('the mesh keeps running: submit more with `buildhaus-node submit DIR --api ' + first.apiUrl + '`; Ctrl-C stops it')
+        await new Promise<void>((resolve) => { io.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+      }
+      return watched.final && watched.job.verdict === 'verified' ? 0 : 1
+    } finally {
+      say('stopping the demo mesh…')
+      await Promise.allSettled(nodes.reverse().map(async (n) => { await n.stop() }))
+      await rm(base, { recursive: true, force: true })
+    }
+  }
+})

@@ -1,0 +1,73 @@
+import { resolve } from 'node:path'
+import { stat } from 'node:fs/promises'
+import { packDirectory } from '../../../archive/index.js'
+import { readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
+import { MAX_UPLOAD_BYTES } from '../../api/routes/blobs.js'
+import { connectNode } from '../../client.js'
+import { UsageError } from '../../../util/errors.js'
+import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { jobReport, short, verdictText } from '../job-format.js'
+import { watchJob } from '../watch.js'
+
+/** Extra time `--wait` gives beyond the job's own timeout: queueing, fetching, publishing. */
+export function waitMarginMs (timeoutSeconds: number): number {
+  return Math.max(30_000, timeoutSeconds * 250)
+}
+
+export const submitCommand = defineCommand({
+  name: ['submit'],
+  summary: 'submit the job in DIR (default .) to the mesh through the local node',
+  args: '[DIR]',
+  positionals: { min: 0, max: 1 },
+  options: {
+    ...apiOption,
+    ...homeOption,
+    platform: { type: 'string', multiple: true, placeholder: 'SEL', description: 'build on this platform instead of the spec\'s (a label, or labels joined by +)' },
+    replicas: { type: 'string', placeholder: 'N', description: 'independent builders wanted per platform (default: the spec\'s, else 2)' },
+    timeout: { type: 'string', placeholder: 'SECONDS', description: 'the job\'s wall-clock limit (default: the spec\'s timeout)' },
+    wait: { type: 'boolean', description: 'follow the job until every platform has a verdict (exit 0 verified, 1 failed or mismatch, 3 no verdict in time)' },
+    ...jsonOption
+  },
+  async run (options, positionals, io) {
+    const dir = resolve(positionals[0] ?? '.')
+    const info = await stat(dir).catch(() => undefined)
+    if (info === undefined || !info.isDirectory()) throw new UsageError(`${dir} is not a directory; give the directory holding buildhaus.json`)
+    const overrides: SpecOverrides = {}
+    if (options.platform.length > 0) overrides.platforms = options.platform
+    if (options.replicas !== undefined) overrides.replicas = wholeNumber('--replicas', options.replicas)
+    if (options.timeout !== undefined) overrides.timeout = wholeNumber('--timeout', options.timeout)
+    // Validate here first: a typo in buildhaus.json is reported before anything is packed or sent.
+    const spec = await readJobSpec(dir)
+    const client = await connectNode({
+      ...(options.api !== undefined ? { api: options.api } : {}),
+      ...(options.home !== undefined ? { home: options.home } : {}),
+      env: io.env,
+      timeoutMs: 120_000
+    })
+    const say = (line: string): void => { if (!options.json) io.stderr.write(`${line}\n`) }
+    const packed = await packDirectory(dir, { maxBytes: MAX_UPLOAD_BYTES })
+    say(`packed ${packed.files} files, ${packed.size} bytes, sha256 ${packed.sha256}`)
+    const stored = await client.postBytes<{ hash: string, size: number }>('/api/blobs', packed.bytes, { signal: io.signal })
+    if (stored.hash !== packed.sha256) throw new UsageError(`the node stored the source as ${stored.hash}, not ${packed.sha256}; the upload was damaged, try again`)
+    const job = await client.postJson<JobView>('/api/jobs', { spec, overrides, source: { hash: stored.hash, size: stored.size } }, { signal: io.signal })
+    say(`submitted job ${job.id} (${job.name}) for ${job.platforms.map((p) => `${p.selector}×${p.replicas}`).join(', ')}`)
+    if (!options.wait) {
+      io.stdout.write(options.json ? `${JSON.stringify(job)}\n` : `${job.id}\n`)
+      return 0
+    }
+    const deadline = Date.now() + job.spec.timeout * 1000 + waitMarginMs(job.spec.timeout)
+    const watched = await watchJob(client, job.id, { deadline, signal: io.signal, progress: say })
+    if (options.json) io.stdout.write(`${JSON.stringify(watched.job)}\n`)
+    else io.stdout.write(jobReport(watched.job, client.url))
+    if (!watched.final) {
+      say(`no verdict for job ${short(job.id)} within ${Math.round((deadline - job.time) / 1000)} s (it is ${verdictText(watched.job.verdict)}); follow it with \`buildhaus-node status ${short(job.id)}\``)
+      return 3
+    }
+    return watched.job.verdict === 'verified' ? 0 : 1
+  }
+})
+
+function wholeNumber (flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} ${JSON.stringify(text)} is not a whole number`)
+  return Number(text)
+}
