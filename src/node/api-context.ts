@@ -23,6 +23,8 @@ export interface NodeParts {
   sync: LedgerSync
   jobs: JobService
   addressesOf (peerId: string): Promise<string[]>
+  /** Loopback may change things without the token (false when jobs may use the network). */
+  trustLoopback: boolean
 }
 
 /** Reputation is computed from the whole log; recompute at most this often. */
@@ -42,6 +44,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     version: parts.version,
     startedAt: parts.startedAt,
     token: identity.apiToken,
+    trustLoopback: parts.trustLoopback,
     local: () => presence.local,
     memberCount: () => presence.size,
     connectionCount: () => libp2p.getConnections().length,

@@ -183,7 +183,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       exchange,
       sync,
       jobs,
-      addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence)
+      addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
+      trustLoopback: !policy.network
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })

@@ -29,8 +29,8 @@ function context (): ApiContext {
 }
 
 /** The app with one mutation route, as later layers will add (submission, cancel…). */
-async function appWithMutation (): Promise<ReturnType<typeof buildApiApp>> {
-  const app = buildApiApp(context())
+async function appWithMutation (overrides: Partial<ApiContext> = {}): Promise<ReturnType<typeof buildApiApp>> {
+  const app = buildApiApp({ ...context(), ...overrides })
   app.post('/api/test-mutation', async () => ({ done: true }))
   await app.ready()
   return app
@@ -110,6 +110,16 @@ describe('HTTP API', () => {
       // Headers cannot fake loopback.
       const forwarded = await app.inject({ method: 'DELETE', url: '/api/test-mutation', remoteAddress, headers: { 'x-forwarded-for': '127.0.0.1' } })
       expect(forwarded.statusCode).toBe(403)
+      await app.close()
+    })
+
+    it('need the token from loopback too when jobs may use the network (a build could reach 127.0.0.1)', async () => {
+      const app = await appWithMutation({ trustLoopback: false })
+      const none = await app.inject({ method: 'POST', url: '/api/test-mutation', remoteAddress: '127.0.0.1', payload: {} })
+      expect(none.statusCode).toBe(403)
+      expect(none.json().error.message).toMatch(/lets jobs use the network/)
+      const right = await app.inject({ method: 'POST', url: '/api/test-mutation', remoteAddress: '127.0.0.1', headers: { authorization: `Bearer ${TOKEN}` }, payload: {} })
+      expect(right.statusCode).toBe(200)
       await app.close()
     })
 

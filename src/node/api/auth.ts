@@ -7,6 +7,12 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 export interface MutationGuardContext {
   /** The bearer token from the home's api-token file. */
   token: string
+  /**
+   * Whether a request from loopback may change things without the token.
+   * False on a node whose policy lets jobs use the network: a build sharing
+   * the host's network could otherwise reach this API on 127.0.0.1.
+   */
+  trustLoopback?: boolean
 }
 
 /**
@@ -17,10 +23,11 @@ export interface MutationGuardContext {
 export function registerMutationGuard (app: FastifyInstance, context: MutationGuardContext): void {
   app.addHook('onRequest', async (request, reply) => {
     if (READ_METHODS.has(request.method)) return
-    if (isLoopback(request.socket.remoteAddress)) return
+    if (context.trustLoopback !== false && isLoopback(request.socket.remoteAddress)) return
     const presented = bearerToken(request)
     if (presented === undefined) {
-      return sendError(reply, 403, 'Forbidden', 'changes from another machine need the node\'s API token: send "Authorization: Bearer <contents of api-token in the node\'s home>"')
+      const who = isLoopback(request.socket.remoteAddress) ? 'this node lets jobs use the network, so changes' : 'changes from another machine'
+      return sendError(reply, 403, 'Forbidden', `${who} need the node's API token: send "Authorization: Bearer <contents of api-token in the node's home>"`)
     }
     if (!sameSecret(presented, context.token)) {
       return sendError(reply, 403, 'Forbidden', 'the API token does not match this node\'s; copy it again from api-token in the node\'s home')
