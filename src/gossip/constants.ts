@@ -33,3 +33,9 @@ export const BOOTSTRAP_CHECK_TIMEOUT_MS = 5_000
 
 /** At start, the pause between dials to a bootstrap peer that did not answer. */
 export const BOOTSTRAP_RETRY_MS = 500
+
+/**
+ * A member connected but unheard for this long is hung up on and re-dialed
+ * (the presence timeout, 7 s, plus a few heartbeats).
+ */
+export const KEEPER_SILENT_MS = 12_000

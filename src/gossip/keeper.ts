@@ -5,7 +5,7 @@ import { describeError, UsageError } from '../util/errors.js'
 import { delay } from '../util/wait.js'
 import { componentLogger } from '../util/logger.js'
 import {
-  BOOTSTRAP_CHECK_TIMEOUT_MS, BOOTSTRAP_RETRY_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_TARGET_PEERS, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
+  BOOTSTRAP_CHECK_TIMEOUT_MS, BOOTSTRAP_RETRY_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_SILENT_MS, KEEPER_TARGET_PEERS, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
 } from './constants.js'
 import { BootstrapUnreachableError } from './errors.js'
 
@@ -14,7 +14,8 @@ const log = componentLogger('gossip:keeper')
 /** What the keeper needs of libp2p: dialing, and knowing whom we are connected to. */
 export interface KeeperComponents {
   dial (target: Multiaddr | Multiaddr[] | PeerId, options: { signal: AbortSignal }): Promise<unknown>
-  getConnections (peerId?: PeerId): Array<{ remotePeer: PeerId }>
+  getConnections (peerId?: PeerId): Array<{ remotePeer: PeerId, timeline: { open: number } }>
+  hangUp (peer: PeerId): Promise<void>
 }
 
 export interface MeshKeeperInit {
@@ -33,6 +34,14 @@ export interface MeshKeeperInit {
    * every other in a large one. Bootstrap peers are always re-dialed.
    */
   targetPeers?: number
+  /**
+   * A member we have heard before that stays connected but silent this long
+   * (no heartbeat, connection older than this) is hung up on and re-dialed:
+   * a half-attached peer, e.g. a gossip stream that died while the connection
+   * lived on, heals instead of lingering. Default: the presence timeout plus
+   * a few heartbeats.
+   */
+  silentMs?: number
 }
 
 interface Target {
@@ -49,6 +58,8 @@ interface Target {
   nextAttempt: number
   dialing: boolean
   lastError?: string
+  /** When we last heard this peer's heartbeat (only for peers that are buildhaus members). */
+  heardAt?: number
 }
 
 /**
@@ -67,6 +78,7 @@ export class MeshKeeper {
   private readonly dialTimeoutMs: number
   private readonly maxRemembered: number
   private readonly targetPeers: number
+  private readonly silentMs: number
   private readonly targets = new Map<string, Target>()
   private timer?: ReturnType<typeof setInterval>
   private controller?: AbortController
@@ -79,6 +91,7 @@ export class MeshKeeper {
     this.dialTimeoutMs = init.dialTimeoutMs ?? DIAL_TIMEOUT_MS
     this.maxRemembered = init.maxRemembered ?? KEEPER_MAX_REMEMBERED
     this.targetPeers = init.targetPeers ?? KEEPER_TARGET_PEERS
+    this.silentMs = init.silentMs ?? KEEPER_SILENT_MS
     for (const text of init.bootstrap) {
       const address = parseBootstrapAddress(text)
       const peerId = peerIdFromString(address.getComponents().findLast((c) => c.name === 'p2p')!.value!)
@@ -106,10 +119,11 @@ export class MeshKeeper {
    * presence, a peer found by mDNS). The least recently remembered are
    * forgotten first once there are more than `maxRemembered`.
    */
-  remember (peerId: PeerId, addresses: string[] = []): void {
+  remember (peerId: PeerId, addresses: string[] = [], heard = false): void {
     const key = peerId.toString()
     const known = this.targets.get(key)
     const announcedText = addresses.join(' ')
+    if (known !== undefined && heard) known.heardAt = Date.now()
     if (known !== undefined) {
       if (!known.bootstrap && addresses.length > 0 && known.announcedText !== announcedText) {
         known.addresses = announcedAddresses(peerId, addresses)
@@ -122,9 +136,14 @@ export class MeshKeeper {
       }
       return
     }
-    this.targets.set(key, { peerId, addresses: announcedAddresses(peerId, addresses), announcedText, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false })
+    this.targets.set(key, { peerId, addresses: announcedAddresses(peerId, addresses), announcedText, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false, ...(heard ? { heardAt: Date.now() } : {}) })
     const remembered = [...this.targets.values()].filter((t) => !t.bootstrap)
     for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
+  }
+
+  /** A member's heartbeat arrived: remember where it listens, and that it is alive. */
+  heard (peerId: PeerId, addresses: string[] = []): void {
+    this.remember(peerId, addresses, true)
   }
 
   /** A peer was discovered (mDNS, …): dial it now and keep it. */
@@ -196,6 +215,24 @@ export class MeshKeeper {
     return this.components.getConnections(peerId).length > 0
   }
 
+  /**
+   * A member that is connected but has not been heard for `silentMs`, over a
+   * connection at least that old, is half-attached (libp2p can keep a
+   * connection whose gossip stream died): hang up so that the re-dial below
+   * starts afresh on both sides.
+   */
+  private hangUpIfSilent (target: Target, now: number): void {
+    if (target.heardAt === undefined || now - target.heardAt < this.silentMs) return
+    const connections = this.components.getConnections(target.peerId)
+    const oldest = Math.min(...connections.map((c) => c.timeline.open))
+    if (now - oldest < this.silentMs) return
+    log('%p is connected but silent for %d ms: hanging up to reconnect afresh', target.peerId, now - target.heardAt)
+    // Count the silence from now, so a peer that stays silent is retried at this pace, not every tick.
+    target.heardAt = now
+    target.nextAttempt = now + this.intervalMs
+    this.components.hangUp(target.peerId).catch((err: unknown) => { log('hanging up on %p failed: %s', target.peerId, describeError(err)) })
+  }
+
   private tick (): void {
     const signal = this.controller?.signal
     if (signal === undefined || signal.aborted) return
@@ -207,11 +244,12 @@ export class MeshKeeper {
     // Most recently seen members first (the map keeps them in that order, oldest first).
     for (const target of [...this.targets.values()].reverse()) {
       if (target.dialing || target.nextAttempt > now) continue
-      if (!target.bootstrap && memberBudget <= 0) continue
       if (this.isConnected(target.peerId)) {
         target.failures = 0
+        this.hangUpIfSilent(target, now)
         continue
       }
+      if (!target.bootstrap && memberBudget <= 0) continue
       if (!target.bootstrap) memberBudget--
       target.dialing = true
       const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.dialTimeoutMs)])

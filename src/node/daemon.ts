@@ -125,7 +125,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
     // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition.
     const onHeartbeat = (event: CustomEvent<PresenceMember>): void => {
-      keeper.remember(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs)
+      keeper.heard(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs)
     }
     const onDiscovery = (event: CustomEvent<PeerInfo>): void => { keeper.discovered(event.detail.id) }
     stack.add('mesh wiring', {

@@ -29,8 +29,8 @@ async function member (teardown: Teardown, options: { key?: PrivateKey, port?: n
     platforms: ['linux-x64'], slots: 1, version: '0.0.0-test', intervalMs: 300, timeoutMs: 1_500
   })
   // Short back-off so a test can outlast libp2p's own few retries in seconds.
-  const keeper = createMeshKeeper(node, { bootstrap: options.bootstrap ?? [], intervalMs: 200, maxIntervalMs: 800, tickMs: 100, dialTimeoutMs: 1_000 })
-  presence.addEventListener('heartbeat', (event) => { keeper.remember(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs) })
+  const keeper = createMeshKeeper(node, { bootstrap: options.bootstrap ?? [], intervalMs: 200, maxIntervalMs: 800, tickMs: 100, dialTimeoutMs: 1_000, silentMs: 3_000 })
+  presence.addEventListener('heartbeat', (event) => { keeper.heard(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs) })
   await presence.start()
   await keeper.start()
   teardown(async () => { await keeper.stop(); await presence.stop() })
@@ -80,6 +80,18 @@ describe('MeshKeeper', () => {
     await waitFor(() => !hears(b, c), { timeoutMs: 5_000, what: 'B to notice C left' })
     const cBack = await member(teardown, { key: c.key, port: c.port })
     await waitFor(() => hears(b, cBack) && hears(cBack, b), { timeoutMs: 10_000, what: 'B to find C again without any bootstrap peer' })
+  })
+
+  it('hangs up on a member that stays connected but silent, and dials it afresh', async () => {
+    const a = await member(teardown)
+    const b = await member(teardown, { bootstrap: [a.address] })
+    await waitFor(() => hears(a, b) && hears(b, a), { timeoutMs: 10_000, what: 'A and B to hear each other' })
+    let dropped = 0
+    b.node.addEventListener('peer:disconnect', (event) => { if (event.detail.equals(a.node.peerId)) dropped++ })
+    // A's libp2p lives on, but nothing it sends reaches B's presence any more: half-attached.
+    await a.presence.stop()
+    await waitFor(() => dropped > 0, { timeoutMs: 10_000, what: 'B to hang up on the silent A' })
+    await waitFor(() => b.node.getConnections(a.node.peerId).length > 0, { timeoutMs: 10_000, what: 'B to dial A again' })
   })
 
   it('refuses bootstrap addresses without a peer id, and says at start when none answers', async () => {
