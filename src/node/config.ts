@@ -1,5 +1,7 @@
 import { isIP } from 'node:net'
-import { resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { packageRoot } from '../util/package-root.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_LISTEN_ADDRESS } from '../gossip/constants.js'
 import { parseBootstrapAddress } from '../gossip/keeper.js'
@@ -61,17 +63,35 @@ export interface JoinFlags {
   trust?: string
   quorum?: string
   blobCache?: string
+  /** Used when no --bootstrap is given (the lines of keys/bootstrap.txt). */
+  defaultBootstrap?: string[]
+}
+
+/**
+ * The well-known bootstrap peers shipped with buildhaus: one multiaddr with
+ * `/p2p/<peer id>` a line in keys/bootstrap.txt; `#` starts a comment.
+ */
+export function shippedBootstrapPeers (): string[] {
+  let text: string
+  try {
+    text = readFileSync(join(packageRoot(), 'keys', 'bootstrap.txt'), 'utf8')
+  } catch {
+    return []
+  }
+  return text.split('\n').map((line) => line.replace(/#.*/, '').trim()).filter((line) => line !== '')
 }
 
 /** Check every flag up front: a typo is a UsageError (exit 2) before anything on disk is touched. */
 export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = process.env): NodeConfig {
   const listen = flags.listen.length > 0 ? flags.listen : [DEFAULT_LISTEN_ADDRESS]
   listen.forEach(checkListenAddress)
-  flags.bootstrap.forEach((addr) => parseBootstrapAddress(addr))
+  // No --bootstrap: the well-known peers shipped in keys/bootstrap.txt (if any).
+  const bootstrap = flags.bootstrap.length > 0 ? flags.bootstrap : (flags.defaultBootstrap ?? [])
+  bootstrap.forEach((addr) => parseBootstrapAddress(addr))
   return {
     home: resolveHome(flags.home, env),
     listen,
-    bootstrap: [...new Set(flags.bootstrap)],
+    bootstrap: [...new Set(bootstrap)],
     mdns: flags.mdns,
     platforms: parsePlatforms(flags.platform),
     slots: flags.slots === undefined ? defaultSlots() : parseSlots(flags.slots),

@@ -2,7 +2,7 @@ import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { DEFAULT_LISTEN_ADDRESS } from '../../../gossip/constants.js'
 import { packageVersion } from '../../../util/package-root.js'
-import { buildNodeConfig, DEFAULT_API_HOST, DEFAULT_API_PORT, type NodeConfig } from '../../config.js'
+import { buildNodeConfig, DEFAULT_API_HOST, DEFAULT_API_PORT, shippedBootstrapPeers, type NodeConfig } from '../../config.js'
 import { startNode, type RunningNode } from '../../daemon.js'
 import { defineCommand, homeOption, type CliIO } from '../command.js'
 
@@ -11,7 +11,7 @@ export const joinCommand = defineCommand({
   summary: 'start this node: join the mesh and serve the API until stopped (Ctrl-C, SIGTERM)',
   options: {
     ...homeOption,
-    bootstrap: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a peer to join through, ending in /p2p/<peer id>' },
+    bootstrap: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a peer to join through, ending in /p2p/<peer id> (default: the peers listed in keys/bootstrap.txt)' },
     mdns: { type: 'boolean', default: true, description: 'do not look for peers on the local network by multicast DNS (on by default)' },
     listen: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: `where to accept peers (default ${DEFAULT_LISTEN_ADDRESS}: every interface, port 4710)` },
     platform: { type: 'string', multiple: true, placeholder: 'LABEL', description: 'a platform label to offer (default: detected, e.g. linux-x64 and debian-12)' },
@@ -28,6 +28,7 @@ export const joinCommand = defineCommand({
       ...(options.home !== undefined ? { home: options.home } : {}),
       listen: options.listen,
       bootstrap: options.bootstrap,
+      defaultBootstrap: shippedBootstrapPeers(),
       mdns: options.mdns,
       platform: options.platform,
       ...(options.slots !== undefined ? { slots: options.slots } : {}),
