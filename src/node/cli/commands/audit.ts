@@ -43,6 +43,9 @@ export function builderName (key: string, names: ReadonlyMap<string, string>): s
   return name === undefined ? short(key) : `${short(key)} (${name})`
 }
 
+/** Jobs shown in detail without -v: the first that are not verified. */
+const MAX_DETAILED_JOBS = 20
+
 interface FormatOptions {
   names: ReadonlyMap<string, string>
   verbose: boolean
@@ -107,9 +110,10 @@ export function formatAudit (report: FullAuditReport, options: FormatOptions): s
       job.platforms.map((p) => `${p.selector} ${verdictText(p.verdict)} ${p.agreeing}/${p.quorum}`).join('  ')
     ])
     out.push(indent(formatTable(['JOB', 'NAME', 'VERDICT', 'SINCE', 'PLATFORMS (agreeing/quorum)'], rows)))
-    for (const job of report.jobs) {
-      if (job.verdict === 'verified' && !options.verbose) continue
-      out.push(...jobDetail(job, options))
+    const detailed = options.verbose ? report.jobs : report.jobs.filter((job) => job.verdict !== 'verified')
+    for (const job of options.verbose ? detailed : detailed.slice(0, MAX_DETAILED_JOBS)) out.push(...jobDetail(job, options))
+    if (!options.verbose && detailed.length > MAX_DETAILED_JOBS) {
+      out.push('', `  … and ${detailed.length - MAX_DETAILED_JOBS} more jobs that are not verified (-v shows every job, --json everything)`)
     }
   }
 
@@ -140,23 +144,28 @@ function jobDetail (job: AuditedJob, options: FormatOptions): string[] {
   for (const platform of job.platforms) lines.push(...platformDetail(platform, options))
   for (const d of job.diagnoses) {
     lines.push(`    diagnosis of ${d.platform} by ${builderName(d.author, options.names)} (${when(d.time)}): ${d.summary}`)
-    lines.push(`      report: blob ${d.report} (GET /api/blobs/${d.report} on any node)`)
+    lines.push(`      report: GET /api/blobs/${d.report} (from any node)`)
   }
   return lines
 }
 
 function platformDetail (p: AuditedPlatform, options: FormatOptions): string[] {
   const lines = [`    ${p.selector}: ${verdictText(p.verdict)} (${p.agreeing} of ${p.quorum} needed agree${p.since !== undefined ? `, since ${when(p.since)}` : ''})${p.reason !== undefined ? ` — ${p.reason}` : ''}`]
-  const differing = new Set(p.mismatch?.files ?? [])
+  // A mismatch's outcome groups get letters; a decided platform marks what differs from the agreed outcome.
+  const groupOf = new Map<string, string>()
+  p.mismatch?.groups.forEach((group, i) => { for (const builder of group.builders) groupOf.set(builder, String.fromCharCode(65 + (i % 26))) })
   const agreed = new Map((p.artifacts ?? []).map((a) => [a.path, a.sha256]))
-  const differs = (path: string, sha256: string): boolean => differing.has(path) || (agreed.has(path) && agreed.get(path) !== sha256)
   for (const r of p.results) {
     const notes = [
+      groupOf.has(r.builder) ? `outcome ${groupOf.get(r.builder)!}` : undefined,
       !r.trusted ? 'not trusted' : undefined,
       r.agrees === false ? 'disagrees' : undefined
     ].filter((n) => n !== undefined)
     lines.push(`      ${builderName(r.builder, options.names)}  ${r.status}  ${when(r.time)}${notes.length > 0 ? `  (${notes.join(', ')})` : ''}`)
-    for (const a of r.artifacts) lines.push(`        ${a.sha256}  ${a.path}${differs(a.path, a.sha256) ? '  ← differs' : ''}`)
+    for (const a of r.artifacts) {
+      const differs = agreed.has(a.path) && agreed.get(a.path) !== a.sha256
+      lines.push(`        ${a.sha256}  ${a.path}${differs ? '  ← not the agreed file' : ''}`)
+    }
   }
   return lines
 }
