@@ -49,7 +49,7 @@ const REPLICAS = 3
  * artifact differs (a mismatch under quorum = replicas), every 15th fails
  * on all builders; the rest verify.
  */
-function makeExport (count: number, builderCount: number): { entries: DecodedEntry[], jobs: number } {
+export function makeExport (count: number, builderCount: number): { entries: DecodedEntry[], jobs: number } {
   const codec = new EntryCodec(jobEntryRules)
   const submitters: Signer[] = [createSigner(generateNodeKey()), createSigner(generateNodeKey())]
   const builders: Signer[] = Array.from({ length: builderCount }, () => createSigner(generateNodeKey()))

@@ -124,8 +124,11 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     const view = await apiJson<JobView>(a, `/api/jobs/${repro.id}`)
     expect(view.verdict).toBe('verified')
     const platform = view.platforms[0]!
-    expect(platform).toMatchObject({ selector: 'linux-x64', verdict: 'verified', quorum: 2, agreeing: 2 })
+    expect(platform).toMatchObject({ selector: 'linux-x64', verdict: 'verified', quorum: 2 })
+    // Two builders, or three after a rare duplicate run: all of them agree.
     const latest = platform.results.filter((r) => r.latest)
+    expect(latest.length).toBeGreaterThanOrEqual(2)
+    expect(platform.agreeing).toBe(latest.length)
     expect(new Set(latest.map((r) => r.builder)).size).toBe(latest.length)
     for (const r of latest) {
       expect([a.author, b.author, c.author]).toContain(r.builder)
@@ -360,7 +363,7 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     const answer = JSON.parse(verified.stdout) as VerifyAnswer
     expect(answer).toMatchObject({ sha256: hash, verified: true, judgedBy: { node: a.apiUrl } })
     const reproMatch = answer.matches.find((m) => m.job === repro.id)!
-    expect(reproMatch).toMatchObject({ platform: 'linux-x64', path: 'hello', builders, verified: true, platformVerdict: 'verified', agreeing: 2, quorum: 2 })
+    expect(reproMatch).toMatchObject({ platform: 'linux-x64', path: 'hello', builders, verified: true, platformVerdict: 'verified', agreeing: builders.length, quorum: 2 })
     // a and b built the same bytes for the `pair` jobs: verified there too, and in the colluding job only under a mismatch.
     expect(answer.matches.find((m) => m.job === oneLiar.id)).toMatchObject({ builders: [a.author, b.author].sort(), verified: true })
     expect(answer.matches.find((m) => m.job === colluding.id)).toMatchObject({ verified: false, platformVerdict: 'mismatch' })
@@ -368,7 +371,7 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     expect(text.code).toBe(0)
     expect(text.stdout).toContain('VERIFIED under the node\'s policy')
     expect(text.stdout).toContain(`verified: job ${short(repro.id)} (hello-c), platform linux-x64, as hello`)
-    expect(text.stdout).toContain(`built by ${builders.map(short).join(', ')}; 2 of 2 needed agree, verified since`)
+    expect(text.stdout).toContain(`built by ${builders.map(short).join(', ')}; ${builders.length} of 2 needed agree, verified since`)
 
     const bad = await cli(['verify', tampered, '--api', a.apiUrl])
     expect(bad.code).toBe(1)
