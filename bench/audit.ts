@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url'
 import { generateNodeKey } from '../src/crypto/keys.js'
 import { createSigner, type Signer } from '../src/crypto/sign.js'
 import { jobEntryRules } from '../src/jobs/bodies.js'
+import { computeReputation, foldAll } from '../src/jobs/index.js'
 import { auditFile } from '../src/ledger/audit.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { VerifyPool } from '../src/ledger/verify-pool.js'
@@ -42,6 +43,8 @@ interface AuditFigure {
 }
 
 const REPLICAS = 3
+/** Timed rounds of each audit; the faster is reported (other load on the machine only slows runs down). */
+const ROUNDS = 2
 
 /**
  * Jobs of 1 job + 3 claims + 3 results (7 entries), cut to `entries` lines
@@ -113,34 +116,57 @@ export async function benchAudit (options: AuditBenchOptions = {}): Promise<Reco
     // Warm the pool and the file cache once, untimed.
     await auditFile(file, codec, { verifier: pool })
 
-    // Each figure right after its own baselines, so both see the same load.
-    let raw = rawVerifyRate(corpus)
-    let rawAll = await rawVerifyAllCores(corpus, cores)
-    let start = performance.now()
-    const logOnly = await auditFile(file, codec, { verifier: pool })
-    const logSeconds = (performance.now() - start) / 1000
-    if (!logOnly.valid) throw new Error('the log-only audit of a valid export found problems')
-    const logFigure = figure(count, logSeconds, raw, rawAll, cores, 'lines/s (read, parse, canonical check, signature, chain)')
+    // Rounds of log-only and full audits, each right after its own baselines so both see the same
+    // load (other processes share the cores); the faster run of each is reported.
+    let logFigure: AuditFigure | undefined
+    let fullFigure: AuditFigure | undefined
+    let full: Awaited<ReturnType<typeof auditExport>> | undefined
+    const timeLogOnly = async (): Promise<void> => {
+      const raw = rawVerifyRate(corpus)
+      const rawAll = await rawVerifyAllCores(corpus, cores)
+      const start = performance.now()
+      const logOnly = await auditFile(file, codec, { verifier: pool })
+      const seconds = (performance.now() - start) / 1000
+      if (!logOnly.valid) throw new Error('the log-only audit of a valid export found problems')
+      const now = figure(count, seconds, raw, rawAll, cores, 'lines/s (read, parse, canonical check, signature, chain)')
+      if (logFigure === undefined || now.seconds < logFigure.seconds) logFigure = now
+    }
+    const timeFull = async (): Promise<void> => {
+      const raw = rawVerifyRate(corpus)
+      const rawAll = await rawVerifyAllCores(corpus, cores)
+      const start = performance.now()
+      full = await auditExport(file, {}, { verifier: pool })
+      const seconds = (performance.now() - start) / 1000
+      if (!full.log.valid) throw new Error('the audit of a valid export found problems')
+      const now = figure(count, seconds, raw, rawAll, cores, 'lines/s (the above, then every job\'s verdicts by the fold, reputation)')
+      if (fullFigure === undefined || now.seconds < fullFigure.seconds) fullFigure = now
+    }
+    // The order alternates between rounds, so neither kind always runs first.
+    for (let round = 0; round < ROUNDS; round++) {
+      if (round % 2 === 0) { await timeLogOnly(); await timeFull() } else { await timeFull(); await timeLogOnly() }
+    }
 
-    raw = rawVerifyRate(corpus)
-    rawAll = await rawVerifyAllCores(corpus, cores)
-    start = performance.now()
-    const full = await auditExport(file, {}, { verifier: pool })
-    const fullSeconds = (performance.now() - start) / 1000
-    if (!full.log.valid) throw new Error('the audit of a valid export found problems')
-    const fullFigure = figure(count, fullSeconds, raw, rawAll, cores, 'lines/s (the above, then every job\'s verdicts by the fold, reputation)')
+    // The verdicts' own cost, on one thread: the fold of every job and the reputation, from decoded entries.
+    const timings: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const start = performance.now()
+      computeReputation(foldAll(entries, {}))
+      timings.push(performance.now() - start)
+    }
+    const verdictMs = Math.min(...timings)
 
     const quorum2 = await auditExport(file, { quorum: 2 }, { verifier: pool })
     return {
       machine: { cores: availableParallelism(), node: process.version, verifyWorkers: pool.size, loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 },
       entries: count,
       jobs,
-      authors: Object.keys(full.log.authors).length,
+      authors: Object.keys(full!.log.authors).length,
       exportBytes: entries.reduce((n, e) => n + Buffer.byteLength(e.line) + 1, 0),
-      verdicts: { quorumReplicas: full.verdicts, quorum2: quorum2.verdicts },
+      verdicts: { quorumReplicas: full!.verdicts, quorum2: quorum2.verdicts },
       auditWithVerdicts: fullFigure,
       auditLogOnly: logFigure,
-      verdictShareOfTime: Math.round((1 - logSeconds / fullSeconds) * 1000) / 1000
+      rounds: ROUNDS,
+      verdictFold: { ms: Math.round(verdictMs), what: 'foldAll + computeReputation of every job, one thread', shareOfFullAudit: ratioOf(verdictMs / 1000, fullFigure!.seconds) }
     }
   } finally {
     await pool.close()
