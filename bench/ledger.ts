@@ -131,7 +131,7 @@ function makeCorpus (count: number, authors: number): DecodedEntry[][] {
 }
 
 /** Single-thread node:crypto verify of the corpus's signatures, key objects cached: the per-core ceiling. */
-function rawVerifyRate (corpus: DecodedEntry[][]): number {
+export function rawVerifyRate (corpus: DecodedEntry[][]): number {
   const all = corpus.flat()
   const sample = all.slice(0, Math.min(all.length, 20_000))
   const keys = new Map<string, ReturnType<typeof publicKeyObject>>()
@@ -152,7 +152,7 @@ function rawVerifyRate (corpus: DecodedEntry[][]): number {
  * The same raw verify loop in one plain worker thread per core, all at once:
  * what the machine can verify right now with every core (other load included).
  */
-async function rawVerifyAllCores (corpus: DecodedEntry[][], threads: number): Promise<number> {
+export async function rawVerifyAllCores (corpus: DecodedEntry[][], threads: number): Promise<number> {
   const all = corpus.flat()
   const sample = all.slice(0, Math.min(all.length, 40_000))
   const share = Math.ceil(sample.length / threads)

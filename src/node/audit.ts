@@ -1,69 +1,269 @@
 import { EntryCodec, type DecodedEntry } from '../ledger/entry.js'
-import { auditFile, type AuditReport } from '../ledger/index.js'
-import { foldAll, jobEntryRules, type JobView, type TrustPolicy } from '../jobs/index.js'
+import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../ledger/index.js'
+import {
+  computeReputation, foldAll, jobEntryRules, platformDecidedAt,
+  type BuilderReputation, type JobView, type PlatformView, type TrustPolicy
+} from '../jobs/index.js'
+
+/** One builder's latest say on a platform, as the audit weighed it. */
+export interface AuditedResult {
+  builder: string
+  status: string
+  /** The auditor's policy believes this builder. */
+  trusted: boolean
+  /** It was one of the platform's votes (the builder's latest non-refused result, and trusted). */
+  counted: boolean
+  /** In the deciding group; null while nothing decided. */
+  agrees: boolean | null
+  artifacts: Array<{ path: string, sha256: string, size: number }>
+  /** The builder's clock when it published (not checked by anyone). */
+  time: number
+  entry: string
+}
+
+export interface AuditedPlatform {
+  selector: string
+  verdict: PlatformView['verdict']
+  reason?: string
+  replicas: number
+  quorum: number
+  agreeing: number
+  /** When the verdict was reached, by the builders' clocks (absent while pending). */
+  since?: number
+  /** The deciding group's artifacts (verified or failed). */
+  artifacts?: Array<{ path: string, sha256: string, size: number }>
+  mismatch?: PlatformView['mismatch']
+  /** Each builder's latest non-refused result (older ones and refusals never vote). */
+  results: AuditedResult[]
+}
 
 /** One job's verdicts as the audit recomputed them. */
 export interface AuditedJob {
   id: string
   name: string
   submitter: string
+  /** The submitter's clock at submission. */
+  time: number
   verdict: JobView['verdict']
   reason?: string
+  /** When the job reached its verdict, by the builders' clocks (absent while pending or cancelled). */
+  since?: number
   crossPlatform: JobView['crossPlatform']['verdict']
-  platforms: Array<{ selector: string, verdict: string, agreeing: number, quorum: number, reason?: string, artifacts?: Array<{ path: string, sha256: string }> }>
+  crossPlatformReason?: string
+  platforms: AuditedPlatform[]
+  diagnoses: Array<{ platform: string, report: string, summary: string, files: string[], builders: string[], author: string, time: number }>
+}
+
+/** What a problem line says about itself. For a line that failed its checks, these are claims, not facts. */
+export interface ProblemContext {
+  line: number
+  author?: string
+  seq?: number
+  type?: string
+  time?: number
+}
+
+/** Where an author's chain stops being provable. */
+export interface ChainBreak {
+  author: string
+  /** The first line with a problem for this author. */
+  line: number
+  kind: AuditProblem['kind']
+  /** The author's last entry before the break that links correctly from seq 0; null if none does. */
+  provenUpTo: { seq: number, line: number, time: number } | null
 }
 
 export interface FullAuditReport {
+  file: string
   /** Signatures, ids, chains, forks and gaps: the log's own validity. */
   log: AuditReport
+  /** What each listed problem's line claims (author, seq, type, time), for saying what broke and since when. */
+  problemContext: ProblemContext[]
+  /** Per author with a problem, how far its chain is proven. */
+  breaks: ChainBreak[]
   /** Authors caught equivocating: listed, and not believed in the verdicts. */
   equivocating: string[]
   /** Whom the verdicts believe. */
-  policy: { trusted: number | 'everyone', quorum: number | 'replicas' }
+  policy: {
+    trusted: number | 'everyone'
+    trustedKeys?: string[]
+    /** Never believed: the caller's exclusions and the equivocating authors. */
+    excluded: string[]
+    quorum: number | 'replicas'
+  }
+  /** Correctly signed entries the verdicts were computed from. */
+  entriesUsed: number
+  verdicts: Record<string, number>
   jobs: AuditedJob[]
+  /** Each builder's agreement with the decided verdicts, under this policy. */
+  reputation: BuilderReputation[]
   /** Job views in full, for callers that need more than the summary (e.g. `verify --log`). */
   views: JobView[]
 }
 
+export interface AuditExportOptions {
+  /** Signature checks (default: the shared worker pool). */
+  verifier?: BatchVerifier
+}
+
 /**
  * Audit an export offline: check every line (signature, id, chain), then
- * recompute every job's verdicts from the valid entries with the same fold
- * the nodes use, under the auditor's own trust policy. Authors that forked
- * their chain are excluded, as a node excludes them.
+ * recompute every job's verdicts with the same fold the nodes use, under the
+ * auditor's own trust policy. Every correctly signed entry counts as its
+ * author's word, even one out of place in its chain (a gap before it, a
+ * duplicate): its signature proves who wrote it, and the chain problem is
+ * reported beside the verdicts. Lines that fail their checks count for
+ * nothing, and authors that forked their chain are excluded, as a node
+ * excludes them.
  */
-export async function auditExport (path: string, policy: TrustPolicy = {}): Promise<FullAuditReport> {
+export async function auditExport (path: string, policy: TrustPolicy = {}, options: AuditExportOptions = {}): Promise<FullAuditReport> {
   const codec = new EntryCodec(jobEntryRules)
   const entries: DecodedEntry[] = []
+  const lines: number[] = []
   const log = await auditFile(path, codec, {
-    onEntry: (entry, _line, problem) => { if (problem === undefined) entries.push(entry) }
+    ...(options.verifier !== undefined ? { verifier: options.verifier } : {}),
+    onEntry: (entry, line) => {
+      entries.push(entry)
+      lines.push(line)
+    }
   })
   const equivocating = [...new Set(log.forks.map((f) => f.author))].sort()
-  const effective: TrustPolicy = { ...policy, excluded: new Set([...(policy.excluded ?? []), ...equivocating]) }
+  const excluded = new Set([...(policy.excluded ?? []), ...equivocating])
+  const effective: TrustPolicy = { ...policy, excluded }
   const views = foldAll(entries, effective)
+  const jobs = views.map(auditedJob)
+  const verdicts: Record<string, number> = {}
+  for (const job of jobs) verdicts[job.verdict] = (verdicts[job.verdict] ?? 0) + 1
   return {
+    file: path,
     log,
+    problemContext: log.problems.length > 0 ? await contextOf(path, log.problems) : [],
+    breaks: chainBreaks(log.problems, entries, lines),
     equivocating,
-    policy: { trusted: policy.trusted?.size ?? 'everyone', quorum: policy.quorum ?? 'replicas' },
-    jobs: views.map(auditedJob),
+    policy: {
+      trusted: policy.trusted?.size ?? 'everyone',
+      ...(policy.trusted !== undefined ? { trustedKeys: [...policy.trusted].sort() } : {}),
+      excluded: [...excluded].sort(),
+      quorum: policy.quorum ?? 'replicas'
+    },
+    entriesUsed: entries.length,
+    verdicts,
+    jobs,
+    reputation: computeReputation(views),
     views
   }
 }
 
+/** When a job reached its verdict: the last platform to be verified, or the first to fail or mismatch. */
+function jobSince (view: JobView, platforms: AuditedPlatform[]): number | undefined {
+  const times = (verdict: string): number[] => platforms.filter((p) => p.verdict === verdict && p.since !== undefined).map((p) => p.since!)
+  switch (view.verdict) {
+    case 'verified': {
+      const all = times('verified')
+      return all.length === platforms.length ? Math.max(...all) : undefined
+    }
+    case 'mismatch': {
+      const mismatching = times('mismatch')
+      if (mismatching.length > 0) return Math.min(...mismatching)
+      const verified = times('verified')
+      return verified.length > 0 ? Math.max(...verified) : undefined
+    }
+    case 'failed': {
+      const failing = times('failed')
+      return failing.length > 0 ? Math.min(...failing) : undefined
+    }
+    default:
+      return undefined
+  }
+}
+
 function auditedJob (view: JobView): AuditedJob {
+  const platforms = view.platforms.map(auditedPlatform)
+  const since = jobSince(view, platforms)
   return {
     id: view.id,
     name: view.name,
     submitter: view.submitter,
+    time: view.time,
     verdict: view.verdict,
     ...(view.reason !== undefined ? { reason: view.reason } : {}),
+    ...(since !== undefined ? { since } : {}),
     crossPlatform: view.crossPlatform.verdict,
-    platforms: view.platforms.map((p) => ({
-      selector: p.selector,
-      verdict: p.verdict,
-      agreeing: p.agreeing,
-      quorum: p.quorum,
-      ...(p.reason !== undefined ? { reason: p.reason } : {}),
-      ...(p.artifacts !== undefined ? { artifacts: p.artifacts.map((a) => ({ path: a.path, sha256: a.sha256 })) } : {})
+    ...(view.crossPlatform.reason !== undefined ? { crossPlatformReason: view.crossPlatform.reason } : {}),
+    platforms,
+    diagnoses: view.diagnoses.map((d) => ({ platform: d.platform, report: d.report, summary: d.summary, files: d.files, builders: d.builders, author: d.author, time: d.time }))
+  }
+}
+
+function auditedPlatform (p: PlatformView): AuditedPlatform {
+  const since = platformDecidedAt(p)
+  return {
+    selector: p.selector,
+    verdict: p.verdict,
+    ...(p.reason !== undefined ? { reason: p.reason } : {}),
+    replicas: p.replicas,
+    quorum: p.quorum,
+    agreeing: p.agreeing,
+    ...(since !== undefined ? { since } : {}),
+    ...(p.artifacts !== undefined ? { artifacts: p.artifacts.map((a) => ({ path: a.path, sha256: a.sha256, size: a.size })) } : {}),
+    ...(p.mismatch !== undefined ? { mismatch: p.mismatch } : {}),
+    results: p.results.filter((r) => r.latest).map((r) => ({
+      builder: r.builder,
+      status: r.status,
+      trusted: r.trusted,
+      counted: r.counted,
+      agrees: r.agrees,
+      artifacts: r.artifacts.map((a) => ({ path: a.path, sha256: a.sha256, size: a.size })),
+      time: r.time,
+      entry: r.entry
     }))
   }
+}
+
+/**
+ * Per author with a problem: the first problem line, and the last entry before
+ * it whose chain links from seq 0 (what can still be relied on).
+ */
+function chainBreaks (problems: readonly AuditProblem[], entries: readonly DecodedEntry[], lines: readonly number[]): ChainBreak[] {
+  const first = new Map<string, AuditProblem>()
+  for (const p of problems) if (p.author !== undefined && !first.has(p.author)) first.set(p.author, p)
+  if (first.size === 0) return []
+  const proven = new Map<string, { seq: number, line: number, time: number }>()
+  for (let i = 0; i < entries.length; i++) {
+    const { author, seq, time } = entries[i]!.entry
+    const broken = first.get(author)
+    if (broken === undefined || lines[i]! >= broken.line) continue
+    const last = proven.get(author)
+    // Entries before the first problem link up by construction; keep the highest.
+    if (last === undefined || seq > last.seq) proven.set(author, { seq, line: lines[i]!, time })
+  }
+  return [...first.values()].map((p) => ({ author: p.author!, line: p.line, kind: p.kind, provenUpTo: proven.get(p.author!) ?? null }))
+}
+
+/**
+ * What the problem lines say about themselves: read them again and take
+ * author, seq, type and time from whatever JSON they hold. Only the listed
+ * problems' lines are looked at.
+ */
+async function contextOf (path: string, problems: readonly AuditProblem[]): Promise<ProblemContext[]> {
+  const wanted = new Set(problems.map((p) => p.line))
+  const last = Math.max(...wanted)
+  const found: ProblemContext[] = []
+  const decoder = new TextDecoder('utf-8', { fatal: false })
+  let line = 0
+  for await (const raw of readExportFile(path)) {
+    line++
+    if (line > last) break
+    if (!wanted.has(line)) continue
+    const context: ProblemContext = { line }
+    try {
+      const parsed = JSON.parse(decoder.decode(raw)) as Record<string, unknown>
+      if (typeof parsed.author === 'string' && /^[0-9a-f]{64}$/.test(parsed.author)) context.author = parsed.author
+      if (Number.isSafeInteger(parsed.seq)) context.seq = parsed.seq as number
+      if (typeof parsed.type === 'string' && parsed.type.length <= 32) context.type = parsed.type
+      if (Number.isSafeInteger(parsed.time)) context.time = parsed.time as number
+    } catch {}
+    found.push(context)
+  }
+  return found
 }

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { BlobStore } from '../blobs/store.js'
 import { blobExchange, type BlobExchange } from '../blobs/exchange/index.js'
 import { authorOfPeerId } from '../crypto/peer-id.js'
@@ -27,6 +28,9 @@ import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { ServiceStack } from './services.js'
 
 const log = componentLogger('node:daemon')
+
+/** Members whose announced addresses are remembered to skip re-noting unchanged ones (cleared past this). */
+const MAX_ANNOUNCED_PEERS = 4096
 
 /** Knobs for tests and benchmarks; a real node runs with the defaults. */
 export interface StartNodeOptions {
@@ -123,9 +127,19 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     ))
 
     const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
-    // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition.
+    // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition,
+    // and so protocols that dial by peer id (blob fetches) reach a member this node has no connection to.
+    const announced = new Map<string, string>()
     const onHeartbeat = (event: CustomEvent<PresenceMember>): void => {
-      keeper.heard(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs)
+      const peerId = peerIdFromString(event.detail.peerId)
+      const addrs = event.detail.heartbeat.addrs ?? []
+      keeper.heard(peerId, addrs)
+      const text = addrs.join(' ')
+      if (addrs.length === 0 || announced.get(event.detail.peerId) === text) return
+      if (announced.size >= MAX_ANNOUNCED_PEERS) announced.clear()
+      announced.set(event.detail.peerId, text)
+      const multiaddrs = addrs.flatMap((address) => { try { return [multiaddr(address)] } catch { return [] } })
+      libp2p.peerStore.merge(peerId, { multiaddrs }).catch((err: unknown) => { log('could not note the addresses of %p: %s', peerId, describeError(err)) })
     }
     const onDiscovery = (event: CustomEvent<PeerInfo>): void => { keeper.discovered(event.detail.id) }
     stack.add('mesh wiring', {

@@ -1,40 +1,171 @@
 import { stat } from 'node:fs/promises'
-import { formatAuditReport } from '../../../ledger/index.js'
 import { UsageError } from '../../../util/errors.js'
-import { auditExport, type FullAuditReport } from '../../audit.js'
+import { auditExport, type AuditedJob, type AuditedPlatform, type FullAuditReport } from '../../audit.js'
 import { defineCommand, jsonOption } from '../command.js'
 import { short, verdictText } from '../job-format.js'
-import { trustOptions, trustPolicyFromOptions } from '../trust-options.js'
+import { formatTable } from '../table.js'
+import { readerPolicyFromOptions, trustOptions } from '../trust-options.js'
 
 export const auditCommand = defineCommand({
   name: ['audit'],
   summary: 'verify an exported log offline (signatures, ids, chains, forks) and recompute every job\'s verdicts under your trust policy; exit 0 when the log is valid, 1 when anything is wrong',
   args: 'FILE',
   positionals: { min: 1, max: 1 },
-  options: { ...trustOptions, ...jsonOption },
+  options: {
+    ...trustOptions,
+    verbose: { type: 'boolean', short: 'v', description: 'show every job\'s builders and hashes, not only those that are not verified' },
+    ...jsonOption
+  },
   async run (options, positionals, io) {
     const file = positionals[0]!
     const info = await stat(file).catch(() => undefined)
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file; give an export made with \`buildhaus-node log export -o FILE\``)
-    const policy = await trustPolicyFromOptions(options)
+    const { policy, names } = await readerPolicyFromOptions(options)
     const report = await auditExport(file, policy)
     if (options.json) {
       const { views: _views, ...printable } = report
       io.stdout.write(`${JSON.stringify(printable)}\n`)
     } else {
-      io.stdout.write(formatFullReport(report))
+      io.stdout.write(formatAudit(report, { names, verbose: options.verbose }))
     }
     return report.log.valid ? 0 : 1
   }
 })
 
-function formatFullReport (report: FullAuditReport): string {
-  const lines = [formatAuditReport(report.log)]
-  if (report.equivocating.length > 0) lines.push(`equivocating authors (not believed): ${report.equivocating.join(', ')}`)
-  lines.push(`verdicts under: ${report.policy.trusted === 'everyone' ? 'every builder' : `${report.policy.trusted} trusted builders`}, quorum ${report.policy.quorum === 'replicas' ? 'the replica count' : report.policy.quorum}`)
-  for (const job of report.jobs) {
-    const platforms = job.platforms.map((p) => `${p.selector}:${verdictText(p.verdict)} ${p.agreeing}/${p.quorum}`).join('  ')
-    lines.push(`${short(job.id)}  ${job.name}  ${verdictText(job.verdict)}  ${platforms}${job.reason !== undefined ? `  — ${job.reason}` : ''}`)
+/** A time as the log's authors claimed it, in UTC to the second. */
+export function when (ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}Z`
+}
+
+/** A builder as a reader knows it: the trust list's name beside the short key. */
+export function builderName (key: string, names: ReadonlyMap<string, string>): string {
+  const name = names.get(key)
+  return name === undefined ? short(key) : `${short(key)} (${name})`
+}
+
+/** Jobs shown in detail without -v: the first that are not verified. */
+const MAX_DETAILED_JOBS = 20
+
+interface FormatOptions {
+  names: ReadonlyMap<string, string>
+  verbose: boolean
+}
+
+/**
+ * The audit for a human: is the log sound (and if not, what broke, on which
+ * line, and how far each damaged chain can still be relied on), then every
+ * job's verdict under the reader's policy, with detail where it is not
+ * verified, then each builder's record.
+ */
+export function formatAudit (report: FullAuditReport, options: FormatOptions): string {
+  const { log } = report
+  const out: string[] = []
+  const authorCount = Object.keys(log.authors).length
+  const types = Object.entries(log.types).sort(([a], [b]) => (a < b ? -1 : 1)).map(([type, n]) => `${n} ${type}`).join(', ')
+  if (log.valid) {
+    out.push(`log ${report.file}: VALID — ${log.lines} lines, every signature, id and chain checks out (${authorCount} author${authorCount === 1 ? '' : 's'}; ${types})`)
+  } else {
+    out.push(`log ${report.file}: INVALID — ${log.problemCount} problem${log.problemCount === 1 ? '' : 's'} in ${log.lines} lines; ${log.entries} entries are correctly signed (${authorCount} author${authorCount === 1 ? '' : 's'}; ${types})`)
+    const context = new Map(report.problemContext.map((c) => [c.line, c]))
+    for (const problem of log.problems) {
+      const claim = context.get(problem.line)
+      const author = problem.author ?? claim?.author
+      const seq = problem.seq ?? claim?.seq
+      const said = [
+        claim?.type !== undefined ? `a ${claim.type}` : 'an entry',
+        author !== undefined ? `by ${builderName(author, options.names)}` : undefined,
+        seq !== undefined ? `seq ${seq}` : undefined,
+        claim?.time !== undefined ? `dated ${when(claim.time)}` : undefined
+      ].filter((part) => part !== undefined).join(' ')
+      out.push(`  line ${problem.line}: ${problem.kind} — ${said}`)
+      out.push(`      ${problem.message}`)
+    }
+    if (log.problemCount > log.problems.length) out.push(`  … and ${log.problemCount - log.problems.length} more problems (--json lists the first ${log.problems.length})`)
+    for (const brk of report.breaks) {
+      const upTo = brk.provenUpTo === null
+        ? 'none of its entries before it links up'
+        : `its chain is proven up to seq ${brk.provenUpTo.seq} (line ${brk.provenUpTo.line}, dated ${when(brk.provenUpTo.time)})`
+      out.push(`  author ${builderName(brk.author, options.names)}: broken from line ${brk.line} (${brk.kind}); ${upTo}`)
+    }
+    for (const fork of log.forks) {
+      out.push(`  author ${builderName(fork.author, options.names)} equivocated: two entries at seq ${fork.seq} (lines ${fork.lines[0]} and ${fork.lines[1]}); its results are not believed`)
+    }
   }
-  return `${lines.join('\n')}\n`
+
+  out.push('')
+  const trusted = report.policy.trusted === 'everyone' ? 'every builder' : `${report.policy.trusted} trusted builder${report.policy.trusted === 1 ? '' : 's'}`
+  const quorum = report.policy.quorum === 'replicas' ? 'each platform\'s replica count' : String(report.policy.quorum)
+  const counts = Object.entries(report.verdicts).map(([verdict, n]) => `${n} ${verdict}`).join(', ')
+  out.push(`verdicts under your policy — believing ${trusted}, quorum ${quorum}${report.equivocating.length > 0 ? `, not ${report.equivocating.length} equivocating author${report.equivocating.length === 1 ? '' : 's'}` : ''}:`)
+  if (!log.valid) out.push(`  (computed from the ${report.entriesUsed} correctly signed entries only)`)
+  if (report.jobs.length === 0) {
+    out.push('  no jobs in this log')
+  } else {
+    out.push(`  ${report.jobs.length} job${report.jobs.length === 1 ? '' : 's'}: ${counts}`)
+    const rows = report.jobs.map((job) => [
+      short(job.id),
+      job.name,
+      verdictText(job.verdict),
+      job.since !== undefined ? when(job.since) : '-',
+      job.platforms.map((p) => `${p.selector} ${verdictText(p.verdict)} ${p.agreeing}/${p.quorum}`).join('  ')
+    ])
+    out.push(indent(formatTable(['JOB', 'NAME', 'VERDICT', 'SINCE', 'PLATFORMS (agreeing/quorum)'], rows)))
+    const detailed = options.verbose ? report.jobs : report.jobs.filter((job) => job.verdict !== 'verified')
+    for (const job of options.verbose ? detailed : detailed.slice(0, MAX_DETAILED_JOBS)) out.push(...jobDetail(job, options))
+    if (!options.verbose && detailed.length > MAX_DETAILED_JOBS) {
+      out.push('', `  … and ${detailed.length - MAX_DETAILED_JOBS} more jobs that are not verified (-v shows every job, --json everything)`)
+    }
+  }
+
+  if (report.reputation.length > 0) {
+    out.push('')
+    out.push('builders (agreement with decided verdicts under this policy; score = (agreed+1)/(agreed+disagreed+2)):')
+    const rows = report.reputation.map((r) => [
+      builderName(r.builder, options.names),
+      r.score.toFixed(2),
+      String(r.agreed),
+      String(r.disagreed),
+      String(r.undecided),
+      report.equivocating.includes(r.builder) ? 'equivocated' : report.policy.trustedKeys !== undefined && !report.policy.trustedKeys.includes(r.builder) ? 'not trusted' : ''
+    ])
+    out.push(indent(formatTable(['BUILDER', 'SCORE', 'AGREED', 'DISAGREED', 'UNDECIDED', 'NOTE'], rows)))
+  }
+  return `${out.join('\n').replace(/\n+$/, '')}\n`
+}
+
+function indent (text: string): string {
+  return text.replace(/\n$/, '').split('\n').map((line) => `  ${line}`).join('\n')
+}
+
+function jobDetail (job: AuditedJob, options: FormatOptions): string[] {
+  // The platforms below carry the reasons; the job's own reason is the first of them, prefixed.
+  const lines = ['', `  ${short(job.id)} ${job.name}: ${verdictText(job.verdict)}${job.verdict === 'cancelled' && job.reason !== undefined ? ` — ${job.reason}` : ''}`]
+  if (job.crossPlatform === 'mismatch') lines.push(`    cross-platform: ${job.crossPlatformReason ?? 'mismatch'}`)
+  for (const platform of job.platforms) lines.push(...platformDetail(platform, options))
+  for (const d of job.diagnoses) {
+    lines.push(`    diagnosis of ${d.platform} by ${builderName(d.author, options.names)} (${when(d.time)}): ${d.summary}`)
+    lines.push(`      report: GET /api/blobs/${d.report} (from any node)`)
+  }
+  return lines
+}
+
+function platformDetail (p: AuditedPlatform, options: FormatOptions): string[] {
+  const lines = [`    ${p.selector}: ${verdictText(p.verdict)} (${p.agreeing} of ${p.quorum} needed agree${p.since !== undefined ? `, since ${when(p.since)}` : ''})${p.reason !== undefined ? ` — ${p.reason}` : ''}`]
+  // A mismatch's outcome groups get letters; a decided platform marks what differs from the agreed outcome.
+  const groupOf = new Map<string, string>()
+  p.mismatch?.groups.forEach((group, i) => { for (const builder of group.builders) groupOf.set(builder, String.fromCharCode(65 + (i % 26))) })
+  const agreed = new Map((p.artifacts ?? []).map((a) => [a.path, a.sha256]))
+  for (const r of p.results) {
+    const notes = [
+      groupOf.has(r.builder) ? `outcome ${groupOf.get(r.builder)!}` : undefined,
+      !r.trusted ? 'not trusted' : undefined,
+      r.agrees === false ? 'disagrees' : undefined
+    ].filter((n) => n !== undefined)
+    lines.push(`      ${builderName(r.builder, options.names)}  ${r.status}  ${when(r.time)}${notes.length > 0 ? `  (${notes.join(', ')})` : ''}`)
+    for (const a of r.artifacts) {
+      const differs = agreed.has(a.path) && agreed.get(a.path) !== a.sha256
+      lines.push(`        ${a.sha256}  ${a.path}${differs ? '  ← not the agreed file' : ''}`)
+    }
+  }
+  return lines
 }

@@ -7,14 +7,17 @@ import { UsageError } from '../../../util/errors.js'
 import { auditExport } from '../../audit.js'
 import { connectNode } from '../../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
-import { short } from '../job-format.js'
-import { trustOptions, trustPolicyFromOptions } from '../trust-options.js'
+import { short, verdictText } from '../job-format.js'
+import { readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { builderName, when } from './audit.js'
 
 export interface VerifyAnswer {
   file: string
   sha256: string
   size: number
   verified: boolean
+  /** Whose judgement: the node's (its own policy), or an export under the reader's policy. */
+  judgedBy: { node: string } | { export: string, valid: boolean, trusted: number | 'everyone', quorum: number | 'replicas' }
   matches: ArtifactMatch[]
 }
 
@@ -39,13 +42,21 @@ export const verifyCommand = defineCommand({
     if (options.log === undefined && (options.trust !== undefined || options.quorum !== undefined)) {
       throw new UsageError('--trust and --quorum judge an exported log: add --log EXPORT (the node applies its own policy)')
     }
+    if (options.log !== undefined && (options.api !== undefined || options.home !== undefined)) {
+      throw new UsageError('--log judges offline: drop --api/--home, or drop --log to ask the node')
+    }
     const hash = createHash('sha256')
     await pipeline(createReadStream(file), hash)
     const sha256 = hash.digest('hex')
     let matches: ArtifactMatch[]
+    let judgedBy: VerifyAnswer['judgedBy']
+    let names: ReadonlyMap<string, string> = new Map()
     if (options.log !== undefined) {
-      const report = await auditExport(options.log, await trustPolicyFromOptions(options))
+      const reader = await readerPolicyFromOptions(options)
+      names = reader.names
+      const report = await auditExport(options.log, reader.policy)
       matches = findArtifact(report.views, sha256, options.job)
+      judgedBy = { export: options.log, valid: report.log.valid, trusted: report.policy.trusted, quorum: report.policy.quorum }
     } else {
       const client = await connectNode({
         ...(options.api !== undefined ? { api: options.api } : {}),
@@ -54,18 +65,52 @@ export const verifyCommand = defineCommand({
       })
       const query = options.job !== undefined ? `?job=${options.job}` : ''
       matches = (await client.getJson<{ matches: ArtifactMatch[] }>(`/api/artifacts/${sha256}${query}`, { signal: io.signal })).matches
+      judgedBy = { node: client.url }
     }
-    const answer: VerifyAnswer = { file, sha256, size: info.size, verified: matches.some((m) => m.verified), matches }
-    if (options.json) {
-      io.stdout.write(`${JSON.stringify(answer)}\n`)
-    } else {
-      const lines = [`${file}: sha256 ${sha256}, ${info.size} bytes`]
-      if (matches.length === 0) lines.push('no builder in the log published a file with this hash')
-      for (const m of matches) {
-        lines.push(`${m.verified ? 'VERIFIED' : 'not verified'}: job ${short(m.job)} (${m.name}) ${m.platform} ${m.path}, built by ${m.builders.map(short).join(', ')}; the platform is ${m.platformVerdict}`)
-      }
-      io.stdout.write(`${lines.join('\n')}\n`)
-    }
+    const answer: VerifyAnswer = { file, sha256, size: info.size, verified: matches.some((m) => m.verified), judgedBy, matches }
+    io.stdout.write(options.json ? `${JSON.stringify(answer)}\n` : formatVerify(answer, names, options.job))
     return answer.verified ? 0 : 1
   }
 })
+
+function judge (answer: VerifyAnswer): string {
+  if ('node' in answer.judgedBy) return `the node's policy (${answer.judgedBy.node})`
+  const { trusted, quorum } = answer.judgedBy
+  const whom = trusted === 'everyone' ? 'every builder' : `${trusted} trusted builder${trusted === 1 ? '' : 's'}`
+  return `your policy over ${answer.judgedBy.export} (believing ${whom}, quorum ${quorum === 'replicas' ? 'the replica count' : quorum})`
+}
+
+/** Why one place this hash appears does, or does not, vouch for the file. */
+function explain (m: ArtifactMatch, names: ReadonlyMap<string, string>): string {
+  const trusted = m.builders.filter((b) => !m.untrusted.includes(b))
+  const who = [
+    trusted.length > 0 ? `built by ${trusted.map((b) => builderName(b, names)).join(', ')}` : undefined,
+    m.untrusted.length > 0 ? `claimed by ${m.untrusted.map((b) => builderName(b, names)).join(', ')} (not trusted)` : undefined
+  ].filter((part) => part !== undefined).join('; ')
+  if (m.verified) return `${who}; ${m.agreeing} of ${m.quorum} needed agree${m.since !== undefined ? `, verified since ${when(m.since)}` : ''}`
+  const verdict = verdictText(m.platformVerdict)
+  if (m.platformVerdict === 'verified' || m.platformVerdict === 'failed') {
+    const agreed = m.agreedSha256 !== undefined
+      ? `the builders agreed on other bytes for ${m.path}: sha256 ${m.agreedSha256}`
+      : `the agreed outcome has no ${m.path}`
+    return `${who}; but the platform is ${verdict} and ${agreed}`
+  }
+  return `${who}; but the platform is ${verdict}${m.platformReason !== undefined ? `: ${m.platformReason}` : ''}`
+}
+
+export function formatVerify (answer: VerifyAnswer, names: ReadonlyMap<string, string>, job?: string): string {
+  const lines = [`${answer.file}: sha256 ${answer.sha256}, ${answer.size} bytes`]
+  if ('export' in answer.judgedBy && !answer.judgedBy.valid) {
+    lines.push(`warning: ${answer.judgedBy.export} does not audit clean (run \`buildhaus-node audit\` on it); only its correctly signed entries were used`)
+  }
+  if (answer.matches.length === 0) {
+    lines.push(`NOT VERIFIED: no builder in the log published a file with this hash${job !== undefined ? ` in job ${short(job)}` : ''}; it is not a build output the log vouches for (a different or altered file?)`)
+  } else {
+    lines.push(`${answer.verified ? 'VERIFIED' : 'NOT VERIFIED'} under ${judge(answer)}:`)
+    for (const m of [...answer.matches].sort((a, b) => Number(b.verified) - Number(a.verified))) {
+      lines.push(`  ${m.verified ? 'verified' : 'not verified'}: job ${short(m.job)} (${m.name}), platform ${m.platform}, as ${m.path}`)
+      lines.push(`      ${explain(m, names)}`)
+    }
+  }
+  return `${lines.join('\n')}\n`
+}
