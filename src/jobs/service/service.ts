@@ -29,6 +29,11 @@ export class NotSubmitterError extends BuildhausError {
   override name = 'NotSubmitterError'
 }
 
+/** A submission names a source this node does not hold: it must be uploaded first. */
+export class SourceNotFoundError extends BuildhausError {
+  override name = 'SourceNotFoundError'
+}
+
 export interface JobServiceOptions {
   self: { author: string, platforms: string[], slots: number }
   ledger: JobLedger
@@ -169,7 +174,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (input.spec.platforms === undefined && overrides.platforms === undefined) overrides.platforms = [this.options.self.platforms[0]!]
     const body = jobBodyFromSpec(input.spec, overrides, input.source)
     if (!(await this.options.blobs.has(body.source))) {
-      throw new JobNotFoundError(`the source ${body.source} is not in this node's blob store; upload it first (POST /api/blobs)`)
+      throw new SourceNotFoundError(`the source ${body.source} is not in this node's blob store; upload it first (POST /api/blobs), then submit again`)
     }
     await this.options.blobs.pin(body.source)
     const entry = await this.options.ledger.append('job', body)
