@@ -93,6 +93,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private timer: ReturnType<typeof setInterval> | undefined
   private planQueued = false
   private started = false
+  /** When this run of the service started: own claims older than this are from before a restart. */
+  private startedAt = 0
   private readonly onEntry = (evt: Event): void => { this.handleEntry((evt as CustomEvent<DecodedEntry>).detail) }
 
   constructor (options: JobServiceOptions) {
@@ -108,6 +110,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       for await (const entry of this.options.ledger.byType(type)) this.index.add(entry)
     }
     this.started = true
+    this.startedAt = Date.now()
     this.timer = setInterval(() => { this.schedulePlan() }, this.options.tickMs ?? 1_000)
     this.timer.unref?.()
     this.advertise()
@@ -257,8 +260,10 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const open = views.filter((v) => !v.cancelled && v.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched'))
     this.planDiagnoses(views, now)
     if (this.options.executor === undefined || self.slots === 0) return
-    const free = self.slots - this.running.size - this.claiming.size
+    let free = self.slots - this.running.size - this.claiming.size
     if (free <= 0 || open.length === 0) return
+    free -= this.resumeOwnClaims(open, now, free)
+    if (free <= 0) return
     const { claims, refusals } = planClaims({
       now,
       self: { author: self.author, platforms: self.platforms, free, admit: (job) => this.admit(job) },
@@ -266,14 +271,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       jobs: open,
       leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS
     })
-    for (const decision of claims) {
-      const key = slotKey(decision.job, decision.platform)
-      if (this.running.has(key) || this.claiming.has(key)) continue
-      this.claiming.add(key)
-      void this.claimAndRun(decision.job, decision.platform, decision.lease, decision.reason).finally(() => {
-        this.claiming.delete(key)
-      })
-    }
+    for (const decision of claims) this.startClaim(decision.job, decision.platform, decision.lease, decision.reason)
     for (const refusal of refusals) {
       const key = slotKey(refusal.job, refusal.platform)
       if (this.refusing.has(key)) continue
@@ -282,23 +280,81 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
   }
 
+  private startClaim (jobId: string, platform: string, lease: number, reason: string): boolean {
+    const key = slotKey(jobId, platform)
+    if (this.running.has(key) || this.claiming.has(key)) return false
+    this.claiming.add(key)
+    void this.claimAndRun(jobId, platform, lease, reason).finally(() => {
+      this.claiming.delete(key)
+    })
+    return true
+  }
+
+  /**
+   * Slots this node claimed before it (re)started and never finished: every
+   * other node still sees the claim holding until its lease passes, so nobody
+   * else will take them before then. Run them again now rather than leave
+   * them idle for the rest of the lease. Returns how many were started.
+   */
+  private resumeOwnClaims (open: JobView[], now: number, free: number): number {
+    const self = this.options.self.author
+    let started = 0
+    for (const view of open) {
+      for (const platform of view.platforms) {
+        if (started >= free) return started
+        if (platform.verdict !== 'pending' && platform.verdict !== 'unmatched') continue
+        const mine = platform.claims.filter((c) => c.builder === self)
+        if (mine.length === 0) continue
+        // Only claims of an earlier run of this node, still holding by their lease; ours from this run are tracked in memory.
+        if (mine.some((c) => c.time >= this.startedAt) || Math.max(...mine.map((c) => c.lease)) <= now) continue
+        if (platform.results.some((r) => r.builder === self)) continue
+        const admission = this.admit(view)
+        const key = slotKey(view.id, platform.selector)
+        if (!admission.ok) {
+          if (this.refusing.has(key)) continue
+          this.refusing.add(key)
+          void this.publishRefusal(view.id, platform.selector, admission.reason)
+          continue
+        }
+        if (this.startClaim(view.id, platform.selector, now + (this.options.leaseMs ?? CLAIM_LEASE_MS), 'resuming a claim of this node from before it restarted')) started++
+      }
+    }
+    return started
+  }
+
   /**
    * Other nodes' free slots from the log rather than their last heartbeat
    * (up to a few seconds old): claims and results travel at once, so a
-   * member's held claims say how busy it is now.
+   * member's held claims say how busy it is now. Slots a heartbeat lists as
+   * running that no open claim accounts for (a run of a job decided or
+   * cancelled meanwhile, a claim not yet received) keep it busy too, unless
+   * the member already delivered a result there (then the heartbeat is stale).
    */
   private withLoggedLoad (members: Member[], open: JobView[], now: number): Member[] {
     const live = new Map(members.map((m) => [m.author, m]))
-    const held = new Map<string, number>()
+    const busy = new Map<string, Set<string>>()
+    const note = (builder: string, key: string): void => {
+      const slots = busy.get(builder)
+      if (slots === undefined) busy.set(builder, new Set([key]))
+      else slots.add(key)
+    }
     for (const view of open) {
       for (const platform of view.platforms) {
-        for (const builder of slotState(view, platform, now, live).holding) held.set(builder, (held.get(builder) ?? 0) + 1)
+        for (const builder of slotState(view, platform, now, live).holding) note(builder, slotKey(view.id, platform.selector))
       }
     }
     return members.map((m) => {
       if (m.author === this.options.self.author) return m
-      return { ...m, free: Math.max(0, m.slots - (held.get(m.author) ?? 0)) }
+      for (const key of m.running) if (!this.delivered(m.author, key)) note(m.author, key)
+      return { ...m, free: Math.max(0, m.slots - (busy.get(m.author)?.size ?? 0)) }
     })
+  }
+
+  /** Whether `builder` has published a result for the slot `<job>/<selector>`. */
+  private delivered (builder: string, key: string): boolean {
+    const slash = key.indexOf('/')
+    const platform = this.index.view(key.slice(0, slash))?.platforms.find((p) => p.selector === key.slice(slash + 1))
+    return platform?.results.some((r) => r.builder === builder) ?? false
   }
 
   private admit (job: JobView): Admission {
@@ -318,8 +374,14 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     this.stats.claims++
     log('claimed %s (%s)', key, reason)
     const view = this.index.view(jobId)
-    const admission = view === undefined ? undefined : admit(this.options.policy, { network: view.spec.network, root: view.spec.root, limits: requestedLimits(view), submitter: view.submitter })
-    if (view === undefined || admission === undefined || !admission.ok || this.options.executor === undefined) return
+    // Cancelled while the claim was being written: nothing to run (the cancel is in the log).
+    if (view === undefined || view.cancelled || this.options.executor === undefined || !this.started) return
+    const admission = admit(this.options.policy, { network: view.spec.network, root: view.spec.root, limits: requestedLimits(view), submitter: view.submitter })
+    if (!admission.ok) {
+      // The plan checked admission already; publish the refusal so the slot does not wait for our lease.
+      await this.publishRefusal(jobId, platform, admission.reason)
+      return
+    }
     this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
     this.advertise()
     try {
