@@ -58,6 +58,8 @@ export interface JobServiceStats {
   runs: Record<string, number>
   runSeconds: { count: number, sum: number }
   diagnoses: number
+  /** Runs stopped because another node's earlier claim filled the slot. */
+  yielded: number
 }
 
 export type JobServiceEvents = {
@@ -72,6 +74,13 @@ interface Running {
   platform: string
   controller: AbortController
   started: number
+  /** Stopped because an earlier claim took the slot. */
+  yielded?: boolean
+}
+
+function lastActiveOf (map: ReadonlyMap<string, number>, author: string): { lastActive?: number } {
+  const time = map.get(author)
+  return time === undefined ? {} : { lastActive: time }
 }
 
 /**
@@ -89,7 +98,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly claiming = new Set<string>()
   private readonly refusing = new Set<string>()
   private readonly diagnosing = new Set<string>()
-  private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0 }
+  /** Per author, the time of its latest claim or result. */
+  private readonly lastActive = new Map<string, number>()
+  private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0, yielded: 0 }
   private timer: ReturnType<typeof setInterval> | undefined
   private planQueued = false
   private started = false
@@ -107,7 +118,10 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (this.started) return
     this.options.ledger.addEventListener('entry', this.onEntry)
     for (const type of JOB_TYPES) {
-      for await (const entry of this.options.ledger.byType(type)) this.index.add(entry)
+      for await (const entry of this.options.ledger.byType(type)) {
+        this.noteActivity(entry)
+        this.index.add(entry)
+      }
     }
     this.started = true
     this.startedAt = Date.now()
@@ -129,14 +143,14 @@ export class JobService extends TypedEvents<JobServiceEvents> {
 
   /** Every job, newest first, with live presence's `unmatched` overlay. */
   list (): JobView[] {
-    const members = this.options.membership.members()
+    const members = this.liveMembers()
     const now = Date.now()
     return this.index.views().map((view) => this.overlay(view, members, now))
   }
 
   get (id: string): JobView | undefined {
     const view = this.index.view(id)
-    return view === undefined ? undefined : this.overlay(view, this.options.membership.members(), Date.now())
+    return view === undefined ? undefined : this.overlay(view, this.liveMembers(), Date.now())
   }
 
   /** The job entry and every entry referring to it, as signed. */
@@ -212,12 +226,34 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return this.get(id)!
   }
 
+  /**
+   * Live members as presence hears them, plus this node as it is now
+   * (presence lists only the others): a slot this node is building is held
+   * by it, and a platform only it offers is not "unmatched".
+   */
+  private liveMembers (): Member[] {
+    const others = this.options.membership.members().filter((m) => m.author !== this.options.self.author)
+    const slots = this.options.executor === undefined ? 0 : this.options.self.slots
+    const lastActive = this.lastActive.get(this.options.self.author)
+    return [...others, {
+      author: this.options.self.author,
+      platforms: this.options.self.platforms,
+      slots,
+      free: Math.max(0, slots - this.running.size - this.claiming.size),
+      running: [...this.running.keys()],
+      accepts: { network: this.options.policy.network, root: this.options.policy.root },
+      lastSeen: Date.now(),
+      ...(lastActive !== undefined ? { lastActive } : {})
+    }]
+  }
+
   private overlay (view: JobView, members: Member[], now: number): JobView {
     if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
     return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now))
   }
 
   private handleEntry (entry: DecodedEntry): void {
+    this.noteActivity(entry)
     const changed = this.index.add(entry)
     if (changed === undefined) return
     if (entry.entry.type === 'cancel') this.abortCancelled(changed)
@@ -227,6 +263,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
     this.emit('job', { id: changed })
     this.schedulePlan()
+  }
+
+  /** Remember when each author last claimed or delivered (escalation waits while a node works). */
+  private noteActivity (entry: DecodedEntry): void {
+    const { type, author, time } = entry.entry
+    if (type !== 'claim' && type !== 'result') return
+    if ((this.lastActive.get(author) ?? 0) < time) this.lastActive.set(author, time)
   }
 
   private abortCancelled (jobId: string): void {
@@ -255,18 +298,20 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (!this.started) return
     const now = Date.now()
     const { self } = this.options
-    const members = this.options.membership.members()
+    const members = this.liveMembers()
     const views = this.index.views()
     const open = views.filter((v) => !v.cancelled && v.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched'))
     this.planDiagnoses(views, now)
-    if (this.options.executor === undefined || self.slots === 0) return
+    // A node whose key forked may not write: it claims nothing (its claims and results would be refused).
+    if (this.options.executor === undefined || self.slots === 0 || this.options.ledger.isEquivocating(self.author)) return
+    this.stopYieldedRuns(members, now)
     let free = self.slots - this.running.size - this.claiming.size
     if (free <= 0 || open.length === 0) return
     free -= this.resumeOwnClaims(open, now, free)
     if (free <= 0) return
     const { claims, refusals } = planClaims({
       now,
-      self: { author: self.author, platforms: self.platforms, free, admit: (job) => this.admit(job) },
+      self: { author: self.author, platforms: self.platforms, free, running: [...this.running.keys()], ...lastActiveOf(this.lastActive, self.author), admit: (job) => this.admit(job) },
       members: this.withLoggedLoad(members, open, now),
       jobs: open,
       leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS
@@ -277,6 +322,26 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       if (this.refusing.has(key)) continue
       this.refusing.add(key)
       void this.publishRefusal(refusal.job, refusal.platform, refusal.reason)
+    }
+  }
+
+  /**
+   * Runs whose claim came after the slot was already full (another node
+   * claimed it at the same moment, with an earlier claim in fold order):
+   * every node now counts the other claim, so stop ours rather than build a
+   * replica nobody asked for.
+   */
+  private stopYieldedRuns (members: Member[], now: number): void {
+    const live = new Map(members.map((m) => [m.author, m]))
+    for (const [key, run] of this.running) {
+      if (run.yielded) continue
+      const view = this.index.view(run.job)
+      const platform = view?.platforms.find((p) => p.selector === run.platform)
+      if (view === undefined || platform === undefined) continue
+      if (!slotState(view, platform, now, live).yielded.includes(this.options.self.author)) continue
+      run.yielded = true
+      this.stats.yielded++
+      run.controller.abort(new BuildhausError(`another node claimed ${key} first; this node stops its run`))
     }
   }
 
@@ -346,7 +411,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return members.map((m) => {
       if (m.author === this.options.self.author) return m
       for (const key of m.running) if (!this.delivered(m.author, key)) note(m.author, key)
-      return { ...m, free: Math.max(0, m.slots - (busy.get(m.author)?.size ?? 0)) }
+      return { ...m, free: Math.max(0, m.slots - (busy.get(m.author)?.size ?? 0)), ...lastActiveOf(this.lastActive, m.author) }
     })
   }
 
@@ -364,24 +429,24 @@ export class JobService extends TypedEvents<JobServiceEvents> {
 
   private async claimAndRun (jobId: string, platform: string, lease: number, reason: string): Promise<void> {
     const key = slotKey(jobId, platform)
-    const controller = new AbortController()
-    try {
-      await this.options.ledger.append('claim', { job: jobId, platform, lease })
-    } catch (err) {
-      log.error('could not claim %s: %s', key, describeError(err))
-      return
-    }
-    this.stats.claims++
-    log('claimed %s (%s)', key, reason)
     const view = this.index.view(jobId)
-    // Cancelled while the claim was being written: nothing to run (the cancel is in the log).
     if (view === undefined || view.cancelled || this.options.executor === undefined || !this.started) return
     const admission = admit(this.options.policy, { network: view.spec.network, root: view.spec.root, limits: requestedLimits(view), submitter: view.submitter })
     if (!admission.ok) {
-      // The plan checked admission already; publish the refusal so the slot does not wait for our lease.
+      // The plan checked admission already; publish the refusal so the slot does not wait for a lease.
       await this.publishRefusal(jobId, platform, admission.reason)
       return
     }
+    const controller = new AbortController()
+    // The claim is written while the run starts: it only tells the others to pass this slot by, and the
+    // result, appended after it, can never precede it in this node's chain. A claim that cannot be
+    // written stops the run.
+    const claimed = this.options.ledger.append('claim', { job: jobId, platform, lease }).then(() => {
+      this.stats.claims++
+      log('claimed %s (%s)', key, reason)
+    }, (err: unknown) => {
+      controller.abort(new BuildhausError(`could not claim ${key}: ${describeError(err)}`))
+    })
     this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
     this.advertise()
     try {
@@ -397,11 +462,14 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         signal: controller.signal,
         onLog: (text) => { this.emit('log', { job: jobId, platform, text }) }
       })
+      await claimed
+      controller.signal.throwIfAborted()
       await this.publishResult(body)
     } catch (err) {
       if (controller.signal.aborted) log('run of %s stopped: %s', key, describeError(controller.signal.reason))
       else log.error('run of %s failed: %s', key, describeError(err))
     } finally {
+      await claimed
       this.running.delete(key)
       this.advertise()
       this.schedulePlan()
