@@ -3,9 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { packDirectory } from '../src/archive/index.js'
-import type { JobSpec, JobView } from '../src/jobs/index.js'
-import { validateJobSpec } from '../src/jobs/index.js'
-import { createExecutor, DEFAULT_LIMITS, type Executor } from '../src/sandbox/index.js'
+import { generateNodeKey } from '../src/crypto/keys.js'
+import { createSigner } from '../src/crypto/sign.js'
+import { CLAIM_LEASE_MS, jobBodyFromSpec, jobEntryRules, JobService, planClaims, validateJobSpec, type JobSpec, type JobView, type Member } from '../src/jobs/index.js'
+import { EntryCodec } from '../src/ledger/entry.js'
+import { LedgerStore } from '../src/ledger/index.js'
+import { createExecutor, DEFAULT_LIMITS, DEFAULT_POLICY, type Executor } from '../src/sandbox/index.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
 import { waitFor } from '../src/util/wait.js'
@@ -77,6 +80,8 @@ export async function benchJobs (options: BenchJobsOptions = {}): Promise<Record
     const packed = await packDirectory(sourceDir)
     const sources = await Promise.all(nodes.map(async (n) => await n.blobs.put(packed.bytes, { pin: true })))
 
+    progress('planning with 1,000 open slots')
+    const planning = await planningCost(join(scratch, 'planning'))
     progress('baselines')
     const sandboxMs = await sandboxAlone(executor, packed.bytes, join(scratch, 'work'), sequential)
     const roundTripMs = await ledgerRoundTrip(nodes[0]!, nodes[1]!, sequential)
@@ -101,6 +106,7 @@ export async function benchJobs (options: BenchJobsOptions = {}): Promise<Record
       },
       latency,
       burst: bursts,
+      planning,
       ratios: one === undefined ? {} : {
         latencyP50OverSandboxP50: round(one.submitToVerifiedMs.p50 / sandboxMs.p50, 2),
         latencyP50OverRoundTripP50: round(one.submitToVerifiedMs.p50 / roundTripMs.p50, 2)
@@ -241,6 +247,84 @@ async function burstThroughput (nodes: RunningNode[], sources: Array<{ hash: str
     runs: results,
     duplicateRuns: results - jobs * replicas,
     perNode
+  }
+}
+
+/**
+ * One JobService over a real ledger holding `open` unclaimed jobs (one slot
+ * each) and four other members, all busy: each plan designates this node for
+ * one slot after walking the whole queue (the costly path). The executor
+ * fails every run at once, so each claim turns into a result and the next
+ * plan sees one open slot fewer. Baseline: planClaims alone over the same
+ * views and members, which the service's plan wraps.
+ */
+export async function planningCost (dir: string, open = 1000, plans = 50): Promise<Record<string, unknown>> {
+  const ledger = await LedgerStore.open({ path: join(dir, 'ledger'), codec: new EntryCodec(jobEntryRules), signer: createSigner(generateNodeKey()) })
+  ledger.allowAppend()
+  const self = ledger.author!
+  const source = { hash: 'ab'.repeat(32), size: 1024 }
+  const body = jobBodyFromSpec(SPEC, { platforms: ['bench-p'], replicas: 1 }, source)
+  await Promise.all(Array.from({ length: open }, async () => await ledger.append('job', body)))
+  const others: Member[] = Array.from({ length: 4 }, (_, i) => ({
+    author: `${i}`.repeat(64),
+    platforms: ['bench-p'],
+    slots: 1,
+    free: 0,
+    running: [`${'e'.repeat(63)}${i}/bench-p`],
+    accepts: { network: false, root: false },
+    lastSeen: Date.now()
+  }))
+  const env = { os: 'linux', kernel: 'bench', arch: 'x64', sandbox: 'bubblewrap' as const, tools: {} }
+  const failing: Executor = { kind: 'bubblewrap', run: async () => { throw new Error('bench: no sandbox') }, fingerprint: async () => env }
+  const noBlobs = async (): Promise<never> => { throw new Error('bench: no blobs') }
+  const service = new JobService({
+    self: { author: self, platforms: ['bench-p'], slots: 1 },
+    ledger,
+    blobs: { has: async () => true, put: noBlobs, putFile: noBlobs, readBytes: async () => Buffer.alloc(0), path: () => '', pin: () => {}, unpin: () => {} },
+    fetcher: { fetch: noBlobs },
+    membership: { members: () => others.map((m) => ({ ...m, lastSeen: Date.now() })), update: () => {} },
+    executor: failing,
+    policy: DEFAULT_POLICY,
+    trust: {},
+    workRoot: join(dir, 'work'),
+    tickMs: 3_600_000
+  })
+  // Time each of the service's own plans (a private method: the bench wraps it on this instance only).
+  const planMs: number[] = []
+  const schedulerMs: number[] = []
+  const internals = service as unknown as { plan: () => void }
+  const plan = internals.plan.bind(service)
+  internals.plan = () => {
+    if (planMs.length >= plans) return plan()
+    const views = service.foldedViews().filter((v) => v.verdict === 'pending')
+    let began = performance.now()
+    planClaims({ now: Date.now(), self: { author: self, platforms: ['bench-p'], free: 1, admit: () => ({ ok: true }) }, members: others, jobs: views, leaseMs: CLAIM_LEASE_MS })
+    schedulerMs.push(performance.now() - began)
+    began = performance.now()
+    plan()
+    planMs.push(performance.now() - began)
+  }
+  try {
+    const started = performance.now()
+    await service.start()
+    const startMs = performance.now() - started
+    // Each plan claims one slot, the run fails at once, its result triggers the next plan.
+    await waitFor(() => planMs.length >= plans, { timeoutMs: 60_000, intervalMs: 5, what: `${plans} plans` })
+    const planSpread = spread(planMs)
+    const scheduler = spread(schedulerMs)
+    return {
+      openSlots: open,
+      members: others.length + 1,
+      serviceStartMs: round(startMs),
+      plans: planMs.length,
+      planMs: planSpread,
+      baseline: { planClaimsAloneMs: scheduler },
+      ratio: round(planSpread.p50 / scheduler.p50, 2),
+      note: 'serviceStart reads and folds every job; a plan: active views, load from the log, planClaims, one claim started; every other member busy, so the plan walks the whole queue'
+    }
+  } finally {
+    await service.stop()
+    await ledger.close()
   }
 }
 

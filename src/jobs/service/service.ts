@@ -78,6 +78,11 @@ interface Running {
   yielded?: boolean
 }
 
+/** Not cancelled, and some platform still wants results. */
+function isOpen (view: JobView): boolean {
+  return !view.cancelled && view.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched')
+}
+
 function lastActiveOf (map: ReadonlyMap<string, number>, author: string): { lastActive?: number } {
   const time = map.get(author)
   return time === undefined ? {} : { lastActive: time }
@@ -98,6 +103,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly claiming = new Set<string>()
   private readonly refusing = new Set<string>()
   private readonly diagnosing = new Set<string>()
+  /** Workspaces still being removed after their runs. */
+  private readonly cleanups = new Set<Promise<void>>()
   /** Per author, the time of its latest claim or result. */
   private readonly lastActive = new Map<string, number>()
   private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0, yielded: 0 }
@@ -139,6 +146,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     for (const run of this.running.values()) run.controller.abort(new BuildhausError('the node is stopping'))
     const deadline = Date.now() + 10_000
     while (this.running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    await Promise.race([Promise.allSettled([...this.cleanups]), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref?.())])
   }
 
   /** Every job, newest first, with live presence's `unmatched` overlay. */
@@ -299,9 +307,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const now = Date.now()
     const { self } = this.options
     const members = this.liveMembers()
-    const views = this.index.views()
-    const open = views.filter((v) => !v.cancelled && v.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched'))
-    this.planDiagnoses(views, now)
+    const active = this.index.activeViews((v) => isOpen(v) || this.mayDiagnose(v))
+    const open = active.filter(isOpen)
+    this.planDiagnoses(active, now)
     // A node whose key forked may not write: it claims nothing (its claims and results would be refused).
     if (this.options.executor === undefined || self.slots === 0 || this.options.ledger.isEquivocating(self.author)) return
     this.stopYieldedRuns(members, now)
@@ -460,7 +468,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         sourceHolders: this.sourceHolders(view),
         workRoot: this.options.workRoot,
         signal: controller.signal,
-        onLog: (text) => { this.emit('log', { job: jobId, platform, text }) }
+        onLog: (text) => { this.emit('log', { job: jobId, platform, text }) },
+        onCleanup: (done) => {
+          this.cleanups.add(done)
+          void done.finally(() => { this.cleanups.delete(done) })
+        }
       })
       await claimed
       controller.signal.throwIfAborted()
@@ -510,6 +522,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     } catch (err) {
       log.error('could not publish a refusal of %s/%s: %s', jobId, platform, describeError(err))
     }
+  }
+
+  /** A mismatch this node took part in and nobody has diagnosed yet: it may be this node's to diagnose. */
+  private mayDiagnose (view: JobView): boolean {
+    const self = this.options.self.author
+    return view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector) &&
+      (p.mismatch?.groups.some((g) => g.builders.includes(self)) ?? false))
   }
 
   private planDiagnoses (views: JobView[], now: number): void {
