@@ -42,21 +42,26 @@ describe('a burst of small jobs on four nodes', () => {
 
   it(`completes ${JOBS} jobs ×${REPLICAS} with under 5 % duplicate runs, every node taking a fair share and none idling while work waits`, async () => {
     const nodes = await startLabelledCluster(teardown, [['lab-l'], ['lab-l'], ['lab-l'], ['lab-l']])
+    let sampling = true
     const dir = await writeJobDir(teardown, SPEC, { 'words.txt': 'pear\napple\nfig\n' })
     const packed = await packDirectory(dir)
     // Every node submits a quarter (four submitters: fair share interleaves them).
     const sources = await Promise.all(nodes.map(async (n) => await uploadBlob(n, packed.bytes)))
 
     const samples: Sample[] = []
-    let sampling = true
     const sampler = (async () => {
       while (sampling) {
-        const [jobs, rows] = await Promise.all([jobsOn(nodes[0]!), Promise.all(nodes.map(selfRow))])
-        const queued = jobs.flatMap((j) => j.platforms).filter((p) => p.verdict !== 'verified' && new Set([...p.claims, ...p.results].map((e) => e.builder)).size < p.replicas).length
-        samples.push({ queued, idle: rows.filter((r) => r.free === r.slots && r.running.length === 0).map((r) => r.author) })
+        try {
+          const [jobs, rows] = await Promise.all([jobsOn(nodes[0]!), Promise.all(nodes.map(selfRow))])
+          const queued = jobs.flatMap((j) => j.platforms).filter((p) => p.verdict !== 'verified' && new Set([...p.claims, ...p.results].map((e) => e.builder)).size < p.replicas).length
+          samples.push({ queued, idle: rows.filter((r) => r.free === r.slots && r.running.length === 0).map((r) => r.author) })
+        } catch {
+          // A sample lost to a busy node says nothing either way.
+        }
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
     })()
+    teardown(async () => { sampling = false; await sampler })
 
     const started = Date.now()
     const ids = (await Promise.all(nodes.map(async (node, i) => {
@@ -120,5 +125,5 @@ describe('a burst of small jobs on four nodes', () => {
     // rare, and never the same node for long.
     expect(queuedSamples.length).toBeGreaterThan(0)
     expect(idleWhileQueued / (queuedSamples.length * nodes.length)).toBeLessThan(0.1)
-  })
+  }, 240_000)
 })

@@ -18,6 +18,9 @@ import { requestedLimits, runSlot } from './runner.js'
 
 const log = componentLogger('jobs:service')
 
+/** Least time between two load updates this service gives presence. */
+const ADVERTISE_GAP_MS = 1_000
+
 /** The types the job service folds. */
 const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
 
@@ -110,6 +113,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0, yielded: 0 }
   private timer: ReturnType<typeof setInterval> | undefined
   private planQueued = false
+  private lastAdvertised = 0
+  private advertiseTimer: ReturnType<typeof setTimeout> | undefined
   private started = false
   /** When this run of the service started: own claims older than this are from before a restart. */
   private startedAt = 0
@@ -142,6 +147,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (!this.started) return
     this.started = false
     clearInterval(this.timer)
+    clearTimeout(this.advertiseTimer)
+    this.advertiseTimer = undefined
     this.options.ledger.removeEventListener('entry', this.onEntry)
     for (const run of this.running.values()) run.controller.abort(new BuildhausError('the node is stopping'))
     const deadline = Date.now() + 10_000
@@ -564,7 +571,21 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   }
 
   /** Tell presence how busy we are. */
+  /**
+   * Tell presence how busy we are, at most once per ADVERTISE_GAP_MS: the
+   * others learn of each run from its claim and result in the log at once;
+   * heartbeats only need to keep runs longer than their lease held, so a
+   * burst of short runs need not send a heartbeat for each start and end.
+   */
   private advertise (): void {
+    if (this.advertiseTimer !== undefined) return
+    const wait = this.lastAdvertised + ADVERTISE_GAP_MS - Date.now()
+    if (wait > 0) {
+      this.advertiseTimer = setTimeout(() => { this.advertiseTimer = undefined; this.advertise() }, wait)
+      this.advertiseTimer.unref?.()
+      return
+    }
+    this.lastAdvertised = Date.now()
     const slots = this.options.executor === undefined ? 0 : this.options.self.slots
     this.options.membership.update({ free: Math.max(0, slots - this.running.size), running: [...this.running.keys()] })
   }
