@@ -73,13 +73,14 @@ describe('jobs on a mesh of A, A, A, B', () => {
     expect(statusView.verdict).toBe('unmatched')
     expect(statusView.platforms[0]!.reason).toBe('unmatched: no live node offers lab-c')
 
-    const joinedAt = Date.now()
     const c = await startNodeProcess(teardown, { args: ['--platform', 'lab-c', '--slots', '1', '--bootstrap', a1.address] })
+    const joinedAt = Date.now()
     const done = await waitForJob(a1, submitted.id, isDecided, 30_000, 'the lab-c job to be built once a lab-c node joined')
     expect(done.verdict).toBe('verified')
     expect(buildersOf(done, 'lab-c')).toEqual([authorOf(c)])
-    // "As soon as": the newcomer's first heartbeats and the log sync, then a plan tick.
-    expect(Date.now() - joinedAt).toBeLessThan(15_000)
+    // "As soon as": once up, the newcomer has synced the log; it claims at its first plan, and its
+    // result travels back (generous for a shared machine).
+    expect(Date.now() - joinedAt).toBeLessThan(10_000)
     await c.stop()
     await meshFormed(nodes)
   })

@@ -108,10 +108,24 @@ export async function jobOn (node: NodeProcess, id: string): Promise<JobView | u
 
 /** Wait until `node`'s view of the job satisfies `done`; returns that view. */
 export async function waitForJob (node: NodeProcess, id: string, done: (job: JobView) => boolean, timeoutMs: number, what: string): Promise<JobView> {
-  return await waitFor(async () => {
-    const job = await jobOn(node, id)
-    return job !== undefined && done(job) ? job : undefined
-  }, { timeoutMs, intervalMs: 100, what })
+  let last: JobView | undefined
+  try {
+    return await waitFor(async () => {
+      last = await jobOn(node, id)
+      return last !== undefined && done(last) ? last : undefined
+    }, { timeoutMs, intervalMs: 100, what })
+  } catch (err) {
+    // Say where the job stood: which claims and results the node had seen.
+    throw new Error(`${(err as Error).message}; the job was then ${last === undefined ? 'unknown to the node' : describeJob(last)}`)
+  }
+}
+
+/** One line: verdict, and per platform the claims and results with their times relative to the job's. */
+export function describeJob (job: JobView): string {
+  const at = (t: number): string => `${t - job.time}ms`
+  return `${job.verdict}${job.reason !== undefined ? ` (${job.reason})` : ''}: ` + job.platforms.map((p) =>
+    `${p.selector} ${p.verdict} claims [${p.claims.map((c) => `${c.builder.slice(0, 6)}@${at(c.time)} lease ${at(c.lease)}`).join(', ')}] ` +
+    `results [${p.results.map((r) => `${r.builder.slice(0, 6)} ${r.status}@${at(r.time)}`).join(', ')}]`).join('; ')
 }
 
 export const isDecided = (job: JobView): boolean => ['verified', 'failed', 'mismatch', 'cancelled'].includes(job.verdict)
@@ -168,4 +182,65 @@ export async function meshFormed (nodes: NodeProcess[], timeoutMs = 20_000): Pro
 /** The author key (log name) of a node process. */
 export function authorOf (node: NodeProcess): string {
   return node.ready.author
+}
+
+/**
+ * From jobs' entries alone: how long each builder sat without a run while a
+ * slot it could still take part in had an unclaimed place (work waiting).
+ * A builder is busy from its claim to its result; a slot's unclaimed places
+ * are its replicas minus the claims so far. Times are the authors' (one
+ * machine, one clock). Returns ms per builder and the window in which any
+ * place was waiting.
+ */
+export function idleWhileQueued (views: JobView[], builders: string[]): { perNode: Map<string, number>, longest: Map<string, number>, start: number, end: number } {
+  const slots = views.flatMap((job) => job.platforms.map((p) => ({
+    opened: job.time,
+    replicas: p.replicas,
+    claims: [...p.claims].sort((a, b) => a.time - b.time),
+    results: p.results
+  })))
+  const busy = new Map(builders.map((b) => [b, [] as Array<[number, number]>]))
+  for (const slot of slots) {
+    for (const claim of slot.claims) {
+      const result = slot.results.find((r) => r.builder === claim.builder)
+      busy.get(claim.builder)?.push([claim.time, result?.time ?? claim.time])
+    }
+  }
+  const times = [...new Set(slots.flatMap((s) => [s.opened, ...s.claims.map((c) => c.time), ...s.results.map((r) => r.time)]))].sort((a, b) => a - b)
+  /** Unclaimed places at `t` in slots `builder` has not claimed (any builder when undefined). */
+  const waiting = (t: number, builder?: string): number => {
+    let places = 0
+    for (const slot of slots) {
+      if (slot.opened > t) continue
+      const claimed = slot.claims.filter((c) => c.time <= t)
+      if (builder !== undefined && claimed.some((c) => c.builder === builder)) continue
+      places += Math.max(0, slot.replicas - new Set(claimed.map((c) => c.builder)).size)
+    }
+    return places
+  }
+  const perNode = new Map(builders.map((b) => [b, 0]))
+  /** Longest stretch of idling while work waited, per builder, and the stretch in progress. */
+  const longest = new Map(builders.map((b) => [b, 0]))
+  const stretch = new Map(builders.map((b) => [b, 0]))
+  let start = Infinity
+  let end = -Infinity
+  for (let i = 0; i + 1 < times.length; i++) {
+    const [from, to] = [times[i]!, times[i + 1]!]
+    const queued = waiting(from) > 0
+    if (queued) {
+      start = Math.min(start, from)
+      end = Math.max(end, to)
+    }
+    for (const builder of builders) {
+      const running = busy.get(builder)!.some(([s, e]) => s <= from && from < e)
+      if (queued && !running && waiting(from, builder) > 0) {
+        perNode.set(builder, perNode.get(builder)! + (to - from))
+        stretch.set(builder, stretch.get(builder)! + (to - from))
+        longest.set(builder, Math.max(longest.get(builder)!, stretch.get(builder)!))
+      } else {
+        stretch.set(builder, 0)
+      }
+    }
+  }
+  return { perNode, longest, start: Number.isFinite(start) ? start : 0, end: Number.isFinite(end) ? end : 0 }
 }
