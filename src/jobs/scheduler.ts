@@ -24,6 +24,11 @@ export interface Member {
   running: string[]
   accepts: { network: boolean, root: boolean }
   lastSeen: number
+  /**
+   * When it last wrote a claim or a result (its own time, from the log):
+   * a node doing that is working, not stuck, so escalation past it waits.
+   */
+  lastActive?: number
 }
 
 export type Admission = { ok: true } | { ok: false, reason: string }
@@ -32,6 +37,10 @@ export interface SelfNode {
   author: string
   platforms: string[]
   free: number
+  /** As Member.lastActive. */
+  lastActive?: number
+  /** `<job id>/<selector>` of the slots it is running (its own claims past their lease still hold while listed). */
+  running?: string[]
   /** The volunteer's full admission policy; others only see its `accepts` flags. */
   admit: (job: JobView) => Admission
 }
@@ -78,6 +87,13 @@ export interface SlotState {
   lapsed: Set<string>
   /** Claimants whose claim still holds the slot. */
   holding: string[]
+  /**
+   * Claimants whose claim would hold but came after the slot was full
+   * (nodes claimed at once while their views differed): the earliest claims
+   * in fold order keep the slot, these stop their runs. Candidates again,
+   * like lapsed ones.
+   */
+  yielded: string[]
   /** replicas − delivered − holding. */
   missing: number
   /**
@@ -116,10 +132,20 @@ export function slotState (job: JobView, platform: PlatformView, now: number, li
       since = Math.max(since, lease)
     }
   }
+  // More holding claims than places left: the earliest claims (fold order: Lamport clock, author) keep them.
+  const places = Math.max(0, platform.replicas - delivered.size)
+  let yielded: string[] = []
+  if (holding.length > places) {
+    const firstClaim = new Map<string, number>()
+    platform.claims.forEach((c, i) => { if (!firstClaim.has(c.builder)) firstClaim.set(c.builder, i) })
+    holding.sort((a, b) => firstClaim.get(a)! - firstClaim.get(b)!)
+    yielded = holding.slice(places).sort()
+    holding.length = places
+  }
   holding.sort()
   const involved = new Set([...holding, ...delivered, ...refusedAny])
   const lapsed = new Set([...leases.keys()].filter((b) => !involved.has(b)))
-  return { delivered, refused, involved, lapsed, holding, missing: platform.replicas - delivered.size - holding.length, since }
+  return { delivered, refused, involved, lapsed, holding, yielded, missing: platform.replicas - delivered.size - holding.length, since }
 }
 
 /** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
@@ -193,9 +219,10 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     platforms: self.platforms,
     slots: heard?.slots ?? self.free,
     free: self.free,
-    running: heard?.running ?? [],
+    running: self.running ?? heard?.running ?? [],
     accepts: heard?.accepts ?? { network: true, root: true },
-    lastSeen: heard?.lastSeen ?? now
+    lastSeen: heard?.lastSeen ?? now,
+    ...(self.lastActive !== undefined ? { lastActive: self.lastActive } : heard?.lastActive !== undefined ? { lastActive: heard.lastActive } : {})
   })
   const remaining = new Map<string, number>()
   for (const m of live.values()) remaining.set(m.author, Math.max(0, m.free))
@@ -219,14 +246,13 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
       ...rank(job.id, platform.selector, candidates.filter((a) => !state.lapsed.has(a))),
       ...rank(job.id, platform.selector, candidates.filter((a) => state.lapsed.has(a)))
     ]
-    const wanted = state.missing + escalation(state, now)
-    const designated: string[] = []
-    const passedOver: string[] = []
-    for (const author of ranked) {
-      if (designated.length >= wanted) break
-      if ((remaining.get(author) ?? 0) > 0) designated.push(author)
-      else passedOver.push(author)
-    }
+    const free = ranked.filter((author) => (remaining.get(author) ?? 0) > 0)
+    // Escalate past designated nodes only while they write nothing at all: one that claims and
+    // delivers elsewhere is working through a queue, and an extra node now would duplicate its run.
+    const quietSince = Math.max(state.since, ...free.slice(0, state.missing).map((author) => live.get(author)?.lastActive ?? 0))
+    const wanted = state.missing + escalation(state.missing, now - quietSince)
+    const designated = free.slice(0, wanted)
+    const passedOver = ranked.slice(0, designated.length === 0 ? ranked.length : ranked.indexOf(designated.at(-1)!)).filter((author) => !designated.includes(author))
     for (const author of designated) remaining.set(author, remaining.get(author)! - 1)
     if (!designated.includes(self.author)) continue
     const admission = self.admit(job)
@@ -236,7 +262,7 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     }
     const place = ranked.indexOf(self.author)
     const busy = passedOver.length > 0 ? `; passed over busy ${passedOver.map(shortKey).join(', ')}` : ''
-    const waited = wanted > state.missing ? `; unclaimed for ${Math.floor((now - state.since) / 1000)} s` : ''
+    const waited = wanted > state.missing ? `; unclaimed for ${Math.floor((now - quietSince) / 1000)} s` : ''
     claims.push({
       job: job.id,
       platform: platform.selector,
@@ -248,10 +274,9 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
   return { claims, refusals }
 }
 
-/** Extra designations for a slot that has waited: one per CLAIM_ESCALATE_MS without change, at most `missing`. */
-function escalation (state: SlotState, now: number): number {
-  const waited = Math.floor((now - state.since) / CLAIM_ESCALATE_MS)
-  return Math.max(0, Math.min(state.missing, waited))
+/** Extra designations for a slot that has waited `quietMs`: one per CLAIM_ESCALATE_MS without change, at most `missing`. */
+function escalation (missing: number, quietMs: number): number {
+  return Math.max(0, Math.min(missing, Math.floor(quietMs / CLAIM_ESCALATE_MS)))
 }
 
 /** The slots this node should claim right now (never more than self.free). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { CLAIM_ESCALATE_MS, CLAIM_LEASE_MS, CLAIM_OVERRUN_MS } from '../../src/jobs/constants.js'
 import { rank } from '../../src/jobs/rendezvous.js'
-import { decideClaims, decideRefusals, explainUnmatched, fairShareOrder, type Admission, type Member } from '../../src/jobs/scheduler.js'
+import { decideClaims, decideRefusals, explainUnmatched, fairShareOrder, slotState, type Admission, type Member } from '../../src/jobs/scheduler.js'
 import { foldJob, withLiveness } from '../../src/jobs/state.js'
 import type { DecodedEntry } from '../../src/ledger/entry.js'
 import type { JobView } from '../../src/jobs/view.js'
@@ -110,6 +110,42 @@ describe('claiming without a master', () => {
     expect(claimants(members, [view(job)], since + 100 * CLAIM_ESCALATE_MS)).toHaveLength(4)
     const oneMissing = view(job, [nodes[0]!.result(job)])
     expect(claimants(members, [oneMissing], since + 100 * CLAIM_ESCALATE_MS)).toHaveLength(2)
+  })
+
+  it('does not escalate past a designated node that keeps claiming and delivering elsewhere: it works through a queue', () => {
+    const { submitter, nodes } = mesh(4)
+    const job = submitter.job({ platforms: platforms(['linux-x64', 1]) })
+    const ranked = rank(job.id, 'linux-x64', nodes.map((n) => n.key))
+    const since = job.entry.time
+    const late = since + 3 * CLAIM_ESCALATE_MS
+    const quiet = nodes.map((n) => member(n.key))
+    expect(claimants(quiet, [view(job)], late).sort()).toEqual(ranked.slice(0, 2).sort())
+    // The first choice wrote a result elsewhere a second ago: only it is designated.
+    const working = nodes.map((n) => member(n.key, n.key === ranked[0] ? { lastActive: late - 1000 } : {}))
+    expect(claimants(working, [view(job)], late)).toEqual([ranked[0]])
+    // Silent for a whole period since its last entry: one more node is designated.
+    expect(claimants(working, [view(job)], late - 1000 + CLAIM_ESCALATE_MS).sort()).toEqual(ranked.slice(0, 2).sort())
+  })
+
+  it('when more nodes claim at once than places are left, the earliest claims hold and the later claimants yield', () => {
+    const { submitter, nodes } = mesh(4)
+    const job = submitter.job({ platforms: platforms(['linux-x64', 2]) })
+    // Three claims for two places: the views of three nodes differed for a moment.
+    const claims = [nodes[2]!.claim(job, 'linux-x64', NOW + CLAIM_LEASE_MS), nodes[0]!.claim(job, 'linux-x64', NOW + CLAIM_LEASE_MS), nodes[1]!.claim(job, 'linux-x64', NOW + CLAIM_LEASE_MS)]
+    const members = nodes.map((n) => member(n.key))
+    const live = new Map(members.map((m) => [m.author, m]))
+    const crowded = view(job, claims)
+    const state = slotState(crowded, crowded.platforms[0]!, NOW, live)
+    expect(state.holding).toEqual([nodes[2]!.key, nodes[0]!.key].sort())
+    expect(state.yielded).toEqual([nodes[1]!.key])
+    expect(state.missing).toBe(0)
+    // The yielded claimant is not counted busy with it, and nobody else is designated.
+    expect(claimants(members, [crowded])).toEqual([])
+    // A result fills a place: the places left shrink, and the later of the remaining claims yields.
+    const delivered = view(job, [...claims, nodes[3]!.result(job)])
+    const after = slotState(delivered, delivered.platforms[0]!, NOW, live)
+    expect(after.holding).toEqual([nodes[2]!.key])
+    expect(after.yielded).toEqual([nodes[0]!.key, nodes[1]!.key].sort())
   })
 
   it('results fill replicas; a builder that delivered is never designated again', () => {

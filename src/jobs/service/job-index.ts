@@ -22,6 +22,12 @@ export class JobIndex {
   private readonly orphans = new Map<string, DecodedEntry[]>()
   private orphanCount = 0
   private newestFirst: string[] | undefined
+  /**
+   * Jobs that may still need this node's attention: every job that is new or
+   * got a new entry since the last `activeViews` pass, and those it kept.
+   * Planning walks these instead of the whole history.
+   */
+  private readonly active = new Set<string>()
   private policy: TrustPolicy
 
   constructor (policy: TrustPolicy) {
@@ -31,7 +37,11 @@ export class JobIndex {
   /** Change whom the node believes (e.g. a key forked): every view is refolded. */
   setPolicy (policy: TrustPolicy): void {
     this.policy = policy
-    for (const indexed of this.jobs.values()) indexed.view = undefined
+    for (const [id, indexed] of this.jobs) {
+      indexed.view = undefined
+      // Whom we believe decides verdicts: a decided job may be open again.
+      this.active.add(id)
+    }
   }
 
   getPolicy (): TrustPolicy {
@@ -47,6 +57,7 @@ export class JobIndex {
       this.orphanCount -= this.orphans.get(entry.id)?.length ?? 0
       this.orphans.delete(entry.id)
       this.jobs.set(entry.id, indexed)
+      this.active.add(entry.id)
       this.newestFirst = undefined
       return entry.id
     }
@@ -60,6 +71,7 @@ export class JobIndex {
     if (indexed.related.has(entry.id)) return undefined
     indexed.related.set(entry.id, entry)
     indexed.view = undefined
+    this.active.add(jobId)
     return jobId
   }
 
@@ -97,6 +109,21 @@ export class JobIndex {
 
   views (): JobView[] {
     return this.ids().map((id) => this.view(id)!)
+  }
+
+  /**
+   * The views of active jobs that `keep` wants; the others leave the active
+   * set until an entry about them arrives. Cost: the active jobs, not the
+   * history.
+   */
+  activeViews (keep: (view: JobView) => boolean): JobView[] {
+    const kept: JobView[] = []
+    for (const id of this.active) {
+      const view = this.view(id)
+      if (view !== undefined && keep(view)) kept.push(view)
+      else this.active.delete(id)
+    }
+    return kept
   }
 
   private keepOrphan (jobId: string, entry: DecodedEntry): void {

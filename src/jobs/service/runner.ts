@@ -25,6 +25,13 @@ export interface RunSlotOptions {
   workRoot: string
   signal: AbortSignal
   onLog?: (text: string) => void
+  /**
+   * Removing the workspace is left to run after the result is returned (it
+   * is not part of the result, and takes as long as a short build); the
+   * caller gets the promise to wait for before it stops. Without this
+   * option, runSlot waits for it.
+   */
+  onCleanup?: (done: Promise<void>) => void
 }
 
 /**
@@ -95,7 +102,9 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
       end: outcome.end
     }
   } finally {
-    await outcome.dispose().catch((err: unknown) => { log.error('could not clean up the workspace of %s: %s', job.id, describeError(err)) })
+    const cleanup = outcome.dispose().catch((err: unknown) => { log.error('could not clean up the workspace of %s: %s', job.id, describeError(err)) })
+    if (options.onCleanup !== undefined) options.onCleanup(cleanup)
+    else await cleanup
   }
 }
 

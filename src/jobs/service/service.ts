@@ -18,6 +18,9 @@ import { requestedLimits, runSlot } from './runner.js'
 
 const log = componentLogger('jobs:service')
 
+/** Least time between two load updates this service gives presence. */
+const ADVERTISE_GAP_MS = 1_000
+
 /** The types the job service folds. */
 const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
 
@@ -27,6 +30,11 @@ export class JobNotFoundError extends BuildhausError {
 
 export class NotSubmitterError extends BuildhausError {
   override name = 'NotSubmitterError'
+}
+
+/** A submission names a source this node does not hold: it must be uploaded first. */
+export class SourceNotFoundError extends BuildhausError {
+  override name = 'SourceNotFoundError'
 }
 
 export interface JobServiceOptions {
@@ -53,6 +61,8 @@ export interface JobServiceStats {
   runs: Record<string, number>
   runSeconds: { count: number, sum: number }
   diagnoses: number
+  /** Runs stopped because another node's earlier claim filled the slot. */
+  yielded: number
 }
 
 export type JobServiceEvents = {
@@ -67,6 +77,18 @@ interface Running {
   platform: string
   controller: AbortController
   started: number
+  /** Stopped because an earlier claim took the slot. */
+  yielded?: boolean
+}
+
+/** Not cancelled, and some platform still wants results. */
+function isOpen (view: JobView): boolean {
+  return !view.cancelled && view.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched')
+}
+
+function lastActiveOf (map: ReadonlyMap<string, number>, author: string): { lastActive?: number } {
+  const time = map.get(author)
+  return time === undefined ? {} : { lastActive: time }
 }
 
 /**
@@ -84,10 +106,18 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly claiming = new Set<string>()
   private readonly refusing = new Set<string>()
   private readonly diagnosing = new Set<string>()
-  private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0 }
+  /** Workspaces still being removed after their runs. */
+  private readonly cleanups = new Set<Promise<void>>()
+  /** Per author, the time of its latest claim or result. */
+  private readonly lastActive = new Map<string, number>()
+  private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0, yielded: 0 }
   private timer: ReturnType<typeof setInterval> | undefined
   private planQueued = false
+  private lastAdvertised = 0
+  private advertiseTimer: ReturnType<typeof setTimeout> | undefined
   private started = false
+  /** When this run of the service started: own claims older than this are from before a restart. */
+  private startedAt = 0
   private readonly onEntry = (evt: Event): void => { this.handleEntry((evt as CustomEvent<DecodedEntry>).detail) }
 
   constructor (options: JobServiceOptions) {
@@ -100,9 +130,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (this.started) return
     this.options.ledger.addEventListener('entry', this.onEntry)
     for (const type of JOB_TYPES) {
-      for await (const entry of this.options.ledger.byType(type)) this.index.add(entry)
+      for await (const entry of this.options.ledger.byType(type)) {
+        this.noteActivity(entry)
+        this.index.add(entry)
+      }
     }
     this.started = true
+    this.startedAt = Date.now()
     this.timer = setInterval(() => { this.schedulePlan() }, this.options.tickMs ?? 1_000)
     this.timer.unref?.()
     this.advertise()
@@ -113,22 +147,25 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (!this.started) return
     this.started = false
     clearInterval(this.timer)
+    clearTimeout(this.advertiseTimer)
+    this.advertiseTimer = undefined
     this.options.ledger.removeEventListener('entry', this.onEntry)
     for (const run of this.running.values()) run.controller.abort(new BuildhausError('the node is stopping'))
     const deadline = Date.now() + 10_000
     while (this.running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    await Promise.race([Promise.allSettled([...this.cleanups]), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref?.())])
   }
 
   /** Every job, newest first, with live presence's `unmatched` overlay. */
   list (): JobView[] {
-    const members = this.options.membership.members()
+    const members = this.liveMembers()
     const now = Date.now()
     return this.index.views().map((view) => this.overlay(view, members, now))
   }
 
   get (id: string): JobView | undefined {
     const view = this.index.view(id)
-    return view === undefined ? undefined : this.overlay(view, this.options.membership.members(), Date.now())
+    return view === undefined ? undefined : this.overlay(view, this.liveMembers(), Date.now())
   }
 
   /** The job entry and every entry referring to it, as signed. */
@@ -169,7 +206,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (input.spec.platforms === undefined && overrides.platforms === undefined) overrides.platforms = [this.options.self.platforms[0]!]
     const body = jobBodyFromSpec(input.spec, overrides, input.source)
     if (!(await this.options.blobs.has(body.source))) {
-      throw new JobNotFoundError(`the source ${body.source} is not in this node's blob store; upload it first (POST /api/blobs)`)
+      throw new SourceNotFoundError(`the source ${body.source} is not in this node's blob store; upload it first (POST /api/blobs), then submit again`)
     }
     await this.options.blobs.pin(body.source)
     const entry = await this.options.ledger.append('job', body)
@@ -204,12 +241,34 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return this.get(id)!
   }
 
+  /**
+   * Live members as presence hears them, plus this node as it is now
+   * (presence lists only the others): a slot this node is building is held
+   * by it, and a platform only it offers is not "unmatched".
+   */
+  private liveMembers (): Member[] {
+    const others = this.options.membership.members().filter((m) => m.author !== this.options.self.author)
+    const slots = this.options.executor === undefined ? 0 : this.options.self.slots
+    const lastActive = this.lastActive.get(this.options.self.author)
+    return [...others, {
+      author: this.options.self.author,
+      platforms: this.options.self.platforms,
+      slots,
+      free: Math.max(0, slots - this.running.size - this.claiming.size),
+      running: [...this.running.keys()],
+      accepts: { network: this.options.policy.network, root: this.options.policy.root },
+      lastSeen: Date.now(),
+      ...(lastActive !== undefined ? { lastActive } : {})
+    }]
+  }
+
   private overlay (view: JobView, members: Member[], now: number): JobView {
     if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
     return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now))
   }
 
   private handleEntry (entry: DecodedEntry): void {
+    this.noteActivity(entry)
     const changed = this.index.add(entry)
     if (changed === undefined) return
     if (entry.entry.type === 'cancel') this.abortCancelled(changed)
@@ -219,6 +278,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
     this.emit('job', { id: changed })
     this.schedulePlan()
+  }
+
+  /** Remember when each author last claimed or delivered (escalation waits while a node works). */
+  private noteActivity (entry: DecodedEntry): void {
+    const { type, author, time } = entry.entry
+    if (type !== 'claim' && type !== 'result') return
+    if ((this.lastActive.get(author) ?? 0) < time) this.lastActive.set(author, time)
   }
 
   private abortCancelled (jobId: string): void {
@@ -247,28 +313,25 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (!this.started) return
     const now = Date.now()
     const { self } = this.options
-    const members = this.options.membership.members()
-    const views = this.index.views()
-    const open = views.filter((v) => !v.cancelled && v.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched'))
-    this.planDiagnoses(views, now)
-    if (this.options.executor === undefined || self.slots === 0) return
-    const free = self.slots - this.running.size - this.claiming.size
+    const members = this.liveMembers()
+    const active = this.index.activeViews((v) => isOpen(v) || this.mayDiagnose(v))
+    const open = active.filter(isOpen)
+    this.planDiagnoses(active, now)
+    // A node whose key forked may not write: it claims nothing (its claims and results would be refused).
+    if (this.options.executor === undefined || self.slots === 0 || this.options.ledger.isEquivocating(self.author)) return
+    this.stopYieldedRuns(members, now)
+    let free = self.slots - this.running.size - this.claiming.size
     if (free <= 0 || open.length === 0) return
+    free -= this.resumeOwnClaims(open, now, free)
+    if (free <= 0) return
     const { claims, refusals } = planClaims({
       now,
-      self: { author: self.author, platforms: self.platforms, free, admit: (job) => this.admit(job) },
+      self: { author: self.author, platforms: self.platforms, free, running: [...this.running.keys()], ...lastActiveOf(this.lastActive, self.author), admit: (job) => this.admit(job) },
       members: this.withLoggedLoad(members, open, now),
       jobs: open,
       leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS
     })
-    for (const decision of claims) {
-      const key = slotKey(decision.job, decision.platform)
-      if (this.running.has(key) || this.claiming.has(key)) continue
-      this.claiming.add(key)
-      void this.claimAndRun(decision.job, decision.platform, decision.lease, decision.reason).finally(() => {
-        this.claiming.delete(key)
-      })
-    }
+    for (const decision of claims) this.startClaim(decision.job, decision.platform, decision.lease, decision.reason)
     for (const refusal of refusals) {
       const key = slotKey(refusal.job, refusal.platform)
       if (this.refusing.has(key)) continue
@@ -278,22 +341,100 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   }
 
   /**
+   * Runs whose claim came after the slot was already full (another node
+   * claimed it at the same moment, with an earlier claim in fold order):
+   * every node now counts the other claim, so stop ours rather than build a
+   * replica nobody asked for.
+   */
+  private stopYieldedRuns (members: Member[], now: number): void {
+    const live = new Map(members.map((m) => [m.author, m]))
+    for (const [key, run] of this.running) {
+      if (run.yielded) continue
+      const view = this.index.view(run.job)
+      const platform = view?.platforms.find((p) => p.selector === run.platform)
+      if (view === undefined || platform === undefined) continue
+      if (!slotState(view, platform, now, live).yielded.includes(this.options.self.author)) continue
+      run.yielded = true
+      this.stats.yielded++
+      run.controller.abort(new BuildhausError(`another node claimed ${key} first; this node stops its run`))
+    }
+  }
+
+  private startClaim (jobId: string, platform: string, lease: number, reason: string): boolean {
+    const key = slotKey(jobId, platform)
+    if (this.running.has(key) || this.claiming.has(key)) return false
+    this.claiming.add(key)
+    void this.claimAndRun(jobId, platform, lease, reason).finally(() => {
+      this.claiming.delete(key)
+    })
+    return true
+  }
+
+  /**
+   * Slots this node claimed before it (re)started and never finished: every
+   * other node still sees the claim holding until its lease passes, so nobody
+   * else will take them before then. Run them again now rather than leave
+   * them idle for the rest of the lease. Returns how many were started.
+   */
+  private resumeOwnClaims (open: JobView[], now: number, free: number): number {
+    const self = this.options.self.author
+    let started = 0
+    for (const view of open) {
+      for (const platform of view.platforms) {
+        if (started >= free) return started
+        if (platform.verdict !== 'pending' && platform.verdict !== 'unmatched') continue
+        const mine = platform.claims.filter((c) => c.builder === self)
+        if (mine.length === 0) continue
+        // Only claims of an earlier run of this node, still holding by their lease; ours from this run are tracked in memory.
+        if (mine.some((c) => c.time >= this.startedAt) || Math.max(...mine.map((c) => c.lease)) <= now) continue
+        if (platform.results.some((r) => r.builder === self)) continue
+        const admission = this.admit(view)
+        const key = slotKey(view.id, platform.selector)
+        if (!admission.ok) {
+          if (this.refusing.has(key)) continue
+          this.refusing.add(key)
+          void this.publishRefusal(view.id, platform.selector, admission.reason)
+          continue
+        }
+        if (this.startClaim(view.id, platform.selector, now + (this.options.leaseMs ?? CLAIM_LEASE_MS), 'resuming a claim of this node from before it restarted')) started++
+      }
+    }
+    return started
+  }
+
+  /**
    * Other nodes' free slots from the log rather than their last heartbeat
    * (up to a few seconds old): claims and results travel at once, so a
-   * member's held claims say how busy it is now.
+   * member's held claims say how busy it is now. Slots a heartbeat lists as
+   * running that no open claim accounts for (a run of a job decided or
+   * cancelled meanwhile, a claim not yet received) keep it busy too, unless
+   * the member already delivered a result there (then the heartbeat is stale).
    */
   private withLoggedLoad (members: Member[], open: JobView[], now: number): Member[] {
     const live = new Map(members.map((m) => [m.author, m]))
-    const held = new Map<string, number>()
+    const busy = new Map<string, Set<string>>()
+    const note = (builder: string, key: string): void => {
+      const slots = busy.get(builder)
+      if (slots === undefined) busy.set(builder, new Set([key]))
+      else slots.add(key)
+    }
     for (const view of open) {
       for (const platform of view.platforms) {
-        for (const builder of slotState(view, platform, now, live).holding) held.set(builder, (held.get(builder) ?? 0) + 1)
+        for (const builder of slotState(view, platform, now, live).holding) note(builder, slotKey(view.id, platform.selector))
       }
     }
     return members.map((m) => {
       if (m.author === this.options.self.author) return m
-      return { ...m, free: Math.max(0, m.slots - (held.get(m.author) ?? 0)) }
+      for (const key of m.running) if (!this.delivered(m.author, key)) note(m.author, key)
+      return { ...m, free: Math.max(0, m.slots - (busy.get(m.author)?.size ?? 0)), ...lastActiveOf(this.lastActive, m.author) }
     })
+  }
+
+  /** Whether `builder` has published a result for the slot `<job>/<selector>`. */
+  private delivered (builder: string, key: string): boolean {
+    const slash = key.indexOf('/')
+    const platform = this.index.view(key.slice(0, slash))?.platforms.find((p) => p.selector === key.slice(slash + 1))
+    return platform?.results.some((r) => r.builder === builder) ?? false
   }
 
   private admit (job: JobView): Admission {
@@ -303,18 +444,24 @@ export class JobService extends TypedEvents<JobServiceEvents> {
 
   private async claimAndRun (jobId: string, platform: string, lease: number, reason: string): Promise<void> {
     const key = slotKey(jobId, platform)
-    const controller = new AbortController()
-    try {
-      await this.options.ledger.append('claim', { job: jobId, platform, lease })
-    } catch (err) {
-      log.error('could not claim %s: %s', key, describeError(err))
+    const view = this.index.view(jobId)
+    if (view === undefined || view.cancelled || this.options.executor === undefined || !this.started) return
+    const admission = admit(this.options.policy, { network: view.spec.network, root: view.spec.root, limits: requestedLimits(view), submitter: view.submitter })
+    if (!admission.ok) {
+      // The plan checked admission already; publish the refusal so the slot does not wait for a lease.
+      await this.publishRefusal(jobId, platform, admission.reason)
       return
     }
-    this.stats.claims++
-    log('claimed %s (%s)', key, reason)
-    const view = this.index.view(jobId)
-    const admission = view === undefined ? undefined : admit(this.options.policy, { network: view.spec.network, root: view.spec.root, limits: requestedLimits(view), submitter: view.submitter })
-    if (view === undefined || admission === undefined || !admission.ok || this.options.executor === undefined) return
+    const controller = new AbortController()
+    // The claim is written while the run starts: it only tells the others to pass this slot by, and the
+    // result, appended after it, can never precede it in this node's chain. A claim that cannot be
+    // written stops the run.
+    const claimed = this.options.ledger.append('claim', { job: jobId, platform, lease }).then(() => {
+      this.stats.claims++
+      log('claimed %s (%s)', key, reason)
+    }, (err: unknown) => {
+      controller.abort(new BuildhausError(`could not claim ${key}: ${describeError(err)}`))
+    })
     this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
     this.advertise()
     try {
@@ -328,13 +475,20 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         sourceHolders: this.sourceHolders(view),
         workRoot: this.options.workRoot,
         signal: controller.signal,
-        onLog: (text) => { this.emit('log', { job: jobId, platform, text }) }
+        onLog: (text) => { this.emit('log', { job: jobId, platform, text }) },
+        onCleanup: (done) => {
+          this.cleanups.add(done)
+          void done.finally(() => { this.cleanups.delete(done) })
+        }
       })
+      await claimed
+      controller.signal.throwIfAborted()
       await this.publishResult(body)
     } catch (err) {
       if (controller.signal.aborted) log('run of %s stopped: %s', key, describeError(controller.signal.reason))
       else log.error('run of %s failed: %s', key, describeError(err))
     } finally {
+      await claimed
       this.running.delete(key)
       this.advertise()
       this.schedulePlan()
@@ -377,6 +531,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
   }
 
+  /** A mismatch this node took part in and nobody has diagnosed yet: it may be this node's to diagnose. */
+  private mayDiagnose (view: JobView): boolean {
+    const self = this.options.self.author
+    return view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector) &&
+      (p.mismatch?.groups.some((g) => g.builders.includes(self)) ?? false))
+  }
+
   private planDiagnoses (views: JobView[], now: number): void {
     for (const view of views) {
       for (const platform of view.platforms) {
@@ -410,7 +571,21 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   }
 
   /** Tell presence how busy we are. */
+  /**
+   * Tell presence how busy we are, at most once per ADVERTISE_GAP_MS: the
+   * others learn of each run from its claim and result in the log at once;
+   * heartbeats only need to keep runs longer than their lease held, so a
+   * burst of short runs need not send a heartbeat for each start and end.
+   */
   private advertise (): void {
+    if (this.advertiseTimer !== undefined) return
+    const wait = this.lastAdvertised + ADVERTISE_GAP_MS - Date.now()
+    if (wait > 0) {
+      this.advertiseTimer = setTimeout(() => { this.advertiseTimer = undefined; this.advertise() }, wait)
+      this.advertiseTimer.unref?.()
+      return
+    }
+    this.lastAdvertised = Date.now()
     const slots = this.options.executor === undefined ? 0 : this.options.self.slots
     this.options.membership.update({ free: Math.max(0, slots - this.running.size), running: [...this.running.keys()] })
   }

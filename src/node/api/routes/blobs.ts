@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { BlobTooLargeError } from '../../../blobs/errors.js'
 import { sendError } from '../errors.js'
 
 /** Largest upload (a job's source archive). */
@@ -28,8 +29,17 @@ export function registerBlobRoutes (app: FastifyInstance, context: BlobsContext)
       if (request.headers['content-type'] !== 'application/octet-stream') {
         return sendError(reply, 415, 'UnsupportedMediaType', 'upload the blob as raw bytes with Content-Type: application/octet-stream')
       }
-      const stored = await context.blobs.put(request.body as AsyncIterable<Uint8Array>, { maxBytes: MAX_UPLOAD_BYTES })
-      return await reply.status(201).send(stored)
+      // Refuse an announced oversize upload at once instead of reading up to the bound first.
+      if (Number(request.headers['content-length']) > MAX_UPLOAD_BYTES) {
+        return sendError(reply, 413, 'PayloadTooLarge', `the upload is ${String(request.headers['content-length'])} bytes, over this node's limit of ${MAX_UPLOAD_BYTES} bytes; leave build outputs and large data out of the source`)
+      }
+      try {
+        const stored = await context.blobs.put(request.body as AsyncIterable<Uint8Array>, { maxBytes: MAX_UPLOAD_BYTES })
+        return await reply.status(201).send(stored)
+      } catch (err) {
+        if (err instanceof BlobTooLargeError) return sendError(reply, 413, err.name, err.message)
+        throw err
+      }
     })
   })
 

@@ -26,6 +26,7 @@ export const submitCommand = defineCommand({
     replicas: { type: 'string', placeholder: 'N', description: 'independent builders wanted per platform (default: the spec\'s, else 2)' },
     timeout: { type: 'string', placeholder: 'SECONDS', description: 'the job\'s wall-clock limit (default: the spec\'s timeout)' },
     wait: { type: 'boolean', description: 'follow the job until every platform has a verdict (exit 0 verified, 1 failed or mismatch, 3 no verdict in time)' },
+    'wait-timeout': { type: 'string', placeholder: 'SECONDS', description: 'how long --wait waits for the verdict (default: the job\'s timeout plus a margin for queueing)' },
     ...jsonOption
   },
   async run (options, positionals, io) {
@@ -36,6 +37,8 @@ export const submitCommand = defineCommand({
     if (options.platform.length > 0) overrides.platforms = options.platform
     if (options.replicas !== undefined) overrides.replicas = wholeNumber('--replicas', options.replicas)
     if (options.timeout !== undefined) overrides.timeout = wholeNumber('--timeout', options.timeout)
+    const waitTimeoutMs = options['wait-timeout'] === undefined ? undefined : wholeNumber('--wait-timeout', options['wait-timeout']) * 1000
+    if (waitTimeoutMs !== undefined && !options.wait) throw new UsageError('--wait-timeout only makes sense with --wait')
     // Validate here first: a typo in buildhaus.json is reported before anything is packed or sent.
     const spec = await readJobSpec(dir)
     const client = await connectNode({
@@ -55,12 +58,14 @@ export const submitCommand = defineCommand({
       io.stdout.write(options.json ? `${JSON.stringify(job)}\n` : `${job.id}\n`)
       return 0
     }
-    const deadline = Date.now() + job.spec.timeout * 1000 + waitMarginMs(job.spec.timeout)
+    const submittedAt = Date.now()
+    const deadline = submittedAt + (waitTimeoutMs ?? job.spec.timeout * 1000 + waitMarginMs(job.spec.timeout))
     const watched = await watchJob(client, job.id, { deadline, signal: io.signal, progress: say })
     if (options.json) io.stdout.write(`${JSON.stringify(watched.job)}\n`)
     else io.stdout.write(jobReport(watched.job, client.url))
     if (!watched.final) {
-      say(`no verdict for job ${short(job.id)} within ${Math.round((deadline - job.time) / 1000)} s (it is ${verdictText(watched.job.verdict)}); follow it with \`buildhaus-node status ${short(job.id)}\``)
+      // Said even with --json (stdout stays one JSON document): exit code 3 alone is easy to misread.
+      io.stderr.write(`no verdict for job ${short(job.id)} within ${Math.round((deadline - submittedAt) / 1000)} s (it is ${verdictText(watched.job.verdict)}); follow it with \`buildhaus-node status ${short(job.id)}\`\n`)
       return 3
     }
     return watched.job.verdict === 'verified' ? 0 : 1
