@@ -8,7 +8,7 @@
 
 import { ApiError, getJson, getToken, nodeHealth, setToken } from './api.js'
 import { elapsed, esc, short } from './format.js'
-import { mountGrid } from './grid.js'
+import { mountGrid, toGridJob } from './grid.js'
 import { mountJob } from './job.js'
 import { connectLive } from './live.js'
 import { mountPeers } from './peers.js'
@@ -83,7 +83,7 @@ flashBox.addEventListener('click', (event) => {
 
 async function loadJobs () {
   if (loading === undefined) heldEvents = []
-  loading ??= getJson('/api/jobs').then((body) => {
+  loading ??= getJson('/api/jobs?view=grid').then((body) => {
     store.setAll(body.jobs)
     for (const summary of heldEvents ?? []) store.upsert(summary)
     page?.reload?.()
@@ -162,10 +162,11 @@ async function showNode () {
 
 connectLive({
   job (summary) {
-    if (heldEvents !== undefined) heldEvents.push(summary)
+    const job = toGridJob(summary)
+    if (heldEvents !== undefined) heldEvents.push(job)
     // Before the grid's first load there is no list to update; the page still hears of its job.
-    if (store.loaded) store.upsert(summary)
-    page?.job?.(summary)
+    if (store.loaded) store.upsert(job)
+    page?.job?.(job)
   },
   peers (data) {
     const count = document.getElementById('peer-count')

@@ -2,15 +2,29 @@
 // coloured by verdict, with text and a symbol saying the same. Rows are built
 // as one HTML string and parsed once; the table has no per-cell listeners.
 
-import { esc, elapsedTag, GLYPHS, isProblem, short, timeTag } from './format.js'
+import { esc, elapsedTag, isProblem, short, timeTag } from './format.js'
 
 const PROBLEMS_KEY = 'buildhaus.onlyProblems'
 
-/** Claims whose builder has published no result yet: builds in progress. */
-function runningClaims (platform) {
-  const done = new Set(platform.results.map((r) => r.builder))
-  const seen = new Set()
-  return platform.claims.filter((c) => !done.has(c.builder) && !seen.has(c.builder) && seen.add(c.builder))
+/**
+ * A job in the shape of GET /api/jobs?view=grid. Live events carry full
+ * summaries (claims and results); the grid keeps only what it shows: per
+ * platform, how many builders delivered and who builds it now.
+ */
+export function toGridJob (summary) {
+  if (summary.platforms.every((p) => p.running !== undefined)) return summary
+  return {
+    ...summary,
+    platforms: summary.platforms.map((p) => {
+      if (p.running !== undefined) return p
+      const reported = new Set(p.results.map((r) => r.builder))
+      const delivered = new Set(p.results.filter((r) => r.status !== 'refused').map((r) => r.builder))
+      const running = new Map()
+      for (const c of p.claims) if (!reported.has(c.builder)) running.set(c.builder, Math.min(running.get(c.builder) ?? c.time, c.time))
+      const { claims: _claims, results: _results, ...rest } = p
+      return { ...rest, done: delivered.size, running: [...running].map(([builder, time]) => ({ builder, time })) }
+    })
+  }
 }
 
 /**
@@ -26,9 +40,8 @@ export function cellState (job, platform) {
     return { kind: verdict, label: `${verdict} ${count}`, reason: platform.reason ?? '' }
   }
   if (job.cancelled) return { kind: 'cancelled', label: 'cancelled', reason: job.reason ?? 'cancelled by its submitter' }
-  const running = runningClaims(platform)
-  const done = platform.results.filter((r) => r.status !== 'refused').length
-  const progress = `${done}/${platform.replicas}`
+  const running = platform.running
+  const progress = `${platform.done}/${platform.replicas}`
   if (running.length > 0) {
     const since = Math.min(...running.map((c) => c.time))
     const who = `${running.length} builder${running.length > 1 ? 's' : ''} running (${running.map((c) => short(c.builder)).join(', ')})`
@@ -53,7 +66,7 @@ export function columnsOf (jobs) {
 function jobVerdictCell (job) {
   const cross = job.crossPlatform === 'mismatch' ? ' <span class="cross" title="platform-independent artifacts differ across platforms">≠ across platforms</span>' : ''
   const title = job.reason !== undefined ? ` title="${esc(job.reason)}"` : ''
-  return `<td class="jv v-${esc(job.verdict)}"${title}><span aria-hidden="true">${GLYPHS[job.verdict] ?? ''}</span> ${esc(job.verdict)}${cross}</td>`
+  return `<td class="jv v-${esc(job.verdict)}"${title}>${esc(job.verdict)}${cross}</td>`
 }
 
 export function rowHtml (job, columns) {
@@ -70,7 +83,7 @@ export function rowHtml (job, columns) {
     const state = cellState(job, platform)
     const clock = state.since !== undefined ? ` ${elapsedTag(state.since)}` : ''
     const title = state.reason !== '' ? ` title="${esc(state.reason)}"` : ''
-    cells += `<td class="c v-${state.kind}"${title} data-platform="${esc(selector)}"><a href="#/job/${id}/${esc(encodeURIComponent(selector))}"><span aria-hidden="true">${GLYPHS[state.kind]}</span> ${esc(state.label)}${clock}</a></td>`
+    cells += `<td class="c v-${state.kind}"${title} data-platform="${esc(selector)}"><a href="#/job/${id}/${esc(encodeURIComponent(selector))}">${esc(state.label)}${clock}</a></td>`
   }
   return `<tr data-job="${id}" class="r-${esc(job.verdict)}${problem ? ' problem' : ''}">` +
     `<th scope="row" class="job"><a href="#/job/${id}">${esc(job.name)}</a> <code class="id" title="${id}">${esc(short(job.id))}</code></th>` +
@@ -88,8 +101,8 @@ export function summaryOf (jobs) {
     if (rowIsProblem(job)) problems++
     if (job.cancelled) continue
     for (const p of job.platforms) {
-      if (p.verdict !== 'pending' && p.verdict !== 'unmatched') continue
-      if (runningClaims(p).length > 0) running++
+      if (p.verdict !== 'pending') continue
+      if (p.running.length > 0) running++
       else queued++
     }
   }
@@ -102,10 +115,10 @@ function summaryHtml (s) {
   const parts = [`<strong>${s.total}</strong> job${s.total === 1 ? '' : 's'}`]
   for (const verdict of SUMMARY_ORDER) {
     const n = s.verdicts[verdict] ?? 0
-    if (n > 0) parts.push(`<span class="count v-${verdict}"><span aria-hidden="true">${GLYPHS[verdict]}</span> ${n} ${verdict}</span>`)
+    if (n > 0) parts.push(`<span class="count v-${verdict}">${n} ${verdict}</span>`)
   }
-  parts.push(`<span class="count v-running"><span aria-hidden="true">${GLYPHS.running}</span> ${s.running} running</span>`)
-  parts.push(`<span class="count v-queued"><span aria-hidden="true">${GLYPHS.queued}</span> ${s.queued} queued</span>`)
+  parts.push(`<span class="count v-running">${s.running} running</span>`)
+  parts.push(`<span class="count v-queued">${s.queued} queued</span>`)
   return parts.join(' · ')
 }
 
@@ -162,18 +175,57 @@ export function mountGrid (main, store) {
     empty.hidden = s.total > 0 || !store.loaded
   }
 
+  /** Rows shown in the first frame; the rest follow in the next task, so the top of the grid appears at once. */
+  const FIRST_ROWS = 60
+  let generation = 0
+  let complete = false
+
   function renderAll () {
-    const jobs = store.list()
+    // A copy: live events may reorder the store before the rest of the rows is built.
+    const jobs = store.list().slice()
+    const mine = ++generation
     columns = columnsOf(jobs)
     thead.innerHTML = `<tr><th scope="col" class="job">Job</th><th scope="col" class="when">Submitted</th><th scope="col" class="jv">Verdict</th>${columns.map((c) => `<th scope="col" class="c">${esc(c)}</th>`).join('')}</tr>`
     let html = ''
-    for (const job of jobs) html += rowHtml(job, columns)
+    for (const job of jobs.slice(0, FIRST_ROWS)) html += rowHtml(job, columns)
     tbody.innerHTML = html
+    complete = jobs.length <= FIRST_ROWS
+    renderSummary()
+    indexRows()
+    // Marks for bench/dashboard.ts and anyone profiling: rows built, then the frame that shows them
+    // (a task queued from requestAnimationFrame runs once that frame is out).
+    if (jobs.length > 0) {
+      mark('buildhaus:grid-rendered')
+      const whole = complete
+      requestAnimationFrame(() => setTimeout(() => {
+        mark('buildhaus:grid-painted')
+        if (whole) mark('buildhaus:grid-complete-painted')
+      }, 0))
+      if (whole) mark('buildhaus:grid-complete')
+    }
+    if (!complete) {
+      requestAnimationFrame(() => setTimeout(() => {
+        if (mine !== generation) return
+        let rest = ''
+        for (const job of jobs.slice(FIRST_ROWS)) rest += rowHtml(job, columns)
+        tbody.insertAdjacentHTML('beforeend', rest)
+        complete = true
+        indexRows()
+        mark('buildhaus:grid-complete')
+        requestAnimationFrame(() => setTimeout(() => mark('buildhaus:grid-complete-painted'), 0))
+        if (pending.size > 0) flush()
+      }, 0))
+    }
+  }
+
+  function mark (name) {
+    if (performance.getEntriesByName(name).length === 0) performance.mark(name)
+  }
+
+  function indexRows () {
     rows = new Map()
     for (const tr of tbody.rows) rows.set(tr.dataset.job, tr)
     if (needle !== '') applySearch()
-    renderSummary()
-    if (jobs.length > 0 && !performance.getEntriesByName('buildhaus:grid-rendered').length) performance.mark('buildhaus:grid-rendered')
   }
 
   function applySearch () {
@@ -185,6 +237,8 @@ export function mountGrid (main, store) {
 
   function flush () {
     flushTimer = undefined
+    // Changes wait for the rest of the first render, which may already show them.
+    if (!complete) return
     const changed = [...pending.values()]
     pending.clear()
     if (changed.some((job) => job.platforms.some((p) => !columns.includes(p.selector)))) { renderAll(); return }

@@ -4,7 +4,7 @@
 
 import { getJson, getText, nodeHealth, postJson } from './api.js'
 import { baseName, blobUrl, bytes, duration, elapsedTag, esc, GLYPHS, keyTag, short, timeTag } from './format.js'
-import { cellState } from './grid.js'
+import { cellState, toGridJob } from './grid.js'
 
 /** The log viewer first fetches this many bytes from the end: where a build failed. */
 export const LOG_TAIL_BYTES = 65536
@@ -120,7 +120,7 @@ function diagnosesHtml (view, platform, self) {
 }
 
 function platformSection (view, platform, self) {
-  const state = cellState({ ...view, crossPlatform: view.crossPlatform.verdict }, platform)
+  const state = cellState(view, toGridJob({ platforms: [platform] }).platforms[0])
   const results = comparedResults(platform)
   const clock = state.since !== undefined ? ` for ${elapsedTag(state.since)}` : ''
   const failing = platform.results.find((r) => r.latest && r.status !== 'pass' && r.status !== 'refused' && r.log !== null)

@@ -6,6 +6,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { packDirectory } from '../../src/archive/index.js'
 import type { JobView } from '../../src/jobs/index.js'
+import type { GridJob, GridJobsResponse, JobsResponse } from '../../src/node/api/routes/jobs.js'
 import type { RunningNode } from '../../src/node/daemon.js'
 import { packageRoot } from '../../src/util/package-root.js'
 import { waitFor } from '../../src/util/wait.js'
@@ -237,6 +238,33 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     await page.getByRole('button', { name: 'Re-run' }).click()
     await page.waitForURL((url) => url.hash.startsWith('#/job/') && !url.hash.includes(jobs.verified.id), { timeout: 20_000 })
     expect(remote.jobs.list().length).toBe(before + 1)
+  })
+
+  it('serves the grid\'s slim list, true to the full one, and never stale after a change', async () => {
+    const url = `${nodes[0]!.apiUrl}/api/jobs`
+    const full = await (await fetch(url)).json() as JobsResponse
+    const grid = await (await fetch(`${url}?view=grid`)).json() as GridJobsResponse
+    expect(grid.total).toBe(full.total)
+    expect(grid.jobs.map((j) => j.id)).toEqual(full.jobs.map((j) => j.id))
+    for (const [i, job] of full.jobs.entries()) {
+      const slim = grid.jobs[i]!
+      expect(slim.verdict).toBe(job.verdict)
+      for (const [k, p] of job.platforms.entries()) {
+        const reported = new Set(p.results.map((r) => r.builder))
+        expect(slim.platforms[k]).toMatchObject({ selector: p.selector, verdict: p.verdict, agreeing: p.agreeing, replicas: p.replicas })
+        expect(slim.platforms[k]!.done).toBe(new Set(p.results.filter((r) => r.status !== 'refused').map((r) => r.builder)).size)
+        expect(slim.platforms[k]!.running.map((r) => r.builder).sort()).toEqual([...new Set(p.claims.filter((c) => !reported.has(c.builder)).map((c) => c.builder))].sort())
+      }
+    }
+
+    // A settled job's JSON is kept between requests; a change (here: its submitter cancels it) must show at once.
+    const job = await waitDecided(nodes[0]!, (await submitDir(nodes[0]!, join(packageRoot(), 'examples', 'hello'), { replicas: 1 })).id)
+    const listed = async (): Promise<GridJob | undefined> => ((await (await fetch(`${url}?view=grid`)).json()) as GridJobsResponse).jobs.find((j) => j.id === job.id)
+    expect((await listed())?.verdict).toBe('verified')
+    expect((await listed())?.verdict).toBe('verified')
+    expect((await fetch(`${url}/${job.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(200)
+    expect(await listed()).toMatchObject({ verdict: 'cancelled', cancelled: true })
+    expect((await fetch(`${url}?view=everything`)).status).toBe(400)
   })
 
   it('ignores a change another web site\'s page sends through the browser', async () => {
