@@ -66,7 +66,10 @@ export function columnsOf (jobs) {
 function jobVerdictCell (job) {
   const cross = job.crossPlatform === 'mismatch' ? ' <span class="cross" title="platform-independent artifacts differ across platforms">≠ across platforms</span>' : ''
   const title = job.reason !== undefined ? ` title="${esc(job.reason)}"` : ''
-  return `<td class="jv v-${esc(job.verdict)}"${title}>${esc(job.verdict)}${cross}</td>`
+  // An open job says whether anyone builds it now: "pending" alone hides the queue.
+  let kind = job.verdict
+  if (kind === 'pending') kind = job.platforms.some((p) => p.verdict === 'pending' && p.running.length > 0) ? 'running' : 'queued'
+  return `<td class="jv v-${esc(kind)}"${title}>${esc(kind)}${cross}</td>`
 }
 
 export function rowHtml (job, columns) {
@@ -109,7 +112,8 @@ export function summaryOf (jobs) {
   return { total: jobs.length, verdicts, running, queued, problems }
 }
 
-const SUMMARY_ORDER = ['failed', 'mismatch', 'unmatched', 'pending', 'cancelled', 'verified']
+/** Job verdicts counted above the grid; open jobs are counted by their builds instead. */
+const SUMMARY_ORDER = ['failed', 'mismatch', 'unmatched', 'cancelled', 'verified']
 
 function summaryHtml (s) {
   const parts = [`<strong>${s.total}</strong> job${s.total === 1 ? '' : 's'}`]
@@ -117,7 +121,7 @@ function summaryHtml (s) {
     const n = s.verdicts[verdict] ?? 0
     if (n > 0) parts.push(`<span class="count v-${verdict}">${n} ${verdict}</span>`)
   }
-  parts.push(`<span class="count v-running">${s.running} running</span>`)
+  parts.push(`builds: <span class="count v-running">${s.running} running</span>`)
   parts.push(`<span class="count v-queued">${s.queued} queued</span>`)
   return parts.join(' · ')
 }
@@ -138,7 +142,7 @@ export function mountGrid (main, store) {
   main.innerHTML = `<section class="grid-page" aria-labelledby="grid-title">
   <div class="toolbar">
     <h1 id="grid-title" tabindex="-1">Jobs</h1>
-    <p class="summary" id="grid-summary" aria-live="polite"></p>
+    <p class="summary" id="grid-summary"></p>
     <div class="filters">
       <label class="check"><input type="checkbox" id="only-problems"${onlyProblems ? ' checked' : ''}> Only problems</label>
       <label for="grid-search">Name</label>

@@ -97,7 +97,8 @@ function claimsList (platform, self) {
   const open = platform.claims.filter((c) => !done.has(c.builder))
   if (open.length === 0) return ''
   const now = Date.now()
-  const items = open.map((c) => `<li>${keyTag(c.builder, self)} claimed it ${elapsedTag(c.time)} ago; lease ${c.lease > now ? `until ${timeTag(c.lease)}` : `lapsed at ${timeTag(c.lease)}`}</li>`).join('')
+  // A lapsed lease still holds while the claimant's heartbeats list the build: say only what is certain.
+  const items = open.map((c) => `<li>${keyTag(c.builder, self)} claimed it ${elapsedTag(c.time)} ago${c.lease > now ? `, lease until ${timeTag(c.lease)}` : ''}</li>`).join('')
   return `<div class="claims"><h4>Building now</h4><ul>${items}</ul></div>`
 }
 
@@ -122,7 +123,7 @@ function diagnosesHtml (view, platform, self) {
 function platformSection (view, platform, self) {
   const state = cellState(view, toGridJob({ platforms: [platform] }).platforms[0])
   const results = comparedResults(platform)
-  const clock = state.since !== undefined ? ` for ${elapsedTag(state.since)}` : ''
+  const clock = state.since === undefined ? '' : state.kind === 'running' ? ` Building for ${elapsedTag(state.since)}.` : ` Waiting for ${elapsedTag(state.since)}.`
   const failing = platform.results.find((r) => r.latest && r.status !== 'pass' && r.status !== 'refused' && r.log !== null)
   const side = results.length > 0 ? `${stepsTable(view, results, self)}${artifactsTable(view, platform, results, self)}` : ''
   const mismatch = platform.mismatch !== undefined
@@ -130,7 +131,7 @@ function platformSection (view, platform, self) {
     : ''
   return `<section class="platform" id="platform-${esc(platform.selector)}" data-selector="${esc(platform.selector)}" aria-labelledby="h-${esc(platform.selector)}">
   <h2 id="h-${esc(platform.selector)}" tabindex="-1">${esc(platform.selector)} ${badge(state.kind, state.label)}</h2>
-  <p class="reason">${esc(state.reason)}${clock}. Wants ${platform.replicas} builder${platform.replicas > 1 ? 's' : ''}, ${platform.quorum} agreeing to decide.</p>
+  <p class="reason">${esc(state.reason)}.${clock} Wants ${platform.replicas} builder${platform.replicas > 1 ? 's' : ''}, ${platform.quorum} agreeing to decide.</p>
   ${claimsList(platform, self)}
   ${resultsTable(platform, self)}
   ${side}
@@ -175,11 +176,21 @@ function actionsHtml (view, self) {
   return `<div class="actions">${cancel}<button type="button" data-action="rerun">Re-run</button>${why}</div>`
 }
 
+/** The job's verdict, an open one said as running (someone builds it) or queued. */
+function jobKind (view) {
+  if (view.verdict !== 'pending') return view.verdict
+  const building = view.platforms.some((p) => {
+    const reported = new Set(p.results.map((r) => r.builder))
+    return p.verdict === 'pending' && p.claims.some((c) => !reported.has(c.builder))
+  })
+  return building ? 'running' : 'queued'
+}
+
 function pageHtml (view, self) {
   const cancelled = view.cancelled ? `<p class="reason">Cancelled by its submitter${view.cancelReason !== undefined ? `: ${esc(view.cancelReason)}` : ''}.</p>` : ''
   return `<article class="job-page" data-job="${esc(view.id)}">
 <p class="crumbs"><a href="#/">Grid</a> › job</p>
-<h1 id="job-title" tabindex="-1">${esc(view.name)} ${badge(view.verdict)}</h1>
+<h1 id="job-title" tabindex="-1">${esc(view.name)} ${badge(jobKind(view))}</h1>
 ${view.reason !== undefined ? `<p class="reason">${esc(view.reason)}</p>` : ''}${cancelled}
 ${actionsHtml(view, self)}
 <dl class="facts">

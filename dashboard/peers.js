@@ -3,7 +3,7 @@
 // public log, and any key caught forking its chain.
 
 import { getJson } from './api.js'
-import { esc, keyTag, short, timeTag } from './format.js'
+import { elapsed, esc, keyTag, short, timeTag } from './format.js'
 
 /** Heartbeats are not events: refresh the table this often while it is shown. */
 const REFRESH_MS = 3_000
@@ -35,7 +35,7 @@ function peerRow (peer) {
 ${reputationCell(peer)}
 <td>${esc(peer.version)}</td>
 <td>${esc(accepts)}</td>
-<td>${peer.api !== undefined ? `<a href="${esc(peer.api)}/" rel="noreferrer">${esc(peer.api)}</a>` : '—'}</td>
+<td>${peer.api !== undefined && /^https?:\/\//.test(peer.api) ? `<a href="${esc(peer.api)}/" rel="noreferrer">${esc(peer.api)}</a>` : '—'}</td>
 </tr>`
 }
 
@@ -72,7 +72,7 @@ export function mountPeers (main, context) {
       note.textContent = `${peers.length} node${peers.length === 1 ? '' : 's'} (this one and ${peers.length - 1} live peer${peers.length === 2 ? '' : 's'}), ${used} of ${slots} build slots in use.`
       forksBox.innerHTML = forksHtml(forks)
       const now = Date.now()
-      for (const el of tbody.querySelectorAll('[data-ago]')) el.textContent = `${Math.max(0, Math.round((now - Number(el.dataset.ago)) / 1000))}s ago`
+      for (const el of tbody.querySelectorAll('[data-ago]')) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
     } catch (err) {
       if (!stopped) note.textContent = `Could not load the peers: ${err.message}`
     }

@@ -145,13 +145,11 @@ export async function readSpecFromArchive (file) {
     while (reader.consumed < MAX_SCAN_BYTES) {
       const block = await reader.read(BLOCK)
       if (block.byteLength === 0) break
-      if (block.byteLength < BLOCK) throw new ArchiveError('the archive ends in the middle of a header: it is cut short or damaged')
+      const first = reader.consumed === block.byteLength
+      const notTar = `this file is not a tar archive${gz ? ' inside its gzip' : ''}; make one with: tar czf source.tar.gz -C DIR .`
+      if (block.byteLength < BLOCK) throw new ArchiveError(first ? notTar : 'the archive ends in the middle of a header: it is cut short or damaged')
       if (block.every((b) => b === 0)) break
-      if (!checksumOk(block)) {
-        throw new ArchiveError(reader.consumed === BLOCK
-          ? `this file is not a tar archive${gz ? ' inside its gzip' : ''}; make one with: tar czf source.tar.gz -C DIR .`
-          : 'the archive is damaged (a header checksum does not match)')
-      }
+      if (!checksumOk(block)) throw new ArchiveError(first ? notTar : 'the archive is damaged (a header checksum does not match)')
       const size = octal(block, 124, 12)
       const type = String.fromCharCode(block[156] || 0x30)
       const padded = Math.ceil(size / BLOCK) * BLOCK

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -198,6 +199,21 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     await page.getByLabel('Source archive').setInputFiles(empty)
     await expect.poll(async () => await page.locator('#archive-state').innerText()).toMatch(/no buildhaus\.json at its top level/)
 
+    // Archives as people make them: tar's "./" names, a directory packed whole, something else entirely.
+    const hello = join(packageRoot(), 'examples', 'hello')
+    const plain = join(dir, 'dot.tar')
+    execFileSync('tar', ['-cf', plain, '-C', hello, '.'])
+    await page.getByLabel('Source archive').setInputFiles(plain)
+    await expect.poll(async () => await page.locator('#archive-state').innerText()).toMatch(/found buildhaus\.json/)
+    const nested = join(dir, 'nested.tar.gz')
+    execFileSync('tar', ['-czf', nested, '-C', join(packageRoot(), 'examples'), 'hello'])
+    await page.getByLabel('Source archive').setInputFiles(nested)
+    await expect.poll(async () => await page.locator('#archive-state').innerText()).toMatch(/inside hello\/, not at the top.*tar czf source\.tar\.gz -C hello \./)
+    const notTar = join(dir, 'words.txt.gz')
+    execFileSync('sh', ['-c', `gzip -c '${join(hello, 'words.txt')}' > '${notTar}'`])
+    await page.getByLabel('Source archive').setInputFiles(notTar)
+    await expect.poll(async () => await page.locator('#archive-state').innerText()).toMatch(/not a tar archive inside its gzip/)
+
     const before = nodes[0]!.jobs.list().length
     await page.getByLabel('Source archive').setInputFiles(archive)
     await expect.poll(async () => await page.locator('#spec-preview').innerText()).toContain('hello')
@@ -242,8 +258,13 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
 
   it('serves the grid\'s slim list, true to the full one, and never stale after a change', async () => {
     const url = `${nodes[0]!.apiUrl}/api/jobs`
-    const full = await (await fetch(url)).json() as JobsResponse
-    const grid = await (await fetch(`${url}?view=grid`)).json() as GridJobsResponse
+    // Two requests are two moments: take the slim list between two equal full ones.
+    const { full, grid } = await waitFor(async () => {
+      const before = await (await fetch(url)).text()
+      const slim = await (await fetch(`${url}?view=grid`)).json() as GridJobsResponse
+      const after = await (await fetch(url)).text()
+      return before === after ? { full: JSON.parse(after) as JobsResponse, grid: slim } : undefined
+    }, { timeoutMs: 30_000, what: 'the job list to hold still for three requests' })
     expect(grid.total).toBe(full.total)
     expect(grid.jobs.map((j) => j.id)).toEqual(full.jobs.map((j) => j.id))
     for (const [i, job] of full.jobs.entries()) {
@@ -265,6 +286,20 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     expect((await fetch(`${url}/${job.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(200)
     expect(await listed()).toMatchObject({ verdict: 'cancelled', cancelled: true })
     expect((await fetch(`${url}?view=everything`)).status).toBe(400)
+  })
+
+  it('shows what mesh members wrote as text, never as markup', async () => {
+    const hostile = '<img src=x onerror="window.pwned=1">'
+    const spec = { name: hostile, replicas: 1, steps: [{ name: `${hostile}step`, run: `echo '${hostile}'` }], timeout: 30 }
+    const job = await submitDir(nodes[0]!, await writeJobDir(join(dir, 'hostile'), spec), { platforms: ['linux-arm64'] })
+    const page = await openPage(`${nodes[0]!.apiUrl}/`)
+    const name = page.locator(`tr[data-job="${job.id}"] th a`)
+    await expect.poll(async () => await name.innerText(), { timeout: 20_000 }).toBe(hostile)
+    await page.goto(`${nodes[0]!.apiUrl}/#/job/${job.id}`)
+    await expect.poll(async () => await page.locator('h1').innerText()).toContain(hostile)
+    await expect(page.locator('.steps-list').innerText()).resolves.toContain(`${hostile}step`)
+    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined()
+    await expect(page.locator('main img').count()).resolves.toBe(0)
   })
 
   it('ignores a change another web site\'s page sends through the browser', async () => {
