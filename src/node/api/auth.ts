@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { sendError } from './errors.js'
 
@@ -19,11 +20,22 @@ export interface MutationGuardContext {
  * Reads are open to whoever can reach the API (loopback by default).
  * Mutations (any other method) come from this machine, or carry
  * `Authorization: Bearer <token>`; anything else gets 403.
+ *
+ * A browser on this machine is "this machine" for any web page it shows, so
+ * requests a browser marks as coming from a page (`Origin`) must come from
+ * the node's own origin (no other site may post to it), and are trusted as
+ * local only when they name the node by a loopback host (a DNS-rebound
+ * name is not: it needs the token like any other machine).
  */
 export function registerMutationGuard (app: FastifyInstance, context: MutationGuardContext): void {
   app.addHook('onRequest', async (request, reply) => {
     if (READ_METHODS.has(request.method)) return
-    if (context.trustLoopback !== false && isLoopback(request.socket.remoteAddress)) return
+    const origin = request.headers.origin
+    const host = request.headers.host
+    if (origin !== undefined && !sameOrigin(origin, host)) {
+      return sendError(reply, 403, 'Forbidden', `a page from ${origin.slice(0, 200)} may not change this node; use the node's own dashboard at its API address`)
+    }
+    if (context.trustLoopback !== false && isLoopback(request.socket.remoteAddress) && (origin === undefined || isLoopbackHost(host))) return
     const presented = bearerToken(request)
     if (presented === undefined) {
       const who = isLoopback(request.socket.remoteAddress) ? 'this node lets jobs use the network, so changes' : 'changes from another machine'
@@ -40,6 +52,25 @@ export function isLoopback (address: string | undefined): boolean {
   if (address === undefined) return false
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
   return v4.startsWith('127.') || address === '::1'
+}
+
+/** Whether a browser's Origin header names the host the request was sent to. */
+function sameOrigin (origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false
+  try {
+    const url = new URL(origin)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === host.toLowerCase()
+  } catch {
+    return false // "null" and other opaque origins
+  }
+}
+
+/** A Host header naming this machine by a loopback address or `localhost`. */
+function isLoopbackHost (host: string | undefined): boolean {
+  if (host === undefined) return false
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '')
+  // An IP literal only: a name such as 127.example.com can resolve anywhere.
+  return name.toLowerCase() === 'localhost' || (isIP(name) !== 0 && isLoopback(name))
 }
 
 function bearerToken (request: FastifyRequest): string | undefined {

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { BlobTooLargeError } from '../../../blobs/errors.js'
 import { sendError } from '../errors.js'
@@ -68,7 +68,8 @@ export function registerBlobRoutes (app: FastifyInstance, context: BlobsContext)
       const skip = size - tail
       reply.header('X-Blob-Size', String(size))
       reply.header('X-Blob-Offset', String(skip))
-      return await reply.type('application/octet-stream').send(skipBytes(ranged.stream, skip))
+      // Fastify sends streams, not async generators: wrap it.
+      return await reply.type('application/octet-stream').header('Content-Length', String(tail)).send(Readable.from(skipBytes(ranged.stream, skip)))
     }
     reply.header('Content-Length', String(size))
     return await reply.type('application/octet-stream').send(stream)

@@ -35,6 +35,8 @@ export interface JobsContext {
     submit (input: { spec: JobSpec, overrides?: SpecOverrides, source: { hash: string, size: number } }): Promise<JobView>
     cancel (id: string, reason?: string): Promise<JobView>
     rerun (id: string): Promise<JobView>
+    /** A job's view changed (the job service's event): lets the routes cache what they serialise. */
+    on?: (type: 'job', listener: (event: CustomEvent<{ id: string }>) => void) => () => void
   }
 }
 
@@ -67,6 +69,31 @@ export interface JobsResponse {
   total: number
 }
 
+/**
+ * A job as the dashboard's grid needs it (GET /api/jobs?view=grid): each
+ * platform's verdict and progress, without the results' detail, about a
+ * tenth of a JobSummary's size.
+ */
+export interface GridJob extends Omit<JobSummary, 'platforms'> {
+  platforms: Array<{
+    selector: string
+    verdict: PlatformView['verdict']
+    reason?: string
+    replicas: number
+    quorum: number
+    agreeing: number
+    /** Builders that delivered a result (refusals aside). */
+    done: number
+    /** Builders that claimed the platform and have not delivered: building now. */
+    running: Array<{ builder: string, time: number }>
+  }>
+}
+
+export interface GridJobsResponse {
+  jobs: GridJob[]
+  total: number
+}
+
 const ID = /^[0-9a-f]{64}$/
 const submitSchema = z.strictObject({
   spec: z.unknown(),
@@ -78,7 +105,8 @@ const submitSchema = z.strictObject({
   source: z.strictObject({ hash: z.string().regex(ID, 'source.hash must be 64 hex digits'), size: z.number().int().min(0) })
 })
 
-export function summarise (view: JobView): JobSummary {
+/** The job-level fields every list view shares. */
+function jobFields (view: JobView): Omit<JobSummary, 'platforms'> {
   return {
     id: view.id,
     name: view.name,
@@ -88,7 +116,13 @@ export function summarise (view: JobView): JobSummary {
     ...(view.reason !== undefined ? { reason: view.reason } : {}),
     cancelled: view.cancelled,
     crossPlatform: view.crossPlatform.verdict,
-    diagnoses: view.diagnoses.length,
+    diagnoses: view.diagnoses.length
+  }
+}
+
+export function summarise (view: JobView): JobSummary {
+  return {
+    ...jobFields(view),
     platforms: view.platforms.map((p) => ({
       selector: p.selector,
       verdict: p.verdict,
@@ -102,13 +136,70 @@ export function summarise (view: JobView): JobSummary {
   }
 }
 
+export function gridSummary (view: JobView): GridJob {
+  return {
+    ...jobFields(view),
+    platforms: view.platforms.map((p) => {
+      const delivered = new Set<string>()
+      const reported = new Set<string>()
+      for (const r of p.results) {
+        reported.add(r.builder)
+        if (r.status !== 'refused') delivered.add(r.builder)
+      }
+      const running = new Map<string, number>()
+      for (const c of p.claims) {
+        if (!reported.has(c.builder)) running.set(c.builder, Math.min(running.get(c.builder) ?? c.time, c.time))
+      }
+      return {
+        selector: p.selector,
+        verdict: p.verdict,
+        ...(p.reason !== undefined ? { reason: p.reason } : {}),
+        replicas: p.replicas,
+        quorum: p.quorum,
+        agreeing: p.agreeing,
+        done: delivered.size,
+        running: [...running].map(([builder, time]) => ({ builder, time }))
+      }
+    })
+  }
+}
+
+/** Decided views change only with new entries (a job event); open ones also with presence and time. */
+function settled (view: JobView): boolean {
+  return view.cancelled || view.platforms.every((p) => p.verdict === 'verified' || p.verdict === 'failed' || p.verdict === 'mismatch')
+}
+
+const LIST_VIEWS = { summary: summarise, grid: gridSummary } as const
+
 export function registerJobRoutes (app: FastifyInstance, context: JobsContext): void {
-  app.get<{ Querystring: { limit?: string, verdict?: string } }>('/api/jobs', async (request): Promise<JobsResponse> => {
+  // The list is the dashboard's first request and the largest answer: keep each
+  // settled job's JSON until its next job event, and build the list from the pieces.
+  const serialised = { summary: new Map<string, string>(), grid: new Map<string, string>() }
+  const off = context.jobs.on?.('job', (event) => {
+    serialised.summary.delete(event.detail.id)
+    serialised.grid.delete(event.detail.id)
+  })
+  if (off !== undefined) app.addHook('onClose', async () => { off() })
+  const jsonOf = (view: JobView, kind: keyof typeof LIST_VIEWS): string => {
+    if (off === undefined || !settled(view)) return JSON.stringify(LIST_VIEWS[kind](view))
+    const cache = serialised[kind]
+    let text = cache.get(view.id)
+    if (text === undefined) {
+      text = JSON.stringify(LIST_VIEWS[kind](view))
+      cache.set(view.id, text)
+    }
+    return text
+  }
+
+  app.get<{ Querystring: { limit?: string, verdict?: string, view?: string } }>('/api/jobs', async (request, reply) => {
+    const kind = request.query.view ?? 'summary'
+    if (kind !== 'summary' && kind !== 'grid') return sendError(reply, 400, 'BadRequest', `view=${kind} is not a view of the job list; use view=grid, or leave it out for full summaries`)
     const all = context.jobs.list()
     const verdict = request.query.verdict
     const filtered = verdict === undefined ? all : all.filter((j) => j.verdict === verdict)
     const limit = request.query.limit === undefined ? filtered.length : Math.max(0, Number.parseInt(request.query.limit, 10) || 0)
-    return { jobs: filtered.slice(0, limit).map(summarise), total: all.length }
+    const pieces = filtered.slice(0, limit).map((view) => jsonOf(view, kind))
+    return await reply.type('application/json; charset=utf-8').send(`{"jobs":[${pieces.join(',')}],"total":${all.length}}`)
   })
 
   app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {

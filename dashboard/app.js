@@ -1,0 +1,194 @@
+// The dashboard's entry: one page, routed on the URL's hash.
+//   #/                    the grid
+//   #/job/<id>[/<sel>]    a job (scrolled to one platform)
+//   #/peers               the mesh
+//   #/submit              submit a source archive
+// Job summaries live in one store kept current by the node's events, so
+// coming back to the grid is instant.
+
+import { ApiError, getJson, getToken, nodeHealth, setToken } from './api.js'
+import { elapsed, esc, short } from './format.js'
+import { mountGrid, toGridJob } from './grid.js'
+import { mountJob } from './job.js'
+import { connectLive } from './live.js'
+import { mountPeers } from './peers.js'
+import { mountSubmit } from './submit.js'
+
+/** Job summaries newest first, by id. */
+class JobStore {
+  constructor () {
+    this.jobs = []
+    this.position = new Map()
+    this.loaded = false
+  }
+
+  setAll (jobs) {
+    this.jobs = jobs
+    this.reindex()
+    this.loaded = true
+  }
+
+  /** Replace a known job in place, or put a new one where its time says (new jobs: on top). */
+  upsert (summary) {
+    const at = this.position.get(summary.id)
+    if (at !== undefined) {
+      this.jobs[at] = summary
+      return
+    }
+    let index = 0
+    while (index < this.jobs.length && this.jobs[index].time > summary.time) index++
+    this.jobs.splice(index, 0, summary)
+    this.reindex()
+  }
+
+  reindex () {
+    this.position = new Map(this.jobs.map((job, i) => [job.id, i]))
+  }
+
+  list () { return this.jobs }
+  indexOf (id) { return this.position.get(id) ?? -1 }
+}
+
+const store = new JobStore()
+const main = document.getElementById('main')
+const flashBox = document.getElementById('flash')
+const liveStatus = document.getElementById('live-status')
+let page
+let loading
+/** Job events that arrived while the list was loading: applied over it, as they may be newer. */
+let heldEvents
+
+/** Show an error (or a notice) above the page until dismissed or replaced. */
+export function flash (message, kind = 'error') {
+  flashBox.hidden = false
+  flashBox.dataset.kind = kind
+  flashBox.innerHTML = `<p>${esc(message)}</p><button type="button" class="dismiss">Dismiss</button>`
+}
+
+/** A failed change: say why; a 403 means this browser needs the token. */
+export function reportError (err, doing) {
+  if (err instanceof ApiError && err.status === 403) {
+    flash(`${doing} was refused: ${err.message}. Enter the token under "API token" above.`)
+    const panel = document.getElementById('token-panel')
+    panel.open = true
+    document.getElementById('token-input').focus()
+    return
+  }
+  flash(`${doing} failed: ${err?.message ?? err}`)
+}
+
+flashBox.addEventListener('click', (event) => {
+  if (event.target.closest('.dismiss')) flashBox.hidden = true
+})
+
+async function loadJobs () {
+  if (loading === undefined) heldEvents = []
+  loading ??= getJson('/api/jobs?view=grid').then((body) => {
+    store.setAll(body.jobs)
+    for (const summary of heldEvents ?? []) store.upsert(summary)
+    page?.reload?.()
+  }).catch((err) => {
+    flash(`could not load the jobs: ${err.message}`)
+  }).finally(() => {
+    loading = undefined
+    heldEvents = undefined
+  })
+  await loading
+}
+
+function route () {
+  const hash = location.hash.replace(/^#/, '') || '/'
+  const parts = hash.split('/').filter((p) => p !== '').map(decodeURIComponent)
+  if (parts[0] === 'job' && /^[0-9a-f]{64}$/.test(parts[1] ?? '')) return { name: 'job', id: parts[1], platform: parts[2] }
+  if (parts[0] === 'peers') return { name: 'peers' }
+  if (parts[0] === 'submit') return { name: 'submit' }
+  return { name: 'grid' }
+}
+
+function navigate (first) {
+  page?.unmount?.()
+  window.scrollTo(0, 0)
+  const where = route()
+  for (const link of document.querySelectorAll('[data-nav]')) {
+    if (link.dataset.nav === where.name) link.setAttribute('aria-current', 'page')
+    else link.removeAttribute('aria-current')
+  }
+  const context = { store, flash, reportError }
+  if (where.name === 'job') page = mountJob(main, where.id, where.platform, context)
+  else if (where.name === 'peers') page = mountPeers(main, context)
+  else if (where.name === 'submit') page = mountSubmit(main, context)
+  else {
+    page = mountGrid(main, store)
+    if (!store.loaded) void loadJobs()
+  }
+  // Move focus to the new page's heading, as a page load would (not on the first load).
+  if (!first) page.focus?.()
+}
+
+function tick () {
+  const now = Date.now()
+  for (const el of document.querySelectorAll('.elapsed')) el.textContent = elapsed(Number(el.dataset.since), now)
+  for (const el of document.querySelectorAll('[data-ago]')) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
+}
+
+function setupToken () {
+  const form = document.getElementById('token-form')
+  const input = document.getElementById('token-input')
+  const state = document.getElementById('token-state')
+  const show = () => { state.textContent = getToken() !== '' ? 'a token is set for this tab' : 'no token set' }
+  form.addEventListener('submit', (event) => {
+    event.preventDefault()
+    setToken(input.value.trim())
+    input.value = ''
+    show()
+  })
+  document.getElementById('token-forget').addEventListener('click', () => {
+    setToken('')
+    input.value = ''
+    show()
+  })
+  show()
+}
+
+async function showNode () {
+  try {
+    const health = await nodeHealth()
+    document.getElementById('node-info').innerHTML =
+      `node <code title="${esc(health.peerId)}">${esc(short(health.author))}</code> · ${esc(health.platforms.join(', '))} · <span id="peer-count">${health.peers}</span> peer${health.peers === 1 ? '' : 's'}`
+  } catch (err) {
+    flash(`the node does not answer: ${err.message}`)
+  }
+}
+
+connectLive({
+  job (summary) {
+    const job = toGridJob(summary)
+    if (heldEvents !== undefined) heldEvents.push(job)
+    // Before the grid's first load there is no list to update; the page still hears of its job.
+    if (store.loaded) store.upsert(job)
+    page?.job?.(job)
+  },
+  peers (data) {
+    const count = document.getElementById('peer-count')
+    if (count !== null && typeof data?.count === 'number') count.textContent = String(data.count)
+    page?.peers?.()
+  },
+  fork (data) {
+    flash(`Key ${short(data?.author)} signed two different entries at seq ${data?.seq}: it forked its chain, and its results are no longer believed.`, 'warning')
+    page?.fork?.()
+  },
+  status (state) {
+    liveStatus.dataset.state = state
+    liveStatus.textContent = state === 'live' ? 'live' : state === 'reconnecting' ? 'reconnecting…' : 'offline (retrying)'
+  },
+  resync () {
+    if (store.loaded) void loadJobs()
+    page?.resync?.()
+  }
+})
+
+setupToken()
+void showNode()
+window.addEventListener('hashchange', () => { navigate(false) })
+navigate(true)
+setInterval(tick, 1000)

@@ -1,0 +1,107 @@
+// Small pure helpers shared by the pages: escaping, names, sizes, times.
+
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+/** Text (from the log, written by any mesh member) made safe for HTML text and attribute values. */
+export function esc (value) {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c])
+}
+
+/** The first 12 hex digits name a key, job or hash well enough on screen (the CLI does the same). */
+export function short (hex) {
+  return String(hex ?? '').slice(0, 12)
+}
+
+export function bytes (n) {
+  if (!Number.isFinite(n)) return '?'
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB']
+  let value = n / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++ }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`
+}
+
+/** A duration in ms as people read it: 42 ms, 3.2 s, 4 min 05 s, 2 h 03 min. */
+export function duration (ms) {
+  if (!Number.isFinite(ms) || ms < 0) ms = 0
+  if (ms < 1000) return `${Math.round(ms)} ms`
+  const s = ms / 1000
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`
+  const m = Math.floor(s / 60)
+  if (m < 60) return `${m} min ${String(Math.floor(s % 60)).padStart(2, '0')} s`
+  const h = Math.floor(m / 60)
+  return `${h} h ${String(m % 60).padStart(2, '0')} min`
+}
+
+/** Elapsed time for the live counters: whole seconds, never negative (the claimant's clock may run ahead). */
+export function elapsed (since, now = Date.now()) {
+  const s = Math.max(0, Math.floor((now - since) / 1000))
+  if (s < 60) return `${s}s`
+  const m = Math.floor(s / 60)
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`
+}
+
+const pad = (n) => String(n).padStart(2, '0')
+
+/** Local wall time: the time alone for today, the date too otherwise. */
+export function clock (ms, now = new Date()) {
+  const d = new Date(ms)
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  if (d.toDateString() === now.toDateString()) return time
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`
+}
+
+export function isoTime (ms) {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : ''
+}
+
+/** Whether a platform's or job's verdict is one people must look at. */
+export function isProblem (verdict) {
+  return verdict === 'failed' || verdict === 'mismatch' || verdict === 'unmatched'
+}
+
+/** A symbol beside each state, so colour is never the only signal. */
+export const GLYPHS = {
+  verified: '✓',
+  failed: '✗',
+  mismatch: '≠',
+  running: '▶',
+  queued: '…',
+  pending: '…',
+  unmatched: '⚠',
+  cancelled: '⊘',
+  agree: '✓'
+}
+
+/** `<time>` with the full date in its title. */
+export function timeTag (ms) {
+  if (!Number.isFinite(ms)) return ''
+  return `<time datetime="${isoTime(ms)}" title="${esc(new Date(ms).toString())}">${esc(clock(ms))}</time>`
+}
+
+/** A live counter: the page's ticker rewrites every `.elapsed` from its data-since each second. */
+export function elapsedTag (since, label = '') {
+  return `<span class="elapsed" data-since="${since}"${label !== '' ? ` aria-label="${esc(label)}"` : ''}>${elapsed(since)}</span>`
+}
+
+/** A hex key shown short, the whole of it in the title. */
+export function keyTag (hex, self) {
+  const mine = self !== undefined && hex === self
+  return `<code class="key" title="${esc(hex)}">${esc(short(hex))}</code>${mine ? ' <span class="tag">this node</span>' : ''}`
+}
+
+export function blobUrl (hash, options = {}) {
+  const params = new URLSearchParams()
+  if (options.tail !== undefined) params.set('tail', String(options.tail))
+  if (options.download !== undefined) params.set('download', options.download)
+  const query = params.toString()
+  return `/api/blobs/${encodeURIComponent(hash)}${query !== '' ? `?${query}` : ''}`
+}
+
+/** The file name a download of `path` should get (the last part of the artifact path). */
+export function baseName (path) {
+  const parts = String(path).split('/')
+  return parts[parts.length - 1] || 'artifact'
+}

@@ -1,0 +1,149 @@
+// Submit a job from the page: pick a .tar or .tar.gz of the source directory
+// (with buildhaus.json at its top), optionally override platforms, replicas
+// and timeout; the archive is uploaded as a blob (POST /api/blobs) and the
+// job published with its spec (POST /api/jobs).
+
+import { postBytes, postJson } from './api.js'
+import { bytes, esc } from './format.js'
+import { readSpecFromArchive } from './tar.js'
+
+/** The node's bounds (src/jobs/constants.ts): checked here only to answer sooner. */
+const MAX_REPLICAS = 7
+const MAX_TIMEOUT_S = 24 * 60 * 60
+const MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+
+function specPreview (spec) {
+  const platforms = Array.isArray(spec.platforms)
+    ? spec.platforms.map((p) => (Array.isArray(p) ? p.join('+') : String(p))).join(', ')
+    : 'not given: this node\'s own platform'
+  const replicas = typeof spec.replicas === 'object' && spec.replicas !== null
+    ? Object.entries(spec.replicas).map(([k, v]) => `${k} × ${v}`).join(', ')
+    : String(spec.replicas ?? 'default')
+  const steps = Array.isArray(spec.steps) ? spec.steps.map((s) => `<li><strong>${esc(s?.name)}</strong> <code>${esc(s?.run)}</code></li>`).join('') : ''
+  return `<h2>From buildhaus.json</h2><dl class="facts">
+<dt>Name</dt><dd>${esc(spec.name)}</dd>
+<dt>Platforms</dt><dd>${esc(platforms)}</dd>
+<dt>Replicas</dt><dd>${esc(replicas)}</dd>
+<dt>Timeout</dt><dd>${spec.timeout !== undefined ? `${esc(spec.timeout)} s` : 'default'}</dd>
+<dt>Artifacts</dt><dd>${Array.isArray(spec.artifacts) && spec.artifacts.length > 0 ? spec.artifacts.map((a) => `<code>${esc(a)}</code>`).join(', ') : 'none'}</dd>
+</dl><ol class="steps-list">${steps}</ol>`
+}
+
+/** The overrides the form asks for, or an error message. */
+export function readOverrides (form) {
+  const overrides = {}
+  const platforms = form.platforms.value.split(/[\s,]+/).filter((p) => p !== '')
+  if (platforms.length > 0) overrides.platforms = platforms
+  if (form.replicas.value !== '') {
+    const n = Number(form.replicas.value)
+    if (!Number.isInteger(n) || n < 1 || n > MAX_REPLICAS) return { error: `Replicas must be a whole number from 1 to ${MAX_REPLICAS}.` }
+    overrides.replicas = n
+  }
+  if (form.timeout.value !== '') {
+    const n = Number(form.timeout.value)
+    if (!Number.isInteger(n) || n < 1 || n > MAX_TIMEOUT_S) return { error: `The timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_S}.` }
+    overrides.timeout = n
+  }
+  return { overrides }
+}
+
+export function mountSubmit (main, context) {
+  main.innerHTML = `<section aria-labelledby="submit-title" class="submit-page">
+<h1 id="submit-title" tabindex="-1">Submit a job</h1>
+<p>Pick an archive of the source directory — a <code>.tar</code> or <code>.tar.gz</code> with <code>buildhaus.json</code> at its top level, as made by <code>tar czf source.tar.gz -C DIR .</code> From a shell, <code>buildhaus-node submit DIR</code> does the packing for you.</p>
+<form id="submit-form" novalidate>
+  <div class="field">
+    <label for="archive">Source archive</label>
+    <input id="archive" name="archive" type="file" accept=".tar,.tgz,.tar.gz,application/x-tar,application/gzip" required aria-describedby="archive-state">
+    <p id="archive-state" class="hint" aria-live="polite"></p>
+  </div>
+  <div id="spec-preview" class="preview"></div>
+  <fieldset>
+    <legend>Overrides (optional)</legend>
+    <div class="field">
+      <label for="platforms">Platforms</label>
+      <input id="platforms" name="platforms" type="text" placeholder="e.g. linux-x64 linux-arm64+debian-12" autocomplete="off" spellcheck="false" aria-describedby="platforms-hint">
+      <p id="platforms-hint" class="hint">Selectors separated by spaces or commas; they replace the file's platforms.</p>
+    </div>
+    <div class="field">
+      <label for="replicas">Replicas</label>
+      <input id="replicas" name="replicas" type="number" min="1" max="${MAX_REPLICAS}" step="1" inputmode="numeric" aria-describedby="replicas-hint">
+      <p id="replicas-hint" class="hint">Builders per platform whose results must agree.</p>
+    </div>
+    <div class="field">
+      <label for="timeout">Timeout (seconds)</label>
+      <input id="timeout" name="timeout" type="number" min="1" max="${MAX_TIMEOUT_S}" step="1" inputmode="numeric">
+    </div>
+  </fieldset>
+  <p><button type="submit" id="submit-button">Submit</button> <span id="submit-state" class="hint" role="status"></span></p>
+</form>
+</section>`
+  const form = main.querySelector('#submit-form')
+  const archiveState = main.querySelector('#archive-state')
+  const preview = main.querySelector('#spec-preview')
+  const state = main.querySelector('#submit-state')
+  const button = main.querySelector('#submit-button')
+  let parsed
+  let busy = false
+
+  async function inspect () {
+    parsed = undefined
+    preview.innerHTML = ''
+    const file = form.archive.files[0]
+    if (file === undefined) { archiveState.textContent = ''; return }
+    archiveState.textContent = `Reading ${file.name}…`
+    try {
+      if (file.size > MAX_UPLOAD_BYTES) throw new Error(`${file.name} is ${bytes(file.size)}; the node takes archives up to ${bytes(MAX_UPLOAD_BYTES)}`)
+      const text = await readSpecFromArchive(file)
+      let spec
+      try {
+        spec = JSON.parse(text)
+      } catch (err) {
+        throw new Error(`buildhaus.json is not valid JSON (${err.message})`)
+      }
+      if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new Error('buildhaus.json must hold a JSON object such as {"name": …, "steps": […]}')
+      parsed = { file, spec }
+      archiveState.textContent = `${file.name}, ${bytes(file.size)}: found buildhaus.json.`
+      preview.innerHTML = specPreview(spec)
+    } catch (err) {
+      archiveState.textContent = `${file.name}: ${err.message}`
+      archiveState.classList.add('error')
+      return
+    }
+    archiveState.classList.remove('error')
+  }
+
+  form.archive.addEventListener('change', () => { void inspect() })
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    if (busy) return
+    if (parsed === undefined) {
+      state.textContent = form.archive.files[0] === undefined ? 'Pick a source archive first.' : 'This archive cannot be submitted; see above.'
+      form.archive.focus()
+      return
+    }
+    const { overrides, error } = readOverrides(form)
+    if (error !== undefined) { state.textContent = error; return }
+    busy = true
+    button.disabled = true
+    try {
+      state.textContent = `Uploading ${bytes(parsed.file.size)}…`
+      const source = await postBytes('/api/blobs', parsed.file)
+      state.textContent = 'Publishing the job…'
+      const job = await postJson('/api/jobs', { spec: parsed.spec, overrides, source: { hash: source.hash, size: source.size } })
+      state.textContent = 'Submitted.'
+      location.hash = `#/job/${job.id}`
+    } catch (err) {
+      state.textContent = ''
+      context.reportError(err, 'Submitting')
+    } finally {
+      busy = false
+      button.disabled = false
+    }
+  })
+
+  return {
+    focus: () => main.querySelector('h1').focus(),
+    unmount () {}
+  }
+}
