@@ -112,7 +112,9 @@ export class NodeProcess {
     this.stderr = ''
     this.readyEvent = undefined
     const [command, ...prefix] = [...(this.options.wrapper ?? []), NODE]
-    const child = spawn(command!, [...prefix, BIN, 'join', '--json', '--home', this.home, ...(this.options.baseArgs ?? TEST_NODE_ARGS), ...args], {
+    // One --listen only, the last: a restart's fixed port replaces the default's port 0.
+    const joinArgs = fixListen([...(this.options.baseArgs ?? TEST_NODE_ARGS), ...args])
+    const child = spawn(command!, [...prefix, BIN, 'join', '--json', '--home', this.home, ...joinArgs], {
       cwd: ROOT,
       env: this.options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe']
@@ -169,7 +171,7 @@ export class NodeProcess {
       const match = /^\/ip4\/([\d.]+)\/tcp\/(\d+)/.exec(previous.listen[0] ?? '')
       if (match !== null) args.push('--listen', `/ip4/${match[1]!}/tcp/${match[2]!}`)
     }
-    return await this.start(fixListen(args))
+    return await this.start(args)
   }
 
   /** Send a signal and wait for the process to end. */
