@@ -8,6 +8,7 @@ export type UnsafeArchiveReason =
   | 'special-file'
   | 'too-many-files'
   | 'too-large'
+  | 'bad-name'
   | 'not-a-tarball'
 
 /**

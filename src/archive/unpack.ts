@@ -56,16 +56,27 @@ export async function unpackTarball (input: Buffer | Readable, dest: string, lim
     .catch((err: unknown) => { feedError = err })
 
   const unpacker = new Unpacker(root, limits)
+  let entryError: unknown
   try {
-    for await (const entry of extract as AsyncIterable<TarEntry>) await unpacker.entry(entry)
+    for await (const entry of extract as AsyncIterable<TarEntry>) {
+      try {
+        await unpacker.entry(entry)
+      } catch (err) {
+        entryError = err
+        throw err
+      }
+    }
     await feeding
     if (feedError !== undefined) throw feedError
     await unpacker.checkLinks()
   } catch (err) {
     extract.destroy()
-    // The extractor only says "destroyed" when the pipeline failed upstream: report the cause.
     await feeding
-    throw asArchiveError(err instanceof UnsafeArchiveError || feedError === undefined ? err : feedError)
+    // An entry we refused or failed to write is the cause; the pipeline's "premature close"
+    // is only its reaction to destroy(). An error from the extractor itself means the
+    // pipeline failed upstream (gunzip, the byte bound): report that cause.
+    const ours = err instanceof UnsafeArchiveError || (entryError !== undefined && err === entryError)
+    throw asArchiveError(ours || feedError === undefined ? err : feedError)
   }
   return { files: unpacker.files, bytes: unpacker.bytes }
 }
@@ -78,8 +89,25 @@ class Unpacker {
   constructor (private readonly root: string, private readonly limits: UnpackLimits) {}
 
   async entry (entry: TarEntry): Promise<void> {
+    await this.unpackEntry(entry).catch((err: unknown) => this.nameTooLong(err, entry.header.name, 'a name'))
+  }
+
+  /** A name no file system here can hold is the archive's fault, not the host's: refuse it. Other errors pass. */
+  private nameTooLong (err: unknown, name: string, what: string): never {
+    if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      const shown = name.length > 100 ? `${name.slice(0, 100)}…` : name
+      throw new UnsafeArchiveError('bad-name', `archive entry ${shown} has ${what} with a component longer than the file system allows; shorten it in the source`, name, { cause: err })
+    }
+    throw err
+  }
+
+  private async unpackEntry (entry: TarEntry): Promise<void> {
     const header = entry.header
     const name = header.name
+    // A pax header can carry any bytes; no file system takes a NUL in a name.
+    if (name.includes('\0') || (header.linkname ?? '').includes('\0')) {
+      throw new UnsafeArchiveError('bad-name', `archive entry ${JSON.stringify(name)} has a NUL byte in its name or link target`, name)
+    }
     if (++this.files > this.limits.maxFiles) {
       throw new UnsafeArchiveError('too-many-files', `the archive holds more than ${this.limits.maxFiles} entries (stopped at ${name})`, name)
     }
@@ -115,7 +143,7 @@ class Unpacker {
     for (const { name, parts, target } of this.links) {
       const path = join(this.root, ...parts)
       if (!await this.isSymlink(path)) continue
-      if (await linkLeavesRoot(this.root, parts.slice(0, -1), target)) {
+      if (await linkLeavesRoot(this.root, parts.slice(0, -1), target).catch((err: unknown) => this.nameTooLong(err, name, 'its link target'))) {
         await unlink(path)
         throw new UnsafeArchiveError('link-outside', `archive entry ${name} is a symlink to ${target}, which leads outside the archive`, name)
       }

@@ -39,3 +39,21 @@ export const BOOTSTRAP_RETRY_MS = 500
  * (the presence timeout, 7 s, plus a few heartbeats).
  */
 export const KEEPER_SILENT_MS = 12_000
+
+/**
+ * Gossipsub scoring of our topics. Every buildhaus topic has a validator that
+ * Rejects what no honest node would send (bad signatures, malformed entries
+ * and heartbeats); each Reject counts against the peer that delivered it,
+ * squared, times this weight. A peer's positive score is capped at 10, and
+ * gossipsub ignores everything from a peer below -80 (graylisting): so a
+ * handful of invalid messages cuts a peer off. Honest nodes only forward
+ * messages they accepted themselves, so they never collect this penalty.
+ */
+export const INVALID_MESSAGE_WEIGHT = -10
+
+/**
+ * Per decay interval (1 s), the invalid-message count is multiplied by this:
+ * a peer that sent 100 invalid messages is ignored for about half a minute,
+ * then given another chance (and graylisted again at its first junk).
+ */
+export const INVALID_MESSAGE_DECAY = 0.9

@@ -3,6 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import type { TopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify, type Identify } from '@libp2p/identify'
 import { mdns } from '@libp2p/mdns'
 import { tcp } from '@libp2p/tcp'
@@ -10,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
-import { DIAL_TIMEOUT_MS, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
+import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
 import { PortInUseError } from './errors.js'
 
 // A type alias, not an interface: libp2p's ServiceMap needs an index signature.
@@ -29,7 +30,7 @@ export interface MeshNodeOptions {
   bootstrap?: string[]
   /** Discover peers on the local network by multicast DNS. */
   mdns?: boolean
-  /** Gossip topics this node accepts; messages on any other topic are dropped unread. */
+  /** Gossip topics this node accepts; messages on any other topic are dropped unread. Each is scored (see topicScoring). */
   topics?: string[]
 }
 
@@ -84,7 +85,10 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
           // machine) ignores all of them. Keep the Sybil damping, but for a lab's worth.
           scoreParams: {
             IPColocationFactorThreshold: IP_COLOCATION_THRESHOLD,
-            IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1'])
+            IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']),
+            // Without topic parameters gossipsub counts nothing per topic: a peer could
+            // send invalid messages forever and stay in everyone's mesh.
+            topics: Object.fromEntries((options.topics ?? []).map((topic) => [topic, topicScoring()]))
           },
           ...(options.topics !== undefined ? { allowedTopics: options.topics } : {})
         })
@@ -92,6 +96,34 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
     })
   } catch (err) {
     throw translateListenError(err, options.listen)
+  }
+}
+
+/**
+ * How gossipsub scores a peer on one of our topics. Only invalid messages
+ * (P4) count against it; a few first deliveries (P2) give honest peers a
+ * small cushion. Mesh-delivery rates (P3, P3b) are off: our topics are quiet
+ * (a heartbeat every 2 s, entries in bursts), so a silent mesh peer is normal.
+ */
+export function topicScoring (): TopicScoreParams {
+  return {
+    topicWeight: 1,
+    timeInMeshWeight: 0,
+    timeInMeshQuantum: 1_000,
+    timeInMeshCap: 3_600,
+    firstMessageDeliveriesWeight: 1,
+    firstMessageDeliveriesDecay: 0.5,
+    firstMessageDeliveriesCap: 10,
+    meshMessageDeliveriesWeight: 0,
+    meshMessageDeliveriesDecay: 0.5,
+    meshMessageDeliveriesCap: 100,
+    meshMessageDeliveriesThreshold: 1,
+    meshMessageDeliveriesWindow: 10,
+    meshMessageDeliveriesActivation: 5_000,
+    meshFailurePenaltyWeight: 0,
+    meshFailurePenaltyDecay: 0.5,
+    invalidMessageDeliveriesWeight: INVALID_MESSAGE_WEIGHT,
+    invalidMessageDeliveriesDecay: INVALID_MESSAGE_DECAY
   }
 }
 

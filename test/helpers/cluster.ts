@@ -1,7 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { packDirectory } from '../../src/archive/index.js'
+import type { JobSpec, JobView, SpecOverrides } from '../../src/jobs/index.js'
+import type { JobsResponse, JobSummary } from '../../src/node/api/routes/jobs.js'
 import type { HealthResponse, PeersResponse, PeerView } from '../../src/node/api/types.js'
+import { waitFor } from '../../src/util/wait.js'
 import { tempDir } from './temp-home.js'
 
 type Teardown = (fn: () => unknown) => void
@@ -61,6 +66,10 @@ export interface NodeProcessOptions {
   env?: NodeJS.ProcessEnv
   /** How long to wait for the ready line. */
   readyTimeoutMs?: number
+  /** Run the node under this command, e.g. `['ip', 'netns', 'exec', 'bh07-n1']` (it must exec the node, keeping its pid). */
+  wrapper?: string[]
+  /** Replace TEST_NODE_ARGS (loopback listen and API), e.g. to listen on a namespace's address. */
+  baseArgs?: string[]
 }
 
 /**
@@ -74,6 +83,7 @@ export class NodeProcess {
   private child?: ChildProcess
   private exit?: Promise<ExitInfo>
   private readyEvent?: ReadyEvent
+  private apiToken?: string
   /** Everything the current process printed. */
   stdout = ''
   stderr = ''
@@ -101,7 +111,10 @@ export class NodeProcess {
     this.stdout = ''
     this.stderr = ''
     this.readyEvent = undefined
-    const child = spawn(NODE, [BIN, 'join', '--json', '--home', this.home, ...TEST_NODE_ARGS, ...args], {
+    const [command, ...prefix] = [...(this.options.wrapper ?? []), NODE]
+    // One --listen only, the last: a restart's fixed port replaces the default's port 0.
+    const joinArgs = fixListen([...(this.options.baseArgs ?? TEST_NODE_ARGS), ...args])
+    const child = spawn(command!, [...prefix, BIN, 'join', '--json', '--home', this.home, ...joinArgs], {
       cwd: ROOT,
       env: this.options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe']
@@ -155,10 +168,10 @@ export class NodeProcess {
     if (this.running) await this.stop()
     const args = [...(this.options.args ?? [])]
     if (options.samePort !== false && previous !== undefined) {
-      const port = /\/tcp\/(\d+)/.exec(previous.listen[0] ?? '')?.[1]
-      if (port !== undefined) args.push('--listen', `/ip4/127.0.0.1/tcp/${port}`)
+      const match = /^\/ip4\/([\d.]+)\/tcp\/(\d+)/.exec(previous.listen[0] ?? '')
+      if (match !== null) args.push('--listen', `/ip4/${match[1]!}/tcp/${match[2]!}`)
     }
-    return await this.start(fixListen(args))
+    return await this.start(args)
   }
 
   /** Send a signal and wait for the process to end. */
@@ -199,6 +212,58 @@ export class NodeProcess {
   /** Peer ids of the live members this node lists, itself excluded. */
   async peerIds (): Promise<string[]> {
     return (await this.peers()).filter((p) => !p.self).map((p) => p.peerId).sort()
+  }
+
+  /**
+   * The bearer token from the node's home: mutations from outside loopback
+   * (a test in the root namespace talking to a node in its own) need it.
+   */
+  async token (): Promise<string> {
+    this.apiToken ??= (await readFile(join(this.home, 'api-token'), 'utf8')).trim()
+    return this.apiToken
+  }
+
+  /** POST JSON (or raw bytes) to a path of this node's API; the answer as JSON. */
+  async post<T> (path: string, body: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
+    const raw = body instanceof Uint8Array
+    const response = await fetch(new URL(path, this.apiUrl), {
+      method: 'POST',
+      headers: { 'content-type': raw ? 'application/octet-stream' : 'application/json', authorization: `Bearer ${await this.token()}` },
+      body: raw ? body as unknown as BodyInit : JSON.stringify(body),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 30_000)
+    })
+    if (!response.ok) throw new Error(`POST ${path} on ${this.apiUrl} answered ${response.status}: ${await response.text()}`)
+    return await response.json() as T
+  }
+
+  /** Forks this node holds proof of: `{ author, seq, ids }` each. */
+  async forks (): Promise<Array<{ author: string, seq: number, ids: string[] }>> {
+    return (await this.api<{ forks: Array<{ author: string, seq: number, ids: string[] }> }>('/api/forks')).forks
+  }
+
+  /** Every job this node knows, as the grid sees them. */
+  async jobs (): Promise<JobSummary[]> {
+    return (await this.api<JobsResponse>('/api/jobs')).jobs
+  }
+
+  async job (id: string): Promise<JobView> {
+    return await this.api<JobView>(`/api/jobs/${id}`)
+  }
+
+  /** The node's whole log (GET /api/log), one canonical entry line each, in the order it exports them. */
+  async logLines (): Promise<string[]> {
+    const response = await fetch(new URL('/api/log', this.apiUrl), { signal: AbortSignal.timeout(30_000) })
+    if (!response.ok) throw new Error(`GET /api/log on ${this.apiUrl} answered ${response.status}`)
+    return (await response.text()).split('\n').filter((line) => line !== '')
+  }
+
+  /** What `submit` does: pack `dir`, upload it as a blob, submit the job. Resolves to the new job's view. */
+  async submit (dir: string, overrides: SpecOverrides = {}): Promise<JobView> {
+    const spec = JSON.parse(await readFile(join(dir, 'buildhaus.json'), 'utf8')) as JobSpec
+    const packed = await packDirectory(dir)
+    const stored = await this.post<{ hash: string, size: number }>('/api/blobs', packed.bytes)
+    if (stored.hash !== packed.sha256) throw new Error(`the node stored the source as ${stored.hash}, not ${packed.sha256}`)
+    return await this.post<JobView>('/api/jobs', { spec, overrides, source: stored })
   }
 }
 
@@ -249,4 +314,154 @@ async function exited (child: ChildProcess): Promise<ExitInfo> {
     // 'close', not 'exit': by then everything the process printed has been read.
     child.once('close', (code, signal) => { resolve({ code, signal }) })
   })
+}
+
+/** Every node lists exactly the others (itself excluded) as live members. */
+export async function meshFormed (nodes: NodeProcess[]): Promise<boolean> {
+  const lists = await Promise.all(nodes.map(async (node) => await node.peerIds()))
+  return nodes.every((node, i) => JSON.stringify(lists[i]) === JSON.stringify(nodes.filter((n) => n !== node).map((n) => n.peerId).sort()))
+}
+
+/** Wait until every node lists every other as a live member. */
+export async function waitForMesh (nodes: NodeProcess[], options: { timeoutMs?: number } = {}): Promise<void> {
+  await waitFor(async () => await meshFormed(nodes), { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 250, what: `${nodes.length} nodes to list each other as members` })
+}
+
+export interface JobDirOptions {
+  name?: string
+  /** Shell run as the build step; it must leave dist/out.txt. */
+  build?: string
+  replicas?: number
+  timeout?: number
+}
+
+/**
+ * Write a small job directory (buildhaus.json and a source file) under
+ * `parent`: a deterministic build that passes and leaves one artifact, so
+ * every honest replica agrees and the job ends `verified`.
+ */
+export async function writeJobDir (parent: string, options: JobDirOptions = {}): Promise<string> {
+  const name = options.name ?? 'fault-job'
+  const dir = join(parent, name.replace(/[^A-Za-z0-9._-]/g, '_'))
+  await mkdir(dir, { recursive: true })
+  await writeFile(join(dir, 'words.txt'), `${name}\npear\napple\n`)
+  await writeFile(join(dir, 'buildhaus.json'), JSON.stringify({
+    name,
+    platforms: ['linux-x64'],
+    replicas: options.replicas ?? 2,
+    steps: [{ name: 'build', run: options.build ?? 'mkdir -p dist && sort words.txt > dist/out.txt' }],
+    artifacts: ['dist/*'],
+    timeout: options.timeout ?? 60
+  }))
+  return dir
+}
+
+export interface NodeState {
+  peerId: string
+  jobs: JobSummary[]
+  peers: PeerView[]
+  log: string[]
+  forks: Array<{ author: string, seq: number, ids: string[] }>
+}
+
+/** Jobs, members and the whole log of each node, read at about the same moment. */
+export async function collectState (nodes: NodeProcess[]): Promise<NodeState[]> {
+  return await Promise.all(nodes.map(async (node) => {
+    const [jobs, peers, log, forks] = await Promise.all([node.jobs(), node.peers(), node.logLines(), node.forks()])
+    return { peerId: node.peerId, jobs, peers, log, forks }
+  }))
+}
+
+export interface LogComparison {
+  /** Every node holds exactly the same set of entries. */
+  identical: boolean
+  /** Entries in each node's log, in node order. */
+  counts: number[]
+  /** Entries in the union of all logs. */
+  union: number
+  /** Per node (by peer id), how many of the union it lacks. */
+  missing: Record<string, number>
+}
+
+/**
+ * Compare the nodes' logs as sets of entry lines: the export order may differ
+ * between nodes (any order valid for each chain is), the entries may not.
+ */
+export function compareLogs (logs: Array<{ peerId: string, log: string[] }>): LogComparison {
+  const sets = logs.map((l) => new Set(l.log))
+  const union = new Set(logs.flatMap((l) => l.log))
+  const missing: Record<string, number> = {}
+  logs.forEach((l, i) => { missing[l.peerId] = union.size - sets[i]!.size })
+  return {
+    identical: Object.values(missing).every((m) => m === 0) && logs.every((l, i) => l.log.length === sets[i]!.size),
+    counts: logs.map((l) => l.log.length),
+    union: union.size,
+    missing
+  }
+}
+
+/** Wait until every node holds the same entries (GET /api/log on each); resolves to the common log, sorted. */
+export async function waitForSameLog (nodes: NodeProcess[], options: { timeoutMs?: number } = {}): Promise<string[]> {
+  let last: LogComparison | undefined
+  let common: string[] = []
+  try {
+    await waitFor(async () => {
+      const logs = await Promise.all(nodes.map(async (node) => ({ peerId: node.peerId, log: await node.logLines() })))
+      last = compareLogs(logs)
+      common = [...logs[0]!.log].sort()
+      return last.identical
+    }, { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 500, what: `${nodes.length} nodes to hold the same log` })
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last comparison: ${JSON.stringify(last)}`)
+  }
+  return common
+}
+
+/**
+ * Wait until every node shows each job with a final verdict (anything but
+ * pending); resolves to the verdicts as the first node sees them.
+ */
+export async function waitForVerdicts (nodes: NodeProcess[], jobIds: string[], options: { timeoutMs?: number } = {}): Promise<Record<string, string>> {
+  const wanted = new Set(jobIds)
+  let verdicts: Record<string, string> = {}
+  let undecided: string[] = []
+  try {
+    await waitFor(async () => {
+      const views = await Promise.all(nodes.map(async (node) => await node.jobs()))
+      undecided = []
+      for (const [i, jobs] of views.entries()) {
+        const byId = new Map(jobs.map((j) => [j.id, j.verdict]))
+        for (const id of wanted) {
+          const verdict = byId.get(id)
+          if (verdict === undefined || verdict === 'pending') undecided.push(`${id.slice(0, 8)}@${i}:${verdict ?? 'unknown'}`)
+        }
+      }
+      verdicts = Object.fromEntries(views[0]!.filter((j) => wanted.has(j.id)).map((j) => [j.id, j.verdict]))
+      return undecided.length === 0
+    }, { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 500, what: `${jobIds.length} jobs to reach a verdict on ${nodes.length} nodes` })
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; undecided (job@node:verdict): ${undecided.slice(0, 20).join(' ')}`)
+  }
+  return verdicts
+}
+
+/**
+ * Every sign of a fork the nodes show: proofs they hold (/api/forks), peers
+ * they mark equivocating, and two different entries at one (author, seq) in
+ * the union of their logs. Empty when no chain forked.
+ */
+export function forkEvidence (states: NodeState[]): string[] {
+  const evidence: string[] = []
+  for (const state of states) {
+    for (const fork of state.forks) evidence.push(`${state.peerId} holds a fork proof for ${fork.author.slice(0, 12)} seq ${fork.seq}`)
+    for (const peer of state.peers) if (peer.equivocating === true) evidence.push(`${state.peerId} marks ${peer.author.slice(0, 12)} equivocating`)
+  }
+  const bySlot = new Map<string, Set<string>>()
+  for (const line of new Set(states.flatMap((s) => s.log))) {
+    const { author, seq } = JSON.parse(line) as { author: string, seq: number }
+    const key = `${author} ${seq}`
+    bySlot.set(key, (bySlot.get(key) ?? new Set()).add(line))
+  }
+  for (const [key, lines] of bySlot) if (lines.size > 1) evidence.push(`${lines.size} different entries at ${key}`)
+  return evidence
 }

@@ -1,0 +1,82 @@
+import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { buildNodeConfig } from '../src/node/config.js'
+import { startNode, type RunningNode } from '../src/node/daemon.js'
+import { createExecutor, type Executor } from '../src/sandbox/index.js'
+
+/**
+ * One process hosting several buildhaus nodes for bench/cluster.ts: each a
+ * full startNode (its own key, LevelDB, libp2p, presence, keeper, job
+ * service and API on loopback), all sharing one sandbox executor. Two cores
+ * cannot run fifty Node processes of ~100 MB each comfortably, nor can one
+ * event loop carry fifty nodes' handshakes; a few processes of ten can.
+ *
+ *   node dist/bench/cluster-host.js '{"dir":…,"first":0,"count":10,"bootstrap":[…],"sandbox":"bubblewrap"}'
+ *
+ * Prints one JSON line per node ({"event":"node",…}), then {"event":"ready"};
+ * stops every node on SIGTERM and prints {"event":"stopped","ms":…}.
+ */
+interface HostSpec {
+  dir: string
+  /** Index of the first node (names homes and lines). */
+  first: number
+  count: number
+  /** Peers outside this process to join through (the first node here also serves as one for the rest). */
+  bootstrap: string[]
+  sandbox: 'bubblewrap' | 'none'
+}
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as HostSpec
+const executor: Executor = await createExecutor(spec.sandbox)
+const nodes: RunningNode[] = []
+const say = (event: Record<string, unknown>): void => { process.stdout.write(`${JSON.stringify(event)}\n`) }
+
+// How late this process's timers fire: the cost of packing many nodes into one event loop.
+const lag = monitorEventLoopDelay({ resolution: 20 })
+const lagMs = (): Record<string, number> => ({
+  p50: Math.round(lag.percentile(50) / 1e6),
+  p99: Math.round(lag.percentile(99) / 1e6),
+  max: Math.round(lag.max / 1e6)
+})
+
+let stopping = false
+const stop = (): void => {
+  if (stopping) return
+  stopping = true
+  lag.disable()
+  const eventLoopDelayMs = lagMs()
+  const started = performance.now()
+  Promise.allSettled(nodes.map(async (n) => { await n.stop() })).then(() => {
+    say({ event: 'stopped', ms: Math.round(performance.now() - started), eventLoopDelayMs })
+    process.exit(0)
+  }, () => { process.exit(1) })
+}
+process.once('SIGTERM', stop)
+process.once('SIGINT', stop)
+
+for (let i = 0; i < spec.count && !stopping; i++) {
+  const index = spec.first + i
+  const bootstrap = [...spec.bootstrap, ...(nodes[0] !== undefined ? [nodes[0].listenAddresses()[0]!] : [])]
+  const config = buildNodeConfig({
+    home: join(spec.dir, `node-${index}`),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap,
+    mdns: false,
+    platform: ['linux-x64'],
+    slots: '1',
+    api: '127.0.0.1:0',
+    sandbox: spec.sandbox
+  }, {})
+  const node = await startNode(config, {
+    executor,
+    writeApiFile: false,
+    // Dozens of nodes share two cores: the peer answering the bootstrap check may be slow.
+    bootstrapTimeoutMs: 120_000,
+    warn: (message) => { process.stderr.write(`node ${index}: ${message}\n`) }
+  })
+  nodes.push(node)
+  process.stderr.write(`node ${index} up after ${Math.round(performance.now())} ms\n`)
+  say({ event: 'node', index, peerId: node.peerId.toString(), author: node.author, listen: node.listenAddresses(), api: node.apiUrl })
+}
+say({ event: 'ready', pid: process.pid, nodes: nodes.length })
+lag.enable()

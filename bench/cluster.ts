@@ -1,0 +1,359 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { packDirectory } from '../src/archive/index.js'
+import { entryIdOf, unsignedOf } from '../src/ledger/entry.js'
+import type { JobsResponse } from '../src/node/api/routes/jobs.js'
+import type { HealthResponse } from '../src/node/api/types.js'
+import { NodeClient } from '../src/node/client.js'
+import { delay, waitFor } from '../src/util/wait.js'
+
+/**
+ * Many nodes on one machine: N full nodes spread over H processes
+ * (bench/cluster-host.ts, N/H nodes each, one shared sandbox executor per
+ * process), joined into one mesh on loopback. Measures how long the mesh
+ * takes to form, how long J jobs (2 replicas each, submitted round-robin
+ * through different nodes) take until every node shows every job verified,
+ * how long until every node holds the same log, per-job latency read from
+ * the log, duplicate builds, memory and CPU — beside the same run on a
+ * 3-node cluster in one process, measured just before (the baseline).
+ */
+export interface BenchClusterOptions {
+  nodes?: number
+  hosts?: number
+  jobs?: number
+  /** Nodes of the baseline run (one host). */
+  baselineNodes?: number
+  sandbox?: 'bubblewrap' | 'none'
+  /** Skip the baseline (the soak test runs only the big cluster). */
+  baseline?: boolean
+  /** Deadline of each phase (formation, jobs, convergence). */
+  phaseTimeoutMs?: number
+}
+
+const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../..' : '..', import.meta.url))
+const HOST = join(ROOT, 'dist', 'bench', 'cluster-host.js')
+const REPLICAS = 2
+/** How long the formed mesh idles while its CPU use is measured. */
+const IDLE_SAMPLE_MS = 10_000
+
+interface HostProcess {
+  child: ChildProcess
+  nodes: Array<{ index: number, peerId: string, author: string, listen: string[], api: string }>
+  stderr: string
+  /** From its last line: how late its timers fired between ready and stop. */
+  eventLoopDelayMs?: { p50: number, p99: number, max: number }
+}
+
+export interface ClusterRun {
+  nodes: number
+  hosts: number
+  jobs: number
+  startMs: number
+  /** How long each host took to start its nodes. */
+  hostStartMs: number[]
+  formationMs: number
+  jobsMs: number
+  convergenceMs: number
+  entries: number
+  latencyP50Ms: number
+  latencyP95Ms: number
+  duplicateResults: number
+  /** CPU cores the formed, idle mesh uses per node (host processes, over IDLE_SAMPLE_MS). */
+  idleCoresPerNode: number
+  rssMbPerNode: number
+  rssMbPerHost: number
+  cpuSeconds: number
+  stopMs: number
+  /** The worst host's event-loop delay (timer lateness) from ready to stop: above a second or so, heartbeats and leases suffer. */
+  eventLoopDelayMs?: { p50: number, p99: number, max: number }
+  completed: boolean
+  converged: boolean
+  error?: string
+}
+
+export async function runCluster (options: { nodes: number, hosts: number, jobs: number, sandbox?: 'bubblewrap' | 'none', phaseTimeoutMs?: number, label?: string }): Promise<ClusterRun> {
+  const { nodes: total, jobs } = options
+  const hosts = Math.min(options.hosts, total)
+  const perHost = Math.ceil(total / hosts)
+  const phaseTimeoutMs = options.phaseTimeoutMs ?? 10 * 60_000
+  const label = options.label ?? `${total} nodes`
+  const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-cluster-'))
+  const running: HostProcess[] = []
+  const run: ClusterRun = {
+    nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
+    duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, stopMs: NaN, completed: false, converged: false
+  }
+  try {
+    const began = performance.now()
+    for (let h = 0; h < hosts; h++) {
+      const first = h * perHost
+      const count = Math.min(perHost, total - first)
+      if (count <= 0) break
+      // Join through the first node of the previous host (a chain of hubs, none serving everyone);
+      // inside a host the others join through its first node.
+      const bootstrap = h === 0 ? [] : [running[h - 1]!.nodes[0]!.listen[0]!]
+      progress(`${label}: host ${h + 1}/${hosts} starting nodes ${first}..${first + count - 1}`)
+      const hostStarted = performance.now()
+      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap' }, phaseTimeoutMs))
+      run.hostStartMs.push(Math.round(performance.now() - hostStarted))
+    }
+    run.startMs = performance.now() - began
+    const all = running.flatMap((h) => h.nodes)
+    const clients = all.map((n) => new NodeClient(n.api, { timeoutMs: 30_000 }))
+
+    progress(`${label}: waiting for every node to list ${total - 1} members`)
+    await waitFor(async () => {
+      const health = await Promise.all(clients.map(async (c) => await c.getJson<HealthResponse>('/api/health')))
+      return health.every((h) => h.peers === total - 1)
+    }, { timeoutMs: phaseTimeoutMs, intervalMs: 500, what: `${total} nodes to list each other` })
+    run.formationMs = performance.now() - began
+    // Idle cost: what the formed mesh burns doing nothing but presence, gossip upkeep and sync rounds.
+    const idleFrom = await cpuSecondsOf(running)
+    const idleStarted = performance.now()
+    await delay(IDLE_SAMPLE_MS)
+    run.idleCoresPerNode = round(((await cpuSecondsOf(running)) - idleFrom) / ((performance.now() - idleStarted) / 1000) / total, 4)
+    const cpuBefore = await cpuSecondsOf(running)
+
+    progress(`${label}: submitting ${jobs} jobs round-robin`)
+    const source = await jobSource(scratch)
+    const submittedAt = performance.now()
+    const ids: string[] = []
+    for (let j = 0; j < jobs; j++) {
+      const client = clients[(j * 7) % clients.length]!
+      const stored = await client.postBytes<{ hash: string, size: number }>('/api/blobs', source.bytes)
+      const job = await client.postJson<{ id: string }>('/api/jobs', {
+        spec: { ...source.spec, name: `cluster-${j}` },
+        overrides: { replicas: REPLICAS },
+        source: stored
+      })
+      ids.push(job.id)
+    }
+    progress(`${label}: waiting for every node to show every job verified`)
+    await waitFor(async () => {
+      for (const client of clients) {
+        const { jobs: list } = await client.getJson<JobsResponse>('/api/jobs')
+        const verdicts = new Map(list.map((j) => [j.id, j.verdict]))
+        if (!ids.every((id) => verdicts.get(id) === 'verified')) return false
+      }
+      return true
+    }, { timeoutMs: phaseTimeoutMs, intervalMs: 1_000, what: `${jobs} jobs verified on ${total} nodes` })
+    run.jobsMs = performance.now() - submittedAt
+    run.completed = true
+
+    progress(`${label}: waiting for every node to hold the same log`)
+    let common: string[] = []
+    await waitFor(async () => {
+      const logs = await Promise.all(all.map(async (n) => await fetchLog(n.api)))
+      const reference = new Set(logs[0])
+      if (!logs.every((log) => log.length === reference.size && new Set(log).size === reference.size && log.every((line) => reference.has(line)))) return false
+      common = logs[0]!
+      return true
+    }, { timeoutMs: phaseTimeoutMs, intervalMs: 1_000, what: `${total} nodes to hold the same log` })
+    run.convergenceMs = performance.now() - submittedAt
+    run.converged = true
+    run.cpuSeconds = round((await cpuSecondsOf(running)) - cpuBefore, 1)
+    run.entries = common.length
+    const timing = jobTimings(common, new Set(ids))
+    if (process.env.BENCH_TIMELINES !== undefined) printTimelines(common, ids.slice(0, 5))
+    run.latencyP50Ms = percentile(timing.latencies, 0.5)
+    run.latencyP95Ms = percentile(timing.latencies, 0.95)
+    run.duplicateResults = timing.duplicates
+    const rss = await Promise.all(running.map(async (h) => await rssMb(h.child.pid!)))
+    run.rssMbPerHost = round(rss.reduce((a, b) => a + b, 0) / rss.length, 1)
+    run.rssMbPerNode = round(rss.reduce((a, b) => a + b, 0) / total, 1)
+  } catch (err) {
+    run.error = err instanceof Error ? err.message : String(err)
+    const tails = running.map((h) => h.stderr.trim().split('\n').slice(-3).join(' | ')).filter((t) => t !== '')
+    if (tails.length > 0) run.error += ` (host stderr: ${tails.join(' || ').slice(0, 1000)})`
+  } finally {
+    const stopping = performance.now()
+    await Promise.all(running.map(async (h) => { await stopHost(h) }))
+    run.stopMs = performance.now() - stopping
+    const delays = running.map((h) => h.eventLoopDelayMs).filter((d) => d !== undefined)
+    if (delays.length > 0) run.eventLoopDelayMs = { p50: Math.max(...delays.map((d) => d.p50)), p99: Math.max(...delays.map((d) => d.p99)), max: Math.max(...delays.map((d) => d.max)) }
+    await rm(scratch, { recursive: true, force: true })
+  }
+  for (const key of ['startMs', 'formationMs', 'jobsMs', 'convergenceMs', 'stopMs'] as const) run[key] = Math.round(run[key])
+  return run
+}
+
+interface Figure { value: number, baseline: number, ratio: number }
+
+function figure (value: number, baseline: number): Figure {
+  return { value, baseline, ratio: round(value / baseline, 2) }
+}
+
+/** The big run beside the baseline run; every figure as `{ value, baseline, ratio }`. */
+export async function benchCluster (options: BenchClusterOptions = {}): Promise<Record<string, unknown>> {
+  const nodes = options.nodes ?? 50
+  const hosts = options.hosts ?? 5
+  const jobs = options.jobs ?? 20
+  const baselineNodes = options.baselineNodes ?? 3
+  const common = {
+    jobs,
+    ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {}),
+    ...(options.phaseTimeoutMs !== undefined ? { phaseTimeoutMs: options.phaseTimeoutMs } : {})
+  }
+  const baseline = options.baseline === false ? undefined : await runCluster({ nodes: baselineNodes, hosts: 1, label: `baseline ${baselineNodes} nodes`, ...common })
+  const big = await runCluster({ nodes, hosts, label: `${nodes} nodes`, ...common })
+  const result: Record<string, unknown> = {
+    what: `${nodes} full nodes in ${big.hosts} processes (${Math.ceil(nodes / big.hosts)} per process, one shared sandbox executor each) on loopback, ${jobs} jobs × ${REPLICAS} replicas; baseline: the same jobs on ${baselineNodes} nodes in one process, same run`,
+    cpus: availableParallelism(),
+    nodes,
+    hosts: big.hosts,
+    nodesPerHost: Math.ceil(nodes / big.hosts),
+    jobs,
+    replicas: REPLICAS,
+    completed: big.completed,
+    converged: big.converged,
+    run: big,
+    ...(baseline !== undefined ? { baselineRun: baseline } : {})
+  }
+  if (baseline !== undefined) {
+    result.startMs = figure(big.startMs, baseline.startMs)
+    result.formationMs = figure(big.formationMs, baseline.formationMs)
+    result.jobsMs = figure(big.jobsMs, baseline.jobsMs)
+    result.convergenceMs = figure(big.convergenceMs, baseline.convergenceMs)
+    result.jobLatencyP50Ms = figure(big.latencyP50Ms, baseline.latencyP50Ms)
+    result.jobLatencyP95Ms = figure(big.latencyP95Ms, baseline.latencyP95Ms)
+    result.rssMbPerNode = figure(big.rssMbPerNode, baseline.rssMbPerNode)
+    result.idleCoresPerNode = figure(big.idleCoresPerNode, baseline.idleCoresPerNode)
+    result.cpuSecondsPerJob = figure(round(big.cpuSeconds / jobs, 2), round(baseline.cpuSeconds / jobs, 2))
+    result.duplicateResults = { value: big.duplicateResults, baseline: baseline.duplicateResults, note: 'results beyond the replicas asked for: duplicate builds' }
+  }
+  if (big.error !== undefined) result.error = big.error
+  return result
+}
+
+async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string }, timeoutMs: number): Promise<HostProcess> {
+  const child = spawn(process.execPath, [HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const host: HostProcess = { child, nodes: [], stderr: '' }
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })
+  await new Promise<void>((resolve, reject) => {
+    let pending = ''
+    const timer = setTimeout(() => { reject(new Error(`host of nodes ${spec.first}.. did not start its ${spec.count} nodes within ${timeoutMs} ms: ${host.stderr.trim().slice(-500)}`)) }, timeoutMs)
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      pending += chunk
+      let newline: number
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline)
+        pending = pending.slice(newline + 1)
+        const event = JSON.parse(line) as { event: string } & HostProcess['nodes'][number]
+        if (event.event === 'node') host.nodes.push(event)
+        if (event.event === 'ready') { clearTimeout(timer); resolve() }
+        if (event.event === 'stopped') host.eventLoopDelayMs = (event as unknown as { eventLoopDelayMs: HostProcess['eventLoopDelayMs'] }).eventLoopDelayMs
+      }
+    })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`host of nodes ${spec.first}.. exited with ${String(code)}: ${host.stderr.trim().slice(-500)}`)) })
+  })
+  return host
+}
+
+async function stopHost (host: HostProcess): Promise<void> {
+  const { child } = host
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('close', resolve))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  await exited
+  clearTimeout(timer)
+}
+
+async function jobSource (scratch: string): Promise<{ bytes: Uint8Array, spec: Record<string, unknown> }> {
+  const dir = join(scratch, 'job')
+  await mkdir(dir, { recursive: true })
+  await writeFile(join(dir, 'words.txt'), 'pear\napple\nfig\n')
+  const spec = { name: 'cluster', platforms: ['linux-x64'], steps: [{ name: 'build', run: 'mkdir -p dist && sort words.txt > dist/out.txt' }], artifacts: ['dist/*'], timeout: 60 }
+  await writeFile(join(dir, 'buildhaus.json'), JSON.stringify(spec))
+  return { bytes: (await packDirectory(dir)).bytes, spec }
+}
+
+async function fetchLog (api: string): Promise<string[]> {
+  const response = await fetch(new URL('/api/log', api), { signal: AbortSignal.timeout(30_000) })
+  if (!response.ok) throw new Error(`GET /api/log at ${api} answered ${response.status}`)
+  return (await response.text()).split('\n').filter((l) => l !== '')
+}
+
+/**
+ * From the common log: each job's latency from its entry's time to the
+ * result that completed its replicas (authors' wall clocks, one machine), and
+ * how many results came beyond the replicas asked for.
+ */
+function jobTimings (lines: string[], ids: Set<string>): { latencies: number[], duplicates: number } {
+  const submitted = new Map<string, number>()
+  const results = new Map<string, number[]>()
+  for (const line of lines) {
+    const entry = JSON.parse(line) as { type: string, time: number, body: { job?: string, status?: string } }
+    if (entry.type === 'job') {
+      const id = entryIdOf(unsignedOf(line))
+      if (ids.has(id)) submitted.set(id, entry.time)
+    } else if (entry.type === 'result' && entry.body.job !== undefined && ids.has(entry.body.job) && entry.body.status !== 'refused') {
+      results.set(entry.body.job, [...(results.get(entry.body.job) ?? []), entry.time])
+    }
+  }
+  const latencies: number[] = []
+  let duplicates = 0
+  for (const [id, time] of submitted) {
+    const times = (results.get(id) ?? []).sort((a, b) => a - b)
+    if (times.length >= REPLICAS) latencies.push(times[REPLICAS - 1]! - time)
+    duplicates += Math.max(0, times.length - REPLICAS)
+  }
+  return { latencies: latencies.sort((a, b) => a - b), duplicates }
+}
+
+/** For BENCH_TIMELINES: each job's claims and results, ms after the job entry, with their authors. */
+function printTimelines (lines: string[], ids: string[]): void {
+  const entries = lines.map((line) => ({ id: entryIdOf(unsignedOf(line)), ...(JSON.parse(line) as { author: string, type: string, time: number, body: { job?: string, status?: string } }) }))
+  for (const id of ids) {
+    const job = entries.find((e) => e.id === id)
+    if (job === undefined) continue
+    const related = entries.filter((e) => e.body.job === id).sort((a, b) => a.time - b.time)
+    process.stderr.write(`job ${id.slice(0, 8)} by ${job.author.slice(0, 6)}: ${related.map((e) => `${e.type}${e.body.status !== undefined ? `(${e.body.status})` : ''}@${e.time - job.time}ms:${e.author.slice(0, 6)}`).join(' ')}\n`)
+  }
+}
+
+async function rssMb (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN) / 1024
+}
+
+/** User + system CPU seconds of the host processes (and the sandboxes they waited for). */
+async function cpuSecondsOf (hosts: HostProcess[]): Promise<number> {
+  let ticks = 0
+  for (const host of hosts) {
+    const stat = await readFile(`/proc/${host.child.pid!}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces): utime, stime, cutime, cstime are 14–17.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
+  }
+  return ticks / 100
+}
+
+function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
+}
+
+function round (value: number, digits = 0): number {
+  const scale = 10 ** digits
+  return Math.round(value * scale) / scale
+}
+
+const benchStarted = performance.now()
+
+function progress (what: string): void {
+  if (process.env.BENCH_QUIET === undefined) process.stderr.write(`bench/cluster [${((performance.now() - benchStarted) / 1000).toFixed(0)} s]: ${what}\n`)
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [nodes, hosts, jobs] = process.argv.slice(2).map(Number)
+  console.log(JSON.stringify(await benchCluster({
+    ...(nodes !== undefined && !Number.isNaN(nodes) ? { nodes } : {}),
+    ...(hosts !== undefined && !Number.isNaN(hosts) ? { hosts } : {}),
+    ...(jobs !== undefined && !Number.isNaN(jobs) ? { jobs } : {})
+  }), null, 2))
+  process.exit(0)
+}
