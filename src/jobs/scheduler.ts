@@ -156,9 +156,22 @@ export function policyRefusals (member: Pick<Member, 'accepts'>, job: JobView): 
   return refusals
 }
 
-function isOpen (job: JobView, platform: PlatformView): boolean {
-  return !job.cancelled && job.verdict !== 'cancelled' && (platform.verdict === 'pending' || platform.verdict === 'unmatched')
+/**
+ * Whether a platform still wants builders: not cancelled, and either this
+ * reader's policy has not decided it, or fewer distinct builders than the
+ * submitter's `replicas` have reported. A node whose quorum is below the
+ * replica count decides early; the remaining replicas are still built, for
+ * every reader whose policy needs them (the default quorum is the replica
+ * count), so the scheduler never depends on the local reader's policy.
+ */
+export function wantsBuilders (job: JobView, platform: PlatformView): boolean {
+  if (job.cancelled || job.verdict === 'cancelled') return false
+  if (platform.verdict === 'pending' || platform.verdict === 'unmatched') return true
+  const reported = new Set(platform.results.filter((r) => r.status !== 'refused').map((r) => r.builder))
+  return reported.size < platform.replicas
 }
+
+const isOpen = wantsBuilders
 
 interface Slot { job: JobView, platform: PlatformView, index: number }
 

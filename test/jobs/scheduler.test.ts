@@ -159,6 +159,20 @@ describe('claiming without a master', () => {
     expect(decide(ranked[1]!, members, [withOne]).claims[0]!.reason).toBe('ranked 1 of 2 eligible for linux-x64, 1 replica missing')
   })
 
+  it('a node whose quorum is below the replica count still builds the replicas it decided without', () => {
+    // Quorum 2 of 3: two agreeing results verify the platform for this reader, but the submitter
+    // asked for three and readers on the default quorum (3) still wait for the third.
+    const { submitter, nodes } = mesh(3)
+    const job = submitter.job({ platforms: platforms(['linux-x64', 3]) })
+    const [first, second, third] = nodes as [Author, Author, Author]
+    const early = foldJob(job, [first.result(job), second.result(job)], { quorum: 2 })
+    expect(early.platforms[0]!.verdict).toBe('verified')
+    const members = nodes.map((n) => member(n.key))
+    expect(claimants(members, [early])).toEqual([third.key])
+    const full = foldJob(job, [first.result(job), second.result(job), third.result(job)], { quorum: 2 })
+    expect(claimants(members, [full])).toEqual([])
+  })
+
   it('never claims what its platform labels or policy do not fit', () => {
     const { submitter, nodes } = mesh(1)
     const self = nodes[0]!.key

@@ -5,7 +5,7 @@ import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
 import type { ResultBody } from '../bodies.js'
 import { CLAIM_LEASE_MS } from '../constants.js'
-import { planClaims, slotState, explainUnmatched, type Admission, type Member } from '../scheduler.js'
+import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission, type Member } from '../scheduler.js'
 import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
 import { withLiveness } from '../state.js'
@@ -81,9 +81,9 @@ interface Running {
   yielded?: boolean
 }
 
-/** Not cancelled, and some platform still wants results. */
+/** Not cancelled, and some platform still wants builders (see wantsBuilders). */
 function isOpen (view: JobView): boolean {
-  return !view.cancelled && view.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched')
+  return view.platforms.some((p) => wantsBuilders(view, p))
 }
 
 function lastActiveOf (map: ReadonlyMap<string, number>, author: string): { lastActive?: number } {
@@ -382,7 +382,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     for (const view of open) {
       for (const platform of view.platforms) {
         if (started >= free) return started
-        if (platform.verdict !== 'pending' && platform.verdict !== 'unmatched') continue
+        if (!wantsBuilders(view, platform)) continue
         const mine = platform.claims.filter((c) => c.builder === self)
         if (mine.length === 0) continue
         // Only claims of an earlier run of this node, still holding by their lease; ours from this run are tracked in memory.
