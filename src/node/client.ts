@@ -126,7 +126,7 @@ export class NodeClient {
       if (response.body === null) return
       const decoder = new TextDecoder()
       let pending = ''
-      for await (const chunk of chunksOf(response.body)) {
+      for await (const chunk of chunksOf(response.body, controller.signal)) {
         pending += decoder.decode(chunk, { stream: true })
         let newline: number
         while ((newline = pending.indexOf('\n')) >= 0) {
@@ -182,7 +182,7 @@ export class NodeClient {
     const chunks: Uint8Array[] = []
     let size = 0
     try {
-      for await (const chunk of chunksOf(response.body)) {
+      for await (const chunk of chunksOf(response.body, signal)) {
         size += chunk.byteLength
         if (size > this.maxResponseBytes) {
           throw new ApiRequestError(`the answer to ${method} ${path} from ${this.url} is larger than ${this.maxResponseBytes} bytes; is that address a buildhaus node?`)
@@ -254,16 +254,26 @@ export async function connectNode (options: LocateOptions & NodeClientOptions): 
   return new NodeClient(located, { ...options, ...(token !== undefined ? { token } : {}) })
 }
 
-/** A web ReadableStream as an async iterable (the DOM typings lack it); cancels the stream if the loop ends early. */
-async function * chunksOf (body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+/**
+ * A web ReadableStream as an async iterable (the DOM typings lack it); cancels
+ * the stream if the loop ends early or `signal` aborts. Cancelling the reader
+ * ourselves on abort matters: fetch's own abort did not always reach a body
+ * already being read (a watch then waited forever on a quiet event stream).
+ */
+async function * chunksOf (body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
   const reader = body.getReader()
+  const onAbort = (): void => { void reader.cancel(signal.reason).catch(() => {}) }
+  if (signal.aborted) onAbort()
+  else signal.addEventListener('abort', onAbort, { once: true })
   try {
     while (true) {
       const { done, value } = await reader.read()
+      if (signal.aborted) throw signal.reason
       if (done) return
       yield value
     }
   } finally {
+    signal.removeEventListener('abort', onAbort)
     await reader.cancel().catch(() => {})
     reader.releaseLock()
   }

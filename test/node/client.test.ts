@@ -7,7 +7,7 @@ type Teardown = (fn: () => unknown) => void
 
 /** A small HTTP server standing in for later routes (streams, posts) the client must already handle. */
 async function server (teardown: Teardown): Promise<string> {
-  const app = Fastify()
+  const app = Fastify({ forceCloseConnections: true })
   app.get('/lines', async (_request, reply) => {
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' })
     reply.raw.write('{"n":1}\n{"n"')
@@ -19,6 +19,12 @@ async function server (teardown: Teardown): Promise<string> {
   app.get('/html', async (_request, reply) => await reply.type('text/html').send('<html>not an API</html>'))
   app.get('/slow', async () => await new Promise((resolve) => setTimeout(() => { resolve({ late: true }) }, 2_000)))
   app.get('/huge', async () => ({ blob: 'x'.repeat(4096) }))
+  // An event stream that says one thing and then nothing (a node with no news).
+  app.get('/quiet', async (_request, reply) => {
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
+    reply.raw.write(': hello\n')
+    return await reply
+  })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   teardown(async () => { await app.close() })
   return url
@@ -43,6 +49,29 @@ describe('NodeClient', () => {
     await expect(client.getJson('/slow')).rejects.toMatchObject({ name: 'NodeNotRunningError', message: expect.stringMatching(/did not answer in time/) })
     await expect(client.getJson('/huge')).rejects.toMatchObject({ name: 'ApiRequestError', message: expect.stringMatching(/larger than 1024 bytes/) })
     await expect(client.getJson('/missing')).rejects.toMatchObject({ name: 'ApiRequestError', status: 404 })
+  })
+
+  it('ends a stream at once when its signal aborts, even while the server is silent', async () => {
+    const client = new NodeClient(await server(teardown))
+    // Many rounds: the abort once failed to reach a body being read now and then (a watch never returned).
+    for (let round = 0; round < 20; round++) {
+      const stop = new AbortController()
+      const lines: string[] = []
+      const reading = (async () => {
+        try {
+          for await (const line of client.stream('/quiet', { signal: stop.signal })) {
+            lines.push(line)
+            stop.abort()
+          }
+        } catch (err) {
+          return (err as Error).name
+        }
+        return 'ended'
+      })()
+      const outcome = await Promise.race([reading, new Promise((resolve) => { setTimeout(() => { resolve('still reading 5 s after the abort') }, 5_000).unref() })])
+      expect(outcome).toBe('AbortError')
+      expect(lines).toEqual([': hello'])
+    }
   })
 
   it('accepts --api with or without a scheme', () => {

@@ -34,8 +34,14 @@ export async function watchJob (client: NodeClient, id: string, options: { deadl
   report(job)
   if (FINAL_VERDICTS.has(job.verdict)) return { job, final: true }
 
+  // One controller that the caller's signal, the deadline and our own return all abort. (Not
+  // AbortSignal.any: the event stream then sometimes missed the abort and the watch never returned.)
   const stop = new AbortController()
-  const signal = AbortSignal.any([options.signal, stop.signal, AbortSignal.timeout(Math.max(0, options.deadline - Date.now()))])
+  const signal = stop.signal
+  const onCallerAbort = (): void => { stop.abort(options.signal.reason) }
+  if (options.signal.aborted) onCallerAbort()
+  else options.signal.addEventListener('abort', onCallerAbort, { once: true })
+  const deadline = setTimeout(() => { stop.abort(new DOMException('the watch deadline passed', 'TimeoutError')) }, Math.max(0, options.deadline - Date.now()))
   let wake: (() => void) | undefined
   // Events only wake the loop below; every read of the job happens there.
   const events = (async () => {
@@ -68,6 +74,8 @@ export async function watchJob (client: NodeClient, id: string, options: { deadl
     }
     return { job, final: FINAL_VERDICTS.has(job.verdict) }
   } finally {
+    clearTimeout(deadline)
+    options.signal.removeEventListener('abort', onCallerAbort)
     stop.abort()
     await events
   }
