@@ -85,7 +85,7 @@ export interface SlotState {
    * candidates again, but ranked after every node that never claimed.
    */
   lapsed: Set<string>
-  /** Claimants whose claim still holds the slot. */
+  /** Claimants whose claim still holds the slot, and live members whose heartbeat says they run it before their claim arrived. */
   holding: string[]
   /**
    * Claimants whose claim would hold but came after the slot was full
@@ -141,6 +141,14 @@ export function slotState (job: JobView, platform: PlatformView, now: number, li
     holding.sort((a, b) => firstClaim.get(a)! - firstClaim.get(b)!)
     yielded = holding.slice(places).sort()
     holding.length = places
+  }
+  // A live member whose heartbeat lists the slot as running, with no claim of it seen yet: its
+  // claim is on its way (a node writes its claim as its run starts, and the heartbeat may come
+  // first). Count it as holding a place left, or others would pass it over as busy and claim too.
+  for (const member of live.values()) {
+    if (holding.length >= places) break
+    if (!member.running.includes(key) || leases.has(member.author) || delivered.has(member.author) || refusedAny.has(member.author)) continue
+    holding.push(member.author)
   }
   holding.sort()
   const involved = new Set([...holding, ...delivered, ...refusedAny])

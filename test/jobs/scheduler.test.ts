@@ -159,6 +159,18 @@ describe('claiming without a master', () => {
     expect(decide(ranked[1]!, members, [withOne]).claims[0]!.reason).toBe('ranked 1 of 2 eligible for linux-x64, 1 replica missing')
   })
 
+  it('a node whose heartbeat says it runs the slot holds a place before its claim arrives: nobody passes it over as busy', () => {
+    // Seen in the demo: A claimed and its heartbeat (free 0, running the slot) reached B and C before
+    // the claim did; both passed A over as busy and claimed, three claims for two replicas.
+    const { submitter, nodes } = mesh(3)
+    const job = submitter.job()
+    const ranked = rank(job.id, 'linux-x64', nodes.map((n) => n.key))
+    const key = `${job.id}/linux-x64`
+    const members = nodes.map((n) => n.key === ranked[1] ? member(n.key, { slots: 1, free: 0, running: [key] }) : member(n.key, { slots: 1, free: 1 }))
+    expect(claimants(members, [view(job)])).toEqual([ranked[0]])
+    expect(decide(ranked[0]!, members, [view(job)]).claims[0]!.reason).toBe('ranked 1 of 2 eligible for linux-x64, 1 replica missing')
+  })
+
   it('a node whose quorum is below the replica count still builds the replicas it decided without', () => {
     // Quorum 2 of 3: two agreeing results verify the platform for this reader, but the submitter
     // asked for three and readers on the default quorum (3) still wait for the third.
