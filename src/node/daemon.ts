@@ -27,6 +27,9 @@ import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { ServiceStack } from './services.js'
 
+/** At start, the longest the node waits for its first full sync before planning work. */
+export const CATCH_UP_TIMEOUT_MS = 10_000
+
 const log = componentLogger('node:daemon')
 
 /** Members whose announced addresses are remembered to skip re-noting unchanged ones (cleared past this). */
@@ -44,6 +47,8 @@ export interface StartNodeOptions {
   writeApiFile?: boolean
   /** How long to ask peers for our own chain before writing to it (default: 5 s with bootstrap peers, 1.5 s with mDNS only, else 0). */
   ownChainTimeoutMs?: number
+  /** How long the node syncs with its first peers before it plans work (default CATCH_UP_TIMEOUT_MS). */
+  catchUpTimeoutMs?: number
   sync?: LedgerSyncInit
   jobs?: { tickMs?: number, leaseMs?: number }
   /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
@@ -165,6 +170,10 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     } else {
       ledger.allowAppend()
     }
+    // Catch up with the peers we have before planning any work: a node that has
+    // a job but not yet its results would claim it again. Bounded: a long
+    // history keeps arriving after the jobs start.
+    if (ownChainTimeoutMs > 0) await sync.catchUp({ timeoutMs: options.catchUpTimeoutMs ?? CATCH_UP_TIMEOUT_MS })
 
     const jobs = new JobService({
       self: { author: identity.author, platforms: config.platforms, slots },

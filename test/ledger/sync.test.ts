@@ -48,6 +48,19 @@ describe('ledger sync between real nodes', () => {
     expect(ed).toEqual(ea2)
   })
 
+  it('catchUp returns once a newcomer holds every entry its peers had (what a node awaits before planning work)', async () => {
+    const a = await startNode(teardown)
+    for (let i = 0; i < 400; i++) await a.store.append('note', { text: `history ${i}` })
+    const late = await startNode(teardown)
+    await connect(late, a)
+    const caught = await late.sync.catchUp({ timeoutMs: 30_000 })
+    expect(caught).toMatchObject({ peersAsked: 1, peersAnswered: 1 })
+    expect(late.store.count()).toBe(400)
+    // Nobody to ask: it returns at once with nothing.
+    const alone = await startNode(teardown)
+    expect(await alone.sync.catchUp({ timeoutMs: 5_000 })).toEqual({ peersAsked: 0, peersAnswered: 0, received: 0 })
+  })
+
   it('conflicting heads yield a fork proof on both sides', async () => {
     const settings = { sync: { intervalMs: 600_000 } }
     const a = await startNode(teardown, settings)

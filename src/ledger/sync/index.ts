@@ -59,6 +59,13 @@ export interface LearnOwnChainResult {
   selfForked: boolean
 }
 
+export interface CatchUpResult {
+  peersAsked: number
+  peersAnswered: number
+  /** Entries of any author received and stored. */
+  received: number
+}
+
 export function ledgerSync (components: LedgerSyncComponents, init?: LedgerSyncInit): LedgerSync {
   return new LedgerSync(components, init)
 }

@@ -7,7 +7,7 @@ import {
   DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
   SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PROTOCOL
 } from './constants.js'
-import type { LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
+import type { CatchUpResult, LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
 import { runSyncSession, type SessionResult } from './session.js'
 
 const log = componentLogger('ledger:sync')
@@ -258,6 +258,32 @@ export class LedgerSync {
     if (after !== undefined) learnt.head = after as ChainHead
     log('learnt own chain: %o', learnt)
     return learnt
+  }
+
+  /**
+   * One full sync with every connected peer, bounded by `timeoutMs`: what a
+   * node does before it plans work, so that it does not claim a job whose
+   * results it merely has not received yet. Never throws; a peer that does
+   * not answer in time is simply not counted.
+   */
+  async catchUp (options: { timeoutMs: number, signal?: AbortSignal }): Promise<CatchUpResult> {
+    const signals = [AbortSignal.timeout(options.timeoutMs), this.#controller.signal]
+    if (options.signal !== undefined) signals.push(options.signal)
+    const signal = AbortSignal.any(signals)
+    const peers = new Map<string, PeerId>()
+    for (const connection of this.#network.getConnections()) peers.set(connection.remotePeer.toString(), connection.remotePeer)
+    const deadline = new Promise<undefined>((resolve) => {
+      if (signal.aborted) resolve(undefined)
+      else signal.addEventListener('abort', () => { resolve(undefined) }, { once: true })
+    })
+    const results = await Promise.all([...peers.values()].map(async (peer) => await Promise.race([
+      this.syncWith(peer, { signal }).catch(() => undefined),
+      deadline
+    ])))
+    const answered = results.filter((r) => r !== undefined)
+    const caught: CatchUpResult = { peersAsked: peers.size, peersAnswered: answered.length, received: answered.reduce((n, r) => n + r.received, 0) }
+    log('caught up before planning: %o', caught)
+    return caught
   }
 
   async #waitForConnection (signal: AbortSignal): Promise<void> {
