@@ -130,3 +130,17 @@ export interface LivenessNote {
   verdict: 'unmatched' | 'pending'
   reason: string
 }
+
+/** What every summary of a platform starts with (API lists, the grid, audit reports). */
+export type PlatformHeadline = Pick<PlatformView, 'selector' | 'verdict' | 'reason' | 'replicas' | 'quorum' | 'agreeing'>
+
+export function platformHeadline (p: PlatformView): PlatformHeadline {
+  return {
+    selector: p.selector,
+    verdict: p.verdict,
+    ...(p.reason !== undefined ? { reason: p.reason } : {}),
+    replicas: p.replicas,
+    quorum: p.quorum,
+    agreeing: p.agreeing
+  }
+}

@@ -1,7 +1,7 @@
 import { EntryCodec, type DecodedEntry } from '../ledger/entry.js'
 import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../ledger/index.js'
 import {
-  computeReputation, foldAll, jobEntryRules, platformDecidedAt,
+  computeReputation, foldAll, jobEntryRules, platformDecidedAt, platformHeadline,
   type BuilderReputation, type JobView, type PlatformView, type TrustPolicy
 } from '../jobs/index.js'
 
@@ -198,12 +198,7 @@ function auditedJob (view: JobView): AuditedJob {
 function auditedPlatform (p: PlatformView): AuditedPlatform {
   const since = platformDecidedAt(p)
   return {
-    selector: p.selector,
-    verdict: p.verdict,
-    ...(p.reason !== undefined ? { reason: p.reason } : {}),
-    replicas: p.replicas,
-    quorum: p.quorum,
-    agreeing: p.agreeing,
+    ...platformHeadline(p),
     ...(since !== undefined ? { since } : {}),
     ...(p.artifacts !== undefined ? { artifacts: p.artifacts.map((a) => ({ path: a.path, sha256: a.sha256, size: a.size })) } : {}),
     ...(p.mismatch !== undefined ? { mismatch: p.mismatch } : {}),

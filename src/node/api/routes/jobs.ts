@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { z } from 'zod'
 import type { DecodedEntry } from '../../../ledger/entry.js'
-import { JobNotFoundError, NotSubmitterError, SourceNotFoundError, validateJobSpec, type JobSpec, type JobView, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
+import { JobNotFoundError, NotSubmitterError, SourceNotFoundError, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
 import { sendError } from '../errors.js'
 
 /**
@@ -51,13 +51,7 @@ export interface JobSummary {
   cancelled: boolean
   crossPlatform: JobView['crossPlatform']['verdict']
   diagnoses: number
-  platforms: Array<{
-    selector: string
-    verdict: PlatformView['verdict']
-    reason?: string
-    replicas: number
-    quorum: number
-    agreeing: number
+  platforms: Array<PlatformHeadline & {
     claims: Array<{ builder: string, time: number }>
     results: Array<{ builder: string, status: string, log: string | null, artifacts: Array<{ path: string, sha256: string, size: number }>, start: number, end: number, agrees: boolean | null }>
   }>
@@ -75,13 +69,7 @@ export interface JobsResponse {
  * tenth of a JobSummary's size.
  */
 export interface GridJob extends Omit<JobSummary, 'platforms'> {
-  platforms: Array<{
-    selector: string
-    verdict: PlatformView['verdict']
-    reason?: string
-    replicas: number
-    quorum: number
-    agreeing: number
+  platforms: Array<PlatformHeadline & {
     /** Builders that delivered a result (refusals aside). */
     done: number
     /** Builders that claimed the platform and have not delivered: building now. */
@@ -124,12 +112,7 @@ export function summarise (view: JobView): JobSummary {
   return {
     ...jobFields(view),
     platforms: view.platforms.map((p) => ({
-      selector: p.selector,
-      verdict: p.verdict,
-      ...(p.reason !== undefined ? { reason: p.reason } : {}),
-      replicas: p.replicas,
-      quorum: p.quorum,
-      agreeing: p.agreeing,
+      ...platformHeadline(p),
       claims: p.claims.map((c) => ({ builder: c.builder, time: c.time })),
       results: p.results.map((r) => ({ builder: r.builder, status: r.status, log: r.log, artifacts: r.artifacts, start: r.start, end: r.end, agrees: r.agrees }))
     }))
@@ -151,12 +134,7 @@ export function gridSummary (view: JobView): GridJob {
         if (!reported.has(c.builder)) running.set(c.builder, Math.min(running.get(c.builder) ?? c.time, c.time))
       }
       return {
-        selector: p.selector,
-        verdict: p.verdict,
-        ...(p.reason !== undefined ? { reason: p.reason } : {}),
-        replicas: p.replicas,
-        quorum: p.quorum,
-        agreeing: p.agreeing,
+        ...platformHeadline(p),
         done: delivered.size,
         running: [...running].map(([builder, time]) => ({ builder, time }))
       }
