@@ -8,7 +8,7 @@ import type { BlobFetcher, JobBlobs } from './ports.js'
 
 const log = componentLogger('jobs:runner')
 
-/** How long a builder keeps trying to get a job's source before it reports an error. */
+/** How long a builder keeps trying to get a job's source before it releases the slot (a refusal). */
 export const SOURCE_FETCH_DEADLINE_MS = 60_000
 /** Largest source archive a builder accepts. */
 export const MAX_SOURCE_BYTES = 256 * 1024 * 1024
@@ -24,6 +24,8 @@ export interface RunSlotOptions {
   sourceHolders: string[]
   workRoot: string
   signal: AbortSignal
+  /** How long to keep asking for the source (default SOURCE_FETCH_DEADLINE_MS). */
+  sourceDeadlineMs?: number
   onLog?: (text: string) => void
   /**
    * Removing the workspace is left to run after the result is returned (it
@@ -48,7 +50,10 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     source = await obtainSource(options)
   } catch (err) {
     options.signal.throwIfAborted()
-    return errorResult(job, platform, start, `could not get the source ${job.source.slice(0, 12)}…: ${describeError(err)}`, await options.executor.fingerprint())
+    // Not a vote on the build: a builder that never had the source releases the slot (a refusal,
+    // never a ballot) so that another builder takes it. As an `error` it counted as a failure, and
+    // a fetch timeout on a loaded mesh turned a good job into a mismatch.
+    return { ...errorResult(job, platform, start, `could not get the source ${job.source.slice(0, 12)}…: ${describeError(err)}`, await options.executor.fingerprint()), status: 'refused' }
   }
   options.signal.throwIfAborted()
   let outcome: RunOutcome
@@ -111,7 +116,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
 async function obtainSource (options: RunSlotOptions): Promise<Buffer> {
   const { job, blobs } = options
   if (!(await blobs.has(job.source))) {
-    const signal = AbortSignal.any([options.signal, AbortSignal.timeout(SOURCE_FETCH_DEADLINE_MS)])
+    const signal = AbortSignal.any([options.signal, AbortSignal.timeout(options.sourceDeadlineMs ?? SOURCE_FETCH_DEADLINE_MS)])
     let lastError: unknown
     // Holders may come and go (a partition, a restart): keep asking until the deadline.
     for (let attempt = 0; !signal.aborted; attempt++) {
