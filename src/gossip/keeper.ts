@@ -60,6 +60,8 @@ interface Target {
   lastError?: string
   /** When we last heard this peer's heartbeat (only for peers that are buildhaus members). */
   heardAt?: number
+  /** Silence tolerated before hanging up, when the member's heartbeats come less often than usual. */
+  silentMs?: number
 }
 
 /**
@@ -141,9 +143,15 @@ export class MeshKeeper {
     for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
   }
 
-  /** A member's heartbeat arrived: remember where it listens, and that it is alive. */
-  heard (peerId: PeerId, addresses: string[] = []): void {
+  /**
+   * A member's heartbeat arrived: remember where it listens, and that it is
+   * alive. `silentMs` stretches the silence tolerated before hanging up, for
+   * a member that announces a longer heartbeat interval (a large mesh).
+   */
+  heard (peerId: PeerId, addresses: string[] = [], silentMs?: number): void {
     this.remember(peerId, addresses, true)
+    const target = this.targets.get(peerId.toString())
+    if (target !== undefined && silentMs !== undefined) target.silentMs = Math.max(this.silentMs, silentMs)
   }
 
   /** A peer was discovered (mDNS, …): dial it now and keep it. */
@@ -222,10 +230,11 @@ export class MeshKeeper {
    * starts afresh on both sides.
    */
   private hangUpIfSilent (target: Target, now: number): void {
-    if (target.heardAt === undefined || now - target.heardAt < this.silentMs) return
+    const silentMs = target.silentMs ?? this.silentMs
+    if (target.heardAt === undefined || now - target.heardAt < silentMs) return
     const connections = this.components.getConnections(target.peerId)
     const oldest = Math.min(...connections.map((c) => c.timeline.open))
-    if (now - oldest < this.silentMs) return
+    if (now - oldest < silentMs) return
     log('%p is connected but silent for %d ms: hanging up to reconnect afresh', target.peerId, now - target.heardAt)
     // Count the silence from now, so a peer that stays silent is retried at this pace, not every tick.
     target.heardAt = now

@@ -13,8 +13,9 @@ import { createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPoli
 import { blobFetcherOf, membershipOf } from './adapters.js'
 import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
+import { KEEPER_SILENT_MS } from '../gossip/constants.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
-import { createPresence, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
+import { createPresence, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
 import { describeError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
 import { packageVersion } from '../util/package-root.js'
@@ -138,7 +139,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const onHeartbeat = (event: CustomEvent<PresenceMember>): void => {
       const peerId = peerIdFromString(event.detail.peerId)
       const addrs = event.detail.heartbeat.addrs ?? []
-      keeper.heard(peerId, addrs)
+      // Tolerate as much more silence as presence does for a member with a longer interval.
+      keeper.heard(peerId, addrs, KEEPER_SILENT_MS + presence.silenceAllowedFor(event.detail) - PRESENCE_TIMEOUT_MS)
       const text = addrs.join(' ')
       if (addrs.length === 0 || announced.get(event.detail.peerId) === text) return
       if (announced.size >= MAX_ANNOUNCED_PEERS) announced.clear()

@@ -120,6 +120,34 @@ describe('presence membership', () => {
     }
   })
 
+  it('a large mesh stretches the heartbeat interval, and a member announcing a longer one is waited for that much longer', async () => {
+    let now = 2_000_000
+    const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const pubsub = recordingPubsub()
+    const presence = createPresence({ pubsub, peerId: self }, { platforms: ['linux-x64'], slots: 2, version: '0.1.0', now: () => now })
+    // 2 s up to 20 nodes, then in proportion: every node keeps hearing ~10 heartbeats a second.
+    expect([1, 20, 50, 100, 1000].map((n) => presence.intervalFor(n))).toEqual([2_000, 2_000, 5_000, 10_000, 30_000])
+    await presence.start()
+    try {
+      // A small mesh announces nothing: receivers assume the default.
+      expect(decodeHeartbeat(pubsub.published[0]!).every).toBeUndefined()
+      const validate = pubsub.topicValidators.get(PRESENCE_TOPIC)!
+      const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+      expect(validate(other, signed(other, encodeHeartbeat({ ...good, every: 5_000 }), 1n))).toBe(TopicValidatorResult.Accept)
+      const sweep = (): void => { (presence as unknown as { sweep: () => void }).sweep() }
+      now += 10_000
+      sweep()
+      expect(presence.members().map((m) => m.peerId)).toEqual([other.toString()])
+      now += 7_600
+      sweep()
+      expect(presence.members()).toEqual([])
+      // Receivers refuse an interval outside the bounds.
+      expect(() => decodeHeartbeat(bytes({ ...good, every: 3_600_000 }))).toThrow(/every/)
+    } finally {
+      await presence.stop()
+    }
+  })
+
   it('publishes at start and promptly on update(), and refuses updates that would make a bad heartbeat', async () => {
     const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     const pubsub = recordingPubsub()

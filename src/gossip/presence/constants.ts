@@ -9,6 +9,18 @@ export const HEARTBEAT_INTERVAL_MS = 2_000
 
 /** A member not heard from for this long has left (three missed heartbeats and some slack). */
 export const PRESENCE_TIMEOUT_MS = 7_000
+/**
+ * Up to this many members the interval is HEARTBEAT_INTERVAL_MS; beyond, it
+ * grows in proportion (50 members: 5 s, 100: 10 s), so that a node receives
+ * about the same number of heartbeats a second however large the mesh:
+ * every node hears every other, so a fixed interval costs each node O(N) and
+ * the mesh O(N²) (at 50 nodes, 2 s heartbeats took most of 2 cores).
+ */
+export const MEMBERS_PER_BASE_INTERVAL = 20
+/** The longest interval a node announces, and the longest a receiver believes. */
+export const MAX_HEARTBEAT_INTERVAL_MS = 30_000
+/** The shortest interval a receiver accepts in a heartbeat's `every`. */
+export const MIN_HEARTBEAT_INTERVAL_MS = 100
 
 /** How often departed members are looked for. */
 export const SWEEP_INTERVAL_MS = 500

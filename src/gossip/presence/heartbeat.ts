@@ -2,7 +2,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { InvalidHeartbeatError } from '../errors.js'
 import {
-  HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_API_URL_LENGTH, MAX_HEARTBEAT_BYTES, MAX_LABEL_LENGTH, MAX_PLATFORMS, MAX_RUNNING,
+  HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_API_URL_LENGTH, MAX_HEARTBEAT_BYTES, MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, MAX_LABEL_LENGTH, MAX_PLATFORMS, MAX_RUNNING,
   MAX_SLOTS, MAX_VERSION_LENGTH, PLATFORM_LABEL_PATTERN, RUNNING_ITEM_PATTERN
 } from './constants.js'
 
@@ -47,6 +47,12 @@ export const heartbeatSchema = z.object({
    * can dial each other, and the mesh survives losing its bootstrap peers.
    */
   addrs: z.array(address).max(MAX_ADDRESSES).optional(),
+  /**
+   * The sender's next heartbeat comes within this many ms (its interval,
+   * which grows with the mesh). Receivers wait that much longer before they
+   * count it gone. Absent: the default interval.
+   */
+  every: z.number().int().min(MIN_HEARTBEAT_INTERVAL_MS).max(MAX_HEARTBEAT_INTERVAL_MS).optional(),
   time: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 }).refine((h) => h.free <= h.slots, { message: 'free must not exceed slots', path: ['free'] })
 

@@ -5,7 +5,7 @@ import { describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
 import {
   HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
-  PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, SWEEP_INTERVAL_MS
+  MAX_HEARTBEAT_INTERVAL_MS, MEMBERS_PER_BASE_INTERVAL, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, SWEEP_INTERVAL_MS
 } from './constants.js'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from './heartbeat.js'
 
@@ -112,7 +112,9 @@ export class Presence extends EventTarget {
   /** Last sequence number of senders who left, so a replay of an old heartbeat cannot bring them back. */
   private readonly departedSeqnos = new Map<string, bigint>()
   private readonly counters: PresenceStats = { accepted: 0, rejected: 0, ignored: 0 }
-  private heartbeatTimer?: ReturnType<typeof setInterval>
+  private heartbeatTimer?: ReturnType<typeof setTimeout>
+  /** The interval this node announces now (`every`), recomputed at each heartbeat from the mesh's size. */
+  private every: number
   private sweepTimer?: ReturnType<typeof setInterval>
   private pendingPublish?: ReturnType<typeof setTimeout>
   private lastPublish = 0
@@ -123,6 +125,7 @@ export class Presence extends EventTarget {
     this.components = components
     this.intervalMs = init.intervalMs ?? HEARTBEAT_INTERVAL_MS
     this.timeoutMs = init.timeoutMs ?? PRESENCE_TIMEOUT_MS
+    this.every = this.intervalMs
     this.now = init.now ?? Date.now
     this.selfId = components.peerId.toString()
     this.state = {
@@ -149,15 +152,37 @@ export class Presence extends EventTarget {
     pubsub.topicValidators.set(PRESENCE_TOPIC, this.validate)
     pubsub.subscribe(PRESENCE_TOPIC)
     pubsub.addEventListener?.('subscription-change', this.onSubscriptionChange)
-    this.heartbeatTimer = setInterval(() => { this.publishNow() }, this.intervalMs)
     this.sweepTimer = setInterval(() => { this.sweep() }, Math.min(SWEEP_INTERVAL_MS, this.timeoutMs))
+    this.beat()
+  }
+
+  /** Publish, then schedule the next heartbeat at the interval the mesh's size calls for. */
+  private beat (): void {
+    if (!this.running) return
+    this.every = this.intervalFor(this.live.size + 1)
     this.publishNow()
+    this.heartbeatTimer = setTimeout(() => { this.beat() }, this.every)
+  }
+
+  /** The heartbeat interval for a mesh of `members` nodes (see MEMBERS_PER_BASE_INTERVAL). */
+  intervalFor (members: number): number {
+    const scaled = Math.round(this.intervalMs * Math.max(1, members / MEMBERS_PER_BASE_INTERVAL))
+    return Math.max(this.intervalMs, Math.min(MAX_HEARTBEAT_INTERVAL_MS, scaled))
+  }
+
+  /**
+   * How long a member may stay silent before it counts as gone: the timeout,
+   * stretched in proportion when the member announces a longer interval.
+   */
+  silenceAllowedFor (member: Pick<PresenceMember, 'heartbeat'>): number {
+    const every = member.heartbeat.every ?? this.intervalMs
+    return Math.max(this.timeoutMs, Math.round(every * this.timeoutMs / this.intervalMs))
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    clearInterval(this.heartbeatTimer)
+    clearTimeout(this.heartbeatTimer)
     clearInterval(this.sweepTimer)
     clearTimeout(this.pendingPublish)
     const { pubsub } = this.components
@@ -235,6 +260,7 @@ export class Presence extends EventTarget {
       version: state.version,
       ...(state.api !== undefined ? { api: state.api } : {}),
       ...(addrs.length > 0 ? { addrs } : {}),
+      ...(this.every !== this.intervalMs ? { every: this.every } : {}),
       time: this.now()
     }
   }
@@ -324,9 +350,9 @@ export class Presence extends EventTarget {
   }
 
   private sweep (): void {
-    const cutoff = this.now() - this.timeoutMs
+    const now = this.now()
     for (const member of [...this.live.values()]) {
-      if (member.lastSeen < cutoff) this.depart(member, `silent for ${this.now() - member.lastSeen} ms`)
+      if (now - member.lastSeen > this.silenceAllowedFor(member)) this.depart(member, `silent for ${now - member.lastSeen} ms`)
     }
   }
 
