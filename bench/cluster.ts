@@ -67,6 +67,8 @@ export interface ClusterRun {
   /** How long each host took to start its nodes. */
   hostStartMs: number[]
   formationMs: number
+  /** Submitting the jobs one after another through the nodes' HTTP APIs (part of jobsMs): how responsive the APIs are. */
+  submitMs: number
   jobsMs: number
   convergenceMs: number
   entries: number
@@ -83,6 +85,8 @@ export interface ClusterRun {
   eventLoopDelayMs?: { p50: number, p99: number, max: number }
   completed: boolean
   converged: boolean
+  /** When the jobs phase timed out: the jobs a node still did not show verified, with their verdicts. */
+  notVerified?: Array<{ name: string, verdict: string, reason?: string }>
   error?: string
 }
 
@@ -95,7 +99,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
   const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-cluster-'))
   const running: HostProcess[] = []
   const run: ClusterRun = {
-    nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
+    nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, submitMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
     duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, stopMs: NaN, completed: false, converged: false
   }
   try {
@@ -145,15 +149,23 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
       })
       ids.push(job.id)
     }
+    run.submitMs = performance.now() - submittedAt
     progress(`${label}: waiting for every node to show every job verified`)
+    // What the last node that was not done showed, to say why if the deadline passes.
+    let notVerified: Array<{ name: string, verdict: string, reason?: string }> = []
     await waitFor(async () => {
       for (const client of clients) {
         const { jobs: list } = await client.getJson<JobsResponse>('/api/jobs')
-        const verdicts = new Map(list.map((j) => [j.id, j.verdict]))
-        if (!ids.every((id) => verdicts.get(id) === 'verified')) return false
+        const mine = list.filter((j) => ids.includes(j.id))
+        if (mine.length === ids.length && mine.every((j) => j.verdict === 'verified')) continue
+        notVerified = mine.filter((j) => j.verdict !== 'verified').map((j) => ({ name: j.name, verdict: j.verdict, ...(j.reason !== undefined ? { reason: j.reason } : {}) }))
+        return false
       }
       return true
-    }, { timeoutMs: phaseTimeoutMs, intervalMs: 1_000, what: `${jobs} jobs verified on ${total} nodes` })
+    }, { timeoutMs: phaseTimeoutMs, intervalMs: 1_000, what: `${jobs} jobs verified on ${total} nodes` }).catch((err: unknown) => {
+      run.notVerified = notVerified
+      throw err
+    })
     run.jobsMs = performance.now() - submittedAt
     run.completed = true
 
@@ -190,7 +202,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     if (delays.length > 0) run.eventLoopDelayMs = { p50: Math.max(...delays.map((d) => d.p50)), p99: Math.max(...delays.map((d) => d.p99)), max: Math.max(...delays.map((d) => d.max)) }
     await rm(scratch, { recursive: true, force: true })
   }
-  for (const key of ['startMs', 'formationMs', 'jobsMs', 'convergenceMs', 'stopMs'] as const) run[key] = Math.round(run[key])
+  for (const key of ['startMs', 'formationMs', 'submitMs', 'jobsMs', 'convergenceMs', 'stopMs'] as const) run[key] = Math.round(run[key])
   return run
 }
 
@@ -230,6 +242,7 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   if (baseline !== undefined) {
     result.startMs = figure(big.startMs, baseline.startMs)
     result.formationMs = figure(big.formationMs, baseline.formationMs)
+    result.submitMs = figure(big.submitMs, baseline.submitMs)
     result.jobsMs = figure(big.jobsMs, baseline.jobsMs)
     result.convergenceMs = figure(big.convergenceMs, baseline.convergenceMs)
     result.jobLatencyP50Ms = figure(big.latencyP50Ms, baseline.latencyP50Ms)
