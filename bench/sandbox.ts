@@ -132,4 +132,6 @@ function round2 (value: number): number {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.log(JSON.stringify(await benchSandbox(), null, 2))
+  // libp2p sockets and worker threads may outlive the figures.
+  process.exit(0)
 }
