@@ -117,4 +117,6 @@ function round (value: number): number {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.log(JSON.stringify(await benchBlobs(), null, 2))
+  // libp2p sockets and worker threads may outlive the figures.
+  process.exit(0)
 }

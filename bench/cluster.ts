@@ -31,11 +31,23 @@ export interface BenchClusterOptions {
   baseline?: boolean
   /** Deadline of each phase (formation, jobs, convergence). */
   phaseTimeoutMs?: number
+  /**
+   * Presence heartbeat interval of the big run's nodes (default: the nodes' own, 2 s). Heartbeats
+   * are most of an idle mesh's CPU (every node hears every other), so this shows what a slower
+   * heartbeat would buy at this size.
+   */
+  presenceIntervalMs?: number
 }
 
 const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../..' : '..', import.meta.url))
 const HOST = join(ROOT, 'dist', 'bench', 'cluster-host.js')
 const REPLICAS = 2
+/**
+ * How long one submission may take. Fifty nodes on two busy cores can hold an
+ * API call for tens of seconds (event-loop delay p99 of seconds); polls just
+ * try again, a submission cannot.
+ */
+const SUBMIT_TIMEOUT_MS = 180_000
 /** How long the formed mesh idles while its CPU use is measured. */
 const IDLE_SAMPLE_MS = 10_000
 
@@ -55,6 +67,8 @@ export interface ClusterRun {
   /** How long each host took to start its nodes. */
   hostStartMs: number[]
   formationMs: number
+  /** Submitting the jobs one after another through the nodes' HTTP APIs (part of jobsMs): how responsive the APIs are. */
+  submitMs: number
   jobsMs: number
   convergenceMs: number
   entries: number
@@ -71,10 +85,12 @@ export interface ClusterRun {
   eventLoopDelayMs?: { p50: number, p99: number, max: number }
   completed: boolean
   converged: boolean
+  /** When the jobs phase timed out: the jobs a node still did not show verified, with their verdicts. */
+  notVerified?: Array<{ name: string, verdict: string, reason?: string }>
   error?: string
 }
 
-export async function runCluster (options: { nodes: number, hosts: number, jobs: number, sandbox?: 'bubblewrap' | 'none', phaseTimeoutMs?: number, label?: string }): Promise<ClusterRun> {
+export async function runCluster (options: { nodes: number, hosts: number, jobs: number, sandbox?: 'bubblewrap' | 'none', phaseTimeoutMs?: number, presenceIntervalMs?: number, label?: string }): Promise<ClusterRun> {
   const { nodes: total, jobs } = options
   const hosts = Math.min(options.hosts, total)
   const perHost = Math.ceil(total / hosts)
@@ -83,7 +99,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
   const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-cluster-'))
   const running: HostProcess[] = []
   const run: ClusterRun = {
-    nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
+    nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, submitMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
     duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, stopMs: NaN, completed: false, converged: false
   }
   try {
@@ -97,7 +113,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
       const bootstrap = h === 0 ? [] : [running[h - 1]!.nodes[0]!.listen[0]!]
       progress(`${label}: host ${h + 1}/${hosts} starting nodes ${first}..${first + count - 1}`)
       const hostStarted = performance.now()
-      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap' }, phaseTimeoutMs))
+      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap', ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) }, phaseTimeoutMs))
       run.hostStartMs.push(Math.round(performance.now() - hostStarted))
     }
     run.startMs = performance.now() - began
@@ -119,10 +135,12 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
 
     progress(`${label}: submitting ${jobs} jobs round-robin`)
     const source = await jobSource(scratch)
+    // A submission is not retried (it could submit twice): give an overloaded node's API longer than a poll.
+    const submitters = all.map((n) => new NodeClient(n.api, { timeoutMs: SUBMIT_TIMEOUT_MS }))
     const submittedAt = performance.now()
     const ids: string[] = []
     for (let j = 0; j < jobs; j++) {
-      const client = clients[(j * 7) % clients.length]!
+      const client = submitters[(j * 7) % submitters.length]!
       const stored = await client.postBytes<{ hash: string, size: number }>('/api/blobs', source.bytes)
       const job = await client.postJson<{ id: string }>('/api/jobs', {
         spec: { ...source.spec, name: `cluster-${j}` },
@@ -131,15 +149,23 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
       })
       ids.push(job.id)
     }
+    run.submitMs = performance.now() - submittedAt
     progress(`${label}: waiting for every node to show every job verified`)
+    // What the last node that was not done showed, to say why if the deadline passes.
+    let notVerified: Array<{ name: string, verdict: string, reason?: string }> = []
     await waitFor(async () => {
       for (const client of clients) {
         const { jobs: list } = await client.getJson<JobsResponse>('/api/jobs')
-        const verdicts = new Map(list.map((j) => [j.id, j.verdict]))
-        if (!ids.every((id) => verdicts.get(id) === 'verified')) return false
+        const mine = list.filter((j) => ids.includes(j.id))
+        if (mine.length === ids.length && mine.every((j) => j.verdict === 'verified')) continue
+        notVerified = mine.filter((j) => j.verdict !== 'verified').map((j) => ({ name: j.name, verdict: j.verdict, ...(j.reason !== undefined ? { reason: j.reason } : {}) }))
+        return false
       }
       return true
-    }, { timeoutMs: phaseTimeoutMs, intervalMs: 1_000, what: `${jobs} jobs verified on ${total} nodes` })
+    }, { timeoutMs: phaseTimeoutMs, intervalMs: 1_000, what: `${jobs} jobs verified on ${total} nodes` }).catch((err: unknown) => {
+      run.notVerified = notVerified
+      throw err
+    })
     run.jobsMs = performance.now() - submittedAt
     run.completed = true
 
@@ -176,7 +202,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     if (delays.length > 0) run.eventLoopDelayMs = { p50: Math.max(...delays.map((d) => d.p50)), p99: Math.max(...delays.map((d) => d.p99)), max: Math.max(...delays.map((d) => d.max)) }
     await rm(scratch, { recursive: true, force: true })
   }
-  for (const key of ['startMs', 'formationMs', 'jobsMs', 'convergenceMs', 'stopMs'] as const) run[key] = Math.round(run[key])
+  for (const key of ['startMs', 'formationMs', 'submitMs', 'jobsMs', 'convergenceMs', 'stopMs'] as const) run[key] = Math.round(run[key])
   return run
 }
 
@@ -198,7 +224,7 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
     ...(options.phaseTimeoutMs !== undefined ? { phaseTimeoutMs: options.phaseTimeoutMs } : {})
   }
   const baseline = options.baseline === false ? undefined : await runCluster({ nodes: baselineNodes, hosts: 1, label: `baseline ${baselineNodes} nodes`, ...common })
-  const big = await runCluster({ nodes, hosts, label: `${nodes} nodes`, ...common })
+  const big = await runCluster({ nodes, hosts, label: `${nodes} nodes`, ...common, ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) })
   const result: Record<string, unknown> = {
     what: `${nodes} full nodes in ${big.hosts} processes (${Math.ceil(nodes / big.hosts)} per process, one shared sandbox executor each) on loopback, ${jobs} jobs × ${REPLICAS} replicas; baseline: the same jobs on ${baselineNodes} nodes in one process, same run`,
     cpus: availableParallelism(),
@@ -207,6 +233,7 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
     nodesPerHost: Math.ceil(nodes / big.hosts),
     jobs,
     replicas: REPLICAS,
+    presenceIntervalMs: options.presenceIntervalMs ?? 'default (2 s)',
     completed: big.completed,
     converged: big.converged,
     run: big,
@@ -215,6 +242,7 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   if (baseline !== undefined) {
     result.startMs = figure(big.startMs, baseline.startMs)
     result.formationMs = figure(big.formationMs, baseline.formationMs)
+    result.submitMs = figure(big.submitMs, baseline.submitMs)
     result.jobsMs = figure(big.jobsMs, baseline.jobsMs)
     result.convergenceMs = figure(big.convergenceMs, baseline.convergenceMs)
     result.jobLatencyP50Ms = figure(big.latencyP50Ms, baseline.latencyP50Ms)
@@ -228,7 +256,7 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   return result
 }
 
-async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string }, timeoutMs: number): Promise<HostProcess> {
+async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
   const child = spawn(process.execPath, [HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const host: HostProcess = { child, nodes: [], stderr: '' }
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })
@@ -353,7 +381,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   console.log(JSON.stringify(await benchCluster({
     ...(nodes !== undefined && !Number.isNaN(nodes) ? { nodes } : {}),
     ...(hosts !== undefined && !Number.isNaN(hosts) ? { hosts } : {}),
-    ...(jobs !== undefined && !Number.isNaN(jobs) ? { jobs } : {})
+    ...(jobs !== undefined && !Number.isNaN(jobs) ? { jobs } : {}),
+    ...(process.env.BENCH_PRESENCE_MS !== undefined ? { presenceIntervalMs: Number(process.env.BENCH_PRESENCE_MS) } : {})
   }), null, 2))
   process.exit(0)
 }

@@ -290,4 +290,6 @@ function round (n: number): number {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.log(JSON.stringify(await benchDashboard(), null, 2))
+  // libp2p sockets and worker threads may outlive the figures.
+  process.exit(0)
 }

@@ -334,4 +334,6 @@ function progress (what: string): void {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.log(JSON.stringify(await benchJobs(), null, 2))
+  // libp2p sockets and worker threads may outlive the figures.
+  process.exit(0)
 }

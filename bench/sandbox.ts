@@ -77,7 +77,13 @@ async function wholeRun (executor: Executor, workRoot: string): Promise<number> 
  * spawn of the same command (`sh -c true`) and a bare bwrap measured in the
  * same run, interleaved so that machine noise falls on all alike.
  */
-export async function benchSandbox (): Promise<object> {
+export interface SandboxBenchOptions {
+  /** Interleaved rounds of plain spawns, bare bwraps, a 60-step run and whole runs (default 3). */
+  rounds?: number
+}
+
+export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<object> {
+  const rounds = options.rounds ?? 3
   const executor = await createExecutor('bubblewrap')
   const workRoot = await mkdtemp(join(tmpdir(), 'buildhaus-bench-'))
   try {
@@ -89,7 +95,7 @@ export async function benchSandbox (): Promise<object> {
     }
     const executorSteps: number[] = []
     const runs: number[] = []
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < STEPS; i++) {
         plain.push(await timeSpawn('/bin/sh', ['-c', 'true']))
         bare.push(await timeSpawn('bwrap', BARE_BWRAP))
@@ -126,4 +132,6 @@ function round2 (value: number): number {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.log(JSON.stringify(await benchSandbox(), null, 2))
+  // libp2p sockets and worker threads may outlive the figures.
+  process.exit(0)
 }
