@@ -1,9 +1,12 @@
-import type { Stream } from '@libp2p/interface'
+import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 export interface BoundedSourceOptions {
-  /** Pause the stream once this many bytes are buffered unread; resume below half of it. */
+  /** Pause the stream once more than this many bytes wait unread. */
   highWaterBytes: number
+  /** Resume once the unread bytes are down to this (default: half of highWaterBytes). */
+  lowWaterBytes?: number
+  /** Aborting ends the iteration with the signal's reason. */
   signal?: AbortSignal
 }
 
@@ -14,8 +17,12 @@ export interface BoundedSourceOptions {
  * sender stalls) once `highWaterBytes` are waiting, and resumes when the
  * consumer catches up. Past the muxer window, the stream's maxReadBufferLength
  * resets a sender that ignores flow control.
+ *
+ * Ends when the remote closed its side and everything was read; throws as soon
+ * as the stream is aborted or reset (or the signal aborts), dropping what is queued.
  */
 export async function * boundedSource (stream: Stream, options: BoundedSourceOptions): AsyncGenerator<Uint8Array | Uint8ArrayList> {
+  const lowWaterBytes = options.lowWaterBytes ?? options.highWaterBytes / 2
   const queue: Array<Uint8Array | Uint8ArrayList> = []
   let queuedBytes = 0
   let ended = stream.readableEnded
@@ -26,24 +33,29 @@ export async function * boundedSource (stream: Stream, options: BoundedSourceOpt
     wake = undefined
     resolve?.()
   }
-  const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
+  const pauseIfFull = (): void => {
+    if (queuedBytes > options.highWaterBytes && stream.readStatus === 'readable') stream.pause()
+  }
+  const onMessage = (evt: StreamMessageEvent): void => {
     queue.push(evt.data)
     queuedBytes += evt.data.byteLength
-    if (queuedBytes >= options.highWaterBytes && stream.readStatus === 'readable') stream.pause()
+    // Pause in a microtask, not here: resume() delivers its buffer before it
+    // re-opens the muxer's window, so a pause from inside that delivery would
+    // be undone at once and the window left open while the buffer grows.
+    if (queuedBytes > options.highWaterBytes) queueMicrotask(pauseIfFull)
     notify()
   }
   const onEnd = (): void => {
     ended = true
     notify()
   }
-  const onClose = (evt: Event): void => {
-    ended = true
-    const error = (evt as Event & { error?: Error }).error
-    if (error !== undefined) failure = error
+  const onClose = (evt: StreamCloseEvent): void => {
+    if (evt.error !== undefined) failure = evt.error
+    // A clean close can come while a paused stream still buffers data: only 'end' says all was delivered.
+    if (stream.readableEnded) ended = true
     notify()
   }
   const onAbort = (): void => {
-    ended = true
     failure = options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted')
     notify()
   }
@@ -58,7 +70,7 @@ export async function * boundedSource (stream: Stream, options: BoundedSourceOpt
       const chunk = queue.shift()
       if (chunk !== undefined) {
         queuedBytes -= chunk.byteLength
-        if (queuedBytes < options.highWaterBytes / 2 && stream.readStatus === 'paused') {
+        if (queuedBytes <= lowWaterBytes && stream.readStatus === 'paused') {
           try { stream.resume() } catch { /* the stream closed meanwhile; 'close' ends the loop */ }
         }
         yield chunk

@@ -13,7 +13,8 @@ import {
   WRITE_HIGH_WATER_BYTES
 } from './constants.js'
 import { decodeHeader, decodeRequest, encodeHeader, encodeRequest, type BlobResponseHeader } from './messages.js'
-import { nextWithin, pausingSource, sendWithBackpressure } from './stream-io.js'
+import { boundedSource } from '../../util/stream-source.js'
+import { nextWithin, sendWithBackpressure } from './stream-io.js'
 import type { BlobExchangeComponents, BlobExchangeInit, BlobExchangeStats, FetchOptions, FetchResult } from './index.js'
 
 const log = componentLogger('blobs:exchange')
@@ -226,7 +227,7 @@ export class BlobExchange {
       abort(whole.aborted ? new DeadlineError(`did not deliver the blob within ${this.fetchTimeoutMs} ms`) : asError(signal.reason))
     }
     signal.addEventListener('abort', onAbort, { once: true })
-    const frames = lp.decode(pausingSource(stream, { highWaterBytes: READ_HIGH_WATER_BYTES, lowWaterBytes: READ_LOW_WATER_BYTES }), { maxDataLength: MAX_DATA_FRAME_BYTES })[Symbol.asyncIterator]()
+    const frames = lp.decode(boundedSource(stream, { highWaterBytes: READ_HIGH_WATER_BYTES, lowWaterBytes: READ_LOW_WATER_BYTES }), { maxDataLength: MAX_DATA_FRAME_BYTES })[Symbol.asyncIterator]()
     try {
       stream.send(lp.encode.single(encodeRequest({ hash })))
       // Half-close: the request is all we have to say.
@@ -275,7 +276,7 @@ export class BlobExchange {
     let opened: OpenedBlob | undefined
     let counted = false
     try {
-      const frames = lp.decode(pausingSource(stream, { highWaterBytes: MAX_REQUEST_BYTES * 4, lowWaterBytes: 0 }), { maxDataLength: MAX_REQUEST_BYTES })[Symbol.asyncIterator]()
+      const frames = lp.decode(boundedSource(stream, { highWaterBytes: MAX_REQUEST_BYTES * 4, lowWaterBytes: 0 }), { maxDataLength: MAX_REQUEST_BYTES })[Symbol.asyncIterator]()
       let hash: string
       try {
         const first = await nextWithin(frames, this.requestTimeoutMs, 'request', abort)
