@@ -144,3 +144,17 @@ export function platformHeadline (p: PlatformView): PlatformHeadline {
     agreeing: p.agreeing
   }
 }
+
+/** What every summary of a job starts with (API lists, the grid, audit reports). */
+export type JobHeadline = Pick<JobView, 'id' | 'name' | 'submitter' | 'time' | 'verdict' | 'reason'>
+
+export function jobHeadline (view: JobView): JobHeadline {
+  return {
+    id: view.id,
+    name: view.name,
+    submitter: view.submitter,
+    time: view.time,
+    verdict: view.verdict,
+    ...(view.reason !== undefined ? { reason: view.reason } : {})
+  }
+}

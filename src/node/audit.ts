@@ -1,7 +1,7 @@
 import { EntryCodec, type DecodedEntry } from '../ledger/entry.js'
 import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../ledger/index.js'
 import {
-  computeReputation, foldAll, jobEntryRules, platformDecidedAt, platformHeadline,
+  computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
   type BuilderReputation, type JobView, type PlatformView, type TrustPolicy
 } from '../jobs/index.js'
 
@@ -181,12 +181,7 @@ function auditedJob (view: JobView): AuditedJob {
   const platforms = view.platforms.map(auditedPlatform)
   const since = jobSince(view, platforms)
   return {
-    id: view.id,
-    name: view.name,
-    submitter: view.submitter,
-    time: view.time,
-    verdict: view.verdict,
-    ...(view.reason !== undefined ? { reason: view.reason } : {}),
+    ...jobHeadline(view),
     ...(since !== undefined ? { since } : {}),
     crossPlatform: view.crossPlatform.verdict,
     ...(view.crossPlatform.reason !== undefined ? { crossPlatformReason: view.crossPlatform.reason } : {}),

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { z } from 'zod'
 import type { DecodedEntry } from '../../../ledger/entry.js'
-import { JobNotFoundError, NotSubmitterError, SourceNotFoundError, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
+import { JobNotFoundError, NotSubmitterError, SourceNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
 import { sendError } from '../errors.js'
 
 /**
@@ -96,12 +96,7 @@ const submitSchema = z.strictObject({
 /** The job-level fields every list view shares. */
 function jobFields (view: JobView): Omit<JobSummary, 'platforms'> {
   return {
-    id: view.id,
-    name: view.name,
-    submitter: view.submitter,
-    time: view.time,
-    verdict: view.verdict,
-    ...(view.reason !== undefined ? { reason: view.reason } : {}),
+    ...jobHeadline(view),
     cancelled: view.cancelled,
     crossPlatform: view.crossPlatform.verdict,
     diagnoses: view.diagnoses.length
