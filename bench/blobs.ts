@@ -10,6 +10,7 @@ import { BlobStore } from '../src/blobs/store.js'
 import { generateNodeKey } from '../src/crypto/keys.js'
 import { libp2pPrivateKey } from '../src/crypto/peer-id.js'
 import { createMeshLibp2p } from '../src/gossip/libp2p.js'
+import { median, round } from './stats.js'
 
 export interface BlobBenchOptions {
   /** Blob size in MiB (default 64). */
@@ -104,15 +105,6 @@ async function connectTcp (port: number): Promise<Socket> {
     const socket = createConnection({ port, host: '127.0.0.1' }, () => { resolve(socket) })
     socket.once('error', reject)
   })
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
-}
-
-function round (value: number): number {
-  return Math.round(value * 10) / 10
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

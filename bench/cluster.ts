@@ -9,6 +9,7 @@ import type { JobsResponse } from '../src/node/api/routes/jobs.js'
 import type { HealthResponse } from '../src/node/api/types.js'
 import { NodeClient } from '../src/node/client.js'
 import { delay, waitFor } from '../src/util/wait.js'
+import { percentile, round } from './stats.js'
 
 /**
  * Many nodes on one machine: N full nodes spread over H processes
@@ -358,16 +359,6 @@ async function cpuSecondsOf (hosts: HostProcess[]): Promise<number> {
     ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
   }
   return ticks / 100
-}
-
-function percentile (sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
-}
-
-function round (value: number, digits = 0): number {
-  const scale = 10 ** digits
-  return Math.round(value * scale) / scale
 }
 
 const benchStarted = performance.now()

@@ -16,6 +16,7 @@ import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
 import { packageRoot } from '../src/util/package-root.js'
 import { waitFor } from '../src/util/wait.js'
+import { median, percentile, round } from './stats.js'
 
 /**
  * The dashboard at the size of a busy mesh: 1,000 jobs × 4 platforms, each
@@ -185,7 +186,7 @@ async function latency (url: string, requests: number, concurrency: number): Pro
       worker.once('error', reject)
     })
     const times = result.times.sort((a, b) => a - b)
-    return { p50: quantile(times, 0.5), p99: quantile(times, 0.99), bytes: result.bytes }
+    return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), bytes: result.bytes }
   } finally {
     await worker.terminate()
   }
@@ -274,18 +275,6 @@ async function staticLoads (browser: Browser, body: string, loads: number): Prom
   } finally {
     await server.close()
   }
-}
-
-function quantile (sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
-
-function median (values: number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5)
-}
-
-function round (n: number): number {
-  return Math.round(n * 10) / 10
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

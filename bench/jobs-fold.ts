@@ -7,6 +7,7 @@ import { jobEntryRules } from '../src/jobs/bodies.js'
 import { rank } from '../src/jobs/rendezvous.js'
 import { planClaims, type Member } from '../src/jobs/scheduler.js'
 import { foldAll } from '../src/jobs/state.js'
+import { round } from './stats.js'
 
 /**
  * The fold and the claiming plan at the scale of a busy mesh: `jobs` jobs,
@@ -74,12 +75,9 @@ export default async function benchJobsFold (options: { jobs?: number, members?:
     entries: entries.length,
     jobs: jobCount,
     members: memberCount,
-    fold: { ms: round(foldMs), baselineDecodeMs: round(decodeMs), ratio: round(foldMs / decodeMs) },
-    plan: { ms: round(planMs), baselineRankMs: round(rankMs), ratio: round(planMs / rankMs), claims: plan.claims.length },
-    planNeverDesignated: { ms: round(worstMs), baselineRankMs: round(rankMs), ratio: round(worstMs / rankMs) }
+    fold: { ms: round(foldMs, 2), baselineDecodeMs: round(decodeMs, 2), ratio: round(foldMs / decodeMs, 2) },
+    plan: { ms: round(planMs, 2), baselineRankMs: round(rankMs, 2), ratio: round(planMs / rankMs, 2), claims: plan.claims.length },
+    planNeverDesignated: { ms: round(worstMs, 2), baselineRankMs: round(rankMs, 2), ratio: round(worstMs / rankMs, 2) }
   }
 }
 
-function round (n: number): number {
-  return Math.round(n * 100) / 100
-}

@@ -12,6 +12,7 @@ import { createExecutor, DEFAULT_LIMITS, DEFAULT_POLICY, type Executor } from '.
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
 import { waitFor } from '../src/util/wait.js'
+import { round, spread, type Spread } from './stats.js'
 
 /**
  * Submit → verified for trivial jobs on a small mesh, beside the parts it is
@@ -38,19 +39,6 @@ export interface BenchJobsOptions {
 }
 
 const SPEC = validateJobSpec({ name: 'trivial', platforms: ['bench-x'], steps: [{ name: 'ok', run: 'true' }], timeout: 60 })
-
-interface Spread { p50: number, p95: number, mean: number }
-
-function spread (samples: number[]): Spread {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
-  return { p50: round(at(0.5)), p95: round(at(0.95)), mean: round(sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length)) }
-}
-
-function round (value: number, digits = 1): number {
-  const f = 10 ** digits
-  return Math.round(value * f) / f
-}
 
 export async function benchJobs (options: BenchJobsOptions = {}): Promise<Record<string, unknown>> {
   const count = options.nodes ?? 3

@@ -22,6 +22,7 @@ import { LedgerStore } from '../src/ledger/store.js'
 import { ledgerSync, type LedgerSync } from '../src/ledger/sync/index.js'
 import { VerifyPool } from '../src/ledger/verify-pool.js'
 import { waitFor } from '../src/util/wait.js'
+import { median, round } from './stats.js'
 
 export interface LedgerBenchOptions {
   /** Entries for the catch-up and audit runs (default 100,000). */
@@ -110,10 +111,10 @@ async function benchAppend (scratch: string, sequential: number, concurrent: num
   await raw.close()
   const rawRate = median(rawRates)
   const sequentialRate = median(appendRates)
-  const baseline = { baseline: round(rawRate), baselineUnit: 'puts/s', baselineWhat: 'LevelDB put with sync:true (one fsync each), same line size, same run, alternating rounds (median)' }
+  const baseline = { baseline: round(rawRate, 0), baselineUnit: 'puts/s', baselineWhat: 'LevelDB put with sync:true (one fsync each), same line size, same run, alternating rounds (median)' }
   return {
-    sequential: { value: round(sequentialRate), unit: 'entries/s (each awaited, durable)', ...baseline, ratio: ratio(sequentialRate, rawRate) },
-    concurrent: { value: round(concurrentRate), unit: 'entries/s (concurrent, durable, group commit)', ...baseline, ratio: ratio(concurrentRate, rawRate) }
+    sequential: { value: round(sequentialRate, 0), unit: 'entries/s (each awaited, durable)', ...baseline, ratio: ratio(sequentialRate, rawRate) },
+    concurrent: { value: round(concurrentRate, 0), unit: 'entries/s (concurrent, durable, group commit)', ...baseline, ratio: ratio(concurrentRate, rawRate) }
   }
 }
 
@@ -209,9 +210,9 @@ async function benchCatchUp (scratch: string, corpus: DecodedEntry[][], pool: Ve
     const seconds = (performance.now() - start) / 1000
     const rate = total / seconds
     return {
-      value: round(rate),
+      value: round(rate, 0),
       unit: 'entries/s (fresh node, loopback, verified, durable)',
-      baseline: round(rawVerify),
+      baseline: round(rawVerify, 0),
       baselineUnit: 'verifies/s',
       baselineWhat: 'raw node:crypto Ed25519 verify on one core, same signatures, same run',
       ratio: ratio(rate, rawVerify),
@@ -238,27 +239,18 @@ async function benchAudit (corpus: DecodedEntry[][], pool: VerifyPool, rawVerify
   if (!report.valid) throw new Error('the audit of a valid export found problems')
   const rate = lines.length / seconds
   return {
-    value: round(rate),
+    value: round(rate, 0),
     unit: 'lines/s (parse, canonical check, signature, chain)',
-    baseline: round(rawVerify),
+    baseline: round(rawVerify, 0),
     baselineUnit: 'verifies/s',
     baselineWhat: 'raw node:crypto Ed25519 verify on one core, same signatures, same run',
     ratio: ratio(rate, rawVerify),
     perCoreRatio: ratio(rate, rawVerify * cores),
-    rawAllCores: round(rawAllCores),
+    rawAllCores: round(rawAllCores, 0),
     ratioVsRawAllCores: ratio(rate, rawAllCores),
     workers: pool.size,
     goal: 'perCoreRatio >= 0.8 (ratioVsRawAllCores is the same measure against a parallel raw loop run just before, which also sees other load on the machine)'
   }
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
-}
-
-function round (n: number): number {
-  return Math.round(n)
 }
 
 function ratio (a: number, b: number): number {

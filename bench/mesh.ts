@@ -11,6 +11,7 @@ import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
 import { initIdentity } from '../src/node/identity.js'
 import { delay, waitFor } from '../src/util/wait.js'
+import { median, percentile, round } from './stats.js'
 
 /**
  * Figures for the node layer, each beside raw libp2p gossipsub (the same
@@ -314,20 +315,6 @@ function shuffle<T> (items: T[]): T[] {
     [copy[i], copy[j]] = [copy[j]!, copy[i]!]
   }
   return copy
-}
-
-function median (values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5)
-}
-
-function percentile (sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
-}
-
-function round (value: number, digits = 1): number {
-  const scale = 10 ** digits
-  return Math.round(value * scale) / scale
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

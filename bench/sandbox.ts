@@ -4,19 +4,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { createExecutor, DEFAULT_LIMITS, type Executor } from '../src/sandbox/index.js'
+import { round, spread } from './stats.js'
 
 const STEPS = 60
 const RUNS = 20
 const EMPTY_TAR = Buffer.alloc(1024)
-
-interface Spread { p50: number, p95: number, mean: number }
-
-function spread (samples: number[]): Spread {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-  const round = (ms: number): number => Math.round(ms * 100) / 100
-  return { p50: round(at(0.5)), p95: round(at(0.95)), mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length) }
-}
 
 async function timeSpawn (file: string, args: string[]): Promise<number> {
   const started = performance.now()
@@ -103,9 +95,9 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
       executorSteps.push(...(await stepTimes(executor, workRoot)).steps)
       for (let i = 0; i < RUNS / 2; i++) runs.push(await wholeRun(executor, workRoot))
     }
-    const plainSpread = spread(plain)
-    const stepSpread = spread(executorSteps)
-    const bareSpread = spread(bare)
+    const plainSpread = spread(plain, 2)
+    const stepSpread = spread(executorSteps, 2)
+    const bareSpread = spread(bare, 2)
     const env = await executor.fingerprint()
     return {
       what: 'per-step start overhead: `sh -c true` as one step under the bubblewrap executor vs a plain child_process.spawn',
@@ -114,20 +106,16 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
       baseline: { plainSpawnMs: plainSpread },
       bareBwrapMs: bareSpread,
       executorStepMs: stepSpread,
-      overPlainMs: { p50: round2(stepSpread.p50 - plainSpread.p50), p95: round2(stepSpread.p95 - plainSpread.p95) },
-      ratioToPlain: { p50: round2(stepSpread.p50 / plainSpread.p50), p95: round2(stepSpread.p95 / plainSpread.p95) },
-      overBareBwrapMs: { p50: round2(stepSpread.p50 - bareSpread.p50) },
+      overPlainMs: { p50: round(stepSpread.p50 - plainSpread.p50, 2), p95: round(stepSpread.p95 - plainSpread.p95, 2) },
+      ratioToPlain: { p50: round(stepSpread.p50 / plainSpread.p50, 2), p95: round(stepSpread.p95 / plainSpread.p95, 2) },
+      overBareBwrapMs: { p50: round(stepSpread.p50 - bareSpread.p50, 2) },
       goal: { overPlainMsAtMost: 15, met: stepSpread.p50 - plainSpread.p50 <= 15 },
-      wholeRunMs: spread(runs),
+      wholeRunMs: spread(runs, 2),
       wholeRunNote: 'a one-step job end to end: workspace, unpack, cgroup, step, artifact walk, dispose'
     }
   } finally {
     await rm(workRoot, { recursive: true, force: true })
   }
-}
-
-function round2 (value: number): number {
-  return Math.round(value * 100) / 100
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
