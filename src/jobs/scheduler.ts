@@ -156,6 +156,11 @@ export function slotState (job: JobView, platform: PlatformView, now: number, li
   return { delivered, refused, involved, lapsed, holding, yielded, missing: platform.replicas - delivered.size - holding.length, since }
 }
 
+/** How an admission policy's refusal reason starts (src/sandbox/policy.ts says the same). */
+const POLICY_REFUSAL_PREFIX = 'refused by policy: '
+/** How a refusal for want of the job's source starts (service/runner.ts). */
+export const SOURCE_REFUSAL_PREFIX = 'could not get the source '
+
 /** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
 export function policyRefusals (member: Pick<Member, 'accepts'>, job: JobView): string[] {
   const refusals: string[] = []
@@ -313,6 +318,8 @@ export function decideRefusals (input: ClaimInput): RefusalDecision[] {
 /**
  * Why nobody takes a pending platform, from live presence:
  * - `unmatched: no live node offers linux-arm64`;
+ * - `refused: could not get the source …` when a builder that could not fetch
+ *   the source refused too (a lost source, not a policy);
  * - `refused by policy: network` when every matching node that could still
  *   take part refuses the job (by its public flags or a `refused` result);
  * - `unmatched: all N live nodes offering X already took part; …` when
@@ -336,11 +343,16 @@ export function explainUnmatched (job: JobView, selector: string, members: reado
     return undefined
   }
   const reasons = new Set<string>()
+  let policyOnly = true
   for (const m of fresh) for (const r of policyRefusals(m, job)) reasons.add(r)
   for (const r of platform.results) {
-    if (r.status === 'refused' && state.refused.has(r.builder) && live.has(r.builder)) reasons.add(r.reason ?? 'refused')
+    if (r.status !== 'refused' || !state.refused.has(r.builder) || !live.has(r.builder)) continue
+    const reason = r.reason ?? 'refused'
+    // A node's admission policy says "refused by policy: …"; a builder that could not get the source says so.
+    if (reason.startsWith(SOURCE_REFUSAL_PREFIX)) policyOnly = false
+    reasons.add(reason.startsWith(POLICY_REFUSAL_PREFIX) ? reason.slice(POLICY_REFUSAL_PREFIX.length) : reason)
   }
-  if (reasons.size > 0) return { verdict: 'unmatched', reason: `refused by policy: ${[...reasons].sort().join(', ')}` }
+  if (reasons.size > 0) return { verdict: 'unmatched', reason: `${policyOnly ? POLICY_REFUSAL_PREFIX : 'refused: '}${[...reasons].sort().join(', ')}` }
   return {
     verdict: 'unmatched',
     reason: `unmatched: all ${matching.length} live node${matching.length > 1 ? 's' : ''} offering ${selector} already took part; ${state.missing} more result${state.missing > 1 ? 's' : ''} wanted`

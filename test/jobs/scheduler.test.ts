@@ -264,6 +264,17 @@ describe('explaining a job nobody takes', () => {
     const job = submitter.job()
     const refusal = nodes[0]!.result(job, { status: 'refused', reason: 'memory limit above policy', steps: [], artifacts: [], log: null, logSize: 0 })
     expect(explainUnmatched(view(job, [refusal]), 'linux-x64', [member(nodes[0]!.key)], NOW)).toEqual({ verdict: 'unmatched', reason: 'refused by policy: memory limit above policy' })
+    // A policy's own reason is not prefixed twice.
+    const again = submitter.job()
+    const prefixed = nodes[0]!.result(again, { status: 'refused', reason: 'refused by policy: root', steps: [], artifacts: [], log: null, logSize: 0 })
+    expect(explainUnmatched(view(again, [prefixed]), 'linux-x64', [member(nodes[0]!.key)], NOW)?.reason).toBe('refused by policy: root')
+  })
+
+  it('a builder that could not get the source is said to have refused for that, not by policy', () => {
+    const { submitter, nodes } = mesh(1)
+    const job = submitter.job()
+    const lost = nodes[0]!.result(job, { status: 'refused', reason: 'could not get the source 0123456789ab…: no peer had it', steps: [], artifacts: [], log: null, logSize: 0 })
+    expect(explainUnmatched(view(job, [lost]), 'linux-x64', [member(nodes[0]!.key)], NOW)).toEqual({ verdict: 'unmatched', reason: 'refused: could not get the source 0123456789ab…: no peer had it' })
   })
 
   it('all matching nodes are busy: queued, still pending', () => {

@@ -3,6 +3,7 @@ import { componentLogger } from '../../util/logger.js'
 import { describeError } from '../../util/errors.js'
 import type { Artifact, ResultBody, ResultStatus } from '../bodies.js'
 import { MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS, MAX_REASON_LENGTH, MAX_RESULT_ARTIFACTS, MAX_TOOL_NAME_LENGTH } from '../constants.js'
+import { SOURCE_REFUSAL_PREFIX } from '../scheduler.js'
 import type { JobView } from '../view.js'
 import type { BlobFetcher, JobBlobs } from './ports.js'
 
@@ -53,7 +54,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     // Not a vote on the build: a builder that never had the source releases the slot (a refusal,
     // never a ballot) so that another builder takes it. As an `error` it counted as a failure, and
     // a fetch timeout on a loaded mesh turned a good job into a mismatch.
-    return { ...errorResult(job, platform, start, `could not get the source ${job.source.slice(0, 12)}…: ${describeError(err)}`, await options.executor.fingerprint()), status: 'refused' }
+    return { ...errorResult(job, platform, start, `${SOURCE_REFUSAL_PREFIX}${job.source.slice(0, 12)}…: ${describeError(err)}`, await options.executor.fingerprint()), status: 'refused' }
   }
   options.signal.throwIfAborted()
   let outcome: RunOutcome
