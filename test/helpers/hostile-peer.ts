@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
+import { createSigner, type Signer } from '../../src/crypto/sign.js'
+import { createMeshLibp2p, type MeshLibp2p } from '../../src/gossip/libp2p.js'
+import { PRESENCE_TOPIC } from '../../src/gossip/presence/constants.js'
+import { ENTRY_FORMAT_VERSION } from '../../src/ledger/constants.js'
+import { signedMessage } from '../../src/ledger/entry.js'
+import { ENTRIES_TOPIC, FORKS_TOPIC } from '../../src/ledger/gossip/constants.js'
+import { canonicalJson } from '../../src/util/canonical-json.js'
+import { toHex } from '../../src/util/hex.js'
+import { waitFor } from '../../src/util/wait.js'
+
+type Teardown = (fn: () => unknown) => void
+
+/** The fields of an entry a forger chooses; `v` and `author` default to the honest ones. */
+export interface ForgedFields {
+  seq: number
+  prev: string | null
+  clock: number
+  time: number
+  type: string
+  body: Record<string, unknown>
+  v?: number
+  author?: string
+}
+
+/** A forged entry: its wire line (canonical JSON with `sig`) and its id. */
+export interface ForgedEntry {
+  id: string
+  line: string
+  entry: Record<string, unknown>
+}
+
+/** One throwaway author key: as many as the attacker likes, for free. */
+export interface ThrowawayAuthor {
+  key: NodeKey
+  signer: Signer
+  /** The author's hex public key, as entries name it. */
+  hex: string
+  /** The next seq and prev of this author's chain, advanced by `next()`. */
+  seq: number
+  prev: string | null
+  /** Sign the next entry of this author's chain (seq/prev filled in), advancing it. */
+  next: (fields: Omit<ForgedFields, 'seq' | 'prev'> & Partial<Pick<ForgedFields, 'seq' | 'prev'>>) => ForgedEntry
+}
+
+/**
+ * Sign an entry exactly as an honest node would (canonical JSON, sha256 id,
+ * domain-separated Ed25519), but without any of the codec's checks of the
+ * body or the envelope: whatever a hostile peer wants to claim, correctly
+ * signed. The receiving node's validation is what is under test.
+ */
+export function forgeEntry (signer: Signer, fields: ForgedFields): ForgedEntry {
+  const unsigned = {
+    v: fields.v ?? ENTRY_FORMAT_VERSION,
+    author: fields.author ?? signer.publicHex,
+    seq: fields.seq,
+    prev: fields.prev,
+    clock: fields.clock,
+    time: fields.time,
+    type: fields.type,
+    body: fields.body
+  }
+  const id = createHash('sha256').update(canonicalJson(unsigned)).digest('hex')
+  const sig = toHex(signer.sign(signedMessage(id)))
+  const entry = { ...unsigned, sig }
+  return { id, line: canonicalJson(entry), entry }
+}
+
+/** A fresh author key with its own chain, kept by the caller. */
+export function throwawayAuthor (key: NodeKey = generateNodeKey()): ThrowawayAuthor {
+  const signer = createSigner(key)
+  const author: ThrowawayAuthor = {
+    key,
+    signer,
+    hex: signer.publicHex,
+    seq: 0,
+    prev: null,
+    next (fields) {
+      const forged = forgeEntry(signer, { seq: fields.seq ?? author.seq, prev: fields.prev !== undefined ? fields.prev : author.prev, ...fields } as ForgedFields)
+      author.seq = (fields.seq ?? author.seq) + 1
+      author.prev = forged.id
+      return forged
+    }
+  }
+  return author
+}
+
+/**
+ * A hostile peer built from the project's own libp2p stack (TCP, Noise,
+ * Yamux, identify, gossipsub with StrictSign) under a fresh key: it joins a
+ * live mesh as any stranger can, and then publishes whatever it likes.
+ * Every honest node's gossip validation is what stands in its way.
+ */
+export class HostilePeer {
+  readonly libp2p: MeshLibp2p
+
+  constructor (libp2p: MeshLibp2p) {
+    this.libp2p = libp2p
+  }
+
+  get peerId (): string { return this.libp2p.peerId.toString() }
+
+  /** Dial a node (a multiaddr ending in /p2p/…) and wait until gossipsub has it in the entries topic. */
+  async connect (address: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const target = multiaddr(address)
+    await this.libp2p.dial(target)
+    const peer = target.getComponents().find((c) => c.name === 'p2p')?.value
+    if (peer === undefined) return
+    await waitFor(() => this.libp2p.services.pubsub.getSubscribers(ENTRIES_TOPIC).some((id) => id.toString() === peer), {
+      timeoutMs: options.timeoutMs ?? 15_000,
+      what: `the hostile peer to see ${peer} subscribed to ${ENTRIES_TOPIC}`
+    })
+  }
+
+  /** Publish raw bytes on a topic (as this peer; gossipsub signs the message with this peer's key). */
+  async publish (topic: string, data: Uint8Array | string): Promise<void> {
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
+    await this.libp2p.services.pubsub.publish(topic, bytes)
+  }
+
+  /** Gossip an entry line on the entries topic, as an honest author's node would. */
+  async publishEntry (entry: ForgedEntry | string): Promise<void> {
+    await this.publish(ENTRIES_TOPIC, typeof entry === 'string' ? entry : entry.line)
+  }
+
+  /** Gossip a fork proof (two entry lines separated by a newline). */
+  async publishForkProof (a: ForgedEntry, b: ForgedEntry): Promise<void> {
+    await this.publish(FORKS_TOPIC, `${a.line}\n${b.line}`)
+  }
+
+  /** Gossip a heartbeat object (JSON) on the presence topic, signed by this peer's key. */
+  async publishHeartbeat (heartbeat: Record<string, unknown>): Promise<void> {
+    await this.publish(PRESENCE_TOPIC, JSON.stringify(heartbeat))
+  }
+}
+
+/**
+ * Start a hostile peer on loopback under a fresh libp2p key, subscribed to
+ * the mesh's topics (so that it receives and can publish), stopped at
+ * teardown. Its libp2p key is its peer id; the entries it forges can be
+ * signed by any number of other throwaway authors.
+ */
+export async function hostilePeer (teardown: Teardown, options: { topics?: string[] } = {}): Promise<HostilePeer> {
+  const topics = options.topics ?? [ENTRIES_TOPIC, FORKS_TOPIC, PRESENCE_TOPIC]
+  const libp2p = await createMeshLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    topics
+  })
+  teardown(async () => { await libp2p.stop() })
+  for (const topic of topics) libp2p.services.pubsub.subscribe(topic)
+  return new HostilePeer(libp2p)
+}
