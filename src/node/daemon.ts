@@ -9,7 +9,7 @@ import { createSigner } from '../crypto/sign.js'
 import { EntryCodec } from '../ledger/entry.js'
 import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
-import { createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
+import { clearWorkspaces, createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
 import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
@@ -102,6 +102,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     stack.add('ledger', { start: async () => {}, stop: async () => { await ledger.close() } })
     const blobs = await BlobStore.open({ dir: identity.paths.blobs, maxBytes: config.blobCacheMb * 1024 * 1024 })
     await mkdir(identity.paths.work, { recursive: true, mode: 0o700 })
+    // What runs left behind (a crash, a kill, a removal that failed) goes before anything runs again.
+    await clearWorkspaces(identity.paths.work).catch((err: unknown) => { warn(`WARNING: could not clear old workspaces in ${identity.paths.work}: ${describeError(err)}`) })
 
     const policy = await loadPolicy(identity.paths.policy)
     const executor = options.executor ?? await makeExecutor(config, warn)

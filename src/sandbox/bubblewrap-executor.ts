@@ -12,6 +12,7 @@ import { DEFAULT_LIMITS, MiB } from './limits.js'
 import { ownTag } from './proc.js'
 import { openFilesHardLimit, prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, ulimitScript } from './rlimits.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
+import { treeTools } from './tree-walk.js'
 import { outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
@@ -180,6 +181,7 @@ export async function createBubblewrapExecutor (options: BubblewrapOptions = {})
   const features: BwrapFeatures = { size: help.includes('--size'), disableUserns: help.includes('--disable-userns') }
   const prlimit = await findTool('prlimit')
   if (prlimit === undefined) throw new SandboxUnavailableError('prlimit is missing (it sets the builds\' resource limits); install util-linux')
+  await treeTools()
   const isRoot = process.getuid?.() === 0
   const tools: Tools = { bwrap, prlimit, version, features, ulimitBuiltins: await shellUlimitUnitsArePosix() }
   const ceiling = openFilesHardLimit()

@@ -1,9 +1,15 @@
-import { chmod, lstat, readdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { recordSplitter, reopenTree, runTreeTool, treeTools } from './tree-walk.js'
 
 export interface DiskUsage {
   bytes: number
   entries: number
+  /**
+   * The walk saw the whole tree, or stopped because it had seen more than the
+   * bounds. False when part of it could not be read: the count is then a
+   * lower bound, and `problem` says why (never with a host path).
+   */
+  complete: boolean
+  problem?: string
 }
 
 export interface DiskUsageOptions {
@@ -12,51 +18,45 @@ export interface DiskUsageOptions {
   /** …or this many entries: the caller only needs to know the bound was passed. */
   maxEntries: number
   /**
-   * Make unreadable directories readable again (chmod u+rwx) instead of
-   * skipping them: for a node that shares its uid with the build, where a job
+   * Make unreadable directories readable again (chmod u+rwX) when the walk
+   * finds one: for a node that shares its uid with the build, where a job
    * could otherwise hide files from this count behind a mode-000 directory.
    */
   reopenUnreadable: boolean
 }
 
+/** One line per entry below the root: its type, apparent size and allocated 512-byte blocks. */
+const FIND_FORMAT = '%y %s %b\\n'
+
 /**
- * What a directory tree costs on disk, never following symlinks. A file
- * counts its apparent size or its allocated blocks, whichever is larger, so a
- * sparse file cannot pass for small; every entry counts, so a flood of empty
- * files passes the entry bound.
+ * What a directory tree costs on disk, at any depth (GNU find, relative to
+ * directory descriptors: a path past PATH_MAX is counted like any other),
+ * never following symlinks nor leaving the file system. A file counts its
+ * apparent size or its allocated blocks, whichever is larger, so a sparse
+ * file cannot pass for small; every entry counts, so a flood of empty files
+ * passes the entry bound.
  */
 export async function diskUsage (root: string, options: DiskUsageOptions): Promise<DiskUsage> {
-  const usage: DiskUsage = { bytes: 0, entries: 0 }
-  const pending = [root]
-  while (pending.length > 0) {
-    const dir = pending.pop()!
-    const names = await listDir(dir, options.reopenUnreadable)
-    for (const name of names) {
-      const path = join(dir, name)
-      let stats
-      try {
-        stats = await lstat(path)
-      } catch {
-        continue // deleted while we walked
-      }
-      usage.entries++
-      usage.bytes += stats.isFile() ? Math.max(stats.size, stats.blocks * 512) : stats.blocks * 512
-      if (usage.bytes > options.maxBytes || usage.entries > options.maxEntries) return usage
-      if (stats.isDirectory()) pending.push(path)
-    }
-  }
-  return usage
+  const first = await walk(root, options)
+  if (first.complete || !options.reopenUnreadable) return first
+  await reopenTree(root)
+  return await walk(root, options)
 }
 
-async function listDir (dir: string, reopen: boolean): Promise<string[]> {
-  try {
-    return await readdir(dir)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EACCES' && reopen) {
-      await chmod(dir, 0o700).catch(() => {})
-      return await readdir(dir).catch(() => [])
-    }
-    return []
-  }
+async function walk (root: string, options: DiskUsageOptions): Promise<DiskUsage> {
+  const { find } = await treeTools()
+  const usage: DiskUsage = { bytes: 0, entries: 0, complete: true }
+  const over = (): boolean => usage.bytes > options.maxBytes || usage.entries > options.maxEntries
+  const onLine = recordSplitter(0x0a, 128, (line) => {
+    const [type, size, blocks] = line.toString('latin1').split(' ')
+    const allocated = Number(blocks) * 512
+    usage.entries++
+    usage.bytes += type === 'f' ? Math.max(Number(size), allocated) : allocated
+    return !over()
+  })
+  const run = await runTreeTool(find, ['-P', root, '-xdev', '-mindepth', '1', '-printf', FIND_FORMAT], onLine)
+  if (run.ok || run.stopped) return usage
+  usage.complete = false
+  usage.problem = run.problem ?? 'the walk failed'
+  return usage
 }

@@ -7,7 +7,8 @@ export type {
 } from './types.js'
 export { DEFAULT_LIMITS, HARD_MAXIMUMS, MINIMUMS, LIMIT_KEYS, describeLimit } from './limits.js'
 export { admit, loadPolicy, DEFAULT_POLICY, type AdmissionPolicy, type JobRequirements, type Admission } from './policy.js'
-export { SandboxUnavailableError, PolicyFileError, BWRAP_INSTALL_HINT } from './errors.js'
+export { SandboxUnavailableError, PolicyFileError, WorkspaceRemovalError, SandboxRunError, BWRAP_INSTALL_HINT } from './errors.js'
+export { clearWorkspaces } from './workspace.js'
 export { UNSANDBOXED_WARNING } from './none-executor.js'
 export { SANDBOX_WORKSPACE } from './bwrap-args.js'
 export type { BubblewrapOptions, NoSandboxOptions }

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { findTool, hostFingerprint, SYSTEM_PATH } from './host.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
+import { treeTools } from './tree-walk.js'
 import { openFilesHardLimit, prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, ulimitScript } from './rlimits.js'
 import { INNER_WRAPPER, outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest } from './types.js'
@@ -79,5 +80,6 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
 }
 
 export async function createNoSandboxExecutor (options: NoSandboxOptions = {}): Promise<NoSandboxExecutor> {
+  await treeTools()
   return new NoSandboxExecutor(await findTool('prlimit'), await shellUlimitUnitsArePosix(), openFilesHardLimit(), options)
 }
