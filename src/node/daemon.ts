@@ -9,7 +9,7 @@ import { createSigner } from '../crypto/sign.js'
 import { EntryCodec } from '../ledger/entry.js'
 import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
-import { clearWorkspaces, createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
+import { clearWorkspaces, createExecutor, loadPolicy, measureHost, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
 import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
@@ -105,7 +105,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     // What runs left behind (a crash, a kill, a removal that failed) goes before anything runs again.
     await clearWorkspaces(identity.paths.work).catch((err: unknown) => { warn(`WARNING: could not clear old workspaces in ${identity.paths.work}: ${describeError(err)}`) })
 
-    const policy = await loadPolicy(identity.paths.policy)
+    // Maximums the volunteer did not set are capped by what this host has, shared between its slots.
+    const policy = await loadPolicy(identity.paths.policy, await measureHost(identity.paths.work, config.slots))
     const executor = options.executor ?? await makeExecutor(config, warn)
     const trust = await trustPolicyOf(config)
 
