@@ -9,7 +9,7 @@ import { mdns } from '@libp2p/mdns'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
 import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
 import { PortInUseError } from './errors.js'
@@ -32,6 +32,14 @@ export interface MeshNodeOptions {
   mdns?: boolean
   /** Gossip topics this node accepts; messages on any other topic are dropped unread. Each is scored (see topicScoring). */
   topics?: string[]
+  /** Addresses to tell peers (identify) instead of the listen addresses, e.g. a public address in front of a NAT. */
+  announce?: string[]
+  /**
+   * Decides which addresses this node may dial (`denyDialMultiaddr`); a
+   * node's is its address book's (`AddressBook.gater`): only addresses seen
+   * on a real connection, introduced by a trusted peer, or configured.
+   */
+  connectionGater?: ConnectionGater
 }
 
 /** Check a multiaddr string up front, so a typo is one clear sentence rather than a stack trace. */
@@ -61,7 +69,8 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
   try {
     return await createLibp2p({
       privateKey: options.privateKey,
-      addresses: { listen: options.listen },
+      addresses: { listen: options.listen, ...(options.announce !== undefined ? { announce: options.announce } : {}) },
+      ...(options.connectionGater !== undefined ? { connectionGater: options.connectionGater } : {}),
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],

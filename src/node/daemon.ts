@@ -1,7 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { BlobStore } from '../blobs/store.js'
 import { blobExchange, type BlobExchange } from '../blobs/exchange/index.js'
 import { authorOfPeerId } from '../crypto/peer-id.js'
@@ -12,6 +11,8 @@ import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jo
 import { clearWorkspaces, createExecutor, loadPolicy, measureHost, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
 import { nodeApiContext } from './api-context.js'
+import { createAddressBook } from '../gossip/address-book.js'
+import { createIntroductions, type IntroductionsInit } from '../gossip/introductions/index.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
 import { KEEPER_SILENT_MS } from '../gossip/constants.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
@@ -33,15 +34,19 @@ export const CATCH_UP_TIMEOUT_MS = 10_000
 
 const log = componentLogger('node:daemon')
 
-/** Members whose announced addresses are remembered to skip re-noting unchanged ones (cleared past this). */
-const MAX_ANNOUNCED_PEERS = 4096
-
 /** Knobs for tests and benchmarks; a real node runs with the defaults. */
 export interface StartNodeOptions {
   /** Gossip topics accepted besides presence (the ledger's will join them). */
   extraTopics?: string[]
-  presence?: { intervalMs?: number, timeoutMs?: number }
-  keeper?: Omit<MeshKeeperInit, 'bootstrap'>
+  presence?: { intervalMs?: number, timeoutMs?: number, maxMembers?: number, maxStrangers?: number }
+  keeper?: Omit<MeshKeeperInit, 'bootstrap' | 'book' | 'wantPeers'>
+  introductions?: IntroductionsInit
+  /**
+   * Whether an author key is a member of the mesh, for the gossip layer
+   * (introducers, members' announced addresses, who is evicted first from
+   * bounded tables). Default: nobody is, until membership is wired here.
+   */
+  isMember?: (author: string) => boolean
   /** How long to wait at start for one bootstrap peer to answer. */
   bootstrapTimeoutMs?: number
   /** Write api.json in the home (default true). */
@@ -110,14 +115,21 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const executor = options.executor ?? await makeExecutor(config, warn)
     const trust = await trustPolicyOf(config)
 
+    const isMember = options.isMember ?? (() => false)
+    // Every dial of this node passes the book's gate: only addresses seen on real connections, introduced by a trusted peer, or configured.
+    const book = createAddressBook({ bootstrap: config.bootstrap, discovery: config.mdns, isMember })
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: config.listen,
       mdns: config.mdns,
       // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
-      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])]
+      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])],
+      connectionGater: book.gater
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
+    book.start(libp2p)
+    stack.add('address book', { start: () => {}, stop: () => { book.stop() } })
+    const introductions = await stack.start('introductions', createIntroductions({ network: libp2p, book }, options.introductions))
     await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
     const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
@@ -131,25 +143,23 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
         slots,
         accepts: { network: policy.network, root: policy.root },
         version,
+        isMember,
         ...(options.presence ?? {})
       }
     ))
 
-    const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
-    // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition,
-    // and so protocols that dial by peer id (blob fetches) reach a member this node has no connection to.
-    const announced = new Map<string, string>()
+    const keeper = await stack.start('keeper', createMeshKeeper(libp2p, {
+      bootstrap: config.bootstrap,
+      book,
+      wantPeers: () => { introductions.ask() },
+      ...(options.keeper ?? {})
+    }))
+    // A heartbeat says a member is alive; where it listens, the keeper takes only from the address book
+    // (a member's announced addresses reach the book through heard(); a stranger's are dropped).
     const onHeartbeat = (event: CustomEvent<PresenceMember>): void => {
       const peerId = peerIdFromString(event.detail.peerId)
-      const addrs = event.detail.heartbeat.addrs ?? []
       // Tolerate as much more silence as presence does for a member with a longer interval.
-      keeper.heard(peerId, addrs, KEEPER_SILENT_MS + presence.silenceAllowedFor(event.detail) - PRESENCE_TIMEOUT_MS)
-      const text = addrs.join(' ')
-      if (addrs.length === 0 || announced.get(event.detail.peerId) === text) return
-      if (announced.size >= MAX_ANNOUNCED_PEERS) announced.clear()
-      announced.set(event.detail.peerId, text)
-      const multiaddrs = addrs.flatMap((address) => { try { return [multiaddr(address)] } catch { return [] } })
-      libp2p.peerStore.merge(peerId, { multiaddrs }).catch((err: unknown) => { log('could not note the addresses of %p: %s', peerId, describeError(err)) })
+      keeper.heard(peerId, event.detail.heartbeat.addrs ?? [], KEEPER_SILENT_MS + presence.silenceAllowedFor(event.detail) - PRESENCE_TIMEOUT_MS)
     }
     const onDiscovery = (event: CustomEvent<PeerInfo>): void => { keeper.discovered(event.detail.id) }
     stack.add('mesh wiring', {

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { RPC } from '@libp2p/gossipsub/message'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
 import { createSigner, type Signer } from '../../src/crypto/sign.js'
@@ -135,20 +138,56 @@ export class HostilePeer {
   async publishHeartbeat (heartbeat: Record<string, unknown>): Promise<void> {
     await this.publish(PRESENCE_TOPIC, JSON.stringify(heartbeat))
   }
+
+  /**
+   * Gossip as another key: a message whose origin (`from`) is `key`'s peer id,
+   * signed by it as StrictSign wants, pushed to every peer this one has a
+   * gossip stream to as if it were forwarding it. Gossipsub lets anyone
+   * forward anyone's signed message, so one connection carries heartbeats of
+   * as many fresh keys as the attacker makes (throwawayPeerKey), none of which
+   * ever connected anywhere. Returns how many peers it was sent to. Uses
+   * gossipsub's internal `sendRpc` (like observeWire uses its RPC handler).
+   */
+  async publishAs (key: PrivateKey, topic: string, data: Uint8Array | string): Promise<number> {
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
+    const seqno = new Uint8Array(8)
+    new DataView(seqno.buffer).setBigUint64(0, ++forgedSeqno, false)
+    const unsigned: RPC.Message = { from: peerIdFromPrivateKey(key).toMultihash().bytes, data: bytes, seqno, topic }
+    // What StrictSign signs: "libp2p-pubsub:" and the message without signature and key (an Ed25519 peer id holds its key).
+    const signature = await key.sign(Buffer.concat([Buffer.from('libp2p-pubsub:'), RPC.Message.encode(unsigned)]))
+    const pubsub = this.libp2p.services.pubsub as unknown as { sendRpc?: (id: string, rpc: RPC) => boolean }
+    if (typeof pubsub.sendRpc !== 'function') throw new Error('this gossipsub has no sendRpc; update publishAs for the new version')
+    let sent = 0
+    for (const peer of this.libp2p.services.pubsub.getPeers()) {
+      if (pubsub.sendRpc.call(this.libp2p.services.pubsub, peer.toString(), { subscriptions: [], messages: [{ ...unsigned, signature }] })) sent++
+    }
+    return sent
+  }
+}
+
+/** Sequence numbers of forged gossip messages: rising, as receivers drop a key's replays. */
+let forgedSeqno = BigInt(Date.now()) * 1_000_000n
+
+/** A fresh libp2p key: a peer id (and log author) of its own, for free. */
+export async function throwawayPeerKey (): Promise<PrivateKey> {
+  return await generateKeyPair('Ed25519')
 }
 
 /**
- * Start a hostile peer on loopback under a fresh libp2p key, subscribed to
+ * Start a hostile peer on loopback under a fresh libp2p key (`announce`: the
+ * addresses it claims in identify instead of its own), subscribed to
  * the mesh's topics (so that it receives and can publish), stopped at
  * teardown. Its libp2p key is its peer id; the entries it forges can be
  * signed by any number of other throwaway authors.
  */
-export async function hostilePeer (teardown: Teardown, options: { topics?: string[] } = {}): Promise<HostilePeer> {
+export async function hostilePeer (teardown: Teardown, options: { topics?: string[], announce?: string[] } = {}): Promise<HostilePeer> {
   const topics = options.topics ?? [ENTRIES_TOPIC, FORKS_TOPIC, PRESENCE_TOPIC]
   const libp2p = await createMeshLibp2p({
     privateKey: await generateKeyPair('Ed25519'),
     listen: ['/ip4/127.0.0.1/tcp/0'],
-    topics
+    topics,
+    // Where it tells peers (identify) that it listens: any address it likes.
+    ...(options.announce !== undefined ? { announce: options.announce } : {})
   })
   teardown(async () => { await libp2p.stop() })
   for (const topic of topics) libp2p.services.pubsub.subscribe(topic)
