@@ -1,3 +1,5 @@
+import { lstat, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { recordSplitter, reopenTree, runTreeTool, treeTools } from './tree-walk.js'
 
 export interface DiskUsage {
@@ -29,21 +31,63 @@ export interface DiskUsageOptions {
 const FIND_FORMAT = '%y %s %b\\n'
 
 /**
- * What a directory tree costs on disk, at any depth (GNU find, relative to
- * directory descriptors: a path past PATH_MAX is counted like any other),
- * never following symlinks nor leaving the file system. A file counts its
- * apparent size or its allocated blocks, whichever is larger, so a sparse
- * file cannot pass for small; every entry counts, so a flood of empty files
- * passes the entry bound.
+ * Up to this many entries a tree is walked in-process (well under a
+ * millisecond for a small workspace, where starting find costs a few): past
+ * it, or at the first entry the walk cannot stat for any reason but having
+ * vanished, GNU find measures the whole tree instead.
+ */
+const IN_PROCESS_ENTRIES = 1000
+
+/**
+ * What a directory tree costs on disk, at any depth, never following
+ * symlinks nor leaving the file system. A file counts its apparent size or
+ * its allocated blocks, whichever is larger, so a sparse file cannot pass for
+ * small; every entry counts, so a flood of empty files passes the entry
+ * bound. Small trees are walked in-process; anything larger, deeper than a
+ * path can reach (PATH_MAX) or unreadable is measured by GNU find, which
+ * works relative to directory descriptors.
  */
 export async function diskUsage (root: string, options: DiskUsageOptions): Promise<DiskUsage> {
-  const first = await walk(root, options)
+  const quick = await walkInProcess(root, options)
+  if (quick !== undefined) return quick
+  const first = await walkWithFind(root, options)
   if (first.complete || !options.reopenUnreadable) return first
   await reopenTree(root)
-  return await walk(root, options)
+  return await walkWithFind(root, options)
 }
 
-async function walk (root: string, options: DiskUsageOptions): Promise<DiskUsage> {
+/** The walk in Node, or undefined as soon as it meets what only find handles (too many entries, a path too long, an unreadable directory). */
+async function walkInProcess (root: string, options: DiskUsageOptions): Promise<DiskUsage | undefined> {
+  const usage: DiskUsage = { bytes: 0, entries: 0, complete: true }
+  const pending = [root]
+  while (pending.length > 0) {
+    const dir = pending.pop()!
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch (err) {
+      if (dir !== root && (err as NodeJS.ErrnoException).code === 'ENOENT') continue // deleted while we walked
+      return undefined
+    }
+    for (const name of names) {
+      let stats
+      try {
+        stats = await lstat(join(dir, name))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+        return undefined
+      }
+      usage.entries++
+      usage.bytes += stats.isFile() ? Math.max(stats.size, stats.blocks * 512) : stats.blocks * 512
+      if (usage.bytes > options.maxBytes || usage.entries > options.maxEntries) return usage
+      if (usage.entries > IN_PROCESS_ENTRIES) return undefined
+      if (stats.isDirectory()) pending.push(join(dir, name))
+    }
+  }
+  return usage
+}
+
+async function walkWithFind (root: string, options: DiskUsageOptions): Promise<DiskUsage> {
   const { find } = await treeTools()
   const usage: DiskUsage = { bytes: 0, entries: 0, complete: true }
   const over = (): boolean => usage.bytes > options.maxBytes || usage.entries > options.maxEntries

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { rm as fsRm } from 'node:fs/promises'
 import { SandboxUnavailableError, WorkspaceRemovalError } from './errors.js'
 import { findTool, SYSTEM_PATH } from './host.js'
 
@@ -102,12 +103,20 @@ export async function reopenTree (root: string): Promise<ToolRun> {
 }
 
 /**
- * Delete a tree of any depth, without following symlinks or leaving its file
- * system. A node that shares its uid with the builds restores permissions a
- * build took away first when needed. Throws WorkspaceRemovalError (with no
- * host path in its message) when something stays.
+ * Delete a tree of any depth, without following symlinks: Node's fs.rm, and
+ * where that fails (a path past PATH_MAX, a directory made unreadable) GNU rm
+ * on its own file system, after restoring permissions a build took away.
+ * Throws WorkspaceRemovalError (with no host path in its message) when
+ * something stays.
  */
 export async function removeTreeAtAnyDepth (root: string): Promise<void> {
+  // In-process first: a few ms less per run than starting rm, and enough for any tree a path can reach.
+  try {
+    await fsRm(root, { recursive: true, force: true })
+    return
+  } catch {
+    // A path past PATH_MAX, a directory a build locked up: GNU rm below.
+  }
   const { rm } = await treeTools()
   const args = ['-rf', '--one-file-system', '--', root]
   let run = await runTreeTool(rm, args)
