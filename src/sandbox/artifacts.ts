@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { constants as fsConstants } from 'node:fs'
-import { chmod, mkdir, open, type FileHandle } from 'node:fs/promises'
+import type { Dirent } from 'node:fs'
+import { chmod, mkdir, open, readdir, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import picomatch from 'picomatch'
 import { compareBytes } from '../archive/index.js'
@@ -45,7 +46,7 @@ export async function collectArtifacts (root: string, globs: string[], destDir: 
   const collection: Collection = { artifacts: [], notes: [] }
   if (globs.length === 0) return collection
   const matches = picomatch(globs, { dot: true })
-  let listing = await listFiles(root)
+  let listing = await listInProcess(root) ?? await listFiles(root)
   if (!listing.complete && options.reopenUnreadable) {
     await reopenTree(root)
     listing = await listFiles(root)
@@ -89,6 +90,39 @@ interface Listing {
   notUtf8: number
   complete: boolean
   problem?: string
+}
+
+/** Up to this many entries a workspace is listed in-process (no process to start); past it, find lists it. */
+const IN_PROCESS_ENTRIES = 1000
+
+/**
+ * The listing in Node, or undefined as soon as it meets what only find
+ * handles: more than IN_PROCESS_ENTRIES entries, a directory it cannot read,
+ * a path too long for the kernel. Nothing runs in the sandbox any more, so
+ * nothing vanishes meanwhile.
+ */
+async function listInProcess (root: string): Promise<Listing | undefined> {
+  const listing: Listing = { entries: [], tooLong: 0, notUtf8: 0, complete: true }
+  const pending: string[][] = [[]]
+  let seen = 0
+  while (pending.length > 0) {
+    const parts = pending.pop()!
+    let entries: Dirent[]
+    try {
+      entries = await readdir(join(root, ...parts), { withFileTypes: true })
+    } catch {
+      return undefined
+    }
+    for (const entry of entries) {
+      if (++seen > IN_PROCESS_ENTRIES) return undefined
+      const relative = [...parts, entry.name]
+      // A name Node could not decode as UTF-8 comes back altered: let find count it.
+      if (entry.name.includes('\uFFFD')) return undefined
+      if (entry.isDirectory()) pending.push(relative)
+      else listing.entries.push({ type: entry.isFile() ? 'f' : entry.isSymbolicLink() ? 'l' : '?', path: relative.join('/') })
+    }
+  }
+  return listing
 }
 
 /** Every non-directory under `root`, at any depth (GNU find, NUL-separated: names may hold newlines). */
