@@ -19,16 +19,19 @@ const log = componentLogger('gossip:address-book')
  *   claim about its own host): re-dialable, so that a peer that only ever
  *   dialed us can be found again after it restarts.
  * - `introduced`: a peer this node trusts (a bootstrap peer, or a member) proved or observed it.
+ * - `relayed`: identify over a relayed connection with the peer (authenticated
+ *   end to end) says it listens there, on a public address: what hole
+ *   punching dials. Never a loopback or private address.
  * - `announced`: a member's heartbeat says so.
- * The last two are dialed once: a dial that succeeds makes the address
+ * The last three are dialed once: a dial that succeeds makes the address
  * proven, one that fails is not tried again until they vouch for it anew.
  * An address a stranger merely claims (a stranger's heartbeat, identify on
  * another IP, an introduction from a stranger) is never recorded at all.
  */
-export type AddressSource = 'bootstrap' | 'proven' | 'discovered' | 'observed' | 'introduced' | 'announced'
+export type AddressSource = 'bootstrap' | 'proven' | 'discovered' | 'observed' | 'introduced' | 'relayed' | 'announced'
 
-const ONCE: ReadonlySet<AddressSource> = new Set(['introduced', 'announced'])
-const RANK: Record<AddressSource, number> = { bootstrap: 5, proven: 4, discovered: 3, observed: 2, introduced: 1, announced: 0 }
+const ONCE: ReadonlySet<AddressSource> = new Set(['introduced', 'relayed', 'announced'])
+const RANK: Record<AddressSource, number> = { bootstrap: 6, proven: 5, discovered: 4, observed: 3, introduced: 2, relayed: 1, announced: 0 }
 
 interface KnownAddress {
   /** The transport address, without `/p2p/<peer id>`. */
@@ -261,7 +264,14 @@ export class AddressBook {
 
   private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {
     const { peerId, listenAddrs, connection } = event.detail
-    if (connection.limits !== undefined) return
+    if (connection.limits !== undefined || isCircuitAddress(connection.remoteAddr)) {
+      // Through a relay: no IP of its own to check the claim against; only public addresses, once each.
+      for (const address of listenAddrs.slice(0, this.maxAddresses * 2)) {
+        const { transport, relay } = splitPeer(address)
+        if (relay === undefined && usable(transport) && scopeOf(transport) === 'public') this.record(peerId.toString(), transport, 'relayed')
+      }
+      return
+    }
     const remote = hostOf(connection.remoteAddr)
     if (remote === undefined) return
     for (const address of listenAddrs.slice(0, this.maxAddresses * 2)) {
@@ -388,6 +398,10 @@ function splitPeer (address: Multiaddr): { transport: Multiaddr, peer?: string, 
   const last = components.at(-1)
   if (last?.name !== 'p2p') return { transport: address }
   return { transport: multiaddr(address.toString().slice(0, -`/p2p/${last.value ?? ''}`.length)), ...(last.value !== undefined ? { peer: last.value } : {}) }
+}
+
+function isCircuitAddress (address: Multiaddr): boolean {
+  return address.getComponents().some((c) => c.name === 'p2p-circuit')
 }
 
 /** A text address of `peerId` (with or without its own /p2p/ suffix) as a transport multiaddr; undefined when unparsable or naming another peer. */

@@ -32,14 +32,14 @@ export interface MeshNodeOptions {
   mdns?: boolean
   /** Gossip topics this node accepts; messages on any other topic are dropped unread. Each is scored (see topicScoring). */
   topics?: string[]
-  /** Addresses to tell peers (identify) instead of the listen addresses, e.g. a public address in front of a NAT. */
+  /** Addresses to announce besides the ones libp2p finds (e.g. a router's public address with a forwarded port). */
   announce?: string[]
   /**
-   * Decides which addresses this node may dial (`denyDialMultiaddr`); a
-   * node's is its address book's (`AddressBook.gater`): only addresses seen
-   * on a real connection, introduced by a trusted peer, or configured.
+   * Decides which connections and dials are allowed; a node's dials pass its
+   * address book's `denyDialMultiaddr` (`AddressBook.gater`): only addresses
+   * seen on a real connection, introduced by a trusted peer, or configured.
    */
-  connectionGater?: ConnectionGater
+  gater?: ConnectionGater
 }
 
 /** Check a multiaddr string up front, so a typo is one clear sentence rather than a stack trace. */
@@ -69,8 +69,8 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
   try {
     return await createLibp2p({
       privateKey: options.privateKey,
-      addresses: { listen: options.listen, ...(options.announce !== undefined ? { announce: options.announce } : {}) },
-      ...(options.connectionGater !== undefined ? { connectionGater: options.connectionGater } : {}),
+      addresses: { listen: options.listen, appendAnnounce: options.announce ?? [] },
+      ...(options.gater !== undefined ? { connectionGater: options.gater } : {}),
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],

@@ -124,7 +124,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       mdns: config.mdns,
       // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
       topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])],
-      connectionGater: book.gater
+      gater: book.gater
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
     book.start(libp2p)

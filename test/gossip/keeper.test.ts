@@ -33,7 +33,7 @@ interface Member {
 async function member (teardown: Teardown, options: { key?: PrivateKey, port?: number, bootstrap?: string[] } = {}): Promise<Member> {
   const key = options.key ?? await generateKeyPair('Ed25519')
   const book = createAddressBook({ bootstrap: options.bootstrap ?? [] })
-  const node = await meshPeer(teardown, { privateKey: key, connectionGater: book.gater, ...(options.port !== undefined ? { port: options.port } : {}) })
+  const node = await meshPeer(teardown, { privateKey: key, gater: book.gater, ...(options.port !== undefined ? { port: options.port } : {}) })
   book.start(node)
   const introductions = createIntroductions({ network: node, book }, { askIntervalMs: 1_500 })
   await introductions.start()

@@ -174,8 +174,8 @@ export async function throwawayPeerKey (): Promise<PrivateKey> {
 }
 
 /**
- * Start a hostile peer on loopback under a fresh libp2p key (`announce`: the
- * addresses it claims in identify instead of its own), subscribed to
+ * Start a hostile peer on loopback under a fresh libp2p key (`announce`:
+ * addresses it claims in identify besides its own), subscribed to
  * the mesh's topics (so that it receives and can publish), stopped at
  * teardown. Its libp2p key is its peer id; the entries it forges can be
  * signed by any number of other throwaway authors.
@@ -186,7 +186,7 @@ export async function hostilePeer (teardown: Teardown, options: { topics?: strin
     privateKey: await generateKeyPair('Ed25519'),
     listen: ['/ip4/127.0.0.1/tcp/0'],
     topics,
-    // Where it tells peers (identify) that it listens: any address it likes.
+    // Where else it tells peers (identify) that it listens: any address it likes.
     ...(options.announce !== undefined ? { announce: options.announce } : {})
   })
   teardown(async () => { await libp2p.stop() })

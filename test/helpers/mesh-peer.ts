@@ -11,12 +11,12 @@ import { createMeshLibp2p, type MeshLibp2p } from '../../src/gossip/libp2p.js'
 type Teardown = (fn: () => unknown) => void
 
 /** An in-process buildhaus libp2p node on a loopback port, stopped at teardown. */
-export async function meshPeer (teardown: Teardown, options: { privateKey?: PrivateKey, port?: number, topics?: string[], connectionGater?: ConnectionGater } = {}): Promise<MeshLibp2p> {
+export async function meshPeer (teardown: Teardown, options: { privateKey?: PrivateKey, port?: number, topics?: string[], gater?: ConnectionGater } = {}): Promise<MeshLibp2p> {
   const node = await createMeshLibp2p({
     privateKey: options.privateKey ?? await generateKeyPair('Ed25519'),
     listen: [`/ip4/127.0.0.1/tcp/${options.port ?? 0}`],
     ...(options.topics !== undefined ? { topics: options.topics } : {}),
-    ...(options.connectionGater !== undefined ? { connectionGater: options.connectionGater } : {})
+    ...(options.gater !== undefined ? { gater: options.gater } : {})
   })
   teardown(async () => { await node.stop() })
   return node
