@@ -10,6 +10,7 @@ import type { NodeEvent } from './api/routes/events.js'
 import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
+import type { NetworkStatus, PeerReach } from './api/types.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -23,6 +24,9 @@ export interface NodeParts {
   sync: LedgerSync
   jobs: JobService
   addressesOf (peerId: string): Promise<string[]>
+  /** How this node reaches a peer, and its own place in the network. */
+  reachOf?: (peerId: string) => PeerReach
+  network?: () => NetworkStatus
   /** Loopback may change things without the token (false when jobs may use the network). */
   trustLoopback: boolean
 }
@@ -51,6 +55,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     ownAddresses: () => libp2p.getMultiaddrs().map(String),
     members: () => presence.members(),
     addressesOf: parts.addressesOf,
+    ...(parts.reachOf !== undefined ? { reachOf: parts.reachOf } : {}),
+    ...(parts.network !== undefined ? { network: parts.network, reachability: () => parts.network!().reachability } : {}),
     reputation: reputationNow,
     isEquivocating: (author) => ledger.isEquivocating(author),
 

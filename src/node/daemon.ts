@@ -15,6 +15,10 @@ import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
 import { KEEPER_SILENT_MS } from '../gossip/constants.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
+import {
+  boundPublicHosts, isPublicAddress, meshGater, reachabilityOf, reachTracker, readSwarmKeyFile, servesRelay, withoutRelayDials, withoutRelayedProtocolDials,
+  type ClosedMesh, type MeshGater, type NatOptions, type Reachability, type ReachTracker
+} from '../gossip/nat/index.js'
 import { createPresence, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
 import { describeError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
@@ -27,6 +31,7 @@ import type { NodeConfig } from './config.js'
 import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { ServiceStack } from './services.js'
+import { networkStatus, reachOfPeer } from './network-status.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
 export const CATCH_UP_TIMEOUT_MS = 10_000
@@ -56,6 +61,15 @@ export interface StartNodeOptions {
   executor?: Executor
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
+  /**
+   * A closed mesh (`closed: true` in the mesh definition): the connection
+   * gater refuses every peer for which `isMember(authorHex)` is false (its
+   * configured bootstrap peers excepted), and closes connections to peers that
+   * stop being members. Absent: an open mesh, anyone may connect.
+   */
+  closedMesh?: ClosedMesh
+  /** Override parts of NAT traversal (tests). */
+  nat?: Partial<NatOptions>
 }
 
 /** A started node. `stop()` stops its services in reverse order of start. */
@@ -75,6 +89,12 @@ export interface RunningNode {
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
   readonly policy: AdmissionPolicy
+  /** The connection gater (closed-mesh admission, relay bounds). */
+  readonly gater: MeshGater
+  /** How each peer is reached (direct, relayed, hole-punched). */
+  readonly reach: ReachTracker
+  /** How others can reach this node now. */
+  reachability (): Reachability
   readonly apiUrl: string
   readonly startedAt: number
   /** Multiaddrs (with /p2p/) others can dial. */
@@ -107,16 +127,47 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const executor = options.executor ?? await makeExecutor(config, warn)
     const trust = await trustPolicyOf(config)
 
+    const swarmKey = config.swarmKey !== undefined ? await readSwarmKeyFile(config.swarmKey, warn) : undefined
+    // A node listening on (or announcing) a public address needs no relay; one without reserves a slot on one.
+    const publicAtStart = boundPublicHosts(config.listen).length > 0 || config.announce.some((a) => isPublicAddress(a))
+    let reachable: () => Reachability = () => publicAtStart ? 'public' : 'private'
+    const relayServing = (): boolean => servesRelay(config.relay, reachable())
+    const gater = meshGater({
+      ...(options.closedMesh !== undefined ? { closedMesh: options.closedMesh } : {}),
+      alwaysAllow: config.bootstrap.map(bootstrapPeerId),
+      relayServing
+    })
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: config.listen,
       mdns: config.mdns,
       // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
-      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])]
+      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])],
+      nat: { relay: config.relay, reserve: !publicAtStart, upnp: config.upnp, ...(options.nat ?? {}) },
+      announce: config.announce,
+      ...(swarmKey !== undefined ? { swarmKey } : {}),
+      gater
+    })
+    reachable = () => reachabilityOf(libp2p.getMultiaddrs(), publicAtStart)
+    gater.attach({
+      getConnections: (peer) => libp2p.getConnections(peer),
+      reservations: () => [...(libp2p.services.relay?.reservations.entries() ?? [])].map(([peer, r]) => ({ peer, addr: r.addr }))
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
+    await stack.start('gater', gater)
+    const reach = await stack.start('reach', reachTracker(libp2p))
     await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
-    const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger }, options.sync))
+    // The log syncs over direct connections only: a relay's bytes are kept for blobs.
+    const syncNetwork = {
+      peerId: libp2p.peerId,
+      handle: libp2p.handle.bind(libp2p),
+      unhandle: libp2p.unhandle.bind(libp2p),
+      dialProtocol: withoutRelayedProtocolDials(libp2p),
+      getConnections: () => libp2p.getConnections(),
+      addEventListener: libp2p.addEventListener.bind(libp2p),
+      removeEventListener: libp2p.removeEventListener.bind(libp2p)
+    }
+    const sync = await stack.start('sync', ledgerSync({ network: syncNetwork, store: ledger }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
 
     const version = packageVersion()
@@ -132,7 +183,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       }
     ))
 
-    const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
+    const keeper = await stack.start('keeper', createMeshKeeper(withoutRelayDials(libp2p), { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
     // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition,
     // and so protocols that dial by peer id (blob fetches) reach a member this node has no connection to.
     const announced = new Map<string, string>()
@@ -209,6 +260,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       sync,
       jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
+      reachOf: (peerId) => reachOfPeer(reach, peerId),
+      network: () => networkStatus({ libp2p, gater, reach, config, reachability: () => reachable(), relayServing }),
       trustLoopback: !policy.network
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
@@ -238,6 +291,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       jobs,
       executor,
       policy,
+      gater,
+      reach,
+      reachability: () => reachable(),
       apiUrl: api.url,
       startedAt,
       listenAddresses: () => libp2p.getMultiaddrs().map(String),
@@ -250,6 +306,11 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await stack.stopAll().catch((stopErr: unknown) => { log.error('unwinding a failed start: %s', describeError(stopErr)) })
     throw err
   }
+}
+
+/** The peer id a bootstrap multiaddr names (checked by the config already). */
+function bootstrapPeerId (address: string): string {
+  return multiaddr(address).getComponents().findLast((c) => c.name === 'p2p')?.value ?? ''
 }
 
 /** The executor for config.sandbox; undefined (the node joins but does not build) when it is unavailable. */

@@ -9,6 +9,7 @@ import { logExportCommand } from './log-export.js'
 import { peersCommand } from './peers.js'
 import { statusCommand } from './status.js'
 import { submitCommand } from './submit.js'
+import { swarmKeyCommand } from './swarm-key.js'
 import { verifyCommand } from './verify.js'
 
 /**
@@ -26,5 +27,6 @@ export const commands: readonly Command[] = [
   peersCommand,
   logExportCommand,
   auditCommand,
-  verifyCommand
+  verifyCommand,
+  swarmKeyCommand
 ] as unknown as readonly Command[]

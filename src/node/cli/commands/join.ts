@@ -21,6 +21,10 @@ export const joinCommand = defineCommand({
     trust: { type: 'string', placeholder: 'DIR', description: 'believe only the builders whose public keys are in DIR (e.g. keys/trusted); default: everyone' },
     quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' },
     'blob-cache': { type: 'string', placeholder: 'MB', description: 'how much the blob store (sources, logs, artifacts) may hold (default 4096)' },
+    relay: { type: 'string', placeholder: 'auto|on|off', description: 'relay for peers behind NAT (default auto: only while this node has a public address; see docs/NETWORK.md)' },
+    upnp: { type: 'boolean', description: 'ask the router to forward the p2p port (UPnP), so peers can dial this node directly' },
+    announce: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a public address others can dial this node at, e.g. /ip4/203.0.113.7/tcp/4710 when the router forwards that port' },
+    'swarm-key': { type: 'string', placeholder: 'FILE', description: 'join a private mesh: only nodes holding this key (made by `buildhaus-node swarm-key`) can connect' },
     json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
   },
   async run (options, _positionals, io) {
@@ -36,7 +40,11 @@ export const joinCommand = defineCommand({
       ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {}),
       ...(options.trust !== undefined ? { trust: options.trust } : {}),
       ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
-      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {})
+      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {}),
+      ...(options.relay !== undefined ? { relay: options.relay } : {}),
+      upnp: options.upnp,
+      announce: options.announce,
+      ...(options['swarm-key'] !== undefined ? { swarmKey: options['swarm-key'] } : {})
     }, io.env)
     warnAboutSandbox(config, io)
 
