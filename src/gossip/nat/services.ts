@@ -22,6 +22,8 @@ export interface NatOptions {
   upnp: boolean
   /** Try to replace relayed connections by direct ones (DCUtR); default true. */
   holePunch?: boolean
+  /** Override the relay's per-connection limits and reservation count (tests); default: constants.ts. */
+  relayLimits?: { dataBytes?: number, durationMs?: number, maxReservations?: number }
 }
 
 /** The libp2p services NAT traversal adds (each absent when off). */
@@ -63,11 +65,11 @@ export function natConfig (options: NatOptions): NatConfig {
       maxInboundHopStreams: RELAY_MAX_CIRCUITS_PER_PEER + 1,
       maxOutboundStopStreams: RELAY_MAX_CIRCUITS,
       reservations: {
-        maxReservations: RELAY_MAX_RESERVATIONS,
+        maxReservations: options.relayLimits?.maxReservations ?? RELAY_MAX_RESERVATIONS,
         reservationTtl: RELAY_RESERVATION_TTL_MS,
         applyDefaultLimit: true,
-        defaultDataLimit: BigInt(RELAY_CIRCUIT_DATA_BYTES),
-        defaultDurationLimit: RELAY_CIRCUIT_DURATION_MS
+        defaultDataLimit: BigInt(options.relayLimits?.dataBytes ?? RELAY_CIRCUIT_DATA_BYTES),
+        defaultDurationLimit: options.relayLimits?.durationMs ?? RELAY_CIRCUIT_DURATION_MS
       }
     })
   }
