@@ -31,6 +31,17 @@ export interface NodeParts {
   trustLoopback: boolean
 }
 
+function networkMetrics (n: NetworkStatus): NonNullable<MetricsSnapshot['network']> {
+  return {
+    relayedConnections: n.connections.relayed,
+    relayReservations: n.relay.reservations,
+    upgrades: n.upgraded,
+    blobFetchesRelayed: n.relayedBlobs.fetched,
+    blobServesRelayed: n.relayedBlobs.served,
+    refused: { ...n.refused }
+  }
+}
+
 /** Reputation is computed from the whole log; recompute at most this often. */
 const REPUTATION_TTL_MS = 2_000
 
@@ -134,7 +145,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         sandboxRuns: stats.runs,
         sandboxRunSeconds: stats.runSeconds,
         blobBytes: usage.bytes,
-        blobCount: usage.count
+        blobCount: usage.count,
+        ...(parts.network !== undefined ? { network: networkMetrics(parts.network()) } : {})
       }
     },
 

@@ -16,7 +16,7 @@ import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossi
 import { KEEPER_SILENT_MS } from '../gossip/constants.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
 import {
-  boundPublicHosts, isPublicAddress, meshGater, reachabilityOf, reachTracker, readSwarmKeyFile, servesRelay, withoutRelayDials, withoutRelayedProtocolDials,
+  boundPublicAddresses, boundPublicHosts, isPublicAddress, meshGater, reachabilityOf, reachTracker, readSwarmKeyFile, servesRelay, withoutRelayDials, withoutRelayedProtocolDials,
   type ClosedMesh, type MeshGater, type NatOptions, type Reachability, type ReachTracker
 } from '../gossip/nat/index.js'
 import { createPresence, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
@@ -128,8 +128,10 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const trust = await trustPolicyOf(config)
 
     const swarmKey = config.swarmKey !== undefined ? await readSwarmKeyFile(config.swarmKey, warn) : undefined
-    // A node listening on (or announcing) a public address needs no relay; one without reserves a slot on one.
-    const publicAtStart = boundPublicHosts(config.listen).length > 0 || config.announce.some((a) => isPublicAddress(a))
+    // A node listening on a public address needs no relay; any other reserves a slot on one (an announced
+    // address is the operator's claim, not a proof that its port is forwarded: the reservation is cheap insurance).
+    const boundPublic = boundPublicHosts(config.listen).length > 0
+    const publicAtStart = boundPublic || config.announce.some((a) => isPublicAddress(a))
     let reachable: () => Reachability = () => publicAtStart ? 'public' : 'private'
     const relayServing = (): boolean => servesRelay(config.relay, reachable())
     const gater = meshGater({
@@ -143,8 +145,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       mdns: config.mdns,
       // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
       topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])],
-      nat: { relay: config.relay, reserve: !publicAtStart, upnp: config.upnp, ...(options.nat ?? {}) },
-      announce: config.announce,
+      nat: { relay: config.relay, reserve: !boundPublic, upnp: config.upnp, ...(options.nat ?? {}) },
+      // A public address bound on an interface is announced as it is: libp2p would wait for AutoNAT to confirm it.
+      announce: [...new Set([...config.announce, ...boundPublicAddresses(config.listen)])],
       ...(swarmKey !== undefined ? { swarmKey } : {}),
       gater
     })
@@ -261,7 +264,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
       reachOf: (peerId) => reachOfPeer(reach, peerId),
-      network: () => networkStatus({ libp2p, gater, reach, config, reachability: () => reachable(), relayServing }),
+      network: () => networkStatus({ libp2p, gater, reach, exchange, config, reachability: () => reachable(), relayServing }),
       trustLoopback: !policy.network
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)

@@ -1,4 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { BlobExchange } from '../blobs/exchange/index.js'
 import type { MeshLibp2p } from '../gossip/libp2p.js'
 import { isCircuit, isRelayed, type MeshGater, type Reachability, type ReachTracker } from '../gossip/nat/index.js'
 import type { NetworkStatus, PeerReach } from './api/types.js'
@@ -8,6 +9,7 @@ export interface NetworkParts {
   libp2p: MeshLibp2p
   gater: MeshGater
   reach: ReachTracker
+  exchange: Pick<BlobExchange, 'stats'>
   config: Pick<NodeConfig, 'relay' | 'upnp' | 'swarmKey'>
   reachability: () => Reachability
   relayServing: () => boolean
@@ -38,6 +40,7 @@ export function networkStatus (parts: NetworkParts): NetworkStatus {
     connections: { direct: connections.length - relayed, relayed },
     relayedOpened: stats.relayedOpened,
     upgraded: stats.upgraded,
+    relayedBlobs: { fetched: parts.exchange.stats().fetchedRelayed, served: parts.exchange.stats().servedRelayed },
     refused: gater.stats()
   }
 }

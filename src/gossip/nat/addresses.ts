@@ -64,3 +64,26 @@ export function boundPublicHosts (listen: string[], interfaces: InterfaceTable =
   }
   return [...hosts]
 }
+
+/**
+ * Where this node listens on a public address, with its port: announced as
+ * is. libp2p announces only addresses something has verified (AutoNAT, UPnP),
+ * so without this a server's own public address would be missing from what
+ * it tells peers until a peer happened to confirm it. A listen address on
+ * port 0 has no known port yet and is left to AutoNAT.
+ */
+export function boundPublicAddresses (listen: string[], interfaces: InterfaceTable = networkInterfaces()): string[] {
+  const out = new Set<string>()
+  for (const text of listen) {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(text)
+    } catch {
+      continue
+    }
+    const tcp = ma.getComponents().find((c) => c.name === 'tcp')?.value
+    if (tcp === undefined || tcp === '0') continue
+    for (const host of boundPublicHosts([text], interfaces)) out.add(`/ip${host.includes(':') ? 6 : 4}/${host}/tcp/${tcp}`)
+  }
+  return [...out]
+}

@@ -1,5 +1,5 @@
 export * from './constants.js'
-export { boundPublicHosts, hostOf, isCircuit, isPublicAddress, isPublicIp } from './addresses.js'
+export { boundPublicAddresses, boundPublicHosts, hostOf, isCircuit, isPublicAddress, isPublicIp } from './addresses.js'
 export { meshGater, MeshGater, type ClosedMesh, type GaterStats, type GaterView, type MeshGaterInit, type RelayLimits } from './gater.js'
 export { reachTracker, ReachTracker, isRelayed, type Reach, type ReachStats } from './reach.js'
 export { reachabilityOf, servesRelay, type Reachability } from './reachability.js'

@@ -35,8 +35,11 @@ export function isRelayed (connection: Pick<Connection, 'remoteAddr'>): boolean 
  * Tells how each peer is reached. A direct connection that opens while a
  * relayed connection to the same peer is open is an upgrade of it (what
  * DCUtR does when it succeeds, by a hole punch or by dialing the side that
- * turned out reachable); the peer is then `hole-punched` for as long as a
- * direct connection to it stays open.
+ * turned out reachable, and what the keeper does when a relay-only member's
+ * direct address starts answering); the peer is then `hole-punched` for as
+ * long as a direct connection to it stays open. The relayed connection is then
+ * closed, to free the relay (DCUtR does so itself; a transfer cut short by it
+ * is retried over the direct connection by the blob exchange).
  */
 export class ReachTracker {
   private readonly components: ReachComponents
@@ -81,13 +84,16 @@ export class ReachTracker {
       this.counters.relayedOpened++
       return
     }
-    const relayedBefore = this.components.getConnections(connection.remotePeer)
-      .some((c) => c.id !== connection.id && c.status === 'open' && isRelayed(c))
-    if (!relayedBefore) return
+    const relayed = this.components.getConnections(connection.remotePeer)
+      .filter((c) => c.id !== connection.id && c.status === 'open' && isRelayed(c))
+    if (relayed.length === 0) return
     this.counters.upgraded++
     this.upgraded.delete(key)
     this.upgraded.add(key)
     if (this.upgraded.size > MAX_TRACKED_UPGRADES) this.upgraded.delete(this.upgraded.values().next().value!)
+    for (const old of relayed) {
+      old.close().catch((err: unknown) => { old.abort(err instanceof Error ? err : new Error(String(err))) })
+    }
   }
 
   private readonly onClose = (event: CustomEvent<Connection>): void => {

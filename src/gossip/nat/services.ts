@@ -1,4 +1,4 @@
-import { autoNAT } from '@libp2p/autonat'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
@@ -49,14 +49,15 @@ export interface NatConfig {
  * - the relay server unless `relay` is `off`, with every quantity bounded
  *   (constants.ts); in `auto` mode the gater refuses reservations and
  *   circuits while the node has no public address;
- * - AutoNAT, so a node learns which of its addresses others can dial (only
- *   verified addresses are announced);
+ * - AutoNAT (v2), so a node learns which of its addresses others can dial
+ *   (libp2p announces only verified addresses);
  * - DCUtR, which upgrades a relayed connection to a direct one where it can;
  * - UPnP port mapping when asked for.
  */
 export function natConfig (options: NatOptions): NatConfig {
   const services: NatConfig['services'] = {
-    autonat: autoNAT()
+    // AutoNAT v2: its dial-back opens a connection of its own (v1 reused, then closed, the peer's live connection).
+    autonat: autoNATv2()
   }
   if (options.relay !== 'off') {
     services.relay = circuitRelayServer({

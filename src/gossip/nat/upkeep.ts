@@ -10,15 +10,19 @@ export class RelayOnlyError extends BuildhausError {
 }
 
 /**
- * The keeper's dials without relays: a relayed connection carries no gossip
- * (gossipsub does not run over limited connections), so keeping the mesh
- * through a relay would spend the relay's bytes and circuits for nothing.
- * Peers behind NAT stay in the mesh through their connections to public
- * nodes; relayed connections are opened on demand (blob fetches).
+ * The keeper's view of the network without relays. A relayed connection
+ * carries no gossip (gossipsub does not run over limited connections), so
+ * keeping the mesh through a relay would spend the relay's bytes and circuits
+ * for nothing: the keeper never dials through one, and a member reached only
+ * through a relay counts as not connected, so its direct addresses keep being
+ * tried (with the keeper's back-off). When one answers (a port forwarded, a
+ * UPnP mapping made) the direct connection replaces the relayed one. Peers
+ * behind NAT stay in the mesh through their connections to public nodes;
+ * relayed connections are opened on demand (blob fetches).
  */
 export function withoutRelayDials (libp2p: KeeperComponents & { peerStore: Pick<PeerStore, 'get'> }): KeeperComponents {
   return {
-    getConnections: (peerId?: PeerId) => libp2p.getConnections(peerId),
+    getConnections: (peerId?: PeerId) => libp2p.getConnections(peerId).filter((c) => (c as { limits?: unknown }).limits === undefined),
     hangUp: async (peer: PeerId) => { await libp2p.hangUp(peer) },
     dial: async (target: Multiaddr | Multiaddr[] | PeerId, options: { signal: AbortSignal }) => {
       let addresses: Multiaddr[]

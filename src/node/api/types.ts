@@ -45,6 +45,8 @@ export interface NetworkStatus {
   /** Relayed connections opened, and replaced by a direct connection, since start. */
   relayedOpened: number
   upgraded: number
+  /** Blob transfers carried by a relayed connection since start (this node fetching, and serving). */
+  relayedBlobs: { fetched: number, served: number }
   /** What the connection gater refused since start. */
   refused: { nonMembers: number, reservations: number, circuits: number, swept: number }
 }
