@@ -43,3 +43,16 @@ describe('where a node can be reached', () => {
     expect(checkAnnounceAddress('/ip4/5.9.1.2/tcp/4710')).toBe('/ip4/5.9.1.2/tcp/4710')
   })
 })
+
+describe('the default gateway for NAT-PMP', () => {
+  it('is read from the kernel\'s routing table (little-endian hex), and absent without a default route', async () => {
+    const { defaultGateway } = await import('../../src/gossip/nat/port-mapping.js')
+    const table = [
+      'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT',
+      'eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0',
+      'eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0'
+    ].join('\n')
+    expect(defaultGateway(table)).toBe('192.168.1.1')
+    expect(defaultGateway(table.split('\n').slice(0, 2).join('\n'))).toBeUndefined()
+  })
+})

@@ -3,6 +3,7 @@ import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } f
 import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import type { Transport } from '@libp2p/interface'
+import { portMappingClient } from './port-mapping.js'
 import {
   CIRCUIT_LISTEN_ADDRESS, HOLE_PUNCH_RETRIES, HOLE_PUNCH_TIMEOUT_MS, RELAY_CIRCUIT_DATA_BYTES, RELAY_CIRCUIT_DURATION_MS, RELAY_HOP_TIMEOUT_MS,
   RELAY_MAX_CIRCUITS, RELAY_MAX_CIRCUITS_PER_PEER, RELAY_MAX_RESERVATIONS, RELAY_RESERVATION_TTL_MS
@@ -18,7 +19,7 @@ export interface NatOptions {
   relay: RelayMode
   /** Hold a reservation on a relay (listen on `/p2p-circuit`), so peers can reach this node through it. */
   reserve: boolean
-  /** Ask the router for a port mapping by UPnP IGD (opt-in). */
+  /** Ask the router for a port mapping by UPnP IGD or NAT-PMP (opt-in). */
   upnp: boolean
   /** Try to replace relayed connections by direct ones (DCUtR); default true. */
   holePunch?: boolean
@@ -77,7 +78,8 @@ export function natConfig (options: NatOptions): NatConfig {
   if (options.holePunch !== false) services.dcutr = dcutr({ timeout: HOLE_PUNCH_TIMEOUT_MS, retries: HOLE_PUNCH_RETRIES })
   if (options.upnp) {
     services.upnp = uPnPNAT({
-      portMappingDescription: 'buildhaus',
+      // UPnP IGD as libp2p finds it, and NAT-PMP on the default gateway.
+      portMappingClient: portMappingClient({ description: 'buildhaus' }),
       // A mapping the router made is reachable unless the router is itself behind NAT,
       // which the service detects (a private external address) and then maps nothing.
       autoConfirmAddress: true
