@@ -111,11 +111,13 @@ export interface RunningNode {
  */
 export async function startNode (config: NodeConfig, options: StartNodeOptions = {}): Promise<RunningNode> {
   const startedAt = Date.now()
+  const warn = options.warn ?? ((message: string) => { process.stderr.write(`${message}\n`) })
+  // A bad swarm key is a usage error: found before the home is touched.
+  const swarmKey = config.swarmKey !== undefined ? await readSwarmKeyFile(config.swarmKey, warn) : undefined
   const identity = await loadOrCreateIdentity(config.home)
   await refuseIfAlreadyRunning(identity)
 
   const stack = new ServiceStack()
-  const warn = options.warn ?? ((message: string) => { process.stderr.write(`${message}\n`) })
   try {
     // The log first: LevelDB's OS lock makes a second node on this home fail here, touching nothing.
     const ledger = await LedgerStore.open({ path: identity.paths.ledger, codec: new EntryCodec(jobEntryRules), signer: createSigner(identity.key) })
@@ -127,7 +129,6 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const executor = options.executor ?? await makeExecutor(config, warn)
     const trust = await trustPolicyOf(config)
 
-    const swarmKey = config.swarmKey !== undefined ? await readSwarmKeyFile(config.swarmKey, warn) : undefined
     // A node listening on a public address needs no relay; any other reserves a slot on one (an announced
     // address is the operator's claim, not a proof that its port is forwarded: the reservation is cheap insurance).
     const boundPublic = boundPublicHosts(config.listen).length > 0

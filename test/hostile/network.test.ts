@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
@@ -120,7 +120,10 @@ describe('a private mesh (swarm key)', () => {
     for (const [text, message] of cases) {
       const file = join(dir, `bad-${cases.findIndex((c) => c[0] === text)}.key`)
       await writeFile(file, text, { mode: 0o600 })
-      await expect(startNode(await nodeConfig(teardown, { swarmKey: file }), { writeApiFile: false })).rejects.toMatchObject({ name: 'UsageError', message: expect.stringMatching(message) })
+      const config = await nodeConfig(teardown, { swarmKey: file })
+      await expect(startNode(config, { writeApiFile: false })).rejects.toMatchObject({ name: 'UsageError', message: expect.stringMatching(message) })
+      // Nothing was made in the home: no key, no log.
+      expect(await readdir(config.home)).toEqual([])
     }
     await expect(startNode(await nodeConfig(teardown, { swarmKey: join(dir, 'missing.key') }), { writeApiFile: false })).rejects.toMatchObject({ name: 'UsageError', message: expect.stringMatching(/does not exist; make a key with `buildhaus-node swarm-key/) })
   }, 60_000)
