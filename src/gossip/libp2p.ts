@@ -70,7 +70,7 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
 
   const announce = options.announce ?? []
   announce.forEach((addr) => parseMultiaddrOption(addr, '--announce'))
-  const nat = options.nat !== undefined ? natConfig(options.nat) : undefined
+  const nat = options.nat !== undefined ? await natConfig(options.nat) : undefined
 
   try {
     return await createLibp2p({

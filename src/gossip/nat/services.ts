@@ -1,9 +1,7 @@
 import { autoNATv2 } from '@libp2p/autonat-v2'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import { uPnPNAT } from '@libp2p/upnp-nat'
 import type { Transport } from '@libp2p/interface'
-import { portMappingClient } from './port-mapping.js'
 import {
   CIRCUIT_LISTEN_ADDRESS, HOLE_PUNCH_RETRIES, HOLE_PUNCH_TIMEOUT_MS, RELAY_CIRCUIT_DATA_BYTES, RELAY_CIRCUIT_DURATION_MS, RELAY_HOP_TIMEOUT_MS,
   RELAY_MAX_CIRCUITS, RELAY_MAX_CIRCUITS_PER_PEER, RELAY_MAX_RESERVATIONS, RELAY_RESERVATION_TTL_MS
@@ -55,7 +53,7 @@ export interface NatConfig {
  * - DCUtR, which upgrades a relayed connection to a direct one where it can;
  * - UPnP port mapping when asked for.
  */
-export function natConfig (options: NatOptions): NatConfig {
+export async function natConfig (options: NatOptions): Promise<NatConfig> {
   const services: NatConfig['services'] = {
     // AutoNAT v2: its dial-back opens a connection of its own (v1 reused, then closed, the peer's live connection).
     autonat: autoNATv2()
@@ -77,6 +75,9 @@ export function natConfig (options: NatOptions): NatConfig {
   }
   if (options.holePunch !== false) services.dcutr = dcutr({ timeout: HOLE_PUNCH_TIMEOUT_MS, retries: HOLE_PUNCH_RETRIES })
   if (options.upnp) {
+    // Loaded only when asked for: most nodes never map a port, and the CLI starts faster without it.
+    const { uPnPNAT } = await import('@libp2p/upnp-nat')
+    const { portMappingClient } = await import('./port-mapping.js')
     services.upnp = uPnPNAT({
       // UPnP IGD as libp2p finds it, and NAT-PMP on the default gateway.
       portMappingClient: portMappingClient({ description: 'buildhaus' }),
