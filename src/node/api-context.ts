@@ -10,6 +10,7 @@ import type { NodeEvent } from './api/routes/events.js'
 import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
+import type { LiveLogRelay } from './live-logs.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -25,6 +26,8 @@ export interface NodeParts {
   addressesOf (peerId: string): Promise<string[]>
   /** Loopback may change things without the token (false when jobs may use the network). */
   trustLoopback: boolean
+  /** Live logs of running builds (this node's and the ones it follows). */
+  live?: LiveLogRelay
 }
 
 /** Reputation is computed from the whole log; recompute at most this often. */
@@ -55,6 +58,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     isEquivocating: (author) => ledger.isEquivocating(author),
 
     jobs,
+    ...(parts.live !== undefined ? { live: parts.live } : {}),
 
     blobs,
     fetchBlob: async (hash, signal) => {

@@ -27,6 +27,9 @@ import type { NodeConfig } from './config.js'
 import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { ServiceStack } from './services.js'
+import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelog/index.js'
+import { peerIdOfAuthor } from '../crypto/peer-id.js'
+import { LiveLogRelay } from './live-logs.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
 export const CATCH_UP_TIMEOUT_MS = 10_000
@@ -54,6 +57,8 @@ export interface StartNodeOptions {
   jobs?: { tickMs?: number, leaseMs?: number }
   /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
   executor?: Executor
+  /** Bounds of live log follows (tests lower them). */
+  liveLog?: LiveLogInit
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
 }
@@ -72,6 +77,7 @@ export interface RunningNode {
   readonly exchange: BlobExchange
   readonly sync: LedgerSync
   readonly jobs: JobService
+  readonly liveLogs: LiveLogService
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
   readonly policy: AdmissionPolicy
@@ -118,6 +124,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
     const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
+    const liveHub = new LiveLogHub()
+    const liveLogs = await stack.start('live logs', new LiveLogService({ network: libp2p, hub: liveHub, self: identity.author }, options.liveLog))
 
     const version = packageVersion()
     const slots = executor === undefined ? 0 : config.slots
@@ -190,7 +198,22 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })
+    // This node's own runs go to the live log hub as they print.
+    const offRun = jobs.on('run', (event) => {
+      const key = liveKey(event.detail.job, event.detail.platform, identity.author)
+      if (event.detail.running) liveHub.open(key)
+      else liveHub.end(key)
+    })
+    const offLog = jobs.on('log', (event) => { liveHub.append(liveKey(event.detail.job, event.detail.platform, identity.author), event.detail.text) })
+    stack.add('live log wiring', { start: async () => {}, stop: async () => { offRun(); offLog() } })
     await stack.start('jobs', jobs)
+    const live = stack.add('live log relay', new LiveLogRelayService(new LiveLogRelay({
+      hub: liveHub,
+      service: liveLogs,
+      self: identity.author,
+      jobs,
+      peerIdOf: peerIdOfAuthor
+    })))
     // A key caught forking is no longer believed: refold every view without it.
     const excludeForked = (): void => { jobs.setTrustPolicy({ ...trust, excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()]) }) }
     if (ledger.equivocatingAuthors().length > 0) excludeForked()
@@ -209,7 +232,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       sync,
       jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
-      trustLoopback: !policy.network
+      trustLoopback: !policy.network,
+      live: live.relay
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })
@@ -236,6 +260,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       exchange,
       sync,
       jobs,
+      liveLogs,
       executor,
       policy,
       apiUrl: api.url,
@@ -250,6 +275,13 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await stack.stopAll().catch((stopErr: unknown) => { log.error('unwinding a failed start: %s', describeError(stopErr)) })
     throw err
   }
+}
+
+/** The relay as a service of the stack: stopping it ends every follow. */
+class LiveLogRelayService {
+  constructor (readonly relay: LiveLogRelay) {}
+  start (): void {}
+  stop (): void { this.relay.stop() }
 }
 
 /** The executor for config.sandbox; undefined (the node joins but does not build) when it is unavailable. */

@@ -14,8 +14,9 @@ const ALLOWED: Record<string, string[]> = {
   blobs: ['util', 'crypto'],
   ledger: ['util', 'crypto'],
   gossip: ['util', 'crypto'],
+  livelog: ['util', 'crypto'],
   jobs: ['util', 'crypto', 'ledger', 'blobs', 'sandbox', 'archive'],
-  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'jobs']
+  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'livelog', 'jobs']
 }
 
 /** "jobs know entries, not libp2p". */

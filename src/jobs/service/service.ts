@@ -70,6 +70,8 @@ export type JobServiceEvents = {
   job: CustomEvent<{ id: string }>
   /** A live line of a build this node is running. */
   log: CustomEvent<{ job: string, platform: string, text: string }>
+  /** A build of this node started (`running: true`) or ended: live log followers open and close its slot. */
+  run: CustomEvent<{ job: string, platform: string, running: boolean }>
 }
 
 interface Running {
@@ -463,6 +465,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       controller.abort(new BuildhausError(`could not claim ${key}: ${describeError(err)}`))
     })
     this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
+    this.emit('run', { job: jobId, platform, running: true })
     this.advertise()
     try {
       const body = await runSlot({
@@ -490,6 +493,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     } finally {
       await claimed
       this.running.delete(key)
+      this.emit('run', { job: jobId, platform, running: false })
       this.advertise()
       this.schedulePlan()
     }
