@@ -30,6 +30,7 @@ import { ServiceStack } from './services.js'
 import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelog/index.js'
 import { peerIdOfAuthor } from '../crypto/peer-id.js'
 import { LiveLogRelay } from './live-logs.js'
+import { WebhookNotifier, type WebhookSender } from './webhooks.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
 export const CATCH_UP_TIMEOUT_MS = 10_000
@@ -57,6 +58,8 @@ export interface StartNodeOptions {
   jobs?: { tickMs?: number, leaseMs?: number }
   /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
   executor?: Executor
+  /** Deliver webhooks with this sender (tests shorten its back-off). */
+  webhookSender?: WebhookSender
   /** Bounds of live log follows (tests lower them). */
   liveLog?: LiveLogInit
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
@@ -207,6 +210,13 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const offLog = jobs.on('log', (event) => { liveHub.append(liveKey(event.detail.job, event.detail.platform, identity.author), event.detail.text) })
     stack.add('live log wiring', { start: async () => {}, stop: async () => { offRun(); offLog() } })
     await stack.start('jobs', jobs)
+    await stack.start('webhooks', new WebhookNotifier({
+      file: identity.paths.webhooks,
+      self: identity.author,
+      jobs,
+      isMine: (view) => view.submitter === identity.author,
+      ...(options.webhookSender !== undefined ? { sender: options.webhookSender } : {})
+    }))
     const live = stack.add('live log relay', new LiveLogRelayService(new LiveLogRelay({
       hub: liveHub,
       service: liveLogs,

@@ -26,7 +26,7 @@ export async function * liveLogEvents (client: NodeClient, id: string, options: 
  * builder when the job has more than one build (partial lines wait for
  * their end). Returns a function that prints what is left.
  */
-export function liveLogPrinter (write: (text: string) => void): { print (event: LiveLogEvent): void, flush (): void } {
+export function liveLogPrinter (write: (text: string) => void): { print (event: LiveLogEvent): void, flush (): void, printed (platform: string, builder: string): boolean } {
   const partial = new Map<string, string>()
   const seen = new Map<string, number>()
   const prefix = (platform: string, builder: string): string => `${platform} ${short(builder)} | `
@@ -53,6 +53,9 @@ export function liveLogPrinter (write: (text: string) => void): { print (event: 
       if (rest !== '') write(`${prefix(event.platform, event.builder)}${rest}\n`)
       partial.delete(key)
       write(`${prefix(event.platform, event.builder)}[${event.note !== undefined ? `live log ended: ${event.note}` : 'run ended'}]\n`)
+    },
+    printed (platform, builder) {
+      return seen.has(`${platform}/${builder}`)
     },
     flush () {
       for (const [key, rest] of partial) {

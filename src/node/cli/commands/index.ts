@@ -10,6 +10,7 @@ import { peersCommand } from './peers.js'
 import { statusCommand } from './status.js'
 import { submitCommand } from './submit.js'
 import { verifyCommand } from './verify.js'
+import { webhookAddCommand, webhookListCommand, webhookRemoveCommand } from './webhook.js'
 
 /**
  * Every CLI command, one module each. Add a command by writing its module and
@@ -26,5 +27,8 @@ export const commands: readonly Command[] = [
   peersCommand,
   logExportCommand,
   auditCommand,
-  verifyCommand
+  verifyCommand,
+  webhookAddCommand,
+  webhookListCommand,
+  webhookRemoveCommand
 ] as unknown as readonly Command[]

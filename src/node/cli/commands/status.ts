@@ -29,10 +29,10 @@ export const statusCommand = defineCommand({
     })
     const id = await resolveJobId(client, positionals[0]!, io.signal)
     let job = await client.getJson<JobView>(`/api/jobs/${id}`, { signal: io.signal })
+    const printer = liveLogPrinter((text) => { io.stdout.write(text) })
     if (options.follow && !FINAL_VERDICTS.has(job.verdict)) {
       const stop = new AbortController()
       const signal = AbortSignal.any([io.signal, stop.signal])
-      const printer = liveLogPrinter((text) => { io.stdout.write(text) })
       const streaming = (async () => {
         try {
           for await (const event of liveLogEvents(client, id, { ...(options.platform !== undefined ? { platform: options.platform } : {}), signal })) printer.print(event)
@@ -50,6 +50,21 @@ export const statusCommand = defineCommand({
         clearTimeout(grace)
         stop.abort()
         printer.flush()
+      }
+    }
+    if (options.follow && !options.json) {
+      // Builds that ended before we could follow them live (or that another node ran unseen): their whole log.
+      for (const p of job.platforms) {
+        if (options.platform !== undefined && p.selector !== options.platform) continue
+        for (const r of p.results) {
+          if (!r.latest || r.log === null || printer.printed(p.selector, r.builder)) continue
+          try {
+            for await (const line of client.stream(`/api/blobs/${r.log}`, { signal: io.signal })) printer.print({ event: 'log', platform: p.selector, builder: r.builder, offset: 0, text: `${line}\n` })
+            printer.flush()
+          } catch (err) {
+            io.stderr.write(`could not read the log of ${p.selector} by ${r.builder.slice(0, 12)}: ${(err as Error).message}\n`)
+          }
+        }
       }
     }
     io.stdout.write(options.json ? `${JSON.stringify(job)}\n` : jobReport(job, client.url))
