@@ -79,3 +79,8 @@ export const CLAIM_OVERRUN_MS = 10 * 60_000
  * slot forever. Twice the lease, so a healthy node always claims first.
  */
 export const CLAIM_ESCALATE_MS = 2 * CLAIM_LEASE_MS
+
+/** Upstream URLs (watches, a job's upstream): at most this many characters. */
+export const MAX_URL_LENGTH = 1024
+/** A release's name (a version or a tag): at most this many characters. */
+export const MAX_RELEASE_LENGTH = 128

@@ -33,6 +33,8 @@ export interface ResultView {
   /** The builder's wall time when it published. */
   time: number
   entry: string
+  /** Its signature of the platform's provenance statement (hex), on a pass with artifacts. */
+  provenance?: string
   /** The reader's policy believes this builder. */
   trusted: boolean
   /** The builder's latest non-refused result on this platform (by its seq): the one that can vote. */

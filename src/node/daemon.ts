@@ -198,6 +198,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       policy,
       trust,
       workRoot: identity.paths.work,
+      sign: createSigner(identity.key).sign,
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })

@@ -9,6 +9,7 @@ import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission,
 import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
 import { withLiveness } from '../state.js'
+import { provenanceSigningInput } from '../provenance.js'
 import type { TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
 import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
@@ -52,6 +53,8 @@ export interface JobServiceOptions {
   leaseMs?: number
   /** How often to re-plan without any new entry (leases lapse, members leave). */
   tickMs?: number
+  /** Signs with the node's key: a pass with artifacts carries the builder's signature of its provenance statement. */
+  sign?: (message: Uint8Array) => Uint8Array
 }
 
 /** Counters for /metrics and the dashboard. */
@@ -486,6 +489,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       })
       await claimed
       controller.signal.throwIfAborted()
+      if (this.options.sign !== undefined && body.status === 'pass' && body.artifacts.length > 0) {
+        body.provenance = Buffer.from(this.options.sign(provenanceSigningInput(view, platform, body.artifacts))).toString('hex')
+      }
       await this.publishResult(body)
     } catch (err) {
       if (controller.signal.aborted) log('run of %s stopped: %s', key, describeError(controller.signal.reason))

@@ -1,4 +1,5 @@
 import type { Command } from '../command.js'
+import { attestCommand } from './attest.js'
 import { auditCommand } from './audit.js'
 import { cancelCommand } from './cancel.js'
 import { demoCommand } from './demo.js'
@@ -28,6 +29,7 @@ export const commands: readonly Command[] = [
   logExportCommand,
   auditCommand,
   verifyCommand,
+  attestCommand,
   webhookAddCommand,
   webhookListCommand,
   webhookRemoveCommand
