@@ -80,6 +80,10 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     },
 
     exportLines: () => ledger.exportLines(),
+    entry: async (id) => {
+      const found = await ledger.get(id)
+      return found === undefined ? undefined : { id: found.id, entry: found.entry as unknown as Record<string, unknown> }
+    },
 
     subscribe: (listener: (event: NodeEvent) => void) => {
       const onJob = (evt: CustomEvent<{ id: string }>): void => {

@@ -146,6 +146,35 @@ export class NodeClient {
     }
   }
 
+  /**
+   * GET `path` and hand back the answer's body as a byte stream (a blob
+   * download). The deadline covers the connection and headers; the caller
+   * bounds and checks what it reads.
+   */
+  async getBytes (path: string, options: { signal?: AbortSignal } = {}): Promise<AsyncIterable<Uint8Array>> {
+    const connect = AbortSignal.timeout(this.timeoutMs)
+    const controller = new AbortController()
+    const onAbort = (): void => { controller.abort(options.signal?.reason) }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const onConnectTimeout = (): void => { controller.abort(connect.reason) }
+    connect.addEventListener('abort', onConnectTimeout, { once: true })
+    try {
+      const response = await this.send('GET', path, undefined, controller.signal)
+      if (!response.ok) throw await this.errorOf(response, 'GET', path)
+      const body = response.body
+      return (async function * () {
+        try {
+          if (body !== null) yield * chunksOf(body, controller.signal)
+        } finally {
+          options.signal?.removeEventListener('abort', onAbort)
+          controller.abort()
+        }
+      })()
+    } finally {
+      connect.removeEventListener('abort', onConnectTimeout)
+    }
+  }
+
   private async requestJson<T> (method: string, path: string, body: unknown, options: RequestOptions): Promise<T> {
     const deadline = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs)
     const signal = options.signal !== undefined ? AbortSignal.any([options.signal, deadline]) : deadline

@@ -9,6 +9,7 @@ import { parseMultiaddrOption } from '../gossip/libp2p.js'
 import { MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
 import { UsageError } from '../util/errors.js'
 import { resolveHome } from './home.js'
+import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './release-pins.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
 
 /** Default API address: loopback only, the documented port. */
@@ -45,6 +46,8 @@ export interface NodeConfig {
   quorum?: number
   /** Bound of the blob store (sources, logs, artifacts), least recently used evicted first. */
   blobCacheMb: number
+  /** Days a builder keeps the artifacts of verified platforms it agreed on pinned (0: not at all). */
+  retentionDays: number
 }
 
 /** Default bound of the blob store. */
@@ -63,6 +66,7 @@ export interface JoinFlags {
   trust?: string
   quorum?: string
   blobCache?: string
+  retainDays?: string
   /** Used when no --bootstrap is given (the lines of keys/bootstrap.txt). */
   defaultBootstrap?: string[]
 }
@@ -100,7 +104,8 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
     accepts: { network: false, root: false },
     ...(flags.trust !== undefined ? { trust: resolve(flags.trust) } : {}),
     ...(flags.quorum !== undefined ? { quorum: parseWholeNumber('--quorum', flags.quorum, 1, 16, 'agreeing builders a platform needs') } : {}),
-    blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold')
+    blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold'),
+    retentionDays: flags.retainDays === undefined ? DEFAULT_RETENTION_DAYS : parseWholeNumber('--retain-days', flags.retainDays, 0, MAX_RETENTION_DAYS, 'days verified artifacts this node built stay pinned')
   }
 }
 

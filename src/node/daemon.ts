@@ -31,6 +31,7 @@ import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelo
 import { peerIdOfAuthor } from '../crypto/peer-id.js'
 import { LiveLogRelay } from './live-logs.js'
 import { WebhookNotifier, type WebhookSender } from './webhooks.js'
+import { ReleasePins } from './release-pins.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
 export const CATCH_UP_TIMEOUT_MS = 10_000
@@ -81,6 +82,8 @@ export interface RunningNode {
   readonly sync: LedgerSync
   readonly jobs: JobService
   readonly liveLogs: LiveLogService
+  /** The artifacts this node keeps pinned as releases. */
+  readonly releasePins: ReleasePins
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
   readonly policy: AdmissionPolicy
@@ -211,6 +214,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const offLog = jobs.on('log', (event) => { liveHub.append(liveKey(event.detail.job, event.detail.platform, identity.author), event.detail.text) })
     stack.add('live log wiring', { start: async () => {}, stop: async () => { offRun(); offLog() } })
     await stack.start('jobs', jobs)
+    const releasePins = await stack.start('release pins', new ReleasePins({ self: identity.author, retentionMs: config.retentionDays * 24 * 60 * 60_000, blobs, jobs }))
     await stack.start('webhooks', new WebhookNotifier({
       file: identity.paths.webhooks,
       self: identity.author,
@@ -272,6 +276,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       sync,
       jobs,
       liveLogs,
+      releasePins,
       executor,
       policy,
       apiUrl: api.url,

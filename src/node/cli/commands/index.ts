@@ -1,5 +1,6 @@
 import type { Command } from '../command.js'
 import { attestCommand } from './attest.js'
+import { fetchCommand, releaseCommand } from './fetch.js'
 import { auditCommand } from './audit.js'
 import { cancelCommand } from './cancel.js'
 import { demoCommand } from './demo.js'
@@ -30,6 +31,8 @@ export const commands: readonly Command[] = [
   auditCommand,
   verifyCommand,
   attestCommand,
+  fetchCommand,
+  releaseCommand,
   webhookAddCommand,
   webhookListCommand,
   webhookRemoveCommand

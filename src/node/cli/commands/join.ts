@@ -21,6 +21,7 @@ export const joinCommand = defineCommand({
     trust: { type: 'string', placeholder: 'DIR', description: 'believe only the builders whose public keys are in DIR (e.g. keys/trusted); default: everyone' },
     quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' },
     'blob-cache': { type: 'string', placeholder: 'MB', description: 'how much the blob store (sources, logs, artifacts) may hold (default 4096)' },
+    'retain-days': { type: 'string', placeholder: 'DAYS', description: 'keep the artifacts of verified platforms this node built pinned, outside the cache bound, this long (default 90; 0: never pin)' },
     json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
   },
   async run (options, _positionals, io) {
@@ -36,7 +37,8 @@ export const joinCommand = defineCommand({
       ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {}),
       ...(options.trust !== undefined ? { trust: options.trust } : {}),
       ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
-      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {})
+      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {}),
+      ...(options['retain-days'] !== undefined ? { retainDays: options['retain-days'] } : {})
     }, io.env)
     warnAboutSandbox(config, io)
 
