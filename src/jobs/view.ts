@@ -125,6 +125,12 @@ export interface JobView {
   diagnoses: DiagnosisView[]
   /** Ids of the job entry and every entry referring to it, in fold order. */
   entries: string[]
+  /**
+   * Set by a node (not the fold) on a job a watch made for a release that
+   * already had an earlier job: the id of that job, which stands; this one
+   * is never built.
+   */
+  duplicateOf?: string
 }
 
 /** What live presence adds to a pending platform (see explainUnmatched). */

@@ -11,6 +11,7 @@ import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
 import type { LiveLogRelay } from './live-logs.js'
+import type { WatchesContext } from './api/routes/watches.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -28,6 +29,8 @@ export interface NodeParts {
   trustLoopback: boolean
   /** Live logs of running builds (this node's and the ones it follows). */
   live?: LiveLogRelay
+  /** Watches: the log's, and this node's polling of them. */
+  watches?: WatchesContext['watches']
 }
 
 /** Reputation is computed from the whole log; recompute at most this often. */
@@ -59,6 +62,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
 
     jobs,
     ...(parts.live !== undefined ? { live: parts.live } : {}),
+    ...(parts.watches !== undefined ? { watches: parts.watches } : {}),
 
     blobs,
     fetchBlob: async (hash, signal) => {

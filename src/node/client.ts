@@ -103,6 +103,11 @@ export class NodeClient {
     return await this.requestJson<T>('POST', path, body, options)
   }
 
+  /** Any other method (DELETE) with no body; the answer is JSON. */
+  async deleteJson<T> (method: string, path: string, signal?: AbortSignal): Promise<T> {
+    return await this.requestJson<T>(method, path, undefined, signal !== undefined ? { signal } : {})
+  }
+
   /** POST raw bytes (a blob upload); the answer is JSON. */
   async postBytes<T> (path: string, bytes: Uint8Array, options: RequestOptions = {}): Promise<T> {
     return await this.requestJson<T>('POST', path, bytes, options)

@@ -32,6 +32,8 @@ import { peerIdOfAuthor } from '../crypto/peer-id.js'
 import { LiveLogRelay } from './live-logs.js'
 import { WebhookNotifier, type WebhookSender } from './webhooks.js'
 import { ReleasePins } from './release-pins.js'
+import { Watcher } from './watcher.js'
+import { AddressPolicy } from '../upstream/index.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
 export const CATCH_UP_TIMEOUT_MS = 10_000
@@ -141,6 +143,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
         platforms: config.platforms,
         slots,
         accepts: { network: policy.network, root: policy.root },
+        polls: config.polls,
         version,
         ...(options.presence ?? {})
       }
@@ -219,9 +222,22 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       file: identity.paths.webhooks,
       self: identity.author,
       jobs,
-      isMine: (view) => view.submitter === identity.author,
+      isMine: (view) => view.submitter === identity.author || (view.spec.trigger !== undefined && jobs.watches.get(view.spec.trigger.watch)?.author === identity.author),
       ...(options.webhookSender !== undefined ? { sender: options.webhookSender } : {})
     }))
+    const addressPolicy = new AddressPolicy(config.watchAllow)
+    const membership = membershipOf(presence)
+    const watcher = new Watcher({
+      self: identity.author,
+      jobs,
+      ledger,
+      blobs,
+      members: () => [...membership.members(), { author: identity.author, platforms: config.platforms, slots, free: 0, running: [], accepts: { network: policy.network, root: policy.root }, lastSeen: Date.now(), ...(config.polls ? { polls: true } : {}) }],
+      policy: addressPolicy,
+      workRoot: identity.paths.work,
+      minIntervalS: config.watchMinIntervalS
+    })
+    if (config.polls) await stack.start('watcher', watcher)
     const live = stack.add('live log relay', new LiveLogRelayService(new LiveLogRelay({
       hub: liveHub,
       service: liveLogs,
@@ -248,7 +264,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
       trustLoopback: !policy.network,
-      live: live.relay
+      live: live.relay,
+      watches: watcher.api()
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js'
 import { attestCommand } from './attest.js'
 import { fetchCommand, releaseCommand } from './fetch.js'
+import { watchAddCommand, watchListCommand, watchRemoveCommand } from './watch.js'
 import { auditCommand } from './audit.js'
 import { cancelCommand } from './cancel.js'
 import { demoCommand } from './demo.js'
@@ -33,6 +34,9 @@ export const commands: readonly Command[] = [
   attestCommand,
   fetchCommand,
   releaseCommand,
+  watchAddCommand,
+  watchListCommand,
+  watchRemoveCommand,
   webhookAddCommand,
   webhookListCommand,
   webhookRemoveCommand
