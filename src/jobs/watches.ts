@@ -253,8 +253,6 @@ export function jobFromTemplate (template: JobTemplate, release: string, name: s
 
 /** A poller that polls without news still reports at least this often (a `poll` entry), so the mesh can tell it is alive. */
 export const POLL_REPORT_REFRESH_MS = 6 * 60 * 60_000
-/** A poller reports a change of outcome at most this often per watch. */
-export const POLL_REPORT_MIN_GAP_MS = 10 * 60_000
 
 /**
  * Who polls a watch now: the live members that poll and that the reader

@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { packDirectory } from '../archive/index.js'
 import {
-  compareVersions, designatedPollers, isTrusted, jobBodyFromSpec, jobBodySchema, jobFromTemplate, POLL_REPORT_MIN_GAP_MS, POLL_REPORT_REFRESH_MS, readJobSpec,
+  compareVersions, designatedPollers, isTrusted, jobBodyFromSpec, jobBodySchema, jobFromTemplate, POLL_REPORT_REFRESH_MS, readJobSpec,
   RELEASE_PATTERN, type JobBody, type JobService, type Member, type PollBody, type WatchView
 } from '../jobs/index.js'
 import { MAX_ENTRY_BYTES } from '../ledger/constants.js'
@@ -27,6 +27,8 @@ export const DEFAULT_MIN_POLL_INTERVAL_S = 300
 const MAX_CONCURRENT_POLLS = 2
 /** Back-off after failures doubles from the interval, up to a day. */
 const MAX_BACKOFF_MS = 24 * 60 * 60_000
+/** Poll reports one node writes per watch and hour, at most (a flapping upstream must not fill the log). */
+export const MAX_REPORTS_PER_HOUR = 6
 /** How often the watcher looks for polls that are due. */
 const TICK_MS = 1_000
 /** One whole poll (listing, fetching up to three releases, packing). */
@@ -49,6 +51,8 @@ interface PollState {
   running: boolean
   /** Our last report: its outcome and when. */
   reported?: { ok: boolean, reason?: string, at: number }
+  /** When we wrote our recent reports (for the hourly bound). */
+  recent: number[]
 }
 
 /**
@@ -134,7 +138,7 @@ export class Watcher {
       if (this.running >= MAX_CONCURRENT_POLLS) return
       if (this.parts.jobs.watches.ignoredReason(watch.id) !== undefined || !isTrusted(policy, watch.author)) continue
       if (!designatedPollers(watch, members, policy, now).includes(this.parts.self)) continue
-      const state = this.state.get(watch.id) ?? { next: 0, failures: 0, running: false }
+      const state = this.state.get(watch.id) ?? { next: 0, failures: 0, running: false, recent: [] }
       this.state.set(watch.id, state)
       if (state.running || now < state.next) continue
       state.running = true
@@ -208,13 +212,19 @@ export class Watcher {
     }
   }
 
-  /** Write a `poll` entry when the outcome changed, or our last one is old; never more often than the minimum gap. */
+  /**
+   * Write a `poll` entry when the outcome changed, or our last one is older
+   * than POLL_REPORT_REFRESH_MS; a flapping upstream writes at most
+   * MAX_REPORTS_PER_HOUR an hour per watch.
+   */
   private async report (watch: WatchView, state: PollState, outcome: Omit<PollBody, 'watch'>): Promise<void> {
     const now = Date.now()
     const last = state.reported
     const changed = last === undefined || last.ok !== outcome.ok || (!outcome.ok && last.reason !== outcome.reason)
     if (!changed && now - last.at < POLL_REPORT_REFRESH_MS) return
-    if (last !== undefined && now - last.at < POLL_REPORT_MIN_GAP_MS && !(outcome.ok && !last.ok)) return
+    state.recent = state.recent.filter((t) => now - t < 60 * 60_000)
+    if (state.recent.length >= MAX_REPORTS_PER_HOUR) return
+    state.recent.push(now)
     try {
       await this.parts.ledger.append('poll', { watch: watch.id, ...outcome })
       state.reported = { ok: outcome.ok, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}), at: now }
