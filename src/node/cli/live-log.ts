@@ -26,9 +26,19 @@ export async function * liveLogEvents (client: NodeClient, id: string, options: 
  * builder when the job has more than one build (partial lines wait for
  * their end). Returns a function that prints what is left.
  */
-export function liveLogPrinter (write: (text: string) => void): { print (event: LiveLogEvent): void, flush (): void, printed (platform: string, builder: string): boolean } {
+export interface LiveLogPrinter {
+  print (event: LiveLogEvent): void
+  flush (): void
+  /** Characters of this build's log printed so far (0: none). */
+  printed (platform: string, builder: string): number
+  /** Whether its run's end was seen (all of its live log printed). */
+  ended (platform: string, builder: string): boolean
+}
+
+export function liveLogPrinter (write: (text: string) => void): LiveLogPrinter {
   const partial = new Map<string, string>()
   const seen = new Map<string, number>()
+  const ends = new Set<string>()
   const prefix = (platform: string, builder: string): string => `${platform} ${short(builder)} | `
   const emit = (key: string, platform: string, builder: string, text: string): void => {
     const lines = ((partial.get(key) ?? '') + text).split('\n')
@@ -49,13 +59,17 @@ export function liveLogPrinter (write: (text: string) => void): { print (event: 
         emit(key, event.platform, event.builder, text)
         return
       }
+      if (event.note === undefined) ends.add(key)
       const rest = partial.get(key) ?? ''
       if (rest !== '') write(`${prefix(event.platform, event.builder)}${rest}\n`)
       partial.delete(key)
       write(`${prefix(event.platform, event.builder)}[${event.note !== undefined ? `live log ended: ${event.note}` : 'run ended'}]\n`)
     },
     printed (platform, builder) {
-      return seen.has(`${platform}/${builder}`)
+      return seen.get(`${platform}/${builder}`) ?? 0
+    },
+    ended (platform, builder) {
+      return ends.has(`${platform}/${builder}`)
     },
     flush () {
       for (const [key, rest] of partial) {

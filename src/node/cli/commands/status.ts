@@ -44,8 +44,9 @@ export const statusCommand = defineCommand({
         const watched = await watchJob(client, id, { deadline: Date.now() + FOLLOW_LIMIT_MS, signal: io.signal, progress: (line) => { io.stderr.write(`${line}\n`) } })
         job = watched.job
       } finally {
-        // Let the stream deliver the runs' last lines (the server ends it once nothing runs), then stop it.
-        const grace = setTimeout(() => { stop.abort() }, 3_000)
+        // Let the stream deliver the runs' last lines (the server ends it once nothing runs), then stop it:
+        // whatever it did not deliver is printed from the results' logs below.
+        const grace = setTimeout(() => { stop.abort() }, 10_000)
         await streaming
         clearTimeout(grace)
         stop.abort()
@@ -53,13 +54,22 @@ export const statusCommand = defineCommand({
       }
     }
     if (options.follow && !options.json) {
-      // Builds that ended before we could follow them live (or that another node ran unseen): their whole log.
+      // Builds whose live log was not seen to its end (they ended before we could follow, the stream
+      // broke, another node ran them unseen): the rest of their log, from the result's log blob.
       for (const p of job.platforms) {
         if (options.platform !== undefined && p.selector !== options.platform) continue
         for (const r of p.results) {
-          if (!r.latest || r.log === null || printer.printed(p.selector, r.builder)) continue
+          if (!r.latest || r.log === null || printer.ended(p.selector, r.builder)) continue
           try {
-            for await (const line of client.stream(`/api/blobs/${r.log}`, { signal: io.signal })) printer.print({ event: 'log', platform: p.selector, builder: r.builder, offset: 0, text: `${line}\n` })
+            const lines: string[] = []
+            let size = 0
+            for await (const line of client.stream(`/api/blobs/${r.log}`, { signal: io.signal })) {
+              size += line.length + 1
+              if (size > 64 * 1024 * 1024) break
+              lines.push(line)
+            }
+            // The printer skips what it printed live (by offset); the result's log is the same text.
+            printer.print({ event: 'log', platform: p.selector, builder: r.builder, offset: 0, text: lines.map((l) => `${l}\n`).join('') })
             printer.flush()
           } catch (err) {
             io.stderr.write(`could not read the log of ${p.selector} by ${r.builder.slice(0, 12)}: ${(err as Error).message}\n`)
