@@ -98,5 +98,5 @@ describe('webhooks', () => {
     const removed = await runCli(['webhook', 'remove', `${base}/verdicts`, '--home', home])
     expect(removed.code).toBe(0)
     expect((await runCli(['webhook', 'list', '--home', home])).stdout).toContain('no webhooks')
-  })
+  }, 180_000)
 })
