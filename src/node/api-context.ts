@@ -11,6 +11,8 @@ import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
 import type { NetworkStatus, PeerReach } from './api/types.js'
+import type { LiveLogRelay } from './live-logs.js'
+import type { WatchesContext } from './api/routes/watches.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -29,6 +31,10 @@ export interface NodeParts {
   network?: () => NetworkStatus
   /** Loopback may change things without the token (false when jobs may use the network). */
   trustLoopback: boolean
+  /** Live logs of running builds (this node's and the ones it follows). */
+  live?: LiveLogRelay
+  /** Watches: the log's, and this node's polling of them. */
+  watches?: WatchesContext['watches']
 }
 
 function networkMetrics (n: NetworkStatus): NonNullable<MetricsSnapshot['network']> {
@@ -72,6 +78,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     isEquivocating: (author) => ledger.isEquivocating(author),
 
     jobs,
+    ...(parts.live !== undefined ? { live: parts.live } : {}),
+    ...(parts.watches !== undefined ? { watches: parts.watches } : {}),
 
     blobs,
     fetchBlob: async (hash, signal) => {
@@ -93,6 +101,10 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     },
 
     exportLines: () => ledger.exportLines(),
+    entry: async (id) => {
+      const found = await ledger.get(id)
+      return found === undefined ? undefined : { id: found.id, entry: found.entry as unknown as Record<string, unknown> }
+    },
 
     subscribe: (listener: (event: NodeEvent) => void) => {
       const onJob = (evt: CustomEvent<{ id: string }>): void => {

@@ -10,6 +10,8 @@ import { isCircuit, RELAY_MODES, type RelayMode } from '../gossip/nat/index.js'
 import { MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
 import { UsageError } from '../util/errors.js'
 import { resolveHome } from './home.js'
+import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './release-pins.js'
+import { DEFAULT_MIN_POLL_INTERVAL_S } from './watcher.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
 
 /** Default API address: loopback only, the documented port. */
@@ -53,7 +55,15 @@ export interface NodeConfig {
   /** Addresses announced besides the ones libp2p finds (a public address whose port the router forwards). */
   announce: string[]
   /** A private mesh's swarm key file: only nodes holding the same key can connect. */
-  swarmKey?: string
+  swarmKey?: string,
+  /** Days a builder keeps the artifacts of verified platforms it agreed on pinned (0: not at all). */
+  retentionDays: number
+  /** Polls watches when designated (`--no-poll`: never). */
+  polls: boolean
+  /** Addresses or CIDR ranges watches may reach although private or loopback (`--watch-allow`). */
+  watchAllow: string[]
+  /** Least seconds between two polls of one watch, whatever it asks (`--watch-min-interval`). */
+  watchMinIntervalS: number
 }
 
 /** Default bound of the blob store. */
@@ -75,7 +85,11 @@ export interface JoinFlags {
   relay?: string
   upnp?: boolean
   announce?: string[]
-  swarmKey?: string
+  swarmKey?: string,
+  retainDays?: string
+  poll?: boolean
+  watchAllow?: string[]
+  watchMinInterval?: string
   /** Used when no --bootstrap is given (the lines of keys/bootstrap.txt). */
   defaultBootstrap?: string[]
 }
@@ -117,7 +131,11 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
     relay: parseRelayMode(flags.relay ?? 'auto'),
     upnp: flags.upnp ?? false,
     announce: [...new Set((flags.announce ?? []).map(checkAnnounceAddress))],
-    ...(flags.swarmKey !== undefined ? { swarmKey: resolve(flags.swarmKey) } : {})
+    ...(flags.swarmKey !== undefined ? { swarmKey: resolve(flags.swarmKey) } : {}),
+    polls: flags.poll ?? true,
+    watchAllow: flags.watchAllow ?? [],
+    watchMinIntervalS: flags.watchMinInterval === undefined ? DEFAULT_MIN_POLL_INTERVAL_S : parseWholeNumber('--watch-min-interval', flags.watchMinInterval, 1, 86_400, 'seconds between two polls of one watch at least'),
+    retentionDays: flags.retainDays === undefined ? DEFAULT_RETENTION_DAYS : parseWholeNumber('--retain-days', flags.retainDays, 0, MAX_RETENTION_DAYS, 'days verified artifacts this node built stay pinned')
   }
 }
 
