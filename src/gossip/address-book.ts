@@ -457,6 +457,25 @@ function shuffled<T> (items: T[]): T[] {
   return copy
 }
 
+/**
+ * One connection gater out of two (libp2p takes one): `gater` (e.g. the nat
+ * stream's closed-mesh and relay gater) with the address book's dial gate.
+ * Every method is the gater's own, except `denyDialMultiaddr`, which refuses
+ * what either refuses.
+ */
+export function withDialGate (gater: ConnectionGater, book: AddressBook): ConnectionGater {
+  const dialGate = book.gater.denyDialMultiaddr!
+  return new Proxy(gater, {
+    get (target, property) {
+      if (property === 'denyDialMultiaddr') {
+        return async (address: Multiaddr): Promise<boolean> => (await target.denyDialMultiaddr?.(address)) === true || dialGate(address) === true
+      }
+      const value: unknown = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+}
+
 export function createAddressBook (init: AddressBookInit = {}): AddressBook {
   return new AddressBook(init)
 }
