@@ -9,6 +9,7 @@ import { createSigner } from '../crypto/sign.js'
 import { EntryCodec } from '../ledger/entry.js'
 import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
+import { MeshMembership } from '../membership/index.js'
 import { createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
 import { nodeApiContext } from './api-context.js'
@@ -26,6 +27,7 @@ import type { HealthResponse } from './api/types.js'
 import type { NodeConfig } from './config.js'
 import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
+import { loadMesh, noFoundersNotice, trustModeOf, type LoadedMesh, type TrustMode } from './mesh.js'
 import { ServiceStack } from './services.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
@@ -75,6 +77,17 @@ export interface RunningNode {
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
   readonly policy: AdmissionPolicy
+  /** The mesh this node belongs to: its definition, and the file it came from. */
+  readonly mesh: LoadedMesh
+  /**
+   * Who is a member of the mesh now, from the vouches in the log. For the
+   * connection gater and the ledger's quotas: `membership.isMember(authorHex)`
+   * and `membership.standing(authorHex)` (a peer id and an author key are the
+   * same Ed25519 key, see src/crypto/peer-id.ts).
+   */
+  readonly membership: MeshMembership
+  /** Whom the node counts: the mesh's members (default), everyone, or its trust list. */
+  readonly trustMode: TrustMode
   readonly apiUrl: string
   readonly startedAt: number
   /** Multiaddrs (with /p2p/) others can dial. */
@@ -104,8 +117,15 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await mkdir(identity.paths.work, { recursive: true, mode: 0o700 })
 
     const policy = await loadPolicy(identity.paths.policy)
+    const mesh = await loadMesh(config.mesh, config.home)
+    const trustMode = trustModeOf(config.trust)
     const executor = options.executor ?? await makeExecutor(config, warn)
     const trust = await trustPolicyOf(config)
+    // Who is a member, from the log's vouches: ready before the network starts, so that a
+    // connection gater or the ledger's quotas can ask from the first peer on.
+    const membership = await stack.start('membership', new MeshMembership({ definition: mesh.definition, ledger }))
+    if (trustMode === 'members' && mesh.definition.founders.length === 0) warn(`note: ${noFoundersNotice(mesh)}`)
+    if (trustMode === 'everyone') warn('WARNING: --trust everyone: every key\'s claims and results count, so two throwaway keys can forge a verdict; use it only on a network where you know every machine.')
 
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
@@ -177,6 +197,12 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     // history keeps arriving after the jobs start.
     if (ownChainTimeoutMs > 0) await sync.catchUp({ timeoutMs: options.catchUpTimeoutMs ?? CATCH_UP_TIMEOUT_MS })
 
+    // Whom the node believes now: the members (they change with vouches), minus keys caught forking.
+    const policyNow = (): TrustPolicy => ({
+      ...trust,
+      ...(trustMode === 'members' ? { trusted: membership.members() } : {}),
+      excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()])
+    })
     const jobs = new JobService({
       self: { author: identity.author, platforms: config.platforms, slots },
       ledger,
@@ -185,17 +211,16 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       membership: membershipOf(presence),
       executor,
       policy,
-      trust,
+      trust: policyNow(),
       workRoot: identity.paths.work,
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })
+    const refold = (): void => { jobs.setTrustPolicy(policyNow()) }
+    ledger.addEventListener('fork', refold)
+    const offMembers = membership.on('change', refold)
+    stack.add('trust watch', { start: async () => {}, stop: async () => { ledger.removeEventListener('fork', refold); offMembers() } })
     await stack.start('jobs', jobs)
-    // A key caught forking is no longer believed: refold every view without it.
-    const excludeForked = (): void => { jobs.setTrustPolicy({ ...trust, excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()]) }) }
-    if (ledger.equivocatingAuthors().length > 0) excludeForked()
-    ledger.addEventListener('fork', excludeForked)
-    stack.add('fork watch', { start: async () => {}, stop: async () => { ledger.removeEventListener('fork', excludeForked) } })
 
     const api = await stack.start('api', createApiServer(nodeApiContext({
       identity,
@@ -208,6 +233,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       exchange,
       sync,
       jobs,
+      mesh,
+      membership,
+      trustMode,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
       trustLoopback: !policy.network
     }), config.api))
@@ -238,6 +266,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       jobs,
       executor,
       policy,
+      mesh,
+      membership,
+      trustMode,
       apiUrl: api.url,
       startedAt,
       listenAddresses: () => libp2p.getMultiaddrs().map(String),
@@ -264,10 +295,20 @@ async function makeExecutor (config: NodeConfig, warn: (message: string) => void
   }
 }
 
-/** Whom the node's own view believes: --trust (a key directory) and --quorum. */
+/**
+ * Whom the node's own view believes, apart from the members (filled in live):
+ * --trust DIR (a key directory, overriding membership), --trust everyone, and --quorum.
+ */
 async function trustPolicyOf (config: NodeConfig): Promise<TrustPolicy> {
   const policy: TrustPolicy = {}
-  if (config.trust !== undefined) policy.trusted = (await loadTrustDir(config.trust)).keys
+  const mode = trustModeOf(config.trust)
+  if (mode === 'list') {
+    policy.trusted = (await loadTrustDir(config.trust!)).keys
+    policy.basis = 'list'
+  } else if (mode === 'members') {
+    policy.trusted = new Set()
+    policy.basis = 'members'
+  }
   if (config.quorum !== undefined) policy.quorum = config.quorum
   return policy
 }

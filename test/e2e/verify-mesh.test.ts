@@ -12,6 +12,7 @@ import { createExecutor } from '../../src/sandbox/index.js'
 import { waitFor } from '../../src/util/wait.js'
 import { runCli } from '../helpers/cluster.js'
 import { tempDir } from '../helpers/temp-home.js'
+import { testMesh } from '../helpers/test-mesh.js'
 import {
   NODE_QUORUM, PAIR, apiBlob, apiJson, cli, failingJobDir, forgeResult, sha256Hex, startVerifyMesh, submitDir, trustDir,
   type VerifyMesh
@@ -106,9 +107,9 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     expect(exported.stderr).toContain(`exported ${a.ledger.count()} entries`)
   }, 150_000)
 
-  /** `audit --json` of the export, under the given flags. */
+  /** `audit --json` of the export, under the given flags, as an auditor of the nodes' mesh (the test mesh: all four are founders). */
   async function audit (...flags: string[]): Promise<{ code: number, report: Omit<FullAuditReport, 'views'> }> {
-    const run = await cli(['audit', exportFile, '--json', ...flags])
+    const run = await cli(['audit', exportFile, '--json', '--mesh', testMesh().file, ...flags])
     expect(run.stderr).toBe('')
     return { code: run.code, report: JSON.parse(run.stdout) as Omit<FullAuditReport, 'views'> }
   }
@@ -260,7 +261,7 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     //   repro      a|b|c ×2 agree              stamped   2 builders differ      failing   2 builders agree: fail
     //   oneLiar    a, b agree; liar differs    colluding a, b agree; liar and c agree on the trojan
     const cases: Array<{ flags: string[], want: Record<string, string> }> = [
-      // Everyone, quorum = replicas (3 for the pair jobs): the liar alone keeps 2 of 3 from a quorum → mismatch.
+      // The members (all four nodes found the test mesh), quorum = replicas (3 for the pair jobs): the liar alone keeps 2 of 3 from a quorum → mismatch.
       { flags: [], want: { [repro.id]: 'verified', [stamped.id]: 'mismatch', [failing.id]: 'failed', [oneLiar.id]: 'mismatch', [colluding.id]: 'mismatch' } },
       // The nodes' policy: quorum 2 outvotes one liar; two colluding liars make a second quorum → mismatch.
       { flags: ['--quorum', '2'], want: { [repro.id]: 'verified', [stamped.id]: 'mismatch', [failing.id]: 'failed', [oneLiar.id]: 'verified', [colluding.id]: 'mismatch' } },
@@ -397,7 +398,7 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     expect(offlineLie.code).toBe(1)
     expect(offlineLie.stdout).toContain(`claimed by ${short(liar.author)} (not trusted)`)
     // --job narrows the answer to one job.
-    const narrowed = JSON.parse((await cli(['verify', good, '--log', exportFile, '--job', repro.id, '--json'])).stdout) as { matches: ArtifactMatch[] }
+    const narrowed = JSON.parse((await cli(['verify', good, '--log', exportFile, '--mesh', testMesh().file, '--job', repro.id, '--json'])).stdout) as { matches: ArtifactMatch[] }
     expect(narrowed.matches.map((m) => m.job)).toEqual([repro.id])
 
     // The binary itself, as a user runs it: the exit code says it.

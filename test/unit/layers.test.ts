@@ -14,12 +14,14 @@ const ALLOWED: Record<string, string[]> = {
   blobs: ['util', 'crypto'],
   ledger: ['util', 'crypto'],
   gossip: ['util', 'crypto'],
-  jobs: ['util', 'crypto', 'ledger', 'blobs', 'sandbox', 'archive'],
-  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'jobs']
+  membership: ['util', 'crypto', 'ledger'],
+  jobs: ['util', 'crypto', 'ledger', 'membership', 'blobs', 'sandbox', 'archive'],
+  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'membership', 'jobs']
 }
 
 /** "jobs know entries, not libp2p". */
 const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
+  membership: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
   jobs: /^(libp2p|@libp2p\/|@chainsafe\/|fastify)/,
   ledger: /^fastify/,
   sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/

@@ -6,10 +6,13 @@ import { initCommand } from './init.js'
 import { jobsCommand } from './jobs.js'
 import { joinCommand } from './join.js'
 import { logExportCommand } from './log-export.js'
+import { membersCommand } from './members.js'
+import { meshInitCommand } from './mesh-init.js'
 import { peersCommand } from './peers.js'
 import { statusCommand } from './status.js'
 import { submitCommand } from './submit.js'
 import { verifyCommand } from './verify.js'
+import { unvouchCommand, vouchCommand } from './vouch.js'
 
 /**
  * Every CLI command, one module each. Add a command by writing its module and
@@ -24,6 +27,10 @@ export const commands: readonly Command[] = [
   jobsCommand,
   cancelCommand,
   peersCommand,
+  meshInitCommand,
+  membersCommand,
+  vouchCommand,
+  unvouchCommand,
   logExportCommand,
   auditCommand,
   verifyCommand
