@@ -162,7 +162,9 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         sandboxRuns: stats.runs,
         sandboxRunSeconds: stats.runSeconds,
         blobBytes: usage.bytes,
-        blobCount: usage.count
+        blobCount: usage.count,
+        runsYielded: stats.yielded,
+        meshMembers: membership.members().size
       }
     },
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
+import { libp2pPrivateKey } from '../../src/crypto/peer-id.js'
 import { createSigner, type Signer } from '../../src/crypto/sign.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../src/gossip/libp2p.js'
 import { PRESENCE_TOPIC } from '../../src/gossip/presence/constants.js'
@@ -138,19 +139,52 @@ export class HostilePeer {
 }
 
 /**
- * Start a hostile peer on loopback under a fresh libp2p key, subscribed to
+ * Start a hostile peer on loopback under a fresh libp2p key (or `key`), subscribed to
  * the mesh's topics (so that it receives and can publish), stopped at
  * teardown. Its libp2p key is its peer id; the entries it forges can be
  * signed by any number of other throwaway authors.
  */
-export async function hostilePeer (teardown: Teardown, options: { topics?: string[] } = {}): Promise<HostilePeer> {
+export async function hostilePeer (teardown: Teardown, options: { topics?: string[], key?: NodeKey } = {}): Promise<HostilePeer> {
   const topics = options.topics ?? [ENTRIES_TOPIC, FORKS_TOPIC, PRESENCE_TOPIC]
   const libp2p = await createMeshLibp2p({
-    privateKey: await generateKeyPair('Ed25519'),
+    // A given key makes the peer that author on the network too (a member gone bad: its heartbeats are its own).
+    privateKey: options.key !== undefined ? await libp2pPrivateKey(options.key) : await generateKeyPair('Ed25519'),
     listen: ['/ip4/127.0.0.1/tcp/0'],
     topics
   })
   teardown(async () => { await libp2p.stop() })
   for (const topic of topics) libp2p.services.pubsub.subscribe(topic)
   return new HostilePeer(libp2p)
+}
+
+/** A heartbeat that every node's presence validation accepts, with the fields a test wants changed. */
+export function heartbeatOf (fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    v: 1,
+    platforms: ['linux-x64'],
+    slots: 1,
+    free: 0,
+    running: [],
+    accepts: { network: false, root: false },
+    version: '0.1.0',
+    time: Date.now(),
+    ...fields
+  }
+}
+
+/** A result body that passes every body rule: status pass, the given artifacts, a plausible environment. */
+export function fakeResultBody (job: string, platform: string, artifacts: Array<{ path: string, sha256: string, size: number }>): Record<string, unknown> {
+  const now = Date.now()
+  return {
+    job,
+    platform,
+    status: 'pass',
+    steps: [{ name: 'build', exit: 0, ms: 120 }],
+    log: createHash('sha256').update(`a log for ${job}`).digest('hex'),
+    logSize: 17,
+    artifacts: [...artifacts].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    env: { os: 'Debian GNU/Linux 12', kernel: '6.1.0', arch: 'x64', sandbox: 'bubblewrap 0.8.0', tools: {} },
+    start: now - 200,
+    end: now
+  }
 }
