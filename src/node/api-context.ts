@@ -87,6 +87,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     addressesOf: parts.addressesOf,
     reputation: reputationNow,
     isEquivocating: (author) => ledger.isEquivocating(author),
+    isMember: (author) => membership.isMember(author),
 
     jobs,
 

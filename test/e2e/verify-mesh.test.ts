@@ -358,11 +358,11 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     const trojan = join(scratch, 'hello.trojan')
     await writeFile(trojan, TROJAN)
 
-    // Asking the node (its policy: everyone, quorum 2).
+    // Asking the node (its policy: the members of the test mesh, all four nodes; quorum 2).
     const verified = await cli(['verify', good, '--json', '--api', a.apiUrl])
     expect(verified.code, verified.stderr).toBe(0)
     const answer = JSON.parse(verified.stdout) as VerifyAnswer
-    expect(answer).toMatchObject({ sha256: hash, verified: true, judgedBy: { node: a.apiUrl } })
+    expect(answer).toMatchObject({ sha256: hash, verified: true, judgedBy: { node: a.apiUrl, basis: 'members' } })
     const reproMatch = answer.matches.find((m) => m.job === repro.id)!
     expect(reproMatch).toMatchObject({ platform: 'linux-x64', path: 'hello', builders, verified: true, platformVerdict: 'verified', agreeing: builders.length, quorum: 2 })
     // a and b built the same bytes for the `pair` jobs: verified there too, and in the colluding job only under a mismatch.
@@ -388,10 +388,10 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
 
     // Offline, from the export and a trust list of the three building nodes (not the liar node).
     const threeBuildersDir = await trustDir(teardown, { a: a.author, b: b.author, c: c.author })
-    const offline = await cli(['verify', good, '--log', exportFile, '--trust', threeBuildersDir, '--quorum', '2', '--json'])
+    const offline = await cli(['verify', good, '--log', exportFile, '--mesh', testMesh().file, '--trust', threeBuildersDir, '--quorum', '2', '--json'])
     expect(offline.code, offline.stderr).toBe(0)
     const offlineAnswer = JSON.parse(offline.stdout) as VerifyAnswer
-    expect(offlineAnswer.judgedBy).toEqual({ export: exportFile, valid: true, trusted: 3, quorum: 2 })
+    expect(offlineAnswer.judgedBy).toEqual({ export: exportFile, valid: true, basis: 'list', mesh: 'test', trusted: 3, quorum: 2 })
     expect(offlineAnswer.matches.filter((m) => m.verified).map((m) => m.job).sort()).toEqual([repro.id, oneLiar.id, colluding.id].sort())
     expect((await cli(['verify', tampered, '--log', exportFile, '--trust', threeBuildersDir, '--quorum', '2'])).code).toBe(1)
     const offlineLie = await cli(['verify', trojan, '--log', exportFile, '--trust', threeBuildersDir, '--quorum', '2'])

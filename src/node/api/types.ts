@@ -43,6 +43,8 @@ export interface PeerView {
   reputation?: { score: number, agreed: number, disagreed: number, results: number }
   /** Caught forking its chain: nothing it writes is believed. */
   equivocating?: boolean
+  /** A member of the node's mesh (its claims and results count under the default trust mode). */
+  member?: boolean
 }
 
 export interface PeersResponse {

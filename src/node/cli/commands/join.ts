@@ -69,8 +69,9 @@ export function membershipLine (node: RunningNode): string {
   if (self !== undefined) return `${where}: this node is ${self.founder ? 'a founder' : 'a member'}; ${count}`
   const candidate = view.candidates.find((c) => c.key === node.author)
   const needed = candidate?.needed ?? definition.admit
-  return `${where}: this node is NOT a member yet (${count}); it relays, stores, serves and may submit, but builds only once admitted. ` +
-    `Send its key to members of the mesh; ${needed} more must run: buildhaus-node vouch ${node.author}`
+  return `${where}: this node is NOT a member yet (${count}); it relays,\n` +
+    'stores, serves and may submit, but builds only once admitted. Send its key to members of\n' +
+    `the mesh; ${needed} more must run: buildhaus-node vouch ${node.author}`
 }
 
 function report (node: RunningNode, json: boolean, io: CliIO): void {
@@ -116,7 +117,7 @@ function report (node: RunningNode, json: boolean, io: CliIO): void {
     `  platforms  ${ready.platforms.join(', ')} (${ready.slots} slot${ready.slots === 1 ? '' : 's'})`,
     `  sandbox    ${ready.sandbox}`,
     `  peers      ${ready.bootstrap.length > 0 ? `bootstrap ${ready.bootstrap.join(', ')}` : 'no bootstrap'}${ready.mdns ? ', mDNS on' : ''}`,
-    `  mesh       ${membershipLine(node)}`,
+    `  mesh       ${membershipLine(node).split('\n').join('\n             ')}`,
     'Ctrl-C stops it.',
     ''
   ].join('\n'))
