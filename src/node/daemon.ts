@@ -124,8 +124,6 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     // Who is a member, from the log's vouches: ready before the network starts, so that a
     // connection gater or the ledger's quotas can ask from the first peer on.
     const membership = await stack.start('membership', new MeshMembership({ definition: mesh.definition, ledger }))
-    if (trustMode === 'members' && mesh.definition.founders.length === 0) warn(`note: ${noFoundersNotice(mesh)}`)
-    if (trustMode === 'everyone') warn('WARNING: --trust everyone: every key\'s claims and results count, so two throwaway keys can forge a verdict; use it only on a network where you know every machine.')
 
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
@@ -250,6 +248,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       })
     }
 
+    // Said once the node is up (a start that fails says one sentence, its error).
+    if (trustMode === 'members' && mesh.definition.founders.length === 0) warn(`note: ${noFoundersNotice(mesh)}`)
+    if (trustMode === 'everyone') warn('WARNING: --trust everyone: every key\'s claims and results count, so two throwaway keys can forge a verdict; use it only on a network where you know every machine.')
     log('node %p started: %s', identity.peerId, stack.names.join(', '))
     let stopping: Promise<void> | undefined
     return {
