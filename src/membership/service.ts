@@ -32,10 +32,11 @@ export interface MeshMembershipOptions {
  * The node's live view of who is a member of its mesh: the log's vouch,
  * unvouch and revoke entries indexed as they are stored, the ledger's forked
  * authors barred, and the least fixed point recomputed when an entry could
- * change it (a member's vouch or unvouch, any revoke, a fork). A
+ * change it (a member's vouch or unvouch, any revoke, a fork): once after a
+ * batch of such entries, or at the next read, whichever comes first. A
  * non-member's vouch is kept (it counts once its author is admitted) but
- * cannot change the set, so it costs no recomputation. Always equal to
- * `foldMembership` over the same entries.
+ * cannot change the set, so it costs no recomputation. Every read equals
+ * `foldMembership` over the entries stored so far.
  */
 export class MeshMembership extends TypedEvents<MeshMembershipEvents> {
   readonly definition: MeshDefinition
@@ -46,6 +47,9 @@ export class MeshMembership extends TypedEvents<MeshMembershipEvents> {
   private memberSet: ReadonlySet<string>
   private buffered: DecodedEntry[] | undefined
   private started = false
+  /** An entry that may change membership arrived; the fixed point is recomputed once per batch (or on the next read). */
+  private dirty = false
+  private flushQueued = false
   private readonly onEntry = (evt: Event): void => {
     const entry = (evt as CustomEvent<DecodedEntry>).detail
     if (!isMembershipEntry(entry)) return
@@ -80,6 +84,7 @@ export class MeshMembership extends TypedEvents<MeshMembershipEvents> {
       loaded.sort((a, b) => (a.entry.author < b.entry.author ? -1 : a.entry.author > b.entry.author ? 1 : a.entry.seq - b.entry.seq))
       for (const entry of loaded) this.take(entry, false)
       for (const entry of this.buffered) this.take(entry, false)
+      this.dirty = true
     } finally {
       this.buffered = undefined
     }
@@ -96,21 +101,22 @@ export class MeshMembership extends TypedEvents<MeshMembershipEvents> {
 
   /** Whether `author` (64 hex) is a member now. For the ledger's quotas and the connection gater. */
   isMember (author: string): boolean {
-    return this.memberSet.has(author)
+    return this.fresh().has(author)
   }
 
   /** 'member' or 'stranger': the hook the ledger's quotas take. */
   standing (author: string): Standing {
-    return this.memberSet.has(author) ? 'member' : 'stranger'
+    return this.fresh().has(author) ? 'member' : 'stranger'
   }
 
   /** The members' keys now (a snapshot: it never changes after it is returned). */
   members (): ReadonlySet<string> {
-    return this.memberSet
+    return this.fresh()
   }
 
   /** Who is a member, by whose vouches, who is waiting for vouches, who is barred. */
   view (): MembershipView {
+    this.fresh()
     return this.current
   }
 
@@ -132,10 +138,23 @@ export class MeshMembership extends TypedEvents<MeshMembershipEvents> {
       // A non-member's vouch counts only once its author is admitted: it cannot change the set now.
       mayChange = changed && this.memberSet.has(author)
     }
-    if (live && mayChange) this.recompute()
+    if (!mayChange) return
+    this.dirty = true
+    // A batch of entries (one ingest) costs one recomputation, after it.
+    if (live && !this.flushQueued) {
+      this.flushQueued = true
+      setImmediate(() => { this.flushQueued = false; this.fresh() })
+    }
+  }
+
+  /** The member set, recomputed first if an entry that may change it has arrived. */
+  private fresh (): ReadonlySet<string> {
+    if (this.dirty) this.recompute()
+    return this.memberSet
   }
 
   private recompute (): void {
+    this.dirty = false
     const barred = new Map<string, 'revoked' | 'forked'>()
     try {
       for (const author of this.ledger.equivocatingAuthors()) barred.set(author, 'forked')

@@ -78,6 +78,24 @@ describe('MeshMembership (the live view)', () => {
     expect(live.view().barred).toEqual([{ key: f2.key, reason: 'forked' }])
   })
 
+  it('a batch of members\' vouches costs one recomputation, after the batch (a read before it sees them at once)', async () => {
+    const world = new World()
+    const [f1, f2] = [world.author(), world.author()]
+    const ledger = await store()
+    const live = new MeshMembership({ definition: { v: 1, name: 'lab', founders: [f1.key, f2.key], admit: 1 }, ledger })
+    await live.start()
+    teardown(async () => { await live.stop() })
+    let changes = 0
+    live.on('change', () => { changes++ })
+    const admitted = Array.from({ length: 20 }, () => world.author())
+    await ledger.ingest(admitted.map((a) => f1.write('vouch', { member: a.key })), { verified: true })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(changes).toBe(1)
+    expect(live.members().size).toBe(22)
+    await ledger.ingest([f2.write('vouch', { member: world.author().key })], { verified: true })
+    expect(live.members().size).toBe(23)
+  })
+
   it('a stranger\'s vouches cost no recomputation and change nothing; the index holds one record per (voucher, key)', async () => {
     const world = new World()
     const f1 = world.author()
