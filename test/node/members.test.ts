@@ -5,6 +5,7 @@ import { peerIdOfAuthor } from '../../src/crypto/peer-id.js'
 import { parseMeshDefinition } from '../../src/membership/index.js'
 import { main } from '../../src/node/cli/main.js'
 import type { MembersResponse } from '../../src/node/api/routes/members.js'
+import { shippedMeshFile } from '../../src/node/mesh.js'
 import { waitFor } from '../../src/util/wait.js'
 import { runCli, startNodeProcess, waitForMesh, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
 import { describeJob } from '../helpers/jobs.js'
@@ -22,6 +23,10 @@ async function inProcess (args: string[]): Promise<{ code: number, stdout: strin
     signal: AbortSignal.timeout(30_000)
   } as never)
   return { code, stdout, stderr }
+}
+
+async function members (node: NodeProcess): Promise<MembersResponse> {
+  return await node.api<MembersResponse>('/api/members')
 }
 
 describe('buildhaus-node mesh init', () => {
@@ -66,14 +71,23 @@ describe('buildhaus-node mesh init', () => {
     expect(run.code).toBe(2)
     expect(run.stderr).toContain(`${file}: founders[0] is not a public key: expected 64 lower-case hex digits, got "nope"`)
   })
+
+  it('--trust everyone is today\'s open behaviour, chosen explicitly and warned about; the shipped mesh has no founders and says so', async () => {
+    const open = await startNodeProcess(teardown, { args: ['--trust', 'everyone', '--slots', '0'] })
+    expect((open.ready as unknown as { trust: string }).trust).toBe('everyone')
+    await waitFor(() => open.stderr.includes('WARNING: --trust everyone'), { timeoutMs: 10_000, what: 'the warning' })
+    expect((await members(open)).trust).toBe('everyone')
+    expect((await runCli(['members', '--api', open.apiUrl])).stdout).toContain('this node counts EVERYONE (--trust everyone)')
+
+    const volunteer = await startNodeProcess(teardown, { stranger: true, args: ['--mesh', shippedMeshFile(), '--slots', '0'] })
+    expect((volunteer.ready as unknown as { mesh: { name: string, founders: number }, member: boolean })).toMatchObject({ mesh: { name: 'buildhaus-public', founders: 0 }, member: false })
+    await waitFor(() => volunteer.stderr.includes('lists no founders yet, so no key is a member'), { timeoutMs: 10_000, what: 'the note on a mesh with no founders' })
+    expect((await runCli(['members', '--api', volunteer.apiUrl])).stdout).toContain('this mesh lists no founders yet, so no key is a member')
+  })
 })
 
 describe('membership on a live mesh: a volunteer is admitted by vouches (3 node processes)', () => {
   const teardown = useTeardown()
-
-  async function members (node: NodeProcess): Promise<MembersResponse> {
-    return await node.api<MembersResponse>('/api/members')
-  }
 
   it('a stranger builds nothing and counts for nothing until two members vouch; an unvouch takes it out again', async () => {
     const a = await startNodeProcess(teardown, { args: ['--slots', '1'] })
