@@ -21,6 +21,7 @@ import { benchLedger } from './ledger.js'
 import { benchMembership } from './membership.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
+import { benchWatches } from './watches.js'
 
 interface Module {
   /** The full run: each module's own defaults unless they would push the run past ~20 minutes. */
@@ -38,6 +39,7 @@ const MODULES = {
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },
   membership: { full: async () => await benchMembership(), quick: async () => await benchMembership({ members: 200, strangerVouches: 2_000, rounds: 2 }) },
   blobs: { full: async () => await benchBlobs(), quick: async () => await benchBlobs({ sizeMb: 8, runs: 1 }) },
+  watches: { full: async () => await benchWatches(), quick: async () => await benchWatches({ lines: 50, results: 50 }) },
   dashboard: { full: async () => await benchDashboard(), quick: async () => await benchDashboard({ jobs: 200, loads: 2, requests: 40 }) },
   mesh: { full: async () => await benchMesh(), quick: async () => await benchMesh({ sizes: [5], messages: 10, startRuns: 1, rssProcesses: 2, idleMs: 3_000 }) },
   // 5 minutes per phase (not the module's 10) keeps a struggling 50-node run from pushing the whole run past ~20 minutes.

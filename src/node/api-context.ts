@@ -13,6 +13,8 @@ import type { NodeIdentity } from './identity.js'
 import type { MeshMembership } from '../membership/index.js'
 import type { MembersResponse } from './api/routes/members.js'
 import type { LoadedMesh, TrustMode } from './mesh.js'
+import type { LiveLogRelay } from './live-logs.js'
+import type { WatchesContext } from './api/routes/watches.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -31,6 +33,10 @@ export interface NodeParts {
   addressesOf (peerId: string): Promise<string[]>
   /** Loopback may change things without the token (false when jobs may use the network). */
   trustLoopback: boolean
+  /** Live logs of running builds (this node's and the ones it follows). */
+  live?: LiveLogRelay
+  /** Watches: the log's, and this node's polling of them. */
+  watches?: WatchesContext['watches']
 }
 
 /** Reputation is computed from the whole log; recompute at most this often. */
@@ -90,6 +96,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     isMember: (author) => membership.isMember(author),
 
     jobs,
+    ...(parts.live !== undefined ? { live: parts.live } : {}),
+    ...(parts.watches !== undefined ? { watches: parts.watches } : {}),
 
     blobs,
     fetchBlob: async (hash, signal) => {
@@ -111,6 +119,10 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     },
 
     exportLines: () => ledger.exportLines(),
+    entry: async (id) => {
+      const found = await ledger.get(id)
+      return found === undefined ? undefined : { id: found.id, entry: found.entry as unknown as Record<string, unknown> }
+    },
 
     subscribe: (listener: (event: NodeEvent) => void) => {
       const onJob = (evt: CustomEvent<{ id: string }>): void => {

@@ -14,9 +14,11 @@ const ALLOWED: Record<string, string[]> = {
   blobs: ['util', 'crypto'],
   ledger: ['util', 'crypto'],
   gossip: ['util', 'crypto'],
+  livelog: ['util', 'crypto'],
   membership: ['util', 'crypto', 'ledger'],
   jobs: ['util', 'crypto', 'ledger', 'membership', 'blobs', 'sandbox', 'archive'],
-  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'membership', 'jobs']
+  upstream: ['util', 'crypto', 'archive', 'ledger', 'blobs', 'sandbox', 'jobs'],
+  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'livelog', 'membership', 'jobs', 'upstream']
 }
 
 /** "jobs know entries, not libp2p". */
@@ -24,7 +26,8 @@ const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
   membership: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
   jobs: /^(libp2p|@libp2p\/|@chainsafe\/|fastify)/,
   ledger: /^fastify/,
-  sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
+  sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
+  upstream: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
 }
 
 const SRC = resolve(__dirname, '../../src')

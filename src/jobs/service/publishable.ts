@@ -63,7 +63,9 @@ export function publishableResult (body: ResultBody): ResultBody {
 /** An `error` result for `body`'s slot saying `reason`: always publishable. */
 export function errorInstead (body: ResultBody, reason: string): ResultBody {
   const text = reason.slice(0, MAX_REASON_LENGTH)
-  const kept: ResultBody = { ...body, status: 'error', reason: text, artifacts: [] }
+  // Only a pass with artifacts carries a provenance signature: an error result has none.
+  const { provenance: _signed, ...rest } = body
+  const kept: ResultBody = { ...rest, status: 'error', reason: text, artifacts: [] }
   if (unpublishableReason(kept) === undefined) return kept
   return {
     job: body.job,

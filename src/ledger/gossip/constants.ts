@@ -1,11 +1,5 @@
-/**
- * Each new entry, as its canonical line (UTF-8), the moment its author appends it.
- * Version 2 since the `vouch` and `unvouch` types: a node that knows only the
- * types of version 1 would Reject them and cut off the peers that forward
- * them, so the two versions do not share a topic (sync skips types it does not
- * know, so it still works across versions).
- */
-export const ENTRIES_TOPIC = 'buildhaus/entries/2'
+/** Each new entry, as its canonical line (UTF-8), the moment its author appends it. */
+export const ENTRIES_TOPIC = 'buildhaus/entries/1'
 
 /** Equivocation proofs: two conflicting entry lines separated by one newline. */
 export const FORKS_TOPIC = 'buildhaus/forks/1'

@@ -14,6 +14,7 @@ export const auditCommand = defineCommand({
   options: {
     ...trustOptions,
     verbose: { type: 'boolean', short: 'v', description: 'show every job\'s builders and hashes, not only those that are not verified' },
+    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every signature, id and link present is still checked' },
     ...jsonOption
   },
   async run (options, positionals, io) {
@@ -22,7 +23,7 @@ export const auditCommand = defineCommand({
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file; give an export made with \`buildhaus-node log export -o FILE\``)
     const reader = await readerPolicyFromOptions(options, io.env)
     const { policy, names } = reader
-    const report = await auditExport(file, policy, { membership: membershipOption(reader) })
+    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice })
     if (options.json) {
       const { views: _views, ...printable } = report
       io.stdout.write(`${JSON.stringify(printable)}\n`)
