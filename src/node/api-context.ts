@@ -183,6 +183,11 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
 
     findArtifact: (sha256, job) => findArtifact(jobs.foldedViews(), sha256, job),
     membership: membersNow,
+    membershipEntries: async function * () {
+      for (const type of ['vouch', 'unvouch', 'revoke']) {
+        for await (const e of ledger.byType(type)) yield { id: e.id, entry: e.entry as unknown as Record<string, unknown> }
+      }
+    },
     vouch: async (member, vouch) => {
       const entry = await ledger.append(vouch ? 'vouch' : 'unvouch', { member })
       return {

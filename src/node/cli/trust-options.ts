@@ -3,6 +3,8 @@ import { UsageError } from '../../util/errors.js'
 import { resolveHome } from '../home.js'
 import { loadMesh, trustModeOf, type LoadedMesh, type TrustMode } from '../mesh.js'
 import type { OptionTable } from './command.js'
+import type { DecodedEntry } from '../../ledger/entry.js'
+import { foldMembership } from '../../membership/index.js'
 
 /** The reader's own trust policy, for commands that judge results offline. */
 export const trustOptions = {
@@ -27,6 +29,8 @@ export interface TrustOptionValues {
   trust?: string | undefined
   quorum?: string | undefined
   mesh?: string | undefined
+  /** The reader's node home, whose mesh.json is the default mesh (else $BUILDHAUS_HOME, else the default home). */
+  home?: string | undefined
 }
 
 export async function readerPolicyFromOptions (options: TrustOptionValues, env: NodeJS.ProcessEnv = process.env): Promise<ReaderPolicy> {
@@ -48,8 +52,18 @@ export async function readerPolicyFromOptions (options: TrustOptionValues, env: 
     }
     policy.quorum = Number(options.quorum)
   }
-  const mesh = await loadMesh(options.mesh, resolveHome(undefined, env))
+  const mesh = await loadMesh(options.mesh, resolveHome(options.home, env))
   return { policy, names, mode, mesh }
+}
+
+/**
+ * The reader's policy with the members filled in (in `members` mode) from
+ * membership entries the reader has checked, under its own mesh definition.
+ */
+export function withMembers (reader: ReaderPolicy, entries: Iterable<DecodedEntry>): TrustPolicy {
+  if (reader.mode !== 'members') return reader.policy
+  const view = foldMembership(reader.mesh.definition, entries)
+  return { ...reader.policy, trusted: new Set(view.members.map((m) => m.key)), basis: 'members' }
 }
 
 /** What auditExport needs to recompute membership under this reader's options. */

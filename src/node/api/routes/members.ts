@@ -44,6 +44,8 @@ export interface VouchResponse {
 
 export interface MembersContext {
   membership (): MembersResponse
+  /** Every vouch, unvouch and revoke entry held, as signed: what a reader needs to recompute membership itself. */
+  membershipEntries (): AsyncIterable<{ id: string, entry: Record<string, unknown> }>
   /** Write a vouch (`vouch` true) or an unvouch for `member`. */
   vouch (member: string, vouch: boolean): Promise<VouchResponse>
 }
@@ -52,6 +54,13 @@ const KEY = /^[0-9a-f]{64}$/
 
 export function registerMemberRoutes (app: FastifyInstance, context: MembersContext): void {
   app.get('/api/members', async () => context.membership())
+
+  // The entries behind membership (vouch, unvouch, revoke), as signed, for `fetch`, `release` and anyone who recomputes it.
+  app.get('/api/members/entries', async () => {
+    const entries: Array<Record<string, unknown>> = []
+    for await (const { id, entry } of context.membershipEntries()) entries.push({ id, ...entry })
+    return { entries }
+  })
 
   for (const type of ['vouch', 'unvouch'] as const) {
     app.post<{ Body: { member?: unknown } | undefined }>(`/api/members/${type}`, async (request, reply) => {
