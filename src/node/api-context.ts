@@ -13,6 +13,7 @@ import type { NodeIdentity } from './identity.js'
 import type { MeshMembership } from '../membership/index.js'
 import type { MembersResponse } from './api/routes/members.js'
 import type { LoadedMesh, TrustMode } from './mesh.js'
+import type { NetworkStatus, PeerReach } from './api/types.js'
 import type { LiveLogRelay } from './live-logs.js'
 import type { WatchesContext } from './api/routes/watches.js'
 
@@ -31,12 +32,26 @@ export interface NodeParts {
   membership: MeshMembership
   trustMode: TrustMode
   addressesOf (peerId: string): Promise<string[]>
+  /** How this node reaches a peer, and its own place in the network. */
+  reachOf?: (peerId: string) => PeerReach
+  network?: () => NetworkStatus
   /** Loopback may change things without the token (false when jobs may use the network). */
   trustLoopback: boolean
   /** Live logs of running builds (this node's and the ones it follows). */
   live?: LiveLogRelay
   /** Watches: the log's, and this node's polling of them. */
   watches?: WatchesContext['watches']
+}
+
+function networkMetrics (n: NetworkStatus): NonNullable<MetricsSnapshot['network']> {
+  return {
+    relayedConnections: n.connections.relayed,
+    relayReservations: n.relay.reservations,
+    upgrades: n.upgraded,
+    blobFetchesRelayed: n.relayedBlobs.fetched,
+    blobServesRelayed: n.relayedBlobs.served,
+    refused: { ...n.refused }
+  }
 }
 
 /** Reputation is computed from the whole log; recompute at most this often. */
@@ -91,6 +106,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     ownAddresses: () => libp2p.getMultiaddrs().map(String),
     members: () => presence.members(),
     addressesOf: parts.addressesOf,
+    ...(parts.reachOf !== undefined ? { reachOf: parts.reachOf } : {}),
+    ...(parts.network !== undefined ? { network: parts.network, reachability: () => parts.network!().reachability } : {}),
     reputation: reputationNow,
     isEquivocating: (author) => ledger.isEquivocating(author),
     isMember: (author) => membership.isMember(author),
@@ -177,7 +194,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         blobBytes: usage.bytes,
         blobCount: usage.count,
         runsYielded: stats.yielded,
-        meshMembers: membership.members().size
+        meshMembers: membership.members().size,
+        ...(parts.network !== undefined ? { network: networkMetrics(parts.network()) } : {})
       }
     },
 

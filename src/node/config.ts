@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_LISTEN_ADDRESS } from '../gossip/constants.js'
 import { parseBootstrapAddress } from '../gossip/keeper.js'
 import { parseMultiaddrOption } from '../gossip/libp2p.js'
+import { isCircuit, RELAY_MODES, type RelayMode } from '../gossip/nat/index.js'
 import { MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
 import { UsageError } from '../util/errors.js'
 import { resolveHome } from './home.js'
@@ -53,6 +54,14 @@ export interface NodeConfig {
   quorum?: number
   /** Bound of the blob store (sources, logs, artifacts), least recently used evicted first. */
   blobCacheMb: number
+  /** Serve as a circuit relay for peers behind NAT: `auto` while this node has a public address. */
+  relay: RelayMode
+  /** Ask the router for a port mapping (UPnP IGD). */
+  upnp: boolean
+  /** Addresses announced besides the ones libp2p finds (a public address whose port the router forwards). */
+  announce: string[]
+  /** A private mesh's swarm key file: only nodes holding the same key can connect. */
+  swarmKey?: string,
   /** Days a builder keeps the artifacts of verified platforms it agreed on pinned (0: not at all). */
   retentionDays: number
   /** Polls watches when designated (`--no-poll`: never). */
@@ -80,6 +89,10 @@ export interface JoinFlags {
   mesh?: string
   quorum?: string
   blobCache?: string
+  relay?: string
+  upnp?: boolean
+  announce?: string[]
+  swarmKey?: string,
   retainDays?: string
   poll?: boolean
   watchAllow?: string[]
@@ -123,11 +136,32 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
     ...(flags.mesh !== undefined ? { mesh: resolve(flags.mesh) } : {}),
     ...(flags.quorum !== undefined ? { quorum: parseWholeNumber('--quorum', flags.quorum, 1, 16, 'agreeing builders a platform needs') } : {}),
     blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold'),
+    relay: parseRelayMode(flags.relay ?? 'auto'),
+    upnp: flags.upnp ?? false,
+    announce: [...new Set((flags.announce ?? []).map(checkAnnounceAddress))],
+    ...(flags.swarmKey !== undefined ? { swarmKey: resolve(flags.swarmKey) } : {}),
     polls: flags.poll ?? true,
     watchAllow: flags.watchAllow ?? [],
     watchMinIntervalS: flags.watchMinInterval === undefined ? DEFAULT_MIN_POLL_INTERVAL_S : parseWholeNumber('--watch-min-interval', flags.watchMinInterval, 1, 86_400, 'seconds between two polls of one watch at least'),
     retentionDays: flags.retainDays === undefined ? DEFAULT_RETENTION_DAYS : parseWholeNumber('--retain-days', flags.retainDays, 0, MAX_RETENTION_DAYS, 'days verified artifacts this node built stay pinned')
   }
+}
+
+export function parseRelayMode (text: string): RelayMode {
+  if (!(RELAY_MODES as readonly string[]).includes(text)) {
+    throw new UsageError(`--relay ${JSON.stringify(text)} is not a relay mode; use auto (the default: relay for others while this node has a public address), on, or off`)
+  }
+  return text as RelayMode
+}
+
+/** An announced address is where others dial this node directly: a TCP address, not a relayed one. */
+export function checkAnnounceAddress (text: string): string {
+  parseMultiaddrOption(text, '--announce')
+  const ma = multiaddr(text)
+  if (isCircuit(ma) || !ma.getComponents().some((c) => c.name === 'tcp')) {
+    throw new UsageError(`--announce ${text} is not a direct TCP address; write the public address and port your router forwards to this machine, like /ip4/203.0.113.7/tcp/4710`)
+  }
+  return text
 }
 
 /** A node listens on TCP, its only transport. */

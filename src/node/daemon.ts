@@ -16,6 +16,10 @@ import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
 import { KEEPER_SILENT_MS } from '../gossip/constants.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
+import {
+  boundPublicAddresses, boundPublicHosts, isPublicAddress, meshGater, reachabilityOf, reachTracker, readSwarmKeyFile, servesRelay, withoutRelayDials, withoutRelayedProtocolDials,
+  type ClosedMesh, type MeshGater, type NatOptions, type Reachability, type ReachTracker
+} from '../gossip/nat/index.js'
 import { createPresence, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
 import { describeError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
@@ -29,6 +33,7 @@ import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { loadMesh, noFoundersNotice, trustModeOf, type LoadedMesh, type TrustMode } from './mesh.js'
 import { ServiceStack } from './services.js'
+import { networkStatus, reachOfPeer } from './network-status.js'
 import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelog/index.js'
 import { peerIdOfAuthor } from '../crypto/peer-id.js'
 import { LiveLogRelay } from './live-logs.js'
@@ -69,6 +74,16 @@ export interface StartNodeOptions {
   liveLog?: LiveLogInit
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
+  /**
+   * A closed mesh: the connection gater refuses every peer for which
+   * `isMember(authorHex)` is false (its configured bootstrap peers excepted),
+   * and closes connections to peers that stop being members. Default: the
+   * mesh's own membership when its definition says `closed: true`, else an
+   * open mesh (anyone may connect).
+   */
+  closedMesh?: ClosedMesh
+  /** Override parts of NAT traversal (tests). */
+  nat?: Partial<NatOptions>
 }
 
 /** A started node. `stop()` stops its services in reverse order of start. */
@@ -102,6 +117,12 @@ export interface RunningNode {
   readonly membership: MeshMembership
   /** Whom the node counts: the mesh's members (default), everyone, or its trust list. */
   readonly trustMode: TrustMode
+  /** The connection gater (closed-mesh admission, relay bounds). */
+  readonly gater: MeshGater
+  /** How each peer is reached (direct, relayed, hole-punched). */
+  readonly reach: ReachTracker
+  /** How others can reach this node now. */
+  reachability (): Reachability
   readonly apiUrl: string
   readonly startedAt: number
   /** Multiaddrs (with /p2p/) others can dial. */
@@ -118,11 +139,13 @@ export interface RunningNode {
  */
 export async function startNode (config: NodeConfig, options: StartNodeOptions = {}): Promise<RunningNode> {
   const startedAt = Date.now()
+  const warn = options.warn ?? ((message: string) => { process.stderr.write(`${message}\n`) })
+  // A bad swarm key is a usage error: found before the home is touched.
+  const swarmKey = config.swarmKey !== undefined ? await readSwarmKeyFile(config.swarmKey, warn) : undefined
   const identity = await loadOrCreateIdentity(config.home)
   await refuseIfAlreadyRunning(identity)
 
   const stack = new ServiceStack()
-  const warn = options.warn ?? ((message: string) => { process.stderr.write(`${message}\n`) })
   try {
     // The log first: LevelDB's OS lock makes a second node on this home fail here, touching nothing.
     const ledger = await LedgerStore.open({ path: identity.paths.ledger, codec: new EntryCodec(jobEntryRules), signer: createSigner(identity.key) })
@@ -139,16 +162,56 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     // connection gater or the ledger's quotas can ask from the first peer on.
     const membership = await stack.start('membership', new MeshMembership({ definition: mesh.definition, ledger }))
 
+    // A node listening on a public address needs no relay; any other reserves a slot on one (an announced
+    // address is the operator's claim, not a proof that its port is forwarded: the reservation is cheap insurance).
+    const boundPublic = boundPublicHosts(config.listen).length > 0
+    const publicAtStart = boundPublic || config.announce.some((a) => isPublicAddress(a))
+    let reachable: () => Reachability = () => publicAtStart ? 'public' : 'private'
+    const relayServing = (): boolean => servesRelay(config.relay, reachable())
+    // A closed mesh (its definition says `closed: true`) admits only members at the connection level.
+    const closedMesh: ClosedMesh | undefined = options.closedMesh ?? (mesh.definition.closed === true ? { isMember: (author) => membership.isMember(author) } : undefined)
+    const gater = meshGater({
+      ...(closedMesh !== undefined ? { closedMesh } : {}),
+      alwaysAllow: config.bootstrap.map(bootstrapPeerId),
+      relayServing
+    })
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: config.listen,
       mdns: config.mdns,
       // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
-      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])]
+      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])],
+      nat: { relay: config.relay, reserve: !boundPublic, upnp: config.upnp, ...(options.nat ?? {}) },
+      // A public address bound on an interface is announced as it is: libp2p would wait for AutoNAT to confirm it.
+      announce: [...new Set([...config.announce, ...boundPublicAddresses(config.listen)])],
+      ...(swarmKey !== undefined ? { swarmKey } : {}),
+      gater
+    })
+    reachable = () => reachabilityOf(libp2p.getMultiaddrs(), publicAtStart)
+    gater.attach({
+      getConnections: (peer) => libp2p.getConnections(peer),
+      reservations: () => [...(libp2p.services.relay?.reservations.entries() ?? [])].map(([peer, r]) => ({ peer, addr: r.addr }))
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
+    await stack.start('gater', gater)
+    // A key that stops being a member (unvouched, revoked, forked) loses its connections to a closed mesh at once.
+    if (closedMesh !== undefined) {
+      const offSweep = membership.on('change', () => { gater.sweep() })
+      stack.add('gater sweep on membership', { start: async () => {}, stop: async () => { offSweep() } })
+    }
+    const reach = await stack.start('reach', reachTracker(libp2p))
     await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
-    const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger }, options.sync))
+    // The log syncs over direct connections only: a relay's bytes are kept for blobs.
+    const syncNetwork = {
+      peerId: libp2p.peerId,
+      handle: libp2p.handle.bind(libp2p),
+      unhandle: libp2p.unhandle.bind(libp2p),
+      dialProtocol: withoutRelayedProtocolDials(libp2p),
+      getConnections: () => libp2p.getConnections(),
+      addEventListener: libp2p.addEventListener.bind(libp2p),
+      removeEventListener: libp2p.removeEventListener.bind(libp2p)
+    }
+    const sync = await stack.start('sync', ledgerSync({ network: syncNetwork, store: ledger }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
     const liveHub = new LiveLogHub()
     const liveLogs = await stack.start('live logs', new LiveLogService({ network: libp2p, hub: liveHub, self: identity.author }, options.liveLog))
@@ -167,7 +230,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       }
     ))
 
-    const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
+    const keeper = await stack.start('keeper', createMeshKeeper(withoutRelayDials(libp2p), { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
     // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition,
     // and so protocols that dial by peer id (blob fetches) reach a member this node has no connection to.
     const announced = new Map<string, string>()
@@ -289,6 +352,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       membership,
       trustMode,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
+      reachOf: (peerId) => reachOfPeer(reach, peerId),
+      network: () => networkStatus({ libp2p, gater, reach, exchange, config, reachability: () => reachable(), relayServing }),
       trustLoopback: !policy.network,
       live: live.relay,
       watches: watcher.api()
@@ -328,6 +393,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       mesh,
       membership,
       trustMode,
+      gater,
+      reach,
+      reachability: () => reachable(),
       apiUrl: api.url,
       startedAt,
       listenAddresses: () => libp2p.getMultiaddrs().map(String),
@@ -340,6 +408,11 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await stack.stopAll().catch((stopErr: unknown) => { log.error('unwinding a failed start: %s', describeError(stopErr)) })
     throw err
   }
+}
+
+/** The peer id a bootstrap multiaddr names (checked by the config already). */
+function bootstrapPeerId (address: string): string {
+  return multiaddr(address).getComponents().findLast((c) => c.name === 'p2p')?.value ?? ''
 }
 
 /** The relay as a service of the stack: stopping it ends every follow. */

@@ -2,7 +2,9 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { peerIdOfAuthor } from '../../src/crypto/peer-id.js'
-import { parseMeshDefinition } from '../../src/membership/index.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import { formatMeshDefinition, parseMeshDefinition } from '../../src/membership/index.js'
+import { hostilePeer } from '../helpers/hostile-peer.js'
 import { main } from '../../src/node/cli/main.js'
 import type { MembersResponse } from '../../src/node/api/routes/members.js'
 import { shippedMeshFile } from '../../src/node/mesh.js'
@@ -83,6 +85,29 @@ describe('buildhaus-node mesh init', () => {
     expect((volunteer.ready as unknown as { mesh: { name: string, founders: number }, member: boolean })).toMatchObject({ mesh: { name: 'buildhaus-public', founders: 0 }, member: false })
     await waitFor(() => volunteer.stderr.includes('lists no founders yet, so no key is a member'), { timeoutMs: 10_000, what: 'the note on a mesh with no founders' })
     expect((await runCli(['members', '--api', volunteer.apiUrl])).stdout).toContain('this mesh lists no founders yet, so no key is a member')
+  })
+})
+
+describe('a closed mesh (the mesh file says closed: true)', () => {
+  const teardown = useTeardown()
+
+  it('the node admits members\' connections and refuses a stranger\'s, from the log\'s membership', async () => {
+    const dir = await tempDir(teardown, 'buildhaus-closed-')
+    const file = join(dir, 'closed.json')
+    await writeFile(file, formatMeshDefinition({ v: 1, name: 'closed-lab', founders: [...testMesh().founders], admit: 2, closed: true }))
+    const node = await startNodeProcess(teardown, { args: ['--mesh', file, '--slots', '0'] })
+    expect((node.ready as unknown as { mesh: { closed: boolean } }).mesh.closed).toBe(true)
+    const member = await hostilePeer(teardown, { key: testMesh().takeKey() })
+    await member.connect(node.address)
+    const stranger = await hostilePeer(teardown)
+    const refused = await stranger.libp2p.dial(multiaddr(node.address)).then(async (connection) => {
+      // Refused right after the handshake: the connection does not stay open.
+      await waitFor(() => connection.status !== 'open', { timeoutMs: 10_000, what: 'the node to drop the stranger' })
+      return true
+    }, () => true)
+    expect(refused).toBe(true)
+    await waitFor(() => stranger.libp2p.getConnections().length === 0, { timeoutMs: 10_000, what: 'no connection left to the stranger' })
+    expect(member.libp2p.getConnections().length).toBeGreaterThan(0)
   })
 })
 

@@ -14,6 +14,7 @@ import { meshInitCommand } from './mesh-init.js'
 import { peersCommand } from './peers.js'
 import { statusCommand } from './status.js'
 import { submitCommand } from './submit.js'
+import { swarmKeyCommand } from './swarm-key.js'
 import { verifyCommand } from './verify.js'
 import { unvouchCommand, vouchCommand } from './vouch.js'
 import { webhookAddCommand, webhookListCommand, webhookRemoveCommand } from './webhook.js'
@@ -38,6 +39,7 @@ export const commands: readonly Command[] = [
   logExportCommand,
   auditCommand,
   verifyCommand,
+  swarmKeyCommand,
   attestCommand,
   fetchCommand,
   releaseCommand,
