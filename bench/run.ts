@@ -18,6 +18,7 @@ import { benchDashboard } from './dashboard.js'
 import benchJobsFold from './jobs-fold.js'
 import { benchJobs } from './jobs.js'
 import { benchLedger } from './ledger.js'
+import { benchMembership } from './membership.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
 import { benchWatches } from './watches.js'
@@ -36,6 +37,7 @@ const MODULES = {
   audit: { full: async () => await benchAudit(), quick: async () => await benchAudit({ entries: 10_000 }) },
   jobs: { full: async () => await benchJobs(), quick: async () => await benchJobs({ sequential: 8, burst: 20 }) },
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },
+  membership: { full: async () => await benchMembership(), quick: async () => await benchMembership({ members: 200, strangerVouches: 2_000, rounds: 2 }) },
   blobs: { full: async () => await benchBlobs(), quick: async () => await benchBlobs({ sizeMb: 8, runs: 1 }) },
   watches: { full: async () => await benchWatches(), quick: async () => await benchWatches({ lines: 50, results: 50 }) },
   dashboard: { full: async () => await benchDashboard(), quick: async () => await benchDashboard({ jobs: 200, loads: 2, requests: 40 }) },

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { EntryBody, EntryTypeRules } from '../ledger/entry.js'
+import { membershipEntryRules } from '../membership/bodies.js'
 import {
   MAX_DIAGNOSIS_BUILDERS, MAX_DIAGNOSIS_FILES, MAX_CPU_SECONDS, MAX_DISK_MB, MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS,
   MAX_GLOB_LENGTH, MAX_GLOBS, MAX_JOB_NAME_LENGTH, MAX_LABELS_PER_SELECTOR, MAX_MEMORY_MB, MAX_PATH_LENGTH,
@@ -357,8 +358,14 @@ const refersToJob = (body: EntryBody): string[] => (typeof body.job === 'string'
 
 const refersToWatch = (body: EntryBody): string[] => (typeof body.watch === 'string' ? [body.watch] : [])
 
-/** The rules the ledger's EntryCodec needs for every type the jobs layer defines. */
+/**
+ * The rules the ledger's EntryCodec needs for every type a node knows: those
+ * the jobs layer defines, and the membership layer's `vouch` and `unvouch`
+ * (one table, so that every codec of the node, the audit and the tools
+ * accepts the same types).
+ */
 export const jobEntryRules: EntryTypeRules = {
+  ...membershipEntryRules,
   watch: { validate: validator(watchBodySchema) },
   unwatch: { validate: validator(unwatchBodySchema), refs: refersToWatch },
   poll: { validate: validator(pollBodySchema), refs: refersToWatch },

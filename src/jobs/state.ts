@@ -99,9 +99,9 @@ function foldPlatform (platform: JobBody['platforms'][number], acc: PlatformAcc,
   let reason = decision.reason
   if (decision.verdict === 'pending') {
     reason = ballots.length === 0
-      ? `no trusted results yet (${quorum} agreeing needed)`
+      ? `no ${policy.basis === 'members' ? 'members\'' : 'trusted'} results yet (${quorum} agreeing needed)`
       : `${decision.agreeing} of ${quorum} agreeing results`
-    if (untrusted > 0) reason += `; ${untrusted} from untrusted builders not counted`
+    if (untrusted > 0) reason += `; ${untrusted} from ${policy.basis === 'members' ? 'non-members' : 'untrusted builders'} not counted`
   }
   return {
     selector: platform.selector,
@@ -154,7 +154,7 @@ export function foldJob (job: DecodedEntry, related: Iterable<DecodedEntry>, pol
     }
     if (type === 'claim') {
       const claim = e.entry.body as unknown as ClaimBody
-      accs.get(claim.platform)?.claims.push({ builder: author, lease: claim.lease, time: e.entry.time, entry: e.id })
+      accs.get(claim.platform)?.claims.push({ builder: author, lease: claim.lease, time: e.entry.time, entry: e.id, trusted: trusts(author) })
     } else if (type === 'result') {
       const result = e.entry.body as unknown as ResultBody
       accs.get(result.platform)?.results.push({ view: resultView(e, result, trusts(author)), seq: e.entry.seq, id: e.id, body: result })

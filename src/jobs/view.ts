@@ -17,6 +17,11 @@ export interface ClaimView {
   /** The claimant's wall time when it claimed. */
   time: number
   entry: string
+  /**
+   * The reader's policy counts this claimant (a member, or on the trust
+   * list): only such claims hold a slot or make anyone yield.
+   */
+  trusted: boolean
 }
 
 export interface ResultView {

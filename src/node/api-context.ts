@@ -10,6 +10,9 @@ import type { NodeEvent } from './api/routes/events.js'
 import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
+import type { MeshMembership } from '../membership/index.js'
+import type { MembersResponse } from './api/routes/members.js'
+import type { LoadedMesh, TrustMode } from './mesh.js'
 import type { NetworkStatus, PeerReach } from './api/types.js'
 import type { LiveLogRelay } from './live-logs.js'
 import type { WatchesContext } from './api/routes/watches.js'
@@ -25,6 +28,9 @@ export interface NodeParts {
   exchange: BlobExchange
   sync: LedgerSync
   jobs: JobService
+  mesh: LoadedMesh
+  membership: MeshMembership
+  trustMode: TrustMode
   addressesOf (peerId: string): Promise<string[]>
   /** How this node reaches a peer, and its own place in the network. */
   reachOf?: (peerId: string) => PeerReach
@@ -53,7 +59,35 @@ const REPUTATION_TTL_MS = 2_000
 
 /** Everything the HTTP API reads and changes, from the node's running parts. */
 export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext {
-  const { identity, presence, libp2p, ledger, blobs, exchange, sync, jobs } = parts
+  const { identity, presence, libp2p, ledger, blobs, exchange, sync, jobs, mesh, membership } = parts
+  const membersNow = (): MembersResponse => {
+    const view = membership.view()
+    const self = identity.author
+    const asMember = view.members.find((m) => m.key === self)
+    const asCandidate = view.candidates.find((c) => c.key === self)
+    return {
+      mesh: {
+        name: mesh.definition.name,
+        file: mesh.file,
+        source: mesh.source,
+        fingerprint: mesh.fingerprint,
+        founders: mesh.definition.founders,
+        admit: mesh.definition.admit,
+        closed: mesh.definition.closed === true
+      },
+      trust: parts.trustMode,
+      self: {
+        author: self,
+        member: asMember !== undefined,
+        founder: asMember?.founder ?? false,
+        vouchers: asMember?.vouchers ?? asCandidate?.vouchers ?? [],
+        needed: asMember !== undefined ? 0 : asCandidate?.needed ?? mesh.definition.admit
+      },
+      members: view.members,
+      candidates: view.candidates,
+      barred: view.barred
+    }
+  }
   let reputation: { at: number, value: ReturnType<typeof computeReputation> } | undefined
   const reputationNow = (): ReturnType<typeof computeReputation> => {
     if (reputation === undefined || Date.now() - reputation.at > REPUTATION_TTL_MS) reputation = { at: Date.now(), value: computeReputation(jobs.foldedViews()) }
@@ -76,6 +110,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     ...(parts.network !== undefined ? { network: parts.network, reachability: () => parts.network!().reachability } : {}),
     reputation: reputationNow,
     isEquivocating: (author) => ledger.isEquivocating(author),
+    isMember: (author) => membership.isMember(author),
 
     jobs,
     ...(parts.live !== undefined ? { live: parts.live } : {}),
@@ -158,11 +193,30 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         sandboxRunSeconds: stats.runSeconds,
         blobBytes: usage.bytes,
         blobCount: usage.count,
+        runsYielded: stats.yielded,
+        meshMembers: membership.members().size,
         ...(parts.network !== undefined ? { network: networkMetrics(parts.network()) } : {})
       }
     },
 
     findArtifact: (sha256, job) => findArtifact(jobs.foldedViews(), sha256, job),
+    membership: membersNow,
+    membershipEntries: async function * () {
+      for (const type of ['vouch', 'unvouch', 'revoke']) {
+        for await (const e of ledger.byType(type)) yield { id: e.id, entry: e.entry as unknown as Record<string, unknown> }
+      }
+    },
+    vouch: async (member, vouch) => {
+      const entry = await ledger.append(vouch ? 'vouch' : 'unvouch', { member })
+      return {
+        entry: entry.id,
+        type: vouch ? 'vouch' : 'unvouch',
+        member,
+        admitted: membership.isMember(member),
+        selfMember: membership.isMember(identity.author),
+        members: membersNow()
+      }
+    },
     forks: async () => (await ledger.forks()).map((f) => ({ author: f.author, seq: f.seq, ids: f.entries.map((e) => e.id) }))
   }
 }

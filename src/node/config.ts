@@ -42,8 +42,14 @@ export interface NodeConfig {
   sandbox: SandboxMode
   /** What jobs the volunteer admits; the admission policy will set these. */
   accepts: { network: boolean, root: boolean }
-  /** A directory of trusted builder keys: the node's view counts only their results. Absent: everyone. */
+  /**
+   * Whom the node counts: absent, the members of its mesh (the default);
+   * `everyone` (today's open behaviour, unsafe on an open network); else an
+   * absolute directory of trusted builder keys, which overrides membership.
+   */
   trust?: string
+  /** The mesh definition file given with `--mesh` (absolute); absent: the home's mesh.json, else keys/mesh.json. */
+  mesh?: string
   /** Agreeing distinct builders a platform needs; absent: each platform's replica count. */
   quorum?: number
   /** Bound of the blob store (sources, logs, artifacts), least recently used evicted first. */
@@ -80,6 +86,7 @@ export interface JoinFlags {
   api?: string
   sandbox?: string
   trust?: string
+  mesh?: string
   quorum?: string
   blobCache?: string
   relay?: string
@@ -125,7 +132,8 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
     api: flags.api === undefined ? { host: DEFAULT_API_HOST, port: DEFAULT_API_PORT } : parseApiAddress(flags.api),
     sandbox: parseSandbox(flags.sandbox ?? 'bubblewrap'),
     accepts: { network: false, root: false },
-    ...(flags.trust !== undefined ? { trust: resolve(flags.trust) } : {}),
+    ...(flags.trust !== undefined ? { trust: flags.trust === 'everyone' ? 'everyone' : resolve(flags.trust) } : {}),
+    ...(flags.mesh !== undefined ? { mesh: resolve(flags.mesh) } : {}),
     ...(flags.quorum !== undefined ? { quorum: parseWholeNumber('--quorum', flags.quorum, 1, 16, 'agreeing builders a platform needs') } : {}),
     blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold'),
     relay: parseRelayMode(flags.relay ?? 'auto'),

@@ -9,6 +9,7 @@ import { createSigner } from '../crypto/sign.js'
 import { EntryCodec } from '../ledger/entry.js'
 import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
+import { MeshMembership } from '../membership/index.js'
 import { clearWorkspaces, createExecutor, loadPolicy, measureHost, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
 import { nodeApiContext } from './api-context.js'
@@ -32,6 +33,7 @@ import type { HealthResponse } from './api/types.js'
 import type { NodeConfig } from './config.js'
 import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
+import { loadMesh, noFoundersNotice, trustModeOf, type LoadedMesh, type TrustMode } from './mesh.js'
 import { ServiceStack } from './services.js'
 import { networkStatus, reachOfPeer } from './network-status.js'
 import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelog/index.js'
@@ -57,7 +59,7 @@ export interface StartNodeOptions {
   /**
    * Whether an author key is a member of the mesh, for the gossip layer
    * (introducers, members' announced addresses, who is evicted first from
-   * bounded tables). Default: nobody is, until membership is wired here.
+   * bounded tables). Default: the mesh's membership (src/membership).
    */
   isMember?: (author: string) => boolean
   /** How long to wait at start for one bootstrap peer to answer. */
@@ -79,10 +81,11 @@ export interface StartNodeOptions {
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
   /**
-   * A closed mesh (`closed: true` in the mesh definition): the connection
-   * gater refuses every peer for which `isMember(authorHex)` is false (its
-   * configured bootstrap peers excepted), and closes connections to peers that
-   * stop being members. Absent: an open mesh, anyone may connect.
+   * A closed mesh: the connection gater refuses every peer for which
+   * `isMember(authorHex)` is false (its configured bootstrap peers excepted),
+   * and closes connections to peers that stop being members. Default: the
+   * mesh's own membership when its definition says `closed: true`, else an
+   * open mesh (anyone may connect).
    */
   closedMesh?: ClosedMesh
   /** Override parts of NAT traversal (tests). */
@@ -109,6 +112,17 @@ export interface RunningNode {
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
   readonly policy: AdmissionPolicy
+  /** The mesh this node belongs to: its definition, and the file it came from. */
+  readonly mesh: LoadedMesh
+  /**
+   * Who is a member of the mesh now, from the vouches in the log. For the
+   * connection gater and the ledger's quotas: `membership.isMember(authorHex)`
+   * and `membership.standing(authorHex)` (a peer id and an author key are the
+   * same Ed25519 key, see src/crypto/peer-id.ts).
+   */
+  readonly membership: MeshMembership
+  /** Whom the node counts: the mesh's members (default), everyone, or its trust list. */
+  readonly trustMode: TrustMode
   /** The connection gater (closed-mesh admission, relay bounds). */
   readonly gater: MeshGater
   /** How each peer is reached (direct, relayed, hole-punched). */
@@ -149,10 +163,16 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
 
     // Maximums the volunteer did not set are capped by what this host has, shared between its slots.
     const policy = await loadPolicy(identity.paths.policy, await measureHost(identity.paths.work, config.slots))
+    const mesh = await loadMesh(config.mesh, config.home)
+    const trustMode = trustModeOf(config.trust)
     const executor = options.executor ?? await makeExecutor(config, warn)
     const trust = await trustPolicyOf(config)
+    // Who is a member, from the log's vouches: ready before the network starts, so that a
+    // connection gater or the ledger's quotas can ask from the first peer on.
+    const membership = await stack.start('membership', new MeshMembership({ definition: mesh.definition, ledger }))
 
-    const isMember = options.isMember ?? ((author: string) => options.closedMesh?.isMember(author) ?? false)
+    // Members' heartbeat addresses are dialable and members keep their places in the presence table.
+    const isMember = options.isMember ?? ((author: string) => options.closedMesh?.isMember(author) ?? membership.isMember(author))
     // Every dial of this node passes the book's gate: only addresses seen on real connections, introduced by a trusted peer, or configured.
     const book = createAddressBook({ bootstrap: config.bootstrap, discovery: config.mdns, isMember })
     // A node listening on a public address needs no relay; any other reserves a slot on one (an announced
@@ -161,8 +181,10 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const publicAtStart = boundPublic || config.announce.some((a) => isPublicAddress(a))
     let reachable: () => Reachability = () => publicAtStart ? 'public' : 'private'
     const relayServing = (): boolean => servesRelay(config.relay, reachable())
+    // A closed mesh (its definition says `closed: true`) admits only members at the connection level.
+    const closedMesh: ClosedMesh | undefined = options.closedMesh ?? (mesh.definition.closed === true ? { isMember: (author) => membership.isMember(author) } : undefined)
     const gater = meshGater({
-      ...(options.closedMesh !== undefined ? { closedMesh: options.closedMesh } : {}),
+      ...(closedMesh !== undefined ? { closedMesh } : {}),
       alwaysAllow: config.bootstrap.map(bootstrapPeerId),
       relayServing
     })
@@ -187,6 +209,11 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     book.start(libp2p)
     stack.add('address book', { start: () => {}, stop: () => { book.stop() } })
     await stack.start('gater', gater)
+    // A key that stops being a member (unvouched, revoked, forked) loses its connections to a closed mesh at once.
+    if (closedMesh !== undefined) {
+      const offSweep = membership.on('change', () => { gater.sweep() })
+      stack.add('gater sweep on membership', { start: async () => {}, stop: async () => { offSweep() } })
+    }
     const reach = await stack.start('reach', reachTracker(libp2p))
     const introductions = await stack.start('introductions', createIntroductions({ network: libp2p, book }, options.introductions))
     await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
@@ -263,6 +290,12 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     // history keeps arriving after the jobs start.
     if (ownChainTimeoutMs > 0) await sync.catchUp({ timeoutMs: options.catchUpTimeoutMs ?? CATCH_UP_TIMEOUT_MS })
 
+    // Whom the node believes now: the members (they change with vouches), minus keys caught forking.
+    const policyNow = (): TrustPolicy => ({
+      ...trust,
+      ...(trustMode === 'members' ? { trusted: membership.members() } : {}),
+      excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()])
+    })
     const jobs = new JobService({
       self: { author: identity.author, platforms: config.platforms, slots },
       ledger,
@@ -278,12 +311,16 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       membership: membershipOf(presence),
       executor,
       policy,
-      trust,
+      trust: policyNow(),
       workRoot: identity.paths.work,
       sign: createSigner(identity.key).sign,
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })
+    const refold = (): void => { jobs.setTrustPolicy(policyNow()) }
+    ledger.addEventListener('fork', refold)
+    const offMembers = membership.on('change', refold)
+    stack.add('trust watch', { start: async () => {}, stop: async () => { ledger.removeEventListener('fork', refold); offMembers() } })
     // This node's own runs go to the live log hub as they print.
     const offRun = jobs.on('run', (event) => {
       const key = liveKey(event.detail.job, event.detail.platform, identity.author)
@@ -302,13 +339,13 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       ...(options.webhookSender !== undefined ? { sender: options.webhookSender } : {})
     }))
     const addressPolicy = new AddressPolicy(config.watchAllow)
-    const membership = membershipOf(presence)
+    const presenceMembers = membershipOf(presence)
     const watcher = new Watcher({
       self: identity.author,
       jobs,
       ledger,
       blobs,
-      members: () => [...membership.members(), { author: identity.author, platforms: config.platforms, slots, free: 0, running: [], accepts: { network: policy.network, root: policy.root }, lastSeen: Date.now(), ...(config.polls ? { polls: true } : {}) }],
+      members: () => [...presenceMembers.members(), { author: identity.author, platforms: config.platforms, slots, free: 0, running: [], accepts: { network: policy.network, root: policy.root }, lastSeen: Date.now(), ...(config.polls ? { polls: true } : {}) }],
       policy: addressPolicy,
       workRoot: identity.paths.work,
       minIntervalS: config.watchMinIntervalS
@@ -321,11 +358,6 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       jobs,
       peerIdOf: peerIdOfAuthor
     })))
-    // A key caught forking is no longer believed: refold every view without it.
-    const excludeForked = (): void => { jobs.setTrustPolicy({ ...trust, excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()]) }) }
-    if (ledger.equivocatingAuthors().length > 0) excludeForked()
-    ledger.addEventListener('fork', excludeForked)
-    stack.add('fork watch', { start: async () => {}, stop: async () => { ledger.removeEventListener('fork', excludeForked) } })
 
     const api = await stack.start('api', createApiServer(nodeApiContext({
       identity,
@@ -338,6 +370,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       exchange,
       sync,
       jobs,
+      mesh,
+      membership,
+      trustMode,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
       reachOf: (peerId) => reachOfPeer(reach, peerId),
       network: () => networkStatus({ libp2p, gater, reach, exchange, config, reachability: () => reachable(), relayServing }),
@@ -356,6 +391,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       })
     }
 
+    // Said once the node is up (a start that fails says one sentence, its error).
+    if (trustMode === 'members' && mesh.definition.founders.length === 0) warn(`note: ${noFoundersNotice(mesh)}`)
+    if (trustMode === 'everyone') warn('WARNING: --trust everyone: every key\'s claims and results count, so two throwaway keys can forge a verdict; use it only on a network where you know every machine.')
     log('node %p started: %s', identity.peerId, stack.names.join(', '))
     let stopping: Promise<void> | undefined
     return {
@@ -374,6 +412,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       releasePins,
       executor,
       policy,
+      mesh,
+      membership,
+      trustMode,
       gater,
       reach,
       reachability: () => reachable(),
@@ -415,10 +456,20 @@ async function makeExecutor (config: NodeConfig, warn: (message: string) => void
   }
 }
 
-/** Whom the node's own view believes: --trust (a key directory) and --quorum. */
+/**
+ * Whom the node's own view believes, apart from the members (filled in live):
+ * --trust DIR (a key directory, overriding membership), --trust everyone, and --quorum.
+ */
 async function trustPolicyOf (config: NodeConfig): Promise<TrustPolicy> {
   const policy: TrustPolicy = {}
-  if (config.trust !== undefined) policy.trusted = (await loadTrustDir(config.trust)).keys
+  const mode = trustModeOf(config.trust)
+  if (mode === 'list') {
+    policy.trusted = (await loadTrustDir(config.trust!)).keys
+    policy.basis = 'list'
+  } else if (mode === 'members') {
+    policy.trusted = new Set()
+    policy.basis = 'members'
+  }
   if (config.quorum !== undefined) policy.quorum = config.quorum
   return policy
 }

@@ -4,6 +4,7 @@ import { RPC } from '@libp2p/gossipsub/message'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
+import { libp2pPrivateKey } from '../../src/crypto/peer-id.js'
 import { createSigner, type Signer } from '../../src/crypto/sign.js'
 import type { PrivateKey } from '@libp2p/interface'
 import { createMeshLibp2p, type MeshLibp2p } from '../../src/gossip/libp2p.js'
@@ -178,6 +179,8 @@ export interface HostilePeerOptions {
   topics?: string[]
   /** Its libp2p key (default: a fresh one): e.g. a key the test counts as a member. */
   privateKey?: PrivateKey
+  /** The same as a node key (e.g. a founder key of the test mesh, for a member gone bad). */
+  key?: NodeKey
   /** A private mesh's key, right or wrong (default: none, as a stranger has). */
   swarmKey?: Uint8Array
   /** Speak circuit relay (and the rest of NAT traversal), to use or abuse relays. */
@@ -187,8 +190,8 @@ export interface HostilePeerOptions {
 }
 
 /**
- * Start a hostile peer on loopback under a fresh libp2p key (`announce`:
- * addresses it claims in identify besides its own), subscribed to
+ * Start a hostile peer on loopback under a fresh libp2p key (or `key`;
+ * `announce`: addresses it claims in identify besides its own), subscribed to
  * the mesh's topics (so that it receives and can publish), stopped at
  * teardown. Its libp2p key is its peer id; the entries it forges can be
  * signed by any number of other throwaway authors.
@@ -196,7 +199,8 @@ export interface HostilePeerOptions {
 export async function hostilePeer (teardown: Teardown, options: HostilePeerOptions = {}): Promise<HostilePeer> {
   const topics = options.topics ?? [ENTRIES_TOPIC, FORKS_TOPIC, PRESENCE_TOPIC]
   const libp2p = await createMeshLibp2p({
-    privateKey: options.privateKey ?? await generateKeyPair('Ed25519'),
+    // A given key makes the peer that author on the network too (a member gone bad: its heartbeats are its own).
+    privateKey: options.privateKey ?? (options.key !== undefined ? await libp2pPrivateKey(options.key) : await generateKeyPair('Ed25519')),
     listen: ['/ip4/127.0.0.1/tcp/0'],
     topics,
     ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}),
@@ -207,4 +211,36 @@ export async function hostilePeer (teardown: Teardown, options: HostilePeerOptio
   teardown(async () => { await libp2p.stop() })
   for (const topic of topics) libp2p.services.pubsub.subscribe(topic)
   return new HostilePeer(libp2p)
+}
+
+/** A heartbeat that every node's presence validation accepts, with the fields a test wants changed. */
+export function heartbeatOf (fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    v: 1,
+    platforms: ['linux-x64'],
+    slots: 1,
+    free: 0,
+    running: [],
+    accepts: { network: false, root: false },
+    version: '0.1.0',
+    time: Date.now(),
+    ...fields
+  }
+}
+
+/** A result body that passes every body rule: status pass, the given artifacts, a plausible environment. */
+export function fakeResultBody (job: string, platform: string, artifacts: Array<{ path: string, sha256: string, size: number }>): Record<string, unknown> {
+  const now = Date.now()
+  return {
+    job,
+    platform,
+    status: 'pass',
+    steps: [{ name: 'build', exit: 0, ms: 120 }],
+    log: createHash('sha256').update(`a log for ${job}`).digest('hex'),
+    logSize: 17,
+    artifacts: [...artifacts].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    env: { os: 'Debian GNU/Linux 12', kernel: '6.1.0', arch: 'x64', sandbox: 'bubblewrap 0.8.0', tools: {} },
+    start: now - 200,
+    end: now
+  }
 }

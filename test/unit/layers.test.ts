@@ -15,13 +15,15 @@ const ALLOWED: Record<string, string[]> = {
   ledger: ['util', 'crypto'],
   gossip: ['util', 'crypto'],
   livelog: ['util', 'crypto'],
-  jobs: ['util', 'crypto', 'ledger', 'blobs', 'sandbox', 'archive'],
+  membership: ['util', 'crypto', 'ledger'],
+  jobs: ['util', 'crypto', 'ledger', 'membership', 'blobs', 'sandbox', 'archive'],
   upstream: ['util', 'crypto', 'archive', 'ledger', 'blobs', 'sandbox', 'jobs'],
-  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'livelog', 'jobs', 'upstream']
+  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'livelog', 'membership', 'jobs', 'upstream']
 }
 
 /** "jobs know entries, not libp2p". */
 const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
+  membership: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
   jobs: /^(libp2p|@libp2p\/|@chainsafe\/|fastify)/,
   ledger: /^fastify/,
   sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,

@@ -75,7 +75,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     })
   } catch (err) {
     options.signal.throwIfAborted()
-    return errorResult(job, platform, start, `the sandbox failed: ${describeError(err)}`, await options.executor.fingerprint())
+    return errorResult(job, platform, start, withoutHostPaths(`the sandbox failed: ${describeError(err)}`, options.workRoot), await options.executor.fingerprint())
   }
   try {
     options.signal.throwIfAborted()
@@ -93,7 +93,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     }
     const tooMany = outcome.status === 'pass' && outcome.artifacts.length > MAX_RESULT_ARTIFACTS
     const status: ResultStatus = tooMany ? 'error' : outcome.status
-    const reason = tooMany ? `more than ${MAX_RESULT_ARTIFACTS} artifacts matched the globs` : outcome.reason
+    const reason = tooMany ? `more than ${MAX_RESULT_ARTIFACTS} artifacts matched the globs` : outcome.reason !== undefined ? withoutHostPaths(outcome.reason, options.workRoot) : undefined
     return {
       job: job.id,
       platform,
@@ -159,6 +159,15 @@ function envOf (outcome: Pick<RunOutcome, 'env'>): ResultBody['env'] {
 /** The first line of a tool's answer, without control characters, within the field bound. */
 function oneLine (text: string): string {
   return (text.split('\n')[0] ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, MAX_ENV_FIELD_LENGTH)
+}
+
+/**
+ * A reason goes into the signed, replicated log: never the volunteer's own
+ * paths. The workspace root (and anything under it) becomes `<workspace>`.
+ */
+export function withoutHostPaths (text: string, workRoot: string): string {
+  if (workRoot === '' || workRoot === '/') return text
+  return text.split(workRoot).join('<workspace>')
 }
 
 function errorResult (job: JobView, platform: string, start: number, reason: string, env: RunOutcome['env']): ResultBody {

@@ -72,6 +72,8 @@ export interface PeerView {
   reputation?: { score: number, agreed: number, disagreed: number, results: number }
   /** Caught forking its chain: nothing it writes is believed. */
   equivocating?: boolean
+  /** A member of the node's mesh (its claims and results count under the default trust mode). */
+  member?: boolean
   /** How this node reaches it now (other rows only). */
   reach?: PeerReach
   /** How others reach this node (its own row only). */

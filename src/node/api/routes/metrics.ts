@@ -19,6 +19,10 @@ export interface MetricsSnapshot {
   sandboxRunSeconds: { count: number, sum: number }
   blobBytes: number
   blobCount: number
+  /** Runs this node stopped because a counted node's earlier claim filled the slot. */
+  runsYielded: number
+  /** Members of the node's mesh (from the vouches in the log). */
+  meshMembers: number
   /** NAT traversal and the connection gater (absent on a bare API). */
   network?: {
     relayedConnections: number
@@ -62,6 +66,8 @@ export function formatMetrics (m: MetricsSnapshot): string {
     `buildhaus_sandbox_run_seconds_sum ${m.sandboxRunSeconds.sum}`, `buildhaus_sandbox_run_seconds_count ${m.sandboxRunSeconds.count}`)
   gauge('buildhaus_blob_bytes', 'Bytes in the local blob store.', m.blobBytes)
   gauge('buildhaus_blobs', 'Blobs in the local blob store.', m.blobCount)
+  gauge('buildhaus_runs_yielded_total', 'Runs this node stopped because an earlier claim of a counted node filled the slot.', m.runsYielded, 'counter')
+  gauge('buildhaus_mesh_members', 'Members of this node\'s mesh, from the vouches in the log.', m.meshMembers)
   if (m.network !== undefined) {
     gauge('buildhaus_relayed_connections', 'Open connections that go through a circuit relay.', m.network.relayedConnections)
     gauge('buildhaus_relay_reservations', 'Reservations this node holds as a relay for peers behind NAT.', m.network.relayReservations)

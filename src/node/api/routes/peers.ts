@@ -17,6 +17,8 @@ export interface PeersContext {
   reputation?: () => BuilderReputation[]
   /** The author forked its chain: its entries are no longer believed. */
   isEquivocating?: (author: string) => boolean
+  /** The author is a member of the node's mesh (absent on a bare API). */
+  isMember?: (author: string) => boolean
   /** How this node reaches a peer now. */
   reachOf?: (peerId: string) => PeerReach
   /** How others reach this node. */
@@ -65,7 +67,8 @@ export function registerPeerRoutes (app: FastifyInstance, context: PeersContext)
       return {
         ...row,
         ...(r !== undefined ? { reputation: { score: r.score, agreed: r.agreed, disagreed: r.disagreed, results: r.results } } : {}),
-        ...(context.isEquivocating !== undefined ? { equivocating: context.isEquivocating(row.author) } : {})
+        ...(context.isEquivocating !== undefined ? { equivocating: context.isEquivocating(row.author) } : {}),
+        ...(context.isMember !== undefined ? { member: context.isMember(row.author) } : {})
       }
     })
     return { peers: rows }

@@ -9,11 +9,14 @@ import { initCommand } from './init.js'
 import { jobsCommand } from './jobs.js'
 import { joinCommand } from './join.js'
 import { logExportCommand } from './log-export.js'
+import { membersCommand } from './members.js'
+import { meshInitCommand } from './mesh-init.js'
 import { peersCommand } from './peers.js'
 import { statusCommand } from './status.js'
 import { submitCommand } from './submit.js'
 import { swarmKeyCommand } from './swarm-key.js'
 import { verifyCommand } from './verify.js'
+import { unvouchCommand, vouchCommand } from './vouch.js'
 import { webhookAddCommand, webhookListCommand, webhookRemoveCommand } from './webhook.js'
 
 /**
@@ -29,6 +32,10 @@ export const commands: readonly Command[] = [
   jobsCommand,
   cancelCommand,
   peersCommand,
+  meshInitCommand,
+  membersCommand,
+  vouchCommand,
+  unvouchCommand,
   logExportCommand,
   auditCommand,
   verifyCommand,
