@@ -23,6 +23,8 @@ export interface Member {
   /** `<job id>/<selector>` of every slot it is running. */
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** The environments it has ready to build in (a platform with an environment needs it). */
+  environments?: string[]
   lastSeen: number
   /**
    * When it last wrote a claim or a result (its own time, from the log):
@@ -36,6 +38,8 @@ export type Admission = { ok: true } | { ok: false, reason: string }
 export interface SelfNode {
   author: string
   platforms: string[]
+  /** The environments it has ready (as Member.environments). */
+  environments?: string[]
   free: number
   /** As Member.lastActive. */
   lastActive?: number
@@ -161,6 +165,14 @@ const POLICY_REFUSAL_PREFIX = 'refused by policy: '
 /** How a refusal for want of the job's source starts (service/runner.ts). */
 export const SOURCE_REFUSAL_PREFIX = 'could not get the source '
 
+/** How a refusal for want of the job's environment starts (service/runner.ts): unknown packages, an unreachable archive… */
+export const ENVIRONMENT_REFUSAL_PREFIX = 'could not prepare the environment '
+
+/** Whether a member can build a platform: it offers every label, and the platform's environment if it names one. */
+export function canBuild (member: Pick<Member, 'platforms' | 'environments'>, platform: Pick<PlatformView, 'labels' | 'environment'>): boolean {
+  return offersAll(member.platforms, platform.labels) && (platform.environment === undefined || (member.environments ?? []).includes(platform.environment))
+}
+
 /** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
 export function policyRefusals (member: Pick<Member, 'accepts'>, job: JobView): string[] {
   const refusals: string[] = []
@@ -247,6 +259,7 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     free: self.free,
     running: self.running ?? heard?.running ?? [],
     accepts: heard?.accepts ?? { network: true, root: true },
+    ...(self.environments !== undefined ? { environments: self.environments } : heard?.environments !== undefined ? { environments: heard.environments } : {}),
     lastSeen: heard?.lastSeen ?? now,
     ...(self.lastActive !== undefined ? { lastActive: self.lastActive } : heard?.lastActive !== undefined ? { lastActive: heard.lastActive } : {})
   })
@@ -254,7 +267,7 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
   for (const m of live.values()) remaining.set(m.author, Math.max(0, m.free))
 
   const eligible = (m: Member, job: JobView, platform: PlatformView, state: SlotState): boolean =>
-    offersAll(m.platforms, platform.labels) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
+    canBuild(m, platform) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
   const me = live.get(self.author)!
   const slots = fairShareOrder(input.jobs).map(({ job, platform }) => ({ job, platform, state: slotState(job, platform, now, live) }))
   // Slots after the last one self could take cannot change what self does: skip their hashing.
@@ -318,6 +331,8 @@ export function decideRefusals (input: ClaimInput): RefusalDecision[] {
 /**
  * Why nobody takes a pending platform, from live presence:
  * - `unmatched: no live node offers linux-arm64`;
+ * - `unmatched: no live node offers the environment debian-12` (N nodes
+ *   offer the labels but do not have the environment ready);
  * - `refused: could not get the source …` when a builder that could not fetch
  *   the source refused too (a lost source, not a policy);
  * - `refused by policy: network` when every matching node that could still
@@ -331,8 +346,16 @@ export function explainUnmatched (job: JobView, selector: string, members: reado
   const platform = job.platforms.find((p) => p.selector === selector)
   if (platform === undefined) throw new InvalidInputError(`job ${job.id} has no platform ${selector}`)
   if (!isOpen(job, platform)) return undefined
-  const matching = members.filter((m) => offersAll(m.platforms, platform.labels))
-  if (matching.length === 0) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }
+  const matching = members.filter((m) => canBuild(m, platform))
+  if (matching.length === 0) {
+    if (platform.environment === undefined) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }
+    const labelled = members.filter((m) => offersAll(m.platforms, platform.labels)).length
+    const others = selector === platform.environment ? '' : ` with ${selector}`
+    return {
+      verdict: 'unmatched',
+      reason: `unmatched: no live node offers the environment ${platform.environment}${others}${labelled > 0 ? ` (${labelled} offer${labelled > 1 ? '' : 's'} the labels without having it ready)` : ''}`
+    }
+  }
   const live = new Map(members.map((m) => [m.author, m]))
   const state = slotState(job, platform, now, live)
   if (state.missing <= 0) return undefined
@@ -348,8 +371,8 @@ export function explainUnmatched (job: JobView, selector: string, members: reado
   for (const r of platform.results) {
     if (r.status !== 'refused' || !state.refused.has(r.builder) || !live.has(r.builder)) continue
     const reason = r.reason ?? 'refused'
-    // A node's admission policy says "refused by policy: …"; a builder that could not get the source says so.
-    if (reason.startsWith(SOURCE_REFUSAL_PREFIX)) policyOnly = false
+    // A node's admission policy says "refused by policy: …"; a builder that could not get the source, or prepare the environment, says so.
+    if (reason.startsWith(SOURCE_REFUSAL_PREFIX) || reason.startsWith(ENVIRONMENT_REFUSAL_PREFIX)) policyOnly = false
     reasons.add(reason.startsWith(POLICY_REFUSAL_PREFIX) ? reason.slice(POLICY_REFUSAL_PREFIX.length) : reason)
   }
   if (reasons.size > 0) return { verdict: 'unmatched', reason: `${policyOnly ? POLICY_REFUSAL_PREFIX : 'refused: '}${[...reasons].sort().join(', ')}` }

@@ -1,4 +1,4 @@
-import type { Artifact, BuildEnv, JobBody, ResultStatus, StepResult } from './bodies.js'
+import type { Artifact, BuildEnv, JobBody, ResultEnvironment, ResultStatus, StepResult } from './bodies.js'
 
 /**
  * The state of a job as the fold derives it from the log. Plain JSON data
@@ -28,6 +28,8 @@ export interface ResultView {
   logSize: number
   artifacts: Artifact[]
   env: BuildEnv
+  /** The environment it was built in (absent: the builder's host). */
+  environment?: ResultEnvironment
   start: number
   end: number
   /** The builder's wall time when it published. */
@@ -65,6 +67,8 @@ export interface PlatformView {
   selector: string
   labels: string[]
   replicas: number
+  /** The environment the job asks this platform to be built in (absent: builders' hosts). */
+  environment?: string
   /** Agreeing distinct builders needed, under the reader's policy. */
   quorum: number
   verdict: PlatformVerdict
@@ -73,6 +77,8 @@ export interface PlatformView {
   agreeing: number
   /** The deciding group's artifacts (verified or failed platforms). */
   artifacts?: Artifact[]
+  /** The environment of the deciding group's results (its first builder's), when they were built in one. */
+  decidedEnvironment?: ResultEnvironment
   claims: ClaimView[]
   results: ResultView[]
   mismatch?: MismatchView

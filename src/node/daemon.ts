@@ -10,7 +10,9 @@ import { EntryCodec } from '../ledger/entry.js'
 import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
 import { createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
+import { EnvironmentStore } from '../environments/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
+import { NodeEnvironments } from './environments.js'
 import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
 import { KEEPER_SILENT_MS } from '../gossip/constants.js'
@@ -56,6 +58,8 @@ export interface StartNodeOptions {
   executor?: Executor
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
+  /** Where progress of environments being made goes (default: as warnings, to stderr). */
+  environmentProgress?: (line: string) => void
 }
 
 /** A started node. `stop()` stops its services in reverse order of start. */
@@ -74,6 +78,8 @@ export interface RunningNode {
   readonly jobs: JobService
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
+  /** The environments it offers; undefined when it offers none. */
+  readonly environments: NodeEnvironments | undefined
   readonly policy: AdmissionPolicy
   readonly apiUrl: string
   readonly startedAt: number
@@ -132,6 +138,18 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       }
     ))
 
+    // Environments are made in the background: the node joins at once and advertises each when it is ready.
+    let environments: NodeEnvironments | undefined
+    if (config.environments.length > 0 && executor !== undefined) {
+      const store = await EnvironmentStore.open({ dir: config.environmentDir, maxBytes: config.environmentCacheMb * 1024 * 1024 })
+      environments = await stack.start('environments', new NodeEnvironments({
+        store,
+        offered: config.environments,
+        onReady: (names) => { presence.update({ environments: names }) },
+        say: options.environmentProgress ?? warn
+      }))
+    }
+
     const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
     // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition,
     // and so protocols that dial by peer id (blob fetches) reach a member this node has no connection to.
@@ -184,6 +202,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       fetcher: blobFetcherOf(exchange, () => libp2p.getPeers()),
       membership: membershipOf(presence),
       executor,
+      ...(environments !== undefined ? { environments } : {}),
       policy,
       trust,
       workRoot: identity.paths.work,
@@ -237,6 +256,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       sync,
       jobs,
       executor,
+      environments,
       policy,
       apiUrl: api.url,
       startedAt,

@@ -33,6 +33,8 @@ export interface HomePaths {
   ledger: string
   blobs: string
   work: string
+  /** The environment store's default place (`--environment-dir` moves it). */
+  environments: string
 }
 
 export function homePaths (root: string): HomePaths {
@@ -44,7 +46,8 @@ export function homePaths (root: string): HomePaths {
     policy: join(root, 'policy.json'),
     ledger: join(root, 'ledger'),
     blobs: join(root, 'blobs'),
-    work: join(root, 'work')
+    work: join(root, 'work'),
+    environments: join(root, 'environments')
   }
 }
 

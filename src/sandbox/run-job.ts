@@ -5,6 +5,7 @@ import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
 import { collectArtifacts } from './artifacts.js'
 import { diskUsage } from './disk-usage.js'
+import { environmentFingerprint } from './host.js'
 import { assertValidLimits, MiB } from './limits.js'
 import { BoundedLog } from './log-buffer.js'
 import type { StepExit, StepProcess } from './step-process.js'
@@ -62,7 +63,7 @@ export async function runJob (backend: SandboxBackend, request: RunRequest): Pro
     }
   }
   const start = Date.now()
-  const env = await backend.fingerprint()
+  const env = request.rootfs === undefined ? await backend.fingerprint() : environmentFingerprint(await backend.fingerprint(), request.rootfs)
   const session = new RunSession(backend, request)
   const workspace = await createWorkspace(request.workRoot, backend.workspaceOptions())
   let disposed: Promise<void> | undefined

@@ -13,7 +13,7 @@ import type { TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
 import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
 import { JobIndex } from './job-index.js'
-import type { BlobFetcher, JobBlobs, JobLedger, Membership } from './ports.js'
+import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
 import { requestedLimits, runSlot } from './runner.js'
 
 const log = componentLogger('jobs:service')
@@ -45,6 +45,8 @@ export interface JobServiceOptions {
   membership: Membership
   /** Undefined when this node cannot build (no sandbox): it still submits, watches and serves. */
   executor: Executor | undefined
+  /** The environments this node offers; undefined: it builds on its host only. */
+  environments?: JobEnvironments
   policy: AdmissionPolicy
   trust: TrustPolicy
   /** Where sandbox workspaces go. */
@@ -257,6 +259,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       free: Math.max(0, slots - this.running.size - this.claiming.size),
       running: [...this.running.keys()],
       accepts: { network: this.options.policy.network, root: this.options.policy.root },
+      environments: this.options.environments?.ready() ?? [],
       lastSeen: Date.now(),
       ...(lastActive !== undefined ? { lastActive } : {})
     }]
@@ -326,7 +329,15 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (free <= 0) return
     const { claims, refusals } = planClaims({
       now,
-      self: { author: self.author, platforms: self.platforms, free, running: [...this.running.keys()], ...lastActiveOf(this.lastActive, self.author), admit: (job) => this.admit(job) },
+      self: {
+        author: self.author,
+        platforms: self.platforms,
+        environments: this.options.environments?.ready() ?? [],
+        free,
+        running: [...this.running.keys()],
+        ...lastActiveOf(this.lastActive, self.author),
+        admit: (job) => this.admit(job)
+      },
       members: this.withLoggedLoad(members, open, now),
       jobs: open,
       leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS
@@ -470,6 +481,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         platform,
         limits: admission.limits,
         executor: this.options.executor,
+        ...(this.options.environments !== undefined ? { environments: this.options.environments } : {}),
         blobs: this.options.blobs,
         fetcher: this.options.fetcher,
         sourceHolders: this.sourceHolders(view),

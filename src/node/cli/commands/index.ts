@@ -2,6 +2,7 @@ import type { Command } from '../command.js'
 import { auditCommand } from './audit.js'
 import { cancelCommand } from './cancel.js'
 import { demoCommand } from './demo.js'
+import { envCreateCommand, envGcCommand, envImportCommand, envListCommand, envRemoveCommand, envShowCommand } from './env.js'
 import { initCommand } from './init.js'
 import { jobsCommand } from './jobs.js'
 import { joinCommand } from './join.js'
@@ -26,5 +27,11 @@ export const commands: readonly Command[] = [
   peersCommand,
   logExportCommand,
   auditCommand,
-  verifyCommand
+  verifyCommand,
+  envListCommand,
+  envCreateCommand,
+  envImportCommand,
+  envRemoveCommand,
+  envGcCommand,
+  envShowCommand
 ] as unknown as readonly Command[]

@@ -21,6 +21,9 @@ export const joinCommand = defineCommand({
     trust: { type: 'string', placeholder: 'DIR', description: 'believe only the builders whose public keys are in DIR (e.g. keys/trusted); default: everyone' },
     quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' },
     'blob-cache': { type: 'string', placeholder: 'MB', description: 'how much the blob store (sources, logs, artifacts) may hold (default 4096)' },
+    environment: { type: 'string', multiple: true, placeholder: 'NAME', description: 'offer builds in this environment, e.g. debian-12 (made from Debian\'s archive at start if missing; see `env`)' },
+    'environment-dir': { type: 'string', placeholder: 'DIR', description: 'where environments are kept (default: /var/cache/buildhaus/environments as root, else <home>/environments; nodes may share one)' },
+    'environment-cache': { type: 'string', placeholder: 'MB', description: 'how much the environments may take, least recently used removed first (default 32768)' },
     json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
   },
   async run (options, _positionals, io) {
@@ -36,11 +39,19 @@ export const joinCommand = defineCommand({
       ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {}),
       ...(options.trust !== undefined ? { trust: options.trust } : {}),
       ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
-      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {})
+      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {}),
+      environment: options.environment,
+      ...(options['environment-dir'] !== undefined ? { environmentDir: options['environment-dir'] } : {}),
+      ...(options['environment-cache'] !== undefined ? { environmentCache: options['environment-cache'] } : {})
     }, io.env)
     warnAboutSandbox(config, io)
 
-    const node = await startNode(config)
+    const node = await startNode(config, {
+      // Progress of environments being made: lines on stderr, or JSON events with --json.
+      environmentProgress: (line) => {
+        io.stderr.write(options.json ? `${JSON.stringify({ event: 'environment', line })}\n` : `${line}\n`)
+      }
+    })
     if (!io.signal.aborted) {
       report(node, options.json, io)
       await new Promise<void>((resolve) => { io.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
@@ -64,6 +75,7 @@ function report (node: RunningNode, json: boolean, io: CliIO): void {
     listen: node.listenAddresses(),
     api: node.apiUrl,
     platforms: config.platforms,
+    environments: config.environments,
     slots: config.slots,
     sandbox: config.sandbox,
     bootstrap: config.bootstrap,
@@ -84,6 +96,7 @@ function report (node: RunningNode, json: boolean, io: CliIO): void {
     `  api        ${ready.api}`,
     `  platforms  ${ready.platforms.join(', ')} (${ready.slots} slot${ready.slots === 1 ? '' : 's'})`,
     `  sandbox    ${ready.sandbox}`,
+    ...(ready.environments.length > 0 ? [`  environments ${ready.environments.join(', ')} (in ${config.environmentDir}; advertised once ready)`] : []),
     `  peers      ${ready.bootstrap.length > 0 ? `bootstrap ${ready.bootstrap.join(', ')}` : 'no bootstrap'}${ready.mdns ? ', mDNS on' : ''}`,
     'Ctrl-C stops it.',
     ''
