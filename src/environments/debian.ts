@@ -62,6 +62,8 @@ export async function makeDebianBase (name: string, release: DebianRelease, mirr
     '--variant=minbase',
     '--format=directory',
     ...APT_OPTIONS.map((option) => `--aptopt=${option}`),
+    // No fsync for every unpacked file: a making that crashes is thrown away anyway.
+    '--dpkgopt=force-unsafe-io',
     // Keep the lists for a moment: their Release file says where and when the base is from.
     '--skip=cleanup/apt/lists',
     release.suite,

@@ -148,7 +148,8 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
     await mkdir(options.dir, { recursive: true, mode: 0o711 })
     await chmod(options.dir, 0o711).catch(() => {})
     for (const sub of ['envs', 'names', 'derived', 'locks', 'tmp', 'trash']) {
-      await mkdir(join(options.dir, sub), { recursive: true, mode: sub === 'envs' ? 0o711 : 0o700 })
+      // tmp/ too: apt fetches as its own user (_apt) into the root being made.
+      await mkdir(join(options.dir, sub), { recursive: true, mode: sub === 'envs' || sub === 'tmp' ? 0o711 : 0o700 })
     }
     for (const sub of ['tmp', 'trash']) {
       for (const name of await readdir(join(options.dir, sub))) {
@@ -364,7 +365,7 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
    */
   private async build (name: string, requested: string[], base: string | undefined, onLine: (line: string) => void, make: (root: string) => Promise<EnvironmentManifest>, record: (hash: string) => Promise<void>): Promise<string> {
     const work = join(this.dir, 'tmp', `${ownTag()}-${randomBytes(6).toString('hex')}`)
-    await mkdir(work, { mode: 0o700 })
+    await mkdir(work, { mode: 0o711 })
     try {
       const started = Date.now()
       const root = join(work, 'root')

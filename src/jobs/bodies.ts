@@ -251,7 +251,9 @@ export const diagnosisBodySchema = z.strictObject({
   /** The builders whose results were compared. */
   builders: z.array(authorKey).min(1).max(MAX_DIAGNOSIS_BUILDERS).superRefine(uniqueBy((b) => b, 'the builder')),
   /** The artifact paths the report covers. */
-  files: z.array(artifactPath).max(MAX_DIAGNOSIS_FILES).superRefine(uniqueBy((f) => f, 'the file'))
+  files: z.array(artifactPath).max(MAX_DIAGNOSIS_FILES).superRefine(uniqueBy((f) => f, 'the file')),
+  /** A cross-platform diagnosis: the other platform compared with `platform` (a file declared independent differs between them). */
+  versus: selectorSchema.optional()
 })
 
 export const revokeBodySchema = z.strictObject({

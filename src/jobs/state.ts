@@ -180,7 +180,7 @@ export function foldJob (job: DecodedEntry, related: Iterable<DecodedEntry>, pol
     } else if (type === 'diagnosis') {
       const d = e.entry.body as unknown as DiagnosisBody
       if (accs.has(d.platform)) {
-        diagnoses.push({ platform: d.platform, report: d.report, summary: d.summary, builders: d.builders, files: d.files, author, time: e.entry.time, entry: e.id })
+        diagnoses.push({ platform: d.platform, ...(d.versus !== undefined && accs.has(d.versus) ? { versus: d.versus } : {}), report: d.report, summary: d.summary, builders: d.builders, files: d.files, author, time: e.entry.time, entry: e.id })
       }
     }
   }

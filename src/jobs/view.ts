@@ -99,6 +99,8 @@ export interface CrossPlatformView {
 
 export interface DiagnosisView {
   platform: string
+  /** A cross-platform diagnosis: the platform compared with `platform`. */
+  versus?: string
   /** sha256 of the report blob. */
   report: string
   summary: string

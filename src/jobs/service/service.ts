@@ -11,7 +11,7 @@ import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
 import { withLiveness } from '../state.js'
 import type { TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
-import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
+import { describeDiagnosisFailure, diagnose, planCrossDiagnosis, planDiagnosis, type DiagnosisPlan } from './diagnoser.js'
 import { JobIndex } from './job-index.js'
 import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
 import { requestedLimits, runSlot } from './runner.js'
@@ -546,31 +546,39 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** A mismatch this node took part in and nobody has diagnosed yet: it may be this node's to diagnose. */
   private mayDiagnose (view: JobView): boolean {
     const self = this.options.self.author
-    return view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector) &&
+    const platformMismatch = view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector && d.versus === undefined) &&
       (p.mismatch?.groups.some((g) => g.builders.includes(self)) ?? false))
+    const crossMismatch = view.crossPlatform.verdict === 'mismatch' && !view.diagnoses.some((d) => d.versus !== undefined) &&
+      view.platforms.some((p) => p.results.some((r) => r.builder === self))
+    return platformMismatch || crossMismatch
   }
 
   private planDiagnoses (views: JobView[], now: number): void {
     for (const view of views) {
       for (const platform of view.platforms) {
         if (platform.verdict !== 'mismatch') continue
-        const key = slotKey(view.id, platform.selector)
-        if (this.diagnosing.has(key)) continue
-        const plan = planDiagnosis(view, platform, this.options.self.author, now)
-        if (plan === undefined) continue
-        this.diagnosing.add(key)
-        void diagnose(plan, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
-          .then(async (body) => {
-            await this.options.ledger.append('diagnosis', body)
-            this.stats.diagnoses++
-          })
-          .catch((err: unknown) => {
-            log.error(describeDiagnosisFailure(plan, err))
-            // Let a later plan try again (the other side may have been unreachable).
-            setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
-          })
+        this.startDiagnosis(slotKey(view.id, platform.selector), () => planDiagnosis(view, platform, this.options.self.author, now))
       }
+      if (view.crossPlatform.verdict === 'mismatch') this.startDiagnosis(`${view.id}/cross-platform`, () => planCrossDiagnosis(view, this.options.self.author, now))
     }
+  }
+
+  /** Diagnose once per key, if the plan says it is this node's turn; a failure lets a later plan try again. */
+  private startDiagnosis (key: string, plan: () => DiagnosisPlan | undefined): void {
+    if (this.diagnosing.has(key)) return
+    const planned = plan()
+    if (planned === undefined) return
+    this.diagnosing.add(key)
+    void diagnose(planned, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
+      .then(async (body) => {
+        await this.options.ledger.append('diagnosis', body)
+        this.stats.diagnoses++
+      })
+      .catch((err: unknown) => {
+        log.error(describeDiagnosisFailure(planned, err))
+        // Let a later plan try again (the other side may have been unreachable).
+        setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
+      })
   }
 
   private sourceHolders (view: JobView): string[] {
