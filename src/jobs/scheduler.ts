@@ -350,10 +350,11 @@ export function explainUnmatched (job: JobView, selector: string, members: reado
   if (matching.length === 0) {
     if (platform.environment === undefined) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }
     const labelled = members.filter((m) => offersAll(m.platforms, platform.labels)).length
-    const others = selector === platform.environment ? '' : ` with ${selector}`
+    const others = platform.labels.filter((label) => label !== platform.environment)
     return {
       verdict: 'unmatched',
-      reason: `unmatched: no live node offers the environment ${platform.environment}${others}${labelled > 0 ? ` (${labelled} offer${labelled > 1 ? '' : 's'} the labels without having it ready)` : ''}`
+      reason: `unmatched: no live node offers the environment ${platform.environment}${others.length > 0 ? ` on ${others.join('+')}` : ''}` +
+        (labelled > 0 ? ` (${labelled} offer${labelled > 1 ? '' : 's'} the labels ${selector} without having the environment ready)` : '')
     }
   }
   const live = new Map(members.map((m) => [m.author, m]))

@@ -38,7 +38,7 @@ export interface JobSpec {
    * The environments to build in (`host`: the builder's own system), each
    * with every platform; absent: the host only, as before environments.
    */
-  environments?: string[]
+  environment?: string[]
   /** Build dependencies installed into each environment before the steps (sorted, each once). */
   packages?: string[]
 }
@@ -162,7 +162,7 @@ export function validateJobSpec (value: unknown, file = SPEC_FILE_NAME): JobSpec
     resources: definedOnly(spec.resources ?? {}),
     network: spec.network ?? false,
     root: spec.root ?? false,
-    ...(spec.environment !== undefined ? { environments: typeof spec.environment === 'string' ? [spec.environment] : [...spec.environment] } : {}),
+    ...(spec.environment !== undefined ? { environment: typeof spec.environment === 'string' ? [spec.environment] : [...spec.environment] } : {}),
     ...(spec.packages !== undefined ? { packages: [...new Set(spec.packages)].sort() } : {})
   }
 }
@@ -277,11 +277,11 @@ export function jobBodyFromSpec (spec: JobSpec, overrides: SpecOverrides, source
     if (typeof spec.replicas === 'number') return spec.replicas
     return spec.replicas?.[selector] ?? (environment !== undefined ? spec.replicas?.[environment] : undefined) ?? DEFAULT_REPLICAS
   }
-  const jobPlatforms = withEnvironments(platforms, spec.environments).map(({ labels, environment }): JobPlatform => {
+  const jobPlatforms = withEnvironments(platforms, spec.environment).map(({ labels, environment }): JobPlatform => {
     const selector = labels.join('+')
     return { selector, labels, replicas: replicasFor(selector, environment), ...(environment !== undefined ? { environment } : {}) }
   })
-  if (typeof spec.replicas === 'object' && spec.environments !== undefined) {
+  if (typeof spec.replicas === 'object' && spec.environment !== undefined) {
     for (const key of Object.keys(spec.replicas)) {
       if (!jobPlatforms.some((p) => p.selector === key || p.environment === key)) {
         throw new JobSpecError(`${SPEC_FILE_NAME}: replicas names ${JSON.stringify(key)}, which is neither a platform (${jobPlatforms.map((p) => p.selector).join(', ')}) nor an environment of the job`)

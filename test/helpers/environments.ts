@@ -1,5 +1,10 @@
 import { execFileSync } from 'node:child_process'
+import { cp } from 'node:fs/promises'
+import { join } from 'node:path'
 import { EnvironmentStore, findDebianArchive } from '../../src/environments/index.js'
+import { waitFor } from '../../src/util/wait.js'
+import { ROOT, type NodeProcess } from './cluster.js'
+import { tempDir } from './temp-home.js'
 
 /**
  * Environments shared by every test file of a run (and kept between runs on
@@ -63,4 +68,25 @@ export async function skipWithoutDebian (what: string): Promise<boolean> {
   if (availability.ok) return false
   process.stderr.write(`skipping ${what}: ${availability.reason}\n`)
   return true
+}
+
+/** A copy of examples/<name> in a fresh directory (removed at teardown), to submit as it is. */
+export async function copyExample (teardown: (fn: () => unknown) => void, name: string): Promise<string> {
+  const dir = await tempDir(teardown, `buildhaus-example-${name}-`)
+  await cp(join(ROOT, 'examples', name), dir, { recursive: true })
+  return dir
+}
+
+/** Wait until the node says (GET /api/health) that every one of `names` is ready to build in. */
+export async function environmentsReady (node: NodeProcess, names: string[], timeoutMs: number): Promise<void> {
+  await waitFor(async () => {
+    const health = await node.api<{ environments?: string[] }>('/api/health')
+    return names.every((name) => health.environments?.includes(name) === true)
+  }, { timeoutMs, intervalMs: 1000, what: `${node.home} to have the environments ${names.join(', ')} ready (its output: ${node.stderr.split('\n').slice(-5).join(' / ')})` })
+}
+
+/** Each node's environment names as its peers hear them (GET /api/peers on `on`). */
+export async function advertisedEnvironments (on: NodeProcess): Promise<Map<string, string[]>> {
+  const peers = await on.api<{ peers: Array<{ author: string, environments?: string[] }> }>('/api/peers')
+  return new Map(peers.peers.map((p) => [p.author, p.environments ?? []]))
 }
