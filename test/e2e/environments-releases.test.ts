@@ -14,8 +14,9 @@ import { isDecided, submitJob, useSuiteTeardown, waitForJob } from '../helpers/j
 const skip = await skipWithoutDebian('the Debian release workloads')
 const RELEASES = ['debian-11', 'debian-12', 'debian-13']
 
-/** Decided, and (for a cross-platform mismatch) diagnosed. */
-const settled = (job: JobView): boolean => isDecided(job) && (job.crossPlatform.verdict !== 'mismatch' || job.diagnoses.some((d) => d.versus !== undefined))
+/** Every platform decided, and (for a cross-platform mismatch, which decides the job as soon as two platforms differ) diagnosed. */
+const settled = (job: JobView): boolean => isDecided(job) && job.platforms.every((p) => p.verdict !== 'pending') &&
+  (job.crossPlatform.verdict !== 'mismatch' || job.diagnoses.some((d) => d.versus !== undefined))
 
 describe.skipIf(skip)('one project built in debian-11, debian-12 and debian-13', () => {
   const teardown = useSuiteTeardown()
