@@ -124,12 +124,19 @@ interface Cached {
 
 const HEX64 = /^[0-9a-f]{64}$/
 
+/** A making in progress: its outcome, how to abandon it, and how many callers wait for it. */
+interface Making {
+  promise: Promise<string>
+  controller: AbortController
+  waiters: number
+}
+
 export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
   readonly dir: string
   readonly maxBytes: number
   private readonly options: EnvironmentStoreOptions
   /** One making per key in this process; everyone who asks shares it. */
-  private readonly making = new Map<string, Promise<string>>()
+  private readonly making = new Map<string, Making>()
   private readonly listeners = new Map<string, Set<(line: string) => void>>()
   private readonly cache = new Map<string, Cached>()
   private leaseCounter = 0
@@ -259,8 +266,8 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
   /** Import an image archive (OCI layout or `docker save`) as the named environment. */
   async import (name: string, file: string, request: MakeRequest = {}): Promise<EnvironmentInfo> {
     checkEnvironmentName(name)
-    const hash = await this.once(`name:${name}`, name, request, async (onLine) => {
-      return await this.build(name, [], undefined, onLine, async (root) => await importImageArchive(file, name, root, { onLine, ...(request.signal !== undefined ? { signal: request.signal } : {}) }), async (hash) => {
+    const hash = await this.once(`name:${name}`, name, request, async (onLine, signal) => {
+      return await this.build(name, [], undefined, onLine, async (root) => await importImageArchive(file, name, root, { onLine, signal }), async (hash) => {
         await writeAtomic(join(this.dir, 'names', `${name}.json`), JSON.stringify({ hash }))
       })
     })
@@ -274,13 +281,13 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
     if (release === undefined) {
       throw new UnknownEnvironmentError(`buildhaus has no recipe for ${name} (it makes ${['debian-11', 'debian-12', 'debian-13'].join(', ')}, …); import an image of it with \`buildhaus-node env import ${name} FILE\``)
     }
-    return await this.once(`name:${name}`, name, request, async (onLine) => {
+    return await this.once(`name:${name}`, name, request, async (onLine, signal) => {
       // Made by another process while we waited for the lock.
       const made = await this.namedHash(name)
       if (made !== undefined && (request.refresh !== true || made !== existing)) return made
       const mirror = await findDebianArchive({ ...(this.options.mirror !== undefined ? { mirror: this.options.mirror } : {}), ...(this.options.env !== undefined ? { env: this.options.env } : {}) })
       onLine(`making ${name} (Debian ${release.suite}, variant minbase) from ${mirror}`)
-      const timeout = { timeoutMs: CREATE_TIMEOUT_MS, onLine, ...(request.signal !== undefined ? { signal: request.signal } : {}) }
+      const timeout = { timeoutMs: CREATE_TIMEOUT_MS, onLine, signal }
       return await this.build(name, [], undefined, onLine, async (root) => await makeDebianBase(name, release, mirror, root, timeout), async (hash) => {
         await writeAtomic(join(this.dir, 'names', `${name}.json`), JSON.stringify({ hash }))
       })
@@ -293,7 +300,7 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
     const known = await readHashFile(keyFile)
     if (known !== undefined && await isDirectory(join(this.dir, 'envs', known, 'root'))) return known
     const label = `${name} + ${packages.join(', ')}`
-    return await this.once(`derived:${key}`, label, request, async (onLine) => {
+    return await this.once(`derived:${key}`, label, request, async (onLine, signal) => {
       const made = await readHashFile(keyFile)
       if (made !== undefined && await isDirectory(join(this.dir, 'envs', made, 'root'))) return made
       const base = await this.load(baseHash)
@@ -303,7 +310,7 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
       const hold = await this.hold(baseHash, name)
       if (hold === undefined) throw new EnvironmentCreationError(`the environment ${name} was removed while packages were to be installed into it`)
       try {
-        const options = { timeoutMs: DERIVE_TIMEOUT_MS, onLine, ...(request.signal !== undefined ? { signal: request.signal } : {}) }
+        const options = { timeoutMs: DERIVE_TIMEOUT_MS, onLine, signal }
         return await this.build(name, packages, baseHash, onLine, async (root) => await deriveDebian({ baseRoot: hold.root, base: base.manifest, baseHash, packages, dir: root }, options), async (hash) => {
           await writeAtomic(keyFile, JSON.stringify({ hash, base: baseHash, packages }))
         })
@@ -314,45 +321,69 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
   }
 
   /**
-   * Run `work` once for `key`: callers in this process share one promise,
+   * Run `work` once for `key`: callers in this process share one making,
    * other processes wait on the key's lock (and then usually find it made).
+   * A caller whose signal aborts stops waiting; the making itself is
+   * abandoned only when no caller waits for it any more.
    */
-  private async once (key: string, label: string, request: { onLine?: (line: string) => void, signal?: AbortSignal }, work: (onLine: (line: string) => void) => Promise<string>): Promise<string> {
+  private async once (key: string, label: string, request: { onLine?: (line: string) => void, signal?: AbortSignal }, work: (onLine: (line: string) => void, signal: AbortSignal) => Promise<string>): Promise<string> {
+    request.signal?.throwIfAborted()
     const listeners = this.listeners.get(key) ?? new Set<(line: string) => void>()
     this.listeners.set(key, listeners)
     const mine = request.onLine
     if (mine !== undefined) listeners.add(mine)
-    try {
-      let running = this.making.get(key)
-      if (running === undefined) {
-        const broadcast = (line: string): void => {
-          this.emit('progress', { name: label, line })
-          for (const listener of this.listeners.get(key) ?? []) {
-            try {
-              listener(line)
-            } catch (err) {
-              log.error('a progress listener threw: %s', describeError(err))
-            }
+    let making = this.making.get(key)
+    if (making === undefined) {
+      const broadcast = (line: string): void => {
+        this.emit('progress', { name: label, line })
+        for (const listener of this.listeners.get(key) ?? []) {
+          try {
+            listener(line)
+          } catch (err) {
+            log.error('a progress listener threw: %s', describeError(err))
           }
         }
-        const lockFile = join(this.dir, 'locks', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`)
-        running = (async () => {
-          const lock = await acquireLock(lockFile, {
-            timeoutMs: CREATE_TIMEOUT_MS,
-            onWait: () => { broadcast(`waiting: another process is making ${label}`) },
-            ...(request.signal !== undefined ? { signal: request.signal } : {})
-          })
-          try {
-            return await work(broadcast)
-          } finally {
-            await lock.release()
-          }
-        })()
-        this.making.set(key, running)
-        void running.finally(() => { if (this.making.get(key) === running) this.making.delete(key) }).catch(() => {})
       }
-      return await running
+      const controller = new AbortController()
+      const lockFile = join(this.dir, 'locks', `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`)
+      const promise = (async () => {
+        const lock = await acquireLock(lockFile, {
+          timeoutMs: CREATE_TIMEOUT_MS,
+          onWait: () => { broadcast(`waiting: another process is making ${label}`) },
+          signal: controller.signal
+        })
+        try {
+          return await work(broadcast, controller.signal)
+        } finally {
+          await lock.release()
+        }
+      })()
+      const started: Making = { promise, controller, waiters: 0 }
+      making = started
+      this.making.set(key, started)
+      void promise.finally(() => { if (this.making.get(key) === started) this.making.delete(key) }).catch(() => {})
+    }
+    const shared = making
+    shared.waiters++
+    let left = false
+    const leave = (): void => {
+      if (left) return
+      left = true
+      if (--shared.waiters === 0) shared.controller.abort(request.signal?.reason ?? new Error('nobody waits for it any more'))
+    }
+    try {
+      const signal = request.signal
+      if (signal === undefined) return await shared.promise
+      return await new Promise<string>((resolve, reject) => {
+        const onAbort = (): void => {
+          leave()
+          reject(signal.reason)
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        shared.promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+      })
     } finally {
+      leave()
       if (mine !== undefined) listeners.delete(mine)
       if (listeners.size === 0) this.listeners.delete(key)
     }

@@ -33,6 +33,7 @@ export class NodeEnvironments implements JobEnvironments {
   private readonly held = new Map<string, EnvironmentLease>()
   private readonly controller = new AbortController()
   private readonly preparing = new Set<Promise<void>>()
+  private stopCollecting: (() => void) | undefined
 
   constructor (options: NodeEnvironmentsOptions) {
     this.options = options
@@ -43,6 +44,8 @@ export class NodeEnvironments implements JobEnvironments {
   }
 
   async start (): Promise<void> {
+    // Whenever an environment is made (a job's packages), keep the cache within its bound.
+    this.stopCollecting = this.options.store.on('created', () => { void this.collect() })
     for (const name of this.options.offered) {
       const preparing = this.prepare(name)
       this.preparing.add(preparing)
@@ -51,6 +54,7 @@ export class NodeEnvironments implements JobEnvironments {
   }
 
   async stop (): Promise<void> {
+    this.stopCollecting?.()
     this.controller.abort(new Error('the node is stopping'))
     await Promise.allSettled([...this.preparing])
     for (const lease of this.held.values()) await lease.release()
@@ -70,7 +74,6 @@ export class NodeEnvironments implements JobEnvironments {
       signal,
       ...(request.onLine !== undefined ? { onLine: request.onLine } : {})
     })
-    if (request.packages.length > 0) void this.collect()
     return lease
   }
 

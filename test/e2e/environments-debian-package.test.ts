@@ -23,8 +23,8 @@ describe.skipIf(skip)('Debian\'s hello, built by two nodes in debian-12', () => 
 
   beforeAll(async () => {
     const args = ['--environment', 'debian-12', ...SHARED_ENVIRONMENT_ARGS, '--slots', '1', '--platform', 'linux-x64']
-    const first = await startNodeProcess(teardown, { args })
-    const second = await startNodeProcess(teardown, { args: [...args, '--bootstrap', first.address] })
+    const first = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args })
+    const second = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: [...args, '--bootstrap', first.address] })
     nodes = [first, second]
     await meshFormed(nodes)
     for (const node of nodes) await environmentsReady(node, ['debian-12'], 20 * 60_000)

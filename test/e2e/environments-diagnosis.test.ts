@@ -36,9 +36,9 @@ describe.skipIf(skip)('diagnosing builders whose environments differ, or not', (
     expect(imported.code, imported.stderr).toBe(0)
     expect(JSON.parse(imported.stdout)).toMatchObject({ name: 'debian-12', named: true, manifest: { origin: 'oci' } })
 
-    a = await startNodeProcess(teardown, { args: ['--environment', 'debian-12', ...SHARED_ENVIRONMENT_ARGS, '--platform', 'lab-diff', '--platform', 'lab-same', '--slots', '1'] })
-    b = await startNodeProcess(teardown, { args: ['--environment', 'debian-12', '--environment-dir', bStore, '--platform', 'lab-diff', '--slots', '1', '--bootstrap', a.address] })
-    c = await startNodeProcess(teardown, { args: ['--environment', 'debian-12', ...SHARED_ENVIRONMENT_ARGS, '--platform', 'lab-same', '--slots', '1', '--bootstrap', a.address] })
+    a = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: ['--environment', 'debian-12', ...SHARED_ENVIRONMENT_ARGS, '--platform', 'lab-diff', '--platform', 'lab-same', '--slots', '1'] })
+    b = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: ['--environment', 'debian-12', '--environment-dir', bStore, '--platform', 'lab-diff', '--slots', '1', '--bootstrap', a.address] })
+    c = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: ['--environment', 'debian-12', ...SHARED_ENVIRONMENT_ARGS, '--platform', 'lab-same', '--slots', '1', '--bootstrap', a.address] })
     await meshFormed([a, b, c])
     for (const node of [a, b, c]) await environmentsReady(node, ['debian-12'], 20 * 60_000)
     // Heartbeats carry each node's ready environments to the others.

@@ -23,7 +23,7 @@ describe.skipIf(skip)('one project built in debian-11, debian-12 and debian-13',
   let node: NodeProcess
 
   beforeAll(async () => {
-    node = await startNodeProcess(teardown, { args: [...RELEASES.flatMap((r) => ['--environment', r]), ...SHARED_ENVIRONMENT_ARGS, '--slots', '2', '--platform', 'linux-x64'] })
+    node = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: [...RELEASES.flatMap((r) => ['--environment', r]), ...SHARED_ENVIRONMENT_ARGS, '--slots', '2', '--platform', 'linux-x64'] })
     await environmentsReady(node, RELEASES, 25 * 60_000)
   }, 30 * 60_000)
 
