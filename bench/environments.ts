@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -59,6 +59,8 @@ export async function benchEnvironments (options: EnvironmentsBenchOptions = {})
   const name = options.name ?? 'debian-12'
   const create = options.create ?? true
   const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-env-'))
+  // A root node's builds run as an unprivileged user that bubblewrap binds the environment as, by path.
+  await chmod(scratch, 0o711)
   const storeDir = create ? join(scratch, 'store') : (options.dir ?? '/var/cache/buildhaus/environments')
   const store = await EnvironmentStore.open({ dir: storeDir, maxBytes: 64 * 1024 * 1024 * 1024 })
   const say = (line: string): void => { process.stderr.write(`environments: ${line}\n`) }
