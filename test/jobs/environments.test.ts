@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { jobBodySchema, resultBodySchema } from '../../src/jobs/bodies.js'
 import { CLAIM_LEASE_MS } from '../../src/jobs/constants.js'
 import { canBuild, decideClaims, explainUnmatched, type Member } from '../../src/jobs/scheduler.js'
-import { jobBodyFromSpec, validateJobSpec } from '../../src/jobs/spec.js'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { jobBodyFromSpec, readJobSpec, validateJobSpec } from '../../src/jobs/spec.js'
+import { packageRoot } from '../../src/util/package-root.js'
 import { foldJob } from '../../src/jobs/state.js'
 import { jobBody, resultBody, sha, World, artifact } from './helpers.js'
 
@@ -24,6 +27,17 @@ describe('a job spec with environments', () => {
     const one = jobBodyFromSpec(validateJobSpec({ name: 'x', environment: 'debian-12', packages: ['texinfo', 'debhelper'], replicas: { 'debian-12': 3 }, steps: STEPS, timeout: 60 }), { platforms: ['linux-x64'] }, SOURCE)
     expect(one.platforms).toEqual([{ selector: 'debian-12+linux-x64', labels: ['debian-12', 'linux-x64'], replicas: 3, environment: 'debian-12' }])
     expect(one.packages).toEqual(['debhelper', 'texinfo'])
+  })
+
+  it('holds for every example a user can submit as it is', async () => {
+    const examples = join(packageRoot(), 'examples')
+    for (const name of readdirSync(examples)) {
+      const spec = await readJobSpec(join(examples, name))
+      const body = jobBodyFromSpec(spec, spec.platforms === undefined ? { platforms: ['linux-x64'] } : {}, SOURCE)
+      expect(jobBodySchema.safeParse(body).success, name).toBe(true)
+    }
+    const wheel = await readJobSpec(join(examples, 'python-wheel'))
+    expect(jobBodyFromSpec(wheel, { platforms: ['linux-x64'] }, SOURCE).platforms.map((p) => p.selector)).toEqual(['debian-11+linux-x64', 'debian-12+linux-x64', 'debian-13+linux-x64'])
   })
 
   it('refuses packages without an environment, bad names, and environments given twice', () => {
