@@ -35,7 +35,7 @@ export interface PeerView {
   /** `"<job id>/<selector>"` of each build it runs. */
   running: string[]
   accepts: { network: boolean, root: boolean }
-  /** Environments it has ready to build in (absent from older nodes' rows). */
+  /** Environments it has ready to build in (absent when none, and from older nodes' rows). */
   environments?: string[]
   version: string
   api?: string
