@@ -25,6 +25,8 @@ export interface Member {
   accepts: { network: boolean, root: boolean }
   /** The environments it has ready to build in (a platform with an environment needs it). */
   environments?: string[]
+  /** It polls watches (see watches.ts); absent: it does not. */
+  polls?: boolean
   lastSeen: number
   /**
    * When it last wrote a claim or a result (its own time, from the log):

@@ -10,6 +10,9 @@ import type { NodeEvent } from './api/routes/events.js'
 import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
+import type { NetworkStatus, PeerReach } from './api/types.js'
+import type { LiveLogRelay } from './live-logs.js'
+import type { WatchesContext } from './api/routes/watches.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -23,8 +26,26 @@ export interface NodeParts {
   sync: LedgerSync
   jobs: JobService
   addressesOf (peerId: string): Promise<string[]>
+  /** How this node reaches a peer, and its own place in the network. */
+  reachOf?: (peerId: string) => PeerReach
+  network?: () => NetworkStatus
   /** Loopback may change things without the token (false when jobs may use the network). */
   trustLoopback: boolean
+  /** Live logs of running builds (this node's and the ones it follows). */
+  live?: LiveLogRelay
+  /** Watches: the log's, and this node's polling of them. */
+  watches?: WatchesContext['watches']
+}
+
+function networkMetrics (n: NetworkStatus): NonNullable<MetricsSnapshot['network']> {
+  return {
+    relayedConnections: n.connections.relayed,
+    relayReservations: n.relay.reservations,
+    upgrades: n.upgraded,
+    blobFetchesRelayed: n.relayedBlobs.fetched,
+    blobServesRelayed: n.relayedBlobs.served,
+    refused: { ...n.refused }
+  }
 }
 
 /** Reputation is computed from the whole log; recompute at most this often. */
@@ -51,10 +72,14 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     ownAddresses: () => libp2p.getMultiaddrs().map(String),
     members: () => presence.members(),
     addressesOf: parts.addressesOf,
+    ...(parts.reachOf !== undefined ? { reachOf: parts.reachOf } : {}),
+    ...(parts.network !== undefined ? { network: parts.network, reachability: () => parts.network!().reachability } : {}),
     reputation: reputationNow,
     isEquivocating: (author) => ledger.isEquivocating(author),
 
     jobs,
+    ...(parts.live !== undefined ? { live: parts.live } : {}),
+    ...(parts.watches !== undefined ? { watches: parts.watches } : {}),
 
     blobs,
     fetchBlob: async (hash, signal) => {
@@ -76,6 +101,10 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     },
 
     exportLines: () => ledger.exportLines(),
+    entry: async (id) => {
+      const found = await ledger.get(id)
+      return found === undefined ? undefined : { id: found.id, entry: found.entry as unknown as Record<string, unknown> }
+    },
 
     subscribe: (listener: (event: NodeEvent) => void) => {
       const onJob = (evt: CustomEvent<{ id: string }>): void => {
@@ -128,7 +157,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         sandboxRuns: stats.runs,
         sandboxRunSeconds: stats.runSeconds,
         blobBytes: usage.bytes,
-        blobCount: usage.count
+        blobCount: usage.count,
+        ...(parts.network !== undefined ? { network: networkMetrics(parts.network()) } : {})
       }
     },
 

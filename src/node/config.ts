@@ -6,11 +6,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_LISTEN_ADDRESS } from '../gossip/constants.js'
 import { parseBootstrapAddress } from '../gossip/keeper.js'
 import { parseMultiaddrOption } from '../gossip/libp2p.js'
-import { MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
+import { isCircuit, RELAY_MODES, type RelayMode } from '../gossip/nat/index.js'
+import { MAX_ENVIRONMENTS, MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
 import { DEFAULT_ENVIRONMENT_CACHE_MB, environmentNameProblem, HOST_ENVIRONMENT } from '../environments/index.js'
-import { MAX_ENVIRONMENTS } from '../gossip/presence/constants.js'
 import { UsageError } from '../util/errors.js'
 import { homePaths, resolveHome } from './home.js'
+import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './release-pins.js'
+import { DEFAULT_MIN_POLL_INTERVAL_S } from './watcher.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
 
 /** Default API address: loopback only, the documented port. */
@@ -53,6 +55,22 @@ export interface NodeConfig {
   environmentDir: string
   /** Bound of the environment cache, least recently used removed first (never one in use). */
   environmentCacheMb: number
+  /** Serve as a circuit relay for peers behind NAT: `auto` while this node has a public address. */
+  relay: RelayMode
+  /** Ask the router for a port mapping (UPnP IGD). */
+  upnp: boolean
+  /** Addresses announced besides the ones libp2p finds (a public address whose port the router forwards). */
+  announce: string[]
+  /** A private mesh's swarm key file: only nodes holding the same key can connect. */
+  swarmKey?: string,
+  /** Days a builder keeps the artifacts of verified platforms it agreed on pinned (0: not at all). */
+  retentionDays: number
+  /** Polls watches when designated (`--no-poll`: never). */
+  polls: boolean
+  /** Addresses or CIDR ranges watches may reach although private or loopback (`--watch-allow`). */
+  watchAllow: string[]
+  /** Least seconds between two polls of one watch, whatever it asks (`--watch-min-interval`). */
+  watchMinIntervalS: number
 }
 
 /** Default bound of the blob store. */
@@ -75,6 +93,14 @@ export interface JoinFlags {
   environment?: string[]
   environmentDir?: string
   environmentCache?: string
+  relay?: string
+  upnp?: boolean
+  announce?: string[]
+  swarmKey?: string,
+  retainDays?: string
+  poll?: boolean
+  watchAllow?: string[]
+  watchMinInterval?: string
   /** Used when no --bootstrap is given (the lines of keys/bootstrap.txt). */
   defaultBootstrap?: string[]
 }
@@ -123,7 +149,15 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
     blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold'),
     environments,
     environmentDir: flags.environmentDir !== undefined ? resolve(flags.environmentDir) : defaultEnvironmentDir(home),
-    environmentCacheMb: parseEnvironmentCache(flags.environmentCache)
+    environmentCacheMb: parseEnvironmentCache(flags.environmentCache),
+    relay: parseRelayMode(flags.relay ?? 'auto'),
+    upnp: flags.upnp ?? false,
+    announce: [...new Set((flags.announce ?? []).map(checkAnnounceAddress))],
+    ...(flags.swarmKey !== undefined ? { swarmKey: resolve(flags.swarmKey) } : {}),
+    polls: flags.poll ?? true,
+    watchAllow: flags.watchAllow ?? [],
+    watchMinIntervalS: flags.watchMinInterval === undefined ? DEFAULT_MIN_POLL_INTERVAL_S : parseWholeNumber('--watch-min-interval', flags.watchMinInterval, 1, 86_400, 'seconds between two polls of one watch at least'),
+    retentionDays: flags.retainDays === undefined ? DEFAULT_RETENTION_DAYS : parseWholeNumber('--retain-days', flags.retainDays, 0, MAX_RETENTION_DAYS, 'days verified artifacts this node built stay pinned')
   }
 }
 
@@ -155,6 +189,23 @@ export function parseEnvironments (names: string[]): string[] {
 /** `--environment-cache MB` (default DEFAULT_ENVIRONMENT_CACHE_MB). */
 export function parseEnvironmentCache (text: string | undefined): number {
   return text === undefined ? DEFAULT_ENVIRONMENT_CACHE_MB : parseWholeNumber('--environment-cache', text, 256, 64 * 1024 * 1024, 'megabytes the environments may take')
+}
+
+export function parseRelayMode (text: string): RelayMode {
+  if (!(RELAY_MODES as readonly string[]).includes(text)) {
+    throw new UsageError(`--relay ${JSON.stringify(text)} is not a relay mode; use auto (the default: relay for others while this node has a public address), on, or off`)
+  }
+  return text as RelayMode
+}
+
+/** An announced address is where others dial this node directly: a TCP address, not a relayed one. */
+export function checkAnnounceAddress (text: string): string {
+  parseMultiaddrOption(text, '--announce')
+  const ma = multiaddr(text)
+  if (isCircuit(ma) || !ma.getComponents().some((c) => c.name === 'tcp')) {
+    throw new UsageError(`--announce ${text} is not a direct TCP address; write the public address and port your router forwards to this machine, like /ip4/203.0.113.7/tcp/4710`)
+  }
+  return text
 }
 
 /** A node listens on TCP, its only transport. */

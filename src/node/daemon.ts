@@ -17,6 +17,10 @@ import { nodeApiContext } from './api-context.js'
 import { createMeshKeeper, type MeshKeeper, type MeshKeeperInit } from '../gossip/keeper.js'
 import { KEEPER_SILENT_MS } from '../gossip/constants.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../gossip/libp2p.js'
+import {
+  boundPublicAddresses, boundPublicHosts, isPublicAddress, meshGater, reachabilityOf, reachTracker, readSwarmKeyFile, servesRelay, withoutRelayDials, withoutRelayedProtocolDials,
+  type ClosedMesh, type MeshGater, type NatOptions, type Reachability, type ReachTracker
+} from '../gossip/nat/index.js'
 import { createPresence, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, type Presence, type PresenceMember } from '../gossip/presence/index.js'
 import { describeError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
@@ -29,6 +33,14 @@ import type { NodeConfig } from './config.js'
 import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { ServiceStack } from './services.js'
+import { networkStatus, reachOfPeer } from './network-status.js'
+import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelog/index.js'
+import { peerIdOfAuthor } from '../crypto/peer-id.js'
+import { LiveLogRelay } from './live-logs.js'
+import { WebhookNotifier, type WebhookSender } from './webhooks.js'
+import { ReleasePins } from './release-pins.js'
+import { Watcher } from './watcher.js'
+import { AddressPolicy } from '../upstream/index.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
 export const CATCH_UP_TIMEOUT_MS = 10_000
@@ -56,10 +68,23 @@ export interface StartNodeOptions {
   jobs?: { tickMs?: number, leaseMs?: number }
   /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
   executor?: Executor
+  /** Deliver webhooks with this sender (tests shorten its back-off). */
+  webhookSender?: WebhookSender
+  /** Bounds of live log follows (tests lower them). */
+  liveLog?: LiveLogInit
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
   /** Where progress of environments being made goes (default: as warnings, to stderr). */
   environmentProgress?: (line: string) => void
+  /**
+   * A closed mesh (`closed: true` in the mesh definition): the connection
+   * gater refuses every peer for which `isMember(authorHex)` is false (its
+   * configured bootstrap peers excepted), and closes connections to peers that
+   * stop being members. Absent: an open mesh, anyone may connect.
+   */
+  closedMesh?: ClosedMesh
+  /** Override parts of NAT traversal (tests). */
+  nat?: Partial<NatOptions>
 }
 
 /** A started node. `stop()` stops its services in reverse order of start. */
@@ -76,11 +101,20 @@ export interface RunningNode {
   readonly exchange: BlobExchange
   readonly sync: LedgerSync
   readonly jobs: JobService
+  readonly liveLogs: LiveLogService
+  /** The artifacts this node keeps pinned as releases. */
+  readonly releasePins: ReleasePins
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
   /** The environments it offers; undefined when it offers none. */
   readonly environments: NodeEnvironments | undefined
   readonly policy: AdmissionPolicy
+  /** The connection gater (closed-mesh admission, relay bounds). */
+  readonly gater: MeshGater
+  /** How each peer is reached (direct, relayed, hole-punched). */
+  readonly reach: ReachTracker
+  /** How others can reach this node now. */
+  reachability (): Reachability
   readonly apiUrl: string
   readonly startedAt: number
   /** Multiaddrs (with /p2p/) others can dial. */
@@ -97,11 +131,13 @@ export interface RunningNode {
  */
 export async function startNode (config: NodeConfig, options: StartNodeOptions = {}): Promise<RunningNode> {
   const startedAt = Date.now()
+  const warn = options.warn ?? ((message: string) => { process.stderr.write(`${message}\n`) })
+  // A bad swarm key is a usage error: found before the home is touched.
+  const swarmKey = config.swarmKey !== undefined ? await readSwarmKeyFile(config.swarmKey, warn) : undefined
   const identity = await loadOrCreateIdentity(config.home)
   await refuseIfAlreadyRunning(identity)
 
   const stack = new ServiceStack()
-  const warn = options.warn ?? ((message: string) => { process.stderr.write(`${message}\n`) })
   try {
     // The log first: LevelDB's OS lock makes a second node on this home fail here, touching nothing.
     const ledger = await LedgerStore.open({ path: identity.paths.ledger, codec: new EntryCodec(jobEntryRules), signer: createSigner(identity.key) })
@@ -113,17 +149,52 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const executor = options.executor ?? await makeExecutor(config, warn)
     const trust = await trustPolicyOf(config)
 
+    // A node listening on a public address needs no relay; any other reserves a slot on one (an announced
+    // address is the operator's claim, not a proof that its port is forwarded: the reservation is cheap insurance).
+    const boundPublic = boundPublicHosts(config.listen).length > 0
+    const publicAtStart = boundPublic || config.announce.some((a) => isPublicAddress(a))
+    let reachable: () => Reachability = () => publicAtStart ? 'public' : 'private'
+    const relayServing = (): boolean => servesRelay(config.relay, reachable())
+    const gater = meshGater({
+      ...(options.closedMesh !== undefined ? { closedMesh: options.closedMesh } : {}),
+      alwaysAllow: config.bootstrap.map(bootstrapPeerId),
+      relayServing
+    })
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: config.listen,
       mdns: config.mdns,
       // Gossipsub tracks no topic outside this list; each layer that gossips adds its topic here.
-      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])]
+      topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])],
+      nat: { relay: config.relay, reserve: !boundPublic, upnp: config.upnp, ...(options.nat ?? {}) },
+      // A public address bound on an interface is announced as it is: libp2p would wait for AutoNAT to confirm it.
+      announce: [...new Set([...config.announce, ...boundPublicAddresses(config.listen)])],
+      ...(swarmKey !== undefined ? { swarmKey } : {}),
+      gater
+    })
+    reachable = () => reachabilityOf(libp2p.getMultiaddrs(), publicAtStart)
+    gater.attach({
+      getConnections: (peer) => libp2p.getConnections(peer),
+      reservations: () => [...(libp2p.services.relay?.reservations.entries() ?? [])].map(([peer, r]) => ({ peer, addr: r.addr }))
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
+    await stack.start('gater', gater)
+    const reach = await stack.start('reach', reachTracker(libp2p))
     await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
-    const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger }, options.sync))
+    // The log syncs over direct connections only: a relay's bytes are kept for blobs.
+    const syncNetwork = {
+      peerId: libp2p.peerId,
+      handle: libp2p.handle.bind(libp2p),
+      unhandle: libp2p.unhandle.bind(libp2p),
+      dialProtocol: withoutRelayedProtocolDials(libp2p),
+      getConnections: () => libp2p.getConnections(),
+      addEventListener: libp2p.addEventListener.bind(libp2p),
+      removeEventListener: libp2p.removeEventListener.bind(libp2p)
+    }
+    const sync = await stack.start('sync', ledgerSync({ network: syncNetwork, store: ledger }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
+    const liveHub = new LiveLogHub()
+    const liveLogs = await stack.start('live logs', new LiveLogService({ network: libp2p, hub: liveHub, self: identity.author }, options.liveLog))
 
     const version = packageVersion()
     const slots = executor === undefined ? 0 : config.slots
@@ -133,6 +204,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
         platforms: config.platforms,
         slots,
         accepts: { network: policy.network, root: policy.root },
+        polls: config.polls,
         version,
         ...(options.presence ?? {})
       }
@@ -150,7 +222,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       }))
     }
 
-    const keeper = await stack.start('keeper', createMeshKeeper(libp2p, { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
+    const keeper = await stack.start('keeper', createMeshKeeper(withoutRelayDials(libp2p), { bootstrap: config.bootstrap, ...(options.keeper ?? {}) }))
     // Every heartbeat refreshes where a member listens, so the keeper can find it again after a partition,
     // and so protocols that dial by peer id (blob fetches) reach a member this node has no connection to.
     const announced = new Map<string, string>()
@@ -206,10 +278,47 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       policy,
       trust,
       workRoot: identity.paths.work,
+      sign: createSigner(identity.key).sign,
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })
+    // This node's own runs go to the live log hub as they print.
+    const offRun = jobs.on('run', (event) => {
+      const key = liveKey(event.detail.job, event.detail.platform, identity.author)
+      if (event.detail.running) liveHub.open(key)
+      else liveHub.end(key)
+    })
+    const offLog = jobs.on('log', (event) => { liveHub.append(liveKey(event.detail.job, event.detail.platform, identity.author), event.detail.text) })
+    stack.add('live log wiring', { start: async () => {}, stop: async () => { offRun(); offLog() } })
     await stack.start('jobs', jobs)
+    const releasePins = await stack.start('release pins', new ReleasePins({ self: identity.author, retentionMs: config.retentionDays * 24 * 60 * 60_000, blobs, jobs }))
+    await stack.start('webhooks', new WebhookNotifier({
+      file: identity.paths.webhooks,
+      self: identity.author,
+      jobs,
+      isMine: (view) => view.submitter === identity.author || (view.spec.trigger !== undefined && jobs.watches.get(view.spec.trigger.watch)?.author === identity.author),
+      ...(options.webhookSender !== undefined ? { sender: options.webhookSender } : {})
+    }))
+    const addressPolicy = new AddressPolicy(config.watchAllow)
+    const membership = membershipOf(presence)
+    const watcher = new Watcher({
+      self: identity.author,
+      jobs,
+      ledger,
+      blobs,
+      members: () => [...membership.members(), { author: identity.author, platforms: config.platforms, slots, free: 0, running: [], accepts: { network: policy.network, root: policy.root }, lastSeen: Date.now(), ...(config.polls ? { polls: true } : {}) }],
+      policy: addressPolicy,
+      workRoot: identity.paths.work,
+      minIntervalS: config.watchMinIntervalS
+    })
+    if (config.polls) await stack.start('watcher', watcher)
+    const live = stack.add('live log relay', new LiveLogRelayService(new LiveLogRelay({
+      hub: liveHub,
+      service: liveLogs,
+      self: identity.author,
+      jobs,
+      peerIdOf: peerIdOfAuthor
+    })))
     // A key caught forking is no longer believed: refold every view without it.
     const excludeForked = (): void => { jobs.setTrustPolicy({ ...trust, excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()]) }) }
     if (ledger.equivocatingAuthors().length > 0) excludeForked()
@@ -228,7 +337,11 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       sync,
       jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
-      trustLoopback: !policy.network
+      reachOf: (peerId) => reachOfPeer(reach, peerId),
+      network: () => networkStatus({ libp2p, gater, reach, exchange, config, reachability: () => reachable(), relayServing }),
+      trustLoopback: !policy.network,
+      live: live.relay,
+      watches: watcher.api()
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })
@@ -255,9 +368,14 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       exchange,
       sync,
       jobs,
+      liveLogs,
+      releasePins,
       executor,
       environments,
       policy,
+      gater,
+      reach,
+      reachability: () => reachable(),
       apiUrl: api.url,
       startedAt,
       listenAddresses: () => libp2p.getMultiaddrs().map(String),
@@ -270,6 +388,18 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await stack.stopAll().catch((stopErr: unknown) => { log.error('unwinding a failed start: %s', describeError(stopErr)) })
     throw err
   }
+}
+
+/** The peer id a bootstrap multiaddr names (checked by the config already). */
+function bootstrapPeerId (address: string): string {
+  return multiaddr(address).getComponents().findLast((c) => c.name === 'p2p')?.value ?? ''
+}
+
+/** The relay as a service of the stack: stopping it ends every follow. */
+class LiveLogRelayService {
+  constructor (readonly relay: LiveLogRelay) {}
+  start (): void {}
+  stop (): void { this.relay.stop() }
 }
 
 /** The executor for config.sandbox; undefined (the node joins but does not build) when it is unavailable. */

@@ -3,7 +3,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
 import { createSigner, type Signer } from '../../src/crypto/sign.js'
+import type { PrivateKey } from '@libp2p/interface'
 import { createMeshLibp2p, type MeshLibp2p } from '../../src/gossip/libp2p.js'
+import type { NatOptions } from '../../src/gossip/nat/index.js'
 import { PRESENCE_TOPIC } from '../../src/gossip/presence/constants.js'
 import { ENTRY_FORMAT_VERSION } from '../../src/ledger/constants.js'
 import { signedMessage } from '../../src/ledger/entry.js'
@@ -137,18 +139,30 @@ export class HostilePeer {
   }
 }
 
+export interface HostilePeerOptions {
+  topics?: string[]
+  /** Its libp2p key (default: a fresh one): e.g. a key the test counts as a member. */
+  privateKey?: PrivateKey
+  /** A private mesh's key, right or wrong (default: none, as a stranger has). */
+  swarmKey?: Uint8Array
+  /** Speak circuit relay (and the rest of NAT traversal), to use or abuse relays. */
+  nat?: NatOptions
+}
+
 /**
  * Start a hostile peer on loopback under a fresh libp2p key, subscribed to
  * the mesh's topics (so that it receives and can publish), stopped at
  * teardown. Its libp2p key is its peer id; the entries it forges can be
  * signed by any number of other throwaway authors.
  */
-export async function hostilePeer (teardown: Teardown, options: { topics?: string[] } = {}): Promise<HostilePeer> {
+export async function hostilePeer (teardown: Teardown, options: HostilePeerOptions = {}): Promise<HostilePeer> {
   const topics = options.topics ?? [ENTRIES_TOPIC, FORKS_TOPIC, PRESENCE_TOPIC]
   const libp2p = await createMeshLibp2p({
-    privateKey: await generateKeyPair('Ed25519'),
+    privateKey: options.privateKey ?? await generateKeyPair('Ed25519'),
     listen: ['/ip4/127.0.0.1/tcp/0'],
-    topics
+    topics,
+    ...(options.swarmKey !== undefined ? { swarmKey: options.swarmKey } : {}),
+    ...(options.nat !== undefined ? { nat: options.nat } : {})
   })
   teardown(async () => { await libp2p.stop() })
   for (const topic of topics) libp2p.services.pubsub.subscribe(topic)

@@ -15,8 +15,10 @@ const ALLOWED: Record<string, string[]> = {
   blobs: ['util', 'crypto'],
   ledger: ['util', 'crypto'],
   gossip: ['util', 'crypto'],
+  livelog: ['util', 'crypto'],
   jobs: ['util', 'crypto', 'ledger', 'blobs', 'sandbox', 'archive', 'environments'],
-  node: ['util', 'crypto', 'archive', 'sandbox', 'environments', 'blobs', 'ledger', 'gossip', 'jobs']
+  upstream: ['util', 'crypto', 'archive', 'ledger', 'blobs', 'sandbox', 'jobs'],
+  node: ['util', 'crypto', 'archive', 'sandbox', 'environments', 'blobs', 'ledger', 'gossip', 'livelog', 'jobs', 'upstream']
 }
 
 /** "jobs know entries, not libp2p". */
@@ -24,7 +26,8 @@ const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
   jobs: /^(libp2p|@libp2p\/|@chainsafe\/|fastify)/,
   ledger: /^fastify/,
   sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
-  environments: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
+  environments: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
+  upstream: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
 }
 
 const SRC = resolve(__dirname, '../../src')

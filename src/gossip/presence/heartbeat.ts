@@ -45,6 +45,8 @@ export const heartbeatSchema = z.object({
    * a node that sends none offers none.
    */
   environments: z.array(label).max(MAX_ENVIRONMENTS).optional(),
+  /** The sender polls watches (added with watches; absent: it does not). */
+  polls: z.boolean().optional(),
   version: z.string().min(1).max(MAX_VERSION_LENGTH).regex(/^[\x21-\x7e]+$/, 'expected a printable version string'),
   api: apiUrl.optional(),
   /**

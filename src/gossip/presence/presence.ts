@@ -36,6 +36,8 @@ export interface PresenceInit {
   accepts?: { network: boolean, root: boolean }
   /** Environments ready to build in (announced as they become ready, through update()). */
   environments?: string[]
+  /** This node polls watches (absent or false: it never does, so nobody designates it). */
+  polls?: boolean
   version: string
   /** The API URL to advertise, if other machines can reach it. */
   api?: string
@@ -54,6 +56,7 @@ export interface LocalPresence {
   accepts: { network: boolean, root: boolean }
   /** Environments ready to build in; absent or empty: none. */
   environments?: string[]
+  polls?: boolean
   version: string
   api?: string
 }
@@ -139,6 +142,7 @@ export class Presence extends EventTarget {
       running: [],
       accepts: init.accepts ?? { network: false, root: false },
       environments: [...(init.environments ?? [])],
+      ...(init.polls === true ? { polls: true } : {}),
       version: init.version,
       ...(init.api !== undefined ? { api: init.api } : {})
     }
@@ -264,6 +268,7 @@ export class Presence extends EventTarget {
       running: state.running,
       accepts: state.accepts,
       ...(state.environments !== undefined && state.environments.length > 0 ? { environments: state.environments } : {}),
+      ...(state.polls === true ? { polls: true } : {}),
       version: state.version,
       ...(state.api !== undefined ? { api: state.api } : {}),
       ...(addrs.length > 0 ? { addrs } : {}),

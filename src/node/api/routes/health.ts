@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { HealthResponse } from '../types.js'
+import type { HealthResponse, NetworkStatus } from '../types.js'
 
 /** What GET /api/health reads. */
 export interface HealthContext {
@@ -10,6 +10,7 @@ export interface HealthContext {
   local (): { platforms: string[], environments?: string[], slots: number, free: number }
   memberCount (): number
   connectionCount (): number
+  network? (): NetworkStatus
 }
 
 export function registerHealthRoutes (app: FastifyInstance, context: HealthContext): void {
@@ -28,7 +29,8 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       peers: context.memberCount(),
       connections: context.connectionCount(),
       startedAt: context.startedAt,
-      uptimeMs: now - context.startedAt
+      uptimeMs: now - context.startedAt,
+      ...(context.network !== undefined ? { network: context.network() } : {})
     }
   })
 }

@@ -19,6 +19,15 @@ export interface MetricsSnapshot {
   sandboxRunSeconds: { count: number, sum: number }
   blobBytes: number
   blobCount: number
+  /** NAT traversal and the connection gater (absent on a bare API). */
+  network?: {
+    relayedConnections: number
+    relayReservations: number
+    upgrades: number
+    blobFetchesRelayed: number
+    blobServesRelayed: number
+    refused: Record<string, number>
+  }
 }
 
 export interface MetricsContext {
@@ -53,6 +62,14 @@ export function formatMetrics (m: MetricsSnapshot): string {
     `buildhaus_sandbox_run_seconds_sum ${m.sandboxRunSeconds.sum}`, `buildhaus_sandbox_run_seconds_count ${m.sandboxRunSeconds.count}`)
   gauge('buildhaus_blob_bytes', 'Bytes in the local blob store.', m.blobBytes)
   gauge('buildhaus_blobs', 'Blobs in the local blob store.', m.blobCount)
+  if (m.network !== undefined) {
+    gauge('buildhaus_relayed_connections', 'Open connections that go through a circuit relay.', m.network.relayedConnections)
+    gauge('buildhaus_relay_reservations', 'Reservations this node holds as a relay for peers behind NAT.', m.network.relayReservations)
+    gauge('buildhaus_connection_upgrades_total', 'Relayed connections replaced by a direct one (DCUtR).', m.network.upgrades, 'counter')
+    gauge('buildhaus_blob_fetches_relayed_total', 'Blob fetches carried by a relayed connection.', m.network.blobFetchesRelayed, 'counter')
+    gauge('buildhaus_blob_serves_relayed_total', 'Blob uploads carried by a relayed connection.', m.network.blobServesRelayed, 'counter')
+    labelled('buildhaus_gater_refusals_total', 'Connections, reservations and relayed connections refused by the connection gater.', 'what', m.network.refused, 'counter')
+  }
   return `${out.join('\n')}\n`
 }
 

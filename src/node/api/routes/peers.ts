@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { LocalPresence, PresenceMember } from '../../../gossip/presence/index.js'
 import type { BuilderReputation } from '../../../jobs/index.js'
-import type { PeerView, PeersResponse } from '../types.js'
+import type { NetworkStatus, PeerReach, PeerView, PeersResponse } from '../types.js'
 
 /** What GET /api/peers reads. */
 export interface PeersContext {
@@ -17,6 +17,10 @@ export interface PeersContext {
   reputation?: () => BuilderReputation[]
   /** The author forked its chain: its entries are no longer believed. */
   isEquivocating?: (author: string) => boolean
+  /** How this node reaches a peer now. */
+  reachOf?: (peerId: string) => PeerReach
+  /** How others reach this node. */
+  reachability?: () => NetworkStatus['reachability']
 }
 
 export function registerPeerRoutes (app: FastifyInstance, context: PeersContext): void {
@@ -35,7 +39,8 @@ export function registerPeerRoutes (app: FastifyInstance, context: PeersContext)
       version: local.version,
       ...(local.api !== undefined ? { api: local.api } : {}),
       lastSeen: Date.now(),
-      addresses: context.ownAddresses()
+      addresses: context.ownAddresses(),
+      ...(context.reachability !== undefined ? { reachability: context.reachability() } : {})
     }
     const others = await Promise.all(context.members().map(async (member): Promise<PeerView> => {
       const h = member.heartbeat
@@ -52,7 +57,8 @@ export function registerPeerRoutes (app: FastifyInstance, context: PeersContext)
         version: h.version,
         ...(h.api !== undefined ? { api: h.api } : {}),
         lastSeen: member.lastSeen,
-        addresses: await context.addressesOf(member.peerId)
+        addresses: await context.addressesOf(member.peerId),
+        ...(context.reachOf !== undefined ? { reach: context.reachOf(member.peerId) } : {})
       }
     }))
     const scores = new Map((context.reputation?.() ?? []).map((r) => [r.builder, r]))

@@ -1,4 +1,7 @@
 import type { Command } from '../command.js'
+import { attestCommand } from './attest.js'
+import { fetchCommand, releaseCommand } from './fetch.js'
+import { watchAddCommand, watchListCommand, watchRemoveCommand } from './watch.js'
 import { auditCommand } from './audit.js'
 import { cancelCommand } from './cancel.js'
 import { demoCommand } from './demo.js'
@@ -10,7 +13,9 @@ import { logExportCommand } from './log-export.js'
 import { peersCommand } from './peers.js'
 import { statusCommand } from './status.js'
 import { submitCommand } from './submit.js'
+import { swarmKeyCommand } from './swarm-key.js'
 import { verifyCommand } from './verify.js'
+import { webhookAddCommand, webhookListCommand, webhookRemoveCommand } from './webhook.js'
 
 /**
  * Every CLI command, one module each. Add a command by writing its module and
@@ -33,5 +38,15 @@ export const commands: readonly Command[] = [
   envImportCommand,
   envRemoveCommand,
   envGcCommand,
-  envShowCommand
+  envShowCommand,
+  swarmKeyCommand,
+  attestCommand,
+  fetchCommand,
+  releaseCommand,
+  watchAddCommand,
+  watchListCommand,
+  watchRemoveCommand,
+  webhookAddCommand,
+  webhookListCommand,
+  webhookRemoveCommand
 ] as unknown as readonly Command[]

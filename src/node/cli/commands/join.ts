@@ -24,6 +24,14 @@ export const joinCommand = defineCommand({
     environment: { type: 'string', multiple: true, placeholder: 'NAME', description: 'offer builds in this environment, e.g. debian-12 (made from Debian\'s archive at start if missing; see `env`)' },
     'environment-dir': { type: 'string', placeholder: 'DIR', description: 'where environments are kept (default: /var/cache/buildhaus/environments as root, else <home>/environments; nodes may share one)' },
     'environment-cache': { type: 'string', placeholder: 'MB', description: 'how much the environments may take, least recently used removed first (default 32768)' },
+    relay: { type: 'string', placeholder: 'auto|on|off', description: 'relay for peers behind NAT (default auto: only while this node has a public address; see docs/NETWORK.md)' },
+    upnp: { type: 'boolean', description: 'ask the router to forward the p2p port (UPnP or NAT-PMP), so peers can dial this node directly' },
+    announce: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a public address others can dial this node at, e.g. /ip4/203.0.113.7/tcp/4710 when the router forwards that port' },
+    'swarm-key': { type: 'string', placeholder: 'FILE', description: 'join a private mesh: only nodes holding this key (made by `buildhaus-node swarm-key`) can connect' },
+    poll: { type: 'boolean', default: true, description: 'do not poll watches (this node never fetches upstream releases; others are designated instead)' },
+    'watch-allow': { type: 'string', multiple: true, placeholder: 'CIDR', description: 'let watches reach this address or range although it is loopback or private (e.g. 127.0.0.1 for a registry on this machine)' },
+    'watch-min-interval': { type: 'string', placeholder: 'SECONDS', description: 'poll one watch at most this often, whatever it asks (default 300)' },
+    'retain-days': { type: 'string', placeholder: 'DAYS', description: 'keep the artifacts of verified platforms this node built pinned, outside the cache bound, this long (default 90; 0: never pin)' },
     json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
   },
   async run (options, _positionals, io) {
@@ -42,7 +50,15 @@ export const joinCommand = defineCommand({
       ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {}),
       environment: options.environment,
       ...(options['environment-dir'] !== undefined ? { environmentDir: options['environment-dir'] } : {}),
-      ...(options['environment-cache'] !== undefined ? { environmentCache: options['environment-cache'] } : {})
+      ...(options['environment-cache'] !== undefined ? { environmentCache: options['environment-cache'] } : {}),
+      ...(options.relay !== undefined ? { relay: options.relay } : {}),
+      upnp: options.upnp,
+      announce: options.announce,
+      ...(options['swarm-key'] !== undefined ? { swarmKey: options['swarm-key'] } : {}),
+      ...(options['retain-days'] !== undefined ? { retainDays: options['retain-days'] } : {}),
+      poll: options.poll,
+      watchAllow: options['watch-allow'],
+      ...(options['watch-min-interval'] !== undefined ? { watchMinInterval: options['watch-min-interval'] } : {})
     }, io.env)
     warnAboutSandbox(config, io)
 
