@@ -38,6 +38,13 @@ export const CREATE_TIMEOUT_MS = 60 * 60_000
 /** How long installing a job's packages may take. */
 export const DERIVE_TIMEOUT_MS = 30 * 60_000
 
+/**
+ * How long a set of packages the archive did not have is refused without
+ * asking it again (another copy of the base and `apt-get update` each time
+ * otherwise). An upload to the archive within that time is seen an hour late.
+ */
+export const UNKNOWN_PACKAGES_TTL_MS = 60 * 60_000
+
 /** Default bound of a node's environment cache (least recently used removed first). */
 export const DEFAULT_ENVIRONMENT_CACHE_MB = 32 * 1024
 

@@ -8,9 +8,9 @@ import { TypedEvents } from '../util/events.js'
 import { componentLogger } from '../util/logger.js'
 import { findDebianArchive } from './apt-sources.js'
 import { runCommand } from './command.js'
-import { CREATE_TIMEOUT_MS, DERIVE_TIMEOUT_MS, MAX_MANIFEST_BYTES, MAX_SMALL_FILE_BYTES, RECIPE_VERSION } from './constants.js'
+import { CREATE_TIMEOUT_MS, DERIVE_TIMEOUT_MS, MAX_MANIFEST_BYTES, MAX_SMALL_FILE_BYTES, RECIPE_VERSION, UNKNOWN_PACKAGES_TTL_MS } from './constants.js'
 import { deriveDebian, makeDebianBase } from './debian.js'
-import { EnvironmentCreationError, EnvironmentInUseError, UnknownEnvironmentError } from './errors.js'
+import { EnvironmentCreationError, EnvironmentInUseError, UnknownEnvironmentError, UnknownPackagesError } from './errors.js'
 import { acquireLock, withLock } from './lock.js'
 import { describeManifest, manifestBytes, manifestHash, parseManifest, type EnvironmentManifest } from './manifest.js'
 import { checkEnvironmentName, debianRelease, normalisePackages } from './names.js'
@@ -31,6 +31,7 @@ const log = componentLogger('environments:store')
  *     envs/<hash>/users/<tag>  one file per lease: a build (of a live process) uses it
  *     names/<name>.json        which environment the name offers: { hash }
  *     derived/<key>.json       which environment a base plus packages made: { hash }
+ *     derived/<key>.unknown.json  packages of that set the archive lacked, and when (an hour's memory)
  *     locks/                   flock(1) files: one maker per name or package set
  *     tmp/, trash/             environments being made, being removed
  *
@@ -297,12 +298,15 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
   private async derived (name: string, baseHash: string, packages: string[], request: AcquireRequest): Promise<string> {
     const key = createHash('sha256').update(`${baseHash}\n${packages.join(' ')}`).digest('hex')
     const keyFile = join(this.dir, 'derived', `${key}.json`)
+    const refusedFile = join(this.dir, 'derived', `${key}.unknown.json`)
     const known = await readHashFile(keyFile)
     if (known !== undefined && await isDirectory(join(this.dir, 'envs', known, 'root'))) return known
+    await this.refuseKnownUnknowns(refusedFile, name)
     const label = `${name} + ${packages.join(', ')}`
     return await this.once(`derived:${key}`, label, request, async (onLine, signal) => {
       const made = await readHashFile(keyFile)
       if (made !== undefined && await isDirectory(join(this.dir, 'envs', made, 'root'))) return made
+      await this.refuseKnownUnknowns(refusedFile, name)
       const base = await this.load(baseHash)
       if (base === undefined) throw new EnvironmentCreationError(`the environment ${name} (${baseHash.slice(0, 12)}) is gone; make it again`)
       onLine(`installing ${packages.join(', ')} into a copy of ${name} (${baseHash.slice(0, 12)})`)
@@ -314,10 +318,30 @@ export class EnvironmentStore extends TypedEvents<EnvironmentStoreEvents> {
         return await this.build(name, packages, baseHash, onLine, async (root) => await deriveDebian({ baseRoot: hold.root, base: base.manifest, baseHash, packages, dir: root }, options), async (hash) => {
           await writeAtomic(keyFile, JSON.stringify({ hash, base: baseHash, packages }))
         })
+      } catch (err) {
+        // Remembered for a while, so that every job (and every node sharing this store) naming the same
+        // packages is refused at once rather than after another copy and `apt-get update`.
+        if (err instanceof UnknownPackagesError) await writeAtomic(refusedFile, JSON.stringify({ unknown: err.packages, message: err.message, time: Date.now() })).catch(() => {})
+        throw err
       } finally {
         await hold.release()
       }
     })
+  }
+
+  /** Throw again an UnknownPackagesError found for this set within UNKNOWN_PACKAGES_TTL_MS. */
+  private async refuseKnownUnknowns (file: string, name: string): Promise<void> {
+    const bytes = await readBounded(file, 64 * 1024).catch(() => undefined)
+    if (bytes === undefined) return
+    let found: { unknown?: unknown, message?: unknown, time?: unknown }
+    try {
+      found = JSON.parse(bytes.toString('utf8')) as typeof found
+    } catch {
+      return
+    }
+    if (typeof found.time !== 'number' || Date.now() - found.time > UNKNOWN_PACKAGES_TTL_MS || !Array.isArray(found.unknown) || typeof found.message !== 'string') return
+    const minutes = Math.max(1, Math.round((Date.now() - found.time) / 60_000))
+    throw new UnknownPackagesError(found.unknown.filter((p): p is string => typeof p === 'string'), `${found.message} (as ${name}'s archive said ${minutes} min ago)`)
   }
 
   /**

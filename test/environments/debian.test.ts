@@ -66,6 +66,10 @@ describe.skipIf(skip)('a Debian environment made here', () => {
     expect(err).toMatchObject({ name: 'UnknownPackagesError', packages: ['buildhaus-no-such-package'] })
     expect((err as Error).message).toContain('buildhaus-no-such-package')
     expect((await store.list()).length).toBe(before)
+    // Asked again (by this or any node sharing the store), the same set is refused from memory, saying when the archive said so.
+    const again = await store.acquire({ name: 'debian-12', packages: ['hello', 'buildhaus-no-such-package'] }).catch((e: unknown) => e)
+    expect(again).toMatchObject({ name: 'UnknownPackagesError', packages: ['buildhaus-no-such-package'] })
+    expect((again as Error).message).toMatch(/as debian-12's archive said \d+ min ago/)
   }, 10 * 60_000)
 })
 
