@@ -51,6 +51,10 @@ export const MAX_ENV_FIELD_LENGTH = 256
 export const MAX_ENV_TOOLS = 32
 export const MAX_TOOL_NAME_LENGTH = 64
 
+/** Environments: the versions a result records (the job's packages and a few toolchain ones), each version's length. */
+export const MAX_RESULT_PACKAGES = 96
+export const MAX_PACKAGE_VERSION_LENGTH = 128
+
 /** Diagnoses. */
 export const MAX_DIAGNOSIS_BUILDERS = 16
 export const MAX_DIAGNOSIS_FILES = 256

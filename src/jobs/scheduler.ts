@@ -23,6 +23,8 @@ export interface Member {
   /** `<job id>/<selector>` of every slot it is running. */
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** The environments it has ready to build in (a platform with an environment needs it). */
+  environments?: string[]
   /** It polls watches (see watches.ts); absent: it does not. */
   polls?: boolean
   lastSeen: number
@@ -38,6 +40,8 @@ export type Admission = { ok: true } | { ok: false, reason: string }
 export interface SelfNode {
   author: string
   platforms: string[]
+  /** The environments it has ready (as Member.environments). */
+  environments?: string[]
   free: number
   /** As Member.lastActive. */
   lastActive?: number
@@ -204,6 +208,14 @@ const POLICY_REFUSAL_PREFIX = 'refused by policy: '
 /** How a refusal for want of the job's source starts (service/runner.ts). */
 export const SOURCE_REFUSAL_PREFIX = 'could not get the source '
 
+/** How a refusal for want of the job's environment starts (service/runner.ts): unknown packages, an unreachable archive… */
+export const ENVIRONMENT_REFUSAL_PREFIX = 'could not prepare the environment '
+
+/** Whether a member can build a platform: it offers every label, and the platform's environment if it names one. */
+export function canBuild (member: Pick<Member, 'platforms' | 'environments'>, platform: Pick<PlatformView, 'labels' | 'environment'>): boolean {
+  return offersAll(member.platforms, platform.labels) && (platform.environment === undefined || (member.environments ?? []).includes(platform.environment))
+}
+
 /** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
 export function policyRefusals (member: Pick<Member, 'accepts'>, job: JobView): string[] {
   const refusals: string[] = []
@@ -293,6 +305,7 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     free: self.free,
     running: self.running ?? heard?.running ?? [],
     accepts: heard?.accepts ?? { network: true, root: true },
+    ...(self.environments !== undefined ? { environments: self.environments } : heard?.environments !== undefined ? { environments: heard.environments } : {}),
     lastSeen: heard?.lastSeen ?? now,
     ...(self.lastActive !== undefined ? { lastActive: self.lastActive } : heard?.lastActive !== undefined ? { lastActive: heard.lastActive } : {})
   })
@@ -300,7 +313,7 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
   for (const m of live.values()) remaining.set(m.author, Math.max(0, m.free))
 
   const eligible = (m: Member, job: JobView, platform: PlatformView, state: SlotState): boolean =>
-    offersAll(m.platforms, platform.labels) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
+    canBuild(m, platform) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
   const me = live.get(self.author)!
   const slots = fairShareOrder(input.jobs).map(({ job, platform }) => ({ job, platform, state: slotState(job, platform, now, live, counts) }))
   // Slots after the last one self could take cannot change what self does: skip their hashing.
@@ -366,6 +379,8 @@ export function decideRefusals (input: ClaimInput): RefusalDecision[] {
  * - `unmatched: no live node offers linux-arm64`, or, when nodes the reader
  *   does not count offer it, `unmatched: no live node whose results count
  *   offers linux-arm64 (2 non-members do)`;
+ * - `unmatched: no live node offers the environment debian-12` (N nodes
+ *   offer the labels but do not have the environment ready);
  * - `refused: could not get the source …` when a builder that could not fetch
  *   the source refused too (a lost source, not a policy);
  * - `refused by policy: network` when every matching node that could still
@@ -381,15 +396,20 @@ export function explainUnmatched (job: JobView, selector: string, members: reado
   if (platform === undefined) throw new InvalidInputError(`job ${job.id} has no platform ${selector}`)
   if (!isOpen(job, platform)) return undefined
   const counts = counting?.counts ?? everyone
-  const offering = members.filter((m) => offersAll(m.platforms, platform.labels))
+  const offering = members.filter((m) => canBuild(m, platform))
   const matching = offering.filter((m) => counts(m.author))
   if (matching.length === 0) {
     const others = offering.length
+    if (others > 0) {
+      return { verdict: 'unmatched', reason: `unmatched: no live node whose results count offers ${selector} (${others} ${counting?.outsiders ?? 'others'} ${others === 1 ? 'does' : 'do'})` }
+    }
+    if (platform.environment === undefined) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }
+    const labelled = members.filter((m) => counts(m.author) && offersAll(m.platforms, platform.labels)).length
+    const otherLabels = platform.labels.filter((label) => label !== platform.environment)
     return {
       verdict: 'unmatched',
-      reason: others === 0
-        ? `unmatched: no live node offers ${selector}`
-        : `unmatched: no live node whose results count offers ${selector} (${others} ${counting?.outsiders ?? 'others'} ${others === 1 ? 'does' : 'do'})`
+      reason: `unmatched: no live node offers the environment ${platform.environment}${otherLabels.length > 0 ? ` on ${otherLabels.join('+')}` : ''}` +
+        (labelled > 0 ? ` (${labelled} offer${labelled > 1 ? '' : 's'} the labels ${selector} without having the environment ready)` : '')
     }
   }
   const live = new Map(members.filter((m) => counts(m.author)).map((m) => [m.author, m]))
@@ -407,8 +427,8 @@ export function explainUnmatched (job: JobView, selector: string, members: reado
   for (const r of platform.results) {
     if (r.status !== 'refused' || !state.refused.has(r.builder) || !live.has(r.builder)) continue
     const reason = r.reason ?? 'refused'
-    // A node's admission policy says "refused by policy: …"; a builder that could not get the source says so.
-    if (reason.startsWith(SOURCE_REFUSAL_PREFIX)) policyOnly = false
+    // A node's admission policy says "refused by policy: …"; a builder that could not get the source, or prepare the environment, says so.
+    if (reason.startsWith(SOURCE_REFUSAL_PREFIX) || reason.startsWith(ENVIRONMENT_REFUSAL_PREFIX)) policyOnly = false
     reasons.add(reason.startsWith(POLICY_REFUSAL_PREFIX) ? reason.slice(POLICY_REFUSAL_PREFIX.length) : reason)
   }
   if (reasons.size > 0) return { verdict: 'unmatched', reason: `${policyOnly ? POLICY_REFUSAL_PREFIX : 'refused: '}${[...reasons].sort().join(', ')}` }

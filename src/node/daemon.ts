@@ -11,7 +11,9 @@ import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type 
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
 import { MeshMembership } from '../membership/index.js'
 import { clearWorkspaces, createExecutor, loadPolicy, measureHost, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
+import { EnvironmentStore } from '../environments/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
+import { NodeEnvironments } from './environments.js'
 import { nodeApiContext } from './api-context.js'
 import { createAddressBook, withDialGate } from '../gossip/address-book.js'
 import { createIntroductions, type IntroductionsInit } from '../gossip/introductions/index.js'
@@ -80,6 +82,8 @@ export interface StartNodeOptions {
   liveLog?: LiveLogInit
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
+  /** Where progress of environments being made goes (default: as warnings, to stderr). */
+  environmentProgress?: (line: string) => void
   /**
    * A closed mesh: the connection gater refuses every peer for which
    * `isMember(authorHex)` is false (its configured bootstrap peers excepted),
@@ -111,6 +115,8 @@ export interface RunningNode {
   readonly releasePins: ReleasePins
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
+  /** The environments it offers; undefined when it offers none. */
+  readonly environments: NodeEnvironments | undefined
   readonly policy: AdmissionPolicy
   /** The mesh this node belongs to: its definition, and the file it came from. */
   readonly mesh: LoadedMesh
@@ -247,6 +253,18 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       }
     ))
 
+    // Environments are made in the background: the node joins at once and advertises each when it is ready.
+    let environments: NodeEnvironments | undefined
+    if (config.environments.length > 0 && executor !== undefined) {
+      const store = await EnvironmentStore.open({ dir: config.environmentDir, maxBytes: config.environmentCacheMb * 1024 * 1024 })
+      environments = await stack.start('environments', new NodeEnvironments({
+        store,
+        offered: config.environments,
+        onReady: (names) => { presence.update({ environments: names }) },
+        say: options.environmentProgress ?? warn
+      }))
+    }
+
     // The keeper never opens relayed connections (nat), and dials members only where the address book saw them.
     const keeper = await stack.start('keeper', createMeshKeeper(withoutRelayDials(libp2p), {
       bootstrap: config.bootstrap,
@@ -310,6 +328,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       }),
       membership: membershipOf(presence),
       executor,
+      ...(environments !== undefined ? { environments } : {}),
       policy,
       trust: policyNow(),
       workRoot: identity.paths.work,
@@ -411,6 +430,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       liveLogs,
       releasePins,
       executor,
+      environments,
       policy,
       mesh,
       membership,

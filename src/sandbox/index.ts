@@ -3,7 +3,7 @@ import { createNoSandboxExecutor, type NoSandboxOptions } from './none-executor.
 import type { Executor } from './types.js'
 
 export type {
-  Step, SandboxLimits, RunRequest, RunStatus, StepOutcome, CollectedArtifact, EnvironmentFingerprint, RunOutcome, Executor
+  Step, SandboxLimits, RunRequest, RunRoot, RunStatus, StepOutcome, CollectedArtifact, EnvironmentFingerprint, RunOutcome, Executor
 } from './types.js'
 export { DEFAULT_LIMITS, HARD_MAXIMUMS, MINIMUMS, LIMIT_KEYS, describeLimit } from './limits.js'
 export { admit, loadPolicy, defaultPolicy, DEFAULT_POLICY, type AdmissionPolicy, type JobRequirements, type Admission } from './policy.js'

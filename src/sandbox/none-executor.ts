@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { SandboxUnavailableError } from './errors.js'
 import { findTool, hostFingerprint, SYSTEM_PATH } from './host.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
 import { treeTools } from './tree-walk.js'
@@ -39,6 +40,7 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
   }
 
   async run (request: RunRequest): Promise<RunOutcome> {
+    if (request.rootfs !== undefined) throw new SandboxUnavailableError('--sandbox none cannot run a build in an environment (it needs bubblewrap to make the environment its root)')
     return await runJob(this, request)
   }
 

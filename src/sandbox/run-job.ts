@@ -6,6 +6,7 @@ import { delay } from '../util/wait.js'
 import { collectArtifacts } from './artifacts.js'
 import { diskUsage } from './disk-usage.js'
 import { SandboxRunError } from './errors.js'
+import { environmentFingerprint } from './host.js'
 import { assertValidLimits, describeLimit, MiB } from './limits.js'
 import { BoundedLog } from './log-buffer.js'
 import type { StepExit, StepProcess } from './step-process.js'
@@ -64,7 +65,7 @@ export async function runJob (backend: SandboxBackend, request: RunRequest): Pro
     }
   }
   const start = Date.now()
-  const env = await backend.fingerprint()
+  const env = request.rootfs === undefined ? await backend.fingerprint() : environmentFingerprint(await backend.fingerprint(), request.rootfs)
   const paths = new HostPaths().add(request.workRoot, '<work>')
   const session = new RunSession(backend, request, paths)
   let workspace: Workspace

@@ -32,6 +32,8 @@ export const MIN_PUBLISH_GAP_MS = 250
 export const MAX_HEARTBEAT_BYTES = 16 * 1024
 
 export const MAX_PLATFORMS = 32
+/** A heartbeat lists at most this many ready environments. */
+export const MAX_ENVIRONMENTS = 32
 export const MAX_LABEL_LENGTH = 64
 /** A heartbeat lists at most this many running builds; a node with more lists the first ones. */
 export const MAX_RUNNING = 64

@@ -34,6 +34,8 @@ export interface PresenceInit {
   platforms: string[]
   slots: number
   accepts?: { network: boolean, root: boolean }
+  /** Environments ready to build in (announced as they become ready, through update()). */
+  environments?: string[]
   /** This node polls watches (absent or false: it never does, so nobody designates it). */
   polls?: boolean
   version: string
@@ -61,12 +63,14 @@ export interface LocalPresence {
   free: number
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** Environments ready to build in; absent or empty: none. */
+  environments?: string[]
   polls?: boolean
   version: string
   api?: string
 }
 
-export type PresenceUpdate = Partial<Pick<LocalPresence, 'free' | 'running' | 'accepts' | 'api'>>
+export type PresenceUpdate = Partial<Pick<LocalPresence, 'free' | 'running' | 'accepts' | 'api' | 'environments'>>
 
 /** A live member of the mesh, keyed by its author key. */
 export interface PresenceMember {
@@ -158,6 +162,7 @@ export class Presence extends EventTarget {
       free: init.slots,
       running: [],
       accepts: init.accepts ?? { network: false, root: false },
+      environments: [...(init.environments ?? [])],
       ...(init.polls === true ? { polls: true } : {}),
       version: init.version,
       ...(init.api !== undefined ? { api: init.api } : {})
@@ -225,7 +230,7 @@ export class Presence extends EventTarget {
 
   /** This node's own presence as it is advertised. */
   get local (): Readonly<LocalPresence> {
-    return { ...this.state, platforms: [...this.state.platforms], running: [...this.state.running] }
+    return { ...this.state, platforms: [...this.state.platforms], running: [...this.state.running], environments: [...(this.state.environments ?? [])] }
   }
 
   /**
@@ -238,6 +243,7 @@ export class Presence extends EventTarget {
     if (change.running !== undefined) next.running = change.running.slice(0, MAX_RUNNING)
     if (change.accepts !== undefined) next.accepts = { ...change.accepts }
     if (change.api !== undefined) next.api = change.api
+    if (change.environments !== undefined) next.environments = [...change.environments]
     // Refuse (throw) before changing anything if the result would not be a valid heartbeat.
     encodeHeartbeat(this.heartbeatOf(next))
     Object.assign(this.state, next)
@@ -283,6 +289,7 @@ export class Presence extends EventTarget {
       free: Math.min(state.free, state.slots),
       running: state.running,
       accepts: state.accepts,
+      ...(state.environments !== undefined && state.environments.length > 0 ? { environments: state.environments } : {}),
       ...(state.polls === true ? { polls: true } : {}),
       version: state.version,
       ...(state.api !== undefined ? { api: state.api } : {}),

@@ -13,10 +13,10 @@ import { withLiveness } from '../state.js'
 import { provenanceSigningInput } from '../provenance.js'
 import { countingOf, type Counting, type TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
-import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
+import { describeDiagnosisFailure, diagnose, planCrossDiagnosis, planDiagnosis, type DiagnosisPlan } from './diagnoser.js'
 import { JobIndex } from './job-index.js'
 import { WatchIndex } from '../watches.js'
-import type { BlobFetcher, JobBlobs, JobLedger, Membership } from './ports.js'
+import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
 import { errorInstead, publishableResult } from './publishable.js'
 import { requestedLimits, runSlot } from './runner.js'
 
@@ -51,6 +51,8 @@ export interface JobServiceOptions {
   membership: Membership
   /** Undefined when this node cannot build (no sandbox): it still submits, watches and serves. */
   executor: Executor | undefined
+  /** The environments this node offers; undefined: it builds on its host only. */
+  environments?: JobEnvironments
   policy: AdmissionPolicy
   trust: TrustPolicy
   /** Where sandbox workspaces go. */
@@ -290,6 +292,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       free: Math.max(0, slots - this.running.size - this.claiming.size),
       running: [...this.running.keys()],
       accepts: { network: this.options.policy.network, root: this.options.policy.root },
+      environments: this.options.environments?.ready() ?? [],
       lastSeen: Date.now(),
       ...(lastActive !== undefined ? { lastActive } : {})
     }]
@@ -377,7 +380,15 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (free <= 0) return
     const { claims, refusals } = planClaims({
       now,
-      self: { author: self.author, platforms: self.platforms, free, running: [...this.running.keys()], ...lastActiveOf(this.lastActive, self.author), admit: (job) => this.admit(job) },
+      self: {
+        author: self.author,
+        platforms: self.platforms,
+        environments: this.options.environments?.ready() ?? [],
+        free,
+        running: [...this.running.keys()],
+        ...lastActiveOf(this.lastActive, self.author),
+        admit: (job) => this.admit(job)
+      },
       members: this.withLoggedLoad(members, open, now, counts),
       jobs: open,
       leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS,
@@ -539,6 +550,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         platform,
         limits: admission.limits,
         executor: this.options.executor,
+        ...(this.options.environments !== undefined ? { environments: this.options.environments } : {}),
         blobs: this.options.blobs,
         fetcher: this.options.fetcher,
         sourceHolders: this.sourceHolders(view),
@@ -623,31 +635,39 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** A mismatch this node took part in and nobody has diagnosed yet: it may be this node's to diagnose. */
   private mayDiagnose (view: JobView): boolean {
     const self = this.options.self.author
-    return view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector) &&
+    const platformMismatch = view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector && d.versus === undefined) &&
       (p.mismatch?.groups.some((g) => g.builders.includes(self)) ?? false))
+    const crossMismatch = view.crossPlatform.verdict === 'mismatch' && !view.diagnoses.some((d) => d.versus !== undefined) &&
+      view.platforms.some((p) => p.results.some((r) => r.builder === self))
+    return platformMismatch || crossMismatch
   }
 
   private planDiagnoses (views: JobView[], now: number): void {
     for (const view of views) {
       for (const platform of view.platforms) {
         if (platform.verdict !== 'mismatch') continue
-        const key = slotKey(view.id, platform.selector)
-        if (this.diagnosing.has(key)) continue
-        const plan = planDiagnosis(view, platform, this.options.self.author, now)
-        if (plan === undefined) continue
-        this.diagnosing.add(key)
-        void diagnose(plan, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
-          .then(async (body) => {
-            await this.options.ledger.append('diagnosis', body)
-            this.stats.diagnoses++
-          })
-          .catch((err: unknown) => {
-            log.error(describeDiagnosisFailure(plan, err))
-            // Let a later plan try again (the other side may have been unreachable).
-            setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
-          })
+        this.startDiagnosis(slotKey(view.id, platform.selector), () => planDiagnosis(view, platform, this.options.self.author, now))
       }
+      if (view.crossPlatform.verdict === 'mismatch') this.startDiagnosis(`${view.id}/cross-platform`, () => planCrossDiagnosis(view, this.options.self.author, now))
     }
+  }
+
+  /** Diagnose once per key, if the plan says it is this node's turn; a failure lets a later plan try again. */
+  private startDiagnosis (key: string, plan: () => DiagnosisPlan | undefined): void {
+    if (this.diagnosing.has(key)) return
+    const planned = plan()
+    if (planned === undefined) return
+    this.diagnosing.add(key)
+    void diagnose(planned, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
+      .then(async (body) => {
+        await this.options.ledger.append('diagnosis', body)
+        this.stats.diagnoses++
+      })
+      .catch((err: unknown) => {
+        log.error(describeDiagnosisFailure(planned, err))
+        // Let a later plan try again (the other side may have been unreachable).
+        setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
+      })
   }
 
   private sourceHolders (view: JobView): string[] {

@@ -11,6 +11,8 @@ export interface HealthResponse {
   /** The node's Ed25519 public key in hex: its name as a log author. */
   author: string
   platforms: string[]
+  /** Environments ready to build in (each also a platform label). */
+  environments: string[]
   slots: number
   free: number
   version: string
@@ -62,6 +64,8 @@ export interface PeerView {
   /** `"<job id>/<selector>"` of each build it runs. */
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** Environments it has ready to build in (absent when none, and from older nodes' rows). */
+  environments?: string[]
   version: string
   api?: string
   /** When its last heartbeat arrived (ms since the epoch; now for this node). */

@@ -7,7 +7,7 @@ export interface HealthContext {
   author: string
   version: string
   startedAt: number
-  local (): { platforms: string[], slots: number, free: number }
+  local (): { platforms: string[], environments?: string[], slots: number, free: number }
   memberCount (): number
   connectionCount (): number
   network? (): NetworkStatus
@@ -22,6 +22,7 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       peerId: context.peerId,
       author: context.author,
       platforms: local.platforms,
+      environments: local.environments ?? [],
       slots: local.slots,
       free: local.free,
       version: context.version,

@@ -5,6 +5,7 @@ import { watchAddCommand, watchListCommand, watchRemoveCommand } from './watch.j
 import { auditCommand } from './audit.js'
 import { cancelCommand } from './cancel.js'
 import { demoCommand } from './demo.js'
+import { envCreateCommand, envGcCommand, envImportCommand, envListCommand, envRemoveCommand, envShowCommand } from './env.js'
 import { initCommand } from './init.js'
 import { jobsCommand } from './jobs.js'
 import { joinCommand } from './join.js'
@@ -39,6 +40,12 @@ export const commands: readonly Command[] = [
   logExportCommand,
   auditCommand,
   verifyCommand,
+  envListCommand,
+  envCreateCommand,
+  envImportCommand,
+  envRemoveCommand,
+  envGcCommand,
+  envShowCommand,
   swarmKeyCommand,
   attestCommand,
   fetchCommand,

@@ -22,6 +22,9 @@ export const joinCommand = defineCommand({
     trust: { type: 'string', placeholder: 'DIR|everyone', description: 'count only the builders whose public keys are in DIR instead of the mesh\'s members; `everyone` counts every key (unsafe on an open network); default: the members' },
     quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' },
     'blob-cache': { type: 'string', placeholder: 'MB', description: 'how much the blob store (sources, logs, artifacts) may hold (default 4096)' },
+    environment: { type: 'string', multiple: true, placeholder: 'NAME', description: 'offer builds in this environment, e.g. debian-12 (made from Debian\'s archive at start if missing; see `env`)' },
+    'environment-dir': { type: 'string', placeholder: 'DIR', description: 'where environments are kept (default: /var/cache/buildhaus/environments as root, else <home>/environments; nodes may share one)' },
+    'environment-cache': { type: 'string', placeholder: 'MB', description: 'how much the environments may take, least recently used removed first (default 32768)' },
     relay: { type: 'string', placeholder: 'auto|on|off', description: 'relay for peers behind NAT (default auto: only while this node has a public address; see docs/NETWORK.md)' },
     upnp: { type: 'boolean', description: 'ask the router to forward the p2p port (UPnP or NAT-PMP), so peers can dial this node directly' },
     announce: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a public address others can dial this node at, e.g. /ip4/203.0.113.7/tcp/4710 when the router forwards that port' },
@@ -47,6 +50,9 @@ export const joinCommand = defineCommand({
       ...(options.mesh !== undefined ? { mesh: options.mesh } : {}),
       ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
       ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {}),
+      environment: options.environment,
+      ...(options['environment-dir'] !== undefined ? { environmentDir: options['environment-dir'] } : {}),
+      ...(options['environment-cache'] !== undefined ? { environmentCache: options['environment-cache'] } : {}),
       ...(options.relay !== undefined ? { relay: options.relay } : {}),
       upnp: options.upnp,
       announce: options.announce,
@@ -58,7 +64,12 @@ export const joinCommand = defineCommand({
     }, io.env)
     warnAboutSandbox(config, io)
 
-    const node = await startNode(config)
+    const node = await startNode(config, {
+      // Progress of environments being made: lines on stderr, or JSON events with --json.
+      environmentProgress: (line) => {
+        io.stderr.write(options.json ? `${JSON.stringify({ event: 'environment', line })}\n` : `${line}\n`)
+      }
+    })
     if (!io.signal.aborted) {
       report(node, options.json, io)
       await new Promise<void>((resolve) => { io.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
@@ -102,6 +113,7 @@ function report (node: RunningNode, json: boolean, io: CliIO): void {
     listen: node.listenAddresses(),
     api: node.apiUrl,
     platforms: config.platforms,
+    environments: config.environments,
     slots: config.slots,
     sandbox: config.sandbox,
     bootstrap: config.bootstrap,
@@ -132,6 +144,7 @@ function report (node: RunningNode, json: boolean, io: CliIO): void {
     `  api        ${ready.api}`,
     `  platforms  ${ready.platforms.join(', ')} (${ready.slots} slot${ready.slots === 1 ? '' : 's'})`,
     `  sandbox    ${ready.sandbox}`,
+    ...(ready.environments.length > 0 ? [`  environments ${ready.environments.join(', ')} (in ${config.environmentDir}; advertised once ready)`] : []),
     `  peers      ${ready.bootstrap.length > 0 ? `bootstrap ${ready.bootstrap.join(', ')}` : 'no bootstrap'}${ready.mdns ? ', mDNS on' : ''}`,
     `  mesh       ${membershipLine(node).split('\n').join('\n             ')}`,
     'Ctrl-C stops it.',
