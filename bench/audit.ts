@@ -18,7 +18,7 @@ import { computeReputation, foldAll } from '../src/jobs/index.js'
 import { auditFile } from '../src/ledger/audit.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { VerifyPool } from '../src/ledger/verify-pool.js'
-import { auditExport } from '../src/node/audit.js'
+import { auditExport } from '../src/node/cli/audit.js'
 import { rawVerifyAllCores, rawVerifyRate } from './ledger.js'
 
 export interface AuditBenchOptions {

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { NodeClient, parseApiUrl } from '../../src/node/client.js'
+import { NodeClient, parseApiUrl } from '../../src/node/cli/client.js'
 import { useTeardown } from '../helpers/temp-home.js'
 
 type Teardown = (fn: () => unknown) => void

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { auditExport } from '../../src/node/audit.js'
-import { logSlice } from '../../src/node/release.js'
+import { auditExport } from '../../src/node/cli/audit.js'
+import { logSlice } from '../../src/node/cli/release.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { World } from '../jobs/helpers.js'
 

@@ -1,5 +1,5 @@
 import { UsageError } from '../../util/errors.js'
-import type { NodeClient } from '../client.js'
+import type { NodeClient } from './client.js'
 import type { JobsResponse } from '../api/routes/jobs.js'
 
 /**

@@ -1,4 +1,4 @@
-import type { NodeClient } from '../client.js'
+import type { NodeClient } from './client.js'
 import { short } from './job-format.js'
 
 /** One event of GET /api/jobs/:id/live. */

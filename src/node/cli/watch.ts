@@ -1,5 +1,5 @@
 import type { JobView } from '../../jobs/index.js'
-import type { NodeClient } from '../client.js'
+import type { NodeClient } from './client.js'
 import { short, verdictText } from './job-format.js'
 
 /** A job's verdict is final once it is one of these. */

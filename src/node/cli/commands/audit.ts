@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { UsageError } from '../../../util/errors.js'
-import { auditExport, type AuditedJob, type AuditedPlatform, type FullAuditReport } from '../../audit.js'
+import { auditExport, type AuditedJob, type AuditedPlatform, type FullAuditReport } from '../audit.js'
 import { defineCommand, jsonOption } from '../command.js'
 import { short, verdictText } from '../job-format.js'
 import { formatTable } from '../table.js'

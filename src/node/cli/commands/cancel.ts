@@ -1,5 +1,5 @@
 import type { JobView } from '../../../jobs/index.js'
-import { connectNode } from '../../client.js'
+import { connectNode } from '../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { resolveJobId } from '../job-id.js'
 

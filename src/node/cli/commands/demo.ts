@@ -7,7 +7,7 @@ import { createExecutor, SandboxUnavailableError, type Executor } from '../../..
 import { EnvironmentError, UsageError } from '../../../util/errors.js'
 import { packageRoot } from '../../../util/package-root.js'
 import { waitFor } from '../../../util/wait.js'
-import { NodeClient } from '../../client.js'
+import { NodeClient } from '../client.js'
 import { buildNodeConfig, parseSandbox } from '../../config.js'
 import { startNode, type RunningNode } from '../../daemon.js'
 import { foundMeshFor } from '../../mesh.js'

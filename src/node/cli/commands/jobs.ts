@@ -1,5 +1,5 @@
 import type { JobsResponse } from '../../api/routes/jobs.js'
-import { connectNode } from '../../client.js'
+import { connectNode } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { jobsTable } from '../job-format.js'

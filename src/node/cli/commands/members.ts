@@ -1,4 +1,4 @@
-import { connectNode } from '../../client.js'
+import { connectNode } from '../client.js'
 import type { MembersResponse } from '../../api/routes/members.js'
 import { ApiRequestError } from '../../errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'

@@ -1,4 +1,4 @@
-import { connectNode } from '../../client.js'
+import { connectNode } from '../client.js'
 import type { PeersResponse, PeerView } from '../../api/types.js'
 import { ApiRequestError } from '../../errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'

@@ -1,4 +1,4 @@
-import { connectNode } from '../../client.js'
+import { connectNode } from '../client.js'
 import type { VouchResponse } from '../../api/routes/members.js'
 import { apiOption, defineCommand, homeOption, jsonOption, type CliIO } from '../command.js'
 import { short } from '../job-format.js'

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
-import { describeError, UsageError } from '../util/errors.js'
-import { processAlive, readApiFile, type ApiFile } from './api-file.js'
-import type { ApiErrorBody } from './api/types.js'
-import { ApiRequestError, NodeNotRunningError } from './errors.js'
-import { homePaths, resolveHome } from './home.js'
+import { describeError, UsageError } from '../../util/errors.js'
+import { processAlive, readApiFile, type ApiFile } from '../api-file.js'
+import type { ApiErrorBody } from '../api/types.js'
+import { ApiRequestError, NodeNotRunningError } from '../errors.js'
+import { homePaths, resolveHome } from '../home.js'
 
 /** Default deadline of one API request. */
 export const CLIENT_TIMEOUT_MS = 10_000

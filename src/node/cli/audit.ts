@@ -1,10 +1,10 @@
-import { EntryCodec, type DecodedEntry } from '../ledger/entry.js'
-import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../ledger/index.js'
+import { EntryCodec, type DecodedEntry } from '../../ledger/entry.js'
+import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../../ledger/index.js'
 import {
   computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
   type BuilderReputation, type JobView, type PlatformView, type TrustPolicy
-} from '../jobs/index.js'
-import { foldMembership, type MembershipView, type MeshDefinition } from '../membership/index.js'
+} from '../../jobs/index.js'
+import { foldMembership, type MembershipView, type MeshDefinition } from '../../membership/index.js'
 
 /** One builder's latest say on a platform, as the audit weighed it. */
 export interface AuditedResult {
