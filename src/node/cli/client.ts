@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { describeError, UsageError } from '../../util/errors.js'
-import { processAlive, readApiFile, type ApiFile } from '../api-file.js'
+import { processAlive, readApiFile, type ApiFile } from '../api/file.js'
 import type { ApiErrorBody } from '../api/types.js'
 import { ApiRequestError, NodeNotRunningError } from '../errors.js'
 import { homePaths, resolveHome } from '../home.js'

@@ -1,9 +1,9 @@
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { BlobExchange } from '../blobs/exchange/index.js'
-import type { MeshLibp2p } from '../gossip/libp2p.js'
-import { isCircuit, isRelayed, type MeshGater, type Reachability, type ReachTracker } from '../gossip/nat/index.js'
-import type { NetworkStatus, PeerReach } from './api/types.js'
-import type { NodeConfig } from './config.js'
+import type { BlobExchange } from '../../blobs/exchange/index.js'
+import type { MeshLibp2p } from '../../gossip/libp2p.js'
+import { isCircuit, isRelayed, type MeshGater, type Reachability, type ReachTracker } from '../../gossip/nat/index.js'
+import type { NetworkStatus, PeerReach } from './types.js'
+import type { NodeConfig } from '../config.js'
 
 export interface NetworkParts {
   libp2p: MeshLibp2p
