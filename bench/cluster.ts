@@ -8,7 +8,7 @@ import { entryIdOf, unsignedOf } from '../src/ledger/entry.js'
 import type { JobsResponse } from '../src/node/api/routes/jobs.js'
 import type { HealthResponse } from '../src/node/api/types.js'
 import { NodeClient } from '../src/node/cli/client.js'
-import { foundMeshFor } from '../src/node/mesh.js'
+import { foundMeshFor } from '../src/node/home/mesh.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { percentile, round } from './stats.js'
 

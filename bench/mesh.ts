@@ -9,7 +9,7 @@ import { createMeshLibp2p, type MeshLibp2p } from '../src/gossip/libp2p.js'
 import { HEARTBEAT_INTERVAL_MS } from '../src/gossip/presence/constants.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
-import { initIdentity } from '../src/node/identity.js'
+import { initIdentity } from '../src/node/home/identity.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { median, percentile, round } from './stats.js'
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createKeyFile } from '../../src/crypto/key-file.js'
 import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
 import { formatMeshDefinition, MESH_FILE_VERSION } from '../../src/membership/index.js'
-import { ensureHome } from '../../src/node/home.js'
+import { ensureHome } from '../../src/node/home/home.js'
 
 /**
  * The mesh every test node joins by default, so that the suite runs in the

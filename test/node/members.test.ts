@@ -7,7 +7,7 @@ import { formatMeshDefinition, parseMeshDefinition } from '../../src/membership/
 import { hostilePeer } from '../helpers/hostile-peer.js'
 import { main } from '../../src/node/cli/main.js'
 import type { MembersResponse } from '../../src/node/api/routes/members.js'
-import { shippedMeshFile } from '../../src/node/mesh.js'
+import { shippedMeshFile } from '../../src/node/home/mesh.js'
 import { waitFor } from '../../src/util/wait.js'
 import { runCli, startNodeProcess, waitForMesh, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
 import { describeJob } from '../helpers/jobs.js'

@@ -3,7 +3,7 @@ import { describeError, UsageError } from '../../util/errors.js'
 import { processAlive, readApiFile, type ApiFile } from '../api/file.js'
 import type { ApiErrorBody } from '../api/types.js'
 import { ApiRequestError, NodeNotRunningError } from '../errors.js'
-import { homePaths, resolveHome } from '../home.js'
+import { homePaths, resolveHome } from '../home/home.js'
 
 /** Default deadline of one API request. */
 export const CLIENT_TIMEOUT_MS = 10_000

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { EnvironmentStore, manifestBytes, type EnvironmentInfo } from '../../../environments/index.js'
 import { defaultEnvironmentDir, parseEnvironmentCache } from '../../config.js'
-import { resolveHome } from '../../home.js'
+import { resolveHome } from '../../home/home.js'
 import { defineCommand, homeOption, jsonOption, type CliIO, type OptionTable } from '../command.js'
 import { formatAge, formatTable } from '../table.js'
 

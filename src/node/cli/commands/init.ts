@@ -1,6 +1,6 @@
 import { defineCommand, homeOption, jsonOption } from '../command.js'
-import { initIdentity } from '../../identity.js'
-import { resolveHome } from '../../home.js'
+import { initIdentity } from '../../home/identity.js'
+import { resolveHome } from '../../home/home.js'
 
 export const initCommand = defineCommand({
   name: ['init'],

@@ -6,7 +6,7 @@ import { jobEntryRules } from '../../../jobs/index.js'
 import { EnvironmentError, UsageError } from '../../../util/errors.js'
 import { connectNode } from '../client.js'
 import { NodeNotRunningError } from '../../errors.js'
-import { homePaths, resolveHome } from '../../home.js'
+import { homePaths, resolveHome } from '../../home/home.js'
 import { apiOption, defineCommand, homeOption } from '../command.js'
 
 export const logExportCommand = defineCommand({

@@ -3,8 +3,8 @@ import { resolve } from 'node:path'
 import { authorOfPeerId } from '../../../crypto/peer-id.js'
 import { checkMeshDefinition, DEFAULT_ADMIT, formatMeshDefinition, MESH_FILE_NAME, MESH_FILE_VERSION, meshFingerprint, type MeshDefinition } from '../../../membership/index.js'
 import { describeError, UsageError } from '../../../util/errors.js'
-import { resolveHome } from '../../home.js'
-import { loadOrCreateIdentity } from '../../identity.js'
+import { resolveHome } from '../../home/home.js'
+import { loadOrCreateIdentity } from '../../home/identity.js'
 import { defineCommand, homeOption, jsonOption } from '../command.js'
 
 export const meshInitCommand = defineCommand({

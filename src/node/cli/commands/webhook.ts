@@ -1,4 +1,4 @@
-import { homePaths, resolveHome } from '../../home.js'
+import { homePaths, resolveHome } from '../../home/home.js'
 import { UsageError } from '../../../util/errors.js'
 import { newSecret, readWebhooks, WEBHOOK_SCOPES, writeWebhooks, MAX_HOOKS, type WebhookScope } from '../../webhooks.js'
 import { defineCommand, homeOption, jsonOption } from '../command.js'

@@ -2,8 +2,8 @@ import { access, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   checkMeshDefinition, DEFAULT_ADMIT, formatMeshDefinition, loadMeshFile, MESH_FILE_NAME, MESH_FILE_VERSION, meshFingerprint, type MeshDefinition
-} from '../membership/index.js'
-import { packageRoot } from '../util/package-root.js'
+} from '../../membership/index.js'
+import { packageRoot } from '../../util/package-root.js'
 import { loadOrCreateIdentity } from './identity.js'
 
 /** Where a node's mesh definition came from: `--mesh FILE`, its home's mesh.json, or the project's keys/mesh.json. */
