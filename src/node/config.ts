@@ -11,8 +11,8 @@ import { MAX_ENVIRONMENTS, MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/c
 import { DEFAULT_ENVIRONMENT_CACHE_MB, environmentNameProblem, HOST_ENVIRONMENT } from '../environments/index.js'
 import { UsageError } from '../util/errors.js'
 import { homePaths, resolveHome } from './home/home.js'
-import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './release-pins.js'
-import { DEFAULT_MIN_POLL_INTERVAL_S } from './watcher.js'
+import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './services/release-pins.js'
+import { DEFAULT_MIN_POLL_INTERVAL_S } from './services/watcher.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
 
 /** Default API address: loopback only, the documented port. */

@@ -14,7 +14,7 @@ import type { MeshMembership } from '../../membership/index.js'
 import type { MembersResponse } from './routes/members.js'
 import type { LoadedMesh, TrustMode } from '../home/mesh.js'
 import type { NetworkStatus, PeerReach } from './types.js'
-import type { LiveLogRelay } from '../live-logs.js'
+import type { LiveLogRelay } from '../services/live-logs.js'
 import type { WatchesContext } from './routes/watches.js'
 
 export interface NodeParts {

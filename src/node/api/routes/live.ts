@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { JobView } from '../../../jobs/index.js'
 import type { LiveSnapshot } from '../../../livelog/index.js'
 import { parseLiveKey } from '../../../livelog/index.js'
-import type { LiveEvent } from '../../live-logs.js'
+import type { LiveEvent } from '../../services/live-logs.js'
 import { sendError } from '../errors.js'
 
 /** What GET /api/jobs/:id/live needs: the job, and the live logs of its builds. */

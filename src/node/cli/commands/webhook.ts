@@ -1,6 +1,6 @@
 import { homePaths, resolveHome } from '../../home/home.js'
 import { UsageError } from '../../../util/errors.js'
-import { newSecret, readWebhooks, WEBHOOK_SCOPES, writeWebhooks, MAX_HOOKS, type WebhookScope } from '../../webhooks.js'
+import { newSecret, readWebhooks, WEBHOOK_SCOPES, writeWebhooks, MAX_HOOKS, type WebhookScope } from '../../services/webhooks.js'
 import { defineCommand, homeOption, jsonOption } from '../command.js'
 import { mkdir } from 'node:fs/promises'
 

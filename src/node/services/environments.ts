@@ -1,8 +1,8 @@
-import { EnvironmentStore, UnknownEnvironmentError, type EnvironmentLease } from '../environments/index.js'
-import type { JobEnvironments } from '../jobs/index.js'
-import { describeError } from '../util/errors.js'
-import { componentLogger } from '../util/logger.js'
-import { delay } from '../util/wait.js'
+import { EnvironmentStore, UnknownEnvironmentError, type EnvironmentLease } from '../../environments/index.js'
+import type { JobEnvironments } from '../../jobs/index.js'
+import { describeError } from '../../util/errors.js'
+import { componentLogger } from '../../util/logger.js'
+import { delay } from '../../util/wait.js'
 
 const log = componentLogger('node:environments')
 

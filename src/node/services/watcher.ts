@@ -1,18 +1,18 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { packDirectory } from '../archive/index.js'
+import { packDirectory } from '../../archive/index.js'
 import {
   compareVersions, designatedPollers, isTrusted, jobBodyFromSpec, jobBodySchema, jobFromTemplate, POLL_REPORT_REFRESH_MS, readJobSpec,
   RELEASE_PATTERN, type JobBody, type JobService, type Member, type PollBody, type WatchView
-} from '../jobs/index.js'
-import { MAX_ENTRY_BYTES } from '../ledger/constants.js'
-import type { EntryBody } from '../ledger/entry.js'
-import { canonicalJson } from '../util/canonical-json.js'
-import { BuildhausError, describeError, UsageError } from '../util/errors.js'
-import { waitFor } from '../util/wait.js'
-import type { WatchesContext, WatchListing } from './api/routes/watches.js'
-import { componentLogger } from '../util/logger.js'
-import { MAX_RELEASE_BYTES, upstreamOf, type AddressPolicy } from '../upstream/index.js'
+} from '../../jobs/index.js'
+import { MAX_ENTRY_BYTES } from '../../ledger/constants.js'
+import type { EntryBody } from '../../ledger/entry.js'
+import { canonicalJson } from '../../util/canonical-json.js'
+import { BuildhausError, describeError, UsageError } from '../../util/errors.js'
+import { waitFor } from '../../util/wait.js'
+import type { WatchesContext, WatchListing } from '../api/routes/watches.js'
+import { componentLogger } from '../../util/logger.js'
+import { MAX_RELEASE_BYTES, upstreamOf, type AddressPolicy } from '../../upstream/index.js'
 
 const log = componentLogger('node:watcher')
 

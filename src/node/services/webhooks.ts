@@ -1,9 +1,9 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { z } from 'zod'
-import type { JobView } from '../jobs/index.js'
-import { describeError, UsageError } from '../util/errors.js'
-import { componentLogger } from '../util/logger.js'
+import type { JobView } from '../../jobs/index.js'
+import { describeError, UsageError } from '../../util/errors.js'
+import { componentLogger } from '../../util/logger.js'
 
 const log = componentLogger('node:webhooks')
 

@@ -1,9 +1,9 @@
 import type { PeerId } from '@libp2p/interface'
-import { isTrusted, type JobView, type TrustPolicy } from '../jobs/index.js'
-import { liveKey, MAX_FOLLOWS, MAX_FOLLOWS_PER_JOB, parseLiveKey, type LiveChunk, type LiveLogHub, type LiveLogService, type LiveSnapshot } from '../livelog/index.js'
-import { describeError } from '../util/errors.js'
-import { componentLogger } from '../util/logger.js'
-import { delay } from '../util/wait.js'
+import { isTrusted, type JobView, type TrustPolicy } from '../../jobs/index.js'
+import { liveKey, MAX_FOLLOWS, MAX_FOLLOWS_PER_JOB, parseLiveKey, type LiveChunk, type LiveLogHub, type LiveLogService, type LiveSnapshot } from '../../livelog/index.js'
+import { describeError } from '../../util/errors.js'
+import { componentLogger } from '../../util/logger.js'
+import { delay } from '../../util/wait.js'
 
 const log = componentLogger('node:live-logs')
 

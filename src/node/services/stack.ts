@@ -1,5 +1,5 @@
-import { describeError } from '../util/errors.js'
-import { componentLogger } from '../util/logger.js'
+import { describeError } from '../../util/errors.js'
+import { componentLogger } from '../../util/logger.js'
 
 const log = componentLogger('node:services')
 

@@ -1,6 +1,6 @@
-import { platformDecidedAt, type JobView } from '../jobs/index.js'
-import { describeError } from '../util/errors.js'
-import { componentLogger } from '../util/logger.js'
+import { platformDecidedAt, type JobView } from '../../jobs/index.js'
+import { describeError } from '../../util/errors.js'
+import { componentLogger } from '../../util/logger.js'
 
 const log = componentLogger('node:release-pins')
 
