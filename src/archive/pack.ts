@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import picomatch from 'picomatch'
 import tar from 'tar-stream'
+import { MAX_SOURCE_BYTES } from './constants.js'
 import { SourceTooLargeError, UnsafeSourceError } from './errors.js'
 import { compareBytes, linkLeavesRoot } from './paths.js'
 
@@ -28,7 +29,7 @@ export interface PackedSource {
   files: number
 }
 
-export const DEFAULT_PACK_LIMITS = { maxBytes: 256 * 1024 * 1024, maxFiles: 100_000 } as const
+export const DEFAULT_PACK_LIMITS = { maxBytes: MAX_SOURCE_BYTES, maxFiles: 100_000 } as const
 
 /**
  * Names never packed, wherever they appear. `.git` holds version-control

@@ -1,3 +1,5 @@
+import { MAX_SOURCE_BYTES } from '../archive/index.js'
+
 /** Bounds of fetching upstream releases: every read a watch causes is bounded in bytes and time. */
 
 /** One HTTP request: connect, headers and body. */
@@ -10,8 +12,8 @@ export const MAX_METADATA_BYTES = 32 * 1024 * 1024
 export const MAX_SMALL_FILE_BYTES = 1024 * 1024
 /** A suite's Sources.gz (bookworm main: about 13 MB). */
 export const MAX_SOURCES_INDEX_BYTES = 64 * 1024 * 1024
-/** One release's files in all (as a builder accepts a source: 256 MiB). */
-export const MAX_RELEASE_BYTES = 256 * 1024 * 1024
+/** One release's files in all: a release becomes a job's source. */
+export const MAX_RELEASE_BYTES = MAX_SOURCE_BYTES
 /** Files and directories a release may unpack to. */
 export const MAX_RELEASE_FILES = 100_000
 /** Releases (tags, versions) one listing may hold; beyond it the newest are kept. */

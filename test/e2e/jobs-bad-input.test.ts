@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { MAX_UPLOAD_BYTES } from '../../src/node/api/routes/blobs.js'
+import { MAX_SOURCE_BYTES } from '../../src/archive/index.js'
 import type { NodeProcess } from '../helpers/cluster.js'
 import { tempDir } from '../helpers/temp-home.js'
 import { apiRequest, isDecided, jobOn, startLabelledCluster, submitCli, submitJob, uploadBlob, useSuiteTeardown, waitForJob, writeJobDir } from '../helpers/jobs.js'
@@ -70,16 +70,16 @@ describe('bad input gets a clear error and leaves nothing stuck', () => {
     // A sparse file: over the bound by size, costing no disk and no time.
     const dir = await writeJobDir(teardown, GOOD_SPEC)
     const big = await open(join(dir, 'big.bin'), 'w')
-    await big.truncate(MAX_UPLOAD_BYTES + 1)
+    await big.truncate(MAX_SOURCE_BYTES + 1)
     await big.close()
     const started = Date.now()
     const result = await submitCli(node, dir)
     expect(result.code).toBe(1)
-    expect(oneSentence(result.stderr)).toContain(`over the limit of ${MAX_UPLOAD_BYTES} bytes`)
+    expect(oneSentence(result.stderr)).toContain(`over the limit of ${MAX_SOURCE_BYTES} bytes`)
     expect(Date.now() - started).toBeLessThan(10_000)
 
     // A client that does not check: the node answers 413 from the announced length, reading nothing.
-    const answer = await announceUpload(node.apiUrl, MAX_UPLOAD_BYTES + 1)
+    const answer = await announceUpload(node.apiUrl, MAX_SOURCE_BYTES + 1)
     expect(answer.status).toBe(413)
     expect((JSON.parse(answer.body) as { error: { message: string } }).error.message).toMatch(/\w/)
   })

@@ -1,3 +1,4 @@
+import { MAX_SOURCE_BYTES } from '../../archive/index.js'
 import { packageNameProblem, packageVersions, type EnvironmentLease } from '../../environments/index.js'
 import type { Executor, RunOutcome, SandboxLimits } from '../../sandbox/index.js'
 import { componentLogger } from '../../util/logger.js'
@@ -12,8 +13,6 @@ const log = componentLogger('jobs:runner')
 
 /** How long a builder keeps trying to get a job's source before it releases the slot (a refusal). */
 export const SOURCE_FETCH_DEADLINE_MS = 60_000
-/** Largest source archive a builder accepts. */
-export const MAX_SOURCE_BYTES = 256 * 1024 * 1024
 
 export interface RunSlotOptions {
   job: JobView

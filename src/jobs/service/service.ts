@@ -1,3 +1,4 @@
+import { MAX_SOURCE_BYTES } from '../../archive/index.js'
 import { admit, type AdmissionPolicy, type Executor } from '../../sandbox/index.js'
 import type { DecodedEntry } from '../../ledger/entry.js'
 import { InvalidEntryError } from '../../ledger/errors.js'
@@ -254,7 +255,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const view = this.index.view(id)
     if (view === undefined) throw new JobNotFoundError(`no job ${id} on this node`)
     if (!(await this.options.blobs.has(view.source))) {
-      await this.options.fetcher.fetch(view.source, { fromAuthors: this.sourceHolders(view), maxBytes: 256 * 1024 * 1024, signal: AbortSignal.timeout(30_000) })
+      await this.options.fetcher.fetch(view.source, { fromAuthors: this.sourceHolders(view), maxBytes: MAX_SOURCE_BYTES, signal: AbortSignal.timeout(30_000) })
     }
     await this.options.blobs.pin(view.source)
     const entry = await this.options.ledger.append('job', view.spec)

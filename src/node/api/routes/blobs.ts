@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { MAX_SOURCE_BYTES } from '../../../archive/index.js'
 import { BlobTooLargeError } from '../../../blobs/errors.js'
 import { sendError } from '../errors.js'
 
-/** Largest upload (a job's source archive). */
-export const MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+/** Largest upload: a job's source archive. */
+const MAX_UPLOAD_BYTES = MAX_SOURCE_BYTES
 
 /** What the blob routes need: the local store, and a way to fetch from peers what it lacks. */
 export interface BlobsContext {

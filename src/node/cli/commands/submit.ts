@@ -1,8 +1,7 @@
 import { resolve } from 'node:path'
 import { stat } from 'node:fs/promises'
-import { packDirectory } from '../../../archive/index.js'
+import { MAX_SOURCE_BYTES, packDirectory } from '../../../archive/index.js'
 import { readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
-import { MAX_UPLOAD_BYTES } from '../../api/routes/blobs.js'
 import { connectNode } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
@@ -48,7 +47,7 @@ export const submitCommand = defineCommand({
       timeoutMs: 120_000
     })
     const say = (line: string): void => { if (!options.json) io.stderr.write(`${line}\n`) }
-    const packed = await packDirectory(dir, { maxBytes: MAX_UPLOAD_BYTES })
+    const packed = await packDirectory(dir, { maxBytes: MAX_SOURCE_BYTES })
     say(`packed ${packed.files} files, ${packed.size} bytes, sha256 ${packed.sha256}`)
     const stored = await client.postBytes<{ hash: string, size: number }>('/api/blobs', packed.bytes, { signal: io.signal })
     if (stored.hash !== packed.sha256) throw new UsageError(`the node stored the source as ${stored.hash}, not ${packed.sha256}; the upload was damaged, try again`)
