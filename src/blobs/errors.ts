@@ -55,3 +55,13 @@ export class BlobUnavailableError extends BuildhausError {
     this.attempts = attempts
   }
 }
+
+/** A stream that closed or was reset while we still had bytes for it. */
+export class StreamClosedError extends BuildhausError {
+  override name = 'StreamClosedError'
+}
+
+/** A peer answered, but not with the blob: said it is busy. */
+export class PeerBusyError extends BuildhausError {
+  override name = 'PeerBusyError'
+}

@@ -1,16 +1,6 @@
+import { KeyExistsError, KeyFileError } from './errors.js'
 import { chmod, open, readFile, stat } from 'node:fs/promises'
-import { BuildhausError } from '../util/errors.js'
 import { decodePrivateKeyPem, encodePrivateKeyPem, generateNodeKey, type NodeKey } from './keys.js'
-
-/** The key file is missing, unreadable, too open, or not an Ed25519 PKCS#8 key. */
-export class KeyFileError extends BuildhausError {
-  override name = 'KeyFileError'
-}
-
-/** A key file already exists where a new one was to be written. */
-export class KeyExistsError extends BuildhausError {
-  override name = 'KeyExistsError'
-}
 
 /**
  * Write a new key to `path` with mode 0600. Never overwrites: an existing file

@@ -14,3 +14,8 @@ export class BootstrapUnreachableError extends BuildhausError {
 export class InvalidHeartbeatError extends BuildhausError {
   override name = 'InvalidHeartbeatError'
 }
+
+/** A dial or protocol that is not worth a relayed connection was asked of a peer reachable only through a relay. */
+export class RelayOnlyError extends BuildhausError {
+  override name = 'RelayOnlyError'
+}

@@ -29,3 +29,13 @@ export class ApiRequestError extends BuildhausError {
     if (options.remoteName !== undefined) this.remoteName = options.remoteName
   }
 }
+
+/** Only a watch's author may remove it. */
+export class NotWatchAuthorError extends BuildhausError {
+  override name = 'NotWatchAuthorError'
+}
+
+/** A job that is not verified under the user's policy, or an artifact whose bytes are wrong. */
+export class NotVerifiedError extends BuildhausError {
+  override name = 'NotVerifiedError'
+}

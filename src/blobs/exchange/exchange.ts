@@ -3,7 +3,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { BuildhausError, DeadlineError, EnvironmentError, InvalidInputError, describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
-import { BlobHashMismatchError, BlobNotFoundError, BlobOverRelayLimitError, BlobTooLargeError, BlobUnavailableError, type FetchAttempt } from '../errors.js'
+import { BlobHashMismatchError, BlobNotFoundError, BlobOverRelayLimitError, BlobTooLargeError, BlobUnavailableError, PeerBusyError, type FetchAttempt } from '../errors.js'
 import { assertBlobHash } from '../hash.js'
 import type { OpenedBlob } from '../store.js'
 import {
@@ -18,11 +18,6 @@ import { nextWithin, sendWithBackpressure } from './stream-io.js'
 import type { BlobExchangeComponents, BlobExchangeInit, BlobExchangeStats, FetchOptions, FetchResult } from './index.js'
 
 const log = componentLogger('blobs:exchange')
-
-/** A peer answered, but not with the blob: said it is busy. */
-class PeerBusyError extends BuildhausError {
-  override name = 'PeerBusyError'
-}
 
 /** One fetch of one hash, shared by every caller that asks for it meanwhile. */
 interface FetchJob {

@@ -1,6 +1,7 @@
+import { StreamClosedError } from '../errors.js'
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { BuildhausError, DeadlineError } from '../../util/errors.js'
+import { DeadlineError } from '../../util/errors.js'
 
 /**
  * The iterator's next value, or a DeadlineError (after calling `onTimeout`,
@@ -41,11 +42,6 @@ export async function sendWithBackpressure (stream: Stream, data: Uint8Array | U
     if (stream.writeBufferLength < queued) lastProgress = Date.now()
     queued = stream.writeBufferLength
   }
-}
-
-/** A stream that closed or was reset while we still had bytes for it. */
-export class StreamClosedError extends BuildhausError {
-  override name = 'StreamClosedError'
 }
 
 /** Resolve at the first of `events`, or after `ms`, whichever comes first; reject if `signal` aborts. */

@@ -5,4 +5,5 @@ export { reachTracker, ReachTracker, isRelayed, type Reach, type ReachStats } fr
 export { reachabilityOf, servesRelay, type Reachability } from './reachability.js'
 export { natConfig, RELAY_MODES, type NatConfig, type NatOptions, type NatServices, type RelayMode } from './services.js'
 export { newSwarmKey, parseSwarmKey, readSwarmKeyFile, writeNewSwarmKey } from './swarm-key.js'
-export { RelayOnlyError, withoutRelayDials, withoutRelayedProtocolDials } from './upkeep.js'
+export { RelayOnlyError } from '../errors.js'
+export { withoutRelayDials, withoutRelayedProtocolDials } from './upkeep.js'

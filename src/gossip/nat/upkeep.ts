@@ -1,13 +1,8 @@
+import { RelayOnlyError } from '../errors.js'
 import type { AbortOptions, Connection, PeerId, PeerStore, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { BuildhausError } from '../../util/errors.js'
 import type { KeeperComponents } from '../keeper.js'
 import { isCircuit } from './addresses.js'
-
-/** A dial or protocol that is not worth a relayed connection was asked of a peer reachable only through a relay. */
-export class RelayOnlyError extends BuildhausError {
-  override name = 'RelayOnlyError'
-}
 
 /**
  * The keeper's view of the network without relays. A relayed connection

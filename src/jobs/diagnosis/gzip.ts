@@ -1,6 +1,6 @@
+import { DecompressionLimitError } from '../errors.js'
 import { createReadStream } from 'node:fs'
 import { createGunzip } from 'node:zlib'
-import { InvalidInputError } from '../../util/errors.js'
 
 /** The fields of a gzip member header (RFC 1952) that builds tend to vary. */
 export interface GzipHeader {
@@ -40,10 +40,8 @@ export function parseGzipHeader (head: Buffer): GzipHeader | undefined {
   return header
 }
 
-/** Raised inside a decompression stream that passed its bound. */
-export class DecompressionLimitError extends InvalidInputError {
-  override name = 'DecompressionLimitError'
-}
+/** Re-exported for compare.ts (which imports it from here) until it imports it from ../errors.js. */
+export { DecompressionLimitError }
 
 /** The decompressed bytes of a gzip file, failing past `maxBytes` (a gzip bomb cannot fill the disk or the memory). */
 export async function * gunzipFile (path: string, maxBytes: number): AsyncGenerator<Buffer> {

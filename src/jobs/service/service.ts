@@ -1,3 +1,4 @@
+import { NotSubmitterError, JobNotFoundError, SourceNotFoundError } from '../errors.js'
 import { MAX_SOURCE_BYTES } from '../../archive/index.js'
 import { admit, type AdmissionPolicy, type Executor } from '../../sandbox/index.js'
 import type { DecodedEntry } from '../../ledger/entry.js'
@@ -30,19 +31,6 @@ const ADVERTISE_GAP_MS = 1_000
 const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
 /** The types of watches (folded beside the jobs: a watch's jobs and duplicates need both). */
 const WATCH_TYPES = ['watch', 'unwatch', 'poll'] as const
-
-export class JobNotFoundError extends BuildhausError {
-  override name = 'JobNotFoundError'
-}
-
-export class NotSubmitterError extends BuildhausError {
-  override name = 'NotSubmitterError'
-}
-
-/** A submission names a source this node does not hold: it must be uploaded first. */
-export class SourceNotFoundError extends BuildhausError {
-  override name = 'SourceNotFoundError'
-}
 
 export interface JobServiceOptions {
   self: { author: string, platforms: string[], slots: number }

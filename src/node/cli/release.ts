@@ -6,7 +6,8 @@ import { dirname, relative, resolve, sep } from 'node:path'
 import { compareEntries, foldJob, globMatcher, jobEntryRules, type Artifact, type JobView, type TrustPolicy } from '../../jobs/index.js'
 import { EntryCodec, type DecodedEntry } from '../../ledger/entry.js'
 import { canonicalJson } from '../../util/canonical-json.js'
-import { BuildhausError, describeError } from '../../util/errors.js'
+import { describeError } from '../../util/errors.js'
+import { NotVerifiedError } from '../errors.js'
 import type { NodeClient } from './client.js'
 
 /**
@@ -16,11 +17,6 @@ import type { NodeClient } from './client.js'
  * checking each one's sha256 before it is kept. The node is not trusted:
  * it is only where the bytes come from.
  */
-
-/** A job that is not verified under the user's policy, or an artifact whose bytes are wrong. */
-export class NotVerifiedError extends BuildhausError {
-  override name = 'NotVerifiedError'
-}
 
 /** Largest artifact downloaded (as a builder's blob store allows). */
 export const MAX_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024

@@ -8,18 +8,14 @@ import {
 import { MAX_ENTRY_BYTES } from '../../ledger/constants.js'
 import type { EntryBody } from '../../ledger/entry.js'
 import { canonicalJson } from '../../util/canonical-json.js'
-import { BuildhausError, describeError, UsageError } from '../../util/errors.js'
+import { describeError, UsageError } from '../../util/errors.js'
+import { NotWatchAuthorError } from '../errors.js'
 import { waitFor } from '../../util/wait.js'
 import type { WatchesContext, WatchListing } from '../api/routes/watches.js'
 import { componentLogger } from '../../util/logger.js'
 import { MAX_RELEASE_BYTES, upstreamOf, type AddressPolicy } from '../../upstream/index.js'
 
 const log = componentLogger('node:watcher')
-
-/** Only a watch's author may remove it. */
-export class NotWatchAuthorError extends BuildhausError {
-  override name = 'NotWatchAuthorError'
-}
 
 /** The least time between two polls of one watch on this node, whatever the watch asks (`join --watch-min-interval`). */
 export const DEFAULT_MIN_POLL_INTERVAL_S = 300
