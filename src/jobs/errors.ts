@@ -15,10 +15,16 @@ export class TrustPolicyError extends UsageError {
   override name = 'TrustPolicyError'
 }
 
+/**
+ * The job is not known to this node. Its name is `JobNotFound` (not the
+ * class's): the API has sent that name for an unknown job since 0.1 and
+ * clients match on it.
+ */
 export class JobNotFoundError extends BuildhausError {
-  override name = 'JobNotFoundError'
+  override name = 'JobNotFound'
 }
 
+/** Only the node that submitted a job (its key wrote the job entry) may cancel it. */
 export class NotSubmitterError extends BuildhausError {
   override name = 'NotSubmitterError'
 }

@@ -241,7 +241,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** Submit the same job again (a new job entry with the same source and steps). */
   async rerun (id: string): Promise<JobView> {
     const view = this.index.view(id)
-    if (view === undefined) throw new JobNotFoundError(`no job ${id} on this node`)
+    if (view === undefined) throw new JobNotFoundError(`this node knows no job ${id}; list jobs with GET /api/jobs`)
     if (!(await this.options.blobs.has(view.source))) {
       await this.options.fetcher.fetch(view.source, { fromAuthors: this.sourceHolders(view), maxBytes: MAX_SOURCE_BYTES, signal: AbortSignal.timeout(30_000) })
     }
@@ -254,7 +254,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** Cancel a job: only its submitter's cancel counts, so only the submitting node may. */
   async cancel (id: string, reason?: string): Promise<JobView> {
     const view = this.index.view(id)
-    if (view === undefined) throw new JobNotFoundError(`no job ${id} on this node`)
+    if (view === undefined) throw new JobNotFoundError(`this node knows no job ${id}; list jobs with GET /api/jobs`)
     if (view.submitter !== this.options.self.author) {
       throw new NotSubmitterError(`only the node that submitted job ${id} can cancel it (its key is ${view.submitter.slice(0, 16)}…)`)
     }

@@ -1,30 +1,8 @@
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { DecodedEntry } from '../../../ledger/entry.js'
-import { attestations, JobNotFoundError, NotSubmitterError, SourceNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
+import { attestations, JobNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
 import { sendError } from '../errors.js'
-
-/**
- * The job service's refusals as HTTP statuses: only the submitter may cancel
- * (403), an unknown job (404), a source to upload first (409). Anything else
- * goes to the shared error handler (a BuildhausError is a 400).
- */
-function statusOf (err: unknown): number | undefined {
-  if (err instanceof NotSubmitterError) return 403
-  if (err instanceof JobNotFoundError) return 404
-  if (err instanceof SourceNotFoundError) return 409
-  return undefined
-}
-
-async function answering<T> (reply: FastifyReply, work: () => Promise<T>): Promise<T | FastifyReply> {
-  try {
-    return await work()
-  } catch (err) {
-    const status = statusOf(err)
-    if (status === undefined) throw err
-    return sendError(reply, status, (err as Error).name, (err as Error).message)
-  }
-}
 
 /** What the job routes need: the job service's queries and mutations. */
 export interface JobsContext {
@@ -177,19 +155,19 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
 
   app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
     const view = ID.test(request.params.id) ? context.jobs.get(request.params.id) : undefined
-    if (view === undefined) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
+    if (view === undefined) throw new JobNotFoundError(`this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
     return view
   })
 
   app.get<{ Params: { id: string } }>('/api/jobs/:id/provenance', async (request, reply) => {
     const view = ID.test(request.params.id) ? context.jobs.get(request.params.id) : undefined
-    if (view === undefined) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
+    if (view === undefined) throw new JobNotFoundError(`this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
     return { job: view.id, verdict: view.verdict, attestations: attestations(view) }
   })
 
   app.get<{ Params: { id: string } }>('/api/jobs/:id/entries', async (request, reply) => {
     const entries = ID.test(request.params.id) ? context.jobs.entries(request.params.id) : []
-    if (entries.length === 0) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}`)
+    if (entries.length === 0) throw new JobNotFoundError(`this node knows no job ${request.params.id}`)
     return { entries: entries.map((e) => ({ id: e.id, ...e.entry })) }
   })
 
@@ -204,21 +182,21 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
     if (parsed.data.overrides?.platforms !== undefined) overrides.platforms = parsed.data.overrides.platforms
     if (parsed.data.overrides?.replicas !== undefined) overrides.replicas = parsed.data.overrides.replicas
     if (parsed.data.overrides?.timeout !== undefined) overrides.timeout = parsed.data.overrides.timeout
-    return await answering(reply, async () => await reply.status(201).send(await context.jobs.submit({ spec, overrides, source: parsed.data.source })))
+    return await reply.status(201).send(await context.jobs.submit({ spec, overrides, source: parsed.data.source }))
   })
 
   app.post<{ Params: { id: string }, Body: { reason?: unknown } | undefined }>('/api/jobs/:id/cancel', async (request, reply) => {
     if (!ID.test(request.params.id) || context.jobs.get(request.params.id) === undefined) {
-      return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}`)
+      throw new JobNotFoundError(`this node knows no job ${request.params.id}`)
     }
     const reason = typeof request.body?.reason === 'string' && request.body.reason !== '' ? request.body.reason.slice(0, 1024) : undefined
-    return await answering(reply, async () => await context.jobs.cancel(request.params.id, reason))
+    return await context.jobs.cancel(request.params.id, reason)
   })
 
   app.post<{ Params: { id: string } }>('/api/jobs/:id/rerun', async (request, reply) => {
     if (!ID.test(request.params.id) || context.jobs.get(request.params.id) === undefined) {
-      return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}`)
+      throw new JobNotFoundError(`this node knows no job ${request.params.id}`)
     }
-    return await answering(reply, async () => await reply.status(201).send(await context.jobs.rerun(request.params.id)))
+    return await reply.status(201).send(await context.jobs.rerun(request.params.id))
   })
 }

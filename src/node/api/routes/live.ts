@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { JobView } from '../../../jobs/index.js'
+import { JobNotFoundError, type JobView } from '../../../jobs/index.js'
 import type { LiveSnapshot } from '../../../livelog/index.js'
 import { parseLiveKey } from '../../../livelog/index.js'
 import type { LiveEvent } from '../../services/live-logs.js'
@@ -40,7 +40,7 @@ export function registerLiveRoutes (app: FastifyInstance, context: LiveContext):
   app.get<{ Params: { id: string }, Querystring: { platform?: string } }>('/api/jobs/:id/live', async (request, reply) => {
     const id = request.params.id
     const view = ID.test(id) ? context.jobs.get(id) : undefined
-    if (view === undefined) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${id}; list jobs with GET /api/jobs`)
+    if (view === undefined) throw new JobNotFoundError(`this node knows no job ${id}; list jobs with GET /api/jobs`)
     const only = request.query.platform
     if (only !== undefined && !view.platforms.some((p) => p.selector === only)) {
       return sendError(reply, 400, 'BadRequest', `job ${id} has no platform ${only.slice(0, 200)} (it has ${view.platforms.map((p) => p.selector).join(', ')})`)
