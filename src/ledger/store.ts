@@ -1,7 +1,8 @@
-import { TypedEventEmitter } from '@libp2p/interface'
+import { setMaxListeners } from 'node:events'
 import { Level } from 'level'
 import type { Signer } from '../crypto/sign.js'
 import { EnvironmentError, describeError } from '../util/errors.js'
+import { TypedEvents } from '../util/events.js'
 import { isHex } from '../util/hex.js'
 import { componentLogger } from '../util/logger.js'
 import { SerialQueue } from '../util/serial-queue.js'
@@ -120,7 +121,7 @@ class Staging {
  * quick and must not throw (an exception in an EventTarget listener is an
  * uncaught exception). They may call append() or ingest(), which queue.
  */
-export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
+export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   readonly codec: EntryCodec
   readonly path: string
   /** The node's own author (public key hex), if opened with a signer. */
@@ -141,6 +142,8 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
 
   private constructor (db: Level<string, string>, options: LedgerStoreOptions) {
     super()
+    // Every part of the node listens to the log: no MaxListenersExceededWarning for that.
+    setMaxListeners(Infinity, this)
     this.#db = db
     this.path = options.path
     this.codec = options.codec
@@ -279,7 +282,7 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
     }
     for (const { request, entry } of made) {
       request.resolve(entry)
-      this.safeDispatchEvent('append', { detail: entry })
+      this.emit('append', entry)
     }
   }
 
@@ -500,8 +503,8 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
       log.error('author %s equivocates (two entries at seq %s); %d of its waiting entries dropped, no more accepted', author, [...seqs].join(','), dropped)
       if (author === this.author) log.error('this node\'s own key signed two different entries: appending is refused from now on')
     }
-    for (const entry of stage.accepted) this.safeDispatchEvent('entry', { detail: entry })
-    for (const proof of stage.forks) this.safeDispatchEvent('fork', { detail: proof })
+    for (const entry of stage.accepted) this.emit('entry', entry)
+    for (const proof of stage.forks) this.emit('fork', proof)
   }
 
   async #chainEntryAt (stage: Staging, author: string, seq: number): Promise<DecodedEntry | undefined> {

@@ -2,6 +2,7 @@ import { TopicValidatorResult, type Message, type SubscriptionChangeData, type T
 import type { PeerId } from '@libp2p/interface'
 import { authorOfPeerId } from '../../crypto/peer-id.js'
 import { describeError } from '../../util/errors.js'
+import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
 import {
   HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_PRESENCE_MEMBERS, MAX_PRESENCE_STRANGERS, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
@@ -106,14 +107,6 @@ interface MemberState extends PresenceMember {
   seqno: bigint
 }
 
-// Typed listeners on top of EventTarget (declaration merging adds these overloads to the class).
-export interface Presence {
-  addEventListener<K extends keyof PresenceEvents>(type: K, listener: (event: PresenceEvents[K]) => void, options?: AddEventListenerOptions | boolean): void
-  addEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: AddEventListenerOptions | boolean): void
-  removeEventListener<K extends keyof PresenceEvents>(type: K, listener: (event: PresenceEvents[K]) => void, options?: EventListenerOptions | boolean): void
-  removeEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: EventListenerOptions | boolean): void
-}
-
 /**
  * Presence heartbeats: publishes this node's heartbeat every interval and keeps
  * the set of members heard from within the timeout. Heartbeats are signed by
@@ -121,7 +114,7 @@ export interface Presence {
  * message's `from`; the topic validator refuses anything else, and refused
  * messages are never forwarded.
  */
-export class Presence extends EventTarget {
+export class Presence extends TypedEvents<PresenceEvents> {
   private readonly components: PresenceComponents
   private readonly intervalMs: number
   private readonly timeoutMs: number
@@ -399,7 +392,7 @@ export class Presence extends EventTarget {
       known.heartbeat = heartbeat
       known.lastSeen = now
       known.seqno = seqno
-      this.dispatchEvent(new CustomEvent('heartbeat', { detail: publicMember(known) }))
+      this.emit('heartbeat', publicMember(known))
       return
     }
     this.departedSeqnos.delete(author)
@@ -407,8 +400,8 @@ export class Presence extends EventTarget {
     this.live.set(author, member)
     if (!this.isMember(author)) this.strangers++
     log('%s joined', peerId)
-    this.dispatchEvent(new CustomEvent('join', { detail: publicMember(member) }))
-    this.dispatchEvent(new CustomEvent('heartbeat', { detail: publicMember(member) }))
+    this.emit('join', publicMember(member))
+    this.emit('heartbeat', publicMember(member))
   }
 
   private sweep (): void {
@@ -431,7 +424,7 @@ export class Presence extends EventTarget {
       if (oldest !== undefined) this.departedSeqnos.delete(oldest)
     }
     log('%s left (%s)', member.peerId, why)
-    this.dispatchEvent(new CustomEvent('leave', { detail: publicMember(member) }))
+    this.emit('leave', publicMember(member))
   }
 
   /** A directly connected member unsubscribed from presence: it is stopping, so it leaves now. */
