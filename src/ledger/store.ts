@@ -126,31 +126,31 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   readonly path: string
   /** The node's own author (public key hex), if opened with a signer. */
   readonly author: string | undefined
-  readonly #db: Level<string, string>
-  readonly #signer: Signer | undefined
-  readonly #verifier: BatchVerifier
-  readonly #queue = new SerialQueue()
-  readonly #pending: PendingBuffer
-  readonly #heads = new Map<string, StoredHead>()
+  private readonly db: Level<string, string>
+  private readonly signer: Signer | undefined
+  private readonly verifier: BatchVerifier
+  private readonly queue = new SerialQueue()
+  private readonly pending: PendingBuffer
+  private readonly headsByAuthor = new Map<string, StoredHead>()
   /** Authors with stored fork evidence, and at which seqs. */
-  readonly #forkSeqs = new Map<string, Set<number>>()
-  #appendQueue: AppendRequest[] = []
-  #appendAllowed = false
-  #count = 0
-  #maxClock = -1
-  #closed = false
+  private readonly forkSeqs = new Map<string, Set<number>>()
+  private appendQueue: AppendRequest[] = []
+  private appendsAllowed = false
+  private entryCount = 0
+  private highestClock = -1
+  private isClosed = false
 
   private constructor (db: Level<string, string>, options: LedgerStoreOptions) {
     super()
     // Every part of the node listens to the log: no MaxListenersExceededWarning for that.
     setMaxListeners(Infinity, this)
-    this.#db = db
+    this.db = db
     this.path = options.path
     this.codec = options.codec
-    this.#signer = options.signer
+    this.signer = options.signer
     this.author = options.signer?.publicHex
-    this.#verifier = options.verifier ?? sharedVerifyPool()
-    this.#pending = new PendingBuffer({
+    this.verifier = options.verifier ?? sharedVerifyPool()
+    this.pending = new PendingBuffer({
       maxEntries: options.pendingLimit ?? DEFAULT_PENDING_LIMIT,
       maxBytes: options.pendingBytes ?? DEFAULT_PENDING_BYTES
     }, (entry, why) => {
@@ -171,7 +171,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     }
     const store = new LedgerStore(db, options)
     try {
-      await store.#load()
+      await store.load()
     } catch (err) {
       await db.close()
       throw err
@@ -179,24 +179,24 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     return store
   }
 
-  async #load (): Promise<void> {
-    const format = await this.#db.get(keys.meta('format'))
+  private async load (): Promise<void> {
+    const format = await this.db.get(keys.meta('format'))
     if (format === undefined) {
-      await this.#db.put(keys.meta('format'), STORE_FORMAT, { sync: true })
+      await this.db.put(keys.meta('format'), STORE_FORMAT, { sync: true })
     } else if (format !== STORE_FORMAT) {
       throw new EnvironmentError(`the ledger at ${this.path} has store format ${format}, this buildhaus reads format ${STORE_FORMAT}; export it with the version that wrote it`)
     }
-    for await (const [key, value] of this.#db.iterator(keys.allHeads())) this.#heads.set(key.slice(2), decodeHead(value))
-    for await (const key of this.#db.keys(keys.allForks())) {
+    for await (const [key, value] of this.db.iterator(keys.allHeads())) this.headsByAuthor.set(key.slice(2), decodeHead(value))
+    for await (const key of this.db.keys(keys.allForks())) {
       const { author, seq } = parseForkKey(key)
-      addForkSeq(this.#forkSeqs, author, seq)
+      addForkSeq(this.forkSeqs, author, seq)
     }
     // Chains are stored contiguously from seq 0, so the heads say how many entries there are.
-    for (const head of this.#heads.values()) {
-      this.#count += head.seq + 1
-      this.#maxClock = Math.max(this.#maxClock, head.clock)
+    for (const head of this.headsByAuthor.values()) {
+      this.entryCount += head.seq + 1
+      this.highestClock = Math.max(this.highestClock, head.clock)
     }
-    if (this.author !== undefined && this.#forkSeqs.has(this.author)) {
+    if (this.author !== undefined && this.forkSeqs.has(this.author)) {
       log.error('this node\'s own chain is forked (stored fork evidence); appends are refused')
     }
   }
@@ -208,16 +208,16 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
    * mesh (LedgerSync.learnOwnChain), so a restored backup cannot fork it.
    */
   allowAppend (): void {
-    this.#appendAllowed = true
+    this.appendsAllowed = true
   }
 
   get appendAllowed (): boolean {
-    return this.#appendAllowed
+    return this.appendsAllowed
   }
 
   /** True once two different entries signed by this node's own key at one seq were seen. */
   get selfForked (): boolean {
-    return this.author !== undefined && this.#forkSeqs.has(this.author)
+    return this.author !== undefined && this.forkSeqs.has(this.author)
   }
 
   /**
@@ -227,33 +227,33 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
    * written together by one fsync, in call order.
    */
   async append (type: string, body: EntryBody): Promise<DecodedEntry> {
-    if (this.#signer === undefined) throw new ReadOnlyLedgerError('this ledger was opened without the node key, so it cannot append; open it with the signer')
-    this.#assertOpen()
+    if (this.signer === undefined) throw new ReadOnlyLedgerError('this ledger was opened without the node key, so it cannot append; open it with the signer')
+    this.assertOpen()
     return await new Promise<DecodedEntry>((resolve, reject) => {
-      this.#appendQueue.push({ type, body, resolve, reject })
-      if (this.#appendQueue.length === 1) this.#scheduleFlush()
+      this.appendQueue.push({ type, body, resolve, reject })
+      if (this.appendQueue.length === 1) this.scheduleFlush()
     })
   }
 
-  #scheduleFlush (): void {
-    this.#queue.run(async () => { await this.#flushAppends() }).catch((err: unknown) => {
+  private scheduleFlush (): void {
+    this.queue.run(async () => { await this.flushAppends() }).catch((err: unknown) => {
       log.error('appending failed: %s', describeError(err))
     })
   }
 
-  async #flushAppends (): Promise<void> {
-    const requests = this.#appendQueue.splice(0, MAX_APPENDS_PER_WRITE)
-    if (this.#appendQueue.length > 0) this.#scheduleFlush()
-    const refusal = this.#appendRefusal()
+  private async flushAppends (): Promise<void> {
+    const requests = this.appendQueue.splice(0, MAX_APPENDS_PER_WRITE)
+    if (this.appendQueue.length > 0) this.scheduleFlush()
+    const refusal = this.appendRefusal()
     if (refusal !== undefined) {
       for (const request of requests) request.reject(refusal)
       return
     }
-    const signer = this.#signer!
-    const stage = new Staging(this.#count, this.#maxClock)
+    const signer = this.signer!
+    const stage = new Staging(this.entryCount, this.highestClock)
     const made: Array<{ request: AppendRequest, entry: DecodedEntry }> = []
     for (const request of requests) {
-      const head = stage.heads.get(signer.publicHex) ?? this.#heads.get(signer.publicHex)
+      const head = stage.heads.get(signer.publicHex) ?? this.headsByAuthor.get(signer.publicHex)
       // Lamport: one more than anything held, capped so a peer's absurd clock cannot make appends fail.
       const clock = Math.min(Number.MAX_SAFE_INTEGER, Math.max(stage.maxClock, head?.clock ?? -1) + 1)
       let entry: DecodedEntry
@@ -270,12 +270,12 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
         request.reject(err)
         continue
       }
-      this.#stageChainEntry(stage, entry)
+      this.stageChainEntry(stage, entry)
       made.push({ request, entry })
     }
     if (made.length === 0) return
     try {
-      await this.#commit(stage)
+      await this.commit(stage)
     } catch (err) {
       for (const { request } of made) request.reject(err)
       return
@@ -286,12 +286,12 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     }
   }
 
-  #appendRefusal (): Error | undefined {
+  private appendRefusal (): Error | undefined {
     if (this.selfForked) {
-      const seqs = [...this.#forkSeqs.get(this.author!)!].sort((a, b) => a - b)
+      const seqs = [...this.forkSeqs.get(this.author!)!].sort((a, b) => a - b)
       return new SelfForkError(`this node's key signed two different entries at seq ${seqs[0]}: another machine uses this key or this home was restored from an old copy; appending is refused, stop the other node and give this one a new key`)
     }
-    if (!this.#appendAllowed) {
+    if (!this.appendsAllowed) {
       return new AppendNotAllowedError('appending is not allowed yet: the node must first learn its own chain from its peers (learnOwnChain) and then call allowAppend()')
     }
     return undefined
@@ -307,14 +307,14 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
    * previous.
    */
   async ingest (entries: ReadonlyArray<string | DecodedEntry>, options: { verified?: boolean } = {}): Promise<IngestReport> {
-    this.#assertOpen()
-    const ticket = this.#queue.reserve()
+    this.assertOpen()
+    const ticket = this.queue.reserve()
     try {
       const report: IngestReport = { accepted: [], duplicates: 0, pending: 0, rejected: [], forks: [] }
-      let candidates = this.#decodeAll(entries, options.verified === true, report)
-      candidates = await this.#dropKnown(candidates, report)
+      let candidates = this.decodeAll(entries, options.verified === true, report)
+      candidates = await this.dropKnown(candidates, report)
       if (options.verified !== true && candidates.length > 0) {
-        const ok = await verifyEntries(this.#verifier, candidates.map((c) => c.decoded))
+        const ok = await verifyEntries(this.verifier, candidates.map((c) => c.decoded))
         candidates = candidates.filter((c, i) => {
           if (ok[i] === true) return true
           report.rejected.push({ index: c.index, id: c.decoded.id, reason: 'bad-signature', message: `signature of entry ${c.decoded.id} does not verify against author ${c.decoded.entry.author}` })
@@ -324,9 +324,9 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       await ticket.turn
       // Chain order per author; arrival order otherwise (sort is stable).
       candidates.sort((a, b) => a.decoded.entry.author < b.decoded.entry.author ? -1 : a.decoded.entry.author > b.decoded.entry.author ? 1 : a.decoded.entry.seq - b.decoded.entry.seq)
-      const stage = new Staging(this.#count, this.#maxClock)
-      for (const candidate of candidates) await this.#place(stage, candidate, report)
-      await this.#commit(stage)
+      const stage = new Staging(this.entryCount, this.highestClock)
+      for (const candidate of candidates) await this.place(stage, candidate, report)
+      await this.commit(stage)
       report.accepted = stage.accepted
       report.forks = stage.forks
       return report
@@ -335,7 +335,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     }
   }
 
-  #decodeAll (entries: ReadonlyArray<string | DecodedEntry>, trusted: boolean, report: IngestReport): Candidate[] {
+  private decodeAll (entries: ReadonlyArray<string | DecodedEntry>, trusted: boolean, report: IngestReport): Candidate[] {
     const seen = new Set<string>()
     const out: Candidate[] = []
     entries.forEach((input, index) => {
@@ -362,11 +362,11 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   }
 
   /** Skip entries already stored or pending before spending a signature check on them. */
-  async #dropKnown (candidates: Candidate[], report: IngestReport): Promise<Candidate[]> {
+  private async dropKnown (candidates: Candidate[], report: IngestReport): Promise<Candidate[]> {
     if (candidates.length === 0) return candidates
-    const found = await this.#db.getMany(candidates.map((c) => keys.id(c.decoded.id)))
+    const found = await this.db.getMany(candidates.map((c) => keys.id(c.decoded.id)))
     return candidates.filter((c, i) => {
-      if (found[i] !== undefined || this.#pending.has(c.decoded.id)) {
+      if (found[i] !== undefined || this.pending.has(c.decoded.id)) {
         report.duplicates++
         return false
       }
@@ -374,25 +374,25 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     })
   }
 
-  async #place (stage: Staging, { decoded, index }: Candidate, report: IngestReport): Promise<void> {
+  private async place (stage: Staging, { decoded, index }: Candidate, report: IngestReport): Promise<void> {
     const { author, seq, prev } = decoded.entry
-    if (this.#forkSeqs.has(author) || stage.forkSeqs.has(author)) {
+    if (this.forkSeqs.has(author) || stage.forkSeqs.has(author)) {
       report.rejected.push({ index, id: decoded.id, reason: 'equivocating', message: `author ${author} has forked its chain; its entries are no longer accepted` })
       return
     }
-    const head = stage.heads.get(author) ?? this.#heads.get(author)
+    const head = stage.heads.get(author) ?? this.headsByAuthor.get(author)
     const headSeq = head?.seq ?? -1
     if (seq <= headSeq) {
-      const onChain = await this.#chainEntryAt(stage, author, seq)
+      const onChain = await this.chainEntryAt(stage, author, seq)
       if (onChain === undefined || onChain.id === decoded.id) {
         report.duplicates++
         return
       }
-      this.#stageFork(stage, onChain, decoded)
+      this.stageFork(stage, onChain, decoded)
       return
     }
     if (seq > headSeq + 1) {
-      if (this.#pending.park(decoded)) report.pending++
+      if (this.pending.park(decoded)) report.pending++
       else report.duplicates++
       return
     }
@@ -400,16 +400,16 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       report.rejected.push({ index, id: decoded.id, reason: 'prev-mismatch', message: `entry ${decoded.id} (author ${author}, seq ${seq}) links to ${prev ?? 'nothing'}, but the chain held here has ${head?.id ?? 'nothing'} before it` })
       return
     }
-    this.#stageChainEntry(stage, decoded)
-    this.#drainPending(stage, decoded)
+    this.stageChainEntry(stage, decoded)
+    this.drainPending(stage, decoded)
   }
 
   /** After `last` joined its chain, move any parked successors onto it. */
-  #drainPending (stage: Staging, last: DecodedEntry): void {
+  private drainPending (stage: Staging, last: DecodedEntry): void {
     let previous = last
     while (true) {
       const { author, seq } = previous.entry
-      const waiting = this.#pending.take(author, seq + 1)
+      const waiting = this.pending.take(author, seq + 1)
       if (waiting.length === 0) return
       const linked = waiting.filter((candidate) => candidate.entry.prev === previous.id)
       for (const stray of waiting.filter((candidate) => candidate.entry.prev !== previous.id)) {
@@ -417,16 +417,16 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       }
       const next = linked[0]
       if (next === undefined) return
-      this.#stageChainEntry(stage, next)
+      this.stageChainEntry(stage, next)
       if (linked.length > 1) {
-        this.#stageFork(stage, next, linked[1]!)
+        this.stageFork(stage, next, linked[1]!)
         return
       }
       previous = next
     }
   }
 
-  #stageChainEntry (stage: Staging, decoded: DecodedEntry): void {
+  private stageChainEntry (stage: Staging, decoded: DecodedEntry): void {
     const { author, seq, clock, type } = decoded.entry
     const chainKey = keys.chain(author, seq)
     stage.ops.push({ type: 'put', key: chainKey, value: decoded.line })
@@ -443,9 +443,9 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   }
 
   /** Record `evidence` as conflicting with `onChain` (or with another evidence entry), if the author's cap allows. */
-  #stageFork (stage: Staging, first: DecodedEntry, evidence: DecodedEntry, storeFirst = false): boolean {
+  private stageFork (stage: Staging, first: DecodedEntry, evidence: DecodedEntry, storeFirst = false): boolean {
     const { author, seq } = evidence.entry
-    const known = new Set([...(this.#forkSeqs.get(author) ?? []), ...(stage.forkSeqs.get(author) ?? [])])
+    const known = new Set([...(this.forkSeqs.get(author) ?? []), ...(stage.forkSeqs.get(author) ?? [])])
     if (!known.has(seq) && known.size >= MAX_FORK_SEQS_PER_AUTHOR) return false
     for (const entry of storeFirst ? [first, evidence] : [evidence]) {
       const forkKey = keys.fork(author, seq, entry.id)
@@ -464,7 +464,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
    * something new.
    */
   async ingestForkProof (a: DecodedEntry, b: DecodedEntry, options: { verified?: boolean } = {}): Promise<ForkProof | undefined> {
-    this.#assertOpen()
+    this.assertOpen()
     checkForkPair(a, b)
     if (options.verified !== true) {
       const redecoded = [this.codec.decode(a.line), this.codec.decode(b.line)]
@@ -472,34 +472,34 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       b = redecoded[1]!
       checkForkPair(a, b)
     }
-    return await this.#queue.run(async () => {
+    return await this.queue.run(async () => {
       const { author, seq } = a.entry
-      const found = await this.#db.getMany([keys.id(a.id), keys.id(b.id)])
+      const found = await this.db.getMany([keys.id(a.id), keys.id(b.id)])
       if (found[0] !== undefined && found[1] !== undefined) return undefined
-      const stage = new Staging(this.#count, this.#maxClock)
-      const onChain = await this.#chainEntryAt(stage, author, seq)
+      const stage = new Staging(this.entryCount, this.highestClock)
+      const onChain = await this.chainEntryAt(stage, author, seq)
       let stored: boolean
-      if (onChain?.id === a.id) stored = this.#stageFork(stage, a, b)
-      else if (onChain?.id === b.id) stored = this.#stageFork(stage, b, a)
-      else if (onChain !== undefined) stored = this.#stageFork(stage, onChain, a) && this.#stageFork(stage, onChain, b)
-      else stored = this.#stageFork(stage, a, b, true)
+      if (onChain?.id === a.id) stored = this.stageFork(stage, a, b)
+      else if (onChain?.id === b.id) stored = this.stageFork(stage, b, a)
+      else if (onChain !== undefined) stored = this.stageFork(stage, onChain, a) && this.stageFork(stage, onChain, b)
+      else stored = this.stageFork(stage, a, b, true)
       if (!stored) return undefined
-      await this.#commit(stage)
+      await this.commit(stage)
       return stage.forks[0]
     })
   }
 
   /** Write a staged change durably, then make it visible and announce it. */
-  async #commit (stage: Staging): Promise<void> {
+  private async commit (stage: Staging): Promise<void> {
     if (stage.ops.length === 0) return
     for (const [author, head] of stage.heads) stage.ops.push({ type: 'put', key: keys.head(author), value: encodeHead(head) })
-    await this.#db.batch(stage.ops, { sync: true })
-    for (const [author, head] of stage.heads) this.#heads.set(author, head)
-    this.#count = stage.count
-    this.#maxClock = stage.maxClock
+    await this.db.batch(stage.ops, { sync: true })
+    for (const [author, head] of stage.heads) this.headsByAuthor.set(author, head)
+    this.entryCount = stage.count
+    this.highestClock = stage.maxClock
     for (const [author, seqs] of stage.forkSeqs) {
-      for (const seq of seqs) addForkSeq(this.#forkSeqs, author, seq)
-      const dropped = this.#pending.dropAuthor(author)
+      for (const seq of seqs) addForkSeq(this.forkSeqs, author, seq)
+      const dropped = this.pending.dropAuthor(author)
       log.error('author %s equivocates (two entries at seq %s); %d of its waiting entries dropped, no more accepted', author, [...seqs].join(','), dropped)
       if (author === this.author) log.error('this node\'s own key signed two different entries: appending is refused from now on')
     }
@@ -507,11 +507,11 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     for (const proof of stage.forks) this.emit('fork', proof)
   }
 
-  async #chainEntryAt (stage: Staging, author: string, seq: number): Promise<DecodedEntry | undefined> {
+  private async chainEntryAt (stage: Staging, author: string, seq: number): Promise<DecodedEntry | undefined> {
     const chainKey = keys.chain(author, seq)
     const staged = stage.chainLines.get(chainKey)
     if (staged !== undefined) return staged
-    const line = await this.#db.get(chainKey)
+    const line = await this.db.get(chainKey)
     return line === undefined ? undefined : decodeTrusted(line)
   }
 
@@ -519,19 +519,19 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   async get (id: string): Promise<DecodedEntry | undefined> {
     if (!isHex(id, 32)) return undefined
-    const at = await this.#db.get(keys.id(id))
+    const at = await this.db.get(keys.id(id))
     if (at === undefined) return undefined
-    const line = await this.#db.get(at)
+    const line = await this.db.get(at)
     return line === undefined ? undefined : decodeTrusted(line, id)
   }
 
   async has (id: string): Promise<boolean> {
-    return isHex(id, 32) && await this.#db.has(keys.id(id))
+    return isHex(id, 32) && await this.db.has(keys.id(id))
   }
 
   async getBySeq (author: string, seq: number): Promise<DecodedEntry | undefined> {
     if (!isHex(author, 32) || !Number.isSafeInteger(seq) || seq < 0) return undefined
-    const line = await this.#db.get(keys.chain(author, seq))
+    const line = await this.db.get(keys.chain(author, seq))
     return line === undefined ? undefined : decodeTrusted(line)
   }
 
@@ -542,11 +542,11 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   /** heads(), synchronously. */
   headsNow (): Map<string, ChainHead> {
-    return new Map([...this.#heads].map(([author, head]) => [author, { seq: head.seq, id: head.id }]))
+    return new Map([...this.headsByAuthor].map(([author, head]) => [author, { seq: head.seq, id: head.id }]))
   }
 
   head (author: string): ChainHead | undefined {
-    const head = this.#heads.get(author)
+    const head = this.headsByAuthor.get(author)
     return head === undefined ? undefined : { seq: head.seq, id: head.id }
   }
 
@@ -559,25 +559,25 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   async * linesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<string> {
     const range = keys.chainOf(author)
     const from = afterSeq < 0 ? { gte: range.gte } : { gt: keys.chain(author, afterSeq) }
-    yield * this.#db.values({ ...from, lt: range.lt, limit: options.limit ?? -1 })
+    yield * this.db.values({ ...from, lt: range.lt, limit: options.limit ?? -1 })
   }
 
   /** Entries of one type, in Lamport clock order (ties by id). */
   async * byType (type: string): AsyncGenerator<DecodedEntry> {
-    yield * this.#indexed(keys.typeRange(type))
+    yield * this.indexed(keys.typeRange(type))
   }
 
   /** Entries whose body refers to `id` (per the type rules' refs), in Lamport clock order. */
   async * byRef (id: string): AsyncGenerator<DecodedEntry> {
     if (!isHex(id, 32)) return
-    yield * this.#indexed(keys.refRange(id))
+    yield * this.indexed(keys.refRange(id))
   }
 
-  async * #indexed (range: Range): AsyncGenerator<DecodedEntry> {
+  private async * indexed (range: Range): AsyncGenerator<DecodedEntry> {
     let ids: string[] = []
     const flush = async function * (this: LedgerStore): AsyncGenerator<DecodedEntry> {
-      const locations = await this.#db.getMany(ids.map(keys.id))
-      const lines = await this.#db.getMany(locations.filter((at): at is string => at !== undefined))
+      const locations = await this.db.getMany(ids.map(keys.id))
+      const lines = await this.db.getMany(locations.filter((at): at is string => at !== undefined))
       let i = 0
       for (const at of locations) {
         if (at === undefined) continue
@@ -586,7 +586,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       }
       ids = []
     }
-    for await (const key of this.#db.keys(range)) {
+    for await (const key of this.db.keys(range)) {
       ids.push(idOfIndexKey(key))
       if (ids.length >= READ_CHUNK) yield * flush.call(this)
     }
@@ -595,27 +595,27 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   /** Number of chain entries held (fork evidence not counted). */
   count (): number {
-    return this.#count
+    return this.entryCount
   }
 
   /** The greatest Lamport clock among entries stored since open, and among chain heads (-1 when empty). */
   maxClock (): number {
-    return this.#maxClock
+    return this.highestClock
   }
 
   isEquivocating (author: string): boolean {
-    return this.#forkSeqs.has(author)
+    return this.forkSeqs.has(author)
   }
 
   /** Authors with stored fork evidence, in ascending order. */
   equivocatingAuthors (): string[] {
-    return [...this.#forkSeqs.keys()].sort()
+    return [...this.forkSeqs.keys()].sort()
   }
 
   /** Every fork proof held: for each (author, seq), the chain's entry (if held) paired with each conflicting one. */
   async forks (): Promise<ForkProof[]> {
     const bySeat = new Map<string, DecodedEntry[]>()
-    for await (const [key, line] of this.#db.iterator(keys.allForks())) {
+    for await (const [key, line] of this.db.iterator(keys.allForks())) {
       const { author, seq, id } = parseForkKey(key)
       const seat = `${author}!${seq}`
       const list = bySeat.get(seat) ?? []
@@ -634,11 +634,11 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   stats (): LedgerStats {
     return {
-      entries: this.#count,
-      authors: this.#heads.size,
-      pending: this.#pending.size,
-      pendingBytes: this.#pending.bytes,
-      equivocatingAuthors: this.#forkSeqs.size
+      entries: this.entryCount,
+      authors: this.headsByAuthor.size,
+      pending: this.pending.size,
+      pendingBytes: this.pending.bytes,
+      equivocatingAuthors: this.forkSeqs.size
     }
   }
 
@@ -649,7 +649,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
    */
   async * exportLines (): AsyncGenerator<string> {
     const evidence = new Map<string, string[]>()
-    for await (const [key, line] of this.#db.iterator(keys.allForks())) {
+    for await (const [key, line] of this.db.iterator(keys.allForks())) {
       const { author } = parseForkKey(key)
       const list = evidence.get(author) ?? []
       list.push(line)
@@ -663,7 +663,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
         yield * evidence.get(evidenceAuthors.shift()!)!
       }
     }
-    for await (const [key, line] of this.#db.iterator(keys.allChains())) {
+    for await (const [key, line] of this.db.iterator(keys.allChains())) {
       const { author } = parseChainKey(key)
       if (author !== current) {
         if (current !== undefined) yield * flushUpTo(current)
@@ -679,20 +679,20 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   // ---- lifecycle --------------------------------------------------------
 
   get closed (): boolean {
-    return this.#closed
+    return this.isClosed
   }
 
   /** Refuse new work, finish what is queued (appends, ingests), then close the database. */
   async close (): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.#queue.idle()
-    this.#pending.clear()
-    await this.#db.close()
+    if (this.isClosed) return
+    this.isClosed = true
+    await this.queue.idle()
+    this.pending.clear()
+    await this.db.close()
   }
 
-  #assertOpen (): void {
-    if (this.#closed) throw new LedgerClosedError(`the ledger at ${this.path} is closed; open it again to use it`)
+  private assertOpen (): void {
+    if (this.isClosed) throw new LedgerClosedError(`the ledger at ${this.path} is closed; open it again to use it`)
   }
 }
 

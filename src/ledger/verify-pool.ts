@@ -59,16 +59,16 @@ interface Slot {
  */
 export class VerifyPool implements BatchVerifier {
   readonly size: number
-  readonly #unref: boolean
-  readonly #slots: Slot[] = []
-  readonly #queue: Job[] = []
-  #nextJob = 0
-  #closed = false
+  private readonly unref: boolean
+  private readonly slots: Slot[] = []
+  private readonly queue: Job[] = []
+  private nextJob = 0
+  private closed = false
 
   private constructor (size: number, unref: boolean) {
     this.size = size
-    this.#unref = unref
-    for (let i = 0; i < size; i++) this.#slots.push(this.#spawn())
+    this.unref = unref
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn())
   }
 
   static create (options: VerifyPoolOptions = {}): VerifyPool {
@@ -77,7 +77,7 @@ export class VerifyPool implements BatchVerifier {
   }
 
   async verifyBatch (items: readonly SignatureCheck[]): Promise<boolean[]> {
-    if (this.#closed) throw new LedgerClosedError('the verify pool is closed; create a new one')
+    if (this.closed) throw new LedgerClosedError('the verify pool is closed; create a new one')
     if (items.length < INLINE_BELOW) return items.map(verifyInline)
     const ok = new Array<boolean>(items.length).fill(false)
     const chunkSize = Math.max(MIN_CHUNK, Math.ceil(items.length / this.size))
@@ -85,7 +85,7 @@ export class VerifyPool implements BatchVerifier {
     for (let start = 0; start < items.length; start += chunkSize) {
       const end = Math.min(items.length, start + chunkSize)
       const { buffer, packed } = pack(items, start, end)
-      chunks.push(this.#submit(buffer, end - start).then((results) => {
+      chunks.push(this.submit(buffer, end - start).then((results) => {
         for (let i = start; i < end; i++) ok[i] = packed[i - start] === 1 && results[i - start] === 1
       }))
     }
@@ -94,59 +94,59 @@ export class VerifyPool implements BatchVerifier {
   }
 
   async close (): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
+    if (this.closed) return
+    this.closed = true
     const error = new LedgerClosedError('the verify pool was closed while verifying')
-    for (const job of this.#queue.splice(0)) job.reject(error)
-    await Promise.all(this.#slots.map(async (slot) => {
+    for (const job of this.queue.splice(0)) job.reject(error)
+    await Promise.all(this.slots.map(async (slot) => {
       slot.job?.reject(error)
       slot.job = undefined
       await slot.worker.terminate()
     }))
   }
 
-  async #submit (items: ArrayBuffer, count: number): Promise<Uint8Array> {
+  private async submit (items: ArrayBuffer, count: number): Promise<Uint8Array> {
     return await new Promise<Uint8Array>((resolve, reject) => {
-      this.#queue.push({ id: this.#nextJob++, items, count, resolve, reject })
-      this.#dispatch()
+      this.queue.push({ id: this.nextJob++, items, count, resolve, reject })
+      this.dispatch()
     })
   }
 
-  #dispatch (): void {
-    for (const slot of this.#slots) {
+  private dispatch (): void {
+    for (const slot of this.slots) {
       if (slot.job !== undefined) continue
-      const job = this.#queue.shift()
+      const job = this.queue.shift()
       if (job === undefined) return
       slot.job = job
-      if (this.#unref) slot.worker.ref()
+      if (this.unref) slot.worker.ref()
       slot.worker.postMessage({ job: job.id, items: job.items, count: job.count }, [job.items])
     }
   }
 
-  #spawn (): Slot {
+  private spawn (): Slot {
     const worker = new Worker(workerUrl(), { workerData: { domain: SIGNATURE_DOMAIN } })
     const slot: Slot = { worker }
     worker.on('message', ({ job, results }: { job: number, results: Uint8Array }) => {
       const current = slot.job
       if (current === undefined || current.id !== job) return
       slot.job = undefined
-      if (this.#unref) worker.unref()
+      if (this.unref) worker.unref()
       current.resolve(results)
-      this.#dispatch()
+      this.dispatch()
     })
     const replace = (err: Error): void => {
-      if (this.#closed) return
+      if (this.closed) return
       log.error('verify worker failed, replacing it: %s', err.message)
-      const index = this.#slots.indexOf(slot)
+      const index = this.slots.indexOf(slot)
       slot.job?.reject(err)
       slot.job = undefined
-      if (index >= 0) this.#slots[index] = this.#spawn()
-      this.#dispatch()
+      if (index >= 0) this.slots[index] = this.spawn()
+      this.dispatch()
     }
     worker.on('error', replace)
     worker.on('exit', (code) => { replace(new Error(`verify worker exited with code ${code}`)) })
     // Only after the listeners: adding a 'message' listener refs the worker's port again.
-    if (this.#unref) worker.unref()
+    if (this.unref) worker.unref()
     return slot
   }
 }

@@ -11,13 +11,13 @@ export interface QueueTicket {
  * (e.g. verify signatures), and still enter in call order.
  */
 export class SerialQueue {
-  #tail: Promise<void> = Promise.resolve()
+  private tail: Promise<void> = Promise.resolve()
 
   reserve (): QueueTicket {
     let release!: () => void
     const done = new Promise<void>((resolve) => { release = resolve })
-    const turn = this.#tail
-    this.#tail = turn.then(async () => { await done })
+    const turn = this.tail
+    this.tail = turn.then(async () => { await done })
     return { turn, release }
   }
 
@@ -33,6 +33,6 @@ export class SerialQueue {
 
   /** Resolves once every ticket taken so far has been released. */
   async idle (): Promise<void> {
-    await this.#tail
+    await this.tail
   }
 }

@@ -27,23 +27,23 @@ interface Settings {
  * start, learn this node's own chain from the mesh before it may append.
  */
 export class LedgerSync {
-  readonly #network: SyncNetwork
-  readonly #store: LedgerStore
-  readonly #settings: Settings
-  readonly #active = new Map<string, number>()
-  readonly #outbound = new Map<string, Promise<SessionResult | undefined>>()
+  private readonly network: SyncNetwork
+  private readonly store: LedgerStore
+  private readonly settings: Settings
+  private readonly active = new Map<string, number>()
+  private readonly outbound = new Map<string, Promise<SessionResult | undefined>>()
   /** Every session running, inbound or outbound, so stop() can wait for them to wind down. */
-  readonly #inflight = new Set<Promise<unknown>>()
-  readonly #stats: LedgerSyncStats = { sessions: 0, failed: 0, received: 0, sent: 0, forksLearnt: 0 }
-  #sessions = 0
-  #controller = new AbortController()
-  #timer: NodeJS.Timeout | undefined
-  #running = false
+  private readonly inflight = new Set<Promise<unknown>>()
+  private readonly counters: LedgerSyncStats = { sessions: 0, failed: 0, received: 0, sent: 0, forksLearnt: 0 }
+  private sessions = 0
+  private controller = new AbortController()
+  private timer: NodeJS.Timeout | undefined
+  private isRunning = false
 
   constructor (components: LedgerSyncComponents, init: LedgerSyncInit = {}) {
-    this.#network = components.network
-    this.#store = components.store
-    this.#settings = {
+    this.network = components.network
+    this.store = components.store
+    this.settings = {
       intervalMs: init.intervalMs ?? SYNC_INTERVAL_MS,
       frameTimeoutMs: init.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
       sessionTimeoutMs: init.sessionTimeoutMs ?? SESSION_TIMEOUT_MS,
@@ -54,30 +54,30 @@ export class LedgerSync {
   }
 
   get running (): boolean {
-    return this.#running
+    return this.isRunning
   }
 
   async start (): Promise<void> {
-    if (this.#running) return
-    this.#running = true
-    this.#controller = new AbortController()
-    await this.#network.handle(SYNC_PROTOCOL, this.#onStream, { maxInboundStreams: 2, maxOutboundStreams: 2 })
-    this.#network.addEventListener('peer:connect', this.#onConnect)
-    this.#schedule()
+    if (this.isRunning) return
+    this.isRunning = true
+    this.controller = new AbortController()
+    await this.network.handle(SYNC_PROTOCOL, this.onStream, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    this.network.addEventListener('peer:connect', this.onConnect)
+    this.schedule()
   }
 
   async stop (): Promise<void> {
-    if (!this.#running) return
-    this.#running = false
-    clearTimeout(this.#timer)
-    this.#network.removeEventListener('peer:connect', this.#onConnect)
-    this.#controller.abort(new Error('the ledger sync is stopping'))
-    await this.#network.unhandle(SYNC_PROTOCOL).catch(() => {})
-    await Promise.allSettled([...this.#outbound.values(), ...this.#inflight])
+    if (!this.isRunning) return
+    this.isRunning = false
+    clearTimeout(this.timer)
+    this.network.removeEventListener('peer:connect', this.onConnect)
+    this.controller.abort(new Error('the ledger sync is stopping'))
+    await this.network.unhandle(SYNC_PROTOCOL).catch(() => {})
+    await Promise.allSettled([...this.outbound.values(), ...this.inflight])
   }
 
   stats (): LedgerSyncStats {
-    return { ...this.#stats }
+    return { ...this.counters }
   }
 
   /**
@@ -87,20 +87,20 @@ export class LedgerSync {
    */
   async syncWith (peer: PeerId, options: { want?: string[], signal?: AbortSignal } = {}): Promise<SessionResult | undefined> {
     const key = peer.toString()
-    const running = this.#outbound.get(key)
+    const running = this.outbound.get(key)
     if (running !== undefined && options.want === undefined) return await running
-    const work = this.#syncRounds(peer, options)
+    const work = this.syncRounds(peer, options)
     if (options.want === undefined) {
-      this.#outbound.set(key, work)
-      void work.finally(() => { if (this.#outbound.get(key) === work) this.#outbound.delete(key) })
+      this.outbound.set(key, work)
+      void work.finally(() => { if (this.outbound.get(key) === work) this.outbound.delete(key) })
     }
     return await work
   }
 
-  async #syncRounds (peer: PeerId, options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
+  private async syncRounds (peer: PeerId, options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
     const total: SessionResult = { received: 0, sent: 0, forksLearnt: 0, forksSent: 0, more: false }
     for (let round = 0; round < MAX_FOLLOW_UP_SESSIONS; round++) {
-      const result = await this.#dialSession(peer, options)
+      const result = await this.dialSession(peer, options)
       if (result === undefined) return round === 0 ? undefined : total
       total.received += result.received
       total.sent += result.sent
@@ -112,86 +112,86 @@ export class LedgerSync {
     return total
   }
 
-  async #dialSession (peer: PeerId, options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
-    if (!this.#running || this.#sessions >= this.#settings.maxConcurrentSessions) return undefined
-    const signals = [this.#controller.signal, AbortSignal.timeout(this.#settings.dialTimeoutMs)]
+  private async dialSession (peer: PeerId, options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
+    if (!this.isRunning || this.sessions >= this.settings.maxConcurrentSessions) return undefined
+    const signals = [this.controller.signal, AbortSignal.timeout(this.settings.dialTimeoutMs)]
     if (options.signal !== undefined) signals.push(options.signal)
     let stream: Stream
-    this.#enter(peer)
+    this.enter(peer)
     try {
       try {
-        stream = await this.#network.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.any(signals) })
+        stream = await this.network.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.any(signals) })
       } catch (err) {
         log('cannot open a sync stream to %p: %s', peer, describeError(err))
         return undefined
       }
-      return await this.#run(stream, peer, 'dialer', options)
+      return await this.run(stream, peer, 'dialer', options)
     } finally {
-      this.#leave(peer)
+      this.leave(peer)
     }
   }
 
-  readonly #onStream = (stream: Stream, connection: Connection): void => {
+  private readonly onStream = (stream: Stream, connection: Connection): void => {
     const peer = connection.remotePeer
-    if (!this.#running || this.#sessions >= this.#settings.maxConcurrentSessions) {
-      log('refusing a sync session from %p: %d sessions running', peer, this.#sessions)
+    if (!this.isRunning || this.sessions >= this.settings.maxConcurrentSessions) {
+      log('refusing a sync session from %p: %d sessions running', peer, this.sessions)
       stream.abort(new Error('too many sync sessions; try again later'))
       return
     }
-    this.#enter(peer)
-    void this.#run(stream, peer, 'listener', {}).finally(() => { this.#leave(peer) })
+    this.enter(peer)
+    void this.run(stream, peer, 'listener', {}).finally(() => { this.leave(peer) })
   }
 
-  async #run (stream: Stream, peer: PeerId, role: 'dialer' | 'listener', options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
-    const signals = [this.#controller.signal]
+  private async run (stream: Stream, peer: PeerId, role: 'dialer' | 'listener', options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
+    const signals = [this.controller.signal]
     if (options.signal !== undefined) signals.push(options.signal)
-    const session = this.#runSession(stream, peer, role, options.want, AbortSignal.any(signals))
-    this.#inflight.add(session)
+    const session = this.runSession(stream, peer, role, options.want, AbortSignal.any(signals))
+    this.inflight.add(session)
     try {
       return await session
     } finally {
-      this.#inflight.delete(session)
+      this.inflight.delete(session)
     }
   }
 
-  async #runSession (stream: Stream, peer: PeerId, role: 'dialer' | 'listener', want: string[] | undefined, signal: AbortSignal): Promise<SessionResult | undefined> {
+  private async runSession (stream: Stream, peer: PeerId, role: 'dialer' | 'listener', want: string[] | undefined, signal: AbortSignal): Promise<SessionResult | undefined> {
     try {
       const result = await runSyncSession(stream, {
-        store: this.#store,
+        store: this.store,
         role,
         ...(want !== undefined ? { want } : {}),
-        frameTimeoutMs: this.#settings.frameTimeoutMs,
-        sessionTimeoutMs: this.#settings.sessionTimeoutMs,
-        maxEntriesPerSession: this.#settings.maxEntriesPerSession,
+        frameTimeoutMs: this.settings.frameTimeoutMs,
+        sessionTimeoutMs: this.settings.sessionTimeoutMs,
+        maxEntriesPerSession: this.settings.maxEntriesPerSession,
         signal,
         log
       })
-      this.#stats.sessions++
-      this.#stats.received += result.received
-      this.#stats.sent += result.sent
-      this.#stats.forksLearnt += result.forksLearnt
+      this.counters.sessions++
+      this.counters.received += result.received
+      this.counters.sent += result.sent
+      this.counters.forksLearnt += result.forksLearnt
       log('sync %s %p: received %d, sent %d, forks learnt %d%s', role, peer, result.received, result.sent, result.forksLearnt, result.more ? ', more to come' : '')
       return result
     } catch (err) {
-      this.#stats.failed++
-      this.#stats.lastError = `${peer.toString()}: ${describeError(err)}`
+      this.counters.failed++
+      this.counters.lastError = `${peer.toString()}: ${describeError(err)}`
       log('sync %s %p failed: %s', role, peer, describeError(err))
       return undefined
     }
   }
 
-  #enter (peer: PeerId): void {
-    this.#sessions++
+  private enter (peer: PeerId): void {
+    this.sessions++
     const key = peer.toString()
-    this.#active.set(key, (this.#active.get(key) ?? 0) + 1)
+    this.active.set(key, (this.active.get(key) ?? 0) + 1)
   }
 
-  #leave (peer: PeerId): void {
-    this.#sessions--
+  private leave (peer: PeerId): void {
+    this.sessions--
     const key = peer.toString()
-    const left = (this.#active.get(key) ?? 1) - 1
-    if (left <= 0) this.#active.delete(key)
-    else this.#active.set(key, left)
+    const left = (this.active.get(key) ?? 1) - 1
+    if (left <= 0) this.active.delete(key)
+    else this.active.set(key, left)
   }
 
   /**
@@ -199,35 +199,35 @@ export class LedgerSync {
    * pair does not run two at once; the protocol is symmetric, either way both
    * sides catch up.
    */
-  readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
     const peer = evt.detail
-    const me = this.#localPeer()
+    const me = this.localPeer()
     if (me !== undefined && me.toString() > peer.toString()) return
     void this.syncWith(peer).catch((err: unknown) => { log('sync with %p failed: %s', peer, describeError(err)) })
   }
 
-  #localPeer (): PeerId | undefined {
-    return this.#network.peerId
+  private localPeer (): PeerId | undefined {
+    return this.network.peerId
   }
 
-  #schedule (): void {
-    if (!this.#running) return
-    const jitter = this.#settings.intervalMs * 0.2 * (Math.random() * 2 - 1)
-    this.#timer = setTimeout(() => {
-      void this.syncAll().finally(() => { this.#schedule() })
-    }, Math.max(50, this.#settings.intervalMs + jitter))
-    this.#timer.unref()
+  private schedule (): void {
+    if (!this.isRunning) return
+    const jitter = this.settings.intervalMs * 0.2 * (Math.random() * 2 - 1)
+    this.timer = setTimeout(() => {
+      void this.syncAll().finally(() => { this.schedule() })
+    }, Math.max(50, this.settings.intervalMs + jitter))
+    this.timer.unref()
   }
 
   /** One anti-entropy round: a session with every connected peer not already in one with us. */
   async syncAll (): Promise<void> {
     const peers = new Map<string, PeerId>()
-    for (const connection of this.#network.getConnections()) {
+    for (const connection of this.network.getConnections()) {
       if (connection.status !== 'open') continue
       peers.set(connection.remotePeer.toString(), connection.remotePeer)
     }
     await Promise.allSettled([...peers.entries()]
-      .filter(([key]) => !this.#active.has(key))
+      .filter(([key]) => !this.active.has(key))
       .map(async ([, peer]) => await this.syncWith(peer)))
   }
 
@@ -238,22 +238,22 @@ export class LedgerSync {
    * A conflicting one marks the store self-forked and append() refuses.
    */
   async learnOwnChain (options: { timeoutMs: number, signal?: AbortSignal }): Promise<LearnOwnChainResult> {
-    const me = this.#store.author
+    const me = this.store.author
     if (me === undefined) throw new ReadOnlyLedgerError('the ledger was opened without the node key, so it has no chain of its own to learn; open it with the signer')
-    const before = this.#store.head(me)
-    const signals = [AbortSignal.timeout(options.timeoutMs), this.#controller.signal]
+    const before = this.store.head(me)
+    const signals = [AbortSignal.timeout(options.timeoutMs), this.controller.signal]
     if (options.signal !== undefined) signals.push(options.signal)
     const signal = AbortSignal.any(signals)
-    await this.#waitForConnection(signal)
+    await this.waitForConnection(signal)
     const peers = new Map<string, PeerId>()
-    for (const connection of this.#network.getConnections()) peers.set(connection.remotePeer.toString(), connection.remotePeer)
+    for (const connection of this.network.getConnections()) peers.set(connection.remotePeer.toString(), connection.remotePeer)
     const results = await Promise.all([...peers.values()].map(async (peer) => await this.syncWith(peer, { want: [me], signal })))
-    const after = this.#store.head(me)
+    const after = this.store.head(me)
     const learnt: LearnOwnChainResult = {
       peersAsked: peers.size,
       peersAnswered: results.filter((r) => r !== undefined).length,
       adopted: (after?.seq ?? -1) - (before?.seq ?? -1),
-      selfForked: this.#store.selfForked
+      selfForked: this.store.selfForked
     }
     if (after !== undefined) learnt.head = after as ChainHead
     log('learnt own chain: %o', learnt)
@@ -267,11 +267,11 @@ export class LedgerSync {
    * not answer in time is simply not counted.
    */
   async catchUp (options: { timeoutMs: number, signal?: AbortSignal }): Promise<CatchUpResult> {
-    const signals = [AbortSignal.timeout(options.timeoutMs), this.#controller.signal]
+    const signals = [AbortSignal.timeout(options.timeoutMs), this.controller.signal]
     if (options.signal !== undefined) signals.push(options.signal)
     const signal = AbortSignal.any(signals)
     const peers = new Map<string, PeerId>()
-    for (const connection of this.#network.getConnections()) peers.set(connection.remotePeer.toString(), connection.remotePeer)
+    for (const connection of this.network.getConnections()) peers.set(connection.remotePeer.toString(), connection.remotePeer)
     const deadline = new Promise<undefined>((resolve) => {
       if (signal.aborted) resolve(undefined)
       else signal.addEventListener('abort', () => { resolve(undefined) }, { once: true })
@@ -286,15 +286,15 @@ export class LedgerSync {
     return caught
   }
 
-  async #waitForConnection (signal: AbortSignal): Promise<void> {
-    if (this.#network.getConnections().length > 0 || signal.aborted) return
+  private async waitForConnection (signal: AbortSignal): Promise<void> {
+    if (this.network.getConnections().length > 0 || signal.aborted) return
     await new Promise<void>((resolve) => {
       const done = (): void => {
-        this.#network.removeEventListener('peer:connect', done)
+        this.network.removeEventListener('peer:connect', done)
         signal.removeEventListener('abort', done)
         resolve()
       }
-      this.#network.addEventListener('peer:connect', done)
+      this.network.addEventListener('peer:connect', done)
       signal.addEventListener('abort', done, { once: true })
     })
   }
