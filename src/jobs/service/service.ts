@@ -15,7 +15,7 @@ import { withLiveness } from '../state.js'
 import { provenanceSigningInput } from '../provenance.js'
 import { countingOf, type Counting, type TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
-import { describeDiagnosisFailure, diagnose, planCrossDiagnosis, planDiagnosis, type DiagnosisPlan } from './diagnoser.js'
+import { DiagnosisScheduler } from './diagnosis-scheduler.js'
 import { JobIndex } from './job-index.js'
 import { WatchIndex } from '../watches.js'
 import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
@@ -26,6 +26,9 @@ const log = componentLogger('jobs:service')
 
 /** Least time between two load updates this service gives presence. */
 const ADVERTISE_GAP_MS = 1_000
+
+/** The longest stop() waits for runs, diagnoses and workspace removals to end. */
+const STOP_TIMEOUT_MS = 10_000
 
 /** The types the job service folds. */
 const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
@@ -110,7 +113,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** Slots we have decided to claim and are writing the claim for. */
   private readonly claiming = new Set<string>()
   private readonly refusing = new Set<string>()
-  private readonly diagnosing = new Set<string>()
+  private readonly diagnoses: DiagnosisScheduler
+  /** claimAndRun() of every slot being claimed or run, until it has ended. */
+  private readonly runs = new Set<Promise<void>>()
   /** Workspaces still being removed after their runs. */
   private readonly cleanups = new Set<Promise<void>>()
   /** Per author, the time of its latest claim or result. */
@@ -130,6 +135,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     this.options = options
     this.index = new JobIndex(options.trust)
     this.watches = new WatchIndex(options.trust)
+    this.diagnoses = new DiagnosisScheduler({
+      self: options.self.author,
+      blobs: options.blobs,
+      fetcher: options.fetcher,
+      ledger: options.ledger,
+      onPublished: () => { this.stats.diagnoses++ }
+    })
   }
 
   async start (): Promise<void> {
@@ -161,9 +173,14 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     this.advertiseTimer = undefined
     this.options.ledger.removeEventListener('entry', this.onEntry)
     for (const run of this.running.values()) run.controller.abort(new BuildhausError('the node is stopping'))
-    const deadline = Date.now() + 10_000
-    while (this.running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-    await Promise.race([Promise.allSettled([...this.cleanups]), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref?.())])
+    // Each run ends soon after its abort (its claim written, its result published or not) and
+    // registers its workspace's removal before it does: wait for the runs, then the removals.
+    const ended = Promise.allSettled([...this.runs, this.diagnoses.stop()])
+      .then(async () => await Promise.allSettled([...this.cleanups]))
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, STOP_TIMEOUT_MS) })
+    await Promise.race([ended, deadline])
+    clearTimeout(timer)
   }
 
   /** Every job, newest first, with live presence's `unmatched` overlay. */
@@ -352,11 +369,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const now = Date.now()
     const { self } = this.options
     const members = this.liveMembers()
-    const active = this.index.activeViews((v) => isOpen(v) || this.mayDiagnose(v))
+    const active = this.index.activeViews((v) => isOpen(v) || this.diagnoses.mayDiagnose(v))
     // A duplicate of a watch's race is never built: the first job for the release in fold order stands.
     const open = active.filter((v) => isOpen(v) && this.duplicateOf(v) === undefined)
     this.stopDuplicateRuns()
-    this.planDiagnoses(active, now)
+    this.diagnoses.plan(active, now)
     // A node whose key forked may not write: it claims nothing (its claims and results would be refused).
     if (this.options.executor === undefined || self.slots === 0 || this.options.ledger.isEquivocating(self.author)) return
     const { counts } = this.counting()
@@ -432,9 +449,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const key = slotKey(jobId, platform)
     if (this.running.has(key) || this.claiming.has(key)) return false
     this.claiming.add(key)
-    void this.claimAndRun(jobId, platform, lease, reason).finally(() => {
+    const run = this.claimAndRun(jobId, platform, lease, reason).finally(() => {
       this.claiming.delete(key)
+      this.runs.delete(run)
     })
+    this.runs.add(run)
     return true
   }
 
@@ -619,44 +638,6 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     } catch (err) {
       log.error('could not publish a refusal of %s/%s: %s', jobId, platform, describeError(err))
     }
-  }
-
-  /** A mismatch this node took part in and nobody has diagnosed yet: it may be this node's to diagnose. */
-  private mayDiagnose (view: JobView): boolean {
-    const self = this.options.self.author
-    const platformMismatch = view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector && d.versus === undefined) &&
-      (p.mismatch?.groups.some((g) => g.builders.includes(self)) ?? false))
-    const crossMismatch = view.crossPlatform.verdict === 'mismatch' && !view.diagnoses.some((d) => d.versus !== undefined) &&
-      view.platforms.some((p) => p.results.some((r) => r.builder === self))
-    return platformMismatch || crossMismatch
-  }
-
-  private planDiagnoses (views: JobView[], now: number): void {
-    for (const view of views) {
-      for (const platform of view.platforms) {
-        if (platform.verdict !== 'mismatch') continue
-        this.startDiagnosis(slotKey(view.id, platform.selector), () => planDiagnosis(view, platform, this.options.self.author, now))
-      }
-      if (view.crossPlatform.verdict === 'mismatch') this.startDiagnosis(`${view.id}/cross-platform`, () => planCrossDiagnosis(view, this.options.self.author, now))
-    }
-  }
-
-  /** Diagnose once per key, if the plan says it is this node's turn; a failure lets a later plan try again. */
-  private startDiagnosis (key: string, plan: () => DiagnosisPlan | undefined): void {
-    if (this.diagnosing.has(key)) return
-    const planned = plan()
-    if (planned === undefined) return
-    this.diagnosing.add(key)
-    void diagnose(planned, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
-      .then(async (body) => {
-        await this.options.ledger.append('diagnosis', body)
-        this.stats.diagnoses++
-      })
-      .catch((err: unknown) => {
-        log.error(describeDiagnosisFailure(planned, err))
-        // Let a later plan try again (the other side may have been unreachable).
-        setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
-      })
   }
 
   private sourceHolders (view: JobView): string[] {
