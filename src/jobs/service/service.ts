@@ -524,8 +524,14 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return platform?.results.some((r) => r.builder === builder) ?? false
   }
 
+  /** What this node's admission policy says of the job: refused with a reason, or admitted with the limits to run it under. */
+  private admission (job: JobView): ReturnType<typeof admit> {
+    return admit(this.options.policy, { network: job.spec.network, root: job.spec.root, limits: requestedLimits(job), submitter: job.submitter })
+  }
+
+  /** The admission as the claim planner takes it. */
   private admit (job: JobView): Admission {
-    const admission = admit(this.options.policy, { network: job.spec.network, root: job.spec.root, limits: requestedLimits(job), submitter: job.submitter })
+    const admission = this.admission(job)
     return admission.ok ? { ok: true } : { ok: false, reason: admission.reason }
   }
 
@@ -533,7 +539,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const key = slotKey(jobId, platform)
     const view = this.index.view(jobId)
     if (view === undefined || view.cancelled || this.options.executor === undefined || !this.started) return
-    const admission = admit(this.options.policy, { network: view.spec.network, root: view.spec.root, limits: requestedLimits(view), submitter: view.submitter })
+    const admission = this.admission(view)
     if (!admission.ok) {
       // The plan checked admission already; publish the refusal so the slot does not wait for a lease.
       await this.publishRefusal(jobId, platform, admission.reason)
