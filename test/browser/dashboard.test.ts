@@ -11,7 +11,8 @@ import type { GridJob, GridJobsResponse, JobsResponse } from '../../src/node/api
 import type { RunningNode } from '../../src/node/daemon.js'
 import { packageRoot } from '../../src/util/package-root.js'
 import { waitFor } from '../../src/util/wait.js'
-import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, nonLoopbackAddress, startMesh, submitDir, waitDecided, writeJobDir } from './mesh.js'
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, nonLoopbackAddress, startMesh, submitDir, waitDecided } from './mesh.js'
+import { writeJobDir } from '../helpers/job-dir.js'
 
 const missing = chromiumMissing()
 if (missing !== undefined) console.warn(`skipping the dashboard browser tests: ${missing}`)

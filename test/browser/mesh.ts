@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { packDirectory } from '../../src/archive/index.js'
@@ -71,14 +70,6 @@ export async function startMesh (options: MeshOptions): Promise<{ nodes: Running
     throw err
   }
   return { nodes, executor, stop }
-}
-
-/** Write a job directory: buildhaus.json from `spec` plus any files. */
-export async function writeJobDir (dir: string, spec: Record<string, unknown>, files: Record<string, string> = {}): Promise<string> {
-  await mkdir(dir, { recursive: true })
-  await writeFile(join(dir, 'buildhaus.json'), JSON.stringify(spec, null, 2))
-  for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content)
-  return dir
 }
 
 /** Pack a directory and submit it through a node's job service, as `submit` does. */

@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
-import { runCli, startNodeProcess, type NodeProcess } from '../helpers/cluster.js'
+import { runCli, startNodeProcess, type NodeProcess, waitForMesh } from '../helpers/cluster.js'
 import { copyExample, environmentsReady, SHARED_ENVIRONMENT_ARGS, skipWithoutDebian } from '../helpers/environments.js'
-import { authorOf, buildersOf, isDecided, meshFormed, submitJob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
+import { authorOf, buildersOf, isDecided, submitJob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
 
 /**
  * The first real workload (examples/debian-hello): Debian's own GNU hello
@@ -26,7 +26,7 @@ describe.skipIf(skip)('Debian\'s hello, built by two nodes in debian-12', () => 
     const first = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args })
     const second = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: [...args, '--bootstrap', first.address] })
     nodes = [first, second]
-    await meshFormed(nodes)
+    await waitForMesh(nodes)
     for (const node of nodes) await environmentsReady(node, ['debian-12'], 20 * 60_000)
   }, 25 * 60_000)
 

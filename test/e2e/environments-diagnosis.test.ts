@@ -2,11 +2,12 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
 import { waitFor } from '../../src/util/wait.js'
-import { runCli, startNodeProcess, type NodeProcess } from '../helpers/cluster.js'
+import { runCli, startNodeProcess, type NodeProcess, waitForMesh } from '../helpers/cluster.js'
 import { advertisedEnvironments, environmentsReady, SHARED_ENVIRONMENT_ARGS, skipWithoutDebian } from '../helpers/environments.js'
-import { authorOf, isDecided, jobOn, meshFormed, submitJob, useSuiteTeardown, waitForJob, writeJobDir } from '../helpers/jobs.js'
+import { authorOf, isDecided, jobOn, submitJob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
 import { hostShellEntries, writeOciArchive } from '../helpers/oci-image.js'
 import { tempDir } from '../helpers/temp-home.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 /**
  * Verdicts that explain themselves, on a mesh of three `join` processes:
@@ -39,7 +40,7 @@ describe.skipIf(skip)('diagnosing builders whose environments differ, or not', (
     a = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: ['--environment', 'debian-12', ...SHARED_ENVIRONMENT_ARGS, '--platform', 'lab-diff', '--platform', 'lab-same', '--slots', '1'] })
     b = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: ['--environment', 'debian-12', '--environment-dir', bStore, '--platform', 'lab-diff', '--slots', '1', '--bootstrap', a.address] })
     c = await startNodeProcess(teardown, { readyTimeoutMs: 120_000, args: ['--environment', 'debian-12', ...SHARED_ENVIRONMENT_ARGS, '--platform', 'lab-same', '--slots', '1', '--bootstrap', a.address] })
-    await meshFormed([a, b, c])
+    await waitForMesh([a, b, c])
     for (const node of [a, b, c]) await environmentsReady(node, ['debian-12'], 20 * 60_000)
     // Heartbeats carry each node's ready environments to the others.
     await waitFor(async () => {
@@ -49,7 +50,7 @@ describe.skipIf(skip)('diagnosing builders whose environments differ, or not', (
   }, 25 * 60_000)
 
   it('names the package differences when the builders\' environments differ', async () => {
-    const dir = await writeJobDir(teardown, {
+    const dir = await tempJobDir(teardown, {
       name: 'which-system',
       platforms: ['lab-diff'],
       environment: 'debian-12',
@@ -68,7 +69,7 @@ describe.skipIf(skip)('diagnosing builders whose environments differ, or not', (
   }, 10 * 60_000)
 
   it('says the build is not deterministic when the environments are the same, and keeps the file diff', async () => {
-    const dir = await writeJobDir(teardown, {
+    const dir = await tempJobDir(teardown, {
       name: 'random-output',
       platforms: ['lab-same'],
       environment: 'debian-12',
@@ -89,14 +90,14 @@ describe.skipIf(skip)('diagnosing builders whose environments differ, or not', (
   }, 10 * 60_000)
 
   it('says why a job waits: no live node offers the environment it names', async () => {
-    const dir = await writeJobDir(teardown, { name: 'nobody-has-it', platforms: ['lab-same'], environment: 'debian-13', replicas: 1, steps: [{ name: 'x', run: 'true' }], timeout: 60 })
+    const dir = await tempJobDir(teardown, { name: 'nobody-has-it', platforms: ['lab-same'], environment: 'debian-13', replicas: 1, steps: [{ name: 'x', run: 'true' }], timeout: 60 })
     const submitted = await submitJob(c, dir)
     const job = await waitForJob(c, submitted.id, (j) => j.verdict === 'unmatched', 30_000, 'the job to be unmatched')
     expect(job.platforms[0]!.reason).toBe('unmatched: no live node offers the environment debian-13 on lab-same')
   })
 
   it('refuses unknown packages, saying so, and never counts it as a failed build', async () => {
-    const dir = await writeJobDir(teardown, {
+    const dir = await tempJobDir(teardown, {
       name: 'unknown-package',
       platforms: ['lab-same'],
       environment: 'debian-12',

@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { MAX_SOURCE_BYTES } from '../../src/archive/index.js'
 import type { NodeProcess } from '../helpers/cluster.js'
 import { tempDir } from '../helpers/temp-home.js'
-import { apiRequest, isDecided, jobOn, startLabelledCluster, submitCli, submitJob, uploadBlob, useSuiteTeardown, waitForJob, writeJobDir } from '../helpers/jobs.js'
+import { apiRequest, isDecided, jobOn, startLabelledCluster, submitCli, submitJob, uploadBlob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 const GOOD_SPEC = { name: 'good', platforms: ['lab-a'], replicas: 1, steps: [{ name: 'ok', run: 'true' }], timeout: 30 }
 
@@ -39,17 +40,17 @@ describe('bad input gets a clear error and leaves nothing stuck', () => {
   }, 60_000)
 
   it('refuses an invalid buildhaus.json with exit 2 and one sentence naming the field', async () => {
-    const emptyRun = await writeJobDir(teardown, { ...GOOD_SPEC, steps: [{ name: 'build', run: '' }] })
+    const emptyRun = await tempJobDir(teardown, { ...GOOD_SPEC, steps: [{ name: 'build', run: '' }] })
     const result = await submitCli(node, emptyRun)
     expect(result.code).toBe(2)
     expect(oneSentence(result.stderr)).toContain('steps[0].run')
 
-    const typo = await writeJobDir(teardown, { ...GOOD_SPEC, platfroms: ['lab-a'] })
+    const typo = await tempJobDir(teardown, { ...GOOD_SPEC, platfroms: ['lab-a'] })
     const typoResult = await submitCli(node, typo)
     expect(typoResult.code).toBe(2)
     expect(oneSentence(typoResult.stderr)).toContain('unknown field "platfroms"')
 
-    const notJson = await writeJobDir(teardown, '{ "name": "x", ')
+    const notJson = await tempJobDir(teardown, '{ "name": "x", ')
     const notJsonResult = await submitCli(node, notJson)
     expect(notJsonResult.code).toBe(2)
     expect(oneSentence(notJsonResult.stderr)).toContain('not valid JSON')
@@ -68,7 +69,7 @@ describe('bad input gets a clear error and leaves nothing stuck', () => {
 
   it('refuses an oversize source before sending it, and the API refuses one that claims to be', async () => {
     // A sparse file: over the bound by size, costing no disk and no time.
-    const dir = await writeJobDir(teardown, GOOD_SPEC)
+    const dir = await tempJobDir(teardown, GOOD_SPEC)
     const big = await open(join(dir, 'big.bin'), 'w')
     await big.truncate(MAX_SOURCE_BYTES + 1)
     await big.close()
@@ -101,7 +102,7 @@ describe('bad input gets a clear error and leaves nothing stuck', () => {
   })
 
   it('still builds a good job after all of that', async () => {
-    const dir = await writeJobDir(teardown, GOOD_SPEC)
+    const dir = await tempJobDir(teardown, GOOD_SPEC)
     const job = await submitJob(node, dir)
     const done = await waitForJob(node, job.id, isDecided, 20_000, 'the good job to be built')
     expect(done.verdict).toBe('verified')

@@ -3,10 +3,9 @@ import { CLAIM_LEASE_MS } from '../../src/jobs/constants.js'
 import type { JobView } from '../../src/jobs/index.js'
 import type { PeerView } from '../../src/node/api/types.js'
 import { waitFor } from '../../src/util/wait.js'
-import type { NodeProcess } from '../helpers/cluster.js'
-import {
-  apiRequest, authorOf, buildersOf, isDecided, meshFormed, startLabelledCluster, submitJob, useSuiteTeardown, waitForJob, writeJobDir
-} from '../helpers/jobs.js'
+import { waitForMesh, type NodeProcess } from '../helpers/cluster.js'
+import { apiRequest, authorOf, buildersOf, isDecided, startLabelledCluster, submitJob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 /** How long a plan may lag behind the moment a claim stops holding: the service re-plans every second, plus scheduling on a busy machine. */
 const PLAN_SLACK_MS = 3_000
@@ -39,7 +38,7 @@ describe('claims without a master survive a builder that dies', () => {
   }, 90_000)
 
   it('finishes a long job on another node after its claimant is killed, within the lease plus the run', async () => {
-    const dir = await writeJobDir(teardown, { name: 'long', platforms: ['lab-f'], replicas: 1, steps: [{ name: 'wait', run: 'sleep 8' }], timeout: 60 })
+    const dir = await tempJobDir(teardown, { name: 'long', platforms: ['lab-f'], replicas: 1, steps: [{ name: 'wait', run: 'sleep 8' }], timeout: 60 })
     const submittedAt = Date.now()
     const submitted = await submitJob(submitter, dir)
     const slot = `${submitted.id}/lab-f`
@@ -73,12 +72,12 @@ describe('claims without a master survive a builder that dies', () => {
     console.log(`failover: killed ${killedAt - submittedAt} ms after submit; takeover claim ${takeover.time - firstClaim.lease} ms after the lease; verified ${total} ms after submit`)
 
     await claimant.restart()
-    await meshFormed([submitter, ...nodes])
+    await waitForMesh([submitter, ...nodes])
   })
 
   it('resumes its own claim at once when a builder restarts mid-run, instead of leaving the slot idle until the lease passes', async () => {
     // Three replicas on three nodes: nobody else may take the restarted node's slot, so only it can finish it.
-    const dir = await writeJobDir(teardown, { name: 'restart', platforms: ['lab-f'], replicas: 3, steps: [{ name: 'wait', run: 'sleep 3' }], timeout: 60 })
+    const dir = await tempJobDir(teardown, { name: 'restart', platforms: ['lab-f'], replicas: 3, steps: [{ name: 'wait', run: 'sleep 3' }], timeout: 60 })
     const submitted = await submitJob(submitter, dir)
     const slot = `${submitted.id}/lab-f`
     const victimAuthor = await waitFor(async () => (await runningOn(submitter, slot))[0], { timeoutMs: 15_000, intervalMs: 50, what: 'a node to run the job' })
@@ -100,6 +99,6 @@ describe('claims without a master survive a builder that dies', () => {
     // outlasts the lease cannot show the difference.
     if (back < before.lease - 2_000) expect(again[1]!.time).toBeLessThan(before.lease)
     else console.log(`restart: back ${back - before.lease} ms after the lease passed; resuming was not exercised`)
-    await meshFormed([submitter, ...nodes])
+    await waitForMesh([submitter, ...nodes])
   })
 })

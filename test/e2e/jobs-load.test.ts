@@ -4,8 +4,9 @@ import type { JobView } from '../../src/jobs/index.js'
 import type { JobsResponse, JobSummary } from '../../src/node/api/routes/jobs.js'
 import { waitFor } from '../../src/util/wait.js'
 import type { NodeProcess } from '../helpers/cluster.js'
-import { apiRequest, authorOf, idleWhileQueued, postJob, startLabelledCluster, uploadBlob, writeJobDir } from '../helpers/jobs.js'
+import { apiRequest, authorOf, idleWhileQueued, postJob, startLabelledCluster, uploadBlob } from '../helpers/jobs.js'
 import { useTeardown } from '../helpers/temp-home.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 const JOBS = 100
 /** Every job wants two distinct builders: the harder case for duplicates (a slot can be over-served by either replica). */
@@ -29,7 +30,7 @@ describe('a burst of small jobs on four nodes', () => {
 
   it(`completes ${JOBS} jobs ×${REPLICAS} with under 5 % duplicate runs, every node taking a fair share and none idling while work waits`, async () => {
     const nodes = await startLabelledCluster(teardown, [['lab-l'], ['lab-l'], ['lab-l'], ['lab-l']])
-    const dir = await writeJobDir(teardown, SPEC, { 'words.txt': 'pear\napple\nfig\n' })
+    const dir = await tempJobDir(teardown, SPEC, { 'words.txt': 'pear\napple\nfig\n' })
     const packed = await packDirectory(dir)
     // Every node submits a quarter (four submitters: fair share interleaves them).
     const sources = await Promise.all(nodes.map(async (n) => await uploadBlob(n, packed.bytes)))

@@ -3,11 +3,9 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
 import type { PeerView } from '../../src/node/api/types.js'
 import { waitFor } from '../../src/util/wait.js'
-import { runCli, startNodeProcess, type NodeProcess } from '../helpers/cluster.js'
-import {
-  apiRequest, authorOf, buildersOf, isDecided, jobOn, meshFormed, startLabelledCluster, submitCli, submitJob,
-  useSuiteTeardown, verdictSummary, waitForJob, writeJobDir
-} from '../helpers/jobs.js'
+import { runCli, startNodeProcess, type NodeProcess, waitForMesh } from '../helpers/cluster.js'
+import { apiRequest, authorOf, buildersOf, isDecided, jobOn, startLabelledCluster, submitCli, submitJob, useSuiteTeardown, verdictSummary, waitForJob } from '../helpers/jobs.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 /**
  * Four `join` processes on loopback offering made-up platform labels (so the
@@ -25,7 +23,7 @@ describe('jobs on a mesh of A, A, A, B', () => {
   }, 90_000)
 
   it('builds A×2 on two distinct A nodes and B×1 on the B node, and every node reports the same verdicts', async () => {
-    const dir = await writeJobDir(teardown, {
+    const dir = await tempJobDir(teardown, {
       name: 'spread',
       platforms: ['lab-a', 'lab-b'],
       replicas: { 'lab-a': 2, 'lab-b': 1 },
@@ -56,7 +54,7 @@ describe('jobs on a mesh of A, A, A, B', () => {
   })
 
   it('says a platform nobody offers is unmatched, and builds it as soon as a matching node joins', async () => {
-    const dir = await writeJobDir(teardown, { name: 'lonely', platforms: ['lab-c'], replicas: 1, steps: [{ name: 'build', run: 'true' }], timeout: 30 })
+    const dir = await tempJobDir(teardown, { name: 'lonely', platforms: ['lab-c'], replicas: 1, steps: [{ name: 'build', run: 'true' }], timeout: 30 })
     const submitted = await submitJob(a1, dir)
 
     const unmatched = await waitForJob(a1, submitted.id, (j) => j.verdict === 'unmatched', 10_000, 'the job to be unmatched')
@@ -82,13 +80,13 @@ describe('jobs on a mesh of A, A, A, B', () => {
     // result travels back (generous for a shared machine).
     expect(Date.now() - joinedAt).toBeLessThan(10_000)
     await c.stop()
-    await meshFormed(nodes)
+    await waitForMesh(nodes)
   })
 
   it('ends `submit --wait` with 0 for verified, 1 for failed and 3 for no verdict in time', async () => {
-    const pass = await writeJobDir(teardown, { name: 'pass', platforms: ['lab-a'], replicas: 1, steps: [{ name: 'ok', run: 'true' }], timeout: 30 })
-    const fail = await writeJobDir(teardown, { name: 'fail', platforms: ['lab-a'], replicas: 1, steps: [{ name: 'no', run: 'exit 7' }], timeout: 30 })
-    const never = await writeJobDir(teardown, { name: 'never', platforms: ['lab-z'], replicas: 1, steps: [{ name: 'ok', run: 'true' }], timeout: 30 })
+    const pass = await tempJobDir(teardown, { name: 'pass', platforms: ['lab-a'], replicas: 1, steps: [{ name: 'ok', run: 'true' }], timeout: 30 })
+    const fail = await tempJobDir(teardown, { name: 'fail', platforms: ['lab-a'], replicas: 1, steps: [{ name: 'no', run: 'exit 7' }], timeout: 30 })
+    const never = await tempJobDir(teardown, { name: 'never', platforms: ['lab-z'], replicas: 1, steps: [{ name: 'ok', run: 'true' }], timeout: 30 })
     const [verified, failed, timedOut] = await Promise.all([
       submitCli(a2, pass, ['--wait']),
       submitCli(a3, fail, ['--wait']),
@@ -107,7 +105,7 @@ describe('jobs on a mesh of A, A, A, B', () => {
 
   it('cancels a running job: the builders abort it, it shows cancelled, the slots free up; other nodes may not cancel it', async () => {
     const marker = `cancel-me-${process.pid}-${Date.now()}`
-    const dir = await writeJobDir(teardown, {
+    const dir = await tempJobDir(teardown, {
       name: 'long',
       platforms: ['lab-a'],
       replicas: 2,
@@ -154,7 +152,7 @@ describe('jobs on a mesh of A, A, A, B', () => {
     expect(final.platforms[0]!.results).toEqual([])
 
     // The freed slots take new work at once.
-    const next = await writeJobDir(teardown, { name: 'after', platforms: ['lab-a'], replicas: 3, steps: [{ name: 'ok', run: 'true' }], timeout: 30 })
+    const next = await tempJobDir(teardown, { name: 'after', platforms: ['lab-a'], replicas: 3, steps: [{ name: 'ok', run: 'true' }], timeout: 30 })
     const after = await submitJob(a1, next)
     const built = await waitForJob(a1, after.id, isDecided, 20_000, 'a job after the cancel to be built')
     expect(built.verdict).toBe('verified')

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { BIN, NODE, ROOT, type NodeProcess } from '../helpers/cluster.js'
-import { authorOf, jobOn, startLabelledCluster, submitJob, useSuiteTeardown, writeJobDir } from '../helpers/jobs.js'
+import { authorOf, jobOn, startLabelledCluster, submitJob, useSuiteTeardown } from '../helpers/jobs.js'
 import { waitFor } from '../../src/util/wait.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 /**
  * A build's log, live: a builder (lab-live) runs a step that prints a line a
@@ -19,7 +20,7 @@ describe('live logs through the mesh', () => {
   }, 90_000)
 
   it('streams each line to another node\'s API while the build runs, and `status --follow` prints them until the verdict', async () => {
-    const dir = await writeJobDir(teardown, {
+    const dir = await tempJobDir(teardown, {
       name: 'slow-printer',
       platforms: ['lab-live'],
       replicas: 1,
@@ -63,7 +64,7 @@ describe('live logs through the mesh', () => {
   it('a job nobody runs answers at once with its state, and an unknown job is 404', async () => {
     const unknown = await fetch(new URL(`/api/jobs/${'f'.repeat(64)}/live`, viewer.apiUrl))
     expect(unknown.status).toBe(404)
-    const dir = await writeJobDir(teardown, { name: 'quick', platforms: ['lab-live'], replicas: 1, steps: [{ name: 'build', run: 'echo quick' }], timeout: 30 })
+    const dir = await tempJobDir(teardown, { name: 'quick', platforms: ['lab-live'], replicas: 1, steps: [{ name: 'build', run: 'echo quick' }], timeout: 30 })
     const job = await submitJob(viewer, dir)
     await waitFor(async () => (await jobOn(viewer, job.id))?.verdict === 'verified', { timeoutMs: 30_000, intervalMs: 100, what: 'the quick job to be verified' })
     // Decided and nothing running: the stream says `done` and closes.

@@ -7,9 +7,10 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
 import { waitFor } from '../../src/util/wait.js'
 import { ROOT, runCli, type NodeProcess } from '../helpers/cluster.js'
-import { authorOf, isDecided, startLabelledCluster, submitJob, useSuiteTeardown, waitForJob, writeJobDir } from '../helpers/jobs.js'
+import { authorOf, isDecided, startLabelledCluster, submitJob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
 import { tempDir } from '../helpers/temp-home.js'
 import { testMesh } from '../helpers/test-mesh.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 const run = promisify(execFile)
 
@@ -29,7 +30,7 @@ describe('releases, fetch and provenance', () => {
 
   beforeAll(async () => {
     nodes = await startLabelledCluster(teardown, [['lab-rel'], ['lab-rel']])
-    const dir = await writeJobDir(teardown, {
+    const dir = await tempJobDir(teardown, {
       name: 'two-files',
       platforms: ['lab-rel'],
       replicas: 2,

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
 import { waitFor } from '../../src/util/wait.js'
-import { collectState, forkEvidence, waitForMesh, waitForSameLog, waitForVerdicts, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
+import { collectState, forkEvidence, waitForMesh, waitForSameLog, waitForVerdicts, type NodeProcess } from '../helpers/cluster.js'
 import { NetLab, probeNetns, startLabCluster } from '../helpers/netns.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 const support = await probeNetns()
 if (!support.ok) console.warn(`skipping the lost-builder tests: ${support.reason}`)
@@ -26,7 +27,7 @@ describe.skipIf(!support.ok)('a builder lost mid-job, in network namespaces', ()
     const authors = await authorsOf(nodes)
     const scratch = await tempDir(teardown, 'buildhaus-lost-')
 
-    const job = await nodes[0]!.submit(await writeJobDir(scratch, { name: 'killed-builder', build: SLOW_BUILD }))
+    const job = await nodes[0]!.submit(await sortJobDir(scratch, { name: 'killed-builder', build: SLOW_BUILD }))
     const victim = await claimantOtherThan(nodes, authors, job.id, nodes[0]!)
     await victim.kill('SIGKILL')
 
@@ -53,7 +54,7 @@ describe.skipIf(!support.ok)('a builder lost mid-job, in network namespaces', ()
     const authors = await authorsOf(nodes)
     const scratch = await tempDir(teardown, 'buildhaus-lost-')
 
-    const job = await nodes[0]!.submit(await writeJobDir(scratch, { name: 'isolated-builder', build: SLOW_BUILD }))
+    const job = await nodes[0]!.submit(await sortJobDir(scratch, { name: 'isolated-builder', build: SLOW_BUILD }))
     const victim = await claimantOtherThan(nodes, authors, job.id, nodes[0]!)
     await lab.partition([nodes.indexOf(victim)])
 

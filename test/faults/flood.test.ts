@@ -16,8 +16,9 @@ import { ENTRIES_TOPIC, FORKS_TOPIC } from '../../src/ledger/gossip/constants.js
 import { SYNC_PROTOCOL } from '../../src/ledger/sync/constants.js'
 import { canonicalJson } from '../../src/util/canonical-json.js'
 import { delay, waitFor } from '../../src/util/wait.js'
-import { collectState, compareLogs, forkEvidence, startCluster, waitForMesh, waitForSameLog, waitForVerdicts, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
+import { collectState, compareLogs, forkEvidence, startCluster, waitForMesh, waitForSameLog, waitForVerdicts, type NodeProcess } from '../helpers/cluster.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 const encoder = new TextEncoder()
 const HEARTBEAT_SILENCE_MS = 6_000
@@ -69,7 +70,7 @@ describe('a peer flooding garbage and forged entries', () => {
     await waitForMesh(nodes)
     const scratch = await tempDir(teardown, 'buildhaus-flood-')
     // Some real entries to forge from.
-    const warmup = await nodes[0]!.submit(await writeJobDir(scratch, { name: 'before-flood' }))
+    const warmup = await nodes[0]!.submit(await sortJobDir(scratch, { name: 'before-flood' }))
     await waitForVerdicts(nodes, [warmup.id])
     const realLines = await nodes[0]!.logLines()
 
@@ -124,7 +125,7 @@ describe('a peer flooding garbage and forged entries', () => {
 
     // The rest of the mesh carries on: members, a job to verified, the same log, none of the junk in it.
     await waitForMesh(nodes)
-    const job = await nodes[2]!.submit(await writeJobDir(scratch, { name: 'after-flood' }))
+    const job = await nodes[2]!.submit(await sortJobDir(scratch, { name: 'after-flood' }))
     const verdicts = await waitForVerdicts(nodes, [warmup.id, job.id])
     expect(verdicts[job.id]).toBe('verified')
     await waitForSameLog(nodes)

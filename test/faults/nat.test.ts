@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import type { HealthResponse, PeerReach } from '../../src/node/api/types.js'
 import { waitFor } from '../../src/util/wait.js'
-import { collectState, forkEvidence, NodeProcess, startNodeProcess, waitForMesh, waitForVerdicts, writeJobDir } from '../helpers/cluster.js'
+import { collectState, forkEvidence, NodeProcess, startNodeProcess, waitForMesh, waitForVerdicts } from '../helpers/cluster.js'
 import { NatLab, natLabNodeOptions, probeNatLab, type NatPlace } from '../helpers/netns.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 const support = await probeNatLab()
 if (!support.ok) console.warn(`skipping the NAT tests: ${support.reason}`)
@@ -65,8 +66,8 @@ describe.skipIf(!support.ok)('volunteers behind NAT, in network namespaces', () 
     // A job from each volunteer: its source is only there, so the other fetches it through the relay.
     const scratch = await tempDir(teardown, 'buildhaus-nat-jobs-')
     const submitted = Date.now()
-    const fromA = await a.submit(await writeJobDir(scratch, { name: 'nat-from-a' }))
-    const fromB = await b.submit(await writeJobDir(scratch, { name: 'nat-from-b' }))
+    const fromA = await a.submit(await sortJobDir(scratch, { name: 'nat-from-a' }))
+    const fromB = await b.submit(await sortJobDir(scratch, { name: 'nat-from-b' }))
     const verdicts = await waitForVerdicts(nodes, [fromA.id, fromB.id], { timeoutMs: 120_000 })
     const relayedJobsMs = Date.now() - submitted
     expect(verdicts).toEqual({ [fromA.id]: 'verified', [fromB.id]: 'verified' })
@@ -95,7 +96,7 @@ describe.skipIf(!support.ok)('volunteers behind NAT, in network namespaces', () 
     const how = `${String(await reach(a, b))}/${String(await reach(b, a))}`
     expect((await network(a)).upgraded + (await network(b)).upgraded).toBeGreaterThanOrEqual(1)
     await waitFor(async () => (await network(a)).connections.relayed === 0 && (await network(b)).connections.relayed === 0, { timeoutMs: 10_000, what: 'the relayed connection to be closed once a direct one is open' })
-    const again = await b.submit(await writeJobDir(scratch, { name: 'nat-after-forward' }))
+    const again = await b.submit(await sortJobDir(scratch, { name: 'nat-after-forward' }))
     expect(await waitForVerdicts(nodes, [again.id], { timeoutMs: 120_000 })).toEqual({ [again.id]: 'verified' })
     expect((await network(a)).relayedBlobs.fetched).toBe(1)
 

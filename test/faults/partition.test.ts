@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { delay } from '../../src/util/wait.js'
-import { collectState, compareLogs, forkEvidence, waitForMesh, waitForSameLog, waitForVerdicts, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
+import { collectState, compareLogs, forkEvidence, waitForMesh, waitForSameLog, waitForVerdicts, type NodeProcess } from '../helpers/cluster.js'
 import { NetLab, probeNetns, startLabCluster } from '../helpers/netns.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 const support = await probeNetns()
 if (!support.ok) console.warn(`skipping the partition tests: ${support.reason}`)
@@ -36,7 +37,7 @@ describe.skipIf(!support.ok)('partitions in network namespaces', () => {
     let serial = 0
     const submitOn = async (node: NodeProcess, during: string): Promise<void> => {
       const index = nodes.indexOf(node)
-      const dir = await writeJobDir(scratch, { name: `partition-${serial++}-via-${index}` })
+      const dir = await sortJobDir(scratch, { name: `partition-${serial++}-via-${index}` })
       const job = await node.submit(dir)
       submitted.push({ id: job.id, via: index, during })
     }

@@ -1,8 +1,9 @@
 import { cp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { collectState, forkEvidence, startCluster, waitForMesh, waitForSameLog, waitForVerdicts, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
+import { collectState, forkEvidence, startCluster, waitForMesh, waitForSameLog, waitForVerdicts, type NodeProcess } from '../helpers/cluster.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 interface ChainHead { seq: number, count: number }
 
@@ -14,7 +15,7 @@ function chainOf (log: string[], author: string): ChainHead {
 
 async function runJobs (via: NodeProcess, nodes: NodeProcess[], scratch: string, names: string[]): Promise<string[]> {
   const ids: string[] = []
-  for (const name of names) ids.push((await via.submit(await writeJobDir(scratch, { name }))).id)
+  for (const name of names) ids.push((await via.submit(await sortJobDir(scratch, { name }))).id)
   const verdicts = await waitForVerdicts(nodes, ids, { timeoutMs: 90_000 })
   for (const id of ids) expect(verdicts[id]).toBe('verified')
   return ids

@@ -4,9 +4,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { collectState, forkEvidence, waitForMesh, waitForSameLog, waitForVerdicts, writeJobDir } from '../helpers/cluster.js'
+import { collectState, forkEvidence, waitForMesh, waitForSameLog, waitForVerdicts } from '../helpers/cluster.js'
 import { NetLab, probeNetem, probeNetns, startLabCluster } from '../helpers/netns.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 const run = promisify(execFile)
 const netns = await probeNetns()
@@ -28,7 +29,7 @@ describe.skipIf(!netns.ok)('slow links in network namespaces', () => {
     await shapeAll(lab, ['tbf', 'rate', '2mbit', 'burst', '32kb', 'latency', '400ms'])
     const nodes = await startLabCluster(teardown, lab, { args: ['--platform', 'linux-x64'] })
     await waitForMesh(nodes, { timeoutMs: 60_000 })
-    const dir = await writeJobDir(await tempDir(teardown, 'buildhaus-slow-'), { name: 'slow-link', build: 'mkdir -p dist && sha256sum payload.bin words.txt > dist/out.txt' })
+    const dir = await sortJobDir(await tempDir(teardown, 'buildhaus-slow-'), { name: 'slow-link', build: 'mkdir -p dist && sha256sum payload.bin words.txt > dist/out.txt' })
     // Incompressible, so the shaped link carries every byte.
     await writeFile(join(dir, 'payload.bin'), randomBytes(1024 * 1024))
     const job = await nodes[0]!.submit(dir)
@@ -45,7 +46,7 @@ describe.skipIf(!netns.ok)('slow links in network namespaces', () => {
     await waitForMesh(nodes, { timeoutMs: 60_000 })
     const scratch = await tempDir(teardown, 'buildhaus-latency-')
     const ids: string[] = []
-    for (let i = 0; i < 3; i++) ids.push((await nodes[i]!.submit(await writeJobDir(scratch, { name: `latency-${i}` }))).id)
+    for (let i = 0; i < 3; i++) ids.push((await nodes[i]!.submit(await sortJobDir(scratch, { name: `latency-${i}` }))).id)
     const verdicts = await waitForVerdicts(nodes, ids, { timeoutMs: 120_000 })
     for (const id of ids) expect(verdicts[id]).toBe('verified')
     await waitForSameLog(nodes, { timeoutMs: 60_000 })

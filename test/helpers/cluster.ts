@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { packDirectory } from '../../src/archive/index.js'
@@ -335,35 +335,6 @@ export async function meshFormed (nodes: NodeProcess[]): Promise<boolean> {
 /** Wait until every node lists every other as a live member. */
 export async function waitForMesh (nodes: NodeProcess[], options: { timeoutMs?: number } = {}): Promise<void> {
   await waitFor(async () => await meshFormed(nodes), { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 250, what: `${nodes.length} nodes to list each other as members` })
-}
-
-export interface JobDirOptions {
-  name?: string
-  /** Shell run as the build step; it must leave dist/out.txt. */
-  build?: string
-  replicas?: number
-  timeout?: number
-}
-
-/**
- * Write a small job directory (buildhaus.json and a source file) under
- * `parent`: a deterministic build that passes and leaves one artifact, so
- * every honest replica agrees and the job ends `verified`.
- */
-export async function writeJobDir (parent: string, options: JobDirOptions = {}): Promise<string> {
-  const name = options.name ?? 'fault-job'
-  const dir = join(parent, name.replace(/[^A-Za-z0-9._-]/g, '_'))
-  await mkdir(dir, { recursive: true })
-  await writeFile(join(dir, 'words.txt'), `${name}\npear\napple\n`)
-  await writeFile(join(dir, 'buildhaus.json'), JSON.stringify({
-    name,
-    platforms: ['linux-x64'],
-    replicas: options.replicas ?? 2,
-    steps: [{ name: 'build', run: options.build ?? 'mkdir -p dist && sort words.txt > dist/out.txt' }],
-    artifacts: ['dist/*'],
-    timeout: options.timeout ?? 60
-  }))
-  return dir
 }
 
 export interface NodeState {

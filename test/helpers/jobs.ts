@@ -1,10 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { afterAll } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
 import { waitFor } from '../../src/util/wait.js'
-import { runCli, startNodeProcess, type CliResult, type NodeProcess } from './cluster.js'
-import { tempDir } from './temp-home.js'
+import { runCli, startNodeProcess, waitForMesh, type CliResult, type NodeProcess } from './cluster.js'
+import type { SpecJson } from './job-dir.js'
 
 type Teardown = (fn: () => unknown) => void
 
@@ -32,20 +31,6 @@ export function useSuiteTeardown (): Teardown {
     if (errors.length > 0) throw errors[0]
   })
   return (fn) => { stack.push(fn) }
-}
-
-/** A buildhaus.json as a test writes it (fields as in docs/JOBS.md; anything goes, to test refusals). */
-export type SpecJson = Record<string, unknown>
-
-/** A job directory: buildhaus.json plus extra files (path → content). */
-export async function writeJobDir (teardown: Teardown, spec: SpecJson | string, files: Record<string, string> = {}): Promise<string> {
-  const dir = await tempDir(teardown, 'buildhaus-job-')
-  await writeFile(join(dir, 'buildhaus.json'), typeof spec === 'string' ? spec : JSON.stringify(spec, null, 2))
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(dirname(join(dir, path)), { recursive: true })
-    await writeFile(join(dir, path), content)
-  }
-  return dir
 }
 
 /** `buildhaus-node submit DIR --api URL --json …` */
@@ -164,19 +149,8 @@ export async function startLabelledCluster (teardown: Teardown, labels: string[]
     ]
     nodes.push(await startNodeProcess(teardown, { args }))
   }
-  await meshFormed(nodes)
+  await waitForMesh(nodes)
   return nodes
-}
-
-/** Wait until every node lists every other as a live member. */
-export async function meshFormed (nodes: NodeProcess[], timeoutMs = 20_000): Promise<void> {
-  await waitFor(async () => {
-    for (const node of nodes) {
-      const seen = await node.peerIds()
-      if (nodes.some((other) => other !== node && !seen.includes(other.peerId))) return false
-    }
-    return true
-  }, { timeoutMs, intervalMs: 100, what: `all ${nodes.length} nodes to hear each other` })
 }
 
 /** The author key (log name) of a node process. */

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { maxClaimHoldMs } from '../../src/jobs/constants.js'
 import { waitFor } from '../../src/util/wait.js'
-import { startCluster, waitForMesh, waitForVerdicts, writeJobDir } from '../helpers/cluster.js'
+import { startCluster, waitForMesh, waitForVerdicts } from '../helpers/cluster.js'
 import { describeJob } from '../helpers/jobs.js'
 import { heartbeatOf, hostilePeer, throwawayAuthor } from '../helpers/hostile-peer.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { testMesh } from '../helpers/test-mesh.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 /**
  * Issue 12, attack 1, by a member gone bad: a founder of the mesh (its key
@@ -32,7 +33,7 @@ describe('a member gone bad', () => {
     await peer.connect(nodes[0]!.address)
     const scratch = await tempDir(teardown, 'buildhaus-bad-member-')
     // A build long enough that the bad claim arrives while an honest run is still under way.
-    const job = await nodes[0]!.submit(await writeJobDir(scratch, { name: 'held', replicas: 1, timeout: TIMEOUT_S, build: 'sleep 6 && mkdir -p dist && sort words.txt > dist/out.txt' }))
+    const job = await nodes[0]!.submit(await sortJobDir(scratch, { name: 'held', replicas: 1, timeout: TIMEOUT_S, build: 'sleep 6 && mkdir -p dist && sort words.txt > dist/out.txt' }))
     const slot = `${job.id}/linux-x64`
     const bound = Date.now() + LEFT_MS
     const first = bad.next({ clock: 0, time: bound - maxClaimHoldMs(TIMEOUT_S), type: 'claim', body: { job: job.id, platform: 'linux-x64', lease: Number.MAX_SAFE_INTEGER } })

@@ -4,10 +4,11 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
 import { waitFor } from '../../src/util/wait.js'
-import { runCli, startCluster, startNodeProcess, waitForMesh, waitForVerdicts, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
+import { runCli, startCluster, startNodeProcess, waitForMesh, waitForVerdicts, type NodeProcess } from '../helpers/cluster.js'
 import { fakeResultBody, hostilePeer, throwawayAuthor, type HostilePeer, type ThrowawayAuthor } from '../helpers/hostile-peer.js'
 import { tempDir } from '../helpers/temp-home.js'
 import { testMesh } from '../helpers/test-mesh.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 /**
  * Issue 12, attack 1, against real node processes: throwaway keys (non-members
@@ -54,7 +55,7 @@ describe('colluding non-members against a mesh of members (3 node processes, the
 
   it('squatting claims (clock 0, lease 2^53-1) and matching fake results: the job is verified by the members\' build and `verify evil.bin` says NOT VERIFIED', async () => {
     const started = Date.now()
-    const job = await nodes[0]!.submit(await writeJobDir(scratch, { name: 'squatted', build: 'sleep 2 && mkdir -p dist && sort words.txt > dist/out.txt' }))
+    const job = await nodes[0]!.submit(await sortJobDir(scratch, { name: 'squatted', build: 'sleep 2 && mkdir -p dist && sort words.txt > dist/out.txt' }))
     const squatters: ThrowawayAuthor[] = [throwawayAuthor(), throwawayAuthor()]
     const claims = squatters.map((s) => s.next({ clock: 0, time: Date.now(), type: 'claim', body: { job: job.id, platform: 'linux-x64', lease: Number.MAX_SAFE_INTEGER } }))
     await deliver(job.id, claims)
@@ -93,7 +94,7 @@ describe('colluding non-members against a mesh of members (3 node processes, the
   }, 150_000)
 
   it('three non-members publishing disagreeing results cannot turn a job into a mismatch', async () => {
-    const job = await nodes[1]!.submit(await writeJobDir(scratch, { name: 'contested' }))
+    const job = await nodes[1]!.submit(await sortJobDir(scratch, { name: 'contested' }))
     const liars = [throwawayAuthor(), throwawayAuthor(), throwawayAuthor()]
     const lies = liars.map((l, i) => {
       const content = i === 2 ? 'a third story' : 'the same lie'
@@ -125,7 +126,7 @@ describe('squatters against nodes that count a trust list (--trust DIR)', () => 
     const peer = await hostilePeer(teardown)
     await peer.connect(first.address)
     const scratch = await tempDir(teardown, 'buildhaus-squat-')
-    const job = await first.submit(await writeJobDir(scratch, { name: 'squatted-listed', build: 'sleep 2 && mkdir -p dist && sort words.txt > dist/out.txt' }))
+    const job = await first.submit(await sortJobDir(scratch, { name: 'squatted-listed', build: 'sleep 2 && mkdir -p dist && sort words.txt > dist/out.txt' }))
     const squatters = [throwawayAuthor(), throwawayAuthor()]
     const claims = squatters.map((s) => s.next({ clock: 0, time: Date.now(), type: 'claim', body: { job: job.id, platform: 'linux-x64', lease: Number.MAX_SAFE_INTEGER } }))
     await waitFor(async () => {

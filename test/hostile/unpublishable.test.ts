@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { startCluster, waitForMesh, waitForVerdicts } from '../helpers/cluster.js'
-import { describeJob, writeJobDir } from '../helpers/jobs.js'
+import { describeJob } from '../helpers/jobs.js'
 import { useTeardown } from '../helpers/temp-home.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 /**
  * Issue 12, attack 4: a job that makes its own result unsignable (a file
@@ -18,7 +19,7 @@ describe('a job that makes its result unpublishable (2 node processes, real bubb
     const nodes = await startCluster(teardown, { size: 2, args: ['--slots', '1'] })
     await waitForMesh(nodes)
     const dir150 = `d${'x'.repeat(149)}`
-    const newline = await writeJobDir(teardown, {
+    const newline = await tempJobDir(teardown, {
       name: 'newline-artifact',
       platforms: ['linux-x64'],
       replicas: 2,
@@ -26,7 +27,7 @@ describe('a job that makes its result unpublishable (2 node processes, real bubb
       artifacts: ['*'],
       timeout: 60
     })
-    const huge = await writeJobDir(teardown, {
+    const huge = await tempJobDir(teardown, {
       name: 'too-many-long-paths',
       platforms: ['linux-x64'],
       replicas: 2,

@@ -9,10 +9,11 @@ import { main } from '../../src/node/cli/main.js'
 import type { MembersResponse } from '../../src/node/api/routes/members.js'
 import { shippedMeshFile } from '../../src/node/home/mesh.js'
 import { waitFor } from '../../src/util/wait.js'
-import { runCli, startNodeProcess, waitForMesh, writeJobDir, type NodeProcess } from '../helpers/cluster.js'
+import { runCli, startNodeProcess, waitForMesh, type NodeProcess } from '../helpers/cluster.js'
 import { describeJob } from '../helpers/jobs.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { testMesh } from '../helpers/test-mesh.js'
+import { sortJobDir } from '../helpers/job-dir.js'
 
 /** Run a command in this process (as the CLI would, without spawning one): its exit code and output. */
 async function inProcess (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
@@ -131,7 +132,7 @@ describe('membership on a live mesh: a volunteer is admitted by vouches (3 node 
 
     // A job for three builders: only the two members build; the volunteer never claims.
     const scratch = await tempDir(teardown, 'buildhaus-members-')
-    const job = await a.submit(await writeJobDir(scratch, { name: 'three-replicas', replicas: 3 }))
+    const job = await a.submit(await sortJobDir(scratch, { name: 'three-replicas', replicas: 3 }))
     await waitFor(async () => {
       const view = await a.job(job.id)
       return view.platforms[0]!.results.length === 2 ? view : undefined

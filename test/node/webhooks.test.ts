@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_QUEUED_DELIVERIES, WebhookSender, type Webhook } from '../../src/node/services/webhooks.js'
 import { waitFor } from '../../src/util/wait.js'
 import { runCli, startNodeProcess } from '../helpers/cluster.js'
-import { submitJob, writeJobDir } from '../helpers/jobs.js'
+import { submitJob } from '../helpers/jobs.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { tempJobDir } from '../helpers/job-dir.js'
 
 interface Received { path: string, headers: IncomingMessage['headers'], body: string }
 
@@ -85,7 +86,7 @@ describe('webhooks', () => {
     expect(listed.stdout).not.toContain(secret)
 
     const node = await startNodeProcess(teardown, { home, args: ['--platform', 'lab-hook', '--slots', '1'] })
-    const dir = await writeJobDir(teardown, { name: 'hooked', platforms: ['lab-hook'], replicas: 1, steps: [{ name: 'build', run: 'mkdir -p out && echo hi > out/hi.txt' }], artifacts: ['out/*'], timeout: 30 })
+    const dir = await tempJobDir(teardown, { name: 'hooked', platforms: ['lab-hook'], replicas: 1, steps: [{ name: 'build', run: 'mkdir -p out && echo hi > out/hi.txt' }], artifacts: ['out/*'], timeout: 30 })
     const job = await submitJob(node, dir)
     await waitFor(() => at('/verdicts').length > 0, { timeoutMs: 30_000, intervalMs: 100, what: 'the verdict to be posted' })
     const [post] = at('/verdicts')
