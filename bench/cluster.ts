@@ -52,7 +52,7 @@ const SUBMIT_TIMEOUT_MS = 180_000
 /** How long the formed mesh idles while its CPU use is measured. */
 const IDLE_SAMPLE_MS = 10_000
 
-interface HostProcess {
+export interface HostProcess {
   child: ChildProcess
   nodes: Array<{ index: number, peerId: string, author: string, listen: string[], api: string }>
   stderr: string
@@ -257,7 +257,7 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   return result
 }
 
-async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
+export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
   const child = spawn(process.execPath, [HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const host: HostProcess = { child, nodes: [], stderr: '' }
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })
@@ -281,7 +281,7 @@ async function startHost (spec: { dir: string, first: number, count: number, boo
   return host
 }
 
-async function stopHost (host: HostProcess): Promise<void> {
+export async function stopHost (host: HostProcess): Promise<void> {
   const { child } = host
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((resolve) => child.once('close', resolve))
