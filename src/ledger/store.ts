@@ -70,7 +70,7 @@ export interface LedgerStats {
 }
 
 export interface LedgerStoreEvents {
-  /** A chain entry was stored (appended or ingested); fired after it is durable, in chain order. */
+  /** A chain entry was stored (appended or ingested); fired once written (own appends: durable), in chain order. */
   entry: CustomEvent<DecodedEntry>
   /** This node appended an entry (fired after `entry`). */
   append: CustomEvent<DecodedEntry>
@@ -113,8 +113,13 @@ class Staging {
  * The ledger's LevelDB: every author's chain, verified before it is stored,
  * indexes by type and by referenced id, fork evidence, and this node's own
  * appends. Writes are serialised (appends and ingests from gossip and sync
- * interleave safely) and durable (fsync) before events fire or promises
- * resolve. Key layout: store-keys.ts.
+ * interleave safely). This node's own appends and fork evidence are durable
+ * (fsync) before events fire or promises resolve: a signed entry must never
+ * be signed again differently after a crash. Entries from elsewhere are
+ * written without waiting for the disk (peers hold them, sync fetches what a
+ * crash loses, and the next own append makes them durable): an fsync on every
+ * hop was the largest wait of a job's path from submission to verdict.
+ * Key layout: store-keys.ts.
  *
  * Event listeners run inside the write turn, synchronously: they must be
  * quick and must not throw (an exception in an EventTarget listener is an
@@ -323,7 +328,10 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
       candidates.sort((a, b) => a.decoded.entry.author < b.decoded.entry.author ? -1 : a.decoded.entry.author > b.decoded.entry.author ? 1 : a.decoded.entry.seq - b.decoded.entry.seq)
       const stage = new Staging(this.#count, this.#maxClock)
       for (const candidate of candidates) await this.#place(stage, candidate, report)
-      await this.#commit(stage)
+      // Not waiting for the disk: these entries are held by the peers they came from, and sync fetches
+      // whatever a machine crash loses (a crash of the node loses nothing: the write is the OS's by then);
+      // this node's next append (fsync'd) makes them durable with it.
+      await this.#commit(stage, { sync: false })
       report.accepted = stage.accepted
       report.forks = stage.forks
       return report
@@ -486,11 +494,17 @@ export class LedgerStore extends TypedEventEmitter<LedgerStoreEvents> {
     })
   }
 
-  /** Write a staged change durably, then make it visible and announce it. */
-  async #commit (stage: Staging): Promise<void> {
+  /**
+   * Write a staged change, then make it visible and announce it. `sync`
+   * (the default) waits until it is on disk; without it the write is in
+   * LevelDB's log, in the OS's hands but not fsync'd: a crash of the machine
+   * may lose it (never tear it), a crash of the node cannot, and any later
+   * synced write makes it durable too (the log is sequential).
+   */
+  async #commit (stage: Staging, options: { sync: boolean } = { sync: true }): Promise<void> {
     if (stage.ops.length === 0) return
     for (const [author, head] of stage.heads) stage.ops.push({ type: 'put', key: keys.head(author), value: encodeHead(head) })
-    await this.#db.batch(stage.ops, { sync: true })
+    await this.#db.batch(stage.ops, { sync: options.sync })
     for (const [author, head] of stage.heads) this.#heads.set(author, head)
     this.#count = stage.count
     this.#maxClock = stage.maxClock
