@@ -20,7 +20,7 @@ export interface JobLedger extends EventTarget {
 /** The local blob store. */
 export interface JobBlobs {
   has (hash: string): Promise<boolean>
-  put (data: Uint8Array, options?: { pin?: boolean }): Promise<{ hash: string, size: number }>
+  put (data: Uint8Array, options?: { pin?: boolean, durable?: boolean }): Promise<{ hash: string, size: number }>
   putFile (path: string, options?: { move?: boolean, pin?: boolean }): Promise<{ hash: string, size: number }>
   readBytes (hash: string, maxBytes: number): Promise<Buffer>
   path (hash: string): string
