@@ -263,7 +263,12 @@ export async function startHost (spec: { dir: string, first: number, count: numb
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })
   await new Promise<void>((resolve, reject) => {
     let pending = ''
-    const timer = setTimeout(() => { reject(new Error(`host of nodes ${spec.first}.. did not start its ${spec.count} nodes within ${timeoutMs} ms: ${host.stderr.trim().slice(-500)}`)) }, timeoutMs)
+    const timer = setTimeout(() => {
+      // Nobody will stop a host that was never returned: stop it here.
+      child.kill('SIGTERM')
+      setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }, 20_000).unref()
+      reject(new Error(`host of nodes ${spec.first}.. did not start its ${spec.count} nodes within ${timeoutMs} ms: ${host.stderr.trim().slice(-500)}`))
+    }, timeoutMs)
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       pending += chunk
       let newline: number
