@@ -197,7 +197,10 @@ async function startNodeProcess (scratch: string, index: number, bootstrap: stri
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-10_000) })
   const ready = await new Promise<{ api: string, listen: string[], author: string }>((resolve, reject) => {
     let pending = ''
-    const timer = setTimeout(() => { reject(new Error(`node ${index} was not ready after 120 s: ${stderr.trim().slice(-500)}`)) }, 120_000)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`node ${index} was not ready after 120 s: ${stderr.trim().slice(-500)}`))
+    }, 120_000)
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       pending += chunk
       const line = pending.split('\n').find((l) => l.includes('"event":"ready"'))
