@@ -26,8 +26,17 @@ export const SESSION_TIMEOUT_MS = 120_000
 /** Opening the sync stream to a peer. */
 export const DIAL_TIMEOUT_MS = 10_000
 
-/** Anti-entropy round with every connected peer, ±20 % jitter. */
+/** Anti-entropy round, ±20 % jitter. */
 export const SYNC_INTERVAL_MS = 10_000
+
+/**
+ * Connected peers one anti-entropy round syncs with, chosen at random. Gossip
+ * carries entries at once and sync only repairs what it lost, so a few
+ * partners a round spread a repair through the mesh in a few rounds
+ * (epidemic anti-entropy), where a session with every peer cost each node
+ * O(peers) sessions of O(authors) heads every round.
+ */
+export const SYNC_PEERS_PER_ROUND = 2
 
 /** Sessions running at once (inbound and outbound). */
 export const MAX_CONCURRENT_SESSIONS = 8

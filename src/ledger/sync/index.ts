@@ -25,6 +25,8 @@ export interface LedgerSyncComponents {
 export interface LedgerSyncInit {
   /** Anti-entropy period (±20 % jitter). Default 10 s. */
   intervalMs?: number
+  /** Connected peers each anti-entropy round syncs with, chosen at random. Default SYNC_PEERS_PER_ROUND (2). */
+  peersPerRound?: number
   /** Longest wait for the next frame. Default 10 s. */
   frameTimeoutMs?: number
   /** Longest session. Default 120 s. */

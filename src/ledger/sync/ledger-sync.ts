@@ -5,7 +5,7 @@ import { componentLogger } from '../../util/logger.js'
 import type { ChainHead, LedgerStore } from '../store.js'
 import {
   DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
-  SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PROTOCOL
+  SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND, SYNC_PROTOCOL
 } from './constants.js'
 import type { CatchUpResult, LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
 import { runSyncSession, type SessionResult } from './session.js'
@@ -14,6 +14,7 @@ const log = componentLogger('ledger:sync')
 
 interface Settings {
   intervalMs: number
+  peersPerRound: number
   frameTimeoutMs: number
   sessionTimeoutMs: number
   dialTimeoutMs: number
@@ -22,9 +23,10 @@ interface Settings {
 }
 
 /**
- * Anti-entropy for the ledger: on connect and every interval (jittered), run
- * a sync session with each connected peer; answer peers' sessions; and, at
- * start, learn this node's own chain from the mesh before it may append.
+ * Anti-entropy for the ledger: a sync session with each new connection, and
+ * every interval (jittered) with a few connected peers chosen at random
+ * (SYNC_PEERS_PER_ROUND); answer peers' sessions; and, at start, learn this
+ * node's own chain from the mesh before it may append.
  */
 export class LedgerSync {
   readonly #network: SyncNetwork
@@ -45,6 +47,7 @@ export class LedgerSync {
     this.#store = components.store
     this.#settings = {
       intervalMs: init.intervalMs ?? SYNC_INTERVAL_MS,
+      peersPerRound: init.peersPerRound ?? SYNC_PEERS_PER_ROUND,
       frameTimeoutMs: init.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
       sessionTimeoutMs: init.sessionTimeoutMs ?? SESSION_TIMEOUT_MS,
       dialTimeoutMs: init.dialTimeoutMs ?? DIAL_TIMEOUT_MS,
@@ -219,16 +222,20 @@ export class LedgerSync {
     this.#timer.unref()
   }
 
-  /** One anti-entropy round: a session with every connected peer not already in one with us. */
-  async syncAll (): Promise<void> {
+  /**
+   * One anti-entropy round: a session with SYNC_PEERS_PER_ROUND connected
+   * peers chosen at random among those not already in one with us (every one
+   * with `all`).
+   */
+  async syncAll (options: { all?: boolean } = {}): Promise<void> {
     const peers = new Map<string, PeerId>()
     for (const connection of this.#network.getConnections()) {
       if (connection.status !== 'open') continue
       peers.set(connection.remotePeer.toString(), connection.remotePeer)
     }
-    await Promise.allSettled([...peers.entries()]
-      .filter(([key]) => !this.#active.has(key))
-      .map(async ([, peer]) => await this.syncWith(peer)))
+    const idle = [...peers.entries()].filter(([key]) => !this.#active.has(key)).map(([, peer]) => peer)
+    const chosen = options.all === true ? idle : pickAtRandom(idle, this.#settings.peersPerRound)
+    await Promise.allSettled(chosen.map(async (peer) => await this.syncWith(peer)))
   }
 
   /**
@@ -298,4 +305,17 @@ export class LedgerSync {
       signal.addEventListener('abort', done, { once: true })
     })
   }
+}
+
+/** Up to `count` of `items`, chosen uniformly at random (a partial Fisher–Yates shuffle). */
+function pickAtRandom<T> (items: T[], count: number): T[] {
+  const pool = [...items]
+  const picked: T[] = []
+  while (picked.length < count && pool.length > 0) {
+    const i = Math.floor(Math.random() * pool.length)
+    picked.push(pool[i]!)
+    pool[i] = pool[pool.length - 1]!
+    pool.pop()
+  }
+  return picked
 }
