@@ -57,3 +57,14 @@ export const INVALID_MESSAGE_WEIGHT = -10
  * then given another chance (and graylisted again at its first junk).
  */
 export const INVALID_MESSAGE_DECAY = 0.9
+
+/**
+ * How often libp2p's connection monitor pings each connection (libp2p's
+ * default is 10 s). Every ping opens a stream (multistream negotiation, a
+ * Noise-encrypted round trip): in an idle mesh that was half of a node's CPU
+ * once heartbeats and sync rounds were made cheap, and it grows with the
+ * connections held. Gossip and presence traffic keep live connections busy
+ * anyway; a dead one is found within a minute, and presence and the keeper
+ * already notice a silent member on their own.
+ */
+export const PING_INTERVAL_MS = 60_000

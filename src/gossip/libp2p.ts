@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
-import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
+import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES, PING_INTERVAL_MS } from './constants.js'
 import { PortInUseError } from './errors.js'
 
 // A type alias, not an interface: libp2p's ServiceMap needs an index signature.
@@ -70,6 +70,7 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
         dialTimeout: DIAL_TIMEOUT_MS,
         maxConnections: 200
       },
+      connectionMonitor: { pingInterval: PING_INTERVAL_MS },
       services: {
         identify: identify(),
         pubsub: gossipsub({
