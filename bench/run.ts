@@ -20,6 +20,7 @@ import { benchJobs } from './jobs.js'
 import { benchLedger } from './ledger.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
+import { benchScale, checkModel } from './scale.js'
 import { benchUser } from './user.js'
 
 interface Module {
@@ -42,7 +43,9 @@ const MODULES = {
   // What users see (node processes, HTTP, SSE) beside Buildbot 3.7 in the same run; after the in-process jobs figures, its breakdown.
   user: { full: async () => await benchUser(), quick: async () => await benchUser({ sequential: 8, burst: 20, idlePeers: 10, idleMs: 5_000 }) },
   // 5 minutes per phase (not the module's 10) keeps a struggling 50-node run from pushing the whole run past ~20 minutes.
-  cluster: { full: async () => await benchCluster({ phaseTimeoutMs: 5 * 60_000 }), quick: async () => await benchCluster({ nodes: 6, hosts: 2, jobs: 4, phaseTimeoutMs: 120_000 }) }
+  cluster: { full: async () => await benchCluster({ phaseTimeoutMs: 5 * 60_000 }), quick: async () => await benchCluster({ nodes: 6, hosts: 2, jobs: 4, phaseTimeoutMs: 120_000 }) },
+  // The scale model's inputs (CPU per message, sizes) and its projections; checked against `cluster` when both ran.
+  scale: { full: async () => await benchScale(), quick: async () => await benchScale({ idleMs: 5_000, entries: 50, storeEntries: 5_000 }) }
 } satisfies Record<string, Module>
 
 type ModuleName = keyof typeof MODULES
@@ -149,6 +152,10 @@ async function main (): Promise<number> {
     }
     seconds[name] = Math.round((performance.now() - began) / 100) / 10
     say(`${name} ${errors[name] !== undefined ? 'FAILED' : 'done'} … ${seconds[name].toFixed(0)} s${errors[name] !== undefined ? `: ${errors[name]}` : ''}`)
+  }
+  // The scale model beside the cluster's measured figures of this very run.
+  if (modules.scale !== undefined && modules.cluster !== undefined && errors.scale === undefined) {
+    document.modelCheck = checkModel(modules.scale as Record<string, unknown>, modules.cluster as Record<string, unknown>)
   }
   Object.assign(document, { modules, errors, moduleSeconds: seconds, totalSeconds: Math.round((performance.now() - started) / 100) / 10 })
 
