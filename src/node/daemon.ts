@@ -105,6 +105,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
 
     const policy = await loadPolicy(identity.paths.policy)
     const executor = options.executor ?? await makeExecutor(config, warn)
+    // An executor made here is this node's: its spare workspaces and cgroups go when the node stops (after the job service).
+    if (options.executor === undefined && executor?.close !== undefined) stack.add('sandbox', { start: async () => {}, stop: async () => { await executor.close?.() } })
     const trust = await trustPolicyOf(config)
 
     const libp2p = await createMeshLibp2p({

@@ -39,6 +39,8 @@ export interface SandboxBackend {
   /** The node shares its uid with the builds (so it may have to restore permissions a build removed). */
   readonly sharesUidWithBuilds: boolean
   workspaceOptions: () => WorkspaceOptions
+  /** A workspace made ahead of time for `workRoot` (default: one made now with workspaceOptions()). */
+  takeWorkspace?: (workRoot: string) => Promise<Workspace>
   prepare: (request: RunRequest, workspace: Workspace) => Promise<PreparedRun>
   fingerprint: () => Promise<EnvironmentFingerprint>
 }
@@ -64,7 +66,7 @@ export async function runJob (backend: SandboxBackend, request: RunRequest): Pro
   const start = Date.now()
   const env = await backend.fingerprint()
   const session = new RunSession(backend, request)
-  const workspace = await createWorkspace(request.workRoot, backend.workspaceOptions())
+  const workspace = backend.takeWorkspace !== undefined ? await backend.takeWorkspace(request.workRoot) : await createWorkspace(request.workRoot, backend.workspaceOptions())
   let disposed: Promise<void> | undefined
   const dispose = async (): Promise<void> => { disposed ??= workspace.remove(); await disposed }
   try {
