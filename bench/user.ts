@@ -252,7 +252,7 @@ function spreadOf (samples: number[]): Spread {
 
 interface JobDetail {
   time: number
-  platforms: Array<{ claims: Array<{ builder: string, time: number }>, results: Array<{ builder: string, status: string, time: number, start: number, end: number }> }>
+  platforms: Array<{ claims: Array<{ builder: string, time: number }>, results: Array<{ builder: string, status: string, time: number, start: number, end: number, steps: Array<{ ms: number }> }> }>
 }
 
 /** Where one job's time went, from its entries' times (one machine, one clock) and the client's clock. */
@@ -267,6 +267,10 @@ function phasesOf (detail: JobDetail, postWall: number, sseWall: number): Record
     jobEntryToClaim: claim.time - detail.time,
     claimToSandboxStart: last.start - claim.time,
     sandboxRun: last.end - last.start,
+    // Of sandboxRun: the step itself (bwrap started → the step exited and its processes were reaped) and the rest
+    // (workspace, unpacking the source, cgroup, limits check, collecting).
+    sandboxStep: last.steps.reduce((sum, step) => sum + step.ms, 0),
+    sandboxAroundStep: last.end - last.start - last.steps.reduce((sum, step) => sum + step.ms, 0),
     sandboxEndToResult: last.time - last.end,
     resultToVerdictEvent: sseWall - last.time
   }
