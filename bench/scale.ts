@@ -8,9 +8,11 @@ import { createSigner } from '../src/crypto/sign.js'
 import { MAX_HEARTBEAT_INTERVAL_MS, HEARTBEAT_INTERVAL_MS, HEARTBEATS_PER_SECOND, MEMBERS_PER_BASE_INTERVAL } from '../src/gossip/presence/constants.js'
 import { encodeHeartbeat } from '../src/gossip/presence/heartbeat.js'
 import { jobBodyFromSpec, jobEntryRules, validateJobSpec, type ResultBody } from '../src/jobs/index.js'
+import { rendezvousScore } from '../src/jobs/rendezvous.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { LedgerStore } from '../src/ledger/index.js'
-import { SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND } from '../src/ledger/sync/constants.js'
+import { MAX_HEADS_PER_FRAME, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND } from '../src/ledger/sync/constants.js'
+import { decodeFrame, encodeFrame, type HeadTriple } from '../src/ledger/sync/frames.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
 import { waitFor } from '../src/util/wait.js'
@@ -45,6 +47,8 @@ export interface BenchScaleOptions {
 
 /** A PyPI-like load: uploads a day, each built on `platforms` platforms by `replicas` builders. */
 export const PYPI_LIKE = { uploadsPerDay: 20_000, platforms: 3, replicas: 2 }
+/** How long a build holds its slot, on average, for the number of slots open at once (a PyPI-like wheel build). */
+const MEAN_BUILD_S = 300
 /** Gossipsub's mesh degree (D): a node receives and forwards each message about this many times. */
 const GOSSIP_COPIES = 6
 /** Bytes a gossipsub message adds around its data (from, seqno, topic, signature, key, protobuf) plus Yamux and Noise framing. */
@@ -64,6 +68,12 @@ interface Costs {
   cpuMsPerSyncSession: number
   /** CPU per gossiped entry a node receives and stores (copies, two signature checks, LevelDB, fold, plan). */
   cpuMsPerEntry: number
+  /** CPU per author head in a sync session's heads exchange (encode, decode, compare: both sides), on top of cpuMsPerSyncSession. */
+  cpuMsPerSyncHead: number
+  /** Wire bytes per author head in a heads frame. */
+  syncHeadBytes: number
+  /** CPU of one rendezvous score (a plan ranks each open slot's candidate members). */
+  cpuMsPerRendezvousScore: number
   raw: Record<string, unknown>
 }
 
@@ -142,6 +152,22 @@ async function measureCosts (scratch: string, count: number, idleMs: number, ent
   const entryWallS = (performance.now() - started) / 1000
   await stopAll(nodes)
 
+  // The heads exchange, alone: what a session adds per author held (both sides encode, decode and compare).
+  const heads: HeadTriple[] = Array.from({ length: MAX_HEADS_PER_FRAME }, (_, i) => [i.toString(16).padStart(64, '0'), i, (i * 7).toString(16).padStart(64, 'a')])
+  const mine = new Map(heads.map(([author, seq, id]) => [author, { seq, id }]))
+  const frameBytes = encodeFrame({ t: 'heads', heads, more: false }).byteLength
+  const headsBefore = process.cpuUsage()
+  for (let round = 0; round < 10; round++) {
+    const frame = decodeFrame(encodeFrame({ t: 'heads', heads: [...mine].map(([author, h]) => [author, h.seq, h.id]), more: false }))
+    if (frame.t !== 'heads') throw new Error('not a heads frame')
+    let behind = 0
+    for (const [author, seq] of frame.heads) if ((mine.get(author)?.seq ?? -1) < seq) behind++
+    if (behind !== 0) throw new Error('heads differ')
+  }
+  const headsCpu = process.cpuUsage(headsBefore)
+  const scoreBefore = process.cpuUsage()
+  for (let i = 0; i < 50_000; i++) rendezvousScore('ab'.repeat(32), 'linux-x64', heads[i % heads.length]![0])
+  const scoreCpu = process.cpuUsage(scoreBefore)
   const hbCores = heartbeats.cpuS / heartbeats.wallS
   const entryCpuS = (used.user + used.system) / 1e6 - hbCores * entryWallS
   return {
@@ -150,6 +176,10 @@ async function measureCosts (scratch: string, count: number, idleMs: number, ent
     cpuMsPerHeartbeat: round((heartbeats.cpuS - baseCores * count * heartbeats.wallS) * 1000 / heard, 3),
     cpuMsPerSyncSession: round((sync.cpuS - baseCores * count * sync.wallS) * 1000 / Math.max(1, sessions), 3),
     cpuMsPerEntry: round(entryCpuS * 1000 / Math.max(1, delivered), 3),
+    // Each side of a session does one encode, one decode and one comparison: twice what one loop round does.
+    cpuMsPerSyncHead: round(2 * (headsCpu.user + headsCpu.system) / 1000 / (10 * heads.length), 5),
+    syncHeadBytes: round(frameBytes / heads.length, 1),
+    cpuMsPerRendezvousScore: round((scoreCpu.user + scoreCpu.system) / 1000 / 50_000, 5),
     raw: {
       base,
       sync: { ...sync, sessionEnds: sessions },
@@ -266,10 +296,16 @@ export interface Projection {
   presenceCores: number
   syncCores: number
   presenceKBps: number
+  /** Anti-entropy heads exchanges (both directions): grows with the authors held, one per node. */
+  syncKBps: number
   /** At the PyPI-like load: entries a node receives a second, their CPU and traffic. */
   jobEntriesPerS: number
   jobCores: number
   jobKBps: number
+  /** Slots open (waiting or building) at once at that load. */
+  openSlots: number
+  /** Upper bound of the claim planning a node does: a plan per entry, ranking every open slot's members by rendezvous. */
+  planCoresUpperBound: number
   /** Core-seconds the whole mesh spends per job of `replicas` on one platform (each node stores its 1 + 2·replicas entries), idle excluded. */
   meshCoreSecondsPerJob: number
   logMBPerDay: number
@@ -280,20 +316,22 @@ export interface Projection {
 /**
  * The model. Per node: heartbeats heard (the presence rule) × cost each; sync
  * rounds (SYNC_PEERS_PER_ROUND dialled and as many answered per interval,
- * their heads exchange growing with the authors held, taken as the measured
- * session cost × authors ÷ K); job entries (every node stores every entry:
+ * each a session's fixed cost plus its heads exchange, one head per author:
+ * every node is an author); job entries (every node stores every entry:
  * full replication) × cost each. Traffic: each gossip message arrives and
- * leaves about GOSSIP_COPIES times.
+ * leaves about GOSSIP_COPIES times; heads travel both ways.
  */
 export function project (costs: Costs, sizes: Sizes, nodes: number, replicas = 2): Projection {
   const hb = heartbeatsHeardPerSecond(nodes)
   const presenceCores = hb * costs.cpuMsPerHeartbeat / 1000
+  // Each node dials SYNC_PEERS_PER_ROUND a round and answers as many: one session end each, whose heads exchange lists every author held.
   const sessionsPerS = 2 * Math.min(SYNC_PEERS_PER_ROUND, nodes - 1) / (SYNC_INTERVAL_MS / 1000)
-  const syncCores = sessionsPerS * costs.cpuMsPerSyncSession * Math.max(1, nodes / costs.nodes) / 1000
+  const syncCores = sessionsPerS * (costs.cpuMsPerSyncSession + Math.max(0, nodes - costs.nodes) * costs.cpuMsPerSyncHead) / 1000
   const entriesPerUpload = 1 + 2 * PYPI_LIKE.platforms * PYPI_LIKE.replicas
   const entriesPerDay = PYPI_LIKE.uploadsPerDay * entriesPerUpload
   const entriesPerS = entriesPerDay / 86_400
   const copies = Math.min(GOSSIP_COPIES, nodes - 1)
+  const openSlots = PYPI_LIKE.uploadsPerDay * PYPI_LIKE.platforms / 86_400 * MEAN_BUILD_S
   const yearEntries = entriesPerDay * 365
   return {
     nodes,
@@ -302,9 +340,12 @@ export function project (costs: Costs, sizes: Sizes, nodes: number, replicas = 2
     presenceCores: round(presenceCores, 4),
     syncCores: round(syncCores, 4),
     presenceKBps: round(hb * sizes.heartbeatWireBytes * copies * 2 / 1000, 1),
+    syncKBps: round(sessionsPerS * nodes * costs.syncHeadBytes * 2 / 1000, 1),
     jobEntriesPerS: round(entriesPerS, 2),
     jobCores: round(entriesPerS * costs.cpuMsPerEntry / 1000, 4),
     jobKBps: round(entriesPerS * (sizes.meanEntryLineBytes + GOSSIP_ENVELOPE_BYTES) * copies * 2 / 1000, 1),
+    openSlots: Math.round(openSlots),
+    planCoresUpperBound: round(entriesPerS * openSlots * nodes * costs.cpuMsPerRendezvousScore / 1000, 4),
     meshCoreSecondsPerJob: round(nodes * (1 + 2 * replicas) * costs.cpuMsPerEntry / 1000, 3),
     logMBPerDay: round(entriesPerDay * sizes.diskBytesPerEntry / 1e6, 0),
     logGBPerYear: round(yearEntries * sizes.diskBytesPerEntry / 1e9, 0),
@@ -335,6 +376,7 @@ export async function benchScale (options: BenchScaleOptions = {}): Promise<Reco
         catchUpCores: CATCH_UP_CORES,
         syncPeersPerRound: SYNC_PEERS_PER_ROUND,
         syncIntervalMs: SYNC_INTERVAL_MS,
+        meanBuildS: MEAN_BUILD_S,
         note: 'full replication (every node stores every entry); per-delivery costs measured at K nodes are taken as constant per delivery at any size (gossipsub keeps ~D mesh peers); sync heads grow with authors'
       },
       model: MODEL_SIZES.map((n) => project(costs, sizes, n))
