@@ -8,6 +8,7 @@ import { entryIdOf, unsignedOf } from '../src/ledger/entry.js'
 import type { JobsResponse } from '../src/node/api/routes/jobs.js'
 import type { HealthResponse } from '../src/node/api/types.js'
 import { NodeClient } from '../src/node/client.js'
+import { foundMeshFor } from '../src/node/mesh.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { percentile, round } from './stats.js'
 
@@ -105,6 +106,10 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, stopMs: NaN, completed: false, converged: false
   }
   try {
+    // Every node of the cluster is a founder of its mesh (keys made now, in each node's home), so
+    // that the cluster runs in the default mode: only members' claims and results count.
+    const meshFile = join(scratch, 'mesh.json')
+    await foundMeshFor(Array.from({ length: total }, (_, i) => join(scratch, `node-${i}`)), meshFile, { name: 'bench-cluster' })
     const began = performance.now()
     for (let h = 0; h < hosts; h++) {
       const first = h * perHost
@@ -115,7 +120,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
       const bootstrap = h === 0 ? [] : [running[h - 1]!.nodes[0]!.listen[0]!]
       progress(`${label}: host ${h + 1}/${hosts} starting nodes ${first}..${first + count - 1}`)
       const hostStarted = performance.now()
-      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap', ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) }, phaseTimeoutMs))
+      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap', mesh: meshFile, ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) }, phaseTimeoutMs))
       run.hostStartMs.push(Math.round(performance.now() - hostStarted))
     }
     run.startMs = performance.now() - began
@@ -281,7 +286,7 @@ function startPerfRecord (hosts: HostProcess[]): { stop: () => Promise<void> } |
   }
 }
 
-export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
+export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
   // BENCH_HOST_ARGS: options for the hosts' Node.js, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
   const nodeArgs = process.env.BENCH_HOST_ARGS?.split(' ').filter((a) => a !== '') ?? []
   const child = spawn(process.execPath, [...nodeArgs, HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -15,6 +15,7 @@ import { MAX_HEADS_PER_FRAME, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND } from '../
 import { decodeFrame, encodeFrame, type HeadTriple } from '../src/ledger/sync/frames.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
+import { foundMeshFor } from '../src/node/mesh.js'
 import { waitFor } from '../src/util/wait.js'
 import { round } from './stats.js'
 
@@ -77,15 +78,18 @@ interface Costs {
   raw: Record<string, unknown>
 }
 
-function config (home: string, bootstrap: string[]): ReturnType<typeof buildNodeConfig> {
-  return buildNodeConfig({ home, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, platform: ['linux-x64'], slots: '0', api: '127.0.0.1:0' }, {})
+function config (home: string, bootstrap: string[], meshFile: string): ReturnType<typeof buildNodeConfig> {
+  return buildNodeConfig({ home, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, platform: ['linux-x64'], slots: '0', api: '127.0.0.1:0', mesh: meshFile }, {})
 }
 
 async function mesh (scratch: string, name: string, count: number, options: { presenceMs: number, syncMs: number }): Promise<RunningNode[]> {
   const nodes: RunningNode[] = []
+  // The nodes found their own mesh (as a real mesh's members, not strangers on the shipped one).
+  const meshFile = join(scratch, `${name}-mesh.json`)
+  await foundMeshFor(Array.from({ length: count }, (_, i) => join(scratch, `${name}-${i}`)), meshFile, { name: `bench-scale-${name}` })
   try {
     for (let i = 0; i < count; i++) {
-      nodes.push(await startNode(config(join(scratch, `${name}-${i}`), i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!]), {
+      nodes.push(await startNode(config(join(scratch, `${name}-${i}`), i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!], meshFile), {
         writeApiFile: false,
         warn: () => {},
         bootstrapTimeoutMs: 60_000,

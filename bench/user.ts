@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { packDirectory } from '../src/archive/index.js'
 import { waitFor } from '../src/util/wait.js'
+import { foundMeshFor } from '../src/node/mesh.js'
 import { startHost, stopHost, type HostProcess } from './cluster.js'
 import { percentile, round } from './stats.js'
 
@@ -187,8 +188,8 @@ async function procStatus (pid: number): Promise<{ hwmMb: number, rssMb: number 
   return { hwmMb: round(kb('VmHWM') / 1024, 1), rssMb: round(kb('VmRSS') / 1024, 1) }
 }
 
-async function startNodeProcess (scratch: string, index: number, bootstrap: string | undefined, slots: number | undefined): Promise<NodeProcess> {
-  const args = [BIN, 'join', '--json', '--home', join(scratch, `node-${index}`), '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
+async function startNodeProcess (scratch: string, index: number, bootstrap: string | undefined, slots: number | undefined, mesh: string): Promise<NodeProcess> {
+  const args = [BIN, 'join', '--json', '--home', join(scratch, `node-${index}`), '--mesh', mesh, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
     ...(slots !== undefined ? ['--slots', String(slots)] : []), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])]
   // BENCH_NODE_ARGS: options for the node processes' Node.js, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
@@ -293,9 +294,12 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
   const nodes: NodeProcess[] = []
   let events: VerdictStream | undefined
   try {
+    // The nodes are the founders of their own mesh (keys made now, in their homes), as a user's own mesh would be.
+    const mesh = join(scratch, 'mesh.json')
+    await foundMeshFor(Array.from({ length: count }, (_, i) => join(scratch, `node-${i}`)), mesh, { name: 'bench-user' })
     progress(`starting ${count} node processes`)
     const startedAt = performance.now()
-    for (let i = 0; i < count; i++) nodes.push(await startNodeProcess(scratch, i, nodes[0]?.listen[0], options.slots))
+    for (let i = 0; i < count; i++) nodes.push(await startNodeProcess(scratch, i, nodes[0]?.listen[0], options.slots, mesh))
     await waitFor(async () => {
       const health = await Promise.all(nodes.map(async (n) => await getJson<{ peers: number }>(n.api, '/api/health')))
       return health.every((h) => h.peers === count - 1)
@@ -488,14 +492,16 @@ async function idleAmongPeers (peers: number, idleMs: number): Promise<Record<st
   const hosts: HostProcess[] = []
   let node: NodeProcess | undefined
   try {
-    node = await startNodeProcess(scratch, 0, undefined, undefined)
+    const mesh = join(scratch, 'mesh.json')
+    await foundMeshFor(Array.from({ length: peers + 1 }, (_, i) => join(scratch, `node-${i}`)), mesh, { name: 'bench-idle' })
+    node = await startNodeProcess(scratch, 0, undefined, undefined, mesh)
     await new Promise((resolve) => setTimeout(resolve, 5_000))
     const alone = await procMemory(node.child.pid!)
     const started = performance.now()
     const perHost = 10
     for (let h = 0; h * perHost < peers; h++) {
       const bootstrap = h === 0 ? [node.listen[0]!] : [hosts[h - 1]!.nodes[0]!.listen[0]!]
-      hosts.push(await startHost({ dir: scratch, first: h * perHost + 1, count: Math.min(perHost, peers - h * perHost), bootstrap, sandbox: 'none' }, 300_000))
+      hosts.push(await startHost({ dir: scratch, first: h * perHost + 1, count: Math.min(perHost, peers - h * perHost), bootstrap, sandbox: 'none', mesh }, 300_000))
     }
     await waitFor(async () => (await getJson<{ peers: number }>(node!.api, '/api/health')).peers === peers, { timeoutMs: 300_000, intervalMs: 1_000, what: `the measured node to list ${peers} peers` })
     const formedMs = Math.round(performance.now() - started)

@@ -75,19 +75,29 @@ function artifactsTable (view, platform, results, self) {
   return `<table class="side artifacts"><caption>Artifacts (sha256; select one to download)</caption><thead><tr><th scope="col">Path</th><th scope="col">Across builders</th>${results.map((r) => builderHead(r, self)).join('')}</tr></thead><tbody>${rows}</tbody></table>`
 }
 
-/** The builder's fingerprint: the system on one line, its tools on demand. */
-function envHtml (env) {
+/**
+ * The builder's fingerprint: the system on one line, its tools on demand;
+ * for a build in an environment, its name and manifest (a blob to open), and
+ * the versions of the packages the result records.
+ */
+function envHtml (env, environment) {
   const tools = Object.entries(env.tools ?? {}).map(([k, v]) => `<li><code>${esc(k)}</code> ${esc(v)}</li>`).join('')
   const warning = env.warning !== undefined ? `<br><strong>warning:</strong> ${esc(env.warning)}` : ''
   const toolList = tools !== '' ? `<details><summary>tools</summary><ul class="tools">${tools}</ul></details>` : ''
-  return `${esc(`${env.os} ${env.arch}, kernel ${env.kernel}, sandbox ${env.sandbox}`)}${warning}${toolList}`
+  let inside = ''
+  if (environment !== undefined) {
+    const packages = Object.entries(environment.packages ?? {}).map(([k, v]) => `<li><code>${esc(k)}</code> ${esc(v)}</li>`).join('')
+    inside = `<br>environment <strong>${esc(environment.name)}</strong> <a href="${esc(blobUrl(environment.manifest))}" title="its manifest: every package and version"><code>${esc(environment.manifest.slice(0, 12))}</code></a>` +
+      (packages !== '' ? `<details><summary>packages</summary><ul class="tools">${packages}</ul></details>` : '')
+  }
+  return `${esc(`${env.os} ${env.arch}, kernel ${env.kernel}, sandbox ${env.sandbox}`)}${inside}${warning}${toolList}`
 }
 
 function resultsTable (platform, self) {
   if (platform.results.length === 0) return ''
   const rows = platform.results.map((r) => {
     const vote = r.counted ? (r.agrees === false ? 'counted, disagrees' : r.agrees === true ? 'counted, agrees' : 'counted') : !r.latest ? 'superseded by a later result' : !r.trusted ? 'not trusted by this node' : 'not counted'
-    return `<tr${r.agrees === false ? ' class="differs"' : ''}><th scope="row">${keyTag(r.builder, self)}</th><td>${statusTag(r.status)}${r.reason !== undefined ? ` <span class="reason">${esc(r.reason)}</span>` : ''}</td><td>${esc(vote)}</td><td>${timeTag(r.start)}</td><td>${duration(r.end - r.start)}</td><td class="env">${envHtml(r.env)}</td></tr>`
+    return `<tr${r.agrees === false ? ' class="differs"' : ''}><th scope="row">${keyTag(r.builder, self)}</th><td>${statusTag(r.status)}${r.reason !== undefined ? ` <span class="reason">${esc(r.reason)}</span>` : ''}</td><td>${esc(vote)}</td><td>${timeTag(r.start)}</td><td>${duration(r.end - r.start)}</td><td class="env">${envHtml(r.env, r.environment)}</td></tr>`
   }).join('')
   return `<table class="results"><caption>Results</caption><thead><tr><th scope="col">Builder</th><th scope="col">Status</th><th scope="col">Vote</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Environment</th></tr></thead><tbody>${rows}</tbody></table>`
 }
@@ -114,7 +124,7 @@ function diagnosesHtml (view, platform, self) {
   if (mine.length === 0) {
     return platform.verdict === 'mismatch' ? '<p class="muted">A builder of this platform will publish a diagnosis report comparing the differing files.</p>' : ''
   }
-  return mine.map((d) => `<div class="diagnosis"><h4>Diagnosis by ${keyTag(d.author, self)} ${timeTag(d.time)}</h4>` +
+  return mine.map((d) => `<div class="diagnosis"><h4>${d.versus !== undefined ? `Cross-platform diagnosis (vs ${esc(d.versus)})` : 'Diagnosis'} by ${keyTag(d.author, self)} ${timeTag(d.time)}</h4>` +
     `<p>${esc(d.summary)}</p><p>Files: ${d.files.map((f) => `<code>${esc(f)}</code>`).join(', ') || 'none'}; builders: ${d.builders.map((b) => keyTag(b, self)).join(', ')}.</p>` +
     `<details class="report" data-report="${esc(d.report)}"><summary>Diagnosis report</summary><div class="report-view"></div></details>` +
     ` <a href="${esc(blobUrl(d.report, { download: `diagnosis-${short(view.id)}.txt` }))}">download the report</a></div>`).join('')
@@ -133,6 +143,7 @@ function platformSection (view, platform, self) {
   <h2 id="h-${esc(platform.selector)}" tabindex="-1">${esc(platform.selector)} ${badge(state.kind, state.label)}</h2>
   <p class="reason">${esc(state.reason)}.${clock} Wants ${platform.replicas} builder${platform.replicas > 1 ? 's' : ''}, ${platform.quorum} agreeing to decide.</p>
   ${claimsList(platform, self)}
+  <div class="live" data-platform="${esc(platform.selector)}"></div>
   ${resultsTable(platform, self)}
   ${side}
   ${mismatch}
@@ -272,10 +283,70 @@ async function fillEntries (details, id) {
   }
 }
 
+/** The live log keeps at most this many characters per build in the page (the whole log comes with the result). */
+const LIVE_CHARS = 256 * 1024
+const FINAL = new Set(['verified', 'failed', 'mismatch', 'cancelled'])
+
+/**
+ * Running builds' output as it grows (GET /api/jobs/:id/live): one box per
+ * builder under its platform, kept across re-renders, closed once the job
+ * is decided and nothing runs.
+ */
+function liveLogs (id, getSelf, getMain) {
+  const texts = new Map()
+  let source
+  const paint = (key) => {
+    const main = getMain()
+    const { platform, builder, text, ended, note } = texts.get(key)
+    const panel = main.querySelector(`.live[data-platform="${CSS.escape(platform)}"]`)
+    if (panel === null) return
+    let box = panel.querySelector(`pre[data-key="${CSS.escape(key)}"]`)
+    if (box === null) {
+      panel.insertAdjacentHTML('beforeend', `<details class="live-log" open><summary>Live log of ${keyTag(builder, getSelf())} <span class="live-state"></span></summary><pre class="log-text" tabindex="0" data-key="${esc(key)}"></pre></details>`)
+      box = panel.querySelector(`pre[data-key="${CSS.escape(key)}"]`)
+    }
+    const follow = box.scrollTop + box.clientHeight >= box.scrollHeight - 4
+    box.textContent = text
+    box.parentElement.querySelector('.live-state').textContent = ended ? `(${note ?? 'run ended'})` : '(running)'
+    if (follow) box.scrollTop = box.scrollHeight
+  }
+  return {
+    open () {
+      if (source !== undefined) return
+      source = new EventSource(`/api/jobs/${id}/live`)
+      source.addEventListener('log', (event) => {
+        const data = JSON.parse(event.data)
+        const key = `${data.platform}/${data.builder}`
+        const held = texts.get(key) ?? { platform: data.platform, builder: data.builder, text: '', end: 0, ended: false }
+        const end = data.offset + data.text.length
+        if (end > held.end) {
+          held.text = (held.text + data.text.slice(Math.max(0, held.end - data.offset))).slice(-LIVE_CHARS)
+          held.end = end
+        }
+        texts.set(key, held)
+        paint(key)
+      })
+      source.addEventListener('end', (event) => {
+        const data = JSON.parse(event.data)
+        const key = `${data.platform}/${data.builder}`
+        const held = texts.get(key)
+        if (held === undefined) return
+        held.ended = true
+        held.note = data.note
+        paint(key)
+      })
+      source.addEventListener('done', () => { this.close() })
+    },
+    repaint () { for (const key of texts.keys()) paint(key) },
+    close () { source?.close() }
+  }
+}
+
 export function mountJob (main, id, platform, context) {
   let view
   let self
   let stopped = false
+  const live = liveLogs(id, () => self, () => main)
   let fetching
   let again = false
   /** Logs, reports and the entries list the user opened: kept open across live re-renders. */
@@ -308,6 +379,8 @@ export function mountJob (main, id, platform, context) {
     } else {
       window.scrollTo(0, scroll)
     }
+    live.repaint()
+    if (!FINAL.has(view.verdict) || view.platforms.some((p) => p.claims.some((c) => !p.results.some((r) => r.builder === c.builder)))) live.open()
   }
 
   async function load () {
@@ -400,6 +473,7 @@ export function mountJob (main, id, platform, context) {
     resync () { void load() },
     unmount () {
       stopped = true
+      live.close()
       main.removeEventListener('toggle', onToggle, true)
       main.removeEventListener('click', onClick)
     }
