@@ -338,6 +338,17 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
     await rm(scratch, { recursive: true, force: true })
   }
 
+  // Buildbot right after our latency and burst, so that both meet the same load; the idle measure last.
+  result.loadavgAfterBuildhaus = loadavg().map((l) => round(l, 2))
+  if (withBuildbot) {
+    progress('Buildbot 3.7 anchor (bash ../shared/anchors/buildbot/bench.sh)')
+    try {
+      result.buildbot = await runBuildbot(options.buildbotScript ?? DEFAULT_ANCHOR, { warmup, sequential, burst, clients })
+    } catch (err) {
+      result.buildbot = { error: err instanceof Error ? err.message : String(err) }
+    }
+  }
+
   const idlePeers = options.idlePeers ?? 50
   if (idlePeers > 0) {
     progress(`idle node among ${idlePeers} peers`)
@@ -345,15 +356,6 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
       result.idleNode = await idleAmongPeers(idlePeers, options.idleMs ?? 30_000)
     } catch (err) {
       result.idleNode = { error: err instanceof Error ? err.message : String(err) }
-    }
-  }
-
-  if (withBuildbot) {
-    progress('Buildbot 3.7 anchor (bash ../shared/anchors/buildbot/bench.sh)')
-    try {
-      result.buildbot = await runBuildbot(options.buildbotScript ?? DEFAULT_ANCHOR, { warmup, sequential, burst, clients })
-    } catch (err) {
-      result.buildbot = { error: err instanceof Error ? err.message : String(err) }
     }
   }
   result.loadavgEnd = loadavg().map((l) => round(l, 2))

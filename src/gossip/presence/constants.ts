@@ -20,7 +20,7 @@ export const PRESENCE_TIMEOUT_MS = 7_000
 export const MEMBERS_PER_BASE_INTERVAL = 20
 /**
  * Heartbeats a second each node receives beyond MEMBERS_PER_BASE_INTERVAL
- * members. Each costs its receiver ~2 ms of CPU (gossip copies, signature,
+ * members. Each costs its receiver 3–5 ms of CPU (gossip copies, signature,
  * decoding; docs/SCALING.md): at 10 a second (the earlier rule), an idle
  * 50-node mesh on one 2-core machine spent over a core on heartbeats alone.
  */
