@@ -255,5 +255,6 @@ export const jobEntryRules: EntryTypeRules = {
   result: { validate: validator(resultBodySchema), refs: refersToJob },
   cancel: { validate: validator(cancelBodySchema), refs: refersToJob },
   diagnosis: { validate: validator(diagnosisBodySchema), refs: refersToJob },
-  revoke: { validate: validator(revokeBodySchema) }
+  // A revoke ends its author's chain: the ledger stores nothing after it, and the fold and audit ignore anything after it.
+  revoke: { validate: validator(revokeBodySchema), final: true }
 }

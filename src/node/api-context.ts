@@ -4,12 +4,14 @@ import type { BlobExchange } from '../blobs/exchange/index.js'
 import type { BlobStore } from '../blobs/store.js'
 import type { Presence } from '../gossip/presence/index.js'
 import { computeReputation, findArtifact, type JobService } from '../jobs/index.js'
-import type { LedgerStore, LedgerSync } from '../ledger/index.js'
+import type { Admission, EntryGossip, LedgerStore, LedgerSync } from '../ledger/index.js'
 import type { ApiContext, NodeDataContext } from './api/server.js'
 import type { NodeEvent } from './api/routes/events.js'
 import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
+import { cached, directoryBytes } from './dir-size.js'
+import type { LogUsage } from './api/types.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -18,6 +20,8 @@ export interface NodeParts {
   presence: Presence
   libp2p: Libp2p
   ledger: LedgerStore
+  admission: Admission
+  gossip: EntryGossip
   blobs: BlobStore
   exchange: BlobExchange
   sync: LedgerSync
@@ -27,12 +31,20 @@ export interface NodeParts {
   trustLoopback: boolean
 }
 
+/** The ledger directory's size on disk is measured at most this often. */
+const DISK_USAGE_TTL_MS = 5_000
+
 /** Reputation is computed from the whole log; recompute at most this often. */
 const REPUTATION_TTL_MS = 2_000
 
 /** Everything the HTTP API reads and changes, from the node's running parts. */
 export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext {
-  const { identity, presence, libp2p, ledger, blobs, exchange, sync, jobs } = parts
+  const { identity, presence, libp2p, ledger, admission, gossip, blobs, exchange, sync, jobs } = parts
+  const ledgerDisk = cached(DISK_USAGE_TTL_MS, async () => await directoryBytes(identity.paths.ledger))
+  const logUsage = async (): Promise<LogUsage> => {
+    const stats = ledger.stats()
+    return { entries: stats.entries, authors: stats.authors, bytes: stats.bytes, diskBytes: await ledgerDisk() }
+  }
   let reputation: { at: number, value: ReturnType<typeof computeReputation> } | undefined
   const reputationNow = (): ReturnType<typeof computeReputation> => {
     if (reputation === undefined || Date.now() - reputation.at > REPUTATION_TTL_MS) reputation = { at: Date.now(), value: computeReputation(jobs.foldedViews()) }
@@ -48,6 +60,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     local: () => presence.local,
     memberCount: () => presence.size,
     connectionCount: () => libp2p.getConnections().length,
+    logUsage,
     ownAddresses: () => libp2p.getMultiaddrs().map(String),
     members: () => presence.members(),
     addressesOf: parts.addressesOf,
@@ -99,7 +112,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
       }
     },
 
-    metrics: (): MetricsSnapshot => {
+    metrics: async (): Promise<MetricsSnapshot> => {
       const views = jobs.list()
       const jobsByVerdict: Record<string, number> = { pending: 0, verified: 0, failed: 0, mismatch: 0, unmatched: 0, cancelled: 0 }
       const results: Record<string, number> = {}
@@ -111,12 +124,17 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
       const ledgerStats = ledger.stats()
       const syncStats = sync.stats()
       const usage = blobs.usage()
+      const quota = admission.stats()
+      const gossiped = gossip.stats()
+      const index = jobs.indexStats()
       return {
         jobsByVerdict,
         claims: stats.claims,
         results,
         entries: ledgerStats.entries,
         authors: ledgerStats.authors,
+        logBytes: ledgerStats.bytes,
+        logDiskBytes: await ledgerDisk(),
         pendingEntries: ledgerStats.pending,
         equivocatingAuthors: ledgerStats.equivocatingAuthors,
         syncSessions: syncStats.sessions,
@@ -128,7 +146,11 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         sandboxRuns: stats.runs,
         sandboxRunSeconds: stats.runSeconds,
         blobBytes: usage.bytes,
-        blobCount: usage.count
+        blobCount: usage.count,
+        quota: { admitted: quota.admitted, refusedAuthor: quota.refusedAuthor, refusedStrangers: quota.refusedStrangers, relayOverruns: quota.relayOverruns },
+        gossip: gossiped,
+        jobIndex: index,
+        residentBytes: process.memoryUsage.rss()
       }
     },
 

@@ -7,7 +7,10 @@ import { blobExchange, type BlobExchange } from '../blobs/exchange/index.js'
 import { authorOfPeerId } from '../crypto/peer-id.js'
 import { createSigner } from '../crypto/sign.js'
 import { EntryCodec } from '../ledger/entry.js'
-import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
+import {
+  Admission, ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type AdmissionInit, type EntryGossip, type LedgerSync,
+  type LedgerSyncInit, type StandingFn
+} from '../ledger/index.js'
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
 import { createExecutor, loadPolicy, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
 import { blobFetcherOf, membershipOf } from './adapters.js'
@@ -51,6 +54,13 @@ export interface StartNodeOptions {
   /** How long the node syncs with its first peers before it plans work (default CATCH_UP_TIMEOUT_MS). */
   catchUpTimeoutMs?: number
   sync?: LedgerSyncInit
+  /**
+   * Who the ledger's quotas count as a member (larger quotas than strangers):
+   * membership is computed by a higher layer and wired here. Default: nobody.
+   */
+  standing?: StandingFn
+  /** Quota overrides for tests and benchmarks (a real node runs with src/ledger/admission/constants.ts). */
+  quotas?: AdmissionInit['quotas']
   jobs?: { tickMs?: number, leaseMs?: number }
   /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
   executor?: Executor
@@ -68,6 +78,9 @@ export interface RunningNode {
   readonly presence: Presence
   readonly keeper: MeshKeeper
   readonly ledger: LedgerStore
+  /** The ledger's quotas, shared by gossip and sync. */
+  readonly admission: Admission
+  readonly gossip: EntryGossip
   readonly blobs: BlobStore
   readonly exchange: BlobExchange
   readonly sync: LedgerSync
@@ -115,8 +128,14 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       topics: [PRESENCE_TOPIC, ENTRIES_TOPIC, FORKS_TOPIC, ...(options.extraTopics ?? [])]
     })
     stack.add('libp2p', { start: async () => { await libp2p.start() }, stop: async () => { await libp2p.stop() } })
-    await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
-    const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger }, options.sync))
+    // One set of quotas for both ways in: an entry costs the same by gossip or by sync.
+    const admission = new Admission({
+      self: identity.author,
+      ...(options.standing !== undefined ? { standing: options.standing } : {}),
+      ...(options.quotas !== undefined ? { quotas: options.quotas } : {})
+    })
+    const gossip = await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger, admission }))
+    const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger, admission }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
 
     const version = packageVersion()
@@ -187,6 +206,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       policy,
       trust,
       workRoot: identity.paths.work,
+      ...(options.standing !== undefined ? { standing: options.standing } : {}),
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })
@@ -204,6 +224,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       presence,
       libp2p,
       ledger,
+      admission,
+      gossip,
       blobs,
       exchange,
       sync,
@@ -232,6 +254,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       presence,
       keeper,
       ledger,
+      admission,
+      gossip,
       blobs,
       exchange,
       sync,

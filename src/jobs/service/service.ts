@@ -4,7 +4,7 @@ import { BuildhausError, describeError } from '../../util/errors.js'
 import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
 import type { ResultBody } from '../bodies.js'
-import { CLAIM_LEASE_MS } from '../constants.js'
+import { CLAIM_LEASE_MS, MAX_ACTIVITY_AUTHORS } from '../constants.js'
 import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission, type Member } from '../scheduler.js'
 import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
@@ -12,7 +12,8 @@ import { withLiveness } from '../state.js'
 import type { TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
 import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
-import { JobIndex } from './job-index.js'
+import { foldJob } from '../state.js'
+import { JobIndex, type JobIndexLimits, type JobIndexStats } from './job-index.js'
 import type { BlobFetcher, JobBlobs, JobLedger, Membership } from './ports.js'
 import { requestedLimits, runSlot } from './runner.js'
 
@@ -21,8 +22,11 @@ const log = componentLogger('jobs:service')
 /** Least time between two load updates this service gives presence. */
 const ADVERTISE_GAP_MS = 1_000
 
-/** The types the job service folds. */
-const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
+/** The types that name a job and so belong to its fold. */
+const RELATED_TYPES: ReadonlySet<string> = new Set(['claim', 'result', 'cancel', 'diagnosis'])
+
+/** Slots remembered as being refused or diagnosed by this node (the oldest are forgotten past it). */
+const MAX_REMEMBERED_SLOTS = 4096
 
 export class JobNotFoundError extends BuildhausError {
   override name = 'JobNotFoundError'
@@ -52,6 +56,10 @@ export interface JobServiceOptions {
   leaseMs?: number
   /** How often to re-plan without any new entry (leases lapse, members leave). */
   tickMs?: number
+  /** Who is a member: when memory is full, strangers' undecided jobs leave it before members' (see JobIndex). */
+  standing?: (author: string) => 'member' | 'stranger'
+  /** Bounds of the in-memory index (default: MAX_INDEX_BYTES, MAX_INDEX_JOBS, …). */
+  indexLimits?: Partial<JobIndexLimits>
 }
 
 /** Counters for /metrics and the dashboard. */
@@ -79,6 +87,12 @@ interface Running {
   started: number
   /** Stopped because an earlier claim took the slot. */
   yielded?: boolean
+}
+
+/** Add to a set that forgets its oldest members past MAX_REMEMBERED_SLOTS. */
+function remember (set: Set<string>, key: string): void {
+  set.add(key)
+  if (set.size > MAX_REMEMBERED_SLOTS) set.delete(set.values().next().value!)
 }
 
 /** Not cancelled, and some platform still wants builders (see wantsBuilders). */
@@ -123,14 +137,21 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   constructor (options: JobServiceOptions) {
     super()
     this.options = options
-    this.index = new JobIndex(options.trust)
+    this.index = new JobIndex(options.trust, {
+      ...(options.standing !== undefined ? { standing: options.standing } : {}),
+      ...(options.indexLimits !== undefined ? { limits: options.indexLimits } : {})
+    })
   }
 
   async start (): Promise<void> {
     if (this.started) return
     this.options.ledger.addEventListener('entry', this.onEntry)
-    for (const type of JOB_TYPES) {
-      for await (const entry of this.options.ledger.byType(type)) {
+    // The newest jobs first, each with what names it, until the index is full: older ones stay in the log.
+    for await (const job of this.options.ledger.byType('job', { reverse: true })) {
+      if (this.index.full) break
+      this.index.add(job)
+      for await (const entry of this.options.ledger.byRef(job.id)) {
+        if (!RELATED_TYPES.has(entry.entry.type)) continue
         this.noteActivity(entry)
         this.index.add(entry)
       }
@@ -168,9 +189,37 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return view === undefined ? undefined : this.overlay(view, this.liveMembers(), Date.now())
   }
 
-  /** The job entry and every entry referring to it, as signed. */
+  /** The job entry and every entry referring to it, as signed (jobs held in memory). */
   entries (id: string): DecodedEntry[] {
     return this.index.entries(id)
+  }
+
+  /**
+   * A job's view, from memory or, for a job that left it (see JobIndex), read
+   * back from the log and folded (without liveness: it is not planned).
+   */
+  async load (id: string): Promise<JobView | undefined> {
+    const held = this.get(id)
+    if (held !== undefined) return held
+    const entries = await this.loadEntries(id)
+    if (entries.length === 0) return undefined
+    return foldJob(entries[0]!, entries.slice(1), this.index.getPolicy())
+  }
+
+  /** entries(), or read back from the log for a job not held in memory. */
+  async loadEntries (id: string): Promise<DecodedEntry[]> {
+    const held = this.index.entries(id)
+    if (held.length > 0) return held
+    const job = await this.options.ledger.get(id)
+    if (job === undefined || job.entry.type !== 'job') return []
+    const related: DecodedEntry[] = []
+    for await (const entry of this.options.ledger.byRef(id)) if (RELATED_TYPES.has(entry.entry.type)) related.push(entry)
+    return [job, ...related]
+  }
+
+  /** How much the in-memory index holds (for /metrics). */
+  indexStats (): JobIndexStats {
+    return this.index.stats()
   }
 
   /** Every folded view, without the liveness overlay (what an offline audit computes). */
@@ -284,7 +333,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private noteActivity (entry: DecodedEntry): void {
     const { type, author, time } = entry.entry
     if (type !== 'claim' && type !== 'result') return
-    if ((this.lastActive.get(author) ?? 0) < time) this.lastActive.set(author, time)
+    if ((this.lastActive.get(author) ?? 0) >= time) return
+    // Most recent last, so the first keys are the ones to forget.
+    this.lastActive.delete(author)
+    this.lastActive.set(author, time)
+    if (this.lastActive.size > MAX_ACTIVITY_AUTHORS) this.lastActive.delete(this.lastActive.keys().next().value!)
   }
 
   private abortCancelled (jobId: string): void {
@@ -335,7 +388,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     for (const refusal of refusals) {
       const key = slotKey(refusal.job, refusal.platform)
       if (this.refusing.has(key)) continue
-      this.refusing.add(key)
+      remember(this.refusing, key)
       void this.publishRefusal(refusal.job, refusal.platform, refusal.reason)
     }
   }
@@ -392,7 +445,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         const key = slotKey(view.id, platform.selector)
         if (!admission.ok) {
           if (this.refusing.has(key)) continue
-          this.refusing.add(key)
+          remember(this.refusing, key)
           void this.publishRefusal(view.id, platform.selector, admission.reason)
           continue
         }
@@ -546,7 +599,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         if (this.diagnosing.has(key)) continue
         const plan = planDiagnosis(view, platform, this.options.self.author, now)
         if (plan === undefined) continue
-        this.diagnosing.add(key)
+        remember(this.diagnosing, key)
         void diagnose(plan, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
           .then(async (body) => {
             await this.options.ledger.append('diagnosis', body)

@@ -20,6 +20,17 @@ export interface HealthResponse {
   connections: number
   startedAt: number
   uptimeMs: number
+  /** The local log: entries and chains held, bytes of entry lines, and what its LevelDB directory takes on disk. */
+  log?: LogUsage
+}
+
+export interface LogUsage {
+  entries: number
+  authors: number
+  /** Bytes of the entry lines held (chains and fork evidence). */
+  bytes: number
+  /** Bytes the ledger's directory takes on disk (LevelDB files, allocated blocks). */
+  diskBytes: number
 }
 
 export interface PeerView {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { HealthResponse } from '../types.js'
+import type { HealthResponse, LogUsage } from '../types.js'
 
 /** What GET /api/health reads. */
 export interface HealthContext {
@@ -10,12 +10,15 @@ export interface HealthContext {
   local (): { platforms: string[], slots: number, free: number }
   memberCount (): number
   connectionCount (): number
+  /** The local log's size (absent where there is no log, e.g. some tests). */
+  logUsage?: () => Promise<LogUsage>
 }
 
 export function registerHealthRoutes (app: FastifyInstance, context: HealthContext): void {
   app.get('/api/health', async (): Promise<HealthResponse> => {
     const local = context.local()
     const now = Date.now()
+    const log = await context.logUsage?.()
     return {
       ok: true,
       peerId: context.peerId,
@@ -27,7 +30,8 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       peers: context.memberCount(),
       connections: context.connectionCount(),
       startedAt: context.startedAt,
-      uptimeMs: now - context.startedAt
+      uptimeMs: now - context.startedAt,
+      ...(log !== undefined ? { log } : {})
     }
   })
 }
