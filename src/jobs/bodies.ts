@@ -141,7 +141,7 @@ export const stepResultSchema = z.strictObject({
   name: line(MAX_STEP_NAME_LENGTH),
   /** null when the step was killed by a signal or never ran. */
   exit: z.int().min(0).max(255).nullable(),
-  signal: z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as "SIGKILL"').max(MAX_SIGNAL_LENGTH).optional(),
+  signal: z.string().min(4).max(MAX_SIGNAL_LENGTH).regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as "SIGKILL"').optional(),
   ms: count
 })
 
