@@ -14,7 +14,7 @@ import { SYNC_PROTOCOL } from '../../src/ledger/sync/constants.js'
 import { encodeFrame, type SyncFrame } from '../../src/ledger/sync/frames.js'
 import { canonicalJson } from '../../src/util/canonical-json.js'
 import { toHex } from '../../src/util/hex.js'
-import { waitFor } from '../../src/util/wait.js'
+import { delay, waitFor } from '../../src/util/wait.js'
 
 type Teardown = (fn: () => unknown) => void
 
@@ -155,6 +155,35 @@ export class HostilePeer {
   /** Gossip an entry line on the entries topic, as an honest author's node would. */
   async publishEntry (entry: ForgedEntry | string): Promise<void> {
     await this.publish(ENTRIES_TOPIC, typeof entry === 'string' ? entry : entry.line)
+  }
+
+  /**
+   * Gossip many entries at a steady rate, as a flooder that wants them
+   * delivered would: gossipsub has no backpressure, and a burst past a
+   * stream's write buffer resets the stream to that peer. Resolves to how
+   * many were published.
+   */
+  async flood (entries: Array<ForgedEntry | string>, options: { perSecond: number }): Promise<number> {
+    const started = Date.now()
+    let published = 0
+    for (const [i, entry] of entries.entries()) {
+      const due = started + (i * 1000) / options.perSecond
+      if (due > Date.now()) await delay(due - Date.now())
+      await this.#drained()
+      await this.publishEntry(entry).then(() => { published++ }, () => {})
+    }
+    return published
+  }
+
+  /** Wait until every gossip stream to a peer has room again (what a flooder that wants delivery does). */
+  async #drained (): Promise<void> {
+    const outbound = (this.libp2p.services.pubsub as unknown as { streamsOutbound: Map<string, { rawStream: Stream }> }).streamsOutbound
+    for (const { rawStream } of outbound.values()) {
+      if (rawStream.status !== 'open') continue
+      if (rawStream.writableNeedsDrain || rawStream.writeBufferLength > 256 * 1024) {
+        await rawStream.onDrain({ signal: AbortSignal.timeout(30_000) }).catch(() => {})
+      }
+    }
   }
 
   /** Gossip a fork proof (two entry lines separated by a newline). */

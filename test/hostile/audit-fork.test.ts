@@ -14,7 +14,7 @@ import { jobBody } from '../jobs/helpers.js'
  * entries shown) and the intact export stays valid (exit 0). Tampering with
  * the export is still caught (exit 1).
  */
-describe('attack 8: a throwaway key forks to make every honest export fail audit', () => {
+describe('attack 8: a throwaway key forks to make every honest export fail audit', { timeout: 180_000 }, () => {
   const teardown = useTeardown()
 
   it('the node keeps the fork as evidence; audit of its export exits 0, names the equivocator and shows both entries; a changed byte still exits 1', async () => {

@@ -36,7 +36,7 @@ function flipAttempt (): { submitter: ThrowawayAuthor, a: ThrowawayAuthor, b: Th
   return { submitter, a, b, entries: [job, aPass, bPass, revoke, afterRevoke], job, afterRevoke }
 }
 
-describe('attack 10: entries after a revoke still counted', () => {
+describe('attack 10: entries after a revoke still counted', { timeout: 180_000 }, () => {
   const teardown = useTeardown()
 
   it('the fold and audit ignore what a key signs after its revoke (the job stays a mismatch); audit reports it and the export stays valid', async () => {

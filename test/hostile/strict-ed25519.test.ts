@@ -90,7 +90,7 @@ function hasSmallOrder (bytes: Buffer): boolean {
   return q[0] === 0n && q[1] === 1n
 }
 
-describe('attack 9: non-strict Ed25519', () => {
+describe('attack 9: non-strict Ed25519', { timeout: 180_000 }, () => {
   const teardown = useTeardown()
   const anything = Buffer.from('any message at all')
 
