@@ -21,6 +21,7 @@ import { benchJobs } from './jobs.js'
 import { benchLedger } from './ledger.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
+import { benchWatches } from './watches.js'
 
 interface Module {
   /** The full run: each module's own defaults unless they would push the run past ~20 minutes. */
@@ -38,6 +39,7 @@ const MODULES = {
   jobs: { full: async () => await benchJobs(), quick: async () => await benchJobs({ sequential: 8, burst: 20 }) },
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },
   blobs: { full: async () => await benchBlobs(), quick: async () => await benchBlobs({ sizeMb: 8, runs: 1 }) },
+  watches: { full: async () => await benchWatches(), quick: async () => await benchWatches({ lines: 50, results: 50 }) },
   dashboard: { full: async () => await benchDashboard(), quick: async () => await benchDashboard({ jobs: 200, loads: 2, requests: 40 }) },
   mesh: { full: async () => await benchMesh(), quick: async () => await benchMesh({ sizes: [5], messages: 10, startRuns: 1, rssProcesses: 2, idleMs: 3_000 }) },
   // 5 minutes per phase (not the module's 10) keeps a struggling 50-node run from pushing the whole run past ~20 minutes.

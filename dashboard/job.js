@@ -133,6 +133,7 @@ function platformSection (view, platform, self) {
   <h2 id="h-${esc(platform.selector)}" tabindex="-1">${esc(platform.selector)} ${badge(state.kind, state.label)}</h2>
   <p class="reason">${esc(state.reason)}.${clock} Wants ${platform.replicas} builder${platform.replicas > 1 ? 's' : ''}, ${platform.quorum} agreeing to decide.</p>
   ${claimsList(platform, self)}
+  <div class="live" data-platform="${esc(platform.selector)}"></div>
   ${resultsTable(platform, self)}
   ${side}
   ${mismatch}
@@ -272,10 +273,70 @@ async function fillEntries (details, id) {
   }
 }
 
+/** The live log keeps at most this many characters per build in the page (the whole log comes with the result). */
+const LIVE_CHARS = 256 * 1024
+const FINAL = new Set(['verified', 'failed', 'mismatch', 'cancelled'])
+
+/**
+ * Running builds' output as it grows (GET /api/jobs/:id/live): one box per
+ * builder under its platform, kept across re-renders, closed once the job
+ * is decided and nothing runs.
+ */
+function liveLogs (id, getSelf, getMain) {
+  const texts = new Map()
+  let source
+  const paint = (key) => {
+    const main = getMain()
+    const { platform, builder, text, ended, note } = texts.get(key)
+    const panel = main.querySelector(`.live[data-platform="${CSS.escape(platform)}"]`)
+    if (panel === null) return
+    let box = panel.querySelector(`pre[data-key="${CSS.escape(key)}"]`)
+    if (box === null) {
+      panel.insertAdjacentHTML('beforeend', `<details class="live-log" open><summary>Live log of ${keyTag(builder, getSelf())} <span class="live-state"></span></summary><pre class="log-text" tabindex="0" data-key="${esc(key)}"></pre></details>`)
+      box = panel.querySelector(`pre[data-key="${CSS.escape(key)}"]`)
+    }
+    const follow = box.scrollTop + box.clientHeight >= box.scrollHeight - 4
+    box.textContent = text
+    box.parentElement.querySelector('.live-state').textContent = ended ? `(${note ?? 'run ended'})` : '(running)'
+    if (follow) box.scrollTop = box.scrollHeight
+  }
+  return {
+    open () {
+      if (source !== undefined) return
+      source = new EventSource(`/api/jobs/${id}/live`)
+      source.addEventListener('log', (event) => {
+        const data = JSON.parse(event.data)
+        const key = `${data.platform}/${data.builder}`
+        const held = texts.get(key) ?? { platform: data.platform, builder: data.builder, text: '', end: 0, ended: false }
+        const end = data.offset + data.text.length
+        if (end > held.end) {
+          held.text = (held.text + data.text.slice(Math.max(0, held.end - data.offset))).slice(-LIVE_CHARS)
+          held.end = end
+        }
+        texts.set(key, held)
+        paint(key)
+      })
+      source.addEventListener('end', (event) => {
+        const data = JSON.parse(event.data)
+        const key = `${data.platform}/${data.builder}`
+        const held = texts.get(key)
+        if (held === undefined) return
+        held.ended = true
+        held.note = data.note
+        paint(key)
+      })
+      source.addEventListener('done', () => { this.close() })
+    },
+    repaint () { for (const key of texts.keys()) paint(key) },
+    close () { source?.close() }
+  }
+}
+
 export function mountJob (main, id, platform, context) {
   let view
   let self
   let stopped = false
+  const live = liveLogs(id, () => self, () => main)
   let fetching
   let again = false
   /** Logs, reports and the entries list the user opened: kept open across live re-renders. */
@@ -308,6 +369,8 @@ export function mountJob (main, id, platform, context) {
     } else {
       window.scrollTo(0, scroll)
     }
+    live.repaint()
+    if (!FINAL.has(view.verdict) || view.platforms.some((p) => p.claims.some((c) => !p.results.some((r) => r.builder === c.builder)))) live.open()
   }
 
   async function load () {
@@ -400,6 +463,7 @@ export function mountJob (main, id, platform, context) {
     resync () { void load() },
     unmount () {
       stopped = true
+      live.close()
       main.removeEventListener('toggle', onToggle, true)
       main.removeEventListener('click', onClick)
     }

@@ -98,3 +98,21 @@ export const MAX_ORPHAN_BYTES = 8 * 1024 * 1024
 
 /** Authors whose last claim or result time the service remembers (for escalation), the most recent kept. */
 export const MAX_ACTIVITY_AUTHORS = 16_384
+/** Upstream URLs (watches, a job's upstream): at most this many characters. */
+export const MAX_URL_LENGTH = 1024
+/** A release's name (a version or a tag): at most this many characters. */
+export const MAX_RELEASE_LENGTH = 128
+
+/** Watches (src/jobs/watches.ts). */
+/** A stranger may keep this many watches; later ones (in fold order) are ignored. */
+export const MAX_WATCHES_PER_AUTHOR = 16
+/** A node folds at most this many live watches; later ones are ignored. */
+export const MAX_WATCHES = 1024
+/** Seconds between polls a watch may ask for: 10 s .. 1 day (a node polls no more often than its own floor, 300 s by default). */
+export const MIN_WATCH_INTERVAL_S = 10
+export const MAX_WATCH_INTERVAL_S = 24 * 60 * 60
+export const DEFAULT_WATCH_INTERVAL_S = 15 * 60
+/** New releases one poll turns into jobs (oldest first); the rest wait for the next poll. */
+export const MAX_NEW_RELEASES_PER_POLL = 3
+/** A release name that may appear in a job (and its steps): versions and tags, nothing a shell would read as code. */
+export const RELEASE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+~:@-]*$/

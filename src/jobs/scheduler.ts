@@ -23,6 +23,8 @@ export interface Member {
   /** `<job id>/<selector>` of every slot it is running. */
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** It polls watches (see watches.ts); absent: it does not. */
+  polls?: boolean
   lastSeen: number
   /**
    * When it last wrote a claim or a result (its own time, from the log):

@@ -66,6 +66,7 @@ function resultView (e: DecodedEntry, body: ResultBody, trusted: boolean): Resul
     end: body.end,
     time: e.entry.time,
     entry: e.id,
+    ...(body.provenance !== undefined ? { provenance: body.provenance } : {}),
     trusted,
     latest: false,
     counted: false,

@@ -33,6 +33,8 @@ export interface ResultView {
   /** The builder's wall time when it published. */
   time: number
   entry: string
+  /** Its signature of the platform's provenance statement (hex), on a pass with artifacts. */
+  provenance?: string
   /** The reader's policy believes this builder. */
   trusted: boolean
   /** The builder's latest non-refused result on this platform (by its seq): the one that can vote. */
@@ -123,6 +125,12 @@ export interface JobView {
   diagnoses: DiagnosisView[]
   /** Ids of the job entry and every entry referring to it, in fold order. */
   entries: string[]
+  /**
+   * Set by a node (not the fold) on a job a watch made for a release that
+   * already had an earlier job: the id of that job, which stands; this one
+   * is never built.
+   */
+  duplicateOf?: string
 }
 
 /** What live presence adds to a pending platform (see explainUnmatched). */

@@ -20,6 +20,7 @@ export function membershipOf (presence: Presence): Membership {
         free: m.heartbeat.free,
         running: m.heartbeat.running,
         accepts: m.heartbeat.accepts,
+        ...(m.heartbeat.polls === true ? { polls: true } : {}),
         lastSeen: m.lastSeen
       }))
     },

@@ -12,6 +12,8 @@ import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
 import { cached, directoryBytes } from './dir-size.js'
 import type { LogUsage } from './api/types.js'
+import type { LiveLogRelay } from './live-logs.js'
+import type { WatchesContext } from './api/routes/watches.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -29,6 +31,10 @@ export interface NodeParts {
   addressesOf (peerId: string): Promise<string[]>
   /** Loopback may change things without the token (false when jobs may use the network). */
   trustLoopback: boolean
+  /** Live logs of running builds (this node's and the ones it follows). */
+  live?: LiveLogRelay
+  /** Watches: the log's, and this node's polling of them. */
+  watches?: WatchesContext['watches']
 }
 
 /** The ledger directory's size on disk is measured at most this often. */
@@ -68,6 +74,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     isEquivocating: (author) => ledger.isEquivocating(author),
 
     jobs,
+    ...(parts.live !== undefined ? { live: parts.live } : {}),
+    ...(parts.watches !== undefined ? { watches: parts.watches } : {}),
 
     blobs,
     fetchBlob: async (hash, signal) => {
@@ -89,6 +97,10 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     },
 
     exportLines: () => ledger.exportLines(),
+    entry: async (id) => {
+      const found = await ledger.get(id)
+      return found === undefined ? undefined : { id: found.id, entry: found.entry as unknown as Record<string, unknown> }
+    },
 
     subscribe: (listener: (event: NodeEvent) => void) => {
       const onJob = (evt: CustomEvent<{ id: string }>): void => {

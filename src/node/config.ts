@@ -9,6 +9,8 @@ import { parseMultiaddrOption } from '../gossip/libp2p.js'
 import { MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
 import { UsageError } from '../util/errors.js'
 import { resolveHome } from './home.js'
+import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './release-pins.js'
+import { DEFAULT_MIN_POLL_INTERVAL_S } from './watcher.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
 
 /** Default API address: loopback only, the documented port. */
@@ -45,6 +47,14 @@ export interface NodeConfig {
   quorum?: number
   /** Bound of the blob store (sources, logs, artifacts), least recently used evicted first. */
   blobCacheMb: number
+  /** Days a builder keeps the artifacts of verified platforms it agreed on pinned (0: not at all). */
+  retentionDays: number
+  /** Polls watches when designated (`--no-poll`: never). */
+  polls: boolean
+  /** Addresses or CIDR ranges watches may reach although private or loopback (`--watch-allow`). */
+  watchAllow: string[]
+  /** Least seconds between two polls of one watch, whatever it asks (`--watch-min-interval`). */
+  watchMinIntervalS: number
 }
 
 /** Default bound of the blob store. */
@@ -63,6 +73,10 @@ export interface JoinFlags {
   trust?: string
   quorum?: string
   blobCache?: string
+  retainDays?: string
+  poll?: boolean
+  watchAllow?: string[]
+  watchMinInterval?: string
   /** Used when no --bootstrap is given (the lines of keys/bootstrap.txt). */
   defaultBootstrap?: string[]
 }
@@ -100,7 +114,11 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
     accepts: { network: false, root: false },
     ...(flags.trust !== undefined ? { trust: resolve(flags.trust) } : {}),
     ...(flags.quorum !== undefined ? { quorum: parseWholeNumber('--quorum', flags.quorum, 1, 16, 'agreeing builders a platform needs') } : {}),
-    blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold')
+    blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold'),
+    polls: flags.poll ?? true,
+    watchAllow: flags.watchAllow ?? [],
+    watchMinIntervalS: flags.watchMinInterval === undefined ? DEFAULT_MIN_POLL_INTERVAL_S : parseWholeNumber('--watch-min-interval', flags.watchMinInterval, 1, 86_400, 'seconds between two polls of one watch at least'),
+    retentionDays: flags.retainDays === undefined ? DEFAULT_RETENTION_DAYS : parseWholeNumber('--retain-days', flags.retainDays, 0, MAX_RETENTION_DAYS, 'days verified artifacts this node built stay pinned')
   }
 }
 

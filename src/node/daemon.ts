@@ -30,6 +30,13 @@ import type { NodeConfig } from './config.js'
 import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { ServiceStack } from './services.js'
+import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelog/index.js'
+import { peerIdOfAuthor } from '../crypto/peer-id.js'
+import { LiveLogRelay } from './live-logs.js'
+import { WebhookNotifier, type WebhookSender } from './webhooks.js'
+import { ReleasePins } from './release-pins.js'
+import { Watcher } from './watcher.js'
+import { AddressPolicy } from '../upstream/index.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
 export const CATCH_UP_TIMEOUT_MS = 10_000
@@ -64,6 +71,10 @@ export interface StartNodeOptions {
   jobs?: { tickMs?: number, leaseMs?: number }
   /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
   executor?: Executor
+  /** Deliver webhooks with this sender (tests shorten its back-off). */
+  webhookSender?: WebhookSender
+  /** Bounds of live log follows (tests lower them). */
+  liveLog?: LiveLogInit
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
 }
@@ -85,6 +96,9 @@ export interface RunningNode {
   readonly exchange: BlobExchange
   readonly sync: LedgerSync
   readonly jobs: JobService
+  readonly liveLogs: LiveLogService
+  /** The artifacts this node keeps pinned as releases. */
+  readonly releasePins: ReleasePins
   /** Undefined when this node cannot build (no sandbox available). */
   readonly executor: Executor | undefined
   readonly policy: AdmissionPolicy
@@ -137,6 +151,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const gossip = await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger, admission }))
     const sync = await stack.start('sync', ledgerSync({ network: libp2p, store: ledger, admission }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
+    const liveHub = new LiveLogHub()
+    const liveLogs = await stack.start('live logs', new LiveLogService({ network: libp2p, hub: liveHub, self: identity.author }, options.liveLog))
 
     const version = packageVersion()
     const slots = executor === undefined ? 0 : config.slots
@@ -146,6 +162,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
         platforms: config.platforms,
         slots,
         accepts: { network: policy.network, root: policy.root },
+        polls: config.polls,
         version,
         ...(options.presence ?? {})
       }
@@ -207,10 +224,47 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       trust,
       workRoot: identity.paths.work,
       ...(options.standing !== undefined ? { standing: options.standing } : {}),
+      sign: createSigner(identity.key).sign,
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })
+    // This node's own runs go to the live log hub as they print.
+    const offRun = jobs.on('run', (event) => {
+      const key = liveKey(event.detail.job, event.detail.platform, identity.author)
+      if (event.detail.running) liveHub.open(key)
+      else liveHub.end(key)
+    })
+    const offLog = jobs.on('log', (event) => { liveHub.append(liveKey(event.detail.job, event.detail.platform, identity.author), event.detail.text) })
+    stack.add('live log wiring', { start: async () => {}, stop: async () => { offRun(); offLog() } })
     await stack.start('jobs', jobs)
+    const releasePins = await stack.start('release pins', new ReleasePins({ self: identity.author, retentionMs: config.retentionDays * 24 * 60 * 60_000, blobs, jobs }))
+    await stack.start('webhooks', new WebhookNotifier({
+      file: identity.paths.webhooks,
+      self: identity.author,
+      jobs,
+      isMine: (view) => view.submitter === identity.author || (view.spec.trigger !== undefined && jobs.watches.get(view.spec.trigger.watch)?.author === identity.author),
+      ...(options.webhookSender !== undefined ? { sender: options.webhookSender } : {})
+    }))
+    const addressPolicy = new AddressPolicy(config.watchAllow)
+    const membership = membershipOf(presence)
+    const watcher = new Watcher({
+      self: identity.author,
+      jobs,
+      ledger,
+      blobs,
+      members: () => [...membership.members(), { author: identity.author, platforms: config.platforms, slots, free: 0, running: [], accepts: { network: policy.network, root: policy.root }, lastSeen: Date.now(), ...(config.polls ? { polls: true } : {}) }],
+      policy: addressPolicy,
+      workRoot: identity.paths.work,
+      minIntervalS: config.watchMinIntervalS
+    })
+    if (config.polls) await stack.start('watcher', watcher)
+    const live = stack.add('live log relay', new LiveLogRelayService(new LiveLogRelay({
+      hub: liveHub,
+      service: liveLogs,
+      self: identity.author,
+      jobs,
+      peerIdOf: peerIdOfAuthor
+    })))
     // A key caught forking is no longer believed: refold every view without it.
     const excludeForked = (): void => { jobs.setTrustPolicy({ ...trust, excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()]) }) }
     if (ledger.equivocatingAuthors().length > 0) excludeForked()
@@ -231,7 +285,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       sync,
       jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
-      trustLoopback: !policy.network
+      trustLoopback: !policy.network,
+      live: live.relay,
+      watches: watcher.api()
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })
@@ -260,6 +316,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       exchange,
       sync,
       jobs,
+      liveLogs,
+      releasePins,
       executor,
       policy,
       apiUrl: api.url,
@@ -274,6 +332,13 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     await stack.stopAll().catch((stopErr: unknown) => { log.error('unwinding a failed start: %s', describeError(stopErr)) })
     throw err
   }
+}
+
+/** The relay as a service of the stack: stopping it ends every follow. */
+class LiveLogRelayService {
+  constructor (readonly relay: LiveLogRelay) {}
+  start (): void {}
+  stop (): void { this.relay.stop() }
 }
 
 /** The executor for config.sandbox; undefined (the node joins but does not build) when it is unavailable. */

@@ -30,6 +30,8 @@ export interface HomePaths {
   apiFile: string
   /** The volunteer's admission policy (JSON). */
   policy: string
+  /** Where verdicts are posted (docs/WEBHOOKS.md). */
+  webhooks: string
   ledger: string
   blobs: string
   work: string
@@ -42,6 +44,7 @@ export function homePaths (root: string): HomePaths {
     apiToken: join(root, 'api-token'),
     apiFile: join(root, 'api.json'),
     policy: join(root, 'policy.json'),
+    webhooks: join(root, 'webhooks.json'),
     ledger: join(root, 'ledger'),
     blobs: join(root, 'blobs'),
     work: join(root, 'work')

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import type { z } from 'zod'
 import { nodeKeyFromSeed } from '../../src/crypto/keys.js'
 import { createSigner, verifySignatureNacl } from '../../src/crypto/sign.js'
-import { JOB_ENTRY_SCHEMAS, jobEntryRules } from '../../src/jobs/bodies.js'
+import { JOB_ENTRY_SCHEMAS, jobEntryRules, pollBodySchema, unwatchBodySchema, watchBodySchema } from '../../src/jobs/bodies.js'
 import { ALL_STRANGERS_QUOTA, MEMBER_QUOTA, RELAY_QUOTA, STRANGER_QUOTA, type Quota } from '../../src/ledger/admission/constants.js'
 import { auditLines } from '../../src/ledger/audit.js'
 import { MAX_ADOPTED_AHEAD_MS, MAX_FUTURE_MS, SIGNATURE_DOMAIN } from '../../src/ledger/constants.js'
@@ -163,8 +163,16 @@ function flatten (schema: AnySchema, path: string, required: boolean, out: Map<s
   }
 }
 
+/** Every type the job system's rules define, with its body schema. */
+const SCHEMAS: Record<string, unknown> = { ...JOB_ENTRY_SCHEMAS, watch: watchBodySchema, unwatch: unwatchBodySchema, poll: pollBodySchema }
+
 describe('docs/FORMAT.md § 8 states every body rule the code enforces', () => {
-  for (const [type, schema] of Object.entries(JOB_ENTRY_SCHEMAS)) {
+  it('documents every type the rules define, and no other', () => {
+    expect(Object.keys(SCHEMAS).sort()).toEqual(Object.keys(jobEntryRules).sort())
+    for (const type of Object.keys(jobEntryRules)) expect(FORMAT).toContain(`<!-- schema: ${type} -->`)
+  })
+
+  for (const [type, schema] of Object.entries(SCHEMAS)) {
     it(`${type}: the same members, required or not, JSON types and bounds`, () => {
       const code = new Map<string, CodeRow>()
       flatten(schema as unknown as AnySchema, '', true, code)
@@ -184,7 +192,7 @@ describe('docs/FORMAT.md § 8 states every body rule the code enforces', () => {
     for (const value of JOB_ENTRY_SCHEMAS.result.shape.status.options) expect(status.rule).toContain(`\`${value}\``)
   })
 
-  it('every body § 8.7 says is refused is refused by the code, and the same body without the fault is accepted', () => {
+  it('every body § 8.10 says is refused is refused by the code, and the same body without the fault is accepted', () => {
     const bases: Record<string, Record<string, unknown>> = {
       job: jobBody() as unknown as Record<string, unknown>,
       result: resultBody('a'.repeat(64)) as unknown as Record<string, unknown>,

@@ -14,15 +14,18 @@ const ALLOWED: Record<string, string[]> = {
   blobs: ['util', 'crypto'],
   ledger: ['util', 'crypto'],
   gossip: ['util', 'crypto'],
+  livelog: ['util', 'crypto'],
   jobs: ['util', 'crypto', 'ledger', 'blobs', 'sandbox', 'archive'],
-  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'jobs']
+  upstream: ['util', 'crypto', 'archive', 'ledger', 'blobs', 'sandbox', 'jobs'],
+  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'livelog', 'jobs', 'upstream']
 }
 
 /** "jobs know entries, not libp2p". */
 const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
   jobs: /^(libp2p|@libp2p\/|@chainsafe\/|fastify)/,
   ledger: /^fastify/,
-  sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
+  sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
+  upstream: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
 }
 
 const SRC = resolve(__dirname, '../../src')

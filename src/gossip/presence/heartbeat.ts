@@ -39,6 +39,8 @@ export const heartbeatSchema = z.object({
   free: count,
   running: z.array(z.string().regex(RUNNING_ITEM_PATTERN, 'expected "<job id>/<selector>"')).max(MAX_RUNNING),
   accepts: z.object({ network: z.boolean(), root: z.boolean() }),
+  /** The sender polls watches (added with watches; absent: it does not). */
+  polls: z.boolean().optional(),
   version: z.string().min(1).max(MAX_VERSION_LENGTH).regex(/^[\x21-\x7e]+$/, 'expected a printable version string'),
   api: apiUrl.optional(),
   /**

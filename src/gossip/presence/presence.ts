@@ -34,6 +34,8 @@ export interface PresenceInit {
   platforms: string[]
   slots: number
   accepts?: { network: boolean, root: boolean }
+  /** This node polls watches (absent or false: it never does, so nobody designates it). */
+  polls?: boolean
   version: string
   /** The API URL to advertise, if other machines can reach it. */
   api?: string
@@ -50,6 +52,7 @@ export interface LocalPresence {
   free: number
   running: string[]
   accepts: { network: boolean, root: boolean }
+  polls?: boolean
   version: string
   api?: string
 }
@@ -134,6 +137,7 @@ export class Presence extends EventTarget {
       free: init.slots,
       running: [],
       accepts: init.accepts ?? { network: false, root: false },
+      ...(init.polls === true ? { polls: true } : {}),
       version: init.version,
       ...(init.api !== undefined ? { api: init.api } : {})
     }
@@ -257,6 +261,7 @@ export class Presence extends EventTarget {
       free: Math.min(state.free, state.slots),
       running: state.running,
       accepts: state.accepts,
+      ...(state.polls === true ? { polls: true } : {}),
       version: state.version,
       ...(state.api !== undefined ? { api: state.api } : {}),
       ...(addrs.length > 0 ? { addrs } : {}),

@@ -3,17 +3,19 @@ import type { DecodedEntry } from '../../ledger/entry.js'
 import { BuildhausError, describeError } from '../../util/errors.js'
 import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
-import type { ResultBody } from '../bodies.js'
+import type { JobBody, ResultBody } from '../bodies.js'
 import { CLAIM_LEASE_MS, MAX_ACTIVITY_AUTHORS } from '../constants.js'
 import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission, type Member } from '../scheduler.js'
 import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
 import { withLiveness } from '../state.js'
+import { provenanceSigningInput } from '../provenance.js'
 import type { TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
 import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
 import { foldJob } from '../state.js'
 import { JobIndex, type JobIndexLimits, type JobIndexStats } from './job-index.js'
+import { WatchIndex } from '../watches.js'
 import type { BlobFetcher, JobBlobs, JobLedger, Membership } from './ports.js'
 import { requestedLimits, runSlot } from './runner.js'
 
@@ -24,6 +26,8 @@ const ADVERTISE_GAP_MS = 1_000
 
 /** The types that name a job and so belong to its fold. */
 const RELATED_TYPES: ReadonlySet<string> = new Set(['claim', 'result', 'cancel', 'diagnosis'])
+/** The types of watches (folded beside the jobs: a watch's jobs and duplicates need both). */
+const WATCH_TYPES = ['watch', 'unwatch', 'poll'] as const
 
 /** Slots remembered as being refused or diagnosed by this node (the oldest are forgotten past it). */
 const MAX_REMEMBERED_SLOTS = 4096
@@ -60,6 +64,8 @@ export interface JobServiceOptions {
   standing?: (author: string) => 'member' | 'stranger'
   /** Bounds of the in-memory index (default: MAX_INDEX_BYTES, MAX_INDEX_JOBS, …). */
   indexLimits?: Partial<JobIndexLimits>
+  /** Signs with the node's key: a pass with artifacts carries the builder's signature of its provenance statement. */
+  sign?: (message: Uint8Array) => Uint8Array
 }
 
 /** Counters for /metrics and the dashboard. */
@@ -78,6 +84,10 @@ export type JobServiceEvents = {
   job: CustomEvent<{ id: string }>
   /** A live line of a build this node is running. */
   log: CustomEvent<{ job: string, platform: string, text: string }>
+  /** A watch changed: added, removed, a poll report, a job for one of its releases. */
+  watch: CustomEvent<{ id: string }>
+  /** A build of this node started (`running: true`) or ended: live log followers open and close its slot. */
+  run: CustomEvent<{ job: string, platform: string, running: boolean }>
 }
 
 interface Running {
@@ -115,6 +125,8 @@ function lastActiveOf (map: ReadonlyMap<string, number>, author: string): { last
 export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly options: JobServiceOptions
   private readonly index: JobIndex
+  /** Every watch, its releases' jobs, and which jobs are duplicates of a race. */
+  readonly watches: WatchIndex
   private readonly running = new Map<string, Running>()
   /** Slots we have decided to claim and are writing the claim for. */
   private readonly claiming = new Set<string>()
@@ -141,14 +153,20 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       ...(options.standing !== undefined ? { standing: options.standing } : {}),
       ...(options.indexLimits !== undefined ? { limits: options.indexLimits } : {})
     })
+    this.watches = new WatchIndex(options.trust)
   }
 
   async start (): Promise<void> {
     if (this.started) return
     this.options.ledger.addEventListener('entry', this.onEntry)
-    // The newest jobs first, each with what names it, until the index is full: older ones stay in the log.
+    for (const type of WATCH_TYPES) {
+      for await (const entry of this.options.ledger.byType(type)) this.watches.add(entry)
+    }
+    // Watches need every job a release made; the index holds the newest jobs, each with what
+    // names it, until it is full: older ones stay in the log.
     for await (const job of this.options.ledger.byType('job', { reverse: true })) {
-      if (this.index.full) break
+      this.watches.add(job)
+      if (this.index.full) continue
       this.index.add(job)
       for await (const entry of this.options.ledger.byRef(job.id)) {
         if (!RELATED_TYPES.has(entry.entry.type)) continue
@@ -234,6 +252,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** Believe differently (e.g. exclude a forked key): every view is refolded. */
   setTrustPolicy (policy: TrustPolicy): void {
     this.index.setPolicy(policy)
+    this.watches.setPolicy(policy)
     for (const id of this.index.ids()) this.emit('job', { id })
   }
 
@@ -260,6 +279,19 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     await this.options.blobs.pin(body.source)
     const entry = await this.options.ledger.append('job', body)
     this.index.add(entry)
+    return this.get(entry.id)!
+  }
+
+  /**
+   * Publish a job body made elsewhere (a watch's job for a release, with its
+   * trigger and upstream): the source must be in the local store; it is pinned
+   * until the job is decided, as for submit.
+   */
+  async submitBody (body: JobBody): Promise<JobView> {
+    if (!(await this.options.blobs.has(body.source))) throw new SourceNotFoundError(`the source ${body.source} is not in this node's blob store`)
+    await this.options.blobs.pin(body.source)
+    const entry = await this.options.ledger.append('job', body)
+    this.handleEntry(entry)
     return this.get(entry.id)!
   }
 
@@ -312,11 +344,23 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   }
 
   private overlay (view: JobView, members: Member[], now: number): JobView {
+    const duplicateOf = this.duplicateOf(view)
+    if (duplicateOf !== undefined) view = { ...view, duplicateOf }
     if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
     return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now))
   }
 
+  /** The job this one duplicates (same watch and release, earlier in fold order), if it is a duplicate. */
+  duplicateOf (view: Pick<JobView, 'id' | 'spec'>): string | undefined {
+    if (view.spec.trigger === undefined) return undefined
+    const canonical = this.watches.canonicalJob({ id: view.id, trigger: view.spec.trigger })
+    return canonical !== undefined && canonical !== view.id ? canonical : undefined
+  }
+
   private handleEntry (entry: DecodedEntry): void {
+    const watch = this.watches.add(entry)
+    if (watch !== undefined) this.emit('watch', { id: watch })
+    if (entry.entry.type === 'watch' || entry.entry.type === 'unwatch' || entry.entry.type === 'poll') return
     this.noteActivity(entry)
     const changed = this.index.add(entry)
     if (changed === undefined) return
@@ -368,7 +412,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const { self } = this.options
     const members = this.liveMembers()
     const active = this.index.activeViews((v) => isOpen(v) || this.mayDiagnose(v))
-    const open = active.filter(isOpen)
+    // A duplicate of a watch's race is never built: the first job for the release in fold order stands.
+    const open = active.filter((v) => isOpen(v) && this.duplicateOf(v) === undefined)
+    this.stopDuplicateRuns()
     this.planDiagnoses(active, now)
     // A node whose key forked may not write: it claims nothing (its claims and results would be refused).
     if (this.options.executor === undefined || self.slots === 0 || this.options.ledger.isEquivocating(self.author)) return
@@ -390,6 +436,15 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       if (this.refusing.has(key)) continue
       remember(this.refusing, key)
       void this.publishRefusal(refusal.job, refusal.platform, refusal.reason)
+    }
+  }
+
+  /** Runs of a job that turned out to duplicate an earlier job for the same release: stop them. */
+  private stopDuplicateRuns (): void {
+    for (const run of this.running.values()) {
+      const view = this.index.view(run.job)
+      const original = view === undefined ? undefined : this.duplicateOf(view)
+      if (original !== undefined && !run.controller.signal.aborted) run.controller.abort(new BuildhausError(`job ${run.job} duplicates job ${original} (the same release of the same watch)`))
     }
   }
 
@@ -516,6 +571,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       controller.abort(new BuildhausError(`could not claim ${key}: ${describeError(err)}`))
     })
     this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
+    this.emit('run', { job: jobId, platform, running: true })
     this.advertise()
     try {
       const body = await runSlot({
@@ -536,6 +592,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       })
       await claimed
       controller.signal.throwIfAborted()
+      if (this.options.sign !== undefined && body.status === 'pass' && body.artifacts.length > 0) {
+        body.provenance = Buffer.from(this.options.sign(provenanceSigningInput(view, platform, body.artifacts))).toString('hex')
+      }
       await this.publishResult(body)
     } catch (err) {
       if (controller.signal.aborted) log('run of %s stopped: %s', key, describeError(controller.signal.reason))
@@ -543,6 +602,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     } finally {
       await claimed
       this.running.delete(key)
+      this.emit('run', { job: jobId, platform, running: false })
       this.advertise()
       this.schedulePlan()
     }

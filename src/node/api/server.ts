@@ -14,6 +14,8 @@ import { registerEventRoutes, type EventsContext } from './routes/events.js'
 import { registerMetricsRoutes, type MetricsContext } from './routes/metrics.js'
 import { registerTrustRoutes, type TrustContext } from './routes/trust.js'
 import { registerDashboardRoutes } from './routes/dashboard.js'
+import { registerLiveRoutes, type LiveContext } from './routes/live.js'
+import { registerWatchRoutes, type WatchesContext } from './routes/watches.js'
 
 const log = componentLogger('node:api')
 
@@ -26,7 +28,7 @@ export const API_REQUEST_TIMEOUT_MS = 30_000
 export type ApiContext = HealthContext & PeersContext & MutationGuardContext & Partial<NodeDataContext>
 
 /** The parts backed by the ledger, blobs and jobs; a bare API (in tests) may leave them out. */
-export type NodeDataContext = JobsContext & BlobsContext & LogContext & EventsContext & MetricsContext & TrustContext
+export type NodeDataContext = JobsContext & BlobsContext & LogContext & EventsContext & MetricsContext & TrustContext & Partial<Pick<LiveContext, 'live'>> & Partial<WatchesContext>
 
 /** The fastify app with every route registered, not yet listening (tests use `inject`). */
 export function buildApiApp (context: ApiContext): FastifyInstance {
@@ -49,6 +51,8 @@ export function buildApiApp (context: ApiContext): FastifyInstance {
     registerEventRoutes(app, context)
     registerMetricsRoutes(app, context)
     registerTrustRoutes(app, context)
+    if (context.live !== undefined) registerLiveRoutes(app, { jobs: context.jobs, live: context.live })
+    if (context.watches !== undefined) registerWatchRoutes(app, { watches: context.watches })
   }
   registerDashboardRoutes(app)
   return app

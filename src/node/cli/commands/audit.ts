@@ -23,6 +23,7 @@ export const auditCommand = defineCommand({
   options: {
     ...trustOptions,
     verbose: { type: 'boolean', short: 'v', description: 'show every job\'s builders and hashes, not only those that are not verified' },
+    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every signature, id and link present is still checked' },
     ...jsonOption
   },
   async run (options, positionals, io) {
@@ -30,7 +31,7 @@ export const auditCommand = defineCommand({
     const info = await stat(file).catch(() => undefined)
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file; give an export made with \`buildhaus-node log export -o FILE\``)
     const { policy, names } = await readerPolicyFromOptions(options)
-    const report = await auditExport(file, policy)
+    const report = await auditExport(file, policy, { slice: options.slice })
     if (options.json) {
       const { views: _views, ...printable } = report
       io.stdout.write(`${JSON.stringify(printable)}\n`)

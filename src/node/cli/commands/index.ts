@@ -1,4 +1,7 @@
 import type { Command } from '../command.js'
+import { attestCommand } from './attest.js'
+import { fetchCommand, releaseCommand } from './fetch.js'
+import { watchAddCommand, watchListCommand, watchRemoveCommand } from './watch.js'
 import { auditCommand } from './audit.js'
 import { cancelCommand } from './cancel.js'
 import { demoCommand } from './demo.js'
@@ -10,6 +13,7 @@ import { peersCommand } from './peers.js'
 import { statusCommand } from './status.js'
 import { submitCommand } from './submit.js'
 import { verifyCommand } from './verify.js'
+import { webhookAddCommand, webhookListCommand, webhookRemoveCommand } from './webhook.js'
 
 /**
  * Every CLI command, one module each. Add a command by writing its module and
@@ -26,5 +30,14 @@ export const commands: readonly Command[] = [
   peersCommand,
   logExportCommand,
   auditCommand,
-  verifyCommand
+  verifyCommand,
+  attestCommand,
+  fetchCommand,
+  releaseCommand,
+  watchAddCommand,
+  watchListCommand,
+  watchRemoveCommand,
+  webhookAddCommand,
+  webhookListCommand,
+  webhookRemoveCommand
 ] as unknown as readonly Command[]

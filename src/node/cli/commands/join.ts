@@ -21,6 +21,10 @@ export const joinCommand = defineCommand({
     trust: { type: 'string', placeholder: 'DIR', description: 'believe only the builders whose public keys are in DIR (e.g. keys/trusted); default: everyone' },
     quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' },
     'blob-cache': { type: 'string', placeholder: 'MB', description: 'how much the blob store (sources, logs, artifacts) may hold (default 4096)' },
+    poll: { type: 'boolean', default: true, description: 'do not poll watches (this node never fetches upstream releases; others are designated instead)' },
+    'watch-allow': { type: 'string', multiple: true, placeholder: 'CIDR', description: 'let watches reach this address or range although it is loopback or private (e.g. 127.0.0.1 for a registry on this machine)' },
+    'watch-min-interval': { type: 'string', placeholder: 'SECONDS', description: 'poll one watch at most this often, whatever it asks (default 300)' },
+    'retain-days': { type: 'string', placeholder: 'DAYS', description: 'keep the artifacts of verified platforms this node built pinned, outside the cache bound, this long (default 90; 0: never pin)' },
     json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
   },
   async run (options, _positionals, io) {
@@ -36,7 +40,11 @@ export const joinCommand = defineCommand({
       ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {}),
       ...(options.trust !== undefined ? { trust: options.trust } : {}),
       ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
-      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {})
+      ...(options['blob-cache'] !== undefined ? { blobCache: options['blob-cache'] } : {}),
+      ...(options['retain-days'] !== undefined ? { retainDays: options['retain-days'] } : {}),
+      poll: options.poll,
+      watchAllow: options['watch-allow'],
+      ...(options['watch-min-interval'] !== undefined ? { watchMinInterval: options['watch-min-interval'] } : {})
     }, io.env)
     warnAboutSandbox(config, io)
 

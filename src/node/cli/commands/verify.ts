@@ -29,6 +29,7 @@ export const verifyCommand = defineCommand({
   options: {
     job: { type: 'string', placeholder: 'ID', description: 'only look in this job' },
     log: { type: 'string', placeholder: 'EXPORT', description: 'judge offline from an exported log (with --trust/--quorum) instead of asking the node' },
+    slice: { type: 'boolean', description: 'with --log: the file is a slice of a log (a release\'s log.ndjson), whose chains skip entries' },
     ...trustOptions,
     ...apiOption,
     ...homeOption,
@@ -54,7 +55,7 @@ export const verifyCommand = defineCommand({
     if (options.log !== undefined) {
       const reader = await readerPolicyFromOptions(options)
       names = reader.names
-      const report = await auditExport(options.log, reader.policy)
+      const report = await auditExport(options.log, reader.policy, { slice: options.slice })
       matches = findArtifact(report.views, sha256, options.job)
       judgedBy = { export: options.log, valid: report.log.valid, trusted: report.policy.trusted, quorum: report.policy.quorum }
     } else {
