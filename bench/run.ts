@@ -16,9 +16,11 @@ import { benchBlobs } from './blobs.js'
 import { benchCluster } from './cluster.js'
 import { benchDashboard } from './dashboard.js'
 import { benchDoor } from './door.js'
+import { benchEnvironments } from './environments.js'
 import benchJobsFold from './jobs-fold.js'
 import { benchJobs } from './jobs.js'
 import { benchLedger } from './ledger.js'
+import { benchMembership } from './membership.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
 import { benchWatches } from './watches.js'
@@ -33,11 +35,14 @@ interface Module {
 /** In the order they run: cheap, single-process figures first, the many-node runs last. */
 const MODULES = {
   sandbox: { full: async () => await benchSandbox(), quick: async () => await benchSandbox({ rounds: 1 }) },
+  // The full run makes a Debian environment (a minute or two of both cores); the quick one uses a cached one, if any.
+  environments: { full: async () => await benchEnvironments(), quick: async () => await benchEnvironments({ create: false, rounds: 1 }) },
   ledger: { full: async () => await benchLedger(), quick: async () => await benchLedger({ entries: 10_000, appends: 150, concurrentAppends: 1_000 }) },
   door: { full: async () => await benchDoor(), quick: async () => await benchDoor({ entries: 1_000, rounds: 2 }) },
   audit: { full: async () => await benchAudit(), quick: async () => await benchAudit({ entries: 10_000 }) },
   jobs: { full: async () => await benchJobs(), quick: async () => await benchJobs({ sequential: 8, burst: 20 }) },
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },
+  membership: { full: async () => await benchMembership(), quick: async () => await benchMembership({ members: 200, strangerVouches: 2_000, rounds: 2 }) },
   blobs: { full: async () => await benchBlobs(), quick: async () => await benchBlobs({ sizeMb: 8, runs: 1 }) },
   watches: { full: async () => await benchWatches(), quick: async () => await benchWatches({ lines: 50, results: 50 }) },
   dashboard: { full: async () => await benchDashboard(), quick: async () => await benchDashboard({ jobs: 200, loads: 2, requests: 40 }) },

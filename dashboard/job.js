@@ -75,19 +75,29 @@ function artifactsTable (view, platform, results, self) {
   return `<table class="side artifacts"><caption>Artifacts (sha256; select one to download)</caption><thead><tr><th scope="col">Path</th><th scope="col">Across builders</th>${results.map((r) => builderHead(r, self)).join('')}</tr></thead><tbody>${rows}</tbody></table>`
 }
 
-/** The builder's fingerprint: the system on one line, its tools on demand. */
-function envHtml (env) {
+/**
+ * The builder's fingerprint: the system on one line, its tools on demand;
+ * for a build in an environment, its name and manifest (a blob to open), and
+ * the versions of the packages the result records.
+ */
+function envHtml (env, environment) {
   const tools = Object.entries(env.tools ?? {}).map(([k, v]) => `<li><code>${esc(k)}</code> ${esc(v)}</li>`).join('')
   const warning = env.warning !== undefined ? `<br><strong>warning:</strong> ${esc(env.warning)}` : ''
   const toolList = tools !== '' ? `<details><summary>tools</summary><ul class="tools">${tools}</ul></details>` : ''
-  return `${esc(`${env.os} ${env.arch}, kernel ${env.kernel}, sandbox ${env.sandbox}`)}${warning}${toolList}`
+  let inside = ''
+  if (environment !== undefined) {
+    const packages = Object.entries(environment.packages ?? {}).map(([k, v]) => `<li><code>${esc(k)}</code> ${esc(v)}</li>`).join('')
+    inside = `<br>environment <strong>${esc(environment.name)}</strong> <a href="${esc(blobUrl(environment.manifest))}" title="its manifest: every package and version"><code>${esc(environment.manifest.slice(0, 12))}</code></a>` +
+      (packages !== '' ? `<details><summary>packages</summary><ul class="tools">${packages}</ul></details>` : '')
+  }
+  return `${esc(`${env.os} ${env.arch}, kernel ${env.kernel}, sandbox ${env.sandbox}`)}${inside}${warning}${toolList}`
 }
 
 function resultsTable (platform, self) {
   if (platform.results.length === 0) return ''
   const rows = platform.results.map((r) => {
     const vote = r.counted ? (r.agrees === false ? 'counted, disagrees' : r.agrees === true ? 'counted, agrees' : 'counted') : !r.latest ? 'superseded by a later result' : !r.trusted ? 'not trusted by this node' : 'not counted'
-    return `<tr${r.agrees === false ? ' class="differs"' : ''}><th scope="row">${keyTag(r.builder, self)}</th><td>${statusTag(r.status)}${r.reason !== undefined ? ` <span class="reason">${esc(r.reason)}</span>` : ''}</td><td>${esc(vote)}</td><td>${timeTag(r.start)}</td><td>${duration(r.end - r.start)}</td><td class="env">${envHtml(r.env)}</td></tr>`
+    return `<tr${r.agrees === false ? ' class="differs"' : ''}><th scope="row">${keyTag(r.builder, self)}</th><td>${statusTag(r.status)}${r.reason !== undefined ? ` <span class="reason">${esc(r.reason)}</span>` : ''}</td><td>${esc(vote)}</td><td>${timeTag(r.start)}</td><td>${duration(r.end - r.start)}</td><td class="env">${envHtml(r.env, r.environment)}</td></tr>`
   }).join('')
   return `<table class="results"><caption>Results</caption><thead><tr><th scope="col">Builder</th><th scope="col">Status</th><th scope="col">Vote</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Environment</th></tr></thead><tbody>${rows}</tbody></table>`
 }
@@ -114,7 +124,7 @@ function diagnosesHtml (view, platform, self) {
   if (mine.length === 0) {
     return platform.verdict === 'mismatch' ? '<p class="muted">A builder of this platform will publish a diagnosis report comparing the differing files.</p>' : ''
   }
-  return mine.map((d) => `<div class="diagnosis"><h4>Diagnosis by ${keyTag(d.author, self)} ${timeTag(d.time)}</h4>` +
+  return mine.map((d) => `<div class="diagnosis"><h4>${d.versus !== undefined ? `Cross-platform diagnosis (vs ${esc(d.versus)})` : 'Diagnosis'} by ${keyTag(d.author, self)} ${timeTag(d.time)}</h4>` +
     `<p>${esc(d.summary)}</p><p>Files: ${d.files.map((f) => `<code>${esc(f)}</code>`).join(', ') || 'none'}; builders: ${d.builders.map((b) => keyTag(b, self)).join(', ')}.</p>` +
     `<details class="report" data-report="${esc(d.report)}"><summary>Diagnosis report</summary><div class="report-view"></div></details>` +
     ` <a href="${esc(blobUrl(d.report, { download: `diagnosis-${short(view.id)}.txt` }))}">download the report</a></div>`).join('')

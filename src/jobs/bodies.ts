@@ -1,11 +1,14 @@
 import { z } from 'zod'
+import { environmentNameProblem, HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES, packageNameProblem } from '../environments/index.js'
 import type { EntryBody, EntryTypeRules } from '../ledger/entry.js'
+import { membershipEntryRules } from '../membership/bodies.js'
 import {
   MAX_DIAGNOSIS_BUILDERS, MAX_DIAGNOSIS_FILES, MAX_CPU_SECONDS, MAX_DISK_MB, MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS,
   MAX_GLOB_LENGTH, MAX_GLOBS, MAX_JOB_NAME_LENGTH, MAX_LABELS_PER_SELECTOR, MAX_MEMORY_MB, MAX_PATH_LENGTH,
   MAX_PLATFORMS, MAX_PROCESSES, MAX_REASON_LENGTH, MAX_REPLICAS, MAX_RESULT_ARTIFACTS, MAX_SELECTOR_LENGTH,
   MAX_SIGNAL_LENGTH, MAX_STEP_NAME_LENGTH, MAX_STEP_RUN_LENGTH, MAX_STEPS, MAX_SUMMARY_LENGTH, MAX_TIMEOUT_S,
-  MAX_TOOL_NAME_LENGTH, MIN_TIMEOUT_S, MAX_URL_LENGTH, MAX_RELEASE_LENGTH, MIN_WATCH_INTERVAL_S, MAX_WATCH_INTERVAL_S, RELEASE_PATTERN
+  MAX_TOOL_NAME_LENGTH, MIN_TIMEOUT_S, MAX_URL_LENGTH, MAX_RELEASE_LENGTH, MIN_WATCH_INTERVAL_S, MAX_WATCH_INTERVAL_S, RELEASE_PATTERN,
+  MAX_RESULT_PACKAGES, MAX_PACKAGE_VERSION_LENGTH
 } from './constants.js'
 import { describeIssues } from './issues.js'
 import { labelProblem, parseSelector } from './selector.js'
@@ -87,6 +90,26 @@ function uniqueBy<T> (key: (item: T) => string, what: string) {
   }
 }
 
+/** An environment's name (never `host`, which is no environment): also a platform label. */
+export const environmentSchema = z.string().superRefine((value, ctx) => {
+  const problem = environmentNameProblem(value) ?? (value === HOST_ENVIRONMENT ? `"${HOST_ENVIRONMENT}" means no environment: leave the field out` : undefined)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+})
+
+export const packageSchema = z.string().superRefine((value, ctx) => {
+  const problem = packageNameProblem(value)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+})
+
+function sortedUnique (items: string[], ctx: z.core.$RefinementCtx<string[]>): void {
+  for (let i = 1; i < items.length; i++) {
+    if (!(items[i - 1]! < items[i]!)) {
+      ctx.addIssue({ code: 'custom', path: [i], message: 'must be sorted, each once' })
+      return
+    }
+  }
+}
+
 // ---------------------------------------------------------------- job
 
 export const stepSchema = z.strictObject({
@@ -97,11 +120,16 @@ export const stepSchema = z.strictObject({
 export const jobPlatformSchema = z.strictObject({
   selector: selectorSchema,
   labels: z.array(labelSchema).min(1).max(MAX_LABELS_PER_SELECTOR),
-  replicas: z.int().min(1).max(MAX_REPLICAS)
+  replicas: z.int().min(1).max(MAX_REPLICAS),
+  /** Build in this environment (a root file system the builder makes or imported), not on the builder's host. Its name is one of the labels. */
+  environment: environmentSchema.optional()
 }).superRefine((platform, ctx) => {
   const joined = [...new Set(platform.labels)].sort().join('+')
   if (joined !== platform.selector || platform.labels.join('+') !== joined) {
     ctx.addIssue({ code: 'custom', path: ['labels'], message: `must be the selector's labels, sorted and once each (${JSON.stringify(platform.selector.split('+'))})` })
+  }
+  if (platform.environment !== undefined && !platform.labels.includes(platform.environment)) {
+    ctx.addIssue({ code: 'custom', path: ['environment'], message: `must be one of the platform's labels (an environment implies its label), and ${JSON.stringify(platform.environment)} is not` })
   }
 })
 
@@ -154,8 +182,14 @@ export const jobBodySchema = z.strictObject({
   limits: limitsSchema,
   network: z.boolean(),
   root: z.boolean(),
+  /** Build dependencies installed into each platform's environment before the steps run (sorted, each once). */
+  packages: z.array(packageSchema).min(1).max(MAX_REQUESTED_PACKAGES).superRefine(sortedUnique).optional(),
   trigger: triggerSchema.optional(),
   upstream: upstreamSchema.optional()
+}).superRefine((job, ctx) => {
+  if (job.packages !== undefined && job.platforms.some((p) => p.environment === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['packages'], message: 'need an environment on every platform: packages are installed into a copy of an environment, never onto a builder\'s host' })
+  }
 })
 
 // ---------------------------------------------------------------- watch, unwatch, poll (see watches.ts)
@@ -260,6 +294,18 @@ export const envSchema = z.strictObject({
   warning: text(MAX_REASON_LENGTH).optional()
 })
 
+/** The environment a result was built in: its name, its manifest's hash, and the versions of the packages that matter most. */
+export const resultEnvironmentSchema = z.strictObject({
+  name: environmentSchema,
+  /** sha256 of the environment's manifest: a blob anyone can fetch. */
+  manifest: sha256,
+  /** Versions of the job's packages and of a few toolchain packages (libc6, gcc, binutils, python3, …), as installed. */
+  packages: z.record(packageSchema, line(MAX_PACKAGE_VERSION_LENGTH)).superRefine((packages, ctx) => {
+    const n = Object.keys(packages).length
+    if (n > MAX_RESULT_PACKAGES) ctx.addIssue({ code: 'custom', message: `must have at most ${MAX_RESULT_PACKAGES} entries, got ${n}` })
+  })
+})
+
 export const resultBodySchema = z.strictObject({
   job: entryId,
   platform: selectorSchema,
@@ -278,6 +324,8 @@ export const resultBodySchema = z.strictObject({
     }
   }),
   env: envSchema,
+  /** Absent: built on the builder's host. */
+  environment: resultEnvironmentSchema.optional(),
   start: count,
   end: count,
   /**
@@ -310,7 +358,9 @@ export const diagnosisBodySchema = z.strictObject({
   /** The builders whose results were compared. */
   builders: z.array(authorKey).min(1).max(MAX_DIAGNOSIS_BUILDERS).superRefine(uniqueBy((b) => b, 'the builder')),
   /** The artifact paths the report covers. */
-  files: z.array(artifactPath).max(MAX_DIAGNOSIS_FILES).superRefine(uniqueBy((f) => f, 'the file'))
+  files: z.array(artifactPath).max(MAX_DIAGNOSIS_FILES).superRefine(uniqueBy((f) => f, 'the file')),
+  /** A cross-platform diagnosis: the other platform compared with `platform` (a file declared independent differs between them). */
+  versus: selectorSchema.optional()
 })
 
 export const revokeBodySchema = z.strictObject({
@@ -327,6 +377,7 @@ export type ClaimBody = z.infer<typeof claimBodySchema>
 export type StepResult = z.infer<typeof stepResultSchema>
 export type Artifact = z.infer<typeof artifactSchema>
 export type BuildEnv = z.infer<typeof envSchema>
+export type ResultEnvironment = z.infer<typeof resultEnvironmentSchema>
 export type ResultBody = z.infer<typeof resultBodySchema>
 export type CancelBody = z.infer<typeof cancelBodySchema>
 export type DiagnosisBody = z.infer<typeof diagnosisBodySchema>
@@ -357,8 +408,14 @@ const refersToJob = (body: EntryBody): string[] => (typeof body.job === 'string'
 
 const refersToWatch = (body: EntryBody): string[] => (typeof body.watch === 'string' ? [body.watch] : [])
 
-/** The rules the ledger's EntryCodec needs for every type the jobs layer defines. */
+/**
+ * The rules the ledger's EntryCodec needs for every type a node knows: those
+ * the jobs layer defines, and the membership layer's `vouch` and `unvouch`
+ * (one table, so that every codec of the node, the audit and the tools
+ * accepts the same types).
+ */
 export const jobEntryRules: EntryTypeRules = {
+  ...membershipEntryRules,
   watch: { validate: validator(watchBodySchema) },
   unwatch: { validate: validator(unwatchBodySchema), refs: refersToWatch },
   poll: { validate: validator(pollBodySchema), refs: refersToWatch },

@@ -51,6 +51,10 @@ export const MAX_ENV_FIELD_LENGTH = 256
 export const MAX_ENV_TOOLS = 32
 export const MAX_TOOL_NAME_LENGTH = 64
 
+/** Environments: the versions a result records (the job's packages and a few toolchain ones), each version's length. */
+export const MAX_RESULT_PACKAGES = 96
+export const MAX_PACKAGE_VERSION_LENGTH = 128
+
 /** Diagnoses. */
 export const MAX_DIAGNOSIS_BUILDERS = 16
 export const MAX_DIAGNOSIS_FILES = 256
@@ -65,11 +69,26 @@ export const MAX_DIAGNOSIS_FILES = 256
 export const CLAIM_LEASE_MS = 15_000
 
 /**
- * A claimant that still lists a slot as running this long after the job's own
- * timeout (counted from the lease) is stuck or lying: its claim stops holding
- * the slot. Covers fetching the source and unpacking before the clock starts.
+ * The margin of the protocol's maximum hold: a builder's claims on a slot
+ * hold it at most the job's timeout plus this long after the `time` of its
+ * first claim there, whatever lease they name, however often it claims again
+ * and whatever its heartbeats say (see maxClaimHoldMs). Covers fetching the
+ * source and unpacking before the job's clock starts.
  */
 export const CLAIM_OVERRUN_MS = 10 * 60_000
+
+/** The longest a builder's claims hold one slot of a job with this timeout (seconds), from its first claim's time. */
+export function maxClaimHoldMs (timeoutS: number): number {
+  return timeoutS * 1000 + CLAIM_OVERRUN_MS
+}
+
+/**
+ * A live member whose heartbeat lists a slot as running before its claim
+ * arrived holds a place in it, but only this long after the slot last
+ * changed: the claim is written as the run starts and follows within
+ * moments, so a heartbeat naming a slot it never claims holds nothing for long.
+ */
+export const HEARTBEAT_HOLD_MS = CLAIM_LEASE_MS
 
 /**
  * A slot with missing replicas and no change for this long designates one

@@ -1,4 +1,4 @@
-import type { Artifact, BuildEnv, JobBody, ResultStatus, StepResult } from './bodies.js'
+import type { Artifact, BuildEnv, JobBody, ResultEnvironment, ResultStatus, StepResult } from './bodies.js'
 
 /**
  * The state of a job as the fold derives it from the log. Plain JSON data
@@ -17,6 +17,11 @@ export interface ClaimView {
   /** The claimant's wall time when it claimed. */
   time: number
   entry: string
+  /**
+   * The reader's policy counts this claimant (a member, or on the trust
+   * list): only such claims hold a slot or make anyone yield.
+   */
+  trusted: boolean
 }
 
 export interface ResultView {
@@ -28,6 +33,8 @@ export interface ResultView {
   logSize: number
   artifacts: Artifact[]
   env: BuildEnv
+  /** The environment it was built in (absent: the builder's host). */
+  environment?: ResultEnvironment
   start: number
   end: number
   /** The builder's wall time when it published. */
@@ -67,6 +74,8 @@ export interface PlatformView {
   selector: string
   labels: string[]
   replicas: number
+  /** The environment the job asks this platform to be built in (absent: builders' hosts). */
+  environment?: string
   /** Agreeing distinct builders needed, under the reader's policy. */
   quorum: number
   verdict: PlatformVerdict
@@ -75,6 +84,8 @@ export interface PlatformView {
   agreeing: number
   /** The deciding group's artifacts (verified or failed platforms). */
   artifacts?: Artifact[]
+  /** The environment of the deciding group's results (its first builder's), when they were built in one. */
+  decidedEnvironment?: ResultEnvironment
   claims: ClaimView[]
   results: ResultView[]
   mismatch?: MismatchView
@@ -95,6 +106,8 @@ export interface CrossPlatformView {
 
 export interface DiagnosisView {
   platform: string
+  /** A cross-platform diagnosis: the platform compared with `platform`. */
+  versus?: string
   /** sha256 of the report blob. */
   report: string
   summary: string

@@ -4,6 +4,7 @@ import {
   computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
   type BuilderReputation, type JobView, type PlatformView, type TrustPolicy
 } from '../jobs/index.js'
+import { foldMembership, type MembershipView, type MeshDefinition } from '../membership/index.js'
 
 /** One builder's latest say on a platform, as the audit weighed it. */
 export interface AuditedResult {
@@ -105,8 +106,16 @@ export interface FullAuditReport {
   forks: ShownFork[]
   /** Authors that revoked their key: the seq and line of the revoke; what they wrote after it counts for nothing. */
   revoked: Array<{ author: string, seq: number, line: number, ignored: number }>
+  /**
+   * The mesh's membership recomputed from this log's vouches (when the
+   * caller gave a mesh definition): who is a member by whose vouches, and
+   * whether the verdicts count the members (`counts`) or another policy.
+   */
+  membership?: MembershipView & { file: string, counts: boolean }
   /** Whom the verdicts believe. */
   policy: {
+    /** `members`: the mesh's members; `list`: the reader's trust list; `everyone`. */
+    basis: 'members' | 'list' | 'everyone'
     trusted: number | 'everyone'
     trustedKeys?: string[]
     /** Never believed: the caller's exclusions and the equivocating authors. */
@@ -126,6 +135,12 @@ export interface FullAuditReport {
 export interface AuditExportOptions {
   /** Signature checks (default: the shared worker pool). */
   verifier?: BatchVerifier
+  /**
+   * Recompute the mesh's membership from the log's vouches (as a node does)
+   * and, with `counts`, believe exactly its members: the reader's default.
+   * Without it the policy alone decides (absent `trusted`: everyone).
+   */
+  membership?: { definition: MeshDefinition, file: string, counts: boolean }
   /**
    * The file is a slice of a log (a release's log.ndjson), not a whole
    * export: authors' chains may have gaps (the rest of their logs), which
@@ -165,7 +180,13 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
   }
   const equivocating = log.equivocating
   const excluded = new Set([...(policy.excluded ?? []), ...equivocating])
-  const effective: TrustPolicy = { ...policy, excluded }
+  let effective: TrustPolicy = { ...policy, excluded }
+  let membership: FullAuditReport['membership']
+  if (options.membership !== undefined) {
+    const view = foldMembership(options.membership.definition, entries, { forked: equivocating })
+    membership = { ...view, file: options.membership.file, counts: options.membership.counts }
+    if (options.membership.counts) effective = { ...effective, trusted: new Set(view.members.map((m) => m.key)), basis: 'members' }
+  }
   const views = foldAll(entries, effective)
   const jobs = views.map(auditedJob)
   const verdicts: Record<string, number> = {}
@@ -178,9 +199,11 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
     equivocating,
     forks: log.forks.length > 0 ? await forksOf(path, log.forks) : [],
     revoked: log.ended.map((e) => ({ ...e, ignored: entries.filter((x) => x.entry.author === e.author && x.entry.seq > e.seq).length })),
+    ...(membership !== undefined ? { membership } : {}),
     policy: {
-      trusted: policy.trusted?.size ?? 'everyone',
-      ...(policy.trusted !== undefined ? { trustedKeys: [...policy.trusted].sort() } : {}),
+      basis: effective.trusted === undefined ? 'everyone' : effective.basis === 'members' ? 'members' : 'list',
+      trusted: effective.trusted?.size ?? 'everyone',
+      ...(effective.trusted !== undefined ? { trustedKeys: [...effective.trusted].sort() } : {}),
       excluded: [...excluded].sort(),
       quorum: policy.quorum ?? 'replicas'
     },

@@ -35,6 +35,8 @@ export interface HomePaths {
   ledger: string
   blobs: string
   work: string
+  /** The environment store's default place (`--environment-dir` moves it). */
+  environments: string
 }
 
 export function homePaths (root: string): HomePaths {
@@ -47,7 +49,8 @@ export function homePaths (root: string): HomePaths {
     webhooks: join(root, 'webhooks.json'),
     ledger: join(root, 'ledger'),
     blobs: join(root, 'blobs'),
-    work: join(root, 'work')
+    work: join(root, 'work'),
+    environments: join(root, 'environments')
   }
 }
 

@@ -125,6 +125,12 @@ export function logSlice (entries: readonly DecodedEntry[]): string[] {
 }
 
 
+/** The node's vouch, unvouch and revoke entries, each checked here (signature, id): the evidence of membership. */
+export async function checkedMembershipEntries (client: NodeClient, signal: AbortSignal): Promise<DecodedEntry[]> {
+  const { entries } = await client.getJson<{ entries: Array<Record<string, unknown> & { id: string }> }>('/api/members/entries', { signal })
+  return entries.map(({ id, ...entry }) => checkedLines([entry], id)[0]!)
+}
+
 /** Check entries given as objects (without their id) and their claimed ids; as checkedEntries does for a job. */
 export function checkedLines (entries: Array<Record<string, unknown>>, ...ids: string[]): DecodedEntry[] {
   return entries.map((entry, i) => {

@@ -9,6 +9,7 @@ import { waitFor } from '../../src/util/wait.js'
 import { ROOT, runCli, type NodeProcess } from '../helpers/cluster.js'
 import { authorOf, isDecided, startLabelledCluster, submitJob, useSuiteTeardown, waitForJob, writeJobDir } from '../helpers/jobs.js'
 import { tempDir } from '../helpers/temp-home.js'
+import { testMesh } from '../helpers/test-mesh.js'
 
 const run = promisify(execFile)
 
@@ -59,11 +60,11 @@ describe('releases, fetch and provenance', () => {
 
   it('fetch: writes the verified files (or those under a path) after checking signatures, verdict and hashes', async () => {
     const dir = await tempDir(teardown)
-    const all = await runCli(['fetch', job.id.slice(0, 12), '-o', join(dir, 'all'), '--api', nodes[0]!.apiUrl])
+    const all = await runCli(['fetch', '--mesh', testMesh().file, job.id.slice(0, 12), '-o', join(dir, 'all'), '--api', nodes[0]!.apiUrl])
     expect(all.code, all.stderr).toBe(0)
     expect(await readFile(join(dir, 'all', 'out', 'a.txt'), 'utf8')).toBe(A)
     expect(await readFile(join(dir, 'all', 'out', 'sub', 'b.txt'), 'utf8')).toBe(B)
-    const one = await runCli(['fetch', `${job.id}/out/sub/b.txt`, '-o', join(dir, 'one'), '--api', nodes[0]!.apiUrl])
+    const one = await runCli(['fetch', '--mesh', testMesh().file, `${job.id}/out/sub/b.txt`, '-o', join(dir, 'one'), '--api', nodes[0]!.apiUrl])
     expect(one.code, one.stderr).toBe(0)
     expect(await readdir(join(dir, 'one', 'out'))).toEqual(['sub'])
 
@@ -78,20 +79,20 @@ describe('releases, fetch and provenance', () => {
 
   it('release: artifacts, provenance and the log slice, checkable offline with audit --slice and verify', async () => {
     const dir = join(await tempDir(teardown), 'release')
-    const made = await runCli(['release', job.id, '-o', dir, '--api', nodes[1]!.apiUrl])
+    const made = await runCli(['release', '--mesh', testMesh().file, job.id, '-o', dir, '--api', nodes[1]!.apiUrl])
     expect(made.code, made.stderr).toBe(0)
     expect((await readdir(dir)).sort()).toEqual(['SHA256SUMS', 'artifacts', 'log.ndjson', 'provenance.intoto.jsonl', 'release.json'])
 
-    const audit = await runCli(['audit', '--slice', join(dir, 'log.ndjson'), '--json'])
+    const audit = await runCli(['audit', '--mesh', testMesh().file, '--slice', join(dir, 'log.ndjson'), '--json'])
     expect(audit.code, audit.stdout).toBe(0)
     const report = JSON.parse(audit.stdout) as { log: { valid: boolean }, jobs: Array<{ id: string, verdict: string }> }
     expect(report.jobs).toEqual([expect.objectContaining({ id: job.id, verdict: 'verified' })])
 
-    const verify = await runCli(['verify', join(dir, 'artifacts', 'out', 'a.txt'), '--log', join(dir, 'log.ndjson'), '--slice', '--job', job.id])
+    const verify = await runCli(['verify', '--mesh', testMesh().file, join(dir, 'artifacts', 'out', 'a.txt'), '--log', join(dir, 'log.ndjson'), '--slice', '--job', job.id])
     expect(verify.code, verify.stdout).toBe(0)
     expect(verify.stdout).toContain('VERIFIED')
 
-    const offline = await runCli(['attest', job.id, '--log', join(dir, 'log.ndjson')])
+    const offline = await runCli(['attest', '--mesh', testMesh().file, job.id, '--log', join(dir, 'log.ndjson')])
     expect(offline.code, offline.stderr).toBe(0)
     expect(offline.stdout).toBe(await readFile(join(dir, 'provenance.intoto.jsonl'), 'utf8'))
     expect(await readFile(join(dir, 'SHA256SUMS'), 'utf8')).toContain('  artifacts/out/a.txt')

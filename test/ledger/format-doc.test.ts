@@ -13,6 +13,7 @@ import { auditLines } from '../../src/ledger/audit.js'
 import { MAX_ADOPTED_AHEAD_MS, MAX_FUTURE_MS, SIGNATURE_DOMAIN } from '../../src/ledger/constants.js'
 import { EntryCodec, signedMessage, unsignedOf, type UnsignedEntry } from '../../src/ledger/entry.js'
 import { MAX_BYTES_PER_SESSION, MAX_ENTRIES_PER_SESSION } from '../../src/ledger/sync/constants.js'
+import { vouchBodySchema } from '../../src/membership/bodies.js'
 import { auditExport } from '../../src/node/audit.js'
 import { packageRoot } from '../../src/util/package-root.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
@@ -164,7 +165,7 @@ function flatten (schema: AnySchema, path: string, required: boolean, out: Map<s
 }
 
 /** Every type the job system's rules define, with its body schema. */
-const SCHEMAS: Record<string, unknown> = { ...JOB_ENTRY_SCHEMAS, watch: watchBodySchema, unwatch: unwatchBodySchema, poll: pollBodySchema }
+const SCHEMAS: Record<string, unknown> = { ...JOB_ENTRY_SCHEMAS, watch: watchBodySchema, unwatch: unwatchBodySchema, poll: pollBodySchema, vouch: vouchBodySchema, unvouch: vouchBodySchema }
 
 describe('docs/FORMAT.md § 8 states every body rule the code enforces', () => {
   it('documents every type the rules define, and no other', () => {
@@ -192,7 +193,7 @@ describe('docs/FORMAT.md § 8 states every body rule the code enforces', () => {
     for (const value of JOB_ENTRY_SCHEMAS.result.shape.status.options) expect(status.rule).toContain(`\`${value}\``)
   })
 
-  it('every body § 8.10 says is refused is refused by the code, and the same body without the fault is accepted', () => {
+  it('every body § 8.11 says is refused is refused by the code, and the same body without the fault is accepted', () => {
     const bases: Record<string, Record<string, unknown>> = {
       job: jobBody() as unknown as Record<string, unknown>,
       result: resultBody('a'.repeat(64)) as unknown as Record<string, unknown>,

@@ -1,5 +1,6 @@
 import { admit, type AdmissionPolicy, type Executor } from '../../sandbox/index.js'
 import type { DecodedEntry } from '../../ledger/entry.js'
+import { InvalidEntryError } from '../../ledger/errors.js'
 import { BuildhausError, describeError } from '../../util/errors.js'
 import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
@@ -10,13 +11,14 @@ import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
 import { withLiveness } from '../state.js'
 import { provenanceSigningInput } from '../provenance.js'
-import type { TrustPolicy } from '../trust.js'
+import { countingOf, type Counting, type TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
-import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
+import { describeDiagnosisFailure, diagnose, planCrossDiagnosis, planDiagnosis, type DiagnosisPlan } from './diagnoser.js'
 import { foldJob } from '../state.js'
 import { JobIndex, type JobIndexLimits, type JobIndexStats } from './job-index.js'
 import { WatchIndex } from '../watches.js'
-import type { BlobFetcher, JobBlobs, JobLedger, Membership } from './ports.js'
+import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
+import { errorInstead, publishableResult } from './publishable.js'
 import { requestedLimits, runSlot } from './runner.js'
 
 const log = componentLogger('jobs:service')
@@ -53,6 +55,8 @@ export interface JobServiceOptions {
   membership: Membership
   /** Undefined when this node cannot build (no sandbox): it still submits, watches and serves. */
   executor: Executor | undefined
+  /** The environments this node offers; undefined: it builds on its host only. */
+  environments?: JobEnvironments
   policy: AdmissionPolicy
   trust: TrustPolicy
   /** Where sandbox workspaces go. */
@@ -338,6 +342,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       free: Math.max(0, slots - this.running.size - this.claiming.size),
       running: [...this.running.keys()],
       accepts: { network: this.options.policy.network, root: this.options.policy.root },
+      environments: this.options.environments?.ready() ?? [],
       lastSeen: Date.now(),
       ...(lastActive !== undefined ? { lastActive } : {})
     }]
@@ -347,7 +352,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const duplicateOf = this.duplicateOf(view)
     if (duplicateOf !== undefined) view = { ...view, duplicateOf }
     if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
-    return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now))
+    const counting = this.counting()
+    return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now, counting))
   }
 
   /** The job this one duplicates (same watch and release, earlier in fold order), if it is a duplicate. */
@@ -418,17 +424,29 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     this.planDiagnoses(active, now)
     // A node whose key forked may not write: it claims nothing (its claims and results would be refused).
     if (this.options.executor === undefined || self.slots === 0 || this.options.ledger.isEquivocating(self.author)) return
-    this.stopYieldedRuns(members, now)
+    const { counts } = this.counting()
+    this.stopYieldedRuns(members, now, counts)
+    // A node its own policy does not count (not a member yet) builds nothing: its results would count for nobody.
+    if (!counts(self.author)) return
     let free = self.slots - this.running.size - this.claiming.size
     if (free <= 0 || open.length === 0) return
     free -= this.resumeOwnClaims(open, now, free)
     if (free <= 0) return
     const { claims, refusals } = planClaims({
       now,
-      self: { author: self.author, platforms: self.platforms, free, running: [...this.running.keys()], ...lastActiveOf(this.lastActive, self.author), admit: (job) => this.admit(job) },
-      members: this.withLoggedLoad(members, open, now),
+      self: {
+        author: self.author,
+        platforms: self.platforms,
+        environments: this.options.environments?.ready() ?? [],
+        free,
+        running: [...this.running.keys()],
+        ...lastActiveOf(this.lastActive, self.author),
+        admit: (job) => this.admit(job)
+      },
+      members: this.withLoggedLoad(members, open, now, counts),
       jobs: open,
-      leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS
+      leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS,
+      counts
     })
     for (const decision of claims) this.startClaim(decision.job, decision.platform, decision.lease, decision.reason)
     for (const refusal of refusals) {
@@ -437,6 +455,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       remember(this.refusing, key)
       void this.publishRefusal(refusal.job, refusal.platform, refusal.reason)
     }
+  }
+
+  /** Whom this node's policy counts: only their claims hold slots, only they are designated. */
+  private counting (): Counting {
+    return countingOf(this.index.getPolicy())
   }
 
   /** Runs of a job that turned out to duplicate an earlier job for the same release: stop them. */
@@ -449,19 +472,21 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   }
 
   /**
-   * Runs whose claim came after the slot was already full (another node
-   * claimed it at the same moment, with an earlier claim in fold order):
-   * every node now counts the other claim, so stop ours rather than build a
-   * replica nobody asked for.
+   * Runs whose claim came after the slot was already full (another counted
+   * node claimed it at the same moment, with an earlier claim in fold
+   * order): every node now counts the other claim, so stop ours rather than
+   * build a replica nobody asked for. A claim from a builder this node does
+   * not count (a stranger with clock 0 and an endless lease) holds nothing,
+   * so it never stops a run.
    */
-  private stopYieldedRuns (members: Member[], now: number): void {
-    const live = new Map(members.map((m) => [m.author, m]))
+  private stopYieldedRuns (members: Member[], now: number, counts: (author: string) => boolean): void {
+    const live = new Map(members.filter((m) => counts(m.author)).map((m) => [m.author, m]))
     for (const [key, run] of this.running) {
       if (run.yielded) continue
       const view = this.index.view(run.job)
       const platform = view?.platforms.find((p) => p.selector === run.platform)
       if (view === undefined || platform === undefined) continue
-      if (!slotState(view, platform, now, live).yielded.includes(this.options.self.author)) continue
+      if (!slotState(view, platform, now, live, counts).yielded.includes(this.options.self.author)) continue
       run.yielded = true
       this.stats.yielded++
       run.controller.abort(new BuildhausError(`another node claimed ${key} first; this node stops its run`))
@@ -518,8 +543,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
    * cancelled meanwhile, a claim not yet received) keep it busy too, unless
    * the member already delivered a result there (then the heartbeat is stale).
    */
-  private withLoggedLoad (members: Member[], open: JobView[], now: number): Member[] {
-    const live = new Map(members.map((m) => [m.author, m]))
+  private withLoggedLoad (members: Member[], open: JobView[], now: number, counts: (author: string) => boolean): Member[] {
+    const live = new Map(members.filter((m) => counts(m.author)).map((m) => [m.author, m]))
     const busy = new Map<string, Set<string>>()
     const note = (builder: string, key: string): void => {
       const slots = busy.get(builder)
@@ -528,7 +553,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
     for (const view of open) {
       for (const platform of view.platforms) {
-        for (const builder of slotState(view, platform, now, live).holding) note(builder, slotKey(view.id, platform.selector))
+        for (const builder of slotState(view, platform, now, live, counts).holding) note(builder, slotKey(view.id, platform.selector))
       }
     }
     return members.map((m) => {
@@ -579,6 +604,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         platform,
         limits: admission.limits,
         executor: this.options.executor,
+        ...(this.options.environments !== undefined ? { environments: this.options.environments } : {}),
         blobs: this.options.blobs,
         fetcher: this.options.fetcher,
         sourceHolders: this.sourceHolders(view),
@@ -608,8 +634,24 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
   }
 
-  private async publishResult (body: ResultBody): Promise<void> {
-    await this.options.ledger.append('result', body)
+  /**
+   * Publish a result, always: a body that cannot be encoded (an artifact
+   * path with a line feed, more bytes than an entry may hold) is published
+   * as an `error` result saying why, and a body the log refuses is retried
+   * once the same way. A result that is never published would leave the
+   * claim to lapse and the job to be built again and again.
+   */
+  private async publishResult (result: ResultBody): Promise<void> {
+    let body = publishableResult(result)
+    if (body !== result) log.error('result of %s/%s replaced by an error: %s', result.job, result.platform, body.reason ?? '')
+    try {
+      await this.options.ledger.append('result', body)
+    } catch (err) {
+      if (!(err instanceof InvalidEntryError)) throw err
+      body = errorInstead(result, `the result could not be published: ${describeError(err)}`)
+      log.error('result of %s/%s refused by the log (%s); publishing an error instead', result.job, result.platform, describeError(err))
+      await this.options.ledger.append('result', body)
+    }
     this.stats.runs[body.status] = (this.stats.runs[body.status] ?? 0) + 1
     this.stats.runSeconds.count++
     this.stats.runSeconds.sum += Math.max(0, body.end - body.start) / 1000
@@ -647,31 +689,39 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** A mismatch this node took part in and nobody has diagnosed yet: it may be this node's to diagnose. */
   private mayDiagnose (view: JobView): boolean {
     const self = this.options.self.author
-    return view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector) &&
+    const platformMismatch = view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector && d.versus === undefined) &&
       (p.mismatch?.groups.some((g) => g.builders.includes(self)) ?? false))
+    const crossMismatch = view.crossPlatform.verdict === 'mismatch' && !view.diagnoses.some((d) => d.versus !== undefined) &&
+      view.platforms.some((p) => p.results.some((r) => r.builder === self))
+    return platformMismatch || crossMismatch
   }
 
   private planDiagnoses (views: JobView[], now: number): void {
     for (const view of views) {
       for (const platform of view.platforms) {
         if (platform.verdict !== 'mismatch') continue
-        const key = slotKey(view.id, platform.selector)
-        if (this.diagnosing.has(key)) continue
-        const plan = planDiagnosis(view, platform, this.options.self.author, now)
-        if (plan === undefined) continue
-        remember(this.diagnosing, key)
-        void diagnose(plan, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
-          .then(async (body) => {
-            await this.options.ledger.append('diagnosis', body)
-            this.stats.diagnoses++
-          })
-          .catch((err: unknown) => {
-            log.error(describeDiagnosisFailure(plan, err))
-            // Let a later plan try again (the other side may have been unreachable).
-            setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
-          })
+        this.startDiagnosis(slotKey(view.id, platform.selector), () => planDiagnosis(view, platform, this.options.self.author, now))
       }
+      if (view.crossPlatform.verdict === 'mismatch') this.startDiagnosis(`${view.id}/cross-platform`, () => planCrossDiagnosis(view, this.options.self.author, now))
     }
+  }
+
+  /** Diagnose once per key, if the plan says it is this node's turn; a failure lets a later plan try again. */
+  private startDiagnosis (key: string, plan: () => DiagnosisPlan | undefined): void {
+    if (this.diagnosing.has(key)) return
+    const planned = plan()
+    if (planned === undefined) return
+    remember(this.diagnosing, key)
+    void diagnose(planned, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
+      .then(async (body) => {
+        await this.options.ledger.append('diagnosis', body)
+        this.stats.diagnoses++
+      })
+      .catch((err: unknown) => {
+        log.error(describeDiagnosisFailure(planned, err))
+        // Let a later plan try again (the other side may have been unreachable).
+        setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
+      })
   }
 
   private sourceHolders (view: JobView): string[] {

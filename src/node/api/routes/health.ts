@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { HealthResponse, LogUsage } from '../types.js'
+import type { HealthResponse, LogUsage, NetworkStatus } from '../types.js'
 
 /** What GET /api/health reads. */
 export interface HealthContext {
@@ -7,11 +7,12 @@ export interface HealthContext {
   author: string
   version: string
   startedAt: number
-  local (): { platforms: string[], slots: number, free: number }
+  local (): { platforms: string[], environments?: string[], slots: number, free: number }
   memberCount (): number
   connectionCount (): number
   /** The local log's size (absent where there is no log, e.g. some tests). */
   logUsage?: () => Promise<LogUsage>
+  network? (): NetworkStatus
 }
 
 export function registerHealthRoutes (app: FastifyInstance, context: HealthContext): void {
@@ -24,6 +25,7 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       peerId: context.peerId,
       author: context.author,
       platforms: local.platforms,
+      environments: local.environments ?? [],
       slots: local.slots,
       free: local.free,
       version: context.version,
@@ -31,7 +33,8 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       connections: context.connectionCount(),
       startedAt: context.startedAt,
       uptimeMs: now - context.startedAt,
-      ...(log !== undefined ? { log } : {})
+      ...(log !== undefined ? { log } : {}),
+      ...(context.network !== undefined ? { network: context.network() } : {})
     }
   })
 }

@@ -28,6 +28,19 @@ export interface MetricsSnapshot {
   /** The jobs layer's in-memory index: jobs held and the bytes of their entries. */
   jobIndex: { jobs: number, bytes: number }
   residentBytes: number
+  /** Runs this node stopped because a counted node's earlier claim filled the slot. */
+  runsYielded: number
+  /** Members of the node's mesh (from the vouches in the log). */
+  meshMembers: number
+  /** NAT traversal and the connection gater (absent on a bare API). */
+  network?: {
+    relayedConnections: number
+    relayReservations: number
+    upgrades: number
+    blobFetchesRelayed: number
+    blobServesRelayed: number
+    refused: Record<string, number>
+  }
 }
 
 export interface MetricsContext {
@@ -72,6 +85,16 @@ export function formatMetrics (m: MetricsSnapshot): string {
   gauge('buildhaus_job_index_jobs', 'Jobs held in memory by the jobs layer.', m.jobIndex.jobs)
   gauge('buildhaus_job_index_bytes', 'Bytes of entry lines the jobs layer holds in memory.', m.jobIndex.bytes)
   gauge('process_resident_memory_bytes', 'Resident memory of the node process.', m.residentBytes)
+  gauge('buildhaus_runs_yielded_total', 'Runs this node stopped because an earlier claim of a counted node filled the slot.', m.runsYielded, 'counter')
+  gauge('buildhaus_mesh_members', 'Members of this node\'s mesh, from the vouches in the log.', m.meshMembers)
+  if (m.network !== undefined) {
+    gauge('buildhaus_relayed_connections', 'Open connections that go through a circuit relay.', m.network.relayedConnections)
+    gauge('buildhaus_relay_reservations', 'Reservations this node holds as a relay for peers behind NAT.', m.network.relayReservations)
+    gauge('buildhaus_connection_upgrades_total', 'Relayed connections replaced by a direct one (DCUtR).', m.network.upgrades, 'counter')
+    gauge('buildhaus_blob_fetches_relayed_total', 'Blob fetches carried by a relayed connection.', m.network.blobFetchesRelayed, 'counter')
+    gauge('buildhaus_blob_serves_relayed_total', 'Blob uploads carried by a relayed connection.', m.network.blobServesRelayed, 'counter')
+    labelled('buildhaus_gater_refusals_total', 'Connections, reservations and relayed connections refused by the connection gater.', 'what', m.network.refused, 'counter')
+  }
   return `${out.join('\n')}\n`
 }
 

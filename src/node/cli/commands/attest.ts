@@ -6,7 +6,7 @@ import { auditExport } from '../../audit.js'
 import { connectNode } from '../../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { resolveJobId } from '../job-id.js'
-import { readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
 
 export const attestCommand = defineCommand({
   name: ['attest'],
@@ -27,13 +27,13 @@ export const attestCommand = defineCommand({
     let id = positionals[0]!
     if (options.log !== undefined) {
       if (!/^[0-9a-f]{64}$/.test(id)) throw new UsageError(`with --log, give the whole job id (64 hex digits), not ${JSON.stringify(id)}`)
-      const { policy } = await readerPolicyFromOptions(options)
-      const report = await auditExport(options.log, policy)
+      const reader = await readerPolicyFromOptions(options, io.env)
+      const report = await auditExport(options.log, reader.policy, { membership: membershipOption(reader) })
       const view = report.views.find((v) => v.id === id)
       if (view === undefined) throw new UsageError(`${options.log} holds no job ${id}`)
       found = attestations(view)
     } else {
-      if (options.trust !== undefined || options.quorum !== undefined) throw new UsageError('--trust and --quorum judge an exported log: add --log EXPORT (the node applies its own policy)')
+      if (options.trust !== undefined || options.quorum !== undefined || options.mesh !== undefined) throw new UsageError('--mesh, --trust and --quorum judge an exported log: add --log EXPORT (the node applies its own policy)')
       const client = await connectNode({ ...(options.api !== undefined ? { api: options.api } : {}), ...(options.home !== undefined ? { home: options.home } : {}), env: io.env })
       id = await resolveJobId(client, id, io.signal)
       found = (await client.getJson<{ attestations: PlatformAttestation[] }>(`/api/jobs/${id}/provenance`, { signal: io.signal })).attestations

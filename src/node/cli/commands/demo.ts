@@ -10,6 +10,7 @@ import { waitFor } from '../../../util/wait.js'
 import { NodeClient } from '../../client.js'
 import { buildNodeConfig, parseSandbox } from '../../config.js'
 import { startNode, type RunningNode } from '../../daemon.js'
+import { foundMeshFor } from '../../mesh.js'
 import { defineCommand, jsonOption } from '../command.js'
 import { jobReport } from '../job-format.js'
 import { watchJob } from '../watch.js'
@@ -44,10 +45,15 @@ export const demoCommand = defineCommand({
     const base = await mkdtemp(join(tmpdir(), 'buildhaus-demo-'))
     const nodes: RunningNode[] = []
     try {
-      say(`starting ${count} nodes (homes under ${base})…`)
+      // The demo founds its own mesh: every demo node is a founder, so their results count.
+      const homes = Array.from({ length: count }, (_, i) => join(base, `node${i + 1}`))
+      const meshFile = join(base, 'mesh.json')
+      await foundMeshFor(homes, meshFile, { name: 'demo' })
+      say(`starting ${count} nodes (homes under ${base}), founders of the mesh "demo" (${meshFile})…`)
       for (let i = 0; i < count; i++) {
         const config = buildNodeConfig({
-          home: join(base, `node${i + 1}`),
+          home: homes[i]!,
+          mesh: meshFile,
           listen: ['/ip4/127.0.0.1/tcp/0'],
           bootstrap: i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!],
           mdns: false,

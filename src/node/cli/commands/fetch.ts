@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import { attestations, type JobView } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
 import { connectNode, type NodeClient } from '../../client.js'
-import { checkedEntries, checkedLines, downloadChecked, foldChecked, inside, logSlice, wantedFiles, type WantedFile } from '../../release.js'
+import { checkedEntries, checkedLines, checkedMembershipEntries, downloadChecked, foldChecked, inside, logSlice, wantedFiles, type WantedFile } from '../../release.js'
 import { apiOption, defineCommand, homeOption, jsonOption, type CliIO } from '../command.js'
 import { resolveJobId } from '../job-id.js'
-import { readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { readerPolicyFromOptions, trustOptions, withMembers } from '../trust-options.js'
 import type { DecodedEntry } from '../../../ledger/entry.js'
 
 /** `JOB` or `JOB/PATH` (a path or glob of artifacts). */
@@ -23,18 +23,20 @@ async function emptyDir (dir: string): Promise<void> {
   await mkdir(dir, { recursive: true })
 }
 
-interface Checked { id: string, view: JobView, entries: DecodedEntry[], files: WantedFile[], client: NodeClient }
+interface Checked { id: string, view: JobView, entries: DecodedEntry[], files: WantedFile[], client: NodeClient, membership: DecodedEntry[] }
 
 /** Locate the node, check the job's entries here and fold them under the user's policy; the files to write. */
-async function checkedJob (target: string, options: { api?: string | undefined, home?: string | undefined, trust?: string | undefined, quorum?: string | undefined, platform?: string | undefined }, io: CliIO): Promise<Checked> {
+async function checkedJob (target: string, options: { api?: string | undefined, home?: string | undefined, trust?: string | undefined, quorum?: string | undefined, mesh?: string | undefined, platform?: string | undefined }, io: CliIO): Promise<Checked> {
   const { job, path } = splitTarget(target)
   const client = await connectNode({ ...(options.api !== undefined ? { api: options.api } : {}), ...(options.home !== undefined ? { home: options.home } : {}), env: io.env, timeoutMs: 60_000 })
   const id = await resolveJobId(client, job, io.signal)
-  const { policy } = await readerPolicyFromOptions(options)
+  const reader = await readerPolicyFromOptions(options, io.env)
+  // By default the reader counts its mesh's members, recomputed here from the node's checked vouches.
+  const membership = reader.mode === 'members' ? await checkedMembershipEntries(client, io.signal) : []
   const entries = await checkedEntries(client, id, io.signal)
-  const view = foldChecked(id, entries, policy)
+  const view = foldChecked(id, entries, withMembers(reader, membership))
   const files = wantedFiles(view, { ...(options.platform !== undefined ? { platform: options.platform } : {}), ...(path !== undefined ? { pathGlob: path } : {}) })
-  return { id, view, entries, files, client }
+  return { id, view, entries, files, client, membership }
 }
 
 const shared = {
@@ -72,12 +74,13 @@ export const releaseCommand = defineCommand({
   options: shared,
   async run (options, positionals, io) {
     if (options.output === undefined) throw new UsageError('give the directory to write to with -o DIR')
-    const { id, view, entries, files, client } = await checkedJob(positionals[0]!, options, io)
+    const { id, view, entries, files, client, membership } = await checkedJob(positionals[0]!, options, io)
     await emptyDir(options.output)
     const dir = options.output
     for (const file of files) await downloadChecked(client, file.artifact, inside(join(dir, 'artifacts'), file.target), io.signal)
     // The watch that triggered the job belongs to its proof: what was watched, by whom.
-    const proof = [...entries]
+    // The vouches that make its builders members belong to its proof too (audit --slice --mesh recomputes them).
+    const proof = [...entries, ...membership]
     const trigger = view.spec.trigger
     if (trigger !== undefined) {
       try {
@@ -108,8 +111,8 @@ export const releaseCommand = defineCommand({
       files: files.map((f) => ({ path: `artifacts/${f.target}`, platform: f.platform, sha256: f.artifact.sha256, size: f.artifact.size })),
       provenance: envelopes.map((a) => ({ platform: a.platform, signers: a.signers })),
       check: [
-        'buildhaus-node audit --slice log.ndjson [--trust DIR]',
-        'buildhaus-node verify --log log.ndjson --slice --job <job> artifacts/<file> [--trust DIR]',
+        'buildhaus-node audit --slice log.ndjson --mesh MESH.json [--trust DIR]',
+        'buildhaus-node verify --log log.ndjson --slice --mesh MESH.json --job <job> artifacts/<file> [--trust DIR]',
         'sha256sum -c SHA256SUMS'
       ]
     }
