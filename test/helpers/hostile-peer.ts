@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { generateKeyPair } from '@libp2p/crypto/keys'
+import { generateKeyPair, publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { RPC } from '@libp2p/gossipsub/message'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -104,6 +104,24 @@ export const IDENTITY_KEY = `01${'00'.repeat(31)}`
 
 /** The signature (R = identity, S = 0) that an identity-point key "makes" on every message. */
 export const IDENTITY_SIGNATURE = `01${'00'.repeat(63)}`
+
+/**
+ * A libp2p key whose public half is the identity point (IDENTITY_KEY) and
+ * whose every signature is IDENTITY_SIGNATURE: a lax Ed25519 verify (libp2p's
+ * Noise handshake, gossipsub's StrictSign) accepts them all, so a peer under
+ * this key completes a handshake without holding any private key.
+ */
+export function identityPointKey (): PrivateKey {
+  const publicKey = publicKeyFromRaw(Buffer.from(IDENTITY_KEY, 'hex'))
+  const signature = Uint8Array.from(Buffer.from(IDENTITY_SIGNATURE, 'hex'))
+  return {
+    type: 'Ed25519',
+    raw: new Uint8Array(64),
+    publicKey,
+    equals: (other: unknown) => other === publicKey,
+    sign: () => signature
+  } as unknown as PrivateKey
+}
 
 /** A fresh author key with its own chain, kept by the caller. */
 export function throwawayAuthor (key: NodeKey = generateNodeKey()): ThrowawayAuthor {

@@ -1,4 +1,5 @@
 import { createPublicKey, verify as rawVerify } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
 import nacl from 'tweetnacl'
 import { describe, expect, it } from 'vitest'
 import { generateNodeKey, parsePublicKey } from '../../src/crypto/keys.js'
@@ -9,10 +10,12 @@ import { auditLines } from '../../src/ledger/audit.js'
 import { EntryCodec, signedMessage } from '../../src/ledger/entry.js'
 import { decodeForkProof } from '../../src/ledger/forks.js'
 import { VerifyPool } from '../../src/ledger/verify-pool.js'
+import { buildNodeConfig } from '../../src/node/config.js'
+import { startNode } from '../../src/node/daemon.js'
 import { waitFor } from '../../src/util/wait.js'
 import { startNodeProcess } from '../helpers/cluster.js'
-import { forgeEntryWithSignature, hostilePeer, IDENTITY_KEY, IDENTITY_SIGNATURE, throwawayAuthor } from '../helpers/hostile-peer.js'
-import { useTeardown } from '../helpers/temp-home.js'
+import { forgeEntryWithSignature, hostilePeer, IDENTITY_KEY, IDENTITY_SIGNATURE, identityPointKey, throwawayAuthor } from '../helpers/hostile-peer.js'
+import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { jobBody } from '../jobs/helpers.js'
 import { openTestStore } from '../ledger/helpers.js'
 
@@ -192,6 +195,34 @@ describe('attack 9: non-strict Ed25519', { timeout: 180_000 }, () => {
     expect(lines.some((line) => line.includes(IDENTITY_KEY))).toBe(false)
     expect(lines.some((line) => line.includes(nonCanonical.entry.author as string))).toBe(false)
     expect((await fetch(new URL(`/api/jobs/${forged.id}`, node.apiUrl))).status).toBe(404)
+  })
+
+  it('the connection gater refuses a peer whose key is the identity point, both ways, in an open mesh; an honest stranger still connects', async () => {
+    const home = await tempDir(teardown)
+    const config = buildNodeConfig({ home, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, platform: [], api: '127.0.0.1:0', slots: '0' }, {})
+    const node = await startNode(config, { writeApiFile: false, warn: () => {} })
+    teardown(async () => { await node.stop() })
+    const address = node.listenAddresses()[0]!
+
+    // libp2p's Noise verifies with a lax Ed25519: this peer completes its side of the handshake holding no private key.
+    const weak = await hostilePeer(teardown, { privateKey: identityPointKey() })
+    expect(isStrictPublicKey(weak.libp2p.peerId.publicKey!.raw)).toBe(false)
+    await weak.libp2p.dial(multiaddr(address)).catch(() => {})
+    await waitFor(() => node.gater.stats().weakKeys >= 1, { timeoutMs: 10_000, what: 'the gater to refuse the identity-point peer' })
+    await waitFor(() => weak.libp2p.getConnections(node.peerId).length === 0, { timeoutMs: 10_000, what: 'the refused connection to close' })
+    expect(node.libp2p.getConnections(weak.libp2p.peerId)).toHaveLength(0)
+
+    // Nor does the node dial it.
+    const refused = node.gater.stats().weakKeys
+    await expect(node.libp2p.dial(weak.libp2p.getMultiaddrs()[0]!)).rejects.toThrow()
+    expect(node.gater.stats().weakKeys).toBeGreaterThan(refused)
+    expect(node.libp2p.getConnections(weak.libp2p.peerId)).toHaveLength(0)
+
+    // A fresh honest key is a stranger like any other: an open mesh lets it in.
+    const honest = await hostilePeer(teardown)
+    await honest.libp2p.dial(multiaddr(address))
+    await waitFor(() => node.libp2p.getConnections(honest.libp2p.peerId).length > 0, { timeoutMs: 10_000, what: 'the honest stranger to connect' })
+    expect(node.gater.stats().nonMembers).toBe(0)
   })
 })
 

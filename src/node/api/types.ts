@@ -61,7 +61,7 @@ export interface NetworkStatus {
   /** Blob transfers carried by a relayed connection since start (this node fetching, and serving). */
   relayedBlobs: { fetched: number, served: number }
   /** What the connection gater refused since start. */
-  refused: { nonMembers: number, reservations: number, circuits: number, swept: number }
+  refused: { nonMembers: number, reservations: number, circuits: number, swept: number, weakKeys: number }
 }
 
 export interface PeerView {
