@@ -72,10 +72,15 @@ describe('attack 10: entries after a revoke still counted', { timeout: 180_000 }
   })
 
   it('a live node stores the revoke, refuses the result after it, and its view of the job stays a mismatch', async () => {
-    const node = await startNodeProcess(teardown, { args: ['--slots', '0'] })
+    const { entries, job, afterRevoke, a, b } = flipAttempt()
+    // The reader trusts both builders by its own list: what B wrote before its revoke counts, nothing after it
+    // (under the default policy a revoked key is no member, and none of its results count: docs/FORMAT.md §8.6).
+    const trust = await tempDir(teardown, 'buildhaus-revoke-trust-')
+    await writeFile(join(trust, 'a.pub'), `${a.hex}\n`)
+    await writeFile(join(trust, 'b.pub'), `${b.hex}\n`)
+    const node = await startNodeProcess(teardown, { args: ['--slots', '0', '--trust', trust] })
     const peer = await hostilePeer(teardown)
     await peer.connect(node.address)
-    const { entries, job, afterRevoke } = flipAttempt()
     const last = entries[entries.length - 2]!
     await waitFor(async () => {
       for (const entry of entries) await peer.publishEntry(entry)
