@@ -15,6 +15,7 @@ import { benchAudit } from './audit.js'
 import { benchBlobs } from './blobs.js'
 import { benchCluster } from './cluster.js'
 import { benchDashboard } from './dashboard.js'
+import { benchDoor } from './door.js'
 import { benchEnvironments } from './environments.js'
 import benchJobsFold from './jobs-fold.js'
 import { benchJobs } from './jobs.js'
@@ -39,6 +40,7 @@ const MODULES = {
   // The full run makes a Debian environment (a minute or two of both cores); the quick one uses a cached one, if any.
   environments: { full: async () => await benchEnvironments(), quick: async () => await benchEnvironments({ create: false, rounds: 1 }) },
   ledger: { full: async () => await benchLedger(), quick: async () => await benchLedger({ entries: 10_000, appends: 150, concurrentAppends: 1_000 }) },
+  door: { full: async () => await benchDoor(), quick: async () => await benchDoor({ entries: 1_000, rounds: 2 }) },
   audit: { full: async () => await benchAudit(), quick: async () => await benchAudit({ entries: 10_000 }) },
   jobs: { full: async () => await benchJobs(), quick: async () => await benchJobs({ sequential: 8, burst: 20 }) },
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },

@@ -4,8 +4,16 @@ export const DEFAULT_P2P_PORT = 4710
 /** Default listen address of `buildhaus-node join`: every interface, the documented port. */
 export const DEFAULT_LISTEN_ADDRESS = `/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`
 
-/** Largest gossip message accepted (an entry is at most 64 KiB; room for the envelope). */
-export const MAX_GOSSIP_MESSAGE_BYTES = 128 * 1024
+/**
+ * Largest gossipsub RPC accepted from a peer. One entry is at most 64 KiB,
+ * but gossipsub answers an IWANT with every message asked for in one RPC:
+ * at 128 KiB, a reply carrying three large jobs made the receiver reset the
+ * stream, and the sender's gossip to it stopped (seen under the spam test,
+ * test/hostile/spam.test.ts). 1 MiB, as go-libp2p's default, takes sixteen
+ * of the largest entries per RPC; each message in it is still checked
+ * against the entry limit on its own.
+ */
+export const MAX_GOSSIP_MESSAGE_BYTES = 1024 * 1024
 
 /** Peers from one IP address beyond this many lower each other's gossip score (loopback is exempt). */
 export const IP_COLOCATION_THRESHOLD = 50

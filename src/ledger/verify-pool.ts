@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { verifySignature } from '../crypto/sign.js'
+import { isStrictEncoding, verifySignature } from '../crypto/sign.js'
 import { isHex } from '../util/hex.js'
 import { componentLogger } from '../util/logger.js'
 import { signedMessage } from './entry.js'
@@ -194,7 +194,13 @@ function verifyInline (item: SignatureCheck): boolean {
   return verifySignature(item.author, signedMessage(item.id), Buffer.from(item.sig, 'hex'))
 }
 
-/** Pack items [start, end) into one buffer; `packed[i]` is 0 where an item was not 32+32+64 bytes of hex. */
+/**
+ * Pack items [start, end) into one buffer; `packed[i]` is 0 where an item was
+ * not 32+32+64 bytes of hex, or fails the strict encoding checks (a
+ * non-canonical or small-order key or R, S ≥ L: crypto/strict.ts). Those
+ * checks run here, in the calling thread, so the workers only do the curve
+ * arithmetic and every path (inline or pooled) refuses the same signatures.
+ */
 function pack (items: readonly SignatureCheck[], start: number, end: number): { buffer: ArrayBuffer, packed: Uint8Array } {
   const bytes = Buffer.alloc((end - start) * ITEM_BYTES)
   const packed = new Uint8Array(end - start)
@@ -205,7 +211,7 @@ function pack (items: readonly SignatureCheck[], start: number, end: number): { 
       bytes.write(item.author, at, 'hex')
       bytes.write(item.id, at + 32, 'hex')
       bytes.write(item.sig, at + 64, 'hex')
-      packed[i - start] = 1
+      packed[i - start] = isStrictEncoding(bytes.subarray(at, at + 32), bytes.subarray(at + 64, at + 128)) ? 1 : 0
     }
   }
   // Buffer.alloc may hand out a slice of a shared pool: copy into a buffer of our own to transfer it.

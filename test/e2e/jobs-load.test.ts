@@ -98,10 +98,12 @@ describe('a burst of small jobs on four nodes', () => {
     // A fair share is a quarter of the runs; allow for the spread of rendezvous ranks and timing.
     for (const count of perNode.values()) expect(count).toBeGreaterThanOrEqual(JOBS * REPLICAS / nodes.length / 2)
     // Between one run's result and its next claim a node publishes, plans and claims: tens of
-    // milliseconds each time, more when the machine is loaded. A node watching the queue would sit
-    // idle for a plan tick (1 s) or more: no stretch of idling while work waits comes near that.
+    // milliseconds each time, more when the machine is loaded. A node that claimed only on its plan
+    // tick (1 s) would idle about a tick after every short run, most of the queued time: the share
+    // below catches that whatever the load. A single stretch may reach a tick when the machine is
+    // busy (seen at load 15: 1.2 s), so the longest is only held to a few ticks: no node stalls.
     expect(window).toBeGreaterThan(0)
-    for (const longest of idle.longest.values()) expect(longest).toBeLessThan(1_000)
+    for (const longest of idle.longest.values()) expect(longest).toBeLessThan(3_000)
     // And all those slivers together stay a small part of the time work was queued.
     const idleTotal = [...idle.perNode.values()].reduce((a, b) => a + b, 0)
     expect(idleTotal / (window * nodes.length)).toBeLessThan(0.2)

@@ -10,6 +10,13 @@ export const MAX_ENTRIES_PER_FRAME = 512
 /** Entries one side sends in one session; past it the sender says `more` and the receiver comes back. */
 export const MAX_ENTRIES_PER_SESSION = 25_000
 
+/**
+ * Bytes of entry lines one side sends in one session, likewise (25,000
+ * typical entries are ~20 MB; without this bound 25,000 entries of 64 KiB
+ * would be 1.6 GB). A receiver aborts a peer that sends more.
+ */
+export const MAX_BYTES_PER_SESSION = 32 * 1024 * 1024
+
 /** Heads per `heads` frame, and in total (set reconciliation is the known next step for more authors). */
 export const MAX_HEADS_PER_FRAME = 4096
 export const MAX_HEADS = 65_536

@@ -3,8 +3,9 @@ import { describeError } from '../../util/errors.js'
 import { ReadOnlyLedgerError } from '../errors.js'
 import { componentLogger } from '../../util/logger.js'
 import type { ChainHead, LedgerStore } from '../store.js'
+import type { Admission } from '../admission/index.js'
 import {
-  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
+  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_BYTES_PER_SESSION, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
   SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND, SYNC_PROTOCOL
 } from './constants.js'
 import type { CatchUpResult, LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
@@ -19,6 +20,7 @@ interface Settings {
   sessionTimeoutMs: number
   dialTimeoutMs: number
   maxEntriesPerSession: number
+  maxBytesPerSession: number
   maxConcurrentSessions: number
 }
 
@@ -32,6 +34,7 @@ export class LedgerSync {
   readonly #network: SyncNetwork
   readonly #store: LedgerStore
   readonly #settings: Settings
+  readonly #admission: Admission | undefined
   readonly #active = new Map<string, number>()
   readonly #outbound = new Map<string, Promise<SessionResult | undefined>>()
   /** Every session running, inbound or outbound, so stop() can wait for them to wind down. */
@@ -45,6 +48,7 @@ export class LedgerSync {
   constructor (components: LedgerSyncComponents, init: LedgerSyncInit = {}) {
     this.#network = components.network
     this.#store = components.store
+    this.#admission = components.admission
     this.#settings = {
       intervalMs: init.intervalMs ?? SYNC_INTERVAL_MS,
       peersPerRound: init.peersPerRound ?? SYNC_PEERS_PER_ROUND,
@@ -52,6 +56,7 @@ export class LedgerSync {
       sessionTimeoutMs: init.sessionTimeoutMs ?? SESSION_TIMEOUT_MS,
       dialTimeoutMs: init.dialTimeoutMs ?? DIAL_TIMEOUT_MS,
       maxEntriesPerSession: init.maxEntriesPerSession ?? MAX_ENTRIES_PER_SESSION,
+      maxBytesPerSession: init.maxBytesPerSession ?? MAX_BYTES_PER_SESSION,
       maxConcurrentSessions: init.maxConcurrentSessions ?? MAX_CONCURRENT_SESSIONS
     }
   }
@@ -166,6 +171,8 @@ export class LedgerSync {
         frameTimeoutMs: this.#settings.frameTimeoutMs,
         sessionTimeoutMs: this.#settings.sessionTimeoutMs,
         maxEntriesPerSession: this.#settings.maxEntriesPerSession,
+        maxBytesPerSession: this.#settings.maxBytesPerSession,
+        ...(this.#admission !== undefined ? { admission: this.#admission } : {}),
         signal,
         log
       })
