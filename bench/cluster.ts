@@ -53,7 +53,7 @@ const SUBMIT_TIMEOUT_MS = 180_000
 /** How long the formed mesh idles while its CPU use is measured. */
 const IDLE_SAMPLE_MS = 10_000
 
-interface HostProcess {
+export interface HostProcess {
   child: ChildProcess
   nodes: Array<{ index: number, peerId: string, author: string, listen: string[], api: string }>
   stderr: string
@@ -100,6 +100,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
   const label = options.label ?? `${total} nodes`
   const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-cluster-'))
   const running: HostProcess[] = []
+  let recorder: { stop: () => Promise<void> } | undefined
   const run: ClusterRun = {
     nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, submitMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
     duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, stopMs: NaN, completed: false, converged: false
@@ -139,6 +140,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     run.idleCoresPerNode = round(((await cpuSecondsOf(running)) - idleFrom) / ((performance.now() - idleStarted) / 1000) / total, 4)
     const cpuBefore = await cpuSecondsOf(running)
 
+    recorder = label.startsWith('baseline') ? undefined : startPerfRecord(running)
     progress(`${label}: submitting ${jobs} jobs round-robin`)
     const source = await jobSource(scratch)
     // A submission is not retried (it could submit twice): give an overloaded node's API longer than a poll.
@@ -186,6 +188,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     }, { timeoutMs: phaseTimeoutMs, intervalMs: 1_000, what: `${total} nodes to hold the same log` })
     run.convergenceMs = performance.now() - submittedAt
     run.converged = true
+    await recorder?.stop()
     run.cpuSeconds = round((await cpuSecondsOf(running)) - cpuBefore, 1)
     run.entries = common.length
     const timing = jobTimings(common, new Set(ids))
@@ -201,6 +204,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     const tails = running.map((h) => h.stderr.trim().split('\n').slice(-3).join(' | ')).filter((t) => t !== '')
     if (tails.length > 0) run.error += ` (host stderr: ${tails.join(' || ').slice(0, 1000)})`
   } finally {
+    await recorder?.stop()
     const stopping = performance.now()
     await Promise.all(running.map(async (h) => { await stopHost(h) }))
     run.stopMs = performance.now() - stopping
@@ -262,13 +266,40 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   return result
 }
 
-async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
-  const child = spawn(process.execPath, [HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * BENCH_PERF_RECORD=FILE: record where the big run's hosts spend CPU from the
+ * first submission until the logs converge (`perf record -e cpu-clock`, on-CPU
+ * samples only; BENCH_HOST_ARGS=--perf-basic-prof names JavaScript functions).
+ * For finding costs, not part of the figures.
+ */
+function startPerfRecord (hosts: HostProcess[]): { stop: () => Promise<void> } | undefined {
+  const file = process.env.BENCH_PERF_RECORD
+  if (file === undefined) return undefined
+  const child = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '499', '-g', '-o', file, '-p', hosts.map((h) => String(h.child.pid)).join(',')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  return {
+    stop: async () => {
+      if (child.exitCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGINT')
+      await exited
+    }
+  }
+}
+
+export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
+  // BENCH_HOST_ARGS: options for the hosts' Node.js, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
+  const nodeArgs = process.env.BENCH_HOST_ARGS?.split(' ').filter((a) => a !== '') ?? []
+  const child = spawn(process.execPath, [...nodeArgs, HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const host: HostProcess = { child, nodes: [], stderr: '' }
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })
   await new Promise<void>((resolve, reject) => {
     let pending = ''
-    const timer = setTimeout(() => { reject(new Error(`host of nodes ${spec.first}.. did not start its ${spec.count} nodes within ${timeoutMs} ms: ${host.stderr.trim().slice(-500)}`)) }, timeoutMs)
+    const timer = setTimeout(() => {
+      // Nobody will stop a host that was never returned: stop it here.
+      child.kill('SIGTERM')
+      setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }, 20_000).unref()
+      reject(new Error(`host of nodes ${spec.first}.. did not start its ${spec.count} nodes within ${timeoutMs} ms: ${host.stderr.trim().slice(-500)}`))
+    }, timeoutMs)
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       pending += chunk
       let newline: number
@@ -286,7 +317,7 @@ async function startHost (spec: { dir: string, first: number, count: number, boo
   return host
 }
 
-async function stopHost (host: HostProcess): Promise<void> {
+export async function stopHost (host: HostProcess): Promise<void> {
   const { child } = host
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((resolve) => child.once('close', resolve))

@@ -15,6 +15,7 @@ import { benchAudit } from './audit.js'
 import { benchBlobs } from './blobs.js'
 import { benchCluster } from './cluster.js'
 import { benchDashboard } from './dashboard.js'
+import { benchDoor } from './door.js'
 import { benchEnvironments } from './environments.js'
 import benchJobsFold from './jobs-fold.js'
 import { benchJobs } from './jobs.js'
@@ -22,6 +23,8 @@ import { benchLedger } from './ledger.js'
 import { benchMembership } from './membership.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
+import { benchScale, checkModel } from './scale.js'
+import { benchUser } from './user.js'
 import { benchWatches } from './watches.js'
 
 interface Module {
@@ -37,6 +40,7 @@ const MODULES = {
   // The full run makes a Debian environment (a minute or two of both cores); the quick one uses a cached one, if any.
   environments: { full: async () => await benchEnvironments(), quick: async () => await benchEnvironments({ create: false, rounds: 1 }) },
   ledger: { full: async () => await benchLedger(), quick: async () => await benchLedger({ entries: 10_000, appends: 150, concurrentAppends: 1_000 }) },
+  door: { full: async () => await benchDoor(), quick: async () => await benchDoor({ entries: 1_000, rounds: 2 }) },
   audit: { full: async () => await benchAudit(), quick: async () => await benchAudit({ entries: 10_000 }) },
   jobs: { full: async () => await benchJobs(), quick: async () => await benchJobs({ sequential: 8, burst: 20 }) },
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },
@@ -45,8 +49,12 @@ const MODULES = {
   watches: { full: async () => await benchWatches(), quick: async () => await benchWatches({ lines: 50, results: 50 }) },
   dashboard: { full: async () => await benchDashboard(), quick: async () => await benchDashboard({ jobs: 200, loads: 2, requests: 40 }) },
   mesh: { full: async () => await benchMesh(), quick: async () => await benchMesh({ sizes: [5], messages: 10, startRuns: 1, rssProcesses: 2, idleMs: 3_000 }) },
+  // What users see (node processes, HTTP, SSE) beside Buildbot 3.7 in the same run; after the in-process jobs figures, its breakdown.
+  user: { full: async () => await benchUser(), quick: async () => await benchUser({ sequential: 8, burst: 20, idlePeers: 10, idleMs: 5_000 }) },
   // 5 minutes per phase (not the module's 10) keeps a struggling 50-node run from pushing the whole run past ~20 minutes.
-  cluster: { full: async () => await benchCluster({ phaseTimeoutMs: 5 * 60_000 }), quick: async () => await benchCluster({ nodes: 6, hosts: 2, jobs: 4, phaseTimeoutMs: 120_000 }) }
+  cluster: { full: async () => await benchCluster({ phaseTimeoutMs: 5 * 60_000 }), quick: async () => await benchCluster({ nodes: 6, hosts: 2, jobs: 4, phaseTimeoutMs: 120_000 }) },
+  // The scale model's inputs (CPU per message, sizes) and its projections; checked against `cluster` when both ran.
+  scale: { full: async () => await benchScale(), quick: async () => await benchScale({ idleMs: 5_000, entries: 50, storeEntries: 5_000 }) }
 } satisfies Record<string, Module>
 
 type ModuleName = keyof typeof MODULES
@@ -153,6 +161,10 @@ async function main (): Promise<number> {
     }
     seconds[name] = Math.round((performance.now() - began) / 100) / 10
     say(`${name} ${errors[name] !== undefined ? 'FAILED' : 'done'} … ${seconds[name].toFixed(0)} s${errors[name] !== undefined ? `: ${errors[name]}` : ''}`)
+  }
+  // The scale model beside the cluster's measured figures of this very run.
+  if (modules.scale !== undefined && modules.cluster !== undefined && errors.scale === undefined) {
+    document.modelCheck = checkModel(modules.scale as Record<string, unknown>, modules.cluster as Record<string, unknown>)
   }
   Object.assign(document, { modules, errors, moduleSeconds: seconds, totalSeconds: Math.round((performance.now() - started) / 100) / 10 })
 

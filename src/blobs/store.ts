@@ -32,6 +32,13 @@ export interface PutOptions {
   maxBytes?: number
   /** Pin the blob once stored. */
   pin?: boolean
+  /**
+   * Wait for the bytes to reach the disk (fsync) before the blob counts as
+   * stored (default true). False for what may be lost with the machine (a
+   * build's log): a crash cannot leave it torn unnoticed, since a blob found on
+   * disk at open is checked against its hash before it is first served.
+   */
+  durable?: boolean
 }
 
 export interface PutFileOptions {
@@ -73,6 +80,8 @@ interface Entry {
    * first served, so a file truncated by a crash or a disk fault is never served.
    */
   verified: boolean
+  /** Written by this process without an fsync (PutOptions.durable false): a durable put of the same bytes syncs it. */
+  volatile?: boolean
   verifying?: Promise<void>
 }
 
@@ -174,13 +183,13 @@ export class BlobStore {
           hasher.update(chunk)
           await writeAll(handle, chunk)
         }
-        await handle.sync()
+        if (options.durable !== false) await handle.sync()
       } finally {
         await handle.close()
       }
       const hash = hasher.digest('hex')
       if (expected !== undefined && hash !== expected) throw new BlobHashMismatchError(expected, hash, size)
-      await this.commit(tmp, hash, size, options.pin === true)
+      await this.commit(tmp, hash, size, options.pin === true, options.durable !== false)
       committed = true
       return { hash, size }
     } finally {
@@ -336,21 +345,26 @@ export class BlobStore {
   }
 
   /** Rename a verified temp file into place and index it. */
-  private async commit (tmp: string, hash: string, size: number, pin: boolean): Promise<void> {
+  private async commit (tmp: string, hash: string, size: number, pin: boolean, durable = true): Promise<void> {
     await this.withLock(hash, async () => {
       const existing = this.entries.get(hash)
       if (existing?.verified === true) {
         await rm(tmp, { force: true })
+        if (durable && existing.volatile === true) {
+          await fsyncPath(this.path(hash))
+          await fsyncPath(join(this.dir, hash.slice(0, 2)))
+          existing.volatile = false
+        }
       } else {
         const prefixDir = join(this.dir, hash.slice(0, 2))
         await mkdir(prefixDir, { recursive: true })
         // Replaces an unverified (possibly damaged) copy found at open: these bytes are checked.
         await rename(tmp, this.path(hash))
-        await fsyncDir(prefixDir)
+        if (durable) await fsyncPath(prefixDir)
       }
       const entry = this.entries.get(hash)
       if (entry === undefined) {
-        this.entries.set(hash, { hash, size, pinned: false, readers: 0, verified: true })
+        this.entries.set(hash, { hash, size, pinned: false, readers: 0, verified: true, ...(durable ? {} : { volatile: true }) })
         this.totalBytes += size
       } else {
         this.totalBytes += size - entry.size
@@ -500,8 +514,8 @@ async function hashHandle (handle: FileHandle): Promise<{ hash: string, size: nu
 }
 
 /** Make a rename in `dir` durable. */
-async function fsyncDir (dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
+async function fsyncPath (path: string): Promise<void> {
+  const handle = await open(path, 'r')
   try {
     await handle.sync()
   } finally {

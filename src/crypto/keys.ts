@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import nacl from 'tweetnacl'
 import { InvalidInputError } from '../util/errors.js'
 import { fromHex, isHex, toHex } from '../util/hex.js'
+import { publicKeyProblem } from './strict.js'
 
 /** An Ed25519 key pair. `seed` is the 32-byte secret from which everything else derives. */
 export interface NodeKey {
@@ -56,9 +57,18 @@ export function encodePublicKeyPem (publicKey: Uint8Array): string {
 
 /**
  * Read a public key written either as SPKI PEM or as 64 hex digits (optionally
- * followed by a comment). Returns the key as hex.
+ * followed by a comment). Returns the key as hex. A key no signature could
+ * honestly verify under (non-canonical, or a point of small order: see
+ * strict.ts) is refused, so it can never enter a trust list.
  */
 export function parsePublicKey (text: string): string {
+  const hex = parsePublicKeyText(text)
+  const problem = publicKeyProblem(fromHex(hex))
+  if (problem !== undefined) throw new InvalidInputError(`${problem}; it cannot be anyone's key`)
+  return hex
+}
+
+function parsePublicKeyText (text: string): string {
   const trimmed = text.trim()
   if (trimmed.startsWith('-----BEGIN')) {
     let keyObject: KeyObject

@@ -2,6 +2,7 @@ import { sign as nativeSign, verify as nativeVerify, type KeyObject } from 'node
 import nacl from 'tweetnacl'
 import { isHex } from '../util/hex.js'
 import { privateKeyObject, publicKeyObject, type NodeKey } from './keys.js'
+import { isStrictPublicKey, isStrictSignature } from './strict.js'
 
 /** What signs: the node's own key, behind a narrow interface. */
 export interface Signer {
@@ -51,9 +52,14 @@ function cachedPublicKey (publicHex: string): KeyObject {
   return keyObject
 }
 
-/** Verify with node:crypto (the hot path). Never throws: malformed keys or signatures are simply invalid. */
+/**
+ * Verify with node:crypto (the hot path), strictly: the key and the
+ * signature must first pass the encoding and order checks of strict.ts
+ * (what libsodium refuses and OpenSSL does not). Never throws: malformed keys
+ * or signatures are simply invalid.
+ */
 export function verifySignature (publicHex: string, message: Uint8Array, signature: Uint8Array): boolean {
-  if (!isHex(publicHex, 32) || signature.length !== 64) return false
+  if (!isHex(publicHex, 32) || !isStrictEncoding(Buffer.from(publicHex, 'hex'), signature)) return false
   try {
     return nativeVerify(null, message, cachedPublicKey(publicHex), signature)
   } catch {
@@ -61,8 +67,18 @@ export function verifySignature (publicHex: string, message: Uint8Array, signatu
   }
 }
 
-/** Verify with tweetnacl, the reference implementation (slow; used to cross-check). */
+/** Verify with tweetnacl, the reference implementation (slow; used to cross-check), with the same strict checks in front. */
 export function verifySignatureNacl (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.length !== 32 || signature.length !== 64) return false
+  if (!isStrictEncoding(publicKey, signature)) return false
   return nacl.sign.detached.verify(message, signature, publicKey)
+}
+
+/**
+ * The checks strict verification makes before any curve arithmetic (see
+ * strict.ts): a canonical public key not of small order, and a signature whose
+ * R is canonical and not of small order and whose S is below the group order.
+ * Cheap (a few byte comparisons); every verify path calls it first.
+ */
+export function isStrictEncoding (publicKey: Uint8Array, signature: Uint8Array): boolean {
+  return isStrictPublicKey(publicKey) && isStrictSignature(signature)
 }

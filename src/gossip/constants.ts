@@ -4,8 +4,16 @@ export const DEFAULT_P2P_PORT = 4710
 /** Default listen address of `buildhaus-node join`: every interface, the documented port. */
 export const DEFAULT_LISTEN_ADDRESS = `/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`
 
-/** Largest gossip message accepted (an entry is at most 64 KiB; room for the envelope). */
-export const MAX_GOSSIP_MESSAGE_BYTES = 128 * 1024
+/**
+ * Largest gossipsub RPC accepted from a peer. One entry is at most 64 KiB,
+ * but gossipsub answers an IWANT with every message asked for in one RPC:
+ * at 128 KiB, a reply carrying three large jobs made the receiver reset the
+ * stream, and the sender's gossip to it stopped (seen under the spam test,
+ * test/hostile/spam.test.ts). 1 MiB, as go-libp2p's default, takes sixteen
+ * of the largest entries per RPC; each message in it is still checked
+ * against the entry limit on its own.
+ */
+export const MAX_GOSSIP_MESSAGE_BYTES = 1024 * 1024
 
 /** Peers from one IP address beyond this many lower each other's gossip score (loopback is exempt). */
 export const IP_COLOCATION_THRESHOLD = 50
@@ -57,6 +65,17 @@ export const INVALID_MESSAGE_WEIGHT = -10
  * then given another chance (and graylisted again at its first junk).
  */
 export const INVALID_MESSAGE_DECAY = 0.9
+
+/**
+ * How often libp2p's connection monitor pings each connection (libp2p's
+ * default is 10 s). Every ping opens a stream (multistream negotiation, a
+ * Noise-encrypted round trip): in an idle mesh that was half of a node's CPU
+ * once heartbeats and sync rounds were made cheap, and it grows with the
+ * connections held. Gossip and presence traffic keep live connections busy
+ * anyway; a dead one is found within a minute, and presence and the keeper
+ * already notice a silent member on their own.
+ */
+export const PING_INTERVAL_MS = 60_000
 
 /**
  * Dials the address book's gate lets through (one per address), over all

@@ -12,7 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
-import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
+import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES, PING_INTERVAL_MS } from './constants.js'
 import { PortInUseError } from './errors.js'
 import { natConfig, type NatOptions, type NatServices } from './nat/services.js'
 
@@ -91,6 +91,7 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
         dialTimeout: DIAL_TIMEOUT_MS,
         maxConnections: 200
       },
+      connectionMonitor: { pingInterval: PING_INTERVAL_MS },
       services: {
         identify: identify(),
         pubsub: gossipsub({

@@ -271,7 +271,7 @@ export const stepResultSchema = z.strictObject({
   name: line(MAX_STEP_NAME_LENGTH),
   /** null when the step was killed by a signal or never ran. */
   exit: z.int().min(0).max(255).nullable(),
-  signal: z.string().regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as "SIGKILL"').max(MAX_SIGNAL_LENGTH).optional(),
+  signal: z.string().min(4).max(MAX_SIGNAL_LENGTH).regex(/^SIG[A-Z0-9]+$/, 'must be a signal name such as "SIGKILL"').optional(),
   ms: count
 })
 
@@ -424,5 +424,6 @@ export const jobEntryRules: EntryTypeRules = {
   result: { validate: validator(resultBodySchema), refs: refersToJob },
   cancel: { validate: validator(cancelBodySchema), refs: refersToJob },
   diagnosis: { validate: validator(diagnosisBodySchema), refs: refersToJob },
-  revoke: { validate: validator(revokeBodySchema) }
+  // A revoke ends its author's chain: the ledger stores nothing after it, and the fold and audit ignore anything after it.
+  revoke: { validate: validator(revokeBodySchema), final: true }
 }

@@ -99,6 +99,24 @@ export const HEARTBEAT_HOLD_MS = CLAIM_LEASE_MS
  */
 export const CLAIM_ESCALATE_MS = 2 * CLAIM_LEASE_MS
 
+/**
+ * The job service's in-memory index (src/jobs/service/job-index.ts) holds at
+ * most this many bytes of entry lines (a decoded entry takes about three
+ * times its line on the heap, so ~100 MB)…
+ */
+export const MAX_INDEX_BYTES = 32 * 1024 * 1024
+
+/** …and at most this many jobs. Past either, the oldest decided jobs leave memory first (the log keeps them; `GET /api/jobs/<id>` reads them back). */
+export const MAX_INDEX_JOBS = 20_000
+
+/** Entries naming a job the index does not hold, kept until it arrives: at most this many… */
+export const MAX_ORPHANS = 10_000
+
+/** …and this many bytes (the oldest job's waiting entries go first; the log keeps them). */
+export const MAX_ORPHAN_BYTES = 8 * 1024 * 1024
+
+/** Authors whose last claim or result time the service remembers (for escalation), the most recent kept. */
+export const MAX_ACTIVITY_AUTHORS = 16_384
 /** Upstream URLs (watches, a job's upstream): at most this many characters. */
 export const MAX_URL_LENGTH = 1024
 /** A release's name (a version or a tag): at most this many characters. */

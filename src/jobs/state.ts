@@ -210,14 +210,40 @@ export function foldJob (job: DecodedEntry, related: Iterable<DecodedEntry>, pol
 }
 
 /**
+ * Per author that revoked its key, the seq of its (first) revoke: nothing it
+ * wrote after that counts. A node's store refuses such entries outright; an
+ * export may still hold them (a key used after its revoke), and the fold
+ * ignores them there too, so node and audit agree.
+ */
+export function revokedAt (entries: Iterable<DecodedEntry>): Map<string, number> {
+  const ended = new Map<string, number>()
+  for (const e of entries) {
+    if (e.entry.type !== 'revoke') continue
+    const seen = ended.get(e.entry.author)
+    if (seen === undefined || e.entry.seq < seen) ended.set(e.entry.author, e.entry.seq)
+  }
+  return ended
+}
+
+/** Whether `e` was written after its author's revoke (see revokedAt). */
+export function afterRevoke (ended: ReadonlyMap<string, number>, e: DecodedEntry): boolean {
+  const at = ended.get(e.entry.author)
+  return at !== undefined && e.entry.seq > at
+}
+
+/**
  * Fold every job in a set of entries (an export, a whole store), in fold
  * order of the job entries. Entries of other types, or referring to a job
- * not among them, are ignored.
+ * not among them, are ignored, and so is every entry an author wrote after
+ * its revoke.
  */
 export function foldAll (entries: Iterable<DecodedEntry>, policy: TrustPolicy = {}): JobView[] {
   const jobs = new Map<string, DecodedEntry>()
   const related = new Map<string, DecodedEntry[]>()
-  for (const e of entries) {
+  const all = [...entries]
+  const ended = revokedAt(all)
+  for (const e of all) {
+    if (afterRevoke(ended, e)) continue
     if (e.entry.type === 'job') {
       jobs.set(e.id, e)
     } else if (JOB_REFERRING_TYPES.has(e.entry.type) && typeof e.entry.body.job === 'string') {

@@ -12,6 +12,15 @@ export type AuditProblemKind =
   | 'out-of-order'
   | 'duplicate'
   | 'fork'
+  | 'clock-not-rising'
+  | 'chain-ended'
+
+/**
+ * Chain problems that say something about one author's chain (not about the
+ * export's bytes): excused for an author proven to equivocate, whose entries
+ * count for nothing anyway (docs/FORMAT.md §9).
+ */
+const CHAIN_KINDS: ReadonlySet<AuditProblemKind> = new Set(['gap', 'prev-mismatch', 'out-of-order', 'duplicate', 'clock-not-rising'])
 
 /** One thing wrong, tied to the line (1-based) where it shows. */
 export interface AuditProblem {
@@ -21,6 +30,14 @@ export interface AuditProblem {
   author?: string
   seq?: number
   id?: string
+  /**
+   * Set when the problem does not make the export invalid: it is the
+   * author's own misbehaviour, proven by its signatures (a fork, and the
+   * chain irregularities of an author that forked), or an entry after the
+   * author ended its chain (a revoke). Such an author's entries are excluded
+   * or ignored by every reader; the export itself is intact.
+   */
+  excused?: 'equivocating' | 'chain-ended'
 }
 
 /** Two valid entries by one author at one seq: proof of equivocation. */
@@ -48,7 +65,11 @@ export interface AuditAuthor {
 }
 
 export interface AuditReport {
-  /** True when nothing at all is wrong. A CLI exits 0 exactly then, 1 otherwise. */
+  /**
+   * True when every problem found is excused (see AuditProblem.excused): every
+   * line is a valid, correctly signed entry and every chain of an author that
+   * did not equivocate links up. A CLI exits 0 exactly then, 1 otherwise.
+   */
   valid: boolean
   /** Lines read (a final newline does not start another). */
   lines: number
@@ -56,10 +77,16 @@ export interface AuditReport {
   entries: number
   authors: Record<string, AuditAuthor>
   types: Record<string, number>
-  /** In line order; at most `maxProblems` of them (problemCount counts all). */
+  /** In line order; at most `maxProblems` of them (problemCount counts all, excused ones included). */
   problems: AuditProblem[]
   problemCount: number
+  /** Problems that make the export invalid (those not excused). */
+  invalidCount: number
   forks: AuditFork[]
+  /** Authors proven to equivocate (a fork in the export), sorted: every reader excludes them. */
+  equivocating: string[]
+  /** Authors that ended their chain (a final entry, i.e. a revoke): at which seq and line. */
+  ended: Array<{ author: string, seq: number, line: number }>
   gaps: AuditGap[]
 }
 
@@ -85,6 +112,9 @@ const DEPTH = 3
 interface ChainState {
   lastSeq: number
   lastId: string
+  lastClock: number
+  /** Seq of the author's final entry (its revoke), once seen. */
+  finalSeq?: number
   ids: Map<number, string>
   lines: Map<number, number>
 }
@@ -105,12 +135,17 @@ interface Parsed {
 export async function auditLines (lines: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>, codec: EntryCodec, options: AuditOptions = {}): Promise<AuditReport> {
   const verifier = options.verifier ?? sharedVerifyPool()
   const maxProblems = options.maxProblems ?? 1000
-  const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, forks: [], gaps: [] }
+  const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, invalidCount: 0, forks: [], equivocating: [], ended: [], gaps: [] }
   const chains = new Map<string, ChainState>()
+  /** Chain problems per author: excused at the end for authors proven to equivocate. */
+  const chainProblems = new Map<string, number>()
+  let endedCount = 0
   const decoder = new TextDecoder('utf-8', { fatal: true })
 
   const problem = (p: AuditProblem): AuditProblem => {
     report.problemCount++
+    if (p.author !== undefined && CHAIN_KINDS.has(p.kind)) chainProblems.set(p.author, (chainProblems.get(p.author) ?? 0) + 1)
+    if (p.kind === 'chain-ended') endedCount++
     if (report.problems.length < maxProblems) report.problems.push(p)
     return p
   }
@@ -147,11 +182,13 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
     let misplaced: AuditProblem | undefined
     let state = chains.get(author)
     if (state === undefined) {
-      state = { lastSeq: -1, lastId: '', ids: new Map(), lines: new Map() }
+      state = { lastSeq: -1, lastId: '', lastClock: -1, ids: new Map(), lines: new Map() }
       chains.set(author, state)
     }
     const known = state.ids.get(seq)
-    if (seq <= state.lastSeq) {
+    if (state.finalSeq !== undefined && seq > state.finalSeq) {
+      misplaced = problem({ ...where, kind: 'chain-ended', excused: 'chain-ended', message: `author ${author} ended its chain at seq ${state.finalSeq} (it revoked its key); entry seq ${seq} comes after that and counts for nothing` })
+    } else if (seq <= state.lastSeq) {
       if (known === decoded.id) {
         misplaced = problem({ ...where, kind: 'duplicate', message: `repeats entry ${decoded.id} (author ${author} seq ${seq}) of line ${state.lines.get(seq)}` })
       } else if (known !== undefined) {
@@ -169,9 +206,16 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
         misplaced = problem({ ...where, kind: 'gap', message: `author ${author} jumps from seq ${state.lastSeq} to ${seq}; entries ${state.lastSeq + 1}–${seq - 1} are missing` })
       } else if (prev !== (seq === 0 ? null : state.lastId)) {
         misplaced = problem({ ...where, kind: 'prev-mismatch', message: `entry seq ${seq} of author ${author} names ${prev ?? 'no'} previous entry, but seq ${seq - 1} is ${state.lastId}` })
+      } else if (seq > 0 && decoded.entry.clock <= state.lastClock) {
+        misplaced = problem({ ...where, kind: 'clock-not-rising', message: `entry seq ${seq} of author ${author} has clock ${decoded.entry.clock}, not above seq ${seq - 1}'s ${state.lastClock}: a chain's clock must rise` })
+      }
+      if (codec.isFinal(type)) {
+        state.finalSeq = seq
+        report.ended.push({ author, seq, line })
       }
       state.lastSeq = seq
       state.lastId = decoded.id
+      state.lastClock = decoded.entry.clock
       state.ids.set(seq, decoded.id)
       state.lines.set(seq, line)
     }
@@ -221,7 +265,17 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
 
   // Problems are found out of line order (parsing runs ahead of chain checks).
   report.problems.sort((a, b) => a.line - b.line)
-  report.valid = report.problemCount === 0
+  // An author proven to equivocate is excluded by every reader: its fork and its chain's
+  // irregularities are reported, but they say nothing about the integrity of the export.
+  const equivocating = new Set(report.forks.map((f) => f.author))
+  report.equivocating = [...equivocating].sort()
+  let excused = endedCount + report.forks.length
+  for (const author of equivocating) excused += chainProblems.get(author) ?? 0
+  for (const p of report.problems) {
+    if (p.author !== undefined && equivocating.has(p.author) && (p.kind === 'fork' || CHAIN_KINDS.has(p.kind))) p.excused = 'equivocating'
+  }
+  report.invalidCount = report.problemCount - excused
+  report.valid = report.invalidCount === 0
   return report
 }
 
@@ -230,7 +284,11 @@ export async function auditFile (path: string, codec: EntryCodec, options: Audit
   return await auditLines(readExportFile(path), codec, options)
 }
 
-/** 0 when the audit found nothing wrong, 1 otherwise: the CLI's exit code. */
+/**
+ * The CLI's exit code: 0 when the export is valid (forks and revoked chains
+ * may be reported: their authors are excluded, the export is intact), 1 when
+ * any line or chain fails its checks.
+ */
 export function auditExitCode (report: AuditReport): 0 | 1 {
   return report.valid ? 0 : 1
 }
@@ -239,11 +297,11 @@ export function auditExitCode (report: AuditReport): 0 | 1 {
 export function formatAuditReport (report: AuditReport): string {
   const out: string[] = []
   const authors = Object.keys(report.authors).length
-  out.push(`${report.valid ? 'VALID' : 'INVALID'}: ${report.lines} lines, ${report.entries} valid entries by ${authors} author${authors === 1 ? '' : 's'}`)
+  out.push(`${report.valid ? 'VALID' : 'INVALID'}: ${report.lines} lines, ${report.entries} valid entries by ${authors} author${authors === 1 ? '' : 's'}${report.equivocating.length > 0 ? `; ${report.equivocating.length} equivocating author${report.equivocating.length === 1 ? '' : 's'} excluded` : ''}`)
   const types = Object.entries(report.types).sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `${type} ${n}`)
   if (types.length > 0) out.push(`types: ${types.join(', ')}`)
   for (const fork of report.forks) out.push(`fork: author ${fork.author} seq ${fork.seq}: ${fork.ids[0]} (line ${fork.lines[0]}) vs ${fork.ids[1]} (line ${fork.lines[1]})`)
-  for (const p of report.problems) out.push(`line ${p.line}: ${p.kind}: ${p.message}`)
+  for (const p of report.problems) out.push(`line ${p.line}: ${p.kind}${p.excused !== undefined ? ` (${p.excused}; not an export problem)` : ''}: ${p.message}`)
   if (report.problemCount > report.problems.length) out.push(`… and ${report.problemCount - report.problems.length} more problems (use --json for the first ${report.problems.length})`)
   return out.join('\n')
 }

@@ -29,3 +29,30 @@ export const DEFAULT_PENDING_BYTES = 32 * 1024 * 1024
  * filling the disk with conflicting entries.
  */
 export const MAX_FORK_SEQS_PER_AUTHOR = 8
+
+/**
+ * How far ahead of this node's own clock an entry's `time` or `clock` may be
+ * (ms). An entry beyond it is refused *for now* (not stored, not forwarded,
+ * nobody punished): once the receiver's clock has caught up, sync brings it
+ * again and it is taken. So a chain whose author's clock runs more than this
+ * far ahead is not heard until it is right, and no entry can carry the mesh's
+ * clock further than this past real time. Ten minutes: volunteers' machines
+ * drift by seconds when they keep time at all, by hours when they do not.
+ */
+export const MAX_FUTURE_MS = 10 * 60_000
+
+/**
+ * The hybrid logical clock (docs/FORMAT.md §5): a node's next entry gets
+ * clock = max(its wall clock, the clock it adopted + 1, its own last + 1).
+ * From an entry it stores it adopts at most this far past its own wall clock
+ * (ms): an entry up to MAX_FUTURE_MS ahead is stored but does not drag this
+ * node's entries along, and an honest node's entries stay within a receiver's
+ * MAX_FUTURE_MS even when its peers' clocks run a little ahead.
+ */
+export const MAX_ADOPTED_AHEAD_MS = 60_000
+
+/**
+ * Chain heads a store keeps in memory (the most recently used; LevelDB holds
+ * them all). ~250 bytes each: 16 MB. A head not at hand costs one LevelDB read.
+ */
+export const MAX_CACHED_HEADS = 65_536

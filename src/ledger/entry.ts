@@ -43,6 +43,11 @@ export interface EntryTypeRule {
   validate (body: unknown): void
   /** Ids of entries this body refers to (e.g. the job a result belongs to). */
   refs?: (body: EntryBody) => string[]
+  /**
+   * An entry of this type ends its author's chain (e.g. `revoke`: the author
+   * retires its key): no entry after it is stored, and audit reports any.
+   */
+  final?: boolean
 }
 
 export type EntryTypeRules = Readonly<Record<string, EntryTypeRule>>
@@ -161,6 +166,11 @@ export class EntryCodec {
     } catch (err) {
       throw new InvalidEntryError('bad-body', `${type} body: ${(err as Error).message}`)
     }
+  }
+
+  /** Whether an entry of `type` ends its author's chain (EntryTypeRule.final). */
+  isFinal (type: string): boolean {
+    return Object.hasOwn(this.rules, type) && this.rules[type]!.final === true
   }
 
   /** Ids this entry refers to, per its type's rule. */

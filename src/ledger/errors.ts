@@ -39,6 +39,11 @@ export class AppendNotAllowedError extends BuildhausError {
   override name = 'AppendNotAllowedError'
 }
 
+/** append() after this node's key ended its chain (it revoked the key). */
+export class ChainEndedError extends BuildhausError {
+  override name = 'ChainEndedError'
+}
+
 /** Two different entries signed by this node's own key at the same seq exist: appending is refused for good. */
 export class SelfForkError extends BuildhausError {
   override name = 'SelfForkError'

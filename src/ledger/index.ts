@@ -5,9 +5,10 @@ export {
   EntryCodec, decodeTrusted, entryIdOf, signedMessage, unsignedOf, verifyEntrySignature,
   type DecodedEntry, type Entry, type EntryBody, type EntryTypeRule, type EntryTypeRules, type UnsignedEntry
 } from './entry.js'
+export * from './admission/index.js'
 export { checkForkPair, decodeForkProof, encodeForkProof, type ForkProof } from './forks.js'
 export {
-  LedgerStore, type ChainHead, type IngestRejectReason, type IngestRejection, type IngestReport, type LedgerStats,
+  LedgerStore, futureProblem, type ChainHead, type IngestOptions, type IngestRejectReason, type IngestRejection, type IngestReport, type LedgerStats,
   type LedgerStoreEvents, type LedgerStoreOptions
 } from './store.js'
 export { VerifyPool, sharedVerifyPool, verifyEntries, type BatchVerifier, type SignatureCheck, type VerifyPoolOptions } from './verify-pool.js'

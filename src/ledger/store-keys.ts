@@ -7,10 +7,12 @@
  *   c!<author>!<seq>              → entry line         the chains, in (author, seq) order
  *   i!<id>                        → key of its line    (a c! or k! key)
  *   k!<author>!<seq>!<id>         → entry line         fork evidence: a valid entry conflicting with the chain
- *   h!<author>                    → <seq> <id> <clock> head of each chain
+ *   h!<author>                    → <seq> <id> <clock>[ final] head of each chain
  *   t!<type>!<clock>!<id>         → ''                 index by type, in Lamport order
  *   r!<ref id>!<clock>!<id>       → ''                 index by referenced id, in Lamport order
  *   m!format                      → '1'                the layout's version
+ *   m!bytes                       → <decimal>          bytes of entry lines held (chains and fork evidence)
+ *   m!count, m!authors, m!clock   → <decimal>          chain entries, chains, and the greatest clock held
  *
  * <seq> and <clock> are zero-padded to 16 decimal digits (2^53-1 has 16).
  */
@@ -36,7 +38,7 @@ export const keys = {
   typeRange: (type: string): Range => prefixRange(`t!${type}!`),
   ref: (ref: string, clock: number, id: string): string => `r!${ref}!${pad16(clock)}!${id}`,
   refRange: (ref: string): Range => prefixRange(`r!${ref}!`),
-  meta: (name: 'format'): string => `m!${name}`
+  meta: (name: 'format' | 'bytes' | 'count' | 'authors' | 'clock'): string => `m!${name}`
 }
 
 export interface Range {
@@ -67,13 +69,16 @@ export interface StoredHead {
   seq: number
   id: string
   clock: number
+  /** The head is a final entry (e.g. a revoke): the chain has ended. */
+  final?: boolean
 }
 
+/** `<seq> <id> <clock>`, then ` final` when the chain has ended. */
 export function encodeHead (head: StoredHead): string {
-  return `${head.seq} ${head.id} ${head.clock}`
+  return `${head.seq} ${head.id} ${head.clock}${head.final === true ? ' final' : ''}`
 }
 
 export function decodeHead (value: string): StoredHead {
-  const [seq, id, clock] = value.split(' ')
-  return { seq: Number(seq), id: id!, clock: Number(clock) }
+  const [seq, id, clock, final] = value.split(' ')
+  return { seq: Number(seq), id: id!, clock: Number(clock), ...(final === 'final' ? { final: true } : {}) }
 }

@@ -6,13 +6,14 @@ import { TypedEvents } from '../util/events.js'
 import { isHex } from '../util/hex.js'
 import { componentLogger } from '../util/logger.js'
 import { SerialQueue } from '../util/serial-queue.js'
-import { DEFAULT_PENDING_BYTES, DEFAULT_PENDING_LIMIT, MAX_FORK_SEQS_PER_AUTHOR } from './constants.js'
+import { DEFAULT_PENDING_BYTES, DEFAULT_PENDING_LIMIT, MAX_ADOPTED_AHEAD_MS, MAX_CACHED_HEADS, MAX_FORK_SEQS_PER_AUTHOR, MAX_FUTURE_MS } from './constants.js'
 import { decodeTrusted, type DecodedEntry, type EntryBody, type EntryCodec } from './entry.js'
 import {
-  AppendNotAllowedError, InvalidEntryError, LedgerClosedError, ReadOnlyLedgerError, SelfForkError,
+  AppendNotAllowedError, ChainEndedError, InvalidEntryError, LedgerClosedError, ReadOnlyLedgerError, SelfForkError,
   type InvalidEntryReason
 } from './errors.js'
 import { checkForkPair, type ForkProof } from './forks.js'
+import type { Admission } from './admission/index.js'
 import { PendingBuffer } from './pending.js'
 import {
   STORE_FORMAT, decodeHead, encodeHead, idOfIndexKey, keys, parseChainKey, parseForkKey, type Range, type StoredHead
@@ -33,6 +34,10 @@ export interface LedgerStoreOptions {
   pendingBytes?: number
   /** Signature verification for ingest; default: the process-wide worker pool. */
   verifier?: BatchVerifier
+  /** This node's wall clock, ms since the epoch (default Date.now): entries' time and clock are judged against it. */
+  now?: () => number
+  /** Chain heads kept in memory (default MAX_CACHED_HEADS). */
+  maxCachedHeads?: number
 }
 
 export interface ChainHead {
@@ -40,7 +45,12 @@ export interface ChainHead {
   id: string
 }
 
-export type IngestRejectReason = InvalidEntryReason | 'prev-mismatch' | 'equivocating'
+/**
+ * Why ingest did not store an entry. `future` and `over-quota` are "not now"
+ * (the entry may be taken later: the receiver's clock catches up, the quota
+ * refills); the others are final for this entry.
+ */
+export type IngestRejectReason = InvalidEntryReason | 'prev-mismatch' | 'equivocating' | 'future' | 'clock-not-rising' | 'chain-ended' | 'over-quota'
 
 export interface IngestRejection {
   /** Position of the entry in the ingest() input. */
@@ -64,6 +74,8 @@ export interface IngestReport {
 
 export interface LedgerStats {
   entries: number
+  /** Bytes of the entry lines held (chains and fork evidence): the log's size before LevelDB's overhead and compression. */
+  bytes: number
   authors: number
   pending: number
   pendingBytes: number
@@ -71,7 +83,7 @@ export interface LedgerStats {
 }
 
 export interface LedgerStoreEvents {
-  /** A chain entry was stored (appended or ingested); fired after it is durable, in chain order. */
+  /** A chain entry was stored (appended or ingested); fired once written (own appends: durable), in chain order. */
   entry: CustomEvent<DecodedEntry>
   /** This node appended an entry (fired after `entry`). */
   append: CustomEvent<DecodedEntry>
@@ -101,12 +113,20 @@ class Staging {
   readonly forkSeqs = new Map<string, Set<number>>()
   readonly accepted: DecodedEntry[] = []
   readonly forks: ForkProof[] = []
+  /** Authors whose quota ran out during this ingest: their later entries are refused without asking again. */
+  readonly overQuota = new Set<string>()
   count: number
+  authors: number
   maxClock: number
+  adopted: number
+  bytes: number
 
-  constructor (count: number, maxClock: number) {
-    this.count = count
-    this.maxClock = maxClock
+  constructor (store: { count: number, authors: number, maxClock: number, adopted: number, bytes: number }) {
+    this.count = store.count
+    this.authors = store.authors
+    this.maxClock = store.maxClock
+    this.adopted = store.adopted
+    this.bytes = store.bytes
   }
 }
 
@@ -114,8 +134,13 @@ class Staging {
  * The ledger's LevelDB: every author's chain, verified before it is stored,
  * indexes by type and by referenced id, fork evidence, and this node's own
  * appends. Writes are serialised (appends and ingests from gossip and sync
- * interleave safely) and durable (fsync) before events fire or promises
- * resolve. Key layout: store-keys.ts.
+ * interleave safely). This node's own appends and fork evidence are durable
+ * (fsync) before events fire or promises resolve: a signed entry must never
+ * be signed again differently after a crash. Entries from elsewhere are
+ * written without waiting for the disk (peers hold them, sync fetches what a
+ * crash loses, and the next own append makes them durable): an fsync on every
+ * hop was the largest wait of a job's path from submission to verdict.
+ * Key layout: store-keys.ts.
  *
  * Event listeners run inside the write turn, synchronously: they must be
  * quick and must not throw (an exception in an EventTarget listener is an
@@ -131,13 +156,26 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   private readonly verifier: BatchVerifier
   private readonly queue = new SerialQueue()
   private readonly pending: PendingBuffer
+  /**
+   * Chain heads recently used, bounded (MAX_CACHED_HEADS); LevelDB's h! keys
+   * are the truth. Fresh keys cost nothing, so a map of every author would
+   * grow without end.
+   */
   private readonly headsByAuthor = new Map<string, StoredHead>()
+  private ownStoredHead: StoredHead | undefined
+  private authors = 0
   /** Authors with stored fork evidence, and at which seqs. */
   private readonly forkSeqs = new Map<string, Set<number>>()
+  private readonly wallClock: () => number
+  private readonly maxCachedHeads: number
   private appendQueue: AppendRequest[] = []
   private appendsAllowed = false
   private entryCount = 0
+  /** Bytes of entry lines on chains and as fork evidence (what the log holds, before LevelDB's own overhead). */
+  private bytes = 0
   private highestClock = -1
+  /** The clock this node's next entry must exceed: the greatest clock held, but never more than MAX_ADOPTED_AHEAD_MS past the wall clock when adopted. */
+  private adopted = -1
   private isClosed = false
 
   private constructor (db: Level<string, string>, options: LedgerStoreOptions) {
@@ -150,6 +188,8 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     this.signer = options.signer
     this.author = options.signer?.publicHex
     this.verifier = options.verifier ?? sharedVerifyPool()
+    this.wallClock = options.now ?? Date.now
+    this.maxCachedHeads = Math.max(1, options.maxCachedHeads ?? MAX_CACHED_HEADS)
     this.pending = new PendingBuffer({
       maxEntries: options.pendingLimit ?? DEFAULT_PENDING_LIMIT,
       maxBytes: options.pendingBytes ?? DEFAULT_PENDING_BYTES
@@ -186,19 +226,44 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     } else if (format !== STORE_FORMAT) {
       throw new EnvironmentError(`the ledger at ${this.path} has store format ${format}, this buildhaus reads format ${STORE_FORMAT}; export it with the version that wrote it`)
     }
-    for await (const [key, value] of this.db.iterator(keys.allHeads())) this.headsByAuthor.set(key.slice(2), decodeHead(value))
     for await (const key of this.db.keys(keys.allForks())) {
       const { author, seq } = parseForkKey(key)
       addForkSeq(this.forkSeqs, author, seq)
     }
-    // Chains are stored contiguously from seq 0, so the heads say how many entries there are.
-    for (const head of this.headsByAuthor.values()) {
-      this.entryCount += head.seq + 1
-      this.highestClock = Math.max(this.highestClock, head.clock)
+    if (this.author !== undefined) {
+      const own = await this.db.get(keys.head(this.author))
+      if (own !== undefined) this.ownStoredHead = decodeHead(own)
     }
+    const [count, authors, clock, bytes] = await this.db.getMany([keys.meta('count'), keys.meta('authors'), keys.meta('clock'), keys.meta('bytes')])
+    if ([count, authors, clock, bytes].every((v) => v !== undefined && /^-?\d+$/.test(v))) {
+      this.entryCount = Number(count)
+      this.authors = Number(authors)
+      this.highestClock = Number(clock)
+      this.bytes = Number(bytes)
+    } else {
+      // A store written before these counters were kept: count once; every commit keeps them from now on.
+      // Chains are stored contiguously from seq 0, so the heads say how many entries there are.
+      for await (const value of this.db.values(keys.allHeads())) {
+        const head = decodeHead(value)
+        this.entryCount += head.seq + 1
+        this.authors++
+        this.highestClock = Math.max(this.highestClock, head.clock)
+      }
+      this.bytes = await this.countBytes()
+    }
+    this.adopted = Math.min(this.highestClock, this.wallClock() + MAX_ADOPTED_AHEAD_MS)
     if (this.author !== undefined && this.forkSeqs.has(this.author)) {
       log.error('this node\'s own chain is forked (stored fork evidence); appends are refused')
     }
+  }
+
+  /** Bytes of every line held: read once from a store written before m!bytes was kept. */
+  private async countBytes (): Promise<number> {
+    let total = 0
+    for (const range of [keys.allChains(), keys.allForks()]) {
+      for await (const line of this.db.values(range)) total += Buffer.byteLength(line)
+    }
+    return total
   }
 
   // ---- writing ----------------------------------------------------------
@@ -220,9 +285,44 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     return this.author !== undefined && this.forkSeqs.has(this.author)
   }
 
+  private stage (): Staging {
+    return new Staging({ count: this.entryCount, authors: this.authors, maxClock: this.highestClock, adopted: this.adopted, bytes: this.bytes })
+  }
+
+  /** An author's head: staged, cached, or read from LevelDB (then cached). */
+  private async storedHeadOf (stage: Staging, author: string): Promise<StoredHead | undefined> {
+    const staged = stage.heads.get(author)
+    if (staged !== undefined) return staged
+    if (author === this.author) return this.ownStoredHead
+    const cachedHead = this.headsByAuthor.get(author)
+    if (cachedHead !== undefined) {
+      // Most recently used last: the first keys are the ones to forget.
+      this.headsByAuthor.delete(author)
+      this.headsByAuthor.set(author, cachedHead)
+      return cachedHead
+    }
+    const value = await this.db.get(keys.head(author))
+    if (value === undefined) return undefined
+    const head = decodeHead(value)
+    this.cacheHead(author, head)
+    return head
+  }
+
+  private cacheHead (author: string, head: StoredHead): void {
+    if (author === this.author) {
+      this.ownStoredHead = head
+      return
+    }
+    this.headsByAuthor.delete(author)
+    this.headsByAuthor.set(author, head)
+    while (this.headsByAuthor.size > this.maxCachedHeads) this.headsByAuthor.delete(this.headsByAuthor.keys().next().value!)
+  }
+
   /**
    * Sign and store the next entry of this node's chain: seq and prev follow
-   * the head, clock is one more than the greatest clock held, time is now.
+   * the head, time is now, and clock is the hybrid logical clock's next value:
+   * the greatest of the wall clock, one more than the clock adopted from the
+   * entries held, and one more than this chain's last clock.
    * Resolves once the entry is on disk (fsync). Concurrent appends are
    * written together by one fsync, in call order.
    */
@@ -250,19 +350,24 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       return
     }
     const signer = this.signer!
-    const stage = new Staging(this.entryCount, this.highestClock)
+    const stage = this.stage()
     const made: Array<{ request: AppendRequest, entry: DecodedEntry }> = []
     for (const request of requests) {
-      const head = stage.heads.get(signer.publicHex) ?? this.headsByAuthor.get(signer.publicHex)
-      // Lamport: one more than anything held, capped so a peer's absurd clock cannot make appends fail.
-      const clock = Math.min(Number.MAX_SAFE_INTEGER, Math.max(stage.maxClock, head?.clock ?? -1) + 1)
+      const head = stage.heads.get(signer.publicHex) ?? this.ownStoredHead
+      if (head?.final === true) {
+        request.reject(new ChainEndedError(`this node's key ended its chain at seq ${head.seq} (it revoked the key): nothing more can be written with it`))
+        continue
+      }
+      const now = this.wallClock()
+      // Hybrid logical clock; the cap only matters to a chain already at 2^53-1, which can then append no more.
+      const clock = Math.min(Number.MAX_SAFE_INTEGER, Math.max(now, stage.adopted + 1, (head?.clock ?? -1) + 1))
       let entry: DecodedEntry
       try {
         entry = this.codec.create(signer, {
           seq: head === undefined ? 0 : head.seq + 1,
           prev: head?.id ?? null,
           clock,
-          time: Date.now(),
+          time: now,
           type: request.type,
           body: request.body
         })
@@ -291,6 +396,10 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       const seqs = [...this.forkSeqs.get(this.author!)!].sort((a, b) => a - b)
       return new SelfForkError(`this node's key signed two different entries at seq ${seqs[0]}: another machine uses this key or this home was restored from an old copy; appending is refused, stop the other node and give this one a new key`)
     }
+    const own = this.ownStoredHead
+    if (own?.final === true) {
+      return new ChainEndedError(`this node's key ended its chain at seq ${own.seq} (it revoked the key): nothing more can be written with it; give this node a new key (a new home)`)
+    }
     if (!this.appendsAllowed) {
       return new AppendNotAllowedError('appending is not allowed yet: the node must first learn its own chain from its peers (learnOwnChain) and then call allowAppend()')
     }
@@ -306,7 +415,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
    * applied in call order; verification of one overlaps the writing of the
    * previous.
    */
-  async ingest (entries: ReadonlyArray<string | DecodedEntry>, options: { verified?: boolean } = {}): Promise<IngestReport> {
+  async ingest (entries: ReadonlyArray<string | DecodedEntry>, options: IngestOptions = {}): Promise<IngestReport> {
     this.assertOpen()
     const ticket = this.queue.reserve()
     try {
@@ -324,9 +433,12 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       await ticket.turn
       // Chain order per author; arrival order otherwise (sort is stable).
       candidates.sort((a, b) => a.decoded.entry.author < b.decoded.entry.author ? -1 : a.decoded.entry.author > b.decoded.entry.author ? 1 : a.decoded.entry.seq - b.decoded.entry.seq)
-      const stage = new Staging(this.entryCount, this.highestClock)
-      for (const candidate of candidates) await this.place(stage, candidate, report)
-      await this.commit(stage)
+      const stage = this.stage()
+      for (const candidate of candidates) await this.place(stage, candidate, report, options.admission)
+      // Not waiting for the disk: these entries are held by the peers they came from, and sync fetches
+      // whatever a machine crash loses (a crash of the node loses nothing: the write is the OS's by then);
+      // this node's next append (fsync'd) makes them durable with it.
+      await this.commit(stage, { sync: false })
       report.accepted = stage.accepted
       report.forks = stage.forks
       return report
@@ -374,13 +486,18 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     })
   }
 
-  private async place (stage: Staging, { decoded, index }: Candidate, report: IngestReport): Promise<void> {
+  private async place (stage: Staging, { decoded, index }: Candidate, report: IngestReport, admission?: Admission): Promise<void> {
     const { author, seq, prev } = decoded.entry
     if (this.forkSeqs.has(author) || stage.forkSeqs.has(author)) {
       report.rejected.push({ index, id: decoded.id, reason: 'equivocating', message: `author ${author} has forked its chain; its entries are no longer accepted` })
       return
     }
-    const head = stage.heads.get(author) ?? this.headsByAuthor.get(author)
+    const ahead = this.aheadOfNow(decoded)
+    if (ahead !== undefined) {
+      report.rejected.push({ index, id: decoded.id, reason: 'future', message: ahead })
+      return
+    }
+    const head = await this.storedHeadOf(stage, author)
     const headSeq = head?.seq ?? -1
     if (seq <= headSeq) {
       const onChain = await this.chainEntryAt(stage, author, seq)
@@ -392,6 +509,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       return
     }
     if (seq > headSeq + 1) {
+      if (admission !== undefined && !this.admit(stage, decoded, index, report, admission)) return
       if (this.pending.park(decoded)) report.pending++
       else report.duplicates++
       return
@@ -400,8 +518,34 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       report.rejected.push({ index, id: decoded.id, reason: 'prev-mismatch', message: `entry ${decoded.id} (author ${author}, seq ${seq}) links to ${prev ?? 'nothing'}, but the chain held here has ${head?.id ?? 'nothing'} before it` })
       return
     }
+    if (head?.final === true) {
+      report.rejected.push({ index, id: decoded.id, reason: 'chain-ended', message: chainEnded(decoded, head.seq) })
+      return
+    }
+    if (head !== undefined && decoded.entry.clock <= head.clock) {
+      report.rejected.push({ index, id: decoded.id, reason: 'clock-not-rising', message: notRising(decoded, head.clock) })
+      return
+    }
+    if (admission !== undefined && !this.admit(stage, decoded, index, report, admission)) return
     this.stageChainEntry(stage, decoded)
     this.drainPending(stage, decoded)
+  }
+
+  /** Charge a new entry to its quotas; false (and a rejection reported) when it does not fit now. */
+  private admit (stage: Staging, decoded: DecodedEntry, index: number, report: IngestReport, admission: Admission): boolean {
+    const { author } = decoded.entry
+    const refusal = stage.overQuota.has(author) ? 'author' : admission.admit(author, Buffer.byteLength(decoded.line))
+    if (refusal === undefined) return true
+    stage.overQuota.add(author)
+    report.rejected.push({
+      index,
+      id: decoded.id,
+      reason: 'over-quota',
+      message: refusal === 'author'
+        ? `author ${author} is over its quota for now; entry ${decoded.id} is not taken (a later sync brings it)`
+        : `all strangers together are over their quota for now; entry ${decoded.id} by ${author} is not taken (a later sync brings it)`
+    })
+    return false
   }
 
   /** After `last` joined its chain, move any parked successors onto it. */
@@ -417,6 +561,14 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       }
       const next = linked[0]
       if (next === undefined) return
+      if (this.codec.isFinal(previous.entry.type)) {
+        log('dropped entry %s: %s', next.id, chainEnded(next, previous.entry.seq))
+        return
+      }
+      if (next.entry.clock <= previous.entry.clock) {
+        log('dropped entry %s: %s', next.id, notRising(next, previous.entry.clock))
+        return
+      }
       this.stageChainEntry(stage, next)
       if (linked.length > 1) {
         this.stageFork(stage, next, linked[1]!)
@@ -435,9 +587,12 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     for (const ref of new Set(this.codec.refsOf(decoded.entry))) {
       if (isHex(ref, 32)) stage.ops.push({ type: 'put', key: keys.ref(ref, clock, decoded.id), value: '' })
     }
-    stage.heads.set(author, { seq, id: decoded.id, clock })
+    stage.heads.set(author, { seq, id: decoded.id, clock, ...(this.codec.isFinal(type) ? { final: true } : {}) })
     stage.chainLines.set(chainKey, decoded)
     stage.maxClock = Math.max(stage.maxClock, clock)
+    stage.adopted = Math.max(stage.adopted, Math.min(clock, this.wallClock() + MAX_ADOPTED_AHEAD_MS))
+    stage.bytes += Buffer.byteLength(decoded.line)
+    if (seq === 0) stage.authors++
     stage.count++
     stage.accepted.push(decoded)
   }
@@ -451,6 +606,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       const forkKey = keys.fork(author, seq, entry.id)
       stage.ops.push({ type: 'put', key: forkKey, value: entry.line })
       stage.ops.push({ type: 'put', key: keys.id(entry.id), value: forkKey })
+      stage.bytes += Buffer.byteLength(entry.line)
     }
     addForkSeq(stage.forkSeqs, author, seq)
     stage.forks.push({ author, seq, entries: [first, evidence] })
@@ -463,7 +619,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
    * the same seq, with different ids. Returns the proof if it told this node
    * something new.
    */
-  async ingestForkProof (a: DecodedEntry, b: DecodedEntry, options: { verified?: boolean } = {}): Promise<ForkProof | undefined> {
+  async ingestForkProof (a: DecodedEntry, b: DecodedEntry, options: { verified?: boolean, admission?: Admission } = {}): Promise<ForkProof | undefined> {
     this.assertOpen()
     checkForkPair(a, b)
     if (options.verified !== true) {
@@ -476,7 +632,17 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       const { author, seq } = a.entry
       const found = await this.db.getMany([keys.id(a.id), keys.id(b.id)])
       if (found[0] !== undefined && found[1] !== undefined) return undefined
-      const stage = new Staging(this.entryCount, this.highestClock)
+      // Evidence is stored like any entry: it costs its author's quota (a fresh key can fork at will).
+      const admission = options.admission
+      if (admission !== undefined) {
+        const bytes = Buffer.byteLength(a.line) + Buffer.byteLength(b.line)
+        if (admission.peek(author, bytes) !== undefined) {
+          log('fork proof of author %s seq %d not taken for now: over quota', author, seq)
+          return undefined
+        }
+        admission.admit(author, bytes)
+      }
+      const stage = this.stage()
       const onChain = await this.chainEntryAt(stage, author, seq)
       let stored: boolean
       if (onChain?.id === a.id) stored = this.stageFork(stage, a, b)
@@ -489,14 +655,27 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     })
   }
 
-  /** Write a staged change durably, then make it visible and announce it. */
-  private async commit (stage: Staging): Promise<void> {
+  /**
+   * Write a staged change, then make it visible and announce it. `sync`
+   * (the default) waits until it is on disk; without it the write is in
+   * LevelDB's log, in the OS's hands but not fsync'd: a crash of the machine
+   * may lose it (never tear it), a crash of the node cannot, and any later
+   * synced write makes it durable too (the log is sequential).
+   */
+  private async commit (stage: Staging, options: { sync: boolean } = { sync: true }): Promise<void> {
     if (stage.ops.length === 0) return
     for (const [author, head] of stage.heads) stage.ops.push({ type: 'put', key: keys.head(author), value: encodeHead(head) })
-    await this.db.batch(stage.ops, { sync: true })
-    for (const [author, head] of stage.heads) this.headsByAuthor.set(author, head)
+    stage.ops.push({ type: 'put', key: keys.meta('bytes'), value: String(stage.bytes) })
+    stage.ops.push({ type: 'put', key: keys.meta('count'), value: String(stage.count) })
+    stage.ops.push({ type: 'put', key: keys.meta('authors'), value: String(stage.authors) })
+    stage.ops.push({ type: 'put', key: keys.meta('clock'), value: String(stage.maxClock) })
+    await this.db.batch(stage.ops, { sync: options.sync })
+    for (const [author, head] of stage.heads) this.cacheHead(author, head)
     this.entryCount = stage.count
+    this.authors = stage.authors
+    this.bytes = stage.bytes
     this.highestClock = stage.maxClock
+    this.adopted = stage.adopted
     for (const [author, seqs] of stage.forkSeqs) {
       for (const seq of seqs) addForkSeq(this.forkSeqs, author, seq)
       const dropped = this.pending.dropAuthor(author)
@@ -535,18 +714,36 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     return line === undefined ? undefined : decodeTrusted(line)
   }
 
-  /** Head (last seq and its id) of every chain held. */
+  /** Head (last seq and its id) of every chain held, read from LevelDB (one entry per author: mind the size). */
   async heads (): Promise<Map<string, ChainHead>> {
-    return this.headsNow()
+    const all = new Map<string, ChainHead>()
+    for await (const [author, head] of this.allHeads()) all.set(author, { seq: head.seq, id: head.id })
+    return all
   }
 
-  /** heads(), synchronously. */
-  headsNow (): Map<string, ChainHead> {
-    return new Map([...this.headsByAuthor].map(([author, head]) => [author, { seq: head.seq, id: head.id }]))
+  /** Every chain's head, streamed from LevelDB in author order. */
+  async * allHeads (): AsyncGenerator<[string, StoredHead]> {
+    for await (const [key, value] of this.db.iterator(keys.allHeads())) yield [key.slice(2), decodeHead(value)]
   }
 
+  /** An author's head, read from LevelDB when it is not among the cached ones. */
+  async headOf (author: string): Promise<ChainHead | undefined> {
+    if (!isHex(author, 32)) return undefined
+    const head = await this.storedHeadOf(this.stage(), author)
+    return head === undefined ? undefined : { seq: head.seq, id: head.id }
+  }
+
+  /** This node's own chain head (always at hand). */
+  ownHead (): ChainHead | undefined {
+    return this.ownStoredHead === undefined ? undefined : { seq: this.ownStoredHead.seq, id: this.ownStoredHead.id }
+  }
+
+  /**
+   * An author's head if it is among the recently used ones held in memory
+   * (this node's own always is); undefined says "not at hand", not "none".
+   */
   head (author: string): ChainHead | undefined {
-    const head = this.headsByAuthor.get(author)
+    const head = author === this.author ? this.ownStoredHead : this.headsByAuthor.get(author)
     return head === undefined ? undefined : { seq: head.seq, id: head.id }
   }
 
@@ -562,9 +759,9 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     yield * this.db.values({ ...from, lt: range.lt, limit: options.limit ?? -1 })
   }
 
-  /** Entries of one type, in Lamport clock order (ties by id). */
-  async * byType (type: string): AsyncGenerator<DecodedEntry> {
-    yield * this.indexed(keys.typeRange(type))
+  /** Entries of one type, in clock order (ties by id); `reverse`: newest first. */
+  async * byType (type: string, options: { reverse?: boolean } = {}): AsyncGenerator<DecodedEntry> {
+    yield * this.indexed(keys.typeRange(type), options.reverse === true)
   }
 
   /** Entries whose body refers to `id` (per the type rules' refs), in Lamport clock order. */
@@ -573,7 +770,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     yield * this.indexed(keys.refRange(id))
   }
 
-  private async * indexed (range: Range): AsyncGenerator<DecodedEntry> {
+  private async * indexed (range: Range, reverse = false): AsyncGenerator<DecodedEntry> {
     let ids: string[] = []
     const flush = async function * (this: LedgerStore): AsyncGenerator<DecodedEntry> {
       const locations = await this.db.getMany(ids.map(keys.id))
@@ -586,7 +783,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       }
       ids = []
     }
-    for await (const key of this.db.keys(range)) {
+    for await (const key of this.db.keys({ ...range, reverse })) {
       ids.push(idOfIndexKey(key))
       if (ids.length >= READ_CHUNK) yield * flush.call(this)
     }
@@ -598,9 +795,30 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     return this.entryCount
   }
 
-  /** The greatest Lamport clock among entries stored since open, and among chain heads (-1 when empty). */
+  /** The greatest clock among entries stored since open, and among chain heads (-1 when empty). */
   maxClock (): number {
     return this.highestClock
+  }
+
+  /** This node's wall clock, as the store judges entries by it. */
+  now (): number {
+    return this.wallClock()
+  }
+
+  /** The clock this node adopted from what it holds (its next entry's clock exceeds it): see MAX_ADOPTED_AHEAD_MS. */
+  adoptedClock (): number {
+    return this.adopted
+  }
+
+  /** Why `decoded` is too far in the future for this node to take now (MAX_FUTURE_MS), or undefined. */
+  private aheadOfNow (decoded: DecodedEntry): string | undefined {
+    return futureProblem(decoded, this.wallClock())
+  }
+
+  /** The head of an author's chain with its clock (what the next entry's clock must exceed), if at hand (see head()). */
+  tip (author: string): StoredHead | undefined {
+    const head = author === this.author ? this.ownStoredHead : this.headsByAuthor.get(author)
+    return head === undefined ? undefined : { ...head }
   }
 
   isEquivocating (author: string): boolean {
@@ -635,7 +853,8 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   stats (): LedgerStats {
     return {
       entries: this.entryCount,
-      authors: this.headsByAuthor.size,
+      bytes: this.bytes,
+      authors: this.authors,
       pending: this.pending.size,
       pendingBytes: this.pending.bytes,
       equivocatingAuthors: this.forkSeqs.size
@@ -696,10 +915,43 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   }
 }
 
+export interface IngestOptions {
+  /** The caller checked the signatures of the DecodedEntry objects it passes. */
+  verified?: boolean
+  /**
+   * Charge each entry that would be stored (or held for its predecessors) to
+   * these quotas, after its signature checked out; one that does not fit is
+   * refused with `over-quota`, and so are its author's later entries in this
+   * call. Sync passes the node's quotas; gossip charges at validation.
+   */
+  admission?: Admission
+}
+
 interface Candidate {
   decoded: DecodedEntry
   /** Position in the ingest() input. */
   index: number
+}
+
+function chainEnded (decoded: DecodedEntry, finalSeq: number): string {
+  return `entry ${decoded.id} (author ${decoded.entry.author}, seq ${decoded.entry.seq}) comes after the author ended its chain at seq ${finalSeq} (it revoked its key): nothing after that is taken`
+}
+
+function notRising (decoded: DecodedEntry, previous: number): string {
+  return `entry ${decoded.id} (author ${decoded.entry.author}, seq ${decoded.entry.seq}) has clock ${decoded.entry.clock}, not above its predecessor's ${previous}: a chain's clock must rise`
+}
+
+/**
+ * Why an entry is too far in the future to be taken at `now` (its `time` or
+ * its `clock` more than MAX_FUTURE_MS ahead), or undefined. Used at ingest
+ * and by the gossip validator; a refusal is for now only.
+ */
+export function futureProblem (decoded: DecodedEntry, now: number): string | undefined {
+  const limit = now + MAX_FUTURE_MS
+  const { time, clock } = decoded.entry
+  if (time > limit) return `entry ${decoded.id} is dated ${time}, more than ${MAX_FUTURE_MS / 60_000} minutes ahead of this node's clock (${now}); it is refused until then`
+  if (clock > limit) return `entry ${decoded.id} has clock ${clock}, more than ${MAX_FUTURE_MS / 60_000} minutes ahead of this node's clock (${now}); it is refused until then`
+  return undefined
 }
 
 function addForkSeq (map: Map<string, Set<number>>, author: string, seq: number): void {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { verifySignature } from '../crypto/sign.js'
+import { isStrictEncoding, verifySignature } from '../crypto/sign.js'
 import { isHex } from '../util/hex.js'
 import { componentLogger } from '../util/logger.js'
 import { signedMessage } from './entry.js'
@@ -28,6 +28,8 @@ export interface VerifyPoolOptions {
   size?: number
   /** Let the process exit while workers are idle (for the process-wide shared pool). */
   unref?: boolean
+  /** A worker idle this long exits (default IDLE_WORKER_MS); the next batch starts it again. */
+  idleMs?: number
 }
 
 /** Items are packed as author (32 bytes) ‖ id (32) ‖ sig (64): one transferable buffer per chunk. */
@@ -36,6 +38,13 @@ const ITEM_BYTES = 128
 const INLINE_BELOW = 4
 /** Smallest chunk handed to one worker, so tiny batches are not split into many messages. */
 const MIN_CHUNK = 64
+/**
+ * Workers start on the first batch that needs them and exit after this long
+ * without one: each is a V8 isolate of ~13 MB resident, and a node that only
+ * hears gossip (one entry at a time, verified inline) never needs them; a
+ * catch-up or an audit starts them again within milliseconds.
+ */
+export const IDLE_WORKER_MS = 30_000
 
 interface Job {
   id: number
@@ -46,8 +55,10 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker
+  /** Absent until a batch needs it, and again once it has idled IDLE_WORKER_MS. */
+  worker?: Worker
   job?: Job
+  idle?: ReturnType<typeof setTimeout>
 }
 
 /**
@@ -55,25 +66,33 @@ interface Slot {
  * Native verify runs ~7,000/s per core here, so a node catching up on 100,000
  * entries, or an audit, needs every core: the main thread parses and checks
  * chains while workers verify. Batches are split across idle workers and
- * queued when all are busy.
+ * queued when all are busy. Workers start with the first batch that needs
+ * them and exit when idle (IDLE_WORKER_MS), so an idle node holds none.
  */
 export class VerifyPool implements BatchVerifier {
   readonly size: number
   private readonly unref: boolean
+  private readonly idleMs: number
   private readonly slots: Slot[] = []
   private readonly queue: Job[] = []
   private nextJob = 0
   private closed = false
 
-  private constructor (size: number, unref: boolean) {
+  private constructor (size: number, unref: boolean, idleMs: number) {
     this.size = size
     this.unref = unref
-    for (let i = 0; i < size; i++) this.slots.push(this.spawn())
+    this.idleMs = idleMs
+    for (let i = 0; i < size; i++) this.slots.push({})
   }
 
   static create (options: VerifyPoolOptions = {}): VerifyPool {
     const size = Math.max(1, Math.floor(options.size ?? availableParallelism()))
-    return new VerifyPool(size, options.unref ?? false)
+    return new VerifyPool(size, options.unref ?? false, options.idleMs ?? IDLE_WORKER_MS)
+  }
+
+  /** Workers running now (they start on demand and exit when idle). */
+  get workers (): number {
+    return this.slots.filter((slot) => slot.worker !== undefined).length
   }
 
   async verifyBatch (items: readonly SignatureCheck[]): Promise<boolean[]> {
@@ -101,7 +120,10 @@ export class VerifyPool implements BatchVerifier {
     await Promise.all(this.slots.map(async (slot) => {
       slot.job?.reject(error)
       slot.job = undefined
-      await slot.worker.terminate()
+      clearTimeout(slot.idle)
+      const worker = slot.worker
+      slot.worker = undefined
+      await worker?.terminate()
     }))
   }
 
@@ -117,15 +139,18 @@ export class VerifyPool implements BatchVerifier {
       if (slot.job !== undefined) continue
       const job = this.queue.shift()
       if (job === undefined) return
+      clearTimeout(slot.idle)
+      slot.idle = undefined
       slot.job = job
-      if (this.unref) slot.worker.ref()
-      slot.worker.postMessage({ job: job.id, items: job.items, count: job.count }, [job.items])
+      const worker = slot.worker ?? this.spawn(slot)
+      if (this.unref) worker.ref()
+      worker.postMessage({ job: job.id, items: job.items, count: job.count }, [job.items])
     }
   }
 
-  private spawn (): Slot {
+  private spawn (slot: Slot): Worker {
     const worker = new Worker(workerUrl(), { workerData: { domain: SIGNATURE_DOMAIN } })
-    const slot: Slot = { worker }
+    slot.worker = worker
     worker.on('message', ({ job, results }: { job: number, results: Uint8Array }) => {
       const current = slot.job
       if (current === undefined || current.id !== job) return
@@ -133,21 +158,34 @@ export class VerifyPool implements BatchVerifier {
       if (this.unref) worker.unref()
       current.resolve(results)
       this.dispatch()
+      if (slot.job === undefined) this.retireWhenIdle(slot, worker)
     })
     const replace = (err: Error): void => {
-      if (this.closed) return
+      // Retired (idle) or closed: its exit is expected.
+      if (this.closed || slot.worker !== worker) return
       log.error('verify worker failed, replacing it: %s', err.message)
-      const index = this.slots.indexOf(slot)
+      slot.worker = undefined
       slot.job?.reject(err)
       slot.job = undefined
-      if (index >= 0) this.slots[index] = this.spawn()
       this.dispatch()
     }
     worker.on('error', replace)
     worker.on('exit', (code) => { replace(new Error(`verify worker exited with code ${code}`)) })
     // Only after the listeners: adding a 'message' listener refs the worker's port again.
     if (this.unref) worker.unref()
-    return slot
+    return worker
+  }
+
+  /** Let an idle worker exit after #idleMs without a batch (the next batch starts a new one). */
+  private retireWhenIdle (slot: Slot, worker: Worker): void {
+    clearTimeout(slot.idle)
+    slot.idle = setTimeout(() => {
+      slot.idle = undefined
+      if (slot.worker !== worker || slot.job !== undefined) return
+      slot.worker = undefined
+      void worker.terminate()
+    }, this.idleMs)
+    slot.idle.unref?.()
   }
 }
 
@@ -156,7 +194,13 @@ function verifyInline (item: SignatureCheck): boolean {
   return verifySignature(item.author, signedMessage(item.id), Buffer.from(item.sig, 'hex'))
 }
 
-/** Pack items [start, end) into one buffer; `packed[i]` is 0 where an item was not 32+32+64 bytes of hex. */
+/**
+ * Pack items [start, end) into one buffer; `packed[i]` is 0 where an item was
+ * not 32+32+64 bytes of hex, or fails the strict encoding checks (a
+ * non-canonical or small-order key or R, S ≥ L: crypto/strict.ts). Those
+ * checks run here, in the calling thread, so the workers only do the curve
+ * arithmetic and every path (inline or pooled) refuses the same signatures.
+ */
 function pack (items: readonly SignatureCheck[], start: number, end: number): { buffer: ArrayBuffer, packed: Uint8Array } {
   const bytes = Buffer.alloc((end - start) * ITEM_BYTES)
   const packed = new Uint8Array(end - start)
@@ -167,7 +211,7 @@ function pack (items: readonly SignatureCheck[], start: number, end: number): { 
       bytes.write(item.author, at, 'hex')
       bytes.write(item.id, at + 32, 'hex')
       bytes.write(item.sig, at + 64, 'hex')
-      packed[i - start] = 1
+      packed[i - start] = isStrictEncoding(bytes.subarray(at, at + 32), bytes.subarray(at + 64, at + 128)) ? 1 : 0
     }
   }
   // Buffer.alloc may hand out a slice of a shared pool: copy into a buffer of our own to transfer it.

@@ -1,6 +1,8 @@
 // Worker thread of the verify pool. It imports only node built-ins, so it
 // runs both compiled (dist/) and as TypeScript under Node 22's type stripping
-// (tests); the protocol is described in verify-pool.ts.
+// (tests); the protocol is described in verify-pool.ts. The strict encoding
+// checks (small-order and non-canonical keys and R, S ≥ L) are made by the
+// pool before items reach a worker: a worker only does the curve arithmetic.
 import { createPublicKey, verify, type KeyObject } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
 

@@ -7,7 +7,10 @@ import { blobExchange, type BlobExchange } from '../blobs/exchange/index.js'
 import { authorOfPeerId } from '../crypto/peer-id.js'
 import { createSigner } from '../crypto/sign.js'
 import { EntryCodec } from '../ledger/entry.js'
-import { ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type LedgerSync, type LedgerSyncInit } from '../ledger/index.js'
+import {
+  Admission, ENTRIES_TOPIC, entryGossip, FORKS_TOPIC, LedgerStore, ledgerSync, type AdmissionInit, type EntryGossip, type LedgerSync,
+  type LedgerSyncInit, type StandingFn
+} from '../ledger/index.js'
 import { jobEntryRules, JobService, loadTrustDir, type TrustPolicy } from '../jobs/index.js'
 import { MeshMembership } from '../membership/index.js'
 import { clearWorkspaces, createExecutor, loadPolicy, measureHost, SandboxUnavailableError, type AdmissionPolicy, type Executor } from '../sandbox/index.js'
@@ -68,6 +71,14 @@ export interface StartNodeOptions {
   /** How long the node syncs with its first peers before it plans work (default CATCH_UP_TIMEOUT_MS). */
   catchUpTimeoutMs?: number
   sync?: LedgerSyncInit
+  /**
+   * Who the ledger's quotas and the job index count as a member (larger
+   * quotas and index share than strangers). Default: the mesh's members
+   * (src/membership), and the keys of a `--trust DIR` list.
+   */
+  standing?: StandingFn
+  /** Quota overrides for tests and benchmarks (a real node runs with src/ledger/admission/constants.ts). */
+  quotas?: AdmissionInit['quotas']
   jobs?: { tickMs?: number, leaseMs?: number }
   /** Use this executor instead of making one for config.sandbox (benchmarks share one). */
   executor?: Executor
@@ -101,6 +112,9 @@ export interface RunningNode {
   readonly presence: Presence
   readonly keeper: MeshKeeper
   readonly ledger: LedgerStore
+  /** The ledger's quotas, shared by gossip and sync. */
+  readonly admission: Admission
+  readonly gossip: EntryGossip
   readonly blobs: BlobStore
   readonly exchange: BlobExchange
   readonly sync: LedgerSync
@@ -167,10 +181,17 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     const mesh = await loadMesh(config.mesh, config.home)
     const trustMode = trustModeOf(config.trust)
     const executor = options.executor ?? await makeExecutor(config, warn)
+    // An executor made here is this node's: its spare workspaces and cgroups go when the node stops (after the job service).
+    if (options.executor === undefined && executor?.close !== undefined) stack.add('sandbox', { start: async () => {}, stop: async () => { await executor.close?.() } })
     const trust = await trustPolicyOf(config)
     // Who is a member, from the log's vouches: ready before the network starts, so that a
     // connection gater or the ledger's quotas can ask from the first peer on.
     const membership = await stack.start('membership', new MeshMembership({ definition: mesh.definition, ledger }))
+    // Whom the ledger's quotas and the job index count as one of us: the mesh's members now (asked at each
+    // entry, so a vouch takes effect at once), and the keys of the reader's own trust list (--trust DIR).
+    // --trust everyone changes whose verdicts count, not the quotas: a flood of fresh keys stays bounded.
+    const listed = trustMode === 'list' ? trust.trusted ?? new Set<string>() : new Set<string>()
+    const standing: StandingFn = options.standing ?? ((author) => membership.isMember(author) || listed.has(author) ? 'member' : 'stranger')
 
     // Members' heartbeat addresses are dialable and members keep their places in the presence table.
     const isMember = options.isMember ?? ((author: string) => options.closedMesh?.isMember(author) ?? membership.isMember(author))
@@ -217,7 +238,13 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
     }
     const reach = await stack.start('reach', reachTracker(libp2p))
     const introductions = await stack.start('introductions', createIntroductions({ network: libp2p, book }, options.introductions))
-    await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger }))
+    // One set of quotas for both ways in: an entry costs the same by gossip or by sync.
+    const admission = new Admission({
+      self: identity.author,
+      standing,
+      ...(options.quotas !== undefined ? { quotas: options.quotas } : {})
+    })
+    const gossip = await stack.start('entry gossip', entryGossip({ pubsub: libp2p.services.pubsub, store: ledger, admission }))
     // The log syncs over direct connections only: a relay's bytes are kept for blobs.
     const syncNetwork = {
       peerId: libp2p.peerId,
@@ -228,7 +255,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       addEventListener: libp2p.addEventListener.bind(libp2p),
       removeEventListener: libp2p.removeEventListener.bind(libp2p)
     }
-    const sync = await stack.start('sync', ledgerSync({ network: syncNetwork, store: ledger }, options.sync))
+    const sync = await stack.start('sync', ledgerSync({ network: syncNetwork, store: ledger, admission }, options.sync))
     const exchange = await stack.start('blob exchange', blobExchange({ network: libp2p, store: blobs }))
     const liveHub = new LiveLogHub()
     const liveLogs = await stack.start('live logs', new LiveLogService({ network: libp2p, hub: liveHub, self: identity.author }, options.liveLog))
@@ -327,6 +354,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       policy,
       trust: policyNow(),
       workRoot: identity.paths.work,
+      standing,
       sign: createSigner(identity.key).sign,
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
@@ -380,6 +408,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       presence,
       libp2p,
       ledger,
+      admission,
+      gossip,
       blobs,
       exchange,
       sync,
@@ -418,6 +448,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       presence,
       keeper,
       ledger,
+      admission,
+      gossip,
       blobs,
       exchange,
       sync,

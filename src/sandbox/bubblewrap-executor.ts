@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { componentLogger } from '../util/logger.js'
 import { bwrapArgs, detectHostLayout, SANDBOX_BUILD_UID, type BwrapFeatures, type BwrapPlan, type HostLayout } from './bwrap-args.js'
-import { detectCgroups, type Cgroups, type RunCgroup } from './cgroups.js'
+import { detectCgroups, type CgroupLimits, type Cgroups, type RunCgroup } from './cgroups.js'
 import { BWRAP_INSTALL_HINT, SandboxUnavailableError } from './errors.js'
 import { findTool, hostFingerprint, probeOutput, SYSTEM_PATH } from './host.js'
 import { DEFAULT_LIMITS, MiB } from './limits.js'
@@ -16,7 +16,8 @@ import { treeTools } from './tree-walk.js'
 import { outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
-import { canTraverse, clearStaleStaging, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
+import { SparePool, type Prepared } from './spare.js'
+import { canTraverse, clearStaleStaging, createWorkspace, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
 
 const log = componentLogger('sandbox:bubblewrap')
 
@@ -40,6 +41,10 @@ export interface BubblewrapOptions {
 
 /** Sandbox processes (bwrap and its init in the pid namespace) that the process limit does not charge to the job. */
 const BWRAP_OVERHEAD = 2
+
+function cgroupLimitsOf (limits: Pick<SandboxLimits, 'memoryMb' | 'processes'>): CgroupLimits {
+  return { memoryBytes: limits.memoryMb * MiB, pids: limits.processes + BWRAP_OVERHEAD }
+}
 /** An empty tar: two zero blocks. */
 const EMPTY_TAR = Buffer.alloc(1024)
 
@@ -67,6 +72,12 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   readonly sharesUidWithBuilds: boolean
   private readonly buildUser: BuildUser | undefined
   private fingerprintCache: Promise<EnvironmentFingerprint> | undefined
+  private readonly spares = new SparePool(async (workRoot) => await this.makePrepared(workRoot), async ({ workspace, cgroup }) => {
+    await workspace.remove()
+    await cgroup?.remove()
+  })
+  /** Cgroups made with a workspace taken from the spares, until that workspace's run is prepared. */
+  private readonly preparedCgroups = new WeakMap<Workspace, RunCgroup>()
 
   constructor (
     private readonly tools: Tools,
@@ -82,6 +93,45 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
 
   async run (request: RunRequest): Promise<RunOutcome> {
     return await runJob(this, request)
+  }
+
+  /** A run's workspace (and, with cgroups, its group), made ahead of time (see SparePool). */
+  async takeWorkspace (workRoot: string): Promise<Workspace> {
+    const prepared = await this.spares.take(workRoot)
+    if (prepared.cgroup !== undefined) this.preparedCgroups.set(prepared.workspace, prepared.cgroup)
+    return prepared.workspace
+  }
+
+  /** Remove the spare runs kept ready (the node is stopping). */
+  async close (): Promise<void> {
+    await this.spares.close()
+  }
+
+  /** Forget `workRoot`'s spare (the self-test's temporary work root). */
+  async dropSpare (workRoot: string): Promise<void> {
+    await this.spares.drop(workRoot)
+  }
+
+  private async makePrepared (workRoot: string): Promise<Prepared> {
+    const workspace = await createWorkspace(workRoot, this.workspaceOptions())
+    let cgroup: RunCgroup | undefined
+    if (this.cgroups !== undefined) {
+      try {
+        cgroup = await this.makeCgroup(cgroupLimitsOf(DEFAULT_LIMITS))
+      } catch (err) {
+        log('cannot make a cgroup ahead of a run (its run will try again): %e', err)
+      }
+    }
+    return { workspace, cgroup }
+  }
+
+  private async makeCgroup (limits: CgroupLimits): Promise<RunCgroup> {
+    const cgroup = await this.cgroups!.create(`${ownTag()}-${randomBytes(6).toString('hex')}`, limits)
+    // The wrapper runs as the build user and joins the run's cgroup itself.
+    if (this.buildUser !== undefined) {
+      for (const file of cgroup.procsFiles) await chown(file, this.buildUser.uid, this.buildUser.gid)
+    }
+    return cgroup
   }
 
   async fingerprint (): Promise<EnvironmentFingerprint> {
@@ -131,10 +181,14 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     let cgroup: RunCgroup | undefined
     if (this.cgroups !== undefined) {
       try {
-        cgroup = await this.cgroups.create(`${ownTag()}-${randomBytes(6).toString('hex')}`, {
-          memoryBytes: limits.memoryMb * MiB,
-          pids: limits.processes + BWRAP_OVERHEAD
+        // The group made with the workspace, given this run's limits; else one made now.
+        const ready = this.preparedCgroups.get(workspace)
+        this.preparedCgroups.delete(workspace)
+        if (ready !== undefined) await ready.limit(cgroupLimitsOf(limits)).then(() => { cgroup = ready }, async (err: unknown) => {
+          log('cannot set the limits of a prepared cgroup, making another: %e', err)
+          await ready.remove().catch(() => {})
         })
+        cgroup ??= await this.makeCgroup(cgroupLimitsOf(limits))
       } catch (err) {
         log.error('cannot make a cgroup for this run, falling back to rlimits: %e', err)
       }
@@ -144,10 +198,6 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     // It runs inside the sandbox: in an environment, that environment's prlimit (util-linux, Essential in Debian), if it has one.
     const prlimit = request.rootfs === undefined ? this.tools.prlimit : await environmentTool(request.rootfs.path, 'usr/bin/prlimit')
     if (cgroup === undefined && prlimit !== undefined) plan.processBackstop = { prlimit, max: 2 * limits.processes + 2 }
-    // The wrapper runs as the build user and joins the run's cgroup itself.
-    if (cgroup !== undefined && this.buildUser !== undefined) {
-      for (const file of cgroup.procsFiles) await chown(file, this.buildUser.uid, this.buildUser.gid)
-    }
     const prefix = this.commandPrefix(limits, cgroup)
     return {
       launch: (step) => new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], {
@@ -164,7 +214,11 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       // bwrap exits as soon as the step's command has: its init may still be emptying the pid namespace.
       mayLeaveProcesses: () => true,
       diskDirs,
-      release: async () => { await cgroup?.remove() }
+      // Not waited for: the group is empty by now (the step's processes were killed and waited for), and
+      // removing it can take retries while the kernel lets go of it; the result does not depend on it.
+      release: async () => {
+        cgroup?.remove().catch((err: unknown) => { log.error('cannot remove a run\'s cgroup (the next node start clears it): %e', err) })
+      }
     }
   }
 
@@ -238,6 +292,7 @@ async function selfTest (executor: BubblewrapExecutor): Promise<void> {
       workRoot
     })
     await outcome.dispose()
+    await executor.dropSpare(workRoot)
     if (outcome.status !== 'pass') {
       const message = outcome.log.toString('utf8').trim().split('\n').slice(-3).join(' / ')
       throw new SandboxUnavailableError(`bubblewrap is installed but cannot start a sandbox here (${outcome.reason ?? outcome.status}: ${message}); unprivileged user namespaces may be disabled (check \`sysctl user.max_user_namespaces\` and, on Debian/Ubuntu, \`kernel.unprivileged_userns_clone\` or the AppArmor userns restriction), or pass --sandbox=none to run builds unsandboxed (unsafe)`)

@@ -24,6 +24,8 @@ export interface RunCgroup {
   pids: () => Promise<number[]>
   /** Remove the group once it is empty (waits a little for dying processes). */
   remove: () => Promise<void>
+  /** Set new limits (a group made ahead of time, before its run's limits were known); a no-op when they are the same. */
+  limit: (limits: CgroupLimits) => Promise<void>
 }
 
 export interface CgroupLimits { memoryBytes: number, pids: number }
@@ -158,20 +160,27 @@ async function createV1 (name: string, limits: CgroupLimits, memoryBase: string,
   const cpuacct = cpuacctBase === undefined ? undefined : join(cpuacctBase, `buildhaus-${name}`)
   const dirs = [memory, pids, ...(cpuacct === undefined ? [] : [cpuacct])]
   const made: string[] = []
+  let current: CgroupLimits | undefined
+  const limit = async (next: CgroupLimits): Promise<void> => {
+    if (current?.memoryBytes === next.memoryBytes && current.pids === next.pids) return
+    await writeFile(join(memory, 'memory.limit_in_bytes'), String(next.memoryBytes))
+    // With swap accounting, keep swap out of the bargain too; without it the file is absent.
+    await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(next.memoryBytes)).catch(() => {})
+    await writeFile(join(pids, 'pids.max'), String(next.pids))
+    current = { ...next }
+  }
   try {
     for (const dir of dirs) {
       await mkdir(dir)
       made.push(dir)
     }
-    await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes))
-    // With swap accounting, keep swap out of the bargain too; without it the file is absent.
-    await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => {})
-    await writeFile(join(pids, 'pids.max'), String(limits.pids))
+    await limit(limits)
   } catch (err) {
     for (const dir of made.reverse()) await rmdir(dir).catch(() => {})
     throw err
   }
   return {
+    limit,
     procsFiles: dirs.map((dir) => join(dir, 'cgroup.procs')),
     // Small kernel files, read synchronously: a poll costs microseconds, not thread-pool round trips.
     usage: async () => ({
@@ -212,16 +221,23 @@ async function detectV2 (allMounts: Mount[], own: Map<string, string>): Promise<
 
 async function createV2 (name: string, limits: CgroupLimits, base: string): Promise<RunCgroup> {
   const dir = join(base, `buildhaus-${name}`)
+  let current: CgroupLimits | undefined
+  const limit = async (next: CgroupLimits): Promise<void> => {
+    if (current?.memoryBytes === next.memoryBytes && current.pids === next.pids) return
+    await writeFile(join(dir, 'memory.max'), String(next.memoryBytes))
+    await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => {})
+    await writeFile(join(dir, 'pids.max'), String(next.pids))
+    current = { ...next }
+  }
   await mkdir(dir)
   try {
-    await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes))
-    await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => {})
-    await writeFile(join(dir, 'pids.max'), String(limits.pids))
+    await limit(limits)
   } catch (err) {
     await rmdir(dir).catch(() => {})
     throw err
   }
   return {
+    limit,
     procsFiles: [join(dir, 'cgroup.procs')],
     usage: async () => ({
       oomKills: keyed(readFileSync(join(dir, 'memory.events'), 'utf8'), 'oom_kill'),

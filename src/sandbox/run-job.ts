@@ -42,6 +42,8 @@ export interface SandboxBackend {
   /** The node shares its uid with the builds (so it may have to restore permissions a build removed). */
   readonly sharesUidWithBuilds: boolean
   workspaceOptions: () => WorkspaceOptions
+  /** A workspace made ahead of time for `workRoot` (default: one made now with workspaceOptions()). */
+  takeWorkspace?: (workRoot: string) => Promise<Workspace>
   prepare: (request: RunRequest, workspace: Workspace) => Promise<PreparedRun>
   fingerprint: () => Promise<EnvironmentFingerprint>
 }
@@ -70,7 +72,7 @@ export async function runJob (backend: SandboxBackend, request: RunRequest): Pro
   const session = new RunSession(backend, request, paths)
   let workspace: Workspace
   try {
-    workspace = await createWorkspace(request.workRoot, backend.workspaceOptions())
+    workspace = backend.takeWorkspace !== undefined ? await backend.takeWorkspace(request.workRoot) : await createWorkspace(request.workRoot, backend.workspaceOptions())
   } catch (err) {
     throw new SandboxRunError(`cannot make a workspace: ${paths.fault(err)}`, { cause: err })
   }

@@ -114,4 +114,6 @@ export interface Executor {
   readonly kind: 'bubblewrap' | 'none'
   run: (request: RunRequest) => Promise<RunOutcome>
   fingerprint: () => Promise<EnvironmentFingerprint>
+  /** Release what the executor keeps ready between runs (spare workspaces and cgroups); runs still work afterwards. */
+  close?: () => Promise<void>
 }

@@ -34,6 +34,18 @@ describe('BlobStore', () => {
     expect(store.usage()).toMatchObject({ bytes: size, count: 1, pinned: 0 })
   })
 
+  it('stores a blob without waiting for the disk (durable: false) like any other, across a reopen; the same bytes stored durably later are kept once', async () => {
+    const dir = join(await tempDir(teardown), 'blobs')
+    const store = await openStore(1024 * 1024, dir)
+    const data = new TextEncoder().encode('$ true\n[step true: exit 0, 3 ms]\n')
+    const { hash } = await store.put(data, { durable: false })
+    expect((await store.readBytes(hash, 100)).toString()).toBe(new TextDecoder().decode(data))
+    expect(await store.put(data)).toEqual({ hash, size: data.byteLength })
+    expect(store.usage()).toMatchObject({ bytes: data.byteLength, count: 1 })
+    const reopened = await openStore(1024 * 1024, dir)
+    expect(await reopened.verify(hash)).toBe(true)
+  })
+
   it('stores a stream of chunks and an empty blob', async () => {
     const store = await openStore()
     const data = randomBytes(300_000)

@@ -84,7 +84,7 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     // What is still missing, for the error message if the deadline passes.
     let missing = ''
     const names = new Map(mesh.all.map((n, i) => [n, ['a', 'b', 'c', 'liar'][i]!]))
-    await waitFor(() => {
+    await waitFor(async () => {
       for (const node of mesh.all) {
         if (node.jobs.runningSlots().length > 0) return !(missing = `${names.get(node)} is still building ${node.jobs.runningSlots().join(', ')}`)
         for (const want of settled) {
@@ -95,7 +95,7 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
           }
         }
       }
-      const heads = mesh.all.map((n) => JSON.stringify([...n.ledger.headsNow()].sort()))
+      const heads = await Promise.all(mesh.all.map(async (n) => JSON.stringify([...await n.ledger.heads()].sort())))
       return heads.every((h) => h === heads[0]) || !(missing = 'the nodes hold different heads')
     }, { timeoutMs: 90_000, intervalMs: 200, what: 'every job to be decided, diagnosed and on all four nodes' }).catch((err: Error) => {
       throw new Error(`${err.message}: ${missing}`)

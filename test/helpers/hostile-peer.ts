@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto'
-import { generateKeyPair } from '@libp2p/crypto/keys'
+import { generateKeyPair, publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { RPC } from '@libp2p/gossipsub/message'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import * as lp from 'it-length-prefixed'
+import type { Stream } from '@libp2p/interface'
 import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
 import { libp2pPrivateKey } from '../../src/crypto/peer-id.js'
 import { createSigner, type Signer } from '../../src/crypto/sign.js'
@@ -13,9 +15,11 @@ import { PRESENCE_TOPIC } from '../../src/gossip/presence/constants.js'
 import { ENTRY_FORMAT_VERSION } from '../../src/ledger/constants.js'
 import { signedMessage } from '../../src/ledger/entry.js'
 import { ENTRIES_TOPIC, FORKS_TOPIC } from '../../src/ledger/gossip/constants.js'
+import { SYNC_PROTOCOL } from '../../src/ledger/sync/constants.js'
+import { encodeFrame, type SyncFrame } from '../../src/ledger/sync/frames.js'
 import { canonicalJson } from '../../src/util/canonical-json.js'
 import { toHex } from '../../src/util/hex.js'
-import { waitFor } from '../../src/util/wait.js'
+import { delay, waitFor } from '../../src/util/wait.js'
 
 type Teardown = (fn: () => unknown) => void
 
@@ -72,6 +76,51 @@ export function forgeEntry (signer: Signer, fields: ForgedFields): ForgedEntry {
   const sig = toHex(signer.sign(signedMessage(id)))
   const entry = { ...unsigned, sig }
   return { id, line: canonicalJson(entry), entry }
+}
+
+/**
+ * An entry with a signature chosen by the forger rather than made by a key:
+ * any `author` (e.g. a small-order point) and any 64 bytes of `sig`. What a
+ * peer that attacks the signature scheme itself sends.
+ */
+export function forgeEntryWithSignature (fields: ForgedFields & { author: string }, sig: string): ForgedEntry {
+  const unsigned = {
+    v: fields.v ?? ENTRY_FORMAT_VERSION,
+    author: fields.author,
+    seq: fields.seq,
+    prev: fields.prev,
+    clock: fields.clock,
+    time: fields.time,
+    type: fields.type,
+    body: fields.body
+  }
+  const id = createHash('sha256').update(canonicalJson(unsigned)).digest('hex')
+  const entry = { ...unsigned, sig }
+  return { id, line: canonicalJson(entry), entry }
+}
+
+/** The identity point of edwards25519 as a public key (y = 1): with R = identity and S = 0 it "signs" every message under a lax verifier. */
+export const IDENTITY_KEY = `01${'00'.repeat(31)}`
+
+/** The signature (R = identity, S = 0) that an identity-point key "makes" on every message. */
+export const IDENTITY_SIGNATURE = `01${'00'.repeat(63)}`
+
+/**
+ * A libp2p key whose public half is the identity point (IDENTITY_KEY) and
+ * whose every signature is IDENTITY_SIGNATURE: a lax Ed25519 verify (libp2p's
+ * Noise handshake, gossipsub's StrictSign) accepts them all, so a peer under
+ * this key completes a handshake without holding any private key.
+ */
+export function identityPointKey (): PrivateKey {
+  const publicKey = publicKeyFromRaw(Buffer.from(IDENTITY_KEY, 'hex'))
+  const signature = Uint8Array.from(Buffer.from(IDENTITY_SIGNATURE, 'hex'))
+  return {
+    type: 'Ed25519',
+    raw: new Uint8Array(64),
+    publicKey,
+    equals: (other: unknown) => other === publicKey,
+    sign: () => signature
+  } as unknown as PrivateKey
 }
 
 /** A fresh author key with its own chain, kept by the caller. */
@@ -131,9 +180,68 @@ export class HostilePeer {
     await this.publish(ENTRIES_TOPIC, typeof entry === 'string' ? entry : entry.line)
   }
 
+  /**
+   * Gossip many entries at a steady rate, as a flooder that wants them
+   * delivered would: gossipsub has no backpressure, and a burst past a
+   * stream's write buffer resets the stream to that peer. Resolves to how
+   * many were published.
+   */
+  async flood (entries: Array<ForgedEntry | string>, options: { perSecond: number }): Promise<number> {
+    const started = Date.now()
+    let published = 0
+    for (const [i, entry] of entries.entries()) {
+      const due = started + (i * 1000) / options.perSecond
+      if (due > Date.now()) await delay(due - Date.now())
+      await this.#drained()
+      await this.publishEntry(entry).then(() => { published++ }, () => {})
+    }
+    return published
+  }
+
+  /** Wait until every gossip stream to a peer has room again (what a flooder that wants delivery does). */
+  async #drained (): Promise<void> {
+    const outbound = (this.libp2p.services.pubsub as unknown as { streamsOutbound: Map<string, { rawStream: Stream }> }).streamsOutbound
+    for (const { rawStream } of outbound.values()) {
+      if (rawStream.status !== 'open') continue
+      if (rawStream.writableNeedsDrain || rawStream.writeBufferLength > 256 * 1024) {
+        await rawStream.onDrain({ signal: AbortSignal.timeout(30_000) }).catch(() => {})
+      }
+    }
+  }
+
   /** Gossip a fork proof (two entry lines separated by a newline). */
   async publishForkProof (a: ForgedEntry, b: ForgedEntry): Promise<void> {
     await this.publish(FORKS_TOPIC, `${a.line}\n${b.line}`)
+  }
+
+  /**
+   * Push entry lines to a node over the sync protocol, as the dialer of one
+   * session: empty heads (so the node sends its whole log, which is read and
+   * dropped), then the lines in frames of `perFrame`, then end and done.
+   * Resolves once the node closed or aborted the stream: `aborted` says
+   * whether it cut the session off (it judged the peer hostile).
+   */
+  async pushBySync (address: string, lines: string[], options: { perFrame?: number, timeoutMs?: number } = {}): Promise<{ aborted: boolean, status: string }> {
+    const stream: Stream = await this.libp2p.dialProtocol(multiaddr(address), SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+    const send = async (frame: SyncFrame): Promise<void> => {
+      if (stream.status !== 'open') return
+      if (!stream.send(lp.encode.single(encodeFrame(frame), { maxDataLength: 1024 * 1024 }))) await stream.onDrain({ signal: AbortSignal.timeout(10_000) }).catch(() => {})
+    }
+    // Read (and drop) whatever the node sends, so its side is never held up by flow control.
+    const draining = (async () => { try { for await (const _ of stream) { /* dropped */ } } catch { /* aborted */ } })()
+    const perFrame = options.perFrame ?? 64
+    try {
+      await send({ t: 'heads', heads: [], more: false })
+      for (let i = 0; i < lines.length; i += perFrame) await send({ t: 'entries', lines: lines.slice(i, i + perFrame) })
+      await send({ t: 'end', more: false })
+      await send({ t: 'done' })
+      if (stream.status === 'open') await stream.close({ signal: AbortSignal.timeout(options.timeoutMs ?? 30_000) }).catch(() => {})
+    } catch {
+      // The node aborted the stream under us.
+    }
+    await waitFor(() => stream.status !== 'open', { timeoutMs: options.timeoutMs ?? 30_000, what: 'the node to end the sync session' }).catch(() => { stream.abort(new Error('the test gave up on the session')) })
+    await draining
+    return { aborted: stream.status === 'aborted' || stream.status === 'reset', status: stream.status }
   }
 
   /** Gossip a heartbeat object (JSON) on the presence topic, signed by this peer's key. */

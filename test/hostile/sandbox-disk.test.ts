@@ -90,6 +90,9 @@ describe('deep paths against the disk limit (issue 12, item 3)', () => {
     })
     expect(outcome.status, logText(outcome)).toBe('pass')
     await outcome.dispose()
+    // The executor keeps a fresh workspace made ahead for each work root's next run (SparePool); with those
+    // removed (as a stopping node does), nothing may remain: not this run's tree, nor its staging.
+    await executor.close?.()
     expect(await readdir(work)).toEqual([])
     expect(await readdir(stagingRoot)).toEqual([])
   })

@@ -91,7 +91,10 @@ describe('export and audit', () => {
     expect(forked.problems.map((p) => [p.line, p.kind])).toEqual([[6, 'fork']])
     expect(forked.forks).toEqual([{ author: signer.publicHex, seq: 2, ids: [chain[2]!.id, fork.id], lines: [3, 6] }])
     expect(forked.authors[signer.publicHex]?.forked).toBe(true)
-    expect(formatAuditReport(forked)).toMatch(/^INVALID[\s\S]*fork: author/)
+    // The author's own misbehaviour, proven by its signatures: reported, but the export is intact.
+    expect(forked).toMatchObject({ valid: true, invalidCount: 0, equivocating: [signer.publicHex] })
+    expect(forked.problems[0]?.excused).toBe('equivocating')
+    expect(formatAuditReport(forked)).toMatch(/^VALID[\s\S]*1 equivocating author excluded[\s\S]*fork: author/)
 
     const blank = await auditBytes(Buffer.from(`${chain[0]!.line}\n\n${chain[1]!.line}\r\n`))
     expect(blank.problems.map((p) => [p.line, p.kind])).toEqual([[2, 'blank-line'], [3, 'not-canonical']])

@@ -44,7 +44,7 @@ describe('crash safety', () => {
       const store = await LedgerStore.open({ path, codec })
       try {
         for (const [seq, id] of printed) expect((await store.getBySeq(author, seq))?.id, `seq ${seq}`).toBe(id)
-        const head = store.head(author)!
+        const head = (await store.headOf(author))!
         expect(head.seq + 1).toBe(store.count())
         expect(store.count()).toBeGreaterThanOrEqual(Math.max(...printed.keys()) + 1)
         const report = await auditLines(await collect(store.exportLines()), codec)

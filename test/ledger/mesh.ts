@@ -3,6 +3,8 @@ import { generateNodeKey, type NodeKey } from '../../src/crypto/keys.js'
 import { libp2pPrivateKey } from '../../src/crypto/peer-id.js'
 import { createSigner } from '../../src/crypto/sign.js'
 import { createMeshLibp2p, type MeshLibp2p } from '../../src/gossip/libp2p.js'
+import type { Admission } from '../../src/ledger/admission/index.js'
+import type { EntryCodec } from '../../src/ledger/entry.js'
 import { ENTRIES_TOPIC, FORKS_TOPIC, entryGossip, type EntryGossip } from '../../src/ledger/gossip/index.js'
 import { LedgerStore } from '../../src/ledger/store.js'
 import { ledgerSync, type LedgerSync, type LedgerSyncInit } from '../../src/ledger/sync/index.js'
@@ -35,16 +37,29 @@ export interface TestNodeOptions {
   /** Allow appends at once (default true); false leaves the self-fork guard closed. */
   allowAppend?: boolean
   pendingLimit?: number
+  /** Quotas, as the daemon wires them (shared by gossip and sync); default none. */
+  admission?: Admission
+  /** Entry rules (default the ledger tests' note/mark). */
+  codec?: EntryCodec
+  /** The store's wall clock. */
+  now?: () => number
 }
 
 export async function startNode (teardown: Teardown, options: TestNodeOptions = {}): Promise<TestNode> {
   const key = options.key ?? generateNodeKey()
   const path = options.path ?? join(await tempDir(teardown, 'buildhaus-ledger-node-'), 'ledger')
-  const store = await LedgerStore.open({ path, codec: testCodec, signer: createSigner(key), ...(options.pendingLimit !== undefined ? { pendingLimit: options.pendingLimit } : {}) })
+  const store = await LedgerStore.open({
+    path,
+    codec: options.codec ?? testCodec,
+    signer: createSigner(key),
+    ...(options.pendingLimit !== undefined ? { pendingLimit: options.pendingLimit } : {}),
+    ...(options.now !== undefined ? { now: options.now } : {})
+  })
   if (options.allowAppend !== false) store.allowAppend()
   const libp2p = await createMeshLibp2p({ privateKey: await libp2pPrivateKey(key), listen: ['/ip4/127.0.0.1/tcp/0'], topics: [ENTRIES_TOPIC, FORKS_TOPIC] })
-  const sync = ledgerSync({ network: libp2p, store }, { intervalMs: 1_000, ...options.sync })
-  const gossip = entryGossip({ pubsub: libp2p.services.pubsub, store })
+  const admission = options.admission !== undefined ? { admission: options.admission } : {}
+  const sync = ledgerSync({ network: libp2p, store, ...admission }, { intervalMs: 1_000, ...options.sync })
+  const gossip = entryGossip({ pubsub: libp2p.services.pubsub, store, ...admission })
   gossip.start()
   await sync.start()
   let stopped = false

@@ -9,12 +9,14 @@ import { collect, makeChain, newSigner, openTestStore, testCodec } from './helpe
 describe('ledger store', () => {
   const teardown = useTeardown()
 
-  it('appends a chain: seq from 0, prev links, Lamport clock, and reads it back every way', async () => {
-    const store = await openTestStore(teardown)
+  it('appends a chain: seq from 0, prev links, a rising hybrid logical clock, and reads it back every way', async () => {
+    let now = 1_767_225_600_000
+    const store = await openTestStore(teardown, { now: () => now })
     const a = await store.append('note', { text: 'first' })
     const b = await store.append('note', { text: 'second', about: a.id })
-    expect(a.entry).toMatchObject({ seq: 0, prev: null, clock: 0, author: store.author })
-    expect(b.entry).toMatchObject({ seq: 1, prev: a.id, clock: 1 })
+    // Within one millisecond the clock still rises; then it follows the wall clock again.
+    expect(a.entry).toMatchObject({ seq: 0, prev: null, clock: now, time: now, author: store.author })
+    expect(b.entry).toMatchObject({ seq: 1, prev: a.id, clock: now + 1, time: now })
     expect(testCodec.decode(b.line).id).toBe(b.id)
     expect((await store.get(b.id))?.line).toBe(b.line)
     expect((await store.getBySeq(store.author!, 0))?.id).toBe(a.id)
@@ -23,6 +25,8 @@ describe('ledger store', () => {
     expect((await collect(store.byType('note'))).map((e) => e.id)).toEqual([a.id, b.id])
     expect((await collect(store.byRef(a.id))).map((e) => e.id)).toEqual([b.id])
     expect(store.count()).toBe(2)
+    now += 5_000
+    expect((await store.append('note', { text: 'third' })).entry.clock).toBe(now)
   })
 
   it('refuses to append before allowAppend(), saying what to do', async () => {

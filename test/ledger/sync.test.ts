@@ -48,6 +48,19 @@ describe('ledger sync between real nodes', () => {
     expect(ed).toEqual(ea2)
   })
 
+  it('an anti-entropy round syncs with a few connected peers chosen at random, not every one', async () => {
+    const quiet = { intervalMs: 600_000, peersPerRound: 2 }
+    const hub = await startNode(teardown, { sync: quiet })
+    const spokes = await Promise.all([1, 2, 3, 4].map(async () => await startNode(teardown, { sync: quiet })))
+    for (const spoke of spokes) await connect(spoke, hub)
+    // Each new connection gets one session at once.
+    await waitFor(() => hub.sync.stats().sessions === 4, { timeoutMs: 30_000, intervalMs: 20, what: 'the sessions on connect' })
+    await hub.sync.syncAll()
+    expect(hub.sync.stats().sessions).toBe(6)
+    await hub.sync.syncAll({ all: true })
+    expect(hub.sync.stats().sessions).toBe(10)
+  })
+
   it('catchUp returns once a newcomer holds every entry its peers had (what a node awaits before planning work)', async () => {
     const a = await startNode(teardown)
     for (let i = 0; i < 400; i++) await a.store.append('note', { text: `history ${i}` })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { VerifyPool } from '../../src/ledger/verify-pool.js'
+import { waitFor } from '../../src/util/wait.js'
 import { makeChain, newSigner } from './helpers.js'
 
 describe('verify pool', () => {
@@ -25,5 +26,22 @@ describe('verify pool', () => {
       await pool.close()
     }
     await expect(pool.verifyBatch([])).rejects.toMatchObject({ name: 'LedgerClosedError' })
+  })
+
+  it('starts workers only for batches that need them and lets idle ones exit, starting them again for the next batch', async () => {
+    const pool = VerifyPool.create({ size: 2, idleMs: 100 })
+    try {
+      const items = makeChain(newSigner(), 300).map((d) => ({ author: d.entry.author, id: d.id, sig: d.entry.sig }))
+      expect(pool.workers).toBe(0)
+      expect(await pool.verifyBatch(items.slice(0, 3))).toEqual([true, true, true])
+      expect(pool.workers).toBe(0)
+      expect((await pool.verifyBatch(items)).every((ok) => ok)).toBe(true)
+      expect(pool.workers).toBeGreaterThan(0)
+      await waitFor(() => pool.workers === 0, { timeoutMs: 10_000, intervalMs: 20, what: 'the idle workers to exit' })
+      expect((await pool.verifyBatch(items)).every((ok) => ok)).toBe(true)
+    } finally {
+      await pool.close()
+    }
+    expect(pool.workers).toBe(0)
   })
 })

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Executor } from '../../src/sandbox/index.js'
 import { findTool } from '../../src/sandbox/host.js'
@@ -28,6 +28,27 @@ describe('the bubblewrap executor', () => {
     expect(env.kernel).not.toBe('')
     expect(env.tools.sh).toBeDefined()
     expect(env.warning).toBeUndefined()
+  })
+
+  it('keeps the next run\'s workspace ready while a run builds, and removes it on close; runs still work after', async () => {
+    const own = await bubblewrap()
+    const work = await tempDir(teardown)
+    const first = await runJob(own, teardown, work, step('true'))
+    expect(first.status).toBe('pass')
+    await first.dispose()
+    // The run took the spare made when the work root was first used; another is ready for the next run.
+    await waitFor(async () => (await readdir(work)).length === 1, { timeoutMs: 10_000, intervalMs: 20, what: 'one spare workspace' })
+    const spare = (await readdir(work))[0]
+    const second = await runJob(own, teardown, work, step('pwd'))
+    expect(logText(second)).toContain('/build\n')
+    await second.dispose()
+    expect(await readdir(work)).not.toContain(spare)
+    await own.close!()
+    expect(await readdir(work)).toEqual([])
+    const after = await runJob(own, teardown, work, step('true'))
+    expect(after.status).toBe('pass')
+    await after.dispose()
+    expect(await readdir(work)).toEqual([])
   })
 
   it('runs steps in order in the unpacked source, logging a header and a trailer for each', async () => {

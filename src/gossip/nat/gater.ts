@@ -2,6 +2,7 @@ import type { Connection, ConnectionGater, PeerId } from '@libp2p/interface'
 import { RELAY_V2_HOP_CODEC, RELAY_V2_STOP_CODEC } from '@libp2p/circuit-relay-v2'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { authorOfPeerId } from '../../crypto/peer-id.js'
+import { isStrictPublicKey } from '../../crypto/strict.js'
 import { describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
 import {
@@ -60,6 +61,12 @@ export interface GaterStats {
   circuits: number
   /** Open connections closed because their peer stopped being a member. */
   swept: number
+  /**
+   * Connections and dials refused because the peer's Ed25519 key is one
+   * strict verification refuses (small order or not canonical): such a key
+   * "signs" anything, so it can complete the transport's handshake.
+   */
+  weakKeys: number
 }
 
 /**
@@ -80,7 +87,7 @@ export class MeshGater implements ConnectionGater {
   private view?: GaterView
   /** Per source peer: when its current window started and how many circuits it opened in it. */
   private readonly windows = new Map<string, { start: number, count: number }>()
-  private readonly counters: GaterStats = { nonMembers: 0, reservations: 0, circuits: 0, swept: 0 }
+  private readonly counters: GaterStats = { nonMembers: 0, reservations: 0, circuits: 0, swept: 0, weakKeys: 0 }
   private timer?: ReturnType<typeof setInterval>
 
   constructor (init: MeshGaterInit = {}) {
@@ -187,9 +194,26 @@ export class MeshGater implements ConnectionGater {
   }
 
   private refuseNonMember (peerId: PeerId, what: string): boolean {
+    if (this.refuseWeakKey(peerId, what)) return true
     if (this.admits(peerId)) return false
     this.counters.nonMembers++
     log('refusing the %s of %p: not a member of this closed mesh', what, peerId)
+    return true
+  }
+
+  /**
+   * Refuse a peer whose Ed25519 key is of small order or not canonical, in an
+   * open mesh too. libp2p's Noise and gossipsub verify with a lax Ed25519, so
+   * the identity point with R = identity, S = 0 completes a handshake and
+   * signs any message; it could never author an entry (the ledger's strict
+   * verify refuses it), so nothing is lost. Other key types are left to the
+   * rest of the gater. A byte comparison and one set lookup.
+   */
+  private refuseWeakKey (peerId: PeerId, what: string): boolean {
+    if (peerId.type !== 'Ed25519' || peerId.publicKey === undefined) return false
+    if (isStrictPublicKey(peerId.publicKey.raw)) return false
+    this.counters.weakKeys++
+    log('refusing the %s of %p: its Ed25519 key is of small order or not canonical', what, peerId)
     return true
   }
 

@@ -11,12 +11,20 @@ export const HEARTBEAT_INTERVAL_MS = 2_000
 export const PRESENCE_TIMEOUT_MS = 7_000
 /**
  * Up to this many members the interval is HEARTBEAT_INTERVAL_MS; beyond, it
- * grows in proportion (50 members: 5 s, 100: 10 s), so that a node receives
- * about the same number of heartbeats a second however large the mesh:
- * every node hears every other, so a fixed interval costs each node O(N) and
- * the mesh O(N²) (at 50 nodes, 2 s heartbeats took most of 2 cores).
+ * grows with the membership so that each node receives about
+ * HEARTBEATS_PER_SECOND heartbeats a second however large the mesh (50
+ * members: 20 s, 75 and more: MAX_HEARTBEAT_INTERVAL_MS): every node hears
+ * every other, so a fixed interval costs each node O(N) and the mesh O(N²)
+ * (at 50 nodes, 2 s heartbeats took most of 2 cores).
  */
 export const MEMBERS_PER_BASE_INTERVAL = 20
+/**
+ * Heartbeats a second each node receives beyond MEMBERS_PER_BASE_INTERVAL
+ * members. Each costs its receiver 3–5 ms of CPU (gossip copies, signature,
+ * decoding; docs/SCALING.md): at 10 a second (the earlier rule), an idle
+ * 50-node mesh on one 2-core machine spent over a core on heartbeats alone.
+ */
+export const HEARTBEATS_PER_SECOND = 2.5
 /** The longest interval a node announces, and the longest a receiver believes. */
 export const MAX_HEARTBEAT_INTERVAL_MS = 30_000
 /** The shortest interval a receiver accepts in a heartbeat's `every`. */

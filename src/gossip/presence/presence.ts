@@ -6,7 +6,7 @@ import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
 import {
   HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_PRESENCE_MEMBERS, MAX_PRESENCE_STRANGERS, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
-  MAX_HEARTBEAT_INTERVAL_MS, MEMBERS_PER_BASE_INTERVAL, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, SWEEP_INTERVAL_MS
+  HEARTBEATS_PER_SECOND, MAX_HEARTBEAT_INTERVAL_MS, MEMBERS_PER_BASE_INTERVAL, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, SWEEP_INTERVAL_MS
 } from './constants.js'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from './heartbeat.js'
 
@@ -187,9 +187,10 @@ export class Presence extends TypedEvents<PresenceEvents> {
     this.heartbeatTimer = setTimeout(() => { this.beat() }, this.every)
   }
 
-  /** The heartbeat interval for a mesh of `members` nodes (see MEMBERS_PER_BASE_INTERVAL). */
+  /** The heartbeat interval for a mesh of `members` nodes (see MEMBERS_PER_BASE_INTERVAL and HEARTBEATS_PER_SECOND). */
   intervalFor (members: number): number {
-    const scaled = Math.round(this.intervalMs * Math.max(1, members / MEMBERS_PER_BASE_INTERVAL))
+    if (members <= MEMBERS_PER_BASE_INTERVAL) return this.intervalMs
+    const scaled = Math.round(members * 1000 / HEARTBEATS_PER_SECOND)
     return Math.max(this.intervalMs, Math.min(MAX_HEARTBEAT_INTERVAL_MS, scaled))
   }
 

@@ -4,6 +4,7 @@ import { slotKey } from '../selector.js'
 import type { JobView } from '../view.js'
 import { describeDiagnosisFailure, diagnose, planCrossDiagnosis, planDiagnosis, type DiagnosisPlan } from './diagnoser.js'
 import type { BlobFetcher, JobBlobs, JobLedger } from './ports.js'
+import { remember } from './remember.js'
 
 const log = componentLogger('jobs:diagnosis')
 
@@ -75,7 +76,7 @@ export class DiagnosisScheduler {
     if (this.diagnosing.has(key)) return
     const planned = plan()
     if (planned === undefined) return
-    this.diagnosing.add(key)
+    remember(this.diagnosing, key)
     const stopping = this.stopping.signal
     const signal = AbortSignal.any([AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS), stopping])
     const run = diagnose(planned, this.parts.blobs, this.parts.fetcher, signal)

@@ -12,7 +12,8 @@ import type { Member } from '../scheduler.js'
 export interface JobLedger extends EventTarget {
   append (type: string, body: EntryBody): Promise<DecodedEntry>
   get (id: string): Promise<DecodedEntry | undefined>
-  byType (type: string): AsyncIterable<DecodedEntry>
+  /** Entries of a type in clock order; `reverse`: newest first. */
+  byType (type: string, options?: { reverse?: boolean }): AsyncIterable<DecodedEntry>
   byRef (id: string): AsyncIterable<DecodedEntry>
   /** Authors whose chains forked: their entries no longer count. */
   isEquivocating (author: string): boolean
@@ -21,7 +22,7 @@ export interface JobLedger extends EventTarget {
 /** The local blob store. */
 export interface JobBlobs {
   has (hash: string): Promise<boolean>
-  put (data: Uint8Array, options?: { pin?: boolean }): Promise<{ hash: string, size: number }>
+  put (data: Uint8Array, options?: { pin?: boolean, durable?: boolean }): Promise<{ hash: string, size: number }>
   putFile (path: string, options?: { move?: boolean, pin?: boolean }): Promise<{ hash: string, size: number }>
   readBytes (hash: string, maxBytes: number): Promise<Buffer>
   path (hash: string): string

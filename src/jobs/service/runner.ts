@@ -116,7 +116,9 @@ async function buildIn (options: RunSlotOptions, source: Buffer, start: number, 
   }
   try {
     options.signal.throwIfAborted()
-    const logBlob = await blobs.put(outcome.log)
+    // The log is evidence, not a vote: it is not worth an fsync (two, with the directory's) between the
+    // build's end and its result. A machine crash may lose it; the result's hash then finds it nowhere.
+    const logBlob = await blobs.put(outcome.log, { durable: false })
     // Only a pass publishes artifacts: partial outputs of failed builds would
     // turn two agreeing failures into a mismatch.
     const artifacts: Artifact[] = []

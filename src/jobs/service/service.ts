@@ -7,7 +7,7 @@ import { BuildhausError, describeError } from '../../util/errors.js'
 import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
 import type { JobBody, ResultBody } from '../bodies.js'
-import { CLAIM_LEASE_MS } from '../constants.js'
+import { CLAIM_LEASE_MS, MAX_ACTIVITY_AUTHORS } from '../constants.js'
 import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission, type Member } from '../scheduler.js'
 import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
@@ -16,7 +16,9 @@ import { provenanceSigningInput } from '../provenance.js'
 import { countingOf, type Counting, type TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
 import { DiagnosisScheduler } from './diagnosis-scheduler.js'
-import { JobIndex } from './job-index.js'
+import { foldJob } from '../state.js'
+import { JobIndex, type JobIndexLimits, type JobIndexStats } from './job-index.js'
+import { remember } from './remember.js'
 import { WatchIndex } from '../watches.js'
 import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
 import { errorInstead, publishableResult } from './publishable.js'
@@ -30,8 +32,8 @@ const ADVERTISE_GAP_MS = 1_000
 /** The longest stop() waits for runs, diagnoses and workspace removals to end. */
 const STOP_TIMEOUT_MS = 10_000
 
-/** The types the job service folds. */
-const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
+/** The types that name a job and so belong to its fold. */
+const RELATED_TYPES: ReadonlySet<string> = new Set(['claim', 'result', 'cancel', 'diagnosis'])
 /** The types of watches (folded beside the jobs: a watch's jobs and duplicates need both). */
 const WATCH_TYPES = ['watch', 'unwatch', 'poll'] as const
 
@@ -52,6 +54,10 @@ export interface JobServiceOptions {
   leaseMs?: number
   /** How often to re-plan without any new entry (leases lapse, members leave). */
   tickMs?: number
+  /** Who is a member: when memory is full, strangers' undecided jobs leave it before members' (see JobIndex). */
+  standing?: (author: string) => 'member' | 'stranger'
+  /** Bounds of the in-memory index (default: MAX_INDEX_BYTES, MAX_INDEX_JOBS, …). */
+  indexLimits?: Partial<JobIndexLimits>
   /** Signs with the node's key: a pass with artifacts carries the builder's signature of its provenance statement. */
   sign?: (message: Uint8Array) => Uint8Array
 }
@@ -133,7 +139,10 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   constructor (options: JobServiceOptions) {
     super()
     this.options = options
-    this.index = new JobIndex(options.trust)
+    this.index = new JobIndex(options.trust, {
+      ...(options.standing !== undefined ? { standing: options.standing } : {}),
+      ...(options.indexLimits !== undefined ? { limits: options.indexLimits } : {})
+    })
     this.watches = new WatchIndex(options.trust)
     this.diagnoses = new DiagnosisScheduler({
       self: options.self.author,
@@ -150,11 +159,16 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     for (const type of WATCH_TYPES) {
       for await (const entry of this.options.ledger.byType(type)) this.watches.add(entry)
     }
-    for (const type of JOB_TYPES) {
-      for await (const entry of this.options.ledger.byType(type)) {
+    // Watches need every job a release made; the index holds the newest jobs, each with what
+    // names it, until it is full: older ones stay in the log.
+    for await (const job of this.options.ledger.byType('job', { reverse: true })) {
+      this.watches.add(job)
+      if (this.index.full) continue
+      this.index.add(job)
+      for await (const entry of this.options.ledger.byRef(job.id)) {
+        if (!RELATED_TYPES.has(entry.entry.type)) continue
         this.noteActivity(entry)
         this.index.add(entry)
-        if (type === 'job') this.watches.add(entry)
       }
     }
     this.started = true
@@ -195,9 +209,37 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return view === undefined ? undefined : this.overlay(view, this.liveMembers(), Date.now())
   }
 
-  /** The job entry and every entry referring to it, as signed. */
+  /** The job entry and every entry referring to it, as signed (jobs held in memory). */
   entries (id: string): DecodedEntry[] {
     return this.index.entries(id)
+  }
+
+  /**
+   * A job's view, from memory or, for a job that left it (see JobIndex), read
+   * back from the log and folded (without liveness: it is not planned).
+   */
+  async load (id: string): Promise<JobView | undefined> {
+    const held = this.get(id)
+    if (held !== undefined) return held
+    const entries = await this.loadEntries(id)
+    if (entries.length === 0) return undefined
+    return foldJob(entries[0]!, entries.slice(1), this.index.getPolicy())
+  }
+
+  /** entries(), or read back from the log for a job not held in memory. */
+  async loadEntries (id: string): Promise<DecodedEntry[]> {
+    const held = this.index.entries(id)
+    if (held.length > 0) return held
+    const job = await this.options.ledger.get(id)
+    if (job === undefined || job.entry.type !== 'job') return []
+    const related: DecodedEntry[] = []
+    for await (const entry of this.options.ledger.byRef(id)) if (RELATED_TYPES.has(entry.entry.type)) related.push(entry)
+    return [job, ...related]
+  }
+
+  /** How much the in-memory index holds (for /metrics). */
+  indexStats (): JobIndexStats {
+    return this.index.stats()
   }
 
   /** Every folded view, without the liveness overlay (what an offline audit computes). */
@@ -339,7 +381,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private noteActivity (entry: DecodedEntry): void {
     const { type, author, time } = entry.entry
     if (type !== 'claim' && type !== 'result') return
-    if ((this.lastActive.get(author) ?? 0) < time) this.lastActive.set(author, time)
+    if ((this.lastActive.get(author) ?? 0) >= time) return
+    // Most recent last, so the first keys are the ones to forget.
+    this.lastActive.delete(author)
+    this.lastActive.set(author, time)
+    if (this.lastActive.size > MAX_ACTIVITY_AUTHORS) this.lastActive.delete(this.lastActive.keys().next().value!)
   }
 
   private abortCancelled (jobId: string): void {
@@ -404,7 +450,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     for (const refusal of refusals) {
       const key = slotKey(refusal.job, refusal.platform)
       if (this.refusing.has(key)) continue
-      this.refusing.add(key)
+      remember(this.refusing, key)
       void this.publishRefusal(refusal.job, refusal.platform, refusal.reason)
     }
   }
@@ -479,7 +525,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         const key = slotKey(view.id, platform.selector)
         if (!admission.ok) {
           if (this.refusing.has(key)) continue
-          this.refusing.add(key)
+          remember(this.refusing, key)
           void this.publishRefusal(view.id, platform.selector, admission.reason)
           continue
         }

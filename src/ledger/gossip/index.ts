@@ -1,8 +1,9 @@
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { Admission } from '../admission/index.js'
 import type { LedgerStore } from '../store.js'
 import { EntryGossip } from './entry-gossip.js'
 
-export { EntryGossip } from './entry-gossip.js'
+export { EntryGossip, type EntryGossipStats } from './entry-gossip.js'
 export * from './constants.js'
 
 /** The part of a pubsub service the gossip fast path uses. libp2p's gossipsub fits. */
@@ -18,6 +19,8 @@ export interface GossipPubSub {
 export interface EntryGossipComponents {
   pubsub: GossipPubSub
   store: LedgerStore
+  /** Quotas (shared with sync). Without them every valid entry is taken, as in the ledger's own tests. */
+  admission?: Admission
 }
 
 export function entryGossip (components: EntryGossipComponents): EntryGossip {

@@ -10,6 +10,13 @@ export const MAX_ENTRIES_PER_FRAME = 512
 /** Entries one side sends in one session; past it the sender says `more` and the receiver comes back. */
 export const MAX_ENTRIES_PER_SESSION = 25_000
 
+/**
+ * Bytes of entry lines one side sends in one session, likewise (25,000
+ * typical entries are ~20 MB; without this bound 25,000 entries of 64 KiB
+ * would be 1.6 GB). A receiver aborts a peer that sends more.
+ */
+export const MAX_BYTES_PER_SESSION = 32 * 1024 * 1024
+
 /** Heads per `heads` frame, and in total (set reconciliation is the known next step for more authors). */
 export const MAX_HEADS_PER_FRAME = 4096
 export const MAX_HEADS = 65_536
@@ -26,8 +33,17 @@ export const SESSION_TIMEOUT_MS = 120_000
 /** Opening the sync stream to a peer. */
 export const DIAL_TIMEOUT_MS = 10_000
 
-/** Anti-entropy round with every connected peer, ±20 % jitter. */
+/** Anti-entropy round, ±20 % jitter. */
 export const SYNC_INTERVAL_MS = 10_000
+
+/**
+ * Connected peers one anti-entropy round syncs with, chosen at random. Gossip
+ * carries entries at once and sync only repairs what it lost, so a few
+ * partners a round spread a repair through the mesh in a few rounds
+ * (epidemic anti-entropy), where a session with every peer cost each node
+ * O(peers) sessions of O(authors) heads every round.
+ */
+export const SYNC_PEERS_PER_ROUND = 2
 
 /** Sessions running at once (inbound and outbound). */
 export const MAX_CONCURRENT_SESSIONS = 8

@@ -1,4 +1,5 @@
 import type { AbortOptions, Connection, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
+import type { Admission } from '../admission/index.js'
 import type { ChainHead, LedgerStore } from '../store.js'
 import { LedgerSync } from './ledger-sync.js'
 
@@ -20,11 +21,15 @@ export interface SyncNetwork {
 export interface LedgerSyncComponents {
   network: SyncNetwork
   store: LedgerStore
+  /** Quotas the peers' entries are charged to (shared with gossip). Without them every valid entry is taken. */
+  admission?: Admission
 }
 
 export interface LedgerSyncInit {
   /** Anti-entropy period (±20 % jitter). Default 10 s. */
   intervalMs?: number
+  /** Connected peers each anti-entropy round syncs with, chosen at random. Default SYNC_PEERS_PER_ROUND (2). */
+  peersPerRound?: number
   /** Longest wait for the next frame. Default 10 s. */
   frameTimeoutMs?: number
   /** Longest session. Default 120 s. */
@@ -33,6 +38,8 @@ export interface LedgerSyncInit {
   dialTimeoutMs?: number
   /** Entries one side sends per session (then `more`). Default 25,000. */
   maxEntriesPerSession?: number
+  /** Bytes of entry lines one side sends per session (then `more`). Default 32 MiB. */
+  maxBytesPerSession?: number
   /** Sessions at once, inbound and outbound. Default 8. */
   maxConcurrentSessions?: number
 }

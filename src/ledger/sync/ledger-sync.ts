@@ -3,9 +3,10 @@ import { describeError } from '../../util/errors.js'
 import { ReadOnlyLedgerError } from '../errors.js'
 import { componentLogger } from '../../util/logger.js'
 import type { ChainHead, LedgerStore } from '../store.js'
+import type { Admission } from '../admission/index.js'
 import {
-  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
-  SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PROTOCOL
+  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_BYTES_PER_SESSION, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
+  SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND, SYNC_PROTOCOL
 } from './constants.js'
 import type { CatchUpResult, LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
 import { runSyncSession, type SessionResult } from './session.js'
@@ -14,22 +15,26 @@ const log = componentLogger('ledger:sync')
 
 interface Settings {
   intervalMs: number
+  peersPerRound: number
   frameTimeoutMs: number
   sessionTimeoutMs: number
   dialTimeoutMs: number
   maxEntriesPerSession: number
+  maxBytesPerSession: number
   maxConcurrentSessions: number
 }
 
 /**
- * Anti-entropy for the ledger: on connect and every interval (jittered), run
- * a sync session with each connected peer; answer peers' sessions; and, at
- * start, learn this node's own chain from the mesh before it may append.
+ * Anti-entropy for the ledger: a sync session with each new connection, and
+ * every interval (jittered) with a few connected peers chosen at random
+ * (SYNC_PEERS_PER_ROUND); answer peers' sessions; and, at start, learn this
+ * node's own chain from the mesh before it may append.
  */
 export class LedgerSync {
   private readonly network: SyncNetwork
   private readonly store: LedgerStore
   private readonly settings: Settings
+  private readonly admission: Admission | undefined
   private readonly active = new Map<string, number>()
   private readonly outbound = new Map<string, Promise<SessionResult | undefined>>()
   /** Every session running, inbound or outbound, so stop() can wait for them to wind down. */
@@ -43,12 +48,15 @@ export class LedgerSync {
   constructor (components: LedgerSyncComponents, init: LedgerSyncInit = {}) {
     this.network = components.network
     this.store = components.store
+    this.admission = components.admission
     this.settings = {
       intervalMs: init.intervalMs ?? SYNC_INTERVAL_MS,
+      peersPerRound: init.peersPerRound ?? SYNC_PEERS_PER_ROUND,
       frameTimeoutMs: init.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
       sessionTimeoutMs: init.sessionTimeoutMs ?? SESSION_TIMEOUT_MS,
       dialTimeoutMs: init.dialTimeoutMs ?? DIAL_TIMEOUT_MS,
       maxEntriesPerSession: init.maxEntriesPerSession ?? MAX_ENTRIES_PER_SESSION,
+      maxBytesPerSession: init.maxBytesPerSession ?? MAX_BYTES_PER_SESSION,
       maxConcurrentSessions: init.maxConcurrentSessions ?? MAX_CONCURRENT_SESSIONS
     }
   }
@@ -163,6 +171,8 @@ export class LedgerSync {
         frameTimeoutMs: this.settings.frameTimeoutMs,
         sessionTimeoutMs: this.settings.sessionTimeoutMs,
         maxEntriesPerSession: this.settings.maxEntriesPerSession,
+        maxBytesPerSession: this.settings.maxBytesPerSession,
+        ...(this.admission !== undefined ? { admission: this.admission } : {}),
         signal,
         log
       })
@@ -219,16 +229,20 @@ export class LedgerSync {
     this.timer.unref()
   }
 
-  /** One anti-entropy round: a session with every connected peer not already in one with us. */
-  async syncAll (): Promise<void> {
+  /**
+   * One anti-entropy round: a session with SYNC_PEERS_PER_ROUND connected
+   * peers chosen at random among those not already in one with us (every one
+   * with `all`).
+   */
+  async syncAll (options: { all?: boolean } = {}): Promise<void> {
     const peers = new Map<string, PeerId>()
     for (const connection of this.network.getConnections()) {
       if (connection.status !== 'open') continue
       peers.set(connection.remotePeer.toString(), connection.remotePeer)
     }
-    await Promise.allSettled([...peers.entries()]
-      .filter(([key]) => !this.active.has(key))
-      .map(async ([, peer]) => await this.syncWith(peer)))
+    const idle = [...peers.entries()].filter(([key]) => !this.active.has(key)).map(([, peer]) => peer)
+    const chosen = options.all === true ? idle : pickAtRandom(idle, this.settings.peersPerRound)
+    await Promise.allSettled(chosen.map(async (peer) => await this.syncWith(peer)))
   }
 
   /**
@@ -298,4 +312,17 @@ export class LedgerSync {
       signal.addEventListener('abort', done, { once: true })
     })
   }
+}
+
+/** Up to `count` of `items`, chosen uniformly at random (a partial Fisher–Yates shuffle). */
+function pickAtRandom<T> (items: T[], count: number): T[] {
+  const pool = [...items]
+  const picked: T[] = []
+  while (picked.length < count && pool.length > 0) {
+    const i = Math.floor(Math.random() * pool.length)
+    picked.push(pool[i]!)
+    pool[i] = pool[pool.length - 1]!
+    pool.pop()
+  }
+  return picked
 }

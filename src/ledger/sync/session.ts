@@ -7,6 +7,7 @@ import type { Logger } from '../../util/logger.js'
 import { boundedSource } from '../../util/stream-source.js'
 import { SyncProtocolError } from '../errors.js'
 import { decodeForkProof, encodeForkProof, type ForkProof } from '../forks.js'
+import type { Admission } from '../admission/index.js'
 import type { IngestReport, LedgerStore } from '../store.js'
 import {
   INGEST_PIPELINE_DEPTH, MAX_ENTRIES_PER_FRAME, MAX_FORK_PROOFS_PER_SESSION, MAX_FRAME_BYTES, MAX_HEADS,
@@ -22,6 +23,10 @@ export interface SessionOptions {
   frameTimeoutMs: number
   sessionTimeoutMs: number
   maxEntriesPerSession: number
+  /** Bytes of entry lines one side sends per session (then `more`). */
+  maxBytesPerSession: number
+  /** Quotas the peer's entries are charged to (shared with gossip); none in the ledger's own tests. */
+  admission?: Admission
   /** Aborts the session (the service is stopping). */
   signal?: AbortSignal
   log: Logger
@@ -103,6 +108,7 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
     let state: 'heads' | 'entries' | 'ended' | 'done' = 'heads'
     let first = true
     let entriesSeen = 0
+    let bytesSeen = 0
     let proofsSeen = 0
     const inflight: Array<Promise<void>> = []
     const absorb = (report: IngestReport): void => {
@@ -138,7 +144,9 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
               if (state !== 'entries') throw new SyncProtocolError(`the peer sent entries ${state === 'heads' ? 'before its heads' : 'after saying it had finished'}`)
               entriesSeen += frame.lines.length
               if (entriesSeen > options.maxEntriesPerSession) throw new SyncProtocolError(`the peer sent more than ${options.maxEntriesPerSession} entries in one session`)
-              const stored = store.ingest(frame.lines).then(absorb)
+              for (const line of frame.lines) bytesSeen += line.length
+              if (bytesSeen > options.maxBytesPerSession) throw new SyncProtocolError(`the peer sent more than ${options.maxBytesPerSession} bytes of entries in one session`)
+              const stored = store.ingest(frame.lines, options.admission !== undefined ? { admission: options.admission } : {}).then(absorb)
               stored.catch(() => {})
               inflight.push(stored)
               if (inflight.length >= INGEST_PIPELINE_DEPTH) await inflight.shift()
@@ -153,7 +161,7 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
               } catch (err) {
                 throw new SyncProtocolError(`the peer sent an invalid fork proof: ${describeError(err)}`)
               }
-              if (await store.ingestForkProof(proof.entries[0], proof.entries[1], { verified: true }) !== undefined) result.forksLearnt++
+              if (await store.ingestForkProof(proof.entries[0], proof.entries[1], { verified: true, ...(options.admission !== undefined ? { admission: options.admission } : {}) }) !== undefined) result.forksLearnt++
               break
             }
             case 'end': {
@@ -203,13 +211,23 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
 
   const sendHeads = async (filter: Set<string> | null, want: string[] | null): Promise<void> => {
     const mine: HeadTriple[] = []
-    for (const [author, head] of store.headsNow()) {
-      if (filter !== null && !filter.has(author)) continue
-      if (mine.length >= MAX_HEADS) {
-        log('holding more than %d chains: announcing the first %d only', MAX_HEADS, MAX_HEADS)
-        break
+    const collect = async (only?: 'member' | 'stranger'): Promise<void> => {
+      for await (const [author, head] of store.allHeads()) {
+        if (filter !== null && !filter.has(author)) continue
+        if (only !== undefined && options.admission?.standingOf(author) !== only) continue
+        if (mine.length >= MAX_HEADS) {
+          log('holding more than %d chains: announcing the first %d only', MAX_HEADS, MAX_HEADS)
+          return
+        }
+        mine.push([author, head.seq, head.id])
       }
-      mine.push([author, head.seq, head.id])
+    }
+    // Past MAX_HEADS chains (strangers' keys are free), members' chains are announced first.
+    if (filter === null && options.admission !== undefined && store.stats().authors > MAX_HEADS) {
+      await collect('member')
+      await collect('stranger')
+    } else {
+      await collect()
     }
     const forked = store.equivocatingAuthors().filter((author) => filter === null || filter.has(author)).slice(0, MAX_HEADS_PER_FRAME)
     let at = 0
@@ -228,21 +246,29 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
   const sendEntries = async (peer: PeerView, filter: Set<string> | null): Promise<void> => {
     let batch: string[] = []
     let batchBytes = 0
+    let bytesSent = 0
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return
       await send({ t: 'entries', lines: batch })
       batch = []
       batchBytes = 0
     }
-    const push = async (line: string): Promise<void> => {
+    /** Send a line unless the session's byte budget is spent; false then (and `more` is said). */
+    const push = async (line: string): Promise<boolean> => {
+      if (bytesSent + line.length > options.maxBytesPerSession) {
+        result.more = true
+        return false
+      }
       if (batch.length >= MAX_ENTRIES_PER_FRAME || batchBytes + line.length + 1 > MAX_FRAME_BYTES - 64) await flush()
       batch.push(line)
       batchBytes += Buffer.byteLength(line) + 1
+      bytesSent += line.length
       result.sent++
+      return true
     }
-    for (const [author, mine] of store.headsNow()) {
+    for await (const [author, mine] of store.allHeads()) {
       if (filter !== null && !filter.has(author)) continue
-      if (result.sent >= options.maxEntriesPerSession) {
+      if (result.sent >= options.maxEntriesPerSession || result.more) {
         result.more = true
         break
       }
@@ -262,7 +288,9 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
       }
       const budget = options.maxEntriesPerSession - result.sent
       const wanted = mine.seq - from + 1
-      for await (const line of store.linesAfter(author, from - 1, { limit: Math.min(wanted, budget) })) await push(line)
+      for await (const line of store.linesAfter(author, from - 1, { limit: Math.min(wanted, budget) })) {
+        if (!await push(line)) break
+      }
       if (wanted > budget) result.more = true
     }
     await flush()

@@ -4,16 +4,17 @@ import type { BlobExchange } from '../../blobs/exchange/index.js'
 import type { BlobStore } from '../../blobs/store.js'
 import type { Presence } from '../../gossip/presence/index.js'
 import { computeReputation, findArtifact, type JobService } from '../../jobs/index.js'
-import type { LedgerStore, LedgerSync } from '../../ledger/index.js'
+import type { Admission, EntryGossip, LedgerStore, LedgerSync } from '../../ledger/index.js'
 import type { ApiContext, NodeDataContext } from './server.js'
 import type { NodeEvent } from './routes/events.js'
 import { summarise } from './routes/jobs.js'
 import type { MetricsSnapshot } from './routes/metrics.js'
 import type { NodeIdentity } from '../home/identity.js'
+import { cached, directoryBytes } from './dir-size.js'
 import type { MeshMembership } from '../../membership/index.js'
 import type { MembersResponse } from './routes/members.js'
 import type { LoadedMesh, TrustMode } from '../home/mesh.js'
-import type { NetworkStatus, PeerReach } from './types.js'
+import type { LogUsage, NetworkStatus, PeerReach } from './types.js'
 import type { LiveLogRelay } from '../services/live-logs.js'
 import type { WatchesContext } from './routes/watches.js'
 
@@ -24,6 +25,8 @@ export interface NodeParts {
   presence: Presence
   libp2p: Libp2p
   ledger: LedgerStore
+  admission: Admission
+  gossip: EntryGossip
   blobs: BlobStore
   exchange: BlobExchange
   sync: LedgerSync
@@ -43,6 +46,9 @@ export interface NodeParts {
   watches?: WatchesContext['watches']
 }
 
+/** The ledger directory's size on disk is measured at most this often. */
+const DISK_USAGE_TTL_MS = 5_000
+
 function networkMetrics (n: NetworkStatus): NonNullable<MetricsSnapshot['network']> {
   return {
     relayedConnections: n.connections.relayed,
@@ -59,7 +65,12 @@ const REPUTATION_TTL_MS = 2_000
 
 /** Everything the HTTP API reads and changes, from the node's running parts. */
 export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext {
-  const { identity, presence, libp2p, ledger, blobs, exchange, sync, jobs, mesh, membership } = parts
+  const { identity, presence, libp2p, ledger, admission, gossip, blobs, exchange, sync, jobs, mesh, membership } = parts
+  const ledgerDisk = cached(DISK_USAGE_TTL_MS, async () => await directoryBytes(identity.paths.ledger))
+  const logUsage = async (): Promise<LogUsage> => {
+    const stats = ledger.stats()
+    return { entries: stats.entries, authors: stats.authors, bytes: stats.bytes, diskBytes: await ledgerDisk() }
+  }
   const membersNow = (): MembersResponse => {
     const view = membership.view()
     const self = identity.author
@@ -103,6 +114,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     local: () => presence.local,
     memberCount: () => presence.size,
     connectionCount: () => libp2p.getConnections().length,
+    logUsage,
     ownAddresses: () => libp2p.getMultiaddrs().map(String),
     members: () => presence.members(),
     addressesOf: parts.addressesOf,
@@ -163,7 +175,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
       }
     },
 
-    metrics: (): MetricsSnapshot => {
+    metrics: async (): Promise<MetricsSnapshot> => {
       const views = jobs.list()
       const jobsByVerdict: Record<string, number> = { pending: 0, verified: 0, failed: 0, mismatch: 0, unmatched: 0, cancelled: 0 }
       const results: Record<string, number> = {}
@@ -175,12 +187,17 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
       const ledgerStats = ledger.stats()
       const syncStats = sync.stats()
       const usage = blobs.usage()
+      const quota = admission.stats()
+      const gossiped = gossip.stats()
+      const index = jobs.indexStats()
       return {
         jobsByVerdict,
         claims: stats.claims,
         results,
         entries: ledgerStats.entries,
         authors: ledgerStats.authors,
+        logBytes: ledgerStats.bytes,
+        logDiskBytes: await ledgerDisk(),
         pendingEntries: ledgerStats.pending,
         equivocatingAuthors: ledgerStats.equivocatingAuthors,
         syncSessions: syncStats.sessions,
@@ -193,6 +210,10 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         sandboxRunSeconds: stats.runSeconds,
         blobBytes: usage.bytes,
         blobCount: usage.count,
+        quota: { admitted: quota.admitted, refusedAuthor: quota.refusedAuthor, refusedStrangers: quota.refusedStrangers, relayOverruns: quota.relayOverruns },
+        gossip: gossiped,
+        jobIndex: index,
+        residentBytes: process.memoryUsage.rss(),
         runsYielded: stats.yielded,
         meshMembers: membership.members().size,
         ...(parts.network !== undefined ? { network: networkMetrics(parts.network()) } : {})

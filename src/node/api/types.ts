@@ -22,8 +22,19 @@ export interface HealthResponse {
   connections: number
   startedAt: number
   uptimeMs: number
+  /** The local log: entries and chains held, bytes of entry lines, and what its LevelDB directory takes on disk. */
+  log?: LogUsage
   /** How this node is reached and what it relays (absent on a bare API). */
   network?: NetworkStatus
+}
+
+export interface LogUsage {
+  entries: number
+  authors: number
+  /** Bytes of the entry lines held (chains and fork evidence). */
+  bytes: number
+  /** Bytes the ledger's directory takes on disk (LevelDB files, allocated blocks). */
+  diskBytes: number
 }
 
 /** How a peer is reached: a direct connection, one that replaced a relayed one (DCUtR), only a relay, or none. */
@@ -50,7 +61,7 @@ export interface NetworkStatus {
   /** Blob transfers carried by a relayed connection since start (this node fetching, and serving). */
   relayedBlobs: { fetched: number, served: number }
   /** What the connection gater refused since start. */
-  refused: { nonMembers: number, reservations: number, circuits: number, swept: number }
+  refused: { nonMembers: number, reservations: number, circuits: number, swept: number, weakKeys: number }
 }
 
 export interface PeerView {

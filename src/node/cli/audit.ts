@@ -1,4 +1,4 @@
-import { EntryCodec, type DecodedEntry } from '../../ledger/entry.js'
+import { EntryCodec, entryIdOf, unsignedOf, type DecodedEntry } from '../../ledger/entry.js'
 import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../../ledger/index.js'
 import {
   computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
@@ -74,6 +74,24 @@ export interface ChainBreak {
   provenUpTo: { seq: number, line: number, time: number } | null
 }
 
+/** One side of a proven fork, as the export holds it. */
+export interface ForkSide {
+  line: number
+  id: string
+  type: string
+  clock: number
+  time: number
+  /** The whole entry line, as signed. */
+  entry: string
+}
+
+/** A proven fork: the author, the seq, and both entries. */
+export interface ShownFork {
+  author: string
+  seq: number
+  entries: [ForkSide, ForkSide]
+}
+
 export interface FullAuditReport {
   file: string
   /** Signatures, ids, chains, forks and gaps: the log's own validity. */
@@ -84,6 +102,10 @@ export interface FullAuditReport {
   breaks: ChainBreak[]
   /** Authors caught equivocating: listed, and not believed in the verdicts. */
   equivocating: string[]
+  /** Each proven fork with both of its entries (at most MAX_SHOWN_FORKS). */
+  forks: ShownFork[]
+  /** Authors that revoked their key: the seq and line of the revoke; what they wrote after it counts for nothing. */
+  revoked: Array<{ author: string, seq: number, line: number, ignored: number }>
   /**
    * The mesh's membership recomputed from this log's vouches (when the
    * caller gave a mesh definition): who is a member by whose vouches, and
@@ -149,12 +171,14 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
     }
   })
   if (options.slice === true) {
-    const kept = log.problems.filter((p) => p.kind !== 'gap')
-    log.problemCount -= log.problems.length - kept.length
-    log.problems = kept
-    log.valid = log.problemCount === 0
+    // A slice leaves out whatever does not concern its job: gaps are expected there.
+    const gaps = log.problems.filter((p) => p.kind === 'gap')
+    log.problems = log.problems.filter((p) => p.kind !== 'gap')
+    log.problemCount -= gaps.length
+    log.invalidCount -= gaps.filter((p) => p.excused === undefined).length
+    log.valid = log.invalidCount === 0
   }
-  const equivocating = [...new Set(log.forks.map((f) => f.author))].sort()
+  const equivocating = log.equivocating
   const excluded = new Set([...(policy.excluded ?? []), ...equivocating])
   let effective: TrustPolicy = { ...policy, excluded }
   let membership: FullAuditReport['membership']
@@ -171,8 +195,10 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
     file: path,
     log,
     problemContext: log.problems.length > 0 ? await contextOf(path, log.problems) : [],
-    breaks: chainBreaks(log.problems, entries, lines),
+    breaks: chainBreaks(log.problems.filter((p) => p.excused === undefined), entries, lines),
     equivocating,
+    forks: log.forks.length > 0 ? await forksOf(path, log.forks) : [],
+    revoked: log.ended.map((e) => ({ ...e, ignored: entries.filter((x) => x.entry.author === e.author && x.entry.seq > e.seq).length })),
     ...(membership !== undefined ? { membership } : {}),
     policy: {
       basis: effective.trusted === undefined ? 'everyone' : effective.basis === 'members' ? 'members' : 'list',
@@ -263,6 +289,28 @@ function chainBreaks (problems: readonly AuditProblem[], entries: readonly Decod
     if (last === undefined || seq > last.seq) proven.set(author, { seq, line: lines[i]!, time })
   }
   return [...first.values()].map((p) => ({ author: p.author!, line: p.line, kind: p.kind, provenUpTo: proven.get(p.author!) ?? null }))
+}
+
+/** Forks shown with both entries; more are counted in `log.forks`. */
+export const MAX_SHOWN_FORKS = 100
+
+/** Read back the two lines of each proven fork (the audit streams the export and keeps no lines). */
+async function forksOf (path: string, forks: ReadonlyArray<{ author: string, seq: number, lines: [number, number] }>): Promise<ShownFork[]> {
+  const shown = forks.slice(0, MAX_SHOWN_FORKS)
+  const wanted = new Set(shown.flatMap((f) => f.lines))
+  const last = Math.max(...wanted)
+  const sides = new Map<number, ForkSide>()
+  const decoder = new TextDecoder('utf-8', { fatal: false })
+  let line = 0
+  for await (const raw of readExportFile(path)) {
+    line++
+    if (line > last) break
+    if (!wanted.has(line)) continue
+    const text = decoder.decode(raw)
+    const entry = JSON.parse(text) as { type: string, clock: number, time: number }
+    sides.set(line, { line, id: entryIdOf(unsignedOf(text)), type: entry.type, clock: entry.clock, time: entry.time, entry: text })
+  }
+  return shown.map((f) => ({ author: f.author, seq: f.seq, entries: [sides.get(f.lines[0])!, sides.get(f.lines[1])!] }))
 }
 
 /**

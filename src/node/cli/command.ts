@@ -35,6 +35,8 @@ export interface Command<T extends OptionTable = OptionTable> {
   /** Words that select the command: `['log', 'export']`. */
   name: string[]
   summary: string
+  /** More than the one-line summary, shown by `<command> --help` only (e.g. the exit codes). */
+  details?: string
   /** Positional arguments, for help: e.g. `[DIR]`, `FILE`. */
   args?: string
   /** How many positionals are accepted. */

@@ -102,5 +102,6 @@ export function formatHelp (commands: readonly Command[], command?: Command): st
   const width = Math.max(0, ...rows.map(([flag]) => flag.length))
   const options = rows.map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`).join('\n')
   const usage = `buildhaus-node ${command.name.join(' ')}${command.args !== undefined ? ` ${command.args}` : ''} [options]`
-  return `Usage: ${usage}\n\n${command.summary}\n${options.length > 0 ? `\nOptions:\n${options}\n` : ''}`
+  const details = command.details !== undefined ? `\n${command.details}\n` : ''
+  return `Usage: ${usage}\n\n${command.summary}\n${details}${options.length > 0 ? `\nOptions:\n${options}\n` : ''}`
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { HealthResponse, NetworkStatus } from '../types.js'
+import type { HealthResponse, LogUsage, NetworkStatus } from '../types.js'
 
 /** What GET /api/health reads. */
 export interface HealthContext {
@@ -10,6 +10,8 @@ export interface HealthContext {
   local (): { platforms: string[], environments?: string[], slots: number, free: number }
   memberCount (): number
   connectionCount (): number
+  /** The local log's size (absent where there is no log, e.g. some tests). */
+  logUsage?: () => Promise<LogUsage>
   network? (): NetworkStatus
 }
 
@@ -17,6 +19,7 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
   app.get('/api/health', async (): Promise<HealthResponse> => {
     const local = context.local()
     const now = Date.now()
+    const log = await context.logUsage?.()
     return {
       ok: true,
       peerId: context.peerId,
@@ -30,6 +33,7 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       connections: context.connectionCount(),
       startedAt: context.startedAt,
       uptimeMs: now - context.startedAt,
+      ...(log !== undefined ? { log } : {}),
       ...(context.network !== undefined ? { network: context.network() } : {})
     }
   })

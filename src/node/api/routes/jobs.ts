@@ -10,6 +10,9 @@ export interface JobsContext {
     list (): JobView[]
     get (id: string): JobView | undefined
     entries (id: string): DecodedEntry[]
+    /** A job not held in memory, read back from the log (the index is bounded). */
+    load?: (id: string) => Promise<JobView | undefined>
+    loadEntries?: (id: string) => Promise<DecodedEntry[]>
     submit (input: { spec: JobSpec, overrides?: SpecOverrides, source: { hash: string, size: number } }): Promise<JobView>
     cancel (id: string, reason?: string): Promise<JobView>
     rerun (id: string): Promise<JobView>
@@ -122,6 +125,9 @@ function settled (view: JobView): boolean {
 
 const LIST_VIEWS = { summary: summarise, grid: gridSummary } as const
 
+/** Settled jobs' JSON kept per kind (the oldest forgotten first). */
+const MAX_SERIALISED = 8192
+
 export function registerJobRoutes (app: FastifyInstance, context: JobsContext): void {
   // The list is the dashboard's first request and the largest answer: keep each
   // settled job's JSON until its next job event, and build the list from the pieces.
@@ -138,6 +144,7 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
     if (text === undefined) {
       text = JSON.stringify(LIST_VIEWS[kind](view))
       cache.set(view.id, text)
+      if (cache.size > MAX_SERIALISED) cache.delete(cache.keys().next().value!)
     }
     return text
   }
@@ -154,7 +161,8 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
   })
 
   app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
-    const view = ID.test(request.params.id) ? context.jobs.get(request.params.id) : undefined
+    const id = request.params.id
+    const view = ID.test(id) ? context.jobs.get(id) ?? await context.jobs.load?.(id) : undefined
     if (view === undefined) throw new JobNotFoundError(`this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
     return view
   })
@@ -166,7 +174,9 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
   })
 
   app.get<{ Params: { id: string } }>('/api/jobs/:id/entries', async (request, reply) => {
-    const entries = ID.test(request.params.id) ? context.jobs.entries(request.params.id) : []
+    const id = request.params.id
+    let entries = ID.test(id) ? context.jobs.entries(id) : []
+    if (entries.length === 0 && ID.test(id) && context.jobs.loadEntries !== undefined) entries = await context.jobs.loadEntries(id)
     if (entries.length === 0) throw new JobNotFoundError(`this node knows no job ${request.params.id}`)
     return { entries: entries.map((e) => ({ id: e.id, ...e.entry })) }
   })

@@ -7,6 +7,9 @@ export interface MetricsSnapshot {
   results: Record<string, number>
   entries: number
   authors: number
+  /** Bytes of entry lines held, and what the ledger directory takes on disk. */
+  logBytes: number
+  logDiskBytes: number
   pendingEntries: number
   equivocatingAuthors: number
   syncSessions: number
@@ -19,6 +22,12 @@ export interface MetricsSnapshot {
   sandboxRunSeconds: { count: number, sum: number }
   blobBytes: number
   blobCount: number
+  /** The door: entries let in and refused by the quotas, and gossip verdicts. */
+  quota: { admitted: number, refusedAuthor: number, refusedStrangers: number, relayOverruns: number }
+  gossip: { accepted: number, rejected: number, ignored: number, outbox: number }
+  /** The jobs layer's in-memory index: jobs held and the bytes of their entries. */
+  jobIndex: { jobs: number, bytes: number }
+  residentBytes: number
   /** Runs this node stopped because a counted node's earlier claim filled the slot. */
   runsYielded: number
   /** Members of the node's mesh (from the vouches in the log). */
@@ -35,7 +44,7 @@ export interface MetricsSnapshot {
 }
 
 export interface MetricsContext {
-  metrics (): MetricsSnapshot
+  metrics (): MetricsSnapshot | Promise<MetricsSnapshot>
 }
 
 /** Prometheus text exposition format 0.0.4. */
@@ -53,6 +62,8 @@ export function formatMetrics (m: MetricsSnapshot): string {
   labelled('buildhaus_results', 'Results in the log, by status.', 'status', m.results)
   gauge('buildhaus_ledger_entries', 'Entries in the local log.', m.entries)
   gauge('buildhaus_ledger_authors', 'Authors (chains) in the local log.', m.authors)
+  gauge('buildhaus_ledger_bytes', 'Bytes of entry lines in the local log (chains and fork evidence).', m.logBytes)
+  gauge('buildhaus_ledger_disk_bytes', 'Bytes the local log\'s LevelDB directory takes on disk.', m.logDiskBytes)
   gauge('buildhaus_ledger_pending_entries', 'Entries waiting for their predecessors (sync lag).', m.pendingEntries)
   gauge('buildhaus_ledger_equivocating_authors', 'Authors caught forking their chain.', m.equivocatingAuthors)
   gauge('buildhaus_sync_sessions_total', 'Sync sessions completed.', m.syncSessions, 'counter')
@@ -66,6 +77,14 @@ export function formatMetrics (m: MetricsSnapshot): string {
     `buildhaus_sandbox_run_seconds_sum ${m.sandboxRunSeconds.sum}`, `buildhaus_sandbox_run_seconds_count ${m.sandboxRunSeconds.count}`)
   gauge('buildhaus_blob_bytes', 'Bytes in the local blob store.', m.blobBytes)
   gauge('buildhaus_blobs', 'Blobs in the local blob store.', m.blobCount)
+  gauge('buildhaus_quota_admitted_total', 'Entries from peers charged to the quotas and let in.', m.quota.admitted, 'counter')
+  labelled('buildhaus_quota_refused_total', 'Entries from peers refused for now by a quota, by quota.', 'quota', { author: m.quota.refusedAuthor, strangers: m.quota.refusedStrangers }, 'counter')
+  gauge('buildhaus_quota_relay_overruns_total', 'Gossip deliveries past what an honest relay can forward (the sender was penalised).', m.quota.relayOverruns, 'counter')
+  labelled('buildhaus_gossip_entries_total', 'Gossiped entries by validation verdict.', 'verdict', { accepted: m.gossip.accepted, rejected: m.gossip.rejected, ignored: m.gossip.ignored }, 'counter')
+  gauge('buildhaus_gossip_outbox_entries', 'Own entries waiting to be published at the pace peers take them.', m.gossip.outbox)
+  gauge('buildhaus_job_index_jobs', 'Jobs held in memory by the jobs layer.', m.jobIndex.jobs)
+  gauge('buildhaus_job_index_bytes', 'Bytes of entry lines the jobs layer holds in memory.', m.jobIndex.bytes)
+  gauge('process_resident_memory_bytes', 'Resident memory of the node process.', m.residentBytes)
   gauge('buildhaus_runs_yielded_total', 'Runs this node stopped because an earlier claim of a counted node filled the slot.', m.runsYielded, 'counter')
   gauge('buildhaus_mesh_members', 'Members of this node\'s mesh, from the vouches in the log.', m.meshMembers)
   if (m.network !== undefined) {
@@ -81,6 +100,6 @@ export function formatMetrics (m: MetricsSnapshot): string {
 
 export function registerMetricsRoutes (app: FastifyInstance, context: MetricsContext): void {
   app.get('/metrics', async (_request, reply) => {
-    return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(formatMetrics(context.metrics()))
+    return await reply.type('text/plain; version=0.0.4; charset=utf-8').send(formatMetrics(await context.metrics()))
   })
 }

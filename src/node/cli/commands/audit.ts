@@ -8,7 +8,17 @@ import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trus
 
 export const auditCommand = defineCommand({
   name: ['audit'],
-  summary: 'verify an exported log offline (signatures, ids, chains, forks), recompute the mesh\'s membership from its vouches and every job\'s verdicts under your trust policy; exit 0 when the log is valid, 1 when anything is wrong',
+  summary: 'verify an exported log offline (signatures, ids, chains, forks), recompute the mesh\'s membership from its vouches and every job\'s verdicts under your trust policy; exit 0 when the log is valid, 1 when it is not',
+  details: [
+    'Exit codes:',
+    '  0  the log is valid. An author proven to equivocate (two entries at one seq) is',
+    '     reported with both entries of the fork, and nothing it wrote is believed; what',
+    '     an author signed after revoking its key is reported and ignored, and a revoked',
+    '     key is never a member. The export itself is intact.',
+    '  1  some line or chain fails its checks: a changed byte, a bad signature, a',
+    '     missing or reordered line, a chain whose clock does not rise (docs/FORMAT.md §9).',
+    '  2  usage error: no such file, an unknown option, an unreadable trust directory.'
+  ].join('\n'),
   args: 'FILE',
   positionals: { min: 1, max: 1 },
   options: {
@@ -69,9 +79,10 @@ export function formatAudit (report: FullAuditReport, options: FormatOptions): s
   if (log.valid) {
     out.push(`log ${report.file}: VALID — ${log.lines} lines, every signature, id and chain checks out (${authorCount} author${authorCount === 1 ? '' : 's'}; ${types})`)
   } else {
-    out.push(`log ${report.file}: INVALID — ${log.problemCount} problem${log.problemCount === 1 ? '' : 's'} in ${log.lines} lines; ${log.entries} entries are correctly signed (${authorCount} author${authorCount === 1 ? '' : 's'}; ${types})`)
+    out.push(`log ${report.file}: INVALID — ${log.invalidCount} problem${log.invalidCount === 1 ? '' : 's'} in ${log.lines} lines; ${log.entries} entries are correctly signed (${authorCount} author${authorCount === 1 ? '' : 's'}; ${types})`)
     const context = new Map(report.problemContext.map((c) => [c.line, c]))
     for (const problem of log.problems) {
+      if (problem.excused !== undefined) continue
       const claim = context.get(problem.line)
       const author = problem.author ?? claim?.author
       const seq = problem.seq ?? claim?.seq
@@ -91,9 +102,15 @@ export function formatAudit (report: FullAuditReport, options: FormatOptions): s
         : `its chain is proven up to seq ${brk.provenUpTo.seq} (line ${brk.provenUpTo.line}, dated ${when(brk.provenUpTo.time)})`
       out.push(`  author ${builderName(brk.author, options.names)}: broken from line ${brk.line} (${brk.kind}); ${upTo}`)
     }
-    for (const fork of log.forks) {
-      out.push(`  author ${builderName(fork.author, options.names)} equivocated: two entries at seq ${fork.seq} (lines ${fork.lines[0]} and ${fork.lines[1]}); its results are not believed`)
-    }
+  }
+  // An author's own misbehaviour, proven by its signatures: reported, never a reason to doubt the export.
+  for (const fork of report.forks) {
+    out.push(`  author ${builderName(fork.author, options.names)} equivocated: two entries at seq ${fork.seq}; nothing it wrote is believed`)
+    for (const side of fork.entries) out.push(`    line ${side.line}: ${side.type} ${side.id} (clock ${side.clock}, dated ${when(side.time)})`, `      ${side.entry}`)
+  }
+  if (log.forks.length > report.forks.length) out.push(`  … and ${log.forks.length - report.forks.length} more forks (--json lists them)`)
+  for (const ended of report.revoked) {
+    out.push(`  author ${builderName(ended.author, options.names)} revoked its key at seq ${ended.seq} (line ${ended.line})${ended.ignored > 0 ? `; ${ended.ignored} entr${ended.ignored === 1 ? 'y' : 'ies'} it signed after that count for nothing` : ''}`)
   }
 
   if (report.membership !== undefined) out.push('', ...membershipLines(report.membership, options))

@@ -1,0 +1,73 @@
+import { componentLogger } from '../util/logger.js'
+import type { RunCgroup } from './cgroups.js'
+import type { Workspace } from './workspace.js'
+
+const log = componentLogger('sandbox:spare')
+
+/** What one run needs made before it can start, made ahead of time. */
+export interface Prepared {
+  workspace: Workspace
+  /** Undefined where the executor bounds runs without cgroups. */
+  cgroup: RunCgroup | undefined
+}
+
+/** Work roots with a spare kept ready; beyond this many, the least recently used one's spare is dropped. */
+const MAX_WORK_ROOTS = 16
+
+/**
+ * A run's directories and cgroup, prepared before the run asks for them.
+ * Making them takes a dozen file system calls through libuv's thread pool
+ * (mkdtemp, mkdir, chmod, the traversal checks, three cgroup directories and
+ * their limits), ~1–3 ms on a quiet machine and tens of milliseconds when the
+ * pool is queued behind fsyncs, all of it between a claim and the build's
+ * first instruction. So each work root keeps one spare: a run takes it and a
+ * new one is made at once, while that run builds.
+ */
+export class SparePool {
+  private readonly spares = new Map<string, Promise<Prepared | undefined>>()
+  private closed = false
+
+  constructor (private readonly make: (workRoot: string) => Promise<Prepared>, private readonly discard: (prepared: Prepared) => Promise<void>) {}
+
+  /** A prepared run for `workRoot`: the spare if one is ready or being made, else made now; a new spare follows. */
+  async take (workRoot: string): Promise<Prepared> {
+    const spare = this.spares.get(workRoot)
+    this.spares.delete(workRoot)
+    this.refill(workRoot)
+    return (spare === undefined ? undefined : await spare) ?? await this.make(workRoot)
+  }
+
+  private refill (workRoot: string): void {
+    if (this.closed) return
+    const making = this.make(workRoot).catch((err: unknown) => {
+      log('could not prepare a spare run under %s: %e', workRoot, err)
+      return undefined
+    })
+    this.spares.set(workRoot, making)
+    if (this.spares.size > MAX_WORK_ROOTS) {
+      const [oldest, dropped] = this.spares.entries().next().value!
+      this.spares.delete(oldest)
+      void this.discardWhenMade(dropped)
+    }
+  }
+
+  private async discardWhenMade (spare: Promise<Prepared | undefined>): Promise<void> {
+    const prepared = await spare
+    if (prepared !== undefined) await this.discard(prepared).catch((err: unknown) => { log('could not remove a spare run: %e', err) })
+  }
+
+  /** Remove the spare of `workRoot`, if any (a work root that will not be used again). */
+  async drop (workRoot: string): Promise<void> {
+    const spare = this.spares.get(workRoot)
+    this.spares.delete(workRoot)
+    if (spare !== undefined) await this.discardWhenMade(spare)
+  }
+
+  /** Remove every spare (the node is stopping); later takes make their runs on demand. */
+  async close (): Promise<void> {
+    this.closed = true
+    const spares = [...this.spares.values()]
+    this.spares.clear()
+    await Promise.all(spares.map(async (spare) => { await this.discardWhenMade(spare) }))
+  }
+}
