@@ -10,6 +10,7 @@ import { readSpecFromArchive } from './tar.js'
 /** The node's bounds (src/jobs/constants.ts): checked here only to answer sooner. */
 const MAX_REPLICAS = 7
 const MAX_TIMEOUT_S = 24 * 60 * 60
+const DEFAULT_TIMEOUT_S = 30 * 60
 const MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 function specPreview (spec) {
@@ -24,7 +25,7 @@ function specPreview (spec) {
 <dt>Name</dt><dd>${esc(spec.name)}</dd>
 <dt>Platforms</dt><dd>${esc(platforms)}</dd>
 <dt>Replicas</dt><dd>${esc(replicas)}</dd>
-<dt>Timeout</dt><dd>${spec.timeout !== undefined ? `${esc(spec.timeout)} s` : 'default'}</dd>
+<dt>Timeout</dt><dd>${spec.timeout !== undefined ? `${esc(spec.timeout)} s` : `default, ${DEFAULT_TIMEOUT_S} s`}</dd>
 <dt>Artifacts</dt><dd>${Array.isArray(spec.artifacts) && spec.artifacts.length > 0 ? spec.artifacts.map((a) => `<code>${esc(a)}</code>`).join(', ') : 'none'}</dd>
 </dl><ol class="steps-list">${steps}</ol>`
 }
