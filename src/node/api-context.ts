@@ -23,7 +23,7 @@ export interface NodeParts {
   sync: LedgerSync
   jobs: JobService
   addressesOf (peerId: string): Promise<string[]>
-  /** Loopback may change things without the token (false when jobs may use the network). */
+  /** Loopback may change things without the token (false when builds share the host's network: policy network, or --sandbox none). */
   trustLoopback: boolean
 }
 

@@ -209,7 +209,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       sync,
       jobs,
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
-      trustLoopback: !policy.network
+      // A build that shares the host's network could reach the API on loopback: then loopback is no proof of anything.
+      trustLoopback: !policy.network && executor?.kind !== 'none'
     }), config.api))
     const advertised = advertisedApi(config.api.host, api.url)
     if (advertised !== undefined) presence.update({ api: advertised })
