@@ -44,7 +44,7 @@ function forksHtml (forks) {
   return `<table><caption>Fork proofs</caption><thead><tr><th scope="col">Author</th><th scope="col">Seq</th><th scope="col">Conflicting entries</th></tr></thead><tbody>${forks.map((f) => `<tr class="equivocating"><th scope="row">${keyTag(f.author)}</th><td>${f.seq}</td><td>${f.ids.map((id) => `<code>${esc(id)}</code>`).join('<br>')}</td></tr>`).join('')}</tbody></table>`
 }
 
-export function mountPeers (main, context) {
+export function mountPeers (main, _context) {
   let stopped = false
   let timer
   main.innerHTML = `<section aria-labelledby="peers-title">

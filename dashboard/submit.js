@@ -100,7 +100,7 @@ export function mountSubmit (main, context) {
       try {
         spec = JSON.parse(text)
       } catch (err) {
-        throw new Error(`buildhaus.json is not valid JSON (${err.message})`)
+        throw new Error(`buildhaus.json is not valid JSON (${err.message})`, { cause: err })
       }
       if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new Error('buildhaus.json must hold a JSON object such as {"name": …, "steps": […]}')
       parsed = { file, spec }

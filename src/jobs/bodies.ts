@@ -23,6 +23,7 @@ export type ResultStatus = typeof RESULT_STATUSES[number]
 
 const HEX64 = /^[0-9a-f]{64}$/
 // Control characters would let a name forge lines in logs and terminals.
+// eslint-disable-next-line no-control-regex -- matching them is the point
 const CONTROL = /[\u0000-\u001f\u007f]/
 
 const sha256 = z.string().regex(HEX64, 'must be a sha256 (64 lower-case hex digits)')
@@ -31,6 +32,7 @@ const authorKey = z.string().regex(HEX64, 'must be a public key (64 lower-case h
 const count = z.int().min(0)
 
 function line (max: number): z.ZodString {
+  // eslint-disable-next-line no-control-regex -- refusing them is the point
   return z.string().min(1).max(max).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
 }
 
