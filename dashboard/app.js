@@ -6,8 +6,9 @@
 // Job summaries live in one store kept current by the node's events, so
 // coming back to the grid is instant.
 
+import { html, render } from 'lit-html'
 import { ApiError, getJson, getToken, nodeHealth, setToken } from './api.js'
-import { elapsed, esc, short } from './format.js'
+import { elapsed, short } from './format.js'
 import { mountGrid, toGridJob } from './grid.js'
 import { mountJob } from './job.js'
 import { connectLive } from './live.js'
@@ -62,7 +63,7 @@ let heldEvents
 export function flash (message, kind = 'error') {
   flashBox.hidden = false
   flashBox.dataset.kind = kind
-  flashBox.innerHTML = `<p>${esc(message)}</p><button type="button" class="dismiss">Dismiss</button>`
+  render(html`<p>${message}</p><button type="button" class="dismiss">Dismiss</button>`, flashBox)
 }
 
 /** A failed change: say why; a 403 means this browser needs the token. */
@@ -153,8 +154,8 @@ function setupToken () {
 async function showNode () {
   try {
     const health = await nodeHealth()
-    document.getElementById('node-info').innerHTML =
-      `node <code title="${esc(health.peerId)}">${esc(short(health.author))}</code> · ${esc(health.platforms.join(', '))} · <span id="peer-count">${health.peers}</span> peer${health.peers === 1 ? '' : 's'}`
+    // The peer count is kept current by the live events (textContent below): a plain text node, no binding.
+    render(html`node <code title=${health.peerId}>${short(health.author)}</code> · ${health.platforms.join(', ')} · <span id="peer-count" .textContent=${String(health.peers)}></span> peer${health.peers === 1 ? '' : 's'}`, document.getElementById('node-info'))
   } catch (err) {
     flash(`the node does not answer: ${err.message}`)
   }

@@ -1,11 +1,9 @@
-// Small pure helpers shared by the pages: escaping, names, sizes, times.
+// Small pure helpers shared by the pages: names, sizes, times, and the few
+// tags every page shows. Markup is lit-html templates: what mesh members
+// wrote goes into a binding (`${value}`), which lit-html escapes by
+// construction. No page builds HTML from strings.
 
-const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
-
-/** Text (from the log, written by any mesh member) made safe for HTML text and attribute values. */
-export function esc (value) {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c])
-}
+import { html, nothing } from 'lit-html'
 
 /** The first 12 hex digits name a key, job or hash well enough on screen (the CLI does the same). */
 export function short (hex) {
@@ -77,19 +75,23 @@ export const GLYPHS = {
 
 /** `<time>` with the full date in its title. */
 export function timeTag (ms) {
-  if (!Number.isFinite(ms)) return ''
-  return `<time datetime="${isoTime(ms)}" title="${esc(new Date(ms).toString())}">${esc(clock(ms))}</time>`
+  if (!Number.isFinite(ms)) return nothing
+  return html`<time datetime=${isoTime(ms)} title=${new Date(ms).toString()}>${clock(ms)}</time>`
 }
 
-/** A live counter: the page's ticker rewrites every `.elapsed` from its data-since each second. */
+/**
+ * A live counter: the page's ticker rewrites every `.elapsed` from its
+ * data-since each second. Its text is a property, not a child of the
+ * template, so the ticker's writes and lit-html's never meet.
+ */
 export function elapsedTag (since, label = '') {
-  return `<span class="elapsed" data-since="${since}"${label !== '' ? ` aria-label="${esc(label)}"` : ''}>${elapsed(since)}</span>`
+  return html`<span class="elapsed" data-since=${since} aria-label=${label !== '' ? label : nothing} .textContent=${elapsed(since)}></span>`
 }
 
 /** A hex key shown short, the whole of it in the title. */
 export function keyTag (hex, self) {
   const mine = self !== undefined && hex === self
-  return `<code class="key" title="${esc(hex)}">${esc(short(hex))}</code>${mine ? ' <span class="tag">this node</span>' : ''}`
+  return html`<code class="key" title=${hex}>${short(hex)}</code>${mine ? html` <span class="tag">this node</span>` : nothing}`
 }
 
 export function blobUrl (hash, options = {}) {

@@ -2,52 +2,55 @@
 // offers, how busy it is, when it was last heard, its reputation from the
 // public log, and any key caught forking its chain.
 
+import { html, nothing, render } from 'lit-html'
+import { repeat } from 'lit-html/directives/repeat.js'
 import { getJson } from './api.js'
-import { elapsed, esc, keyTag, short, timeTag } from './format.js'
+import { elapsed, keyTag, short, timeTag } from './format.js'
 
 /** Heartbeats are not events: refresh the table this often while it is shown. */
 const REFRESH_MS = 3_000
 
 function reputationCell (peer) {
   const r = peer.reputation
-  if (r === undefined || r.results === 0) return '<td class="muted">no results yet</td>'
+  if (r === undefined || r.results === 0) return html`<td class="muted">no results yet</td>`
   const percent = Math.round(r.score * 100)
-  return `<td><meter min="0" max="100" value="${percent}" aria-hidden="true"></meter> ${percent}% <span class="hint">(${r.agreed} agreed, ${r.disagreed} disagreed, of ${r.results})</span></td>`
+  return html`<td><meter min="0" max="100" value=${percent} aria-hidden="true"></meter> ${percent}% <span class="hint">(${r.agreed} agreed, ${r.disagreed} disagreed, of ${r.results})</span></td>`
 }
 
 function runningCell (peer) {
-  if (peer.running.length === 0) return ''
-  return `<ul class="running">${peer.running.map((slot) => {
+  if (peer.running.length === 0) return nothing
+  return html`<ul class="running">${peer.running.map((slot) => {
     const [job, selector] = slot.split('/')
-    return `<li><a href="#/job/${esc(job)}/${esc(encodeURIComponent(selector ?? ''))}"><code>${esc(short(job))}</code></a> ${esc(selector ?? '')}</li>`
-  }).join('')}</ul>`
+    return html`<li><a href="#/job/${job}/${encodeURIComponent(selector ?? '')}"><code>${short(job)}</code></a> ${selector ?? ''}</li>`
+  })}</ul>`
 }
 
 function peerRow (peer) {
   const used = Math.max(0, peer.slots - peer.free)
-  const flag = peer.equivocating === true ? '<strong class="flag">equivocating: forked its chain, not believed</strong>' : ''
   const accepts = [peer.accepts.network ? 'network' : '', peer.accepts.root ? 'root' : ''].filter((x) => x !== '').join(', ') || 'neither network nor root'
-  return `<tr class="${peer.equivocating === true ? 'equivocating' : ''}${peer.self ? ' self' : ''}">
-<th scope="row"><code class="key" title="${esc(peer.peerId)}">${esc(peer.peerId.slice(-12))}</code>${peer.self ? ' <span class="tag">this node</span>' : ''} ${flag}<br><span class="hint">key ${keyTag(peer.author)}</span></th>
-<td>${peer.platforms.map((p) => `<code>${esc(p)}</code>`).join(' ') || '—'}</td>
+  // The ticker writes "… ago" into [data-ago] every second: it holds no binding, only static text.
+  const seen = peer.self ? 'now' : html`<span data-ago=${peer.lastSeen}>…</span> <span class="hint">${timeTag(peer.lastSeen)}</span>`
+  return html`<tr class="${peer.equivocating === true ? 'equivocating' : ''}${peer.self ? ' self' : ''}">
+<th scope="row"><code class="key" title=${peer.peerId}>${peer.peerId.slice(-12)}</code>${peer.self ? html` <span class="tag">this node</span>` : nothing} ${peer.equivocating === true ? html`<strong class="flag">equivocating: forked its chain, not believed</strong>` : nothing}<br><span class="hint">key ${keyTag(peer.author)}</span></th>
+<td>${peer.platforms.length > 0 ? peer.platforms.map((p, i) => html`${i > 0 ? ' ' : ''}<code>${p}</code>`) : '—'}</td>
 <td>${used}/${peer.slots}${runningCell(peer)}</td>
-<td>${peer.self ? 'now' : `<span data-ago="${peer.lastSeen}">…</span> <span class="hint">${timeTag(peer.lastSeen)}</span>`}</td>
+<td>${seen}</td>
 ${reputationCell(peer)}
-<td>${esc(peer.version)}</td>
-<td>${esc(accepts)}</td>
-<td>${peer.api !== undefined && /^https?:\/\//.test(peer.api) ? `<a href="${esc(peer.api)}/" rel="noreferrer">${esc(peer.api)}</a>` : '—'}</td>
+<td>${peer.version}</td>
+<td>${accepts}</td>
+<td>${peer.api !== undefined && /^https?:\/\//.test(peer.api) ? html`<a href="${peer.api}/" rel="noreferrer">${peer.api}</a>` : '—'}</td>
 </tr>`
 }
 
-function forksHtml (forks) {
-  if (forks.length === 0) return '<p>No key has been caught signing two entries at one place in its chain.</p>'
-  return `<table><caption>Fork proofs</caption><thead><tr><th scope="col">Author</th><th scope="col">Seq</th><th scope="col">Conflicting entries</th></tr></thead><tbody>${forks.map((f) => `<tr class="equivocating"><th scope="row">${keyTag(f.author)}</th><td>${f.seq}</td><td>${f.ids.map((id) => `<code>${esc(id)}</code>`).join('<br>')}</td></tr>`).join('')}</tbody></table>`
+function forksTemplate (forks) {
+  if (forks.length === 0) return html`<p>No key has been caught signing two entries at one place in its chain.</p>`
+  return html`<table><caption>Fork proofs</caption><thead><tr><th scope="col">Author</th><th scope="col">Seq</th><th scope="col">Conflicting entries</th></tr></thead><tbody>${forks.map((f) => html`<tr class="equivocating"><th scope="row">${keyTag(f.author)}</th><td>${f.seq}</td><td>${f.ids.map((id, i) => html`${i > 0 ? html`<br>` : nothing}<code>${id}</code>`)}</td></tr>`)}</tbody></table>`
 }
 
 export function mountPeers (main, _context) {
   let stopped = false
   let timer
-  main.innerHTML = `<section aria-labelledby="peers-title">
+  render(html`<section aria-labelledby="peers-title">
 <h1 id="peers-title" tabindex="-1">Peers</h1>
 <p class="muted" id="peers-note" aria-live="polite">Loading…</p>
 <div class="table-wrap"><table class="peers" id="peers-table">
@@ -56,7 +59,7 @@ export function mountPeers (main, _context) {
 <tbody></tbody></table></div>
 <h2>Equivocation</h2>
 <div id="forks"></div>
-</section>`
+</section>`, main)
   const tbody = main.querySelector('#peers-table tbody')
   const note = main.querySelector('#peers-note')
   const forksBox = main.querySelector('#forks')
@@ -66,11 +69,11 @@ export function mountPeers (main, _context) {
     try {
       const [{ peers }, { forks }] = await Promise.all([getJson('/api/peers'), getJson('/api/forks')])
       if (stopped) return
-      tbody.innerHTML = peers.map(peerRow).join('')
+      render(repeat(peers, (p) => p.peerId, peerRow), tbody)
       const slots = peers.reduce((n, p) => n + p.slots, 0)
       const used = peers.reduce((n, p) => n + Math.max(0, p.slots - p.free), 0)
       note.textContent = `${peers.length} node${peers.length === 1 ? '' : 's'} (this one and ${peers.length - 1} live peer${peers.length === 2 ? '' : 's'}), ${used} of ${slots} build slots in use.`
-      forksBox.innerHTML = forksHtml(forks)
+      render(forksTemplate(forks), forksBox)
       const now = Date.now()
       for (const el of tbody.querySelectorAll('[data-ago]')) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
     } catch (err) {

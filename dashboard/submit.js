@@ -3,8 +3,9 @@
 // and timeout; the archive is uploaded as a blob (POST /api/blobs) and the
 // job published with its spec (POST /api/jobs).
 
+import { html, nothing, render } from 'lit-html'
 import { postBytes, postJson } from './api.js'
-import { bytes, esc } from './format.js'
+import { bytes } from './format.js'
 import { readSpecFromArchive } from './tar.js'
 
 /** The node's bounds (src/jobs/constants.ts): checked here only to answer sooner. */
@@ -13,6 +14,7 @@ const MAX_TIMEOUT_S = 24 * 60 * 60
 const DEFAULT_TIMEOUT_S = 30 * 60
 const MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
+/** What the archive's buildhaus.json says, as written by whoever made it (the node validates it on submission). */
 function specPreview (spec) {
   const platforms = Array.isArray(spec.platforms)
     ? spec.platforms.map((p) => (Array.isArray(p) ? p.join('+') : String(p))).join(', ')
@@ -20,14 +22,16 @@ function specPreview (spec) {
   const replicas = typeof spec.replicas === 'object' && spec.replicas !== null
     ? Object.entries(spec.replicas).map(([k, v]) => `${k} × ${v}`).join(', ')
     : String(spec.replicas ?? 'default')
-  const steps = Array.isArray(spec.steps) ? spec.steps.map((s) => `<li><strong>${esc(s?.name)}</strong> <code>${esc(s?.run)}</code></li>`).join('') : ''
-  return `<h2>From buildhaus.json</h2><dl class="facts">
-<dt>Name</dt><dd>${esc(spec.name)}</dd>
-<dt>Platforms</dt><dd>${esc(platforms)}</dd>
-<dt>Replicas</dt><dd>${esc(replicas)}</dd>
-<dt>Timeout</dt><dd>${spec.timeout !== undefined ? `${esc(spec.timeout)} s` : `default, ${DEFAULT_TIMEOUT_S} s`}</dd>
-<dt>Artifacts</dt><dd>${Array.isArray(spec.artifacts) && spec.artifacts.length > 0 ? spec.artifacts.map((a) => `<code>${esc(a)}</code>`).join(', ') : 'none'}</dd>
-</dl><ol class="steps-list">${steps}</ol>`
+  const artifacts = Array.isArray(spec.artifacts) && spec.artifacts.length > 0
+    ? spec.artifacts.map((a, i) => html`${i > 0 ? ', ' : ''}<code>${String(a)}</code>`)
+    : 'none'
+  return html`<h2>From buildhaus.json</h2><dl class="facts">
+<dt>Name</dt><dd>${String(spec.name ?? '')}</dd>
+<dt>Platforms</dt><dd>${platforms}</dd>
+<dt>Replicas</dt><dd>${replicas}</dd>
+<dt>Timeout</dt><dd>${spec.timeout !== undefined ? `${String(spec.timeout)} s` : `default, ${DEFAULT_TIMEOUT_S} s`}</dd>
+<dt>Artifacts</dt><dd>${artifacts}</dd>
+</dl><ol class="steps-list">${Array.isArray(spec.steps) ? spec.steps.map((s) => html`<li><strong>${String(s?.name ?? '')}</strong> <code>${String(s?.run ?? '')}</code></li>`) : nothing}</ol>`
 }
 
 /** The overrides the form asks for, or an error message. */
@@ -49,7 +53,7 @@ export function readOverrides (form) {
 }
 
 export function mountSubmit (main, context) {
-  main.innerHTML = `<section aria-labelledby="submit-title" class="submit-page">
+  render(html`<section aria-labelledby="submit-title" class="submit-page">
 <h1 id="submit-title" tabindex="-1">Submit a job</h1>
 <p>Pick an archive of the source directory — a <code>.tar</code> or <code>.tar.gz</code> with <code>buildhaus.json</code> at its top level, as made by <code>tar czf source.tar.gz -C DIR .</code> From a shell, <code>buildhaus-node submit DIR</code> does the packing for you.</p>
 <form id="submit-form" novalidate>
@@ -68,17 +72,17 @@ export function mountSubmit (main, context) {
     </div>
     <div class="field">
       <label for="replicas">Replicas</label>
-      <input id="replicas" name="replicas" type="number" min="1" max="${MAX_REPLICAS}" step="1" inputmode="numeric" aria-describedby="replicas-hint">
+      <input id="replicas" name="replicas" type="number" min="1" max=${MAX_REPLICAS} step="1" inputmode="numeric" aria-describedby="replicas-hint">
       <p id="replicas-hint" class="hint">Builders per platform whose results must agree.</p>
     </div>
     <div class="field">
       <label for="timeout">Timeout (seconds)</label>
-      <input id="timeout" name="timeout" type="number" min="1" max="${MAX_TIMEOUT_S}" step="1" inputmode="numeric">
+      <input id="timeout" name="timeout" type="number" min="1" max=${MAX_TIMEOUT_S} step="1" inputmode="numeric">
     </div>
   </fieldset>
   <p><button type="submit" id="submit-button">Submit</button> <span id="submit-state" class="hint" role="status"></span></p>
 </form>
-</section>`
+</section>`, main)
   const form = main.querySelector('#submit-form')
   const archiveState = main.querySelector('#archive-state')
   const preview = main.querySelector('#spec-preview')
@@ -89,7 +93,7 @@ export function mountSubmit (main, context) {
 
   async function inspect () {
     parsed = undefined
-    preview.innerHTML = ''
+    render(nothing, preview)
     const file = form.archive.files[0]
     if (file === undefined) { archiveState.textContent = ''; return }
     archiveState.textContent = `Reading ${file.name}…`
@@ -105,7 +109,7 @@ export function mountSubmit (main, context) {
       if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new Error('buildhaus.json must hold a JSON object such as {"name": …, "steps": […]}')
       parsed = { file, spec }
       archiveState.textContent = `${file.name}, ${bytes(file.size)}: found buildhaus.json.`
-      preview.innerHTML = specPreview(spec)
+      render(specPreview(spec), preview)
     } catch (err) {
       archiveState.textContent = `${file.name}: ${err.message}`
       archiveState.classList.add('error')
