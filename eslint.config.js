@@ -39,9 +39,16 @@ export default tseslint.config(
   },
   {
     files: ['dashboard/**/*.js'],
-    extends: [js.configs.recommended],
-    languageOptions: { globals: globals.browser, sourceType: 'module' },
+    // The TypeScript parser and plugin, for the type-aware rules; no TypeScript-only rules.
+    extends: [js.configs.recommended, tseslint.configs.base],
+    languageOptions: {
+      globals: globals.browser,
+      sourceType: 'module',
+      // Types from dashboard/tsconfig.json (JSDoc, checked by `npm run typecheck`).
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname }
+    },
     rules: {
+      ...typeAware,
       'no-unused-vars': unusedVars,
       'no-empty': ['error', { allowEmptyCatch: true }],
       eqeqeq: ['error', 'smart']

@@ -1,3 +1,4 @@
+// @ts-check
 // The grid: jobs (newest first) × platforms, one cell per job platform,
 // coloured by verdict, with text and a symbol saying the same. Rows are
 // lit-html templates keyed by job id: a live event re-renders the list and
@@ -5,29 +6,47 @@
 
 import { html, nothing, render } from 'lit-html'
 import { repeat } from 'lit-html/directives/repeat.js'
-import { elapsedTag, isProblem, short, timeTag } from './format.js'
+import { elapsedTag, find, isProblem, short, timeTag } from './format.js'
+
+/** @typedef {import('./types.js').GridJob} GridJob */
+/** @typedef {import('./types.js').JobSummary} JobSummary */
+/** @typedef {GridJob['platforms'][number]} GridPlatform */
+/** @typedef {import('../src/jobs/view.js').PlatformHeadline} PlatformHeadline */
+/**
+ * A platform with who claimed it and who delivered (a JobSummary's or a JobView's).
+ * @typedef {PlatformHeadline & { claims: Array<{ builder: string, time: number }>, results: Array<{ builder: string, status: string }> }} ReportedPlatform
+ */
+/** @typedef {{ kind: string, label: string, reason: string, since?: number }} CellState */
+/** @typedef {{ readonly loaded: boolean, list (): GridJob[] }} GridStore */
 
 const PROBLEMS_KEY = 'buildhaus.onlyProblems'
 
 /**
+ * A platform as the grid shows it: how many builders delivered, and who
+ * builds it now (claimed, no result yet; since their first claim).
+ * @param {ReportedPlatform} p
+ * @returns {GridPlatform}
+ */
+export function gridPlatform (p) {
+  const reported = new Set(p.results.map((r) => r.builder))
+  const delivered = new Set(p.results.filter((r) => r.status !== 'refused').map((r) => r.builder))
+  /** @type {Map<string, number>} */
+  const running = new Map()
+  for (const c of p.claims) if (!reported.has(c.builder)) running.set(c.builder, Math.min(running.get(c.builder) ?? c.time, c.time))
+  const { claims: _claims, results: _results, ...rest } = p
+  return { ...rest, done: delivered.size, running: [...running].map(([builder, time]) => ({ builder, time })) }
+}
+
+/**
  * A job in the shape of GET /api/jobs?view=grid. Live events carry full
- * summaries (claims and results); the grid keeps only what it shows: per
- * platform, how many builders delivered and who builds it now.
+ * summaries (claims and results); the grid keeps only what it shows.
+ * @param {JobSummary | GridJob} summary
+ * @returns {GridJob}
  */
 export function toGridJob (summary) {
-  if (summary.platforms.every((p) => p.running !== undefined)) return summary
-  return {
-    ...summary,
-    platforms: summary.platforms.map((p) => {
-      if (p.running !== undefined) return p
-      const reported = new Set(p.results.map((r) => r.builder))
-      const delivered = new Set(p.results.filter((r) => r.status !== 'refused').map((r) => r.builder))
-      const running = new Map()
-      for (const c of p.claims) if (!reported.has(c.builder)) running.set(c.builder, Math.min(running.get(c.builder) ?? c.time, c.time))
-      const { claims: _claims, results: _results, ...rest } = p
-      return { ...rest, done: delivered.size, running: [...running].map(([builder, time]) => ({ builder, time })) }
-    })
-  }
+  /** @type {Array<GridPlatform | JobSummary['platforms'][number]>} */
+  const platforms = summary.platforms
+  return { ...summary, platforms: platforms.map((p) => ('running' in p ? p : gridPlatform(p))) }
 }
 
 /**
@@ -35,6 +54,9 @@ export function toGridJob (summary) {
  * builders agree; open ones say whether someone builds them now (running,
  * since the earliest claim) or nobody does (queued or unmatched, since the
  * job was submitted, with the node's reason).
+ * @param {Pick<GridJob, 'cancelled' | 'reason' | 'time'>} job
+ * @param {GridPlatform} platform
+ * @returns {CellState}
  */
 export function cellState (job, platform) {
   const count = `${platform.agreeing}/${platform.replicas}`
@@ -54,26 +76,41 @@ export function cellState (job, platform) {
   return { kind: 'queued', label: `queued ${progress}`, since: job.time, reason: platform.reason ?? 'queued: waiting for a builder to claim it' }
 }
 
-/** Whether the row deserves attention: a failure, a disagreement, or work nobody can take. */
+/**
+ * Whether the row deserves attention: a failure, a disagreement, or work nobody can take.
+ * @param {GridJob} job
+ */
 export function rowIsProblem (job) {
   return isProblem(job.verdict) || job.crossPlatform === 'mismatch' || job.platforms.some((p) => isProblem(p.verdict))
 }
 
-/** The union of every job's platform selectors, sorted: the grid's columns. */
+/**
+ * The union of every job's platform selectors, sorted: the grid's columns.
+ * @param {GridJob[]} jobs
+ * @returns {string[]}
+ */
 export function columnsOf (jobs) {
+  /** @type {Set<string>} */
   const set = new Set()
   for (const job of jobs) for (const p of job.platforms) set.add(p.selector)
   return [...set].sort()
 }
 
+/** @param {GridJob} job */
 function jobVerdictCell (job) {
   const cross = job.crossPlatform === 'mismatch' ? html` <span class="cross" title="platform-independent artifacts differ across platforms">≠ across platforms</span>` : nothing
   // An open job says whether anyone builds it now: "pending" alone hides the queue.
+  /** @type {string} */
   let kind = job.verdict
   if (kind === 'pending') kind = job.platforms.some((p) => p.verdict === 'pending' && p.running.length > 0) ? 'running' : 'queued'
   return html`<td class="jv v-${kind}" title=${job.reason ?? nothing}>${kind}${cross}</td>`
 }
 
+/**
+ * @param {GridJob} job
+ * @param {GridPlatform | undefined} platform
+ * @param {string} selector
+ */
 function platformCell (job, platform, selector) {
   if (platform === undefined) return html`<td class="c none"><span class="sr">not built here</span></td>`
   const state = cellState(job, platform)
@@ -81,7 +118,12 @@ function platformCell (job, platform, selector) {
   return html`<td class="c v-${state.kind}" title=${state.reason !== '' ? state.reason : nothing} data-platform=${selector}><a href="#/job/${job.id}/${encodeURIComponent(selector)}">${state.label}${clock}</a></td>`
 }
 
-/** One job's row; hidden when the name filter leaves it out. */
+/**
+ * One job's row; hidden when the name filter leaves it out.
+ * @param {GridJob} job
+ * @param {string[]} columns
+ * @param {boolean} [hidden]
+ */
 export function rowTemplate (job, columns, hidden = false) {
   const bySelector = new Map(job.platforms.map((p) => [p.selector, p]))
   return html`<tr data-job=${job.id} class="r-${job.verdict}${rowIsProblem(job) ? ' problem' : ''}" ?hidden=${hidden}>
@@ -89,8 +131,22 @@ export function rowTemplate (job, columns, hidden = false) {
 <td class="when">${timeTag(job.time)}</td>${jobVerdictCell(job)}${columns.map((selector) => platformCell(job, bySelector.get(selector), selector))}</tr>`
 }
 
-/** Counts for the line above the grid: jobs by verdict, and platform slots running or queued. */
+/**
+ * @typedef {object} GridSummary
+ * @property {number} total
+ * @property {Record<string, number>} verdicts jobs by verdict
+ * @property {number} running platform slots someone builds now
+ * @property {number} queued platform slots nobody builds yet
+ * @property {number} problems rows that deserve attention
+ */
+
+/**
+ * Counts for the line above the grid: jobs by verdict, and platform slots running or queued.
+ * @param {GridJob[]} jobs
+ * @returns {GridSummary}
+ */
 export function summaryOf (jobs) {
+  /** @type {Record<string, number>} */
   const verdicts = {}
   let running = 0
   let queued = 0
@@ -111,17 +167,20 @@ export function summaryOf (jobs) {
 /** Job verdicts counted above the grid; open jobs are counted by their builds instead. */
 const SUMMARY_ORDER = ['failed', 'mismatch', 'unmatched', 'cancelled', 'verified']
 
+/** @param {GridSummary} s */
 function summaryTemplate (s) {
   const counts = SUMMARY_ORDER.filter((verdict) => (s.verdicts[verdict] ?? 0) > 0)
     .map((verdict) => html` · <span class="count v-${verdict}">${s.verdicts[verdict]} ${verdict}</span>`)
   return html`<strong>${s.total}</strong> job${s.total === 1 ? '' : 's'}${counts} · builds: <span class="count v-running">${s.running} running</span> · <span class="count v-queued">${s.queued} queued</span>`
 }
 
+/** @param {GridSummary} s */
 export function problemTitle (s) {
   if (s.total === 0) return 'buildhaus'
   return s.problems > 0 ? `buildhaus: ${s.problems} problem${s.problems > 1 ? 's' : ''}` : 'buildhaus: no problems'
 }
 
+/** @param {boolean} onlyProblems */
 function pageTemplate (onlyProblems) {
   return html`<section class="grid-page" aria-labelledby="grid-title">
   <div class="toolbar">
@@ -144,6 +203,7 @@ function pageTemplate (onlyProblems) {
 </section>`
 }
 
+/** @param {string[]} columns */
 function headTemplate (columns) {
   return html`<tr><th scope="col" class="job">Job</th><th scope="col" class="when">Submitted</th><th scope="col" class="jv">Verdict</th>${columns.map((c) => html`<th scope="col" class="c">${c}</th>`)}</tr>`
 }
@@ -152,22 +212,27 @@ function headTemplate (columns) {
  * Mount the grid in `main`. `store` holds the job summaries (newest first)
  * and stays current through the live events; a change re-renders the list,
  * and lit-html updates only the rows and cells that differ.
+ * @param {HTMLElement} main
+ * @param {GridStore} store
  */
 export function mountGrid (main, store) {
   let onlyProblems = false
   try { onlyProblems = localStorage.getItem(PROBLEMS_KEY) === '1' } catch {}
   render(pageTemplate(onlyProblems), main)
-  const table = main.querySelector('#grid')
-  const thead = table.tHead
-  const tbody = table.tBodies[0]
-  const summary = main.querySelector('#grid-summary')
-  const empty = main.querySelector('#grid-empty')
-  const search = main.querySelector('#grid-search')
+  const table = find(main, '#grid', HTMLTableElement)
+  const thead = find(table, 'thead', HTMLTableSectionElement)
+  const tbody = find(table, 'tbody', HTMLTableSectionElement)
+  const summary = find(main, '#grid-summary', HTMLElement)
+  const empty = find(main, '#grid-empty', HTMLElement)
+  const search = find(main, '#grid-search', HTMLInputElement)
+  const problemsBox = find(main, '#only-problems', HTMLInputElement)
+  /** @type {string[]} */
   let columns = []
   let needle = ''
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let flushTimer
 
-  const matches = (job) => needle === '' || job.name.toLowerCase().includes(needle)
+  const matches = (/** @type {GridJob} */ job) => needle === '' || job.name.toLowerCase().includes(needle)
 
   function renderSummary () {
     const s = summaryOf(store.list())
@@ -181,6 +246,7 @@ export function mountGrid (main, store) {
   let generation = 0
   let complete = false
 
+  /** @param {GridJob[]} jobs */
   function renderRows (jobs) {
     render(repeat(jobs, (job) => job.id, (job) => rowTemplate(job, columns, !matches(job))), tbody)
   }
@@ -216,6 +282,7 @@ export function mountGrid (main, store) {
     }
   }
 
+  /** @param {string} name */
   function mark (name) {
     if (performance.getEntriesByName(name).length === 0) performance.mark(name)
   }
@@ -230,8 +297,8 @@ export function mountGrid (main, store) {
     renderSummary()
   }
 
-  main.querySelector('#only-problems').addEventListener('change', (event) => {
-    onlyProblems = event.target.checked
+  problemsBox.addEventListener('change', () => {
+    onlyProblems = problemsBox.checked
     table.classList.toggle('only-problems', onlyProblems)
     try { localStorage.setItem(PROBLEMS_KEY, onlyProblems ? '1' : '0') } catch {}
   })
@@ -242,7 +309,7 @@ export function mountGrid (main, store) {
 
   if (store.loaded) renderAll()
   return {
-    focus: () => main.querySelector('#grid-title').focus(),
+    focus: () => { find(main, '#grid-title', HTMLElement).focus() },
     /** The whole list was (re)loaded. */
     reload: renderAll,
     /** One job changed or arrived (the store already holds it). */

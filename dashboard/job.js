@@ -1,3 +1,4 @@
+// @ts-check
 // A job's page: its spec and source, each platform's builders side by side
 // (status, step timings, artifact hashes with differences marked), logs
 // (tail first), diagnosis reports, the signed entries, cancel and re-run.
@@ -5,40 +6,67 @@
 import { html, nothing, render } from 'lit-html'
 import { repeat } from 'lit-html/directives/repeat.js'
 import { getJson, getText, nodeHealth, postJson } from './api.js'
-import { baseName, blobUrl, bytes, duration, elapsedTag, GLYPHS, keyTag, short, timeTag } from './format.js'
-import { cellState, toGridJob } from './grid.js'
+import { baseName, blobUrl, bytes, duration, elapsedTag, find, GLYPHS, keyTag, messageOf, short, timeTag } from './format.js'
+import { cellState, gridPlatform } from './grid.js'
+
+/** @typedef {import('./types.js').JobView} JobView */
+/** @typedef {import('./types.js').PlatformView} PlatformView */
+/** @typedef {import('./types.js').ResultView} ResultView */
+/** @typedef {import('./types.js').StepResult} StepResult */
+/** @typedef {import('./types.js').BuildEnv} BuildEnv */
+/** @typedef {import('./types.js').Page} Page */
+/** @typedef {import('./types.js').PageContext} PageContext */
+/** @typedef {import('lit-html').TemplateResult} TemplateResult */
+/** @typedef {{ text: string, offset: number, size: number }} LoadedLog */
 
 /** The log viewer first fetches this many bytes from the end: where a build failed. */
 export const LOG_TAIL_BYTES = 65536
 
 /** Blobs are content-addressed, so what was fetched once stays true: keep logs and reports across re-renders. */
+/** @type {Map<string, string | LoadedLog>} */
 const blobTexts = new Map()
 const BLOB_CACHE_ENTRIES = 64
 
+/**
+ * @param {string} key
+ * @param {string | LoadedLog} value
+ */
 function remember (key, value) {
   blobTexts.delete(key)
   blobTexts.set(key, value)
-  if (blobTexts.size > BLOB_CACHE_ENTRIES) blobTexts.delete(blobTexts.keys().next().value)
+  const oldest = blobTexts.keys().next()
+  if (blobTexts.size > BLOB_CACHE_ENTRIES && oldest.done !== true) blobTexts.delete(oldest.value)
 }
 
-/** Items joined by a separator (a template, or text). */
+/**
+ * Items joined by a separator (a template, or text).
+ * @param {unknown[]} items
+ * @param {string} separator
+ */
 function joined (items, separator) {
   return items.map((item, i) => (i === 0 ? item : html`${separator}${item}`))
 }
 
+/**
+ * @param {string} kind
+ * @param {string} [text]
+ */
 function badge (kind, text = kind) {
   return html`<span class="badge v-${kind}"><span aria-hidden="true">${GLYPHS[kind] ?? ''}</span> ${text}</span>`
 }
 
+/** @param {boolean} value */
 function yesNo (value) {
   return value ? 'yes' : 'no'
 }
 
+/** @param {string} status */
 function statusTag (status) {
   const kind = status === 'pass' ? 'verified' : status === 'refused' ? 'cancelled' : 'failed'
   return html`<span class="status v-${kind}">${status}</span>`
 }
 
+/** @param {StepResult | undefined} step */
 function stepCell (step) {
   if (step === undefined) return html`<td class="na">did not run</td>`
   const bad = step.exit !== 0
@@ -47,19 +75,34 @@ function stepCell (step) {
 }
 
 /** Results compared side by side: each builder's latest (refusals built nothing). */
+/** @param {PlatformView} platform */
 function comparedResults (platform) {
   return platform.results.filter((r) => r.latest && r.status !== 'refused')
 }
 
+/**
+ * @param {ResultView} result
+ * @param {string | undefined} self
+ */
 function builderHead (result, self) {
   return html`<th scope="col">${keyTag(result.builder, self)}<br>${statusTag(result.status)}</th>`
 }
 
+/**
+ * @param {JobView} view
+ * @param {ResultView[]} results
+ * @param {string | undefined} self
+ */
 function stepsTable (view, results, self) {
   const names = [...new Set([...view.spec.steps.map((s) => s.name), ...results.flatMap((r) => r.steps.map((s) => s.name))])]
   return html`<table class="side steps"><caption>Step timings</caption><thead><tr><th scope="col">Step</th>${results.map((r) => builderHead(r, self))}</tr></thead><tbody>${names.map((name) => html`<tr><th scope="row">${name}</th>${results.map((r) => stepCell(r.steps.find((s) => s.name === name)))}</tr>`)}<tr class="total"><th scope="row">whole run</th>${results.map((r) => html`<td>${duration(r.end - r.start)}</td>`)}</tr></tbody></table>`
 }
 
+/**
+ * @param {PlatformView} platform
+ * @param {ResultView[]} results
+ * @param {string | undefined} self
+ */
 function artifactsTable (platform, results, self) {
   const paths = [...new Set(results.flatMap((r) => r.artifacts.map((a) => a.path)))].sort()
   if (paths.length === 0) return html`<p class="muted">No artifacts.</p>`
@@ -80,12 +123,19 @@ function artifactsTable (platform, results, self) {
   return html`<table class="side artifacts"><caption>Artifacts (sha256; select one to download)</caption><thead><tr><th scope="col">Path</th><th scope="col">Across builders</th>${results.map((r) => builderHead(r, self))}</tr></thead><tbody>${rows}</tbody></table>`
 }
 
-/** The builder's fingerprint: the system on one line, its tools on demand. */
+/**
+ * The builder's fingerprint: the system on one line, its tools on demand.
+ * @param {BuildEnv} env
+ */
 function envTemplate (env) {
   const tools = Object.entries(env.tools ?? {})
   return html`${`${env.os} ${env.arch}, kernel ${env.kernel}, sandbox ${env.sandbox}`}${env.warning !== undefined ? html`<br><strong>warning:</strong> ${env.warning}` : nothing}${tools.length > 0 ? html`<details><summary>tools</summary><ul class="tools">${tools.map(([k, v]) => html`<li><code>${k}</code> ${v}</li>`)}</ul></details>` : nothing}`
 }
 
+/**
+ * @param {PlatformView} platform
+ * @param {string | undefined} self
+ */
 function resultsTable (platform, self) {
   if (platform.results.length === 0) return nothing
   const rows = platform.results.map((r) => {
@@ -95,6 +145,10 @@ function resultsTable (platform, self) {
   return html`<table class="results"><caption>Results</caption><thead><tr><th scope="col">Builder</th><th scope="col">Status</th><th scope="col">Vote</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Environment</th></tr></thead><tbody>${rows}</tbody></table>`
 }
 
+/**
+ * @param {PlatformView} platform
+ * @param {string | undefined} self
+ */
 function claimsList (platform, self) {
   const done = new Set(platform.results.map((r) => r.builder))
   const open = platform.claims.filter((c) => !done.has(c.builder))
@@ -104,11 +158,20 @@ function claimsList (platform, self) {
   return html`<div class="claims"><h4>Building now</h4><ul>${open.map((c) => html`<li>${keyTag(c.builder, self)} claimed it ${elapsedTag(c.time)} ago${c.lease > now ? html`, lease until ${timeTag(c.lease)}` : nothing}</li>`)}</ul></div>`
 }
 
-/** A builder's log, filled in (outside this template) when opened: the details keep their content across re-renders. */
+/**
+ * A builder's log, filled in (outside this template) when opened: the details keep their content across re-renders.
+ * @param {ResultView & { log: string }} result
+ * @param {string | undefined} self
+ */
 function logViewer (result, self) {
   return html`<details class="log" data-log=${result.log} data-size=${result.logSize} data-builder=${result.builder}><summary>Log of ${keyTag(result.builder, self)} (${statusTag(result.status)}, ${bytes(result.logSize)})</summary><div class="log-view"></div></details>`
 }
 
+/**
+ * @param {JobView} view
+ * @param {PlatformView} platform
+ * @param {string | undefined} self
+ */
 function diagnosesTemplate (view, platform, self) {
   const mine = view.diagnoses.filter((d) => d.platform === platform.selector)
   if (mine.length === 0) {
@@ -117,15 +180,20 @@ function diagnosesTemplate (view, platform, self) {
   return repeat(mine, (d) => d.entry, (d) => html`<div class="diagnosis"><h4>Diagnosis by ${keyTag(d.author, self)} ${timeTag(d.time)}</h4><p>${d.summary}</p><p>Files: ${d.files.length > 0 ? joined(d.files.map((f) => html`<code>${f}</code>`), ', ') : 'none'}; builders: ${joined(d.builders.map((b) => keyTag(b, self)), ', ')}.</p><details class="report" data-report=${d.report}><summary>Diagnosis report</summary><div class="report-view"></div></details> <a href=${blobUrl(d.report, { download: `diagnosis-${short(view.id)}.txt` })}>download the report</a></div>`)
 }
 
+/**
+ * @param {JobView} view
+ * @param {PlatformView} platform
+ * @param {string | undefined} self
+ */
 function platformSection (view, platform, self) {
-  const state = cellState(view, toGridJob({ platforms: [platform] }).platforms[0])
+  const state = cellState(view, gridPlatform(platform))
   const results = comparedResults(platform)
   const clock = state.since === undefined ? nothing : state.kind === 'running' ? html` Building for ${elapsedTag(state.since)}.` : html` Waiting for ${elapsedTag(state.since)}.`
   const failing = platform.results.find((r) => r.latest && r.status !== 'pass' && r.status !== 'refused' && r.log !== null)
   const mismatch = platform.mismatch === undefined
     ? nothing
     : html`<div class="mismatch"><h4>Disagreement</h4><p>${platform.mismatch.statusDiffers ? 'The builders disagree on the status. ' : ''}${platform.mismatch.files.length > 0 ? html`Differing files: ${joined(platform.mismatch.files.map((f) => html`<code>${f}</code>`), ', ')}.` : nothing}</p><ul>${platform.mismatch.groups.map((g) => html`<li>${joined(g.builders.map((b) => keyTag(b, self)), ', ')}: ${g.status}</li>`)}</ul></div>`
-  const logs = platform.results.filter((r) => r.log !== null)
+  const logs = /** @type {Array<ResultView & { log: string }>} */ (platform.results.filter((r) => r.log !== null))
   return html`<section class="platform" id="platform-${platform.selector}" data-selector=${platform.selector} aria-labelledby="h-${platform.selector}">
   <h2 id="h-${platform.selector}" tabindex="-1">${platform.selector} ${badge(state.kind, state.label)}</h2>
   <p class="reason">${state.reason}.${clock} Wants ${platform.replicas} builder${platform.replicas > 1 ? 's' : ''}, ${platform.quorum} agreeing to decide.</p>
@@ -138,10 +206,11 @@ function platformSection (view, platform, self) {
 </section>`
 }
 
+/** @param {JobView} view */
 function specTemplate (view) {
   const spec = view.spec
   const limits = Object.entries(spec.limits ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'the builders\' defaults'
-  const globs = (list) => list.length > 0 ? joined(list.map((g) => html`<code>${g}</code>`), ', ') : 'none'
+  const globs = (/** @type {string[]} */ list) => list.length > 0 ? joined(list.map((g) => html`<code>${g}</code>`), ', ') : 'none'
   return html`<section class="spec" aria-labelledby="spec-title"><h2 id="spec-title">Spec</h2>
 <dl class="facts">
   <dt>Platforms</dt><dd>${joined(spec.platforms.map((p) => html`<code>${p.selector}</code> × ${p.replicas}`), ', ')}</dd>
@@ -155,6 +224,7 @@ function specTemplate (view) {
 <h3>Steps</h3><ol class="steps-list">${spec.steps.map((s) => html`<li><strong>${s.name}</strong><pre><code>${s.run}</code></pre></li>`)}</ol></section>`
 }
 
+/** @param {JobView} view */
 function crossTemplate (view) {
   const cross = view.crossPlatform
   if (cross.verdict === 'none') return nothing
@@ -165,12 +235,19 @@ ${cross.reason !== undefined ? html`<p class="reason">${cross.reason}</p>` : not
 ${cross.files.length > 0 ? html`<table class="side"><caption>Platform-independent artifacts</caption><thead><tr><th scope="col">Path</th><th scope="col">Across platforms</th>${selectors.map((s) => html`<th scope="col">${s}</th>`)}</tr></thead><tbody>${rows}</tbody></table>` : nothing}</section>`
 }
 
+/**
+ * @param {JobView} view
+ * @param {string | undefined} self
+ */
 function actionsTemplate (view, self) {
   const open = !view.cancelled && view.platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched')
   return html`<div class="actions">${open && self === view.submitter ? html`<button type="button" data-action="cancel" class="danger">Cancel job</button>` : nothing}<button type="button" data-action="rerun">Re-run</button>${open && self !== view.submitter ? html`<span class="hint">Only the node that submitted it can cancel it.</span>` : nothing}</div>`
 }
 
-/** The job's verdict, an open one said as running (someone builds it) or queued. */
+/**
+ * The job's verdict, an open one said as running (someone builds it) or queued.
+ * @param {JobView} view
+ */
 function jobKind (view) {
   if (view.verdict !== 'pending') return view.verdict
   const building = view.platforms.some((p) => {
@@ -180,6 +257,10 @@ function jobKind (view) {
   return building ? 'running' : 'queued'
 }
 
+/**
+ * @param {JobView} view
+ * @param {string | undefined} self
+ */
 function pageTemplate (view, self) {
   return html`<article class="job-page" data-job=${view.id}>
 <p class="crumbs"><a href="#/">Grid</a> › job</p>
@@ -201,17 +282,19 @@ ${specTemplate(view)}
 </article>`
 }
 
+/** @param {HTMLDetailsElement} details */
 async function fillLog (details) {
-  const hash = details.dataset.log
+  const hash = details.dataset.log ?? ''
   const size = Number(details.dataset.size)
-  const box = details.querySelector('.log-view')
-  let loaded = blobTexts.get(`log:${hash}`)
+  const box = find(details, '.log-view', HTMLElement)
+  const cached = blobTexts.get(`log:${hash}`)
+  let loaded = typeof cached === 'object' ? cached : undefined
   if (loaded === undefined) {
     render(html`<p class="muted">Loading the last ${bytes(Math.min(size, LOG_TAIL_BYTES))}…</p>`, box)
     try {
       loaded = await fetchLog(hash, size > LOG_TAIL_BYTES)
     } catch (err) {
-      render(html`<p class="error">Could not load the log: ${err.message}</p>`, box)
+      render(html`<p class="error">Could not load the log: ${messageOf(err)}</p>`, box)
       return
     }
     remember(`log:${hash}`, loaded)
@@ -219,6 +302,11 @@ async function fillLog (details) {
   renderLog(box, hash, loaded)
 }
 
+/**
+ * @param {string} hash
+ * @param {boolean} tailOnly
+ * @returns {Promise<LoadedLog>}
+ */
 async function fetchLog (hash, tailOnly) {
   const { text, headers } = await getText(blobUrl(hash, tailOnly ? { tail: LOG_TAIL_BYTES } : {}))
   const offset = Number(headers.get('X-Blob-Offset') ?? 0)
@@ -228,26 +316,33 @@ async function fetchLog (hash, tailOnly) {
   return { text: text.slice(cut), offset, size }
 }
 
+/**
+ * @param {HTMLElement} box
+ * @param {string} hash
+ * @param {LoadedLog} loaded
+ */
 function renderLog (box, hash, loaded) {
   const download = html`<a href=${blobUrl(hash, { download: `log-${short(hash)}.txt` })}>download</a>`
   const note = loaded.offset > 0
     ? html`<p class="log-note">Showing the end of the log (last ${bytes(loaded.size - loaded.offset)} of ${bytes(loaded.size)}). <button type="button" data-action="full-log" data-log=${hash}>Show full log</button> ${download}</p>`
     : html`<p class="log-note">The whole log. ${download}</p>`
   render(html`${note}<pre class="log-text" tabindex="0">${loaded.text}</pre>`, box)
-  const pre = box.querySelector('pre')
+  const pre = find(box, 'pre', HTMLPreElement)
   if (loaded.offset > 0) pre.scrollTop = pre.scrollHeight
 }
 
+/** @param {HTMLDetailsElement} details */
 async function fillReport (details) {
-  const hash = details.dataset.report
-  const box = details.querySelector('.report-view')
-  let text = blobTexts.get(`report:${hash}`)
+  const hash = details.dataset.report ?? ''
+  const box = find(details, '.report-view', HTMLElement)
+  const cached = blobTexts.get(`report:${hash}`)
+  let text = typeof cached === 'string' ? cached : undefined
   if (text === undefined) {
     render(html`<p class="muted">Loading…</p>`, box)
     try {
       text = (await getText(blobUrl(hash))).text
     } catch (err) {
-      render(html`<p class="error">Could not load the report: ${err.message}</p>`, box)
+      render(html`<p class="error">Could not load the report: ${messageOf(err)}</p>`, box)
       return
     }
     remember(`report:${hash}`, text)
@@ -255,24 +350,41 @@ async function fillReport (details) {
   render(html`<pre class="log-text" tabindex="0">${text}</pre>`, box)
 }
 
+/**
+ * @param {HTMLDetailsElement} details
+ * @param {string} id
+ */
 async function fillEntries (details, id) {
-  const box = details.querySelector('.entries-view')
+  const box = find(details, '.entries-view', HTMLElement)
   render(html`<p class="muted">Loading…</p>`, box)
   try {
-    const { entries } = await getJson(`/api/jobs/${id}/entries`)
+    const { entries } = /** @type {{ entries: Array<{ type: string, author: string, seq: number }> }} */ (await getJson(`/api/jobs/${id}/entries`))
     render(entries.map((e) => html`<h3 class="entry-title">${e.type} by ${keyTag(e.author)} (seq ${e.seq})</h3><pre class="entry">${JSON.stringify(e, null, 2)}</pre>`), box)
   } catch (err) {
-    render(html`<p class="error">Could not load the entries: ${err.message}</p>`, box)
+    render(html`<p class="error">Could not load the entries: ${messageOf(err)}</p>`, box)
   }
 }
 
+/**
+ * @param {HTMLElement} main
+ * @param {string} id
+ * @param {string | undefined} platform the section to scroll to
+ * @param {PageContext} context
+ * @returns {Page}
+ */
 export function mountJob (main, id, platform, context) {
+  /** @type {JobView | undefined} */
   let view
+  /** @type {string | undefined} */
   let self
   let stopped = false
+  /** @type {Promise<void> | undefined} */
   let fetching
   let again = false
-  /** Logs, reports and the entries list the user opened: kept open across live re-renders. */
+  /**
+   * Logs, reports and the entries list the user opened: kept open across live re-renders.
+   * @type {Set<string>}
+   */
   const opened = new Set()
   let firstRender = true
   let wantFocus = false
@@ -281,8 +393,10 @@ export function mountJob (main, id, platform, context) {
 
   /** Render the page; lit-html updates in place, so open logs and the scroll position stay. */
   function show () {
+    if (view === undefined) return
     render(pageTemplate(view, self), main)
     for (const details of main.querySelectorAll('details.log, details.report, details.entries')) {
+      if (!(details instanceof HTMLDetailsElement)) continue
       const key = details.dataset.log ?? details.dataset.report ?? 'entries'
       if (opened.has(key)) details.open = true
     }
@@ -290,15 +404,18 @@ export function mountJob (main, id, platform, context) {
     firstRender = false
     // Open the failing build's log and any diagnosis at once: that is what people come for.
     for (const logs of main.querySelectorAll('.logs[data-open-first]')) {
-      const first = logs.dataset.openFirst
+      const first = logs instanceof HTMLElement ? logs.dataset.openFirst ?? '' : ''
       if (first === '') continue
       const details = logs.querySelector(`details.log[data-log="${CSS.escape(first)}"]`)
-      if (details !== null) details.open = true
+      if (details instanceof HTMLDetailsElement) details.open = true
     }
-    for (const details of main.querySelectorAll('details.report')) details.open = true
+    for (const details of main.querySelectorAll('details.report')) if (details instanceof HTMLDetailsElement) details.open = true
     const target = platform !== undefined ? main.querySelector(`section.platform[data-selector="${CSS.escape(platform)}"]`) : null
     if (target !== null) target.scrollIntoView()
-    if (wantFocus) (target?.querySelector('h2') ?? main.querySelector('h1')).focus({ preventScroll: target !== null })
+    if (wantFocus) {
+      const heading = target?.querySelector('h2') ?? main.querySelector('h1')
+      if (heading instanceof HTMLElement) heading.focus({ preventScroll: target !== null })
+    }
   }
 
   async function load () {
@@ -307,13 +424,13 @@ export function mountJob (main, id, platform, context) {
       try {
         const [fresh, health] = await Promise.all([getJson(`/api/jobs/${id}`), nodeHealth().catch(() => undefined)])
         if (stopped) return
-        view = fresh
+        view = /** @type {JobView} */ (fresh)
         self = health?.author
         show()
       } catch (err) {
         if (stopped) return
-        if (view === undefined) render(html`<h1 tabindex="-1">Job ${short(id)}</h1><p class="error">${err.message}</p><p><a href="#/">Back to the grid</a></p>`, main)
-        else context.flash(`could not refresh the job: ${err.message}`)
+        if (view === undefined) render(html`<h1 tabindex="-1">Job ${short(id)}</h1><p class="error">${messageOf(err)}</p><p><a href="#/">Back to the grid</a></p>`, main)
+        else context.flash(`could not refresh the job: ${messageOf(err)}`)
       }
     })()
     await fetching
@@ -321,6 +438,7 @@ export function mountJob (main, id, platform, context) {
     if (again && !stopped) { again = false; await load() }
   }
 
+  /** @param {Event} event */
   const onToggle = (event) => {
     const details = event.target
     if (!(details instanceof HTMLDetailsElement)) return
@@ -333,13 +451,15 @@ export function mountJob (main, id, platform, context) {
     else void fillEntries(details, id)
   }
 
+  /** @param {Event} event */
   const onClick = async (event) => {
-    const button = event.target.closest('button[data-action]')
-    if (button === null || view === undefined) return
+    const button = event.target instanceof Element ? event.target.closest('button[data-action]') : null
+    if (!(button instanceof HTMLButtonElement) || view === undefined) return
     const action = button.dataset.action
     if (action === 'full-log') {
-      const hash = button.dataset.log
+      const hash = button.dataset.log ?? ''
       const box = button.closest('.log-view')
+      if (!(box instanceof HTMLElement)) return
       button.disabled = true
       button.textContent = 'Loading…'
       try {
@@ -349,7 +469,7 @@ export function mountJob (main, id, platform, context) {
       } catch (err) {
         button.disabled = false
         button.textContent = 'Show full log'
-        context.flash(`could not load the full log: ${err.message}`)
+        context.flash(`could not load the full log: ${messageOf(err)}`)
       }
       return
     }
@@ -357,7 +477,7 @@ export function mountJob (main, id, platform, context) {
       if (!window.confirm(`Cancel job ${view.name}? Builds in progress stop.`)) return
       button.disabled = true
       try {
-        view = await postJson(`/api/jobs/${id}/cancel`, {})
+        view = /** @type {JobView} */ (await postJson(`/api/jobs/${id}/cancel`, {}))
         show()
       } catch (err) {
         button.disabled = false
@@ -368,7 +488,7 @@ export function mountJob (main, id, platform, context) {
     if (action === 'rerun') {
       button.disabled = true
       try {
-        const fresh = await postJson(`/api/jobs/${id}/rerun`, {})
+        const fresh = /** @type {JobView} */ (await postJson(`/api/jobs/${id}/rerun`, {}))
         location.hash = `#/job/${fresh.id}`
       } catch (err) {
         button.disabled = false
@@ -384,7 +504,7 @@ export function mountJob (main, id, platform, context) {
   return {
     focus () {
       const heading = main.querySelector('h1')
-      if (heading !== null) heading.focus()
+      if (heading instanceof HTMLElement) heading.focus()
       else wantFocus = true
     },
     job (summary) { if (summary.id === id) void load() },

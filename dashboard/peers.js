@@ -1,3 +1,4 @@
+// @ts-check
 // The mesh as this node sees it: every live member (and itself), what it
 // offers, how busy it is, when it was last heard, its reputation from the
 // public log, and any key caught forking its chain.
@@ -5,11 +6,17 @@
 import { html, nothing, render } from 'lit-html'
 import { repeat } from 'lit-html/directives/repeat.js'
 import { getJson } from './api.js'
-import { elapsed, keyTag, short, timeTag } from './format.js'
+import { elapsed, find, keyTag, messageOf, short, timeTag } from './format.js'
+
+/** @typedef {import('./types.js').PeerView} PeerView */
+/** @typedef {import('./types.js').PeersResponse} PeersResponse */
+/** @typedef {import('./types.js').Page} Page */
+/** @typedef {{ author: string, seq: number, ids: string[] }} ForkProofView */
 
 /** Heartbeats are not events: refresh the table this often while it is shown. */
 const REFRESH_MS = 3_000
 
+/** @param {PeerView} peer */
 function reputationCell (peer) {
   const r = peer.reputation
   if (r === undefined || r.results === 0) return html`<td class="muted">no results yet</td>`
@@ -17,6 +24,7 @@ function reputationCell (peer) {
   return html`<td><meter min="0" max="100" value=${percent} aria-hidden="true"></meter> ${percent}% <span class="hint">(${r.agreed} agreed, ${r.disagreed} disagreed, of ${r.results})</span></td>`
 }
 
+/** @param {PeerView} peer */
 function runningCell (peer) {
   if (peer.running.length === 0) return nothing
   return html`<ul class="running">${peer.running.map((slot) => {
@@ -25,6 +33,7 @@ function runningCell (peer) {
   })}</ul>`
 }
 
+/** @param {PeerView} peer */
 function peerRow (peer) {
   const used = Math.max(0, peer.slots - peer.free)
   const accepts = [peer.accepts.network ? 'network' : '', peer.accepts.root ? 'root' : ''].filter((x) => x !== '').join(', ') || 'neither network nor root'
@@ -42,13 +51,19 @@ ${reputationCell(peer)}
 </tr>`
 }
 
+/** @param {ForkProofView[]} forks */
 function forksTemplate (forks) {
   if (forks.length === 0) return html`<p>No key has been caught signing two entries at one place in its chain.</p>`
   return html`<table><caption>Fork proofs</caption><thead><tr><th scope="col">Author</th><th scope="col">Seq</th><th scope="col">Conflicting entries</th></tr></thead><tbody>${forks.map((f) => html`<tr class="equivocating"><th scope="row">${keyTag(f.author)}</th><td>${f.seq}</td><td>${f.ids.map((id, i) => html`${i > 0 ? html`<br>` : nothing}<code>${id}</code>`)}</td></tr>`)}</tbody></table>`
 }
 
-export function mountPeers (main, _context) {
+/**
+ * @param {HTMLElement} main
+ * @returns {Page}
+ */
+export function mountPeers (main) {
   let stopped = false
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer
   render(html`<section aria-labelledby="peers-title">
 <h1 id="peers-title" tabindex="-1">Peers</h1>
@@ -60,14 +75,16 @@ export function mountPeers (main, _context) {
 <h2>Equivocation</h2>
 <div id="forks"></div>
 </section>`, main)
-  const tbody = main.querySelector('#peers-table tbody')
-  const note = main.querySelector('#peers-note')
-  const forksBox = main.querySelector('#forks')
+  const tbody = find(main, '#peers-table tbody', HTMLTableSectionElement)
+  const note = find(main, '#peers-note', HTMLElement)
+  const forksBox = find(main, '#forks', HTMLElement)
 
   async function load () {
     clearTimeout(timer)
     try {
-      const [{ peers }, { forks }] = await Promise.all([getJson('/api/peers'), getJson('/api/forks')])
+      const [peersBody, forksBody] = await Promise.all([getJson('/api/peers'), getJson('/api/forks')])
+      const { peers } = /** @type {PeersResponse} */ (peersBody)
+      const { forks } = /** @type {{ forks: ForkProofView[] }} */ (forksBody)
       if (stopped) return
       render(repeat(peers, (p) => p.peerId, peerRow), tbody)
       const slots = peers.reduce((n, p) => n + p.slots, 0)
@@ -75,19 +92,19 @@ export function mountPeers (main, _context) {
       note.textContent = `${peers.length} node${peers.length === 1 ? '' : 's'} (this one and ${peers.length - 1} live peer${peers.length === 2 ? '' : 's'}), ${used} of ${slots} build slots in use.`
       render(forksTemplate(forks), forksBox)
       const now = Date.now()
-      for (const el of tbody.querySelectorAll('[data-ago]')) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
+      for (const el of tbody.querySelectorAll('[data-ago]')) if (el instanceof HTMLElement) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
     } catch (err) {
-      if (!stopped) note.textContent = `Could not load the peers: ${err.message}`
+      if (!stopped) note.textContent = `Could not load the peers: ${messageOf(err)}`
     }
     if (!stopped) timer = setTimeout(load, REFRESH_MS)
   }
   void load()
 
   return {
-    focus: () => main.querySelector('h1').focus(),
-    peers: load,
-    fork: load,
-    resync: load,
+    focus: () => { find(main, 'h1', HTMLElement).focus() },
+    peers: () => { void load() },
+    fork: () => { void load() },
+    resync: () => { void load() },
     unmount () {
       stopped = true
       clearTimeout(timer)

@@ -1,3 +1,4 @@
+// @ts-check
 // Submit a job from the page: pick a .tar or .tar.gz of the source directory
 // (with buildhaus.json at its top), optionally override platforms, replicas
 // and timeout; the archive is uploaded as a blob (POST /api/blobs) and the
@@ -5,7 +6,7 @@
 
 import { html, nothing, render } from 'lit-html'
 import { postBytes, postJson } from './api.js'
-import { bytes } from './format.js'
+import { bytes, find, messageOf } from './format.js'
 import { readSpecFromArchive } from './tar.js'
 
 /** The node's bounds (src/jobs/constants.ts): checked here only to answer sooner. */
@@ -14,13 +15,21 @@ const MAX_TIMEOUT_S = 24 * 60 * 60
 const DEFAULT_TIMEOUT_S = 30 * 60
 const MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
-/** What the archive's buildhaus.json says, as written by whoever made it (the node validates it on submission). */
+/** @typedef {import('./types.js').JobView} JobView */
+/** @typedef {import('./types.js').Page} Page */
+/** @typedef {import('./types.js').PageContext} PageContext */
+/** @typedef {import('../src/jobs/spec.js').SpecOverrides} SpecOverrides */
+
+/**
+ * What the archive's buildhaus.json says, as written by whoever made it (the node validates it on submission).
+ * @param {Record<string, unknown>} spec
+ */
 function specPreview (spec) {
   const platforms = Array.isArray(spec.platforms)
     ? spec.platforms.map((p) => (Array.isArray(p) ? p.join('+') : String(p))).join(', ')
     : 'not given: this node\'s own platform'
   const replicas = typeof spec.replicas === 'object' && spec.replicas !== null
-    ? Object.entries(spec.replicas).map(([k, v]) => `${k} × ${v}`).join(', ')
+    ? Object.entries(spec.replicas).map(([k, v]) => `${k} × ${String(v)}`).join(', ')
     : String(spec.replicas ?? 'default')
   const artifacts = Array.isArray(spec.artifacts) && spec.artifacts.length > 0
     ? spec.artifacts.map((a, i) => html`${i > 0 ? ', ' : ''}<code>${String(a)}</code>`)
@@ -34,24 +43,34 @@ function specPreview (spec) {
 </dl><ol class="steps-list">${Array.isArray(spec.steps) ? spec.steps.map((s) => html`<li><strong>${String(s?.name ?? '')}</strong> <code>${String(s?.run ?? '')}</code></li>`) : nothing}</ol>`
 }
 
-/** The overrides the form asks for, or an error message. */
-export function readOverrides (form) {
+/**
+ * The overrides the form's fields ask for, or an error message.
+ * @param {{ platforms: string, replicas: string, timeout: string }} fields
+ * @returns {{ overrides: SpecOverrides, error?: undefined } | { error: string, overrides?: undefined }}
+ */
+export function readOverrides (fields) {
+  /** @type {SpecOverrides} */
   const overrides = {}
-  const platforms = form.platforms.value.split(/[\s,]+/).filter((p) => p !== '')
+  const platforms = fields.platforms.split(/[\s,]+/).filter((p) => p !== '')
   if (platforms.length > 0) overrides.platforms = platforms
-  if (form.replicas.value !== '') {
-    const n = Number(form.replicas.value)
+  if (fields.replicas !== '') {
+    const n = Number(fields.replicas)
     if (!Number.isInteger(n) || n < 1 || n > MAX_REPLICAS) return { error: `Replicas must be a whole number from 1 to ${MAX_REPLICAS}.` }
     overrides.replicas = n
   }
-  if (form.timeout.value !== '') {
-    const n = Number(form.timeout.value)
+  if (fields.timeout !== '') {
+    const n = Number(fields.timeout)
     if (!Number.isInteger(n) || n < 1 || n > MAX_TIMEOUT_S) return { error: `The timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_S}.` }
     overrides.timeout = n
   }
   return { overrides }
 }
 
+/**
+ * @param {HTMLElement} main
+ * @param {PageContext} context
+ * @returns {Page}
+ */
 export function mountSubmit (main, context) {
   render(html`<section aria-labelledby="submit-title" class="submit-page">
 <h1 id="submit-title" tabindex="-1">Submit a job</h1>
@@ -83,59 +102,64 @@ export function mountSubmit (main, context) {
   <p><button type="submit" id="submit-button">Submit</button> <span id="submit-state" class="hint" role="status"></span></p>
 </form>
 </section>`, main)
-  const form = main.querySelector('#submit-form')
-  const archiveState = main.querySelector('#archive-state')
-  const preview = main.querySelector('#spec-preview')
-  const state = main.querySelector('#submit-state')
-  const button = main.querySelector('#submit-button')
+  const form = find(main, '#submit-form', HTMLFormElement)
+  const archive = find(form, '#archive', HTMLInputElement)
+  const archiveState = find(main, '#archive-state', HTMLElement)
+  const preview = find(main, '#spec-preview', HTMLElement)
+  const state = find(main, '#submit-state', HTMLElement)
+  const button = find(main, '#submit-button', HTMLButtonElement)
+  const field = (/** @type {string} */ id) => find(form, `#${id}`, HTMLInputElement).value
+  /** @type {{ file: File, spec: Record<string, unknown> } | undefined} */
   let parsed
   let busy = false
 
   async function inspect () {
     parsed = undefined
     render(nothing, preview)
-    const file = form.archive.files[0]
+    const file = archive.files?.[0]
     if (file === undefined) { archiveState.textContent = ''; return }
     archiveState.textContent = `Reading ${file.name}…`
     try {
       if (file.size > MAX_UPLOAD_BYTES) throw new Error(`${file.name} is ${bytes(file.size)}; the node takes archives up to ${bytes(MAX_UPLOAD_BYTES)}`)
       const text = await readSpecFromArchive(file)
+      /** @type {unknown} */
       let spec
       try {
         spec = JSON.parse(text)
       } catch (err) {
-        throw new Error(`buildhaus.json is not valid JSON (${err.message})`, { cause: err })
+        throw new Error(`buildhaus.json is not valid JSON (${messageOf(err)})`, { cause: err })
       }
       if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new Error('buildhaus.json must hold a JSON object such as {"name": …, "steps": […]}')
-      parsed = { file, spec }
+      parsed = { file, spec: /** @type {Record<string, unknown>} */ (spec) }
       archiveState.textContent = `${file.name}, ${bytes(file.size)}: found buildhaus.json.`
-      render(specPreview(spec), preview)
+      render(specPreview(parsed.spec), preview)
     } catch (err) {
-      archiveState.textContent = `${file.name}: ${err.message}`
+      archiveState.textContent = `${file.name}: ${messageOf(err)}`
       archiveState.classList.add('error')
       return
     }
     archiveState.classList.remove('error')
   }
 
-  form.archive.addEventListener('change', () => { void inspect() })
+  archive.addEventListener('change', () => { void inspect() })
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
     if (busy) return
     if (parsed === undefined) {
-      state.textContent = form.archive.files[0] === undefined ? 'Pick a source archive first.' : 'This archive cannot be submitted; see above.'
-      form.archive.focus()
+      state.textContent = archive.files?.[0] === undefined ? 'Pick a source archive first.' : 'This archive cannot be submitted; see above.'
+      archive.focus()
       return
     }
-    const { overrides, error } = readOverrides(form)
-    if (error !== undefined) { state.textContent = error; return }
+    const read = readOverrides({ platforms: field('platforms'), replicas: field('replicas'), timeout: field('timeout') })
+    if (read.error !== undefined) { state.textContent = read.error; return }
+    const { overrides } = read
     busy = true
     button.disabled = true
     try {
       state.textContent = `Uploading ${bytes(parsed.file.size)}…`
-      const source = await postBytes('/api/blobs', parsed.file)
+      const source = /** @type {{ hash: string, size: number }} */ (await postBytes('/api/blobs', parsed.file))
       state.textContent = 'Publishing the job…'
-      const job = await postJson('/api/jobs', { spec: parsed.spec, overrides, source: { hash: source.hash, size: source.size } })
+      const job = /** @type {JobView} */ (await postJson('/api/jobs', { spec: parsed.spec, overrides, source: { hash: source.hash, size: source.size } }))
       state.textContent = 'Submitted.'
       location.hash = `#/job/${job.id}`
     } catch (err) {
@@ -148,7 +172,7 @@ export function mountSubmit (main, context) {
   })
 
   return {
-    focus: () => main.querySelector('h1').focus(),
+    focus: () => { find(main, 'h1', HTMLElement).focus() },
     unmount () {}
   }
 }
