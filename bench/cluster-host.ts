@@ -26,6 +26,8 @@ interface HostSpec {
   sandbox: 'bubblewrap' | 'none'
   /** Presence heartbeat interval (default: the node's own, 2 s); the timeout is kept at 3.5 intervals as by default. */
   presenceIntervalMs?: number
+  /** The mesh definition the cluster's nodes found together (bench/cluster.ts writes it, with their keys). */
+  mesh: string
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as HostSpec
@@ -67,7 +69,8 @@ for (let i = 0; i < spec.count && !stopping; i++) {
     platform: ['linux-x64'],
     slots: '1',
     api: '127.0.0.1:0',
-    sandbox: spec.sandbox
+    sandbox: spec.sandbox,
+    mesh: spec.mesh
   }, {})
   const node = await startNode(config, {
     executor,

@@ -8,6 +8,7 @@ import { entryIdOf, unsignedOf } from '../src/ledger/entry.js'
 import type { JobsResponse } from '../src/node/api/routes/jobs.js'
 import type { HealthResponse } from '../src/node/api/types.js'
 import { NodeClient } from '../src/node/client.js'
+import { foundMeshFor } from '../src/node/mesh.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { percentile, round } from './stats.js'
 
@@ -104,6 +105,10 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, stopMs: NaN, completed: false, converged: false
   }
   try {
+    // Every node of the cluster is a founder of its mesh (keys made now, in each node's home), so
+    // that the cluster runs in the default mode: only members' claims and results count.
+    const meshFile = join(scratch, 'mesh.json')
+    await foundMeshFor(Array.from({ length: total }, (_, i) => join(scratch, `node-${i}`)), meshFile, { name: 'bench-cluster' })
     const began = performance.now()
     for (let h = 0; h < hosts; h++) {
       const first = h * perHost
@@ -114,7 +119,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
       const bootstrap = h === 0 ? [] : [running[h - 1]!.nodes[0]!.listen[0]!]
       progress(`${label}: host ${h + 1}/${hosts} starting nodes ${first}..${first + count - 1}`)
       const hostStarted = performance.now()
-      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap', ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) }, phaseTimeoutMs))
+      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap', mesh: meshFile, ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) }, phaseTimeoutMs))
       run.hostStartMs.push(Math.round(performance.now() - hostStarted))
     }
     run.startMs = performance.now() - began
@@ -257,7 +262,7 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   return result
 }
 
-async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
+async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
   const child = spawn(process.execPath, [HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const host: HostProcess = { child, nodes: [], stderr: '' }
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })

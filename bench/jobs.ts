@@ -11,6 +11,7 @@ import { LedgerStore } from '../src/ledger/index.js'
 import { createExecutor, DEFAULT_LIMITS, DEFAULT_POLICY, type Executor } from '../src/sandbox/index.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
+import { foundMeshFor } from '../src/node/mesh.js'
 import { waitFor } from '../src/util/wait.js'
 import { round, spread, type Spread } from './stats.js'
 
@@ -49,9 +50,13 @@ export async function benchJobs (options: BenchJobsOptions = {}): Promise<Record
   const executor = await createExecutor('bubblewrap')
   const nodes: RunningNode[] = []
   try {
+    // The nodes found their own mesh (as the demo does): only members' claims and results count, the default.
+    const meshFile = join(scratch, 'mesh.json')
+    await foundMeshFor(Array.from({ length: count }, (_, i) => join(scratch, `node${i}`)), meshFile, { name: 'bench-jobs' })
     for (let i = 0; i < count; i++) {
       const config = buildNodeConfig({
         home: join(scratch, `node${i}`),
+        mesh: meshFile,
         listen: ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!],
         mdns: false,
@@ -273,6 +278,7 @@ export async function planningCost (dir: string, open = 1000, plans = 50): Promi
     membership: { members: () => others.map((m) => ({ ...m, lastSeen: Date.now() })), update: () => {} },
     executor: failing,
     policy: DEFAULT_POLICY,
+    // Everyone: the members here are synthetic (no vouches in this log); the bench measures planning, not trust.
     trust: {},
     workRoot: join(dir, 'work'),
     tickMs: 3_600_000

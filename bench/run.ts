@@ -15,11 +15,14 @@ import { benchAudit } from './audit.js'
 import { benchBlobs } from './blobs.js'
 import { benchCluster } from './cluster.js'
 import { benchDashboard } from './dashboard.js'
+import { benchEnvironments } from './environments.js'
 import benchJobsFold from './jobs-fold.js'
 import { benchJobs } from './jobs.js'
 import { benchLedger } from './ledger.js'
+import { benchMembership } from './membership.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
+import { benchWatches } from './watches.js'
 
 interface Module {
   /** The full run: each module's own defaults unless they would push the run past ~20 minutes. */
@@ -31,11 +34,15 @@ interface Module {
 /** In the order they run: cheap, single-process figures first, the many-node runs last. */
 const MODULES = {
   sandbox: { full: async () => await benchSandbox(), quick: async () => await benchSandbox({ rounds: 1 }) },
+  // The full run makes a Debian environment (a minute or two of both cores); the quick one uses a cached one, if any.
+  environments: { full: async () => await benchEnvironments(), quick: async () => await benchEnvironments({ create: false, rounds: 1 }) },
   ledger: { full: async () => await benchLedger(), quick: async () => await benchLedger({ entries: 10_000, appends: 150, concurrentAppends: 1_000 }) },
   audit: { full: async () => await benchAudit(), quick: async () => await benchAudit({ entries: 10_000 }) },
   jobs: { full: async () => await benchJobs(), quick: async () => await benchJobs({ sequential: 8, burst: 20 }) },
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },
+  membership: { full: async () => await benchMembership(), quick: async () => await benchMembership({ members: 200, strangerVouches: 2_000, rounds: 2 }) },
   blobs: { full: async () => await benchBlobs(), quick: async () => await benchBlobs({ sizeMb: 8, runs: 1 }) },
+  watches: { full: async () => await benchWatches(), quick: async () => await benchWatches({ lines: 50, results: 50 }) },
   dashboard: { full: async () => await benchDashboard(), quick: async () => await benchDashboard({ jobs: 200, loads: 2, requests: 40 }) },
   mesh: { full: async () => await benchMesh(), quick: async () => await benchMesh({ sizes: [5], messages: 10, startRuns: 1, rssProcesses: 2, idleMs: 3_000 }) },
   // 5 minutes per phase (not the module's 10) keeps a struggling 50-node run from pushing the whole run past ~20 minutes.

@@ -14,6 +14,9 @@ import { cellState, gridPlatform } from './grid.js'
 /** @typedef {import('./types.js').ResultView} ResultView */
 /** @typedef {import('./types.js').StepResult} StepResult */
 /** @typedef {import('./types.js').BuildEnv} BuildEnv */
+/** @typedef {import('./types.js').ResultEnvironment} ResultEnvironment */
+/** @typedef {import('./types.js').LiveLogEvent} LiveLogEvent */
+/** @typedef {import('./types.js').LiveEndEvent} LiveEndEvent */
 /** @typedef {import('./types.js').Page} Page */
 /** @typedef {import('./types.js').PageContext} PageContext */
 /** @typedef {import('lit-html').TemplateResult} TemplateResult */
@@ -124,12 +127,28 @@ function artifactsTable (platform, results, self) {
 }
 
 /**
- * The builder's fingerprint: the system on one line, its tools on demand.
- * @param {BuildEnv} env
+ * Name and version pairs as a list on demand (a builder's tools, an environment's packages).
+ * @param {string} title
+ * @param {Record<string, string> | undefined} versions
  */
-function envTemplate (env) {
-  const tools = Object.entries(env.tools ?? {})
-  return html`${`${env.os} ${env.arch}, kernel ${env.kernel}, sandbox ${env.sandbox}`}${env.warning !== undefined ? html`<br><strong>warning:</strong> ${env.warning}` : nothing}${tools.length > 0 ? html`<details><summary>tools</summary><ul class="tools">${tools.map(([k, v]) => html`<li><code>${k}</code> ${v}</li>`)}</ul></details>` : nothing}`
+function versionsTemplate (title, versions) {
+  const pairs = Object.entries(versions ?? {})
+  if (pairs.length === 0) return nothing
+  return html`<details><summary>${title}</summary><ul class="tools">${pairs.map(([k, v]) => html`<li><code>${k}</code> ${v}</li>`)}</ul></details>`
+}
+
+/**
+ * The builder's fingerprint: the system on one line, its tools on demand;
+ * for a build in an environment, its name and manifest (a blob to open), and
+ * the versions of the packages the result records.
+ * @param {BuildEnv} env
+ * @param {ResultEnvironment | undefined} environment
+ */
+function envTemplate (env, environment) {
+  const inside = environment === undefined
+    ? nothing
+    : html`<br>environment <strong>${environment.name}</strong> <a href=${blobUrl(environment.manifest)} title="its manifest: every package and version"><code>${environment.manifest.slice(0, 12)}</code></a>${versionsTemplate('packages', environment.packages)}`
+  return html`${`${env.os} ${env.arch}, kernel ${env.kernel}, sandbox ${env.sandbox}`}${inside}${env.warning !== undefined ? html`<br><strong>warning:</strong> ${env.warning}` : nothing}${versionsTemplate('tools', env.tools)}`
 }
 
 /**
@@ -140,7 +159,7 @@ function resultsTable (platform, self) {
   if (platform.results.length === 0) return nothing
   const rows = platform.results.map((r) => {
     const vote = r.counted ? (r.agrees === false ? 'counted, disagrees' : r.agrees === true ? 'counted, agrees' : 'counted') : !r.latest ? 'superseded by a later result' : !r.trusted ? 'not trusted by this node' : 'not counted'
-    return html`<tr class=${r.agrees === false ? 'differs' : nothing}><th scope="row">${keyTag(r.builder, self)}</th><td>${statusTag(r.status)}${r.reason !== undefined ? html` <span class="reason">${r.reason}</span>` : nothing}</td><td>${vote}</td><td>${timeTag(r.start)}</td><td>${duration(r.end - r.start)}</td><td class="env">${envTemplate(r.env)}</td></tr>`
+    return html`<tr class=${r.agrees === false ? 'differs' : nothing}><th scope="row">${keyTag(r.builder, self)}</th><td>${statusTag(r.status)}${r.reason !== undefined ? html` <span class="reason">${r.reason}</span>` : nothing}</td><td>${vote}</td><td>${timeTag(r.start)}</td><td>${duration(r.end - r.start)}</td><td class="env">${envTemplate(r.env, r.environment)}</td></tr>`
   })
   return html`<table class="results"><caption>Results</caption><thead><tr><th scope="col">Builder</th><th scope="col">Status</th><th scope="col">Vote</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Environment</th></tr></thead><tbody>${rows}</tbody></table>`
 }
@@ -177,7 +196,7 @@ function diagnosesTemplate (view, platform, self) {
   if (mine.length === 0) {
     return platform.verdict === 'mismatch' ? html`<p class="muted">A builder of this platform will publish a diagnosis report comparing the differing files.</p>` : nothing
   }
-  return repeat(mine, (d) => d.entry, (d) => html`<div class="diagnosis"><h4>Diagnosis by ${keyTag(d.author, self)} ${timeTag(d.time)}</h4><p>${d.summary}</p><p>Files: ${d.files.length > 0 ? joined(d.files.map((f) => html`<code>${f}</code>`), ', ') : 'none'}; builders: ${joined(d.builders.map((b) => keyTag(b, self)), ', ')}.</p><details class="report" data-report=${d.report}><summary>Diagnosis report</summary><div class="report-view"></div></details> <a href=${blobUrl(d.report, { download: `diagnosis-${short(view.id)}.txt` })}>download the report</a></div>`)
+  return repeat(mine, (d) => d.entry, (d) => html`<div class="diagnosis"><h4>${d.versus !== undefined ? `Cross-platform diagnosis (vs ${d.versus})` : 'Diagnosis'} by ${keyTag(d.author, self)} ${timeTag(d.time)}</h4><p>${d.summary}</p><p>Files: ${d.files.length > 0 ? joined(d.files.map((f) => html`<code>${f}</code>`), ', ') : 'none'}; builders: ${joined(d.builders.map((b) => keyTag(b, self)), ', ')}.</p><details class="report" data-report=${d.report}><summary>Diagnosis report</summary><div class="report-view"></div></details> <a href=${blobUrl(d.report, { download: `diagnosis-${short(view.id)}.txt` })}>download the report</a></div>`)
 }
 
 /**
@@ -198,6 +217,7 @@ function platformSection (view, platform, self) {
   <h2 id="h-${platform.selector}" tabindex="-1">${platform.selector} ${badge(state.kind, state.label)}</h2>
   <p class="reason">${state.reason}.${clock} Wants ${platform.replicas} builder${platform.replicas > 1 ? 's' : ''}, ${platform.quorum} agreeing to decide.</p>
   ${claimsList(platform, self)}
+  <div class="live" data-platform=${platform.selector}></div>
   ${resultsTable(platform, self)}
   ${results.length > 0 ? html`${stepsTable(view, results, self)}${artifactsTable(platform, results, self)}` : nothing}
   ${mismatch}
@@ -365,6 +385,92 @@ async function fillEntries (details, id) {
   }
 }
 
+/** The live log keeps at most this many characters per build in the page (the whole log comes with the result). */
+const LIVE_CHARS = 256 * 1024
+const FINAL = new Set(['verified', 'failed', 'mismatch', 'cancelled'])
+
+/**
+ * A running build's output as far as the page holds it.
+ * @typedef {object} LiveText
+ * @property {string} platform
+ * @property {string} builder
+ * @property {string} text the last LIVE_CHARS characters
+ * @property {number} end the offset in the log just past `text`
+ * @property {boolean} ended
+ * @property {string} [note] why the run ended, when it says
+ */
+
+/**
+ * One box per running build of a platform: an open log that shows its state.
+ * @param {LiveText[]} texts
+ * @param {string | undefined} self
+ */
+function liveTemplate (texts, self) {
+  return repeat(texts, (t) => `${t.platform}/${t.builder}`, (t) => html`<details class="live-log" open><summary>Live log of ${keyTag(t.builder, self)} <span class="live-state">${t.ended ? `(${t.note ?? 'run ended'})` : '(running)'}</span></summary><pre class="log-text" tabindex="0" data-key="${t.platform}/${t.builder}">${t.text}</pre></details>`)
+}
+
+/**
+ * Running builds' output as it grows (GET /api/jobs/:id/live): one box per
+ * builder under its platform, rendered into the platform's `.live` panel
+ * (which the page's template leaves alone, so the boxes survive its
+ * re-renders), closed once the job is decided and nothing runs.
+ * @param {string} id
+ * @param {() => string | undefined} getSelf
+ * @param {HTMLElement} main
+ */
+function liveLogs (id, getSelf, main) {
+  /** @type {Map<string, LiveText>} */
+  const texts = new Map()
+  /** @type {EventSource | undefined} */
+  let source
+  /** @param {string} platform */
+  const paint = (platform) => {
+    const panel = main.querySelector(`.live[data-platform="${CSS.escape(platform)}"]`)
+    if (!(panel instanceof HTMLElement)) return
+    // A box scrolled to its end (or new) keeps following the output; one the reader scrolled up stays put.
+    /** @type {Set<string | undefined>} */
+    const stayed = new Set()
+    for (const box of panel.querySelectorAll('pre[data-key]')) {
+      if (box instanceof HTMLElement && box.scrollTop + box.clientHeight < box.scrollHeight - 4) stayed.add(box.dataset.key)
+    }
+    render(liveTemplate([...texts.values()].filter((t) => t.platform === platform), getSelf()), panel)
+    for (const box of panel.querySelectorAll('pre[data-key]')) {
+      if (box instanceof HTMLElement && !stayed.has(box.dataset.key)) box.scrollTop = box.scrollHeight
+    }
+  }
+  const close = () => { source?.close() }
+  return {
+    open () {
+      if (source !== undefined) return
+      source = new EventSource(`/api/jobs/${id}/live`)
+      source.addEventListener('log', (event) => {
+        const data = /** @type {LiveLogEvent} */ (JSON.parse(event.data))
+        const key = `${data.platform}/${data.builder}`
+        const held = texts.get(key) ?? { platform: data.platform, builder: data.builder, text: '', end: 0, ended: false }
+        const end = data.offset + data.text.length
+        if (end > held.end) {
+          held.text = (held.text + data.text.slice(Math.max(0, held.end - data.offset))).slice(-LIVE_CHARS)
+          held.end = end
+        }
+        texts.set(key, held)
+        paint(data.platform)
+      })
+      source.addEventListener('end', (event) => {
+        const data = /** @type {LiveEndEvent} */ (JSON.parse(event.data))
+        const held = texts.get(`${data.platform}/${data.builder}`)
+        if (held === undefined) return
+        held.ended = true
+        held.note = data.note
+        paint(data.platform)
+      })
+      source.addEventListener('done', close)
+    },
+    /** Paint again after the page's re-render (a platform's section may be new). */
+    repaint () { for (const platform of new Set([...texts.values()].map((t) => t.platform))) paint(platform) },
+    close
+  }
+}
+
 /**
  * @param {HTMLElement} main
  * @param {string} id
@@ -378,6 +484,7 @@ export function mountJob (main, id, platform, context) {
   /** @type {string | undefined} */
   let self
   let stopped = false
+  const live = liveLogs(id, () => self, main)
   /** @type {Promise<void> | undefined} */
   let fetching
   let again = false
@@ -395,6 +502,9 @@ export function mountJob (main, id, platform, context) {
   function show () {
     if (view === undefined) return
     render(pageTemplate(view, self), main)
+    live.repaint()
+    const current = view
+    if (!FINAL.has(current.verdict) || current.platforms.some((p) => p.claims.some((c) => !p.results.some((r) => r.builder === c.builder)))) live.open()
     for (const details of main.querySelectorAll('details.log, details.report, details.entries')) {
       if (!(details instanceof HTMLDetailsElement)) continue
       const key = details.dataset.log ?? details.dataset.report ?? 'entries'
@@ -511,6 +621,7 @@ export function mountJob (main, id, platform, context) {
     resync () { void load() },
     unmount () {
       stopped = true
+      live.close()
       main.removeEventListener('toggle', onToggle, true)
       main.removeEventListener('click', onClick)
     }

@@ -33,6 +33,36 @@ function runningCell (peer) {
   })}</ul>`
 }
 
+/**
+ * How this node reaches a peer.
+ * @type {Record<string, string>}
+ */
+const REACH_HINTS = {
+  direct: 'a direct connection',
+  'hole-punched': 'a direct connection that replaced a relayed one (DCUtR)',
+  relayed: 'only through a relay, within the relay\'s limits',
+  none: 'no connection: heard through gossip'
+}
+
+/**
+ * How others reach this node.
+ * @type {Record<string, string>}
+ */
+const REACHABILITY_HINTS = {
+  public: 'others can dial this node directly',
+  relayed: 'others reach this node through a relay it holds a reservation on',
+  private: 'others cannot dial this node (no public address, no relay reservation yet)'
+}
+
+/** @param {PeerView} peer */
+function reachCell (peer) {
+  const value = peer.self ? peer.reachability : peer.reach
+  if (value === undefined) return html`<td class="muted">—</td>`
+  const label = peer.self ? (value === 'relayed' ? 'via a relay' : value) : (value === 'none' ? 'gossip only' : value)
+  const hint = (peer.self ? REACHABILITY_HINTS : REACH_HINTS)[value] ?? ''
+  return html`<td class="reach reach-${value}" title=${hint}>${label}</td>`
+}
+
 /** @param {PeerView} peer */
 function peerRow (peer) {
   const used = Math.max(0, peer.slots - peer.free)
@@ -44,6 +74,7 @@ function peerRow (peer) {
 <td>${peer.platforms.length > 0 ? peer.platforms.map((p, i) => html`${i > 0 ? ' ' : ''}<code>${p}</code>`) : '—'}</td>
 <td>${used}/${peer.slots}${runningCell(peer)}</td>
 <td>${seen}</td>
+${reachCell(peer)}
 ${reputationCell(peer)}
 <td>${peer.version}</td>
 <td>${accepts}</td>
@@ -70,7 +101,7 @@ export function mountPeers (main) {
 <p class="muted" id="peers-note" aria-live="polite">Loading…</p>
 <div class="table-wrap"><table class="peers" id="peers-table">
 <caption class="sr">Live members of the mesh and this node</caption>
-<thead><tr><th scope="col">Peer</th><th scope="col">Platforms</th><th scope="col">Slots in use</th><th scope="col">Last seen</th><th scope="col">Reputation</th><th scope="col">Version</th><th scope="col">Accepts</th><th scope="col">API</th></tr></thead>
+<thead><tr><th scope="col">Peer</th><th scope="col">Platforms</th><th scope="col">Slots in use</th><th scope="col">Last seen</th><th scope="col">Reached</th><th scope="col">Reputation</th><th scope="col">Version</th><th scope="col">Accepts</th><th scope="col">API</th></tr></thead>
 <tbody></tbody></table></div>
 <h2>Equivocation</h2>
 <div id="forks"></div>

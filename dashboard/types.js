@@ -8,6 +8,9 @@
 /** @typedef {import('../src/jobs/view.js').ResultView} ResultView */
 /** @typedef {import('../src/jobs/bodies.js').StepResult} StepResult */
 /** @typedef {import('../src/jobs/bodies.js').BuildEnv} BuildEnv */
+/** @typedef {import('../src/jobs/bodies.js').ResultEnvironment} ResultEnvironment */
+/** @typedef {import('../src/node/api/routes/live.js').LiveLogEvent} LiveLogEvent */
+/** @typedef {import('../src/node/api/routes/live.js').LiveEndEvent} LiveEndEvent */
 /** @typedef {import('../src/node/api/routes/jobs.js').JobSummary} JobSummary */
 /** @typedef {import('../src/node/api/routes/jobs.js').GridJob} GridJob */
 /** @typedef {import('../src/node/api/routes/jobs.js').GridJobsResponse} GridJobsResponse */

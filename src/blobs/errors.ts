@@ -16,6 +16,11 @@ export class BlobTooLargeError extends BuildhausError {
   override name = 'BlobTooLargeError'
 }
 
+/** A blob is larger than what a relayed connection may still carry: it needs a direct connection. */
+export class BlobOverRelayLimitError extends BuildhausError {
+  override name = 'BlobOverRelayLimitError'
+}
+
 /** Bytes offered for a blob do not hash to the blob's name. */
 export class BlobHashMismatchError extends BuildhausError {
   override name = 'BlobHashMismatchError'

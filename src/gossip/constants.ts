@@ -57,3 +57,20 @@ export const INVALID_MESSAGE_WEIGHT = -10
  * then given another chance (and graylisted again at its first junk).
  */
 export const INVALID_MESSAGE_DECAY = 0.9
+
+/**
+ * Dials the address book's gate lets through (one per address), over all
+ * peers but bootstrap ones: at most DIAL_BURST at once, refilled at
+ * DIALS_PER_SECOND. Healing after a partition needs a handful (the keeper
+ * wants 8 peers); a node turned into a scanner would need thousands.
+ */
+export const DIAL_BURST = 32
+export const DIALS_PER_SECOND = 2
+
+/** Per peer: at most this many addresses dialed in any window of PEER_DIAL_WINDOW_MS (the keeper's back-off starts at 3 s). */
+export const PEER_DIALS_PER_WINDOW = 4
+export const PEER_DIAL_WINDOW_MS = 5_000
+
+/** Peers the address book remembers (strangers we are not connected to are forgotten first), and addresses per peer. */
+export const BOOK_MAX_PEERS = 1024
+export const BOOK_MAX_ADDRESSES_PER_PEER = 8

@@ -7,6 +7,7 @@ import { componentLogger } from '../util/logger.js'
 import {
   BOOTSTRAP_CHECK_TIMEOUT_MS, BOOTSTRAP_RETRY_MS, DIAL_TIMEOUT_MS, KEEPER_MAX_REMEMBERED, KEEPER_SILENT_MS, KEEPER_TARGET_PEERS, KEEPER_TICK_MS, REDIAL_INTERVAL_MS, REDIAL_MAX_INTERVAL_MS
 } from './constants.js'
+import type { AddressBook } from './address-book.js'
 import { BootstrapUnreachableError } from './errors.js'
 
 const log = componentLogger('gossip:keeper')
@@ -21,6 +22,18 @@ export interface KeeperComponents {
 export interface MeshKeeperInit {
   /** Bootstrap multiaddrs, each ending in `/p2p/<peer id>`; re-dialed for as long as the node runs. */
   bootstrap: string[]
+  /**
+   * Where members may be dialed: the keeper dials only addresses the book
+   * holds (seen on real connections, introduced, configured), never what a
+   * heartbeat claims. The same book gates every dial of the node.
+   */
+  book: Pick<AddressBook, 'dialable' | 'announced' | 'isMemberPeer'>
+  /**
+   * Called (every tick) while the node has fewer peers than `targetPeers`:
+   * ask trusted peers for introductions (`Introductions.ask`, which paces
+   * itself).
+   */
+  wantPeers?: () => void
   /** First retry delay after a failed dial; doubles up to `maxIntervalMs`. */
   intervalMs?: number
   maxIntervalMs?: number
@@ -46,15 +59,12 @@ export interface MeshKeeperInit {
 
 interface Target {
   peerId: PeerId
-  /**
-   * Where to dial, each ending in the peer's /p2p/ id: the configured bootstrap
-   * multiaddrs, or where a member said it listens. Empty: libp2p's address book.
-   */
+  /** The configured multiaddrs of a bootstrap peer (each ending in its /p2p/ id); members' come from the address book. */
   addresses: Multiaddr[]
-  /** The announced addresses as last given, so an unchanged heartbeat is not parsed again. */
-  announcedText?: string
   bootstrap: boolean
   failures: number
+  /** Times the target was due a dial but the book held no address to dial it at. */
+  unreachable: number
   nextAttempt: number
   dialing: boolean
   lastError?: string
@@ -81,6 +91,8 @@ export class MeshKeeper {
   private readonly maxRemembered: number
   private readonly targetPeers: number
   private readonly silentMs: number
+  private readonly book: MeshKeeperInit['book']
+  private readonly wantPeers: (() => void) | undefined
   private readonly targets = new Map<string, Target>()
   private timer?: ReturnType<typeof setInterval>
   private controller?: AbortController
@@ -94,12 +106,14 @@ export class MeshKeeper {
     this.maxRemembered = init.maxRemembered ?? KEEPER_MAX_REMEMBERED
     this.targetPeers = init.targetPeers ?? KEEPER_TARGET_PEERS
     this.silentMs = init.silentMs ?? KEEPER_SILENT_MS
+    this.book = init.book
+    this.wantPeers = init.wantPeers
     for (const text of init.bootstrap) {
       const address = parseBootstrapAddress(text)
       const peerId = peerIdFromString(address.getComponents().findLast((c) => c.name === 'p2p')!.value!)
       const known = this.targets.get(peerId.toString())
       if (known !== undefined) known.addresses.push(address)
-      else this.targets.set(peerId.toString(), { peerId, addresses: [address], bootstrap: true, failures: 0, nextAttempt: 0, dialing: false })
+      else this.targets.set(peerId.toString(), { peerId, addresses: [address], bootstrap: true, failures: 0, unreachable: 0, nextAttempt: 0, dialing: false })
     }
   }
 
@@ -118,19 +132,19 @@ export class MeshKeeper {
 
   /**
    * Keep re-dialing this peer whenever we lose it (a member heard through
-   * presence, a peer found by mDNS). The least recently remembered are
-   * forgotten first once there are more than `maxRemembered`.
+   * presence, a peer found by mDNS) — if there is a way to reach it: a peer
+   * the address book has no address for and that is not connected is not
+   * remembered, so heartbeats from any number of fresh keys cannot crowd
+   * real members out. `addresses` (a heartbeat's) go to the book, which keeps
+   * them only for members. Past `maxRemembered`, strangers are forgotten
+   * before members, the least recently heard first.
    */
   remember (peerId: PeerId, addresses: string[] = [], heard = false): void {
     const key = peerId.toString()
+    if (addresses.length > 0) this.book.announced(peerId, addresses)
     const known = this.targets.get(key)
-    const announcedText = addresses.join(' ')
-    if (known !== undefined && heard) known.heardAt = Date.now()
     if (known !== undefined) {
-      if (!known.bootstrap && addresses.length > 0 && known.announcedText !== announcedText) {
-        known.addresses = announcedAddresses(peerId, addresses)
-        known.announcedText = announcedText
-      }
+      if (heard) known.heardAt = Date.now()
       // Move to the back: the most recently seen are kept longest.
       if (!known.bootstrap) {
         this.targets.delete(key)
@@ -138,9 +152,16 @@ export class MeshKeeper {
       }
       return
     }
-    this.targets.set(key, { peerId, addresses: announcedAddresses(peerId, addresses), announcedText, bootstrap: false, failures: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false, ...(heard ? { heardAt: Date.now() } : {}) })
+    if (!this.isConnected(peerId) && this.book.dialable(peerId).length === 0) return
+    this.targets.set(key, { peerId, addresses: [], bootstrap: false, failures: 0, unreachable: 0, nextAttempt: Date.now() + this.intervalMs, dialing: false, ...(heard ? { heardAt: Date.now() } : {}) })
     const remembered = [...this.targets.values()].filter((t) => !t.bootstrap)
-    for (const old of remembered.slice(0, Math.max(0, remembered.length - this.maxRemembered))) this.targets.delete(old.peerId.toString())
+    let excess = remembered.length - this.maxRemembered
+    if (excess <= 0) return
+    // Strangers first, then members, each oldest first (the map's order).
+    for (const old of [...remembered.filter((t) => !this.book.isMemberPeer(t.peerId)), ...remembered.filter((t) => this.book.isMemberPeer(t.peerId))]) {
+      if (excess-- <= 0) break
+      this.targets.delete(old.peerId.toString())
+    }
   }
 
   /**
@@ -164,16 +185,21 @@ export class MeshKeeper {
     }
   }
 
-  /** Bootstrap peers and remembered members, and whether each is connected now. */
-  status (): Array<{ peerId: string, addresses: string[], bootstrap: boolean, connected: boolean, failures: number, lastError?: string }> {
+  /** Bootstrap peers and remembered members, where each may be dialed, and whether each is connected now. */
+  status (): Array<{ peerId: string, addresses: string[], bootstrap: boolean, connected: boolean, failures: number, unreachable: number, lastError?: string }> {
     return [...this.targets.values()].map((t) => ({
       peerId: t.peerId.toString(),
-      addresses: t.addresses.map(String),
+      addresses: this.addressesOf(t).map(String),
       bootstrap: t.bootstrap,
       connected: this.isConnected(t.peerId),
       failures: t.failures,
+      unreachable: t.unreachable,
       ...(t.lastError !== undefined ? { lastError: t.lastError } : {})
     }))
+  }
+
+  private addressesOf (target: Target): Multiaddr[] {
+    return target.bootstrap ? target.addresses : this.book.dialable(target.peerId)
   }
 
   /**
@@ -250,6 +276,8 @@ export class MeshKeeper {
     const dialingMembers = [...this.targets.values()].filter((t) => t.dialing && !t.bootstrap).length
     // Dial only as many members as it takes to reach the target, not every member we know.
     let memberBudget = this.targetPeers - peers - dialingMembers
+    // Fewer peers than wanted: trusted peers may know where more are.
+    if (peers < this.targetPeers) this.wantPeers?.()
     // Most recently seen members first (the map keeps them in that order, oldest first).
     for (const target of [...this.targets.values()].reverse()) {
       if (target.dialing || target.nextAttempt > now) continue
@@ -259,10 +287,17 @@ export class MeshKeeper {
         continue
       }
       if (!target.bootstrap && memberBudget <= 0) continue
+      const addresses = this.addressesOf(target)
+      if (addresses.length === 0) {
+        // Nothing seen to dial it at (an address tried once and failed, never proven): wait for an introduction.
+        target.unreachable++
+        target.nextAttempt = now + this.intervalMs
+        continue
+      }
       if (!target.bootstrap) memberBudget--
       target.dialing = true
       const dialSignal = AbortSignal.any([signal, AbortSignal.timeout(this.dialTimeoutMs)])
-      this.components.dial(target.addresses.length > 0 ? target.addresses : target.peerId, { signal: dialSignal }).then(() => {
+      this.components.dial(addresses, { signal: dialSignal }).then(() => {
         if (target.failures > 0) log('reconnected to %p after %d failed dials', target.peerId, target.failures)
         target.failures = 0
         target.lastError = undefined
@@ -299,20 +334,6 @@ export function parseBootstrapAddress (text: string): Multiaddr {
     throw new UsageError(`--bootstrap ${text} ends in /p2p/${peer}, which is not a valid peer id; copy the peer id the node printed when it started`)
   }
   return address
-}
-
-/** Parseable multiaddrs, each made to end in `/p2p/<peer id>` so that Noise proves we reached that peer. */
-function announcedAddresses (peerId: PeerId, addresses: string[]): Multiaddr[] {
-  const result: Multiaddr[] = []
-  for (const text of addresses) {
-    try {
-      const address = multiaddr(text)
-      const named = address.getComponents().findLast((c) => c.name === 'p2p')?.value
-      if (named === undefined) result.push(address.encapsulate(`/p2p/${peerId.toString()}`))
-      else if (named === peerId.toString()) result.push(address)
-    } catch {}
-  }
-  return result
 }
 
 /** libp2p reports a handshake that never finished as e.g. EncryptionFailedError "…aborted due to timeout". */

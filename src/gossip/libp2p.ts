@@ -6,19 +6,21 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import type { TopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify, type Identify } from '@libp2p/identify'
 import { mdns } from '@libp2p/mdns'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import type { PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
 import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES } from './constants.js'
 import { PortInUseError } from './errors.js'
+import { natConfig, type NatOptions, type NatServices } from './nat/services.js'
 
 // A type alias, not an interface: libp2p's ServiceMap needs an index signature.
 export type MeshServices = {
   identify: Identify
   pubsub: GossipSub
-}
+} & NatServices
 
 export type MeshLibp2p = Libp2p<MeshServices>
 
@@ -32,6 +34,19 @@ export interface MeshNodeOptions {
   mdns?: boolean
   /** Gossip topics this node accepts; messages on any other topic are dropped unread. Each is scored (see topicScoring). */
   topics?: string[]
+  /** NAT traversal (relay, hole punching, AutoNAT, UPnP). Absent: a plain TCP node, as in-process tests use. */
+  nat?: NatOptions
+  /** Addresses to announce besides the ones libp2p finds (e.g. a router's public address with a forwarded port). */
+  announce?: string[]
+  /** A private mesh's pre-shared key (the checked bytes of a swarm key file): only nodes holding it can connect. */
+  swarmKey?: Uint8Array
+  /**
+   * Decides which connections, dials, reservations and relayed connections
+   * are allowed. A node's is the nat gater with its address book's
+   * `denyDialMultiaddr` (only addresses seen on a real connection,
+   * introduced by a trusted peer, or configured may be dialed).
+   */
+  gater?: ConnectionGater
 }
 
 /** Check a multiaddr string up front, so a typo is one clear sentence rather than a stack trace. */
@@ -58,11 +73,17 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
   if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 0 }))
   if (options.mdns === true) peerDiscovery.push(mdns({ interval: 2_000 }))
 
+  const announce = options.announce ?? []
+  announce.forEach((addr) => parseMultiaddrOption(addr, '--announce'))
+  const nat = options.nat !== undefined ? await natConfig(options.nat) : undefined
+
   try {
     return await createLibp2p({
       privateKey: options.privateKey,
-      addresses: { listen: options.listen },
-      transports: [tcp()],
+      addresses: { listen: [...options.listen, ...(nat?.listen ?? [])], appendAnnounce: announce },
+      transports: [tcp(), ...(nat?.transports ?? [])],
+      ...(options.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.swarmKey }) } : {}),
+      ...(options.gater !== undefined ? { connectionGater: options.gater } : {}),
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       peerDiscovery,
@@ -91,9 +112,10 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
             topics: Object.fromEntries((options.topics ?? []).map((topic) => [topic, topicScoring()]))
           },
           ...(options.topics !== undefined ? { allowedTopics: options.topics } : {})
-        })
+        }),
+        ...(nat?.services ?? {})
       }
-    })
+    }) as MeshLibp2p
   } catch (err) {
     throw translateListenError(err, options.listen)
   }

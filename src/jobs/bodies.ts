@@ -1,11 +1,14 @@
 import { z } from 'zod'
+import { environmentNameProblem, HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES, packageNameProblem } from '../environments/index.js'
 import type { EntryBody, EntryTypeRules } from '../ledger/entry.js'
+import { membershipEntryRules } from '../membership/bodies.js'
 import {
   MAX_DIAGNOSIS_BUILDERS, MAX_DIAGNOSIS_FILES, MAX_CPU_SECONDS, MAX_DISK_MB, MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS,
   MAX_GLOB_LENGTH, MAX_GLOBS, MAX_JOB_NAME_LENGTH, MAX_LABELS_PER_SELECTOR, MAX_MEMORY_MB, MAX_PATH_LENGTH,
   MAX_PLATFORMS, MAX_PROCESSES, MAX_REASON_LENGTH, MAX_REPLICAS, MAX_RESULT_ARTIFACTS, MAX_SELECTOR_LENGTH,
   MAX_SIGNAL_LENGTH, MAX_STEP_NAME_LENGTH, MAX_STEP_RUN_LENGTH, MAX_STEPS, MAX_SUMMARY_LENGTH, MAX_TIMEOUT_S,
-  MAX_TOOL_NAME_LENGTH, MIN_TIMEOUT_S
+  MAX_TOOL_NAME_LENGTH, MIN_TIMEOUT_S, MAX_URL_LENGTH, MAX_RELEASE_LENGTH, MIN_WATCH_INTERVAL_S, MAX_WATCH_INTERVAL_S, RELEASE_PATTERN,
+  MAX_RESULT_PACKAGES, MAX_PACKAGE_VERSION_LENGTH
 } from './constants.js'
 import { describeIssues } from './issues.js'
 import { labelProblem, parseSelector } from './selector.js'
@@ -89,6 +92,26 @@ function uniqueBy<T> (key: (item: T) => string, what: string) {
   }
 }
 
+/** An environment's name (never `host`, which is no environment): also a platform label. */
+export const environmentSchema = z.string().superRefine((value, ctx) => {
+  const problem = environmentNameProblem(value) ?? (value === HOST_ENVIRONMENT ? `"${HOST_ENVIRONMENT}" means no environment: leave the field out` : undefined)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+})
+
+export const packageSchema = z.string().superRefine((value, ctx) => {
+  const problem = packageNameProblem(value)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem })
+})
+
+function sortedUnique (items: string[], ctx: z.core.$RefinementCtx<string[]>): void {
+  for (let i = 1; i < items.length; i++) {
+    if (!(items[i - 1]! < items[i]!)) {
+      ctx.addIssue({ code: 'custom', path: [i], message: 'must be sorted, each once' })
+      return
+    }
+  }
+}
+
 // ---------------------------------------------------------------- job
 
 export const stepSchema = z.strictObject({
@@ -99,11 +122,16 @@ export const stepSchema = z.strictObject({
 export const jobPlatformSchema = z.strictObject({
   selector: selectorSchema,
   labels: z.array(labelSchema).min(1).max(MAX_LABELS_PER_SELECTOR),
-  replicas: z.int().min(1).max(MAX_REPLICAS)
+  replicas: z.int().min(1).max(MAX_REPLICAS),
+  /** Build in this environment (a root file system the builder makes or imported), not on the builder's host. Its name is one of the labels. */
+  environment: environmentSchema.optional()
 }).superRefine((platform, ctx) => {
   const joined = [...new Set(platform.labels)].sort().join('+')
   if (joined !== platform.selector || platform.labels.join('+') !== joined) {
     ctx.addIssue({ code: 'custom', path: ['labels'], message: `must be the selector's labels, sorted and once each (${JSON.stringify(platform.selector.split('+'))})` })
+  }
+  if (platform.environment !== undefined && !platform.labels.includes(platform.environment)) {
+    ctx.addIssue({ code: 'custom', path: ['environment'], message: `must be one of the platform's labels (an environment implies its label), and ${JSON.stringify(platform.environment)} is not` })
   }
 })
 
@@ -112,6 +140,36 @@ export const limitsSchema = z.strictObject({
   diskMb: z.int().min(1).max(MAX_DISK_MB).optional(),
   cpuSeconds: z.int().min(1).max(MAX_CPU_SECONDS).optional(),
   processes: z.int().min(1).max(MAX_PROCESSES).optional()
+})
+
+/** Digests of an upstream release, named as in-toto's DigestSet: hex of the bytes (or the git commit id). */
+export const DIGEST_ALGORITHMS = ['sha256', 'sha512', 'sha1', 'gitCommit'] as const
+const HEX_LENGTHS: Record<string, number[]> = { sha256: [64], sha512: [128], sha1: [40], gitCommit: [40, 64] }
+
+export const digestSetSchema = z.partialRecord(z.enum(DIGEST_ALGORITHMS), z.string().regex(/^[0-9a-f]+$/, 'must be lower-case hex'))
+  .superRefine((set, ctx) => {
+    const entries = Object.entries(set) as Array<[string, string]>
+    if (entries.length === 0) ctx.addIssue({ code: 'custom', message: 'must name at least one digest' })
+    for (const [algorithm, hex] of entries) {
+      if (!HEX_LENGTHS[algorithm]!.includes(hex.length)) ctx.addIssue({ code: 'custom', path: [algorithm], message: `must be ${HEX_LENGTHS[algorithm]!.join(' or ')} hex digits` })
+    }
+  })
+
+/**
+ * Where a job's source came from when a watch made it: the release's URL and
+ * its digest as the upstream published it (npm `integrity`, PyPI sha256,
+ * Debian .dsc sha256, git commit id), so anyone can confirm that what was
+ * built is what was released.
+ */
+export const upstreamSchema = z.strictObject({
+  url: z.string().min(1).max(MAX_URL_LENGTH).regex(/^(https?|git):\/\/[^\s\u0000-\u001f\u007f]+$/, 'must be an http(s) or git URL'),
+  digest: digestSetSchema
+})
+
+/** What made a job: a watch (its entry id) and the release it saw (a version or tag). */
+export const triggerSchema = z.strictObject({
+  watch: entryId,
+  release: line(MAX_RELEASE_LENGTH)
 })
 
 export const jobBodySchema = z.strictObject({
@@ -125,8 +183,80 @@ export const jobBodySchema = z.strictObject({
   timeout: z.int().min(MIN_TIMEOUT_S).max(MAX_TIMEOUT_S),
   limits: limitsSchema,
   network: z.boolean(),
+  root: z.boolean(),
+  /** Build dependencies installed into each platform's environment before the steps run (sorted, each once). */
+  packages: z.array(packageSchema).min(1).max(MAX_REQUESTED_PACKAGES).superRefine(sortedUnique).optional(),
+  trigger: triggerSchema.optional(),
+  upstream: upstreamSchema.optional()
+}).superRefine((job, ctx) => {
+  if (job.packages !== undefined && job.platforms.some((p) => p.environment === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['packages'], message: 'need an environment on every platform: packages are installed into a copy of an environment, never onto a builder\'s host' })
+  }
+})
+
+// ---------------------------------------------------------------- watch, unwatch, poll (see watches.ts)
+
+export const WATCH_KINDS = ['git', 'npm', 'pypi', 'debian'] as const
+export type WatchKind = typeof WATCH_KINDS[number]
+
+/** Names of npm packages, PyPI projects and Debian source packages. */
+const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*$/
+const SUITE = /^[a-z0-9][a-z0-9.-]*$/
+
+const watchUrl = z.string().min(1).max(MAX_URL_LENGTH).regex(/^(https?|git):\/\/[^\s\u0000-\u001f\u007f]+$/, 'must be an http(s) or git URL')
+
+/** The job made for each release, with `{version}` (and `{name}`) replaced in the name and steps. */
+export const jobTemplateSchema = z.strictObject({
+  name: z.string().min(1).max(MAX_JOB_NAME_LENGTH).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters'),
+  platforms: z.array(jobPlatformSchema).min(1).max(MAX_PLATFORMS),
+  steps: z.array(stepSchema).min(1).max(MAX_STEPS),
+  artifacts: z.array(globSchema).max(MAX_GLOBS),
+  independent: z.array(globSchema).max(MAX_GLOBS),
+  timeout: z.int().min(MIN_TIMEOUT_S).max(MAX_TIMEOUT_S),
+  limits: limitsSchema,
+  network: z.boolean(),
   root: z.boolean()
 })
+export type JobTemplate = z.infer<typeof jobTemplateSchema>
+
+export const watchBodySchema = z.strictObject({
+  kind: z.enum(WATCH_KINDS),
+  /** git: the repository URL; npm, pypi, debian: the registry, index or archive base URL. */
+  source: watchUrl,
+  /** The package, project or source package; absent for git. */
+  package: z.string().min(1).max(214).regex(PACKAGE_NAME, 'must be a package name').optional(),
+  /** git: which refs are releases, a glob over ref names (default refs/tags/*). */
+  ref: z.string().min(1).max(256).regex(/^refs\/[A-Za-z0-9._/*+-]+$/, 'must be a ref glob such as refs/tags/v*').optional(),
+  /** debian: the suite (bookworm, trixie, …). */
+  suite: z.string().min(1).max(64).regex(SUITE, 'must be a suite name such as bookworm').optional(),
+  /** Seconds between polls. */
+  interval: z.int().min(MIN_WATCH_INTERVAL_S).max(MAX_WATCH_INTERVAL_S),
+  /** The job per release; absent: the release's own buildhaus.json (git, npm, pypi). */
+  job: jobTemplateSchema.optional()
+}).superRefine((body, ctx) => {
+  if (body.kind === 'git' && body.package !== undefined) ctx.addIssue({ code: 'custom', path: ['package'], message: 'a git watch names no package: the source URL is the repository' })
+  if (body.kind !== 'git' && body.package === undefined) ctx.addIssue({ code: 'custom', path: ['package'], message: `a ${body.kind} watch needs the package it watches` })
+  if (body.kind !== 'git' && body.ref !== undefined) ctx.addIssue({ code: 'custom', path: ['ref'], message: 'only git watches have a ref pattern' })
+  if ((body.kind === 'debian') !== (body.suite !== undefined)) ctx.addIssue({ code: 'custom', path: ['suite'], message: body.kind === 'debian' ? 'a debian watch needs its suite' : 'only debian watches have a suite' })
+  if (body.kind === 'debian' && body.job === undefined) ctx.addIssue({ code: 'custom', path: ['job'], message: 'a debian watch needs a job template (a Debian source package holds no buildhaus.json)' })
+})
+
+export const unwatchBodySchema = z.strictObject({ watch: z.string().regex(HEX64, 'must be an entry id') })
+
+export const pollBodySchema = z.strictObject({
+  watch: z.string().regex(HEX64, 'must be an entry id'),
+  ok: z.boolean(),
+  reason: z.string().min(1).max(MAX_REASON_LENGTH).optional(),
+  /** Releases the source listed. */
+  releases: z.int().min(0).optional(),
+  /** The newest of them. */
+  latest: z.string().min(1).max(MAX_RELEASE_LENGTH).regex(RELEASE_PATTERN).optional()
+})
+
+export type WatchBody = z.infer<typeof watchBodySchema>
+export type UnwatchBody = z.infer<typeof unwatchBodySchema>
+export type PollBody = z.infer<typeof pollBodySchema>
+
 
 // ---------------------------------------------------------------- claim
 
@@ -166,6 +296,18 @@ export const envSchema = z.strictObject({
   warning: text(MAX_REASON_LENGTH).optional()
 })
 
+/** The environment a result was built in: its name, its manifest's hash, and the versions of the packages that matter most. */
+export const resultEnvironmentSchema = z.strictObject({
+  name: environmentSchema,
+  /** sha256 of the environment's manifest: a blob anyone can fetch. */
+  manifest: sha256,
+  /** Versions of the job's packages and of a few toolchain packages (libc6, gcc, binutils, python3, …), as installed. */
+  packages: z.record(packageSchema, line(MAX_PACKAGE_VERSION_LENGTH)).superRefine((packages, ctx) => {
+    const n = Object.keys(packages).length
+    if (n > MAX_RESULT_PACKAGES) ctx.addIssue({ code: 'custom', message: `must have at most ${MAX_RESULT_PACKAGES} entries, got ${n}` })
+  })
+})
+
 export const resultBodySchema = z.strictObject({
   job: entryId,
   platform: selectorSchema,
@@ -184,11 +326,22 @@ export const resultBodySchema = z.strictObject({
     }
   }),
   env: envSchema,
+  /** Absent: built on the builder's host. */
+  environment: resultEnvironmentSchema.optional(),
   start: count,
-  end: count
+  end: count,
+  /**
+   * The builder's Ed25519 signature (hex) of the DSSE pre-authentication
+   * encoding of this result's provenance statement (an in-toto Statement
+   * with a SLSA provenance v1 predicate, src/jobs/provenance.ts): only on a
+   * pass with artifacts. Every builder that agrees signs the same bytes, so
+   * anyone can assemble one envelope from their results (docs/PROVENANCE.md).
+   */
+  provenance: z.string().regex(/^[0-9a-f]{128}$/, 'must be an Ed25519 signature (128 lower-case hex digits)').optional()
 }).superRefine((result, ctx) => {
   if (result.end < result.start) ctx.addIssue({ code: 'custom', path: ['end'], message: 'must not be before start' })
   if (result.log === null && result.logSize !== 0) ctx.addIssue({ code: 'custom', path: ['logSize'], message: 'must be 0 when there is no log' })
+  if (result.provenance !== undefined && (result.status !== 'pass' || result.artifacts.length === 0)) ctx.addIssue({ code: 'custom', path: ['provenance'], message: 'only a pass with artifacts carries a provenance signature' })
 })
 
 // ---------------------------------------------------------------- cancel, diagnosis, revoke
@@ -207,7 +360,9 @@ export const diagnosisBodySchema = z.strictObject({
   /** The builders whose results were compared. */
   builders: z.array(authorKey).min(1).max(MAX_DIAGNOSIS_BUILDERS).superRefine(uniqueBy((b) => b, 'the builder')),
   /** The artifact paths the report covers. */
-  files: z.array(artifactPath).max(MAX_DIAGNOSIS_FILES).superRefine(uniqueBy((f) => f, 'the file'))
+  files: z.array(artifactPath).max(MAX_DIAGNOSIS_FILES).superRefine(uniqueBy((f) => f, 'the file')),
+  /** A cross-platform diagnosis: the other platform compared with `platform` (a file declared independent differs between them). */
+  versus: selectorSchema.optional()
 })
 
 export const revokeBodySchema = z.strictObject({
@@ -215,6 +370,8 @@ export const revokeBodySchema = z.strictObject({
 })
 
 export type JobBody = z.infer<typeof jobBodySchema>
+export type Upstream = z.infer<typeof upstreamSchema>
+export type Trigger = z.infer<typeof triggerSchema>
 export type JobPlatform = z.infer<typeof jobPlatformSchema>
 export type JobStep = z.infer<typeof stepSchema>
 export type JobLimits = z.infer<typeof limitsSchema>
@@ -222,6 +379,7 @@ export type ClaimBody = z.infer<typeof claimBodySchema>
 export type StepResult = z.infer<typeof stepResultSchema>
 export type Artifact = z.infer<typeof artifactSchema>
 export type BuildEnv = z.infer<typeof envSchema>
+export type ResultEnvironment = z.infer<typeof resultEnvironmentSchema>
 export type ResultBody = z.infer<typeof resultBodySchema>
 export type CancelBody = z.infer<typeof cancelBodySchema>
 export type DiagnosisBody = z.infer<typeof diagnosisBodySchema>
@@ -250,8 +408,19 @@ function validator (schema: z.ZodType): (body: unknown) => void {
 
 const refersToJob = (body: EntryBody): string[] => (typeof body.job === 'string' ? [body.job] : [])
 
-/** The rules the ledger's EntryCodec needs for every type the jobs layer defines. */
+const refersToWatch = (body: EntryBody): string[] => (typeof body.watch === 'string' ? [body.watch] : [])
+
+/**
+ * The rules the ledger's EntryCodec needs for every type a node knows: those
+ * the jobs layer defines, and the membership layer's `vouch` and `unvouch`
+ * (one table, so that every codec of the node, the audit and the tools
+ * accepts the same types).
+ */
 export const jobEntryRules: EntryTypeRules = {
+  ...membershipEntryRules,
+  watch: { validate: validator(watchBodySchema) },
+  unwatch: { validate: validator(unwatchBodySchema), refs: refersToWatch },
+  poll: { validate: validator(pollBodySchema), refs: refersToWatch },
   job: { validate: validator(jobBodySchema) },
   claim: { validate: validator(claimBodySchema), refs: refersToJob },
   result: { validate: validator(resultBodySchema), refs: refersToJob },

@@ -61,6 +61,10 @@ export const MAX_ENV_FIELD_LENGTH = 256
 export const MAX_ENV_TOOLS = 32
 export const MAX_TOOL_NAME_LENGTH = 64
 
+/** Environments: the versions a result records (the job's packages and a few toolchain ones), each version's length. */
+export const MAX_RESULT_PACKAGES = 96
+export const MAX_PACKAGE_VERSION_LENGTH = 128
+
 /** Diagnoses. */
 export const MAX_DIAGNOSIS_BUILDERS = 16
 export const MAX_DIAGNOSIS_FILES = 256
@@ -75,11 +79,26 @@ export const MAX_DIAGNOSIS_FILES = 256
 export const CLAIM_LEASE_MS = 15_000
 
 /**
- * A claimant that still lists a slot as running this long after the job's own
- * timeout (counted from the lease) is stuck or lying: its claim stops holding
- * the slot. Covers fetching the source and unpacking before the clock starts.
+ * The margin of the protocol's maximum hold: a builder's claims on a slot
+ * hold it at most the job's timeout plus this long after the `time` of its
+ * first claim there, whatever lease they name, however often it claims again
+ * and whatever its heartbeats say (see maxClaimHoldMs). Covers fetching the
+ * source and unpacking before the job's clock starts.
  */
 export const CLAIM_OVERRUN_MS = 10 * 60_000
+
+/** The longest a builder's claims hold one slot of a job with this timeout (seconds), from its first claim's time. */
+export function maxClaimHoldMs (timeoutS: number): number {
+  return timeoutS * 1000 + CLAIM_OVERRUN_MS
+}
+
+/**
+ * A live member whose heartbeat lists a slot as running before its claim
+ * arrived holds a place in it, but only this long after the slot last
+ * changed: the claim is written as the run starts and follows within
+ * moments, so a heartbeat naming a slot it never claims holds nothing for long.
+ */
+export const HEARTBEAT_HOLD_MS = CLAIM_LEASE_MS
 
 /**
  * A slot with missing replicas and no change for this long designates one
@@ -89,3 +108,22 @@ export const CLAIM_OVERRUN_MS = 10 * 60_000
  * slot forever. Twice the lease, so a healthy node always claims first.
  */
 export const CLAIM_ESCALATE_MS = 2 * CLAIM_LEASE_MS
+
+/** Upstream URLs (watches, a job's upstream): at most this many characters. */
+export const MAX_URL_LENGTH = 1024
+/** A release's name (a version or a tag): at most this many characters. */
+export const MAX_RELEASE_LENGTH = 128
+
+/** Watches (src/jobs/watches.ts). */
+/** A stranger may keep this many watches; later ones (in fold order) are ignored. */
+export const MAX_WATCHES_PER_AUTHOR = 16
+/** A node folds at most this many live watches; later ones are ignored. */
+export const MAX_WATCHES = 1024
+/** Seconds between polls a watch may ask for: 10 s .. 1 day (a node polls no more often than its own floor, 300 s by default). */
+export const MIN_WATCH_INTERVAL_S = 10
+export const MAX_WATCH_INTERVAL_S = 24 * 60 * 60
+export const DEFAULT_WATCH_INTERVAL_S = 15 * 60
+/** New releases one poll turns into jobs (oldest first); the rest wait for the next poll. */
+export const MAX_NEW_RELEASES_PER_POLL = 3
+/** A release name that may appear in a job (and its steps): versions and tags, nothing a shell would read as code. */
+export const RELEASE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+~:@-]*$/

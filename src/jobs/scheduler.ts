@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../util/errors.js'
-import { CLAIM_ESCALATE_MS, CLAIM_OVERRUN_MS } from './constants.js'
+import { CLAIM_ESCALATE_MS, HEARTBEAT_HOLD_MS, maxClaimHoldMs } from './constants.js'
 import { rank } from './rendezvous.js'
 import { offersAll, slotKey } from './selector.js'
 import { shortKey } from './verdict.js'
@@ -23,6 +23,10 @@ export interface Member {
   /** `<job id>/<selector>` of every slot it is running. */
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** The environments it has ready to build in (a platform with an environment needs it). */
+  environments?: string[]
+  /** It polls watches (see watches.ts); absent: it does not. */
+  polls?: boolean
   lastSeen: number
   /**
    * When it last wrote a claim or a result (its own time, from the log):
@@ -36,6 +40,8 @@ export type Admission = { ok: true } | { ok: false, reason: string }
 export interface SelfNode {
   author: string
   platforms: string[]
+  /** The environments it has ready (as Member.environments). */
+  environments?: string[]
   free: number
   /** As Member.lastActive. */
   lastActive?: number
@@ -53,6 +59,13 @@ export interface ClaimInput {
   /** Open jobs (decided and cancelled ones are skipped anyway). */
   jobs: JobView[]
   leaseMs: number
+  /**
+   * Whom the reader counts (members, or its trust list); default everyone.
+   * Only counted live members are candidates: a result nobody counts is no
+   * replica, so a node the reader does not count is never designated, and
+   * this node claims nothing while it is not counted itself.
+   */
+  counts?: Counts
 }
 
 export interface ClaimDecision {
@@ -98,36 +111,67 @@ export interface SlotState {
   missing: number
   /**
    * When the slot last changed, ms since the epoch: the latest of the job's
-   * time, claims' and results' times, and the moment each claim that no
-   * longer holds stopped holding.
+   * time, each counted builder's first claim and first result there, and
+   * the moment each claim that no longer holds stopped holding.
    */
   since: number
 }
 
 /**
- * A claim holds its slot while its lease has not passed, or while the
- * claimant is live and lists the slot as running (heartbeats renew it), but
- * never past the job's timeout plus CLAIM_OVERRUN_MS after the lease.
+ * Who the reader counts among the live members (a member of the mesh, or on
+ * its trust list). Claims and results carry the fold's own `trusted` flag;
+ * presence does not, so planning asks this.
  */
-export function slotState (job: JobView, platform: PlatformView, now: number, live: ReadonlyMap<string, Member>): SlotState {
+export type Counts = (author: string) => boolean
+
+const everyone: Counts = () => true
+
+/**
+ * The slot as the reader's policy sees it. Only counted builders' claims and
+ * results take part: a stranger's claim holds nothing and makes nobody
+ * yield, its result delivers nothing.
+ *
+ * A counted builder's claims hold the slot while the latest lease among them
+ * has not passed, or while the builder is live and lists the slot as running
+ * (heartbeats renew it), but never past `maxClaimHoldMs(timeout)` after the
+ * `time` of its first claim on the slot: a lease of 2^53-1, a claim written
+ * again and again, or heartbeats that say "running" forever hold one bounded
+ * lease at most. A counted live member whose heartbeat lists the slot before
+ * any claim of it arrived holds a place for HEARTBEAT_HOLD_MS after the
+ * slot's last change.
+ */
+export function slotState (job: JobView, platform: PlatformView, now: number, live: ReadonlyMap<string, Member>, counts: Counts = everyone): SlotState {
   const delivered = new Set<string>()
   const refusedAny = new Set<string>()
-  for (const r of platform.results) (r.status === 'refused' ? refusedAny : delivered).add(r.builder)
+  const firstResult = new Map<string, number>()
+  for (const r of platform.results) {
+    if (!r.trusted) continue
+    ;(r.status === 'refused' ? refusedAny : delivered).add(r.builder)
+    firstResult.set(r.builder, Math.min(firstResult.get(r.builder) ?? Infinity, r.time))
+  }
   const refused = new Set([...refusedAny].filter((b) => !delivered.has(b)))
-  const leases = new Map<string, number>()
-  for (const c of platform.claims) leases.set(c.builder, Math.max(leases.get(c.builder) ?? 0, c.lease))
+  const leases = new Map<string, { lease: number, first: number }>()
+  for (const c of platform.claims) {
+    if (!c.trusted) continue
+    const held = leases.get(c.builder)
+    leases.set(c.builder, { lease: Math.max(held?.lease ?? 0, c.lease), first: Math.min(held?.first ?? Infinity, c.time) })
+  }
   const key = slotKey(job.id, platform.selector)
+  const maxHold = maxClaimHoldMs(job.spec.timeout)
   const holding: string[] = []
+  // Each builder moves the slot at most twice (its first claim, its first result): re-claims cannot keep it "fresh".
   let since = job.time
-  for (const entry of [...platform.claims, ...platform.results]) since = Math.max(since, entry.time)
-  for (const [builder, lease] of leases) {
+  for (const { first } of leases.values()) since = Math.max(since, first)
+  for (const time of firstResult.values()) since = Math.max(since, time)
+  for (const [builder, claim] of leases) {
     if (delivered.has(builder) || refused.has(builder)) continue
+    const bound = claim.first + maxHold
+    const lease = Math.min(claim.lease, bound)
     if (now < lease) { holding.push(builder); continue }
     const member = live.get(builder)
-    const overrun = lease + job.spec.timeout * 1000 + CLAIM_OVERRUN_MS
     if (member !== undefined && member.running.includes(key)) {
-      if (now <= overrun) { holding.push(builder); continue }
-      since = Math.max(since, overrun)
+      if (now < bound) { holding.push(builder); continue }
+      since = Math.max(since, bound)
     } else {
       since = Math.max(since, lease)
     }
@@ -137,18 +181,21 @@ export function slotState (job: JobView, platform: PlatformView, now: number, li
   let yielded: string[] = []
   if (holding.length > places) {
     const firstClaim = new Map<string, number>()
-    platform.claims.forEach((c, i) => { if (!firstClaim.has(c.builder)) firstClaim.set(c.builder, i) })
+    platform.claims.forEach((c, i) => { if (c.trusted && !firstClaim.has(c.builder)) firstClaim.set(c.builder, i) })
     holding.sort((a, b) => firstClaim.get(a)! - firstClaim.get(b)!)
     yielded = holding.slice(places).sort()
     holding.length = places
   }
-  // A live member whose heartbeat lists the slot as running, with no claim of it seen yet: its
-  // claim is on its way (a node writes its claim as its run starts, and the heartbeat may come
-  // first). Count it as holding a place left, or others would pass it over as busy and claim too.
-  for (const member of live.values()) {
-    if (holding.length >= places) break
-    if (!member.running.includes(key) || leases.has(member.author) || delivered.has(member.author) || refusedAny.has(member.author)) continue
-    holding.push(member.author)
+  // A counted live member whose heartbeat lists the slot as running, with no claim of it seen yet: its
+  // claim is on its way (a node writes its claim as its run starts, and the heartbeat may come first).
+  // Count it as holding a place left, or others would pass it over as busy and claim too; but only
+  // shortly after the slot last changed, so that a heartbeat alone cannot hold a place for long.
+  if (now < since + HEARTBEAT_HOLD_MS) {
+    for (const member of live.values()) {
+      if (holding.length >= places) break
+      if (!member.running.includes(key) || !counts(member.author) || leases.has(member.author) || delivered.has(member.author) || refusedAny.has(member.author)) continue
+      holding.push(member.author)
+    }
   }
   holding.sort()
   const involved = new Set([...holding, ...delivered, ...refusedAny])
@@ -160,6 +207,14 @@ export function slotState (job: JobView, platform: PlatformView, now: number, li
 const POLICY_REFUSAL_PREFIX = 'refused by policy: '
 /** How a refusal for want of the job's source starts (service/runner.ts). */
 export const SOURCE_REFUSAL_PREFIX = 'could not get the source '
+
+/** How a refusal for want of the job's environment starts (service/runner.ts): unknown packages, an unreachable archive… */
+export const ENVIRONMENT_REFUSAL_PREFIX = 'could not prepare the environment '
+
+/** Whether a member can build a platform: it offers every label, and the platform's environment if it names one. */
+export function canBuild (member: Pick<Member, 'platforms' | 'environments'>, platform: Pick<PlatformView, 'labels' | 'environment'>): boolean {
+  return offersAll(member.platforms, platform.labels) && (platform.environment === undefined || (member.environments ?? []).includes(platform.environment))
+}
 
 /** What a member's public policy flags refuse in this job (`network`, `root`); empty when it accepts. */
 export function policyRefusals (member: Pick<Member, 'accepts'>, job: JobView): string[] {
@@ -180,7 +235,8 @@ export function policyRefusals (member: Pick<Member, 'accepts'>, job: JobView): 
 export function wantsBuilders (job: JobView, platform: PlatformView): boolean {
   if (job.cancelled || job.verdict === 'cancelled') return false
   if (platform.verdict === 'pending' || platform.verdict === 'unmatched') return true
-  const reported = new Set(platform.results.filter((r) => r.status !== 'refused').map((r) => r.builder))
+  // Only counted builders' results: a stranger's cannot fill the slot and stop the honest replicas.
+  const reported = new Set(platform.results.filter((r) => r.trusted && r.status !== 'refused').map((r) => r.builder))
   return reported.size < platform.replicas
 }
 
@@ -236,8 +292,10 @@ export function fairShareOrder (jobs: readonly JobView[]): Array<{ job: JobView,
  */
 export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refusals: RefusalDecision[] } {
   const { now, self } = input
+  const counts = input.counts ?? everyone
   const live = new Map<string, Member>()
-  for (const m of input.members) live.set(m.author, m)
+  for (const m of input.members) if (counts(m.author)) live.set(m.author, m)
+  if (!counts(self.author)) return { claims: [], refusals: [] }
   const heard = live.get(self.author)
   // Self's own platforms and free slots are authoritative; its public flags are what others see.
   live.set(self.author, {
@@ -247,6 +305,7 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     free: self.free,
     running: self.running ?? heard?.running ?? [],
     accepts: heard?.accepts ?? { network: true, root: true },
+    ...(self.environments !== undefined ? { environments: self.environments } : heard?.environments !== undefined ? { environments: heard.environments } : {}),
     lastSeen: heard?.lastSeen ?? now,
     ...(self.lastActive !== undefined ? { lastActive: self.lastActive } : heard?.lastActive !== undefined ? { lastActive: heard.lastActive } : {})
   })
@@ -254,9 +313,9 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
   for (const m of live.values()) remaining.set(m.author, Math.max(0, m.free))
 
   const eligible = (m: Member, job: JobView, platform: PlatformView, state: SlotState): boolean =>
-    offersAll(m.platforms, platform.labels) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
+    canBuild(m, platform) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
   const me = live.get(self.author)!
-  const slots = fairShareOrder(input.jobs).map(({ job, platform }) => ({ job, platform, state: slotState(job, platform, now, live) }))
+  const slots = fairShareOrder(input.jobs).map(({ job, platform }) => ({ job, platform, state: slotState(job, platform, now, live, counts) }))
   // Slots after the last one self could take cannot change what self does: skip their hashing.
   let last = -1
   slots.forEach(({ job, platform, state }, i) => { if (state.missing > 0 && eligible(me, job, platform, state)) last = i })
@@ -317,7 +376,11 @@ export function decideRefusals (input: ClaimInput): RefusalDecision[] {
 
 /**
  * Why nobody takes a pending platform, from live presence:
- * - `unmatched: no live node offers linux-arm64`;
+ * - `unmatched: no live node offers linux-arm64`, or, when nodes the reader
+ *   does not count offer it, `unmatched: no live node whose results count
+ *   offers linux-arm64 (2 non-members do)`;
+ * - `unmatched: no live node offers the environment debian-12` (N nodes
+ *   offer the labels but do not have the environment ready);
  * - `refused: could not get the source …` when a builder that could not fetch
  *   the source refused too (a lost source, not a policy);
  * - `refused by policy: network` when every matching node that could still
@@ -326,15 +389,31 @@ export function decideRefusals (input: ClaimInput): RefusalDecision[] {
  *   more replicas are wanted than live matching nodes exist;
  * - `queued: all N matching nodes are busy` (the verdict stays pending);
  * - undefined when someone holds or can take the slot now.
+ * Only the members `counting` counts are candidates (default: everyone).
  */
-export function explainUnmatched (job: JobView, selector: string, members: readonly Member[], now: number): LivenessNote | undefined {
+export function explainUnmatched (job: JobView, selector: string, members: readonly Member[], now: number, counting?: { counts: Counts, outsiders: string }): LivenessNote | undefined {
   const platform = job.platforms.find((p) => p.selector === selector)
   if (platform === undefined) throw new InvalidInputError(`job ${job.id} has no platform ${selector}`)
   if (!isOpen(job, platform)) return undefined
-  const matching = members.filter((m) => offersAll(m.platforms, platform.labels))
-  if (matching.length === 0) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }
-  const live = new Map(members.map((m) => [m.author, m]))
-  const state = slotState(job, platform, now, live)
+  const counts = counting?.counts ?? everyone
+  const offering = members.filter((m) => canBuild(m, platform))
+  const matching = offering.filter((m) => counts(m.author))
+  if (matching.length === 0) {
+    const others = offering.length
+    if (others > 0) {
+      return { verdict: 'unmatched', reason: `unmatched: no live node whose results count offers ${selector} (${others} ${counting?.outsiders ?? 'others'} ${others === 1 ? 'does' : 'do'})` }
+    }
+    if (platform.environment === undefined) return { verdict: 'unmatched', reason: `unmatched: no live node offers ${selector}` }
+    const labelled = members.filter((m) => counts(m.author) && offersAll(m.platforms, platform.labels)).length
+    const otherLabels = platform.labels.filter((label) => label !== platform.environment)
+    return {
+      verdict: 'unmatched',
+      reason: `unmatched: no live node offers the environment ${platform.environment}${otherLabels.length > 0 ? ` on ${otherLabels.join('+')}` : ''}` +
+        (labelled > 0 ? ` (${labelled} offer${labelled > 1 ? '' : 's'} the labels ${selector} without having the environment ready)` : '')
+    }
+  }
+  const live = new Map(members.filter((m) => counts(m.author)).map((m) => [m.author, m]))
+  const state = slotState(job, platform, now, live, counts)
   if (state.missing <= 0) return undefined
   const fresh = matching.filter((m) => !state.involved.has(m.author))
   const admitting = fresh.filter((m) => policyRefusals(m, job).length === 0)
@@ -348,8 +427,8 @@ export function explainUnmatched (job: JobView, selector: string, members: reado
   for (const r of platform.results) {
     if (r.status !== 'refused' || !state.refused.has(r.builder) || !live.has(r.builder)) continue
     const reason = r.reason ?? 'refused'
-    // A node's admission policy says "refused by policy: …"; a builder that could not get the source says so.
-    if (reason.startsWith(SOURCE_REFUSAL_PREFIX)) policyOnly = false
+    // A node's admission policy says "refused by policy: …"; a builder that could not get the source, or prepare the environment, says so.
+    if (reason.startsWith(SOURCE_REFUSAL_PREFIX) || reason.startsWith(ENVIRONMENT_REFUSAL_PREFIX)) policyOnly = false
     reasons.add(reason.startsWith(POLICY_REFUSAL_PREFIX) ? reason.slice(POLICY_REFUSAL_PREFIX.length) : reason)
   }
   if (reasons.size > 0) return { verdict: 'unmatched', reason: `${policyOnly ? POLICY_REFUSAL_PREFIX : 'refused: '}${[...reasons].sort().join(', ')}` }

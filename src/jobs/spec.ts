@@ -4,7 +4,8 @@ import { z } from 'zod'
 import { MAX_ENTRY_BYTES } from '../ledger/constants.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { describeError } from '../util/errors.js'
-import { globSchema, jobBodySchema, limitsSchema, stepSchema, type JobBody, type JobLimits, type JobStep } from './bodies.js'
+import { environmentNameProblem, HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/index.js'
+import { globSchema, jobBodySchema, limitsSchema, packageSchema, stepSchema, type JobBody, type JobLimits, type JobPlatform, type JobStep } from './bodies.js'
 import {
   DEFAULT_REPLICAS, DEFAULT_TIMEOUT_S, MAX_GLOBS, MAX_PLATFORMS, MAX_REPLICAS, MAX_SPEC_FILE_BYTES, MAX_STEPS,
   MAX_TIMEOUT_S, MIN_TIMEOUT_S, SPEC_FILE_NAME
@@ -33,6 +34,13 @@ export interface JobSpec {
   resources: JobLimits
   network: boolean
   root: boolean
+  /**
+   * The environments to build in (`host`: the builder's own system), each
+   * with every platform; absent: the host only, as before environments.
+   */
+  environment?: string[]
+  /** Build dependencies installed into each environment before the steps (sorted, each once). */
+  packages?: string[]
 }
 
 /** What the CLI (`submit --platform SEL --replicas N --timeout S`) may override. */
@@ -69,6 +77,11 @@ const platformEntry = z.unknown().transform((value, ctx): string[] => {
 
 const replicaCount = z.int().min(1).max(MAX_REPLICAS)
 
+const environmentName = z.string().superRefine((value, ctx) => {
+  const problem = environmentNameProblem(value)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${problem}; "${HOST_ENVIRONMENT}" means the builder's own system` })
+})
+
 const specSchema = z.strictObject({
   name: jobBodySchema.shape.name,
   platforms: z.array(platformEntry).min(1).max(MAX_PLATFORMS).optional(),
@@ -81,8 +94,21 @@ const specSchema = z.strictObject({
   timeout: z.int().min(MIN_TIMEOUT_S).max(MAX_TIMEOUT_S).optional(),
   resources: limitsSchema.optional(),
   network: z.boolean().optional(),
-  root: z.boolean().optional()
+  root: z.boolean().optional(),
+  environment: z.union([environmentName, z.array(environmentName).min(1).max(MAX_PLATFORMS)], {
+    error: `must be an environment name such as "debian-12", or a list of them (at most ${MAX_PLATFORMS})`
+  }).optional(),
+  packages: z.array(packageSchema).min(1).max(MAX_REQUESTED_PACKAGES).optional()
 }).superRefine((spec, ctx) => {
+  const environments = spec.environment === undefined ? [] : typeof spec.environment === 'string' ? [spec.environment] : spec.environment
+  const seenEnvironments = new Set<string>()
+  environments.forEach((name, i) => {
+    if (seenEnvironments.has(name)) ctx.addIssue({ code: 'custom', path: ['environment', i], message: `repeats the environment ${JSON.stringify(name)}` })
+    seenEnvironments.add(name)
+  })
+  if (spec.packages !== undefined && (environments.length === 0 || environments.includes(HOST_ENVIRONMENT))) {
+    ctx.addIssue({ code: 'custom', path: ['packages'], message: 'needs an "environment" (and not "host"): packages are installed into a copy of an environment, never onto a builder\'s own system' })
+  }
   const names = new Set<string>()
   spec.steps.forEach((step, i) => {
     if (names.has(step.name)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'name'], message: `repeats the step name ${JSON.stringify(step.name)}: step names must be unique` })
@@ -103,7 +129,7 @@ const specSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', path: ['replicas', key], message: `is not a platform selector: ${(err as Error).message}` })
         continue
       }
-      if (spec.platforms !== undefined && !selectors.has(name)) {
+      if (spec.platforms !== undefined && spec.environment === undefined && !selectors.has(name)) {
         ctx.addIssue({ code: 'custom', path: ['replicas', key], message: `names no platform of "platforms" (${[...selectors].join(', ')})` })
       }
     }
@@ -135,7 +161,9 @@ export function validateJobSpec (value: unknown, file = SPEC_FILE_NAME): JobSpec
     ...(spec.timeout !== undefined ? { timeout: spec.timeout } : {}),
     resources: definedOnly(spec.resources ?? {}),
     network: spec.network ?? false,
-    root: spec.root ?? false
+    root: spec.root ?? false,
+    ...(spec.environment !== undefined ? { environment: typeof spec.environment === 'string' ? [spec.environment] : [...spec.environment] } : {}),
+    ...(spec.packages !== undefined ? { packages: [...new Set(spec.packages)].sort() } : {})
   }
 }
 
@@ -169,6 +197,29 @@ export async function readJobSpec (dir: string): Promise<JobSpec> {
   } finally {
     await handle.close()
   }
+}
+
+/**
+ * Each platform once per environment: an environment adds its name to the
+ * platform's labels (a builder offering the environment offers the label),
+ * `host` adds nothing. Without environments, the platforms as they are.
+ */
+function withEnvironments (platforms: string[][], environments: string[] | undefined): Array<{ labels: string[], environment?: string }> {
+  if (environments === undefined) return platforms.map((labels) => ({ labels: [...labels] }))
+  const combined: Array<{ labels: string[], environment?: string }> = []
+  const seen = new Set<string>()
+  for (const labels of platforms) {
+    for (const environment of environments) {
+      const host = environment === HOST_ENVIRONMENT
+      const all = host ? [...labels] : [...new Set([...labels, environment])].sort()
+      const selector = all.join('+')
+      if (seen.has(selector)) throw new JobSpecError(`${SPEC_FILE_NAME}: the platform ${selector} comes out twice from "platforms" and "environment"; list each once`)
+      seen.add(selector)
+      combined.push(host ? { labels: all } : { labels: all, environment })
+    }
+  }
+  if (combined.length > MAX_PLATFORMS) throw new JobSpecError(`${SPEC_FILE_NAME}: ${platforms.length} platforms × ${environments.length} environments make ${combined.length} platforms, more than the ${MAX_PLATFORMS} a job may have`)
+  return combined
 }
 
 function definedOnly<T extends object> (value: T): T {
@@ -219,26 +270,35 @@ export function jobBodyFromSpec (spec: JobSpec, overrides: SpecOverrides, source
   }
   // The entry always says its timeout: readers never need to know the default.
   const timeout = overrides.timeout ?? spec.timeout ?? DEFAULT_TIMEOUT_S
-  const replicasFor = (selector: string): number => {
+  const replicasFor = (selector: string, environment: string | undefined): number => {
     if (overrides.replicas !== undefined) return overrides.replicas
     if (typeof spec.replicas === 'number') return spec.replicas
-    return spec.replicas?.[selector] ?? DEFAULT_REPLICAS
+    return spec.replicas?.[selector] ?? (environment !== undefined ? spec.replicas?.[environment] : undefined) ?? DEFAULT_REPLICAS
+  }
+  const jobPlatforms = withEnvironments(platforms, spec.environment).map(({ labels, environment }): JobPlatform => {
+    const selector = labels.join('+')
+    return { selector, labels, replicas: replicasFor(selector, environment), ...(environment !== undefined ? { environment } : {}) }
+  })
+  if (typeof spec.replicas === 'object' && spec.environment !== undefined) {
+    for (const key of Object.keys(spec.replicas)) {
+      if (!jobPlatforms.some((p) => p.selector === key || p.environment === key)) {
+        throw new JobSpecError(`${SPEC_FILE_NAME}: replicas names ${JSON.stringify(key)}, which is neither a platform (${jobPlatforms.map((p) => p.selector).join(', ')}) nor an environment of the job`)
+      }
+    }
   }
   const body: JobBody = {
     name: spec.name,
     source: source.hash,
     sourceSize: source.size,
     steps: spec.steps.map((step) => ({ name: step.name, run: step.run })),
-    platforms: platforms.map((labels) => {
-      const selector = labels.join('+')
-      return { selector, labels: [...labels], replicas: replicasFor(selector) }
-    }),
+    platforms: jobPlatforms,
     artifacts: [...spec.artifacts],
     independent: [...spec.independent],
     timeout,
     limits: definedOnly({ ...spec.resources }),
     network: spec.network,
-    root: spec.root
+    root: spec.root,
+    ...(spec.packages !== undefined ? { packages: [...spec.packages] } : {})
   }
   const checked = jobBodySchema.safeParse(body, { reportInput: true })
   if (!checked.success) throw new JobSpecError(`the job is invalid: ${describeIssues(checked.error)}`)

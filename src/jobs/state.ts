@@ -2,7 +2,8 @@ import type { DecodedEntry } from '../ledger/entry.js'
 import { InvalidInputError } from '../util/errors.js'
 import { JOB_REFERRING_TYPES, type CancelBody, type ClaimBody, type DiagnosisBody, type JobBody, type ResultBody } from './bodies.js'
 import { checkTrustPolicy, isTrusted, quorumFor, type TrustPolicy } from './trust.js'
-import { crossCheck, decidePlatform, jobVerdict, outcomeKey, type Ballot } from './verdict.js'
+import { describeEnvironments } from './environment-differences.js'
+import { crossCheck, decidePlatform, jobVerdict, outcomeKey, shortKey, type Ballot } from './verdict.js'
 import type { ClaimView, DiagnosisView, JobView, LivenessNote, PlatformView, ResultView } from './view.js'
 
 /**
@@ -62,10 +63,12 @@ function resultView (e: DecodedEntry, body: ResultBody, trusted: boolean): Resul
     logSize: body.logSize,
     artifacts: body.artifacts,
     env: body.env,
+    ...(body.environment !== undefined ? { environment: body.environment } : {}),
     start: body.start,
     end: body.end,
     time: e.entry.time,
     entry: e.id,
+    ...(body.provenance !== undefined ? { provenance: body.provenance } : {}),
     trusted,
     latest: false,
     counted: false,
@@ -73,7 +76,18 @@ function resultView (e: DecodedEntry, body: ResultBody, trusted: boolean): Resul
   }
 }
 
-function foldPlatform (platform: JobBody['platforms'][number], acc: PlatformAcc, policy: TrustPolicy): PlatformView {
+/** For a mismatch: what the disagreeing groups' environments say (one result per group). */
+function mismatchEnvironments (decision: ReturnType<typeof decidePlatform>, latest: ReadonlyMap<string, PlatformAcc['results'][number]>, requested: readonly string[]): string | undefined {
+  const groups = decision.mismatch?.groups
+  if (groups === undefined) return undefined
+  const sides = groups.flatMap((group) => {
+    const result = latest.get(group.builders[0]!)
+    return result === undefined ? [] : [{ label: shortKey(result.view.builder), ...(result.body.environment !== undefined ? { environment: result.body.environment } : {}) }]
+  })
+  return describeEnvironments(sides, requested)
+}
+
+function foldPlatform (platform: JobBody['platforms'][number], acc: PlatformAcc, policy: TrustPolicy, requested: readonly string[]): PlatformView {
   const quorum = quorumFor(policy, platform.replicas)
   // Each builder votes once: its latest non-refused result, by its own seq.
   const latest = new Map<string, PlatformAcc['results'][number]>()
@@ -96,16 +110,23 @@ function foldPlatform (platform: JobBody['platforms'][number], acc: PlatformAcc,
     for (const r of latest.values()) r.view.agrees = outcomeKey(r.body.status, r.body.artifacts) === decision.decidingKey
   }
   let reason = decision.reason
+  if (decision.verdict === 'mismatch') {
+    const environments = mismatchEnvironments(decision, latest, requested)
+    if (environments !== undefined) reason = `${reason ?? 'builders disagree'}; ${environments}`
+  }
   if (decision.verdict === 'pending') {
     reason = ballots.length === 0
-      ? `no trusted results yet (${quorum} agreeing needed)`
+      ? `no ${policy.basis === 'members' ? 'members\'' : 'trusted'} results yet (${quorum} agreeing needed)`
       : `${decision.agreeing} of ${quorum} agreeing results`
-    if (untrusted > 0) reason += `; ${untrusted} from untrusted builders not counted`
+    if (untrusted > 0) reason += `; ${untrusted} from ${policy.basis === 'members' ? 'non-members' : 'untrusted builders'} not counted`
   }
+  const deciding = decision.decided === undefined ? undefined : latest.get(decision.decided.builders[0]!)?.body.environment
   return {
     selector: platform.selector,
     labels: platform.labels,
     replicas: platform.replicas,
+    ...(platform.environment !== undefined ? { environment: platform.environment } : {}),
+    ...(deciding !== undefined ? { decidedEnvironment: deciding } : {}),
     quorum,
     verdict: decision.verdict,
     ...(reason !== undefined ? { reason } : {}),
@@ -153,20 +174,20 @@ export function foldJob (job: DecodedEntry, related: Iterable<DecodedEntry>, pol
     }
     if (type === 'claim') {
       const claim = e.entry.body as unknown as ClaimBody
-      accs.get(claim.platform)?.claims.push({ builder: author, lease: claim.lease, time: e.entry.time, entry: e.id })
+      accs.get(claim.platform)?.claims.push({ builder: author, lease: claim.lease, time: e.entry.time, entry: e.id, trusted: trusts(author) })
     } else if (type === 'result') {
       const result = e.entry.body as unknown as ResultBody
       accs.get(result.platform)?.results.push({ view: resultView(e, result, trusts(author)), seq: e.entry.seq, id: e.id, body: result })
     } else if (type === 'diagnosis') {
       const d = e.entry.body as unknown as DiagnosisBody
       if (accs.has(d.platform)) {
-        diagnoses.push({ platform: d.platform, report: d.report, summary: d.summary, builders: d.builders, files: d.files, author, time: e.entry.time, entry: e.id })
+        diagnoses.push({ platform: d.platform, ...(d.versus !== undefined && accs.has(d.versus) ? { versus: d.versus } : {}), report: d.report, summary: d.summary, builders: d.builders, files: d.files, author, time: e.entry.time, entry: e.id })
       }
     }
   }
 
-  const platforms = body.platforms.map((p) => foldPlatform(p, accs.get(p.selector)!, policy))
-  const crossPlatform = crossCheck(platforms, body.independent)
+  const platforms = body.platforms.map((p) => foldPlatform(p, accs.get(p.selector)!, policy, body.packages ?? []))
+  const crossPlatform = crossCheck(platforms, body.independent, body.packages ?? [])
   const { verdict, reason } = jobVerdict({ cancelled, ...(cancelReason !== undefined ? { cancelReason } : {}), platforms, crossPlatform })
   return {
     id: job.id,

@@ -19,6 +19,27 @@ export interface TrustPolicy {
   excluded?: ReadonlySet<string>
   /** Distinct agreeing builders needed to decide a platform. Default: the platform's replicas. */
   quorum?: number
+  /**
+   * Where `trusted` comes from, for the words a reader sees: `members` (the
+   * mesh's members, from vouches in the log) or `list` (the reader's own trust
+   * directory). Absent: a list.
+   */
+  basis?: 'members' | 'list'
+}
+
+/** Whom a policy counts, and what to call the others in a sentence ("not members"). */
+export interface Counting {
+  counts: (author: string) => boolean
+  /** Says why the others do not count: "non-members", "builders not on the trust list". */
+  outsiders: string
+}
+
+/** The counting a policy implies (the scheduler's and the explanations' view of it). */
+export function countingOf (policy: TrustPolicy): Counting {
+  return {
+    counts: (author) => isTrusted(policy, author),
+    outsiders: policy.basis === 'members' ? 'non-members' : 'builders not on the trust list'
+  }
 }
 
 export function isTrusted (policy: TrustPolicy, builder: string): boolean {

@@ -1,5 +1,6 @@
 import picomatch from 'picomatch'
-import type { Artifact, ResultStatus } from './bodies.js'
+import type { Artifact, ResultEnvironment, ResultStatus } from './bodies.js'
+import { describeEnvironments } from './environment-differences.js'
 import type { CrossPlatformFile, CrossPlatformView, JobVerdict, MismatchView, OutcomeGroup, PlatformVerdict } from './view.js'
 
 /** One builder's vote on a platform: its latest non-refused result, from a builder the reader trusts. */
@@ -140,15 +141,19 @@ export interface DecidedPlatform {
   verdict: PlatformVerdict
   /** The deciding group's artifacts when verified. */
   artifacts?: readonly Artifact[]
+  /** The environment the deciding group built in. */
+  decidedEnvironment?: ResultEnvironment
 }
 
 /**
  * Platform-independent artifacts (the job's `independent` globs) must hash the
  * same on every platform whose results were verified. A file only some
  * platforms produced is listed but is no disagreement. `pending` while a
- * platform is still undecided and nothing differs yet.
+ * platform is still undecided and nothing differs yet. A disagreement names
+ * what differs between the platforms' environments (the job's `requested`
+ * packages first).
  */
-export function crossCheck (platforms: readonly DecidedPlatform[], independent: readonly string[]): CrossPlatformView {
+export function crossCheck (platforms: readonly DecidedPlatform[], independent: readonly string[], requested: readonly string[] = []): CrossPlatformView {
   if (independent.length === 0 || platforms.length < 2) return { verdict: 'none', files: [] }
   const matches = globMatcher(independent)
   const byPath = new Map<string, Record<string, string>>()
@@ -168,7 +173,11 @@ export function crossCheck (platforms: readonly DecidedPlatform[], independent: 
   if (differing !== undefined) {
     const sides = Object.entries(differing.hashes).map(([selector, hash]) => `${selector} ${hash.slice(0, 12)}`).join(' vs ')
     const others = files.filter((f) => !f.agree).length - 1
-    return { verdict: 'mismatch', reason: `${differing.path} differs across platforms: ${sides}${others > 0 ? ` (and ${others} more file${others > 1 ? 's' : ''})` : ''}`, files }
+    const environments = describeEnvironments(Object.keys(differing.hashes).map((selector) => {
+      const environment = platforms.find((p) => p.selector === selector)?.decidedEnvironment
+      return { label: selector, ...(environment !== undefined ? { environment } : {}) }
+    }), requested)
+    return { verdict: 'mismatch', reason: `${differing.path} differs across platforms: ${sides}${others > 0 ? ` (and ${others} more file${others > 1 ? 's' : ''})` : ''}${environments !== undefined ? `; ${environments}` : ''}`, files }
   }
   if (platforms.some((p) => p.verdict === 'pending' || p.verdict === 'unmatched')) return { verdict: 'pending', files }
   const compared = files.filter((file) => Object.keys(file.hashes).length >= 2)

@@ -1,4 +1,4 @@
-import type { Artifact, BuildEnv, JobBody, ResultStatus, StepResult } from './bodies.js'
+import type { Artifact, BuildEnv, JobBody, ResultEnvironment, ResultStatus, StepResult } from './bodies.js'
 
 /**
  * The state of a job as the fold derives it from the log. Plain JSON data
@@ -17,6 +17,11 @@ export interface ClaimView {
   /** The claimant's wall time when it claimed. */
   time: number
   entry: string
+  /**
+   * The reader's policy counts this claimant (a member, or on the trust
+   * list): only such claims hold a slot or make anyone yield.
+   */
+  trusted: boolean
 }
 
 export interface ResultView {
@@ -28,11 +33,15 @@ export interface ResultView {
   logSize: number
   artifacts: Artifact[]
   env: BuildEnv
+  /** The environment it was built in (absent: the builder's host). */
+  environment?: ResultEnvironment
   start: number
   end: number
   /** The builder's wall time when it published. */
   time: number
   entry: string
+  /** Its signature of the platform's provenance statement (hex), on a pass with artifacts. */
+  provenance?: string
   /** The reader's policy believes this builder. */
   trusted: boolean
   /** The builder's latest non-refused result on this platform (by its seq): the one that can vote. */
@@ -65,6 +74,8 @@ export interface PlatformView {
   selector: string
   labels: string[]
   replicas: number
+  /** The environment the job asks this platform to be built in (absent: builders' hosts). */
+  environment?: string
   /** Agreeing distinct builders needed, under the reader's policy. */
   quorum: number
   verdict: PlatformVerdict
@@ -73,6 +84,8 @@ export interface PlatformView {
   agreeing: number
   /** The deciding group's artifacts (verified or failed platforms). */
   artifacts?: Artifact[]
+  /** The environment of the deciding group's results (its first builder's), when they were built in one. */
+  decidedEnvironment?: ResultEnvironment
   claims: ClaimView[]
   results: ResultView[]
   mismatch?: MismatchView
@@ -93,6 +106,8 @@ export interface CrossPlatformView {
 
 export interface DiagnosisView {
   platform: string
+  /** A cross-platform diagnosis: the platform compared with `platform`. */
+  versus?: string
   /** sha256 of the report blob. */
   report: string
   summary: string
@@ -123,6 +138,12 @@ export interface JobView {
   diagnoses: DiagnosisView[]
   /** Ids of the job entry and every entry referring to it, in fold order. */
   entries: string[]
+  /**
+   * Set by a node (not the fold) on a job a watch made for a release that
+   * already had an earlier job: the id of that job, which stands; this one
+   * is never built.
+   */
+  duplicateOf?: string
 }
 
 /** What live presence adds to a pending platform (see explainUnmatched). */

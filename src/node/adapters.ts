@@ -20,6 +20,8 @@ export function membershipOf (presence: Presence): Membership {
         free: m.heartbeat.free,
         running: m.heartbeat.running,
         accepts: m.heartbeat.accepts,
+        ...(m.heartbeat.environments !== undefined ? { environments: m.heartbeat.environments } : {}),
+        ...(m.heartbeat.polls === true ? { polls: true } : {}),
         lastSeen: m.lastSeen
       }))
     },
@@ -32,12 +34,16 @@ export function membershipOf (presence: Presence): Membership {
 /**
  * Fetch a blob from the authors most likely to hold it, then from any other
  * connected peer (builders keep what they fetched and built, so anyone who
- * took part in a job may serve it).
+ * took part in a job may serve it). `findable` is called for each preferred
+ * author first: it tells libp2p where that author may be dialed (only what
+ * the address book allows), so that a fetch by peer id reaches an author
+ * this node is not connected to.
  */
-export function blobFetcherOf (exchange: BlobExchange, connectedPeers: () => PeerId[]): BlobFetcher {
+export function blobFetcherOf (exchange: BlobExchange, connectedPeers: () => PeerId[], findable?: (peer: PeerId) => Promise<void>): BlobFetcher {
   return {
     async fetch (hash, options) {
       const preferred = options.fromAuthors.map((author) => peerIdOfAuthor(author))
+      if (findable !== undefined) await Promise.all(preferred.map(async (peer) => { await findable(peer).catch(() => {}) }))
       const others = connectedPeers().filter((p) => !preferred.some((q) => q.equals(p)))
       await exchange.fetch(hash, { from: [...preferred, ...others], maxBytes: options.maxBytes, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
     }

@@ -10,6 +10,12 @@ import type { NodeEvent } from './api/routes/events.js'
 import { summarise } from './api/routes/jobs.js'
 import type { MetricsSnapshot } from './api/routes/metrics.js'
 import type { NodeIdentity } from './identity.js'
+import type { MeshMembership } from '../membership/index.js'
+import type { MembersResponse } from './api/routes/members.js'
+import type { LoadedMesh, TrustMode } from './mesh.js'
+import type { NetworkStatus, PeerReach } from './api/types.js'
+import type { LiveLogRelay } from './live-logs.js'
+import type { WatchesContext } from './api/routes/watches.js'
 
 export interface NodeParts {
   identity: NodeIdentity
@@ -22,9 +28,30 @@ export interface NodeParts {
   exchange: BlobExchange
   sync: LedgerSync
   jobs: JobService
+  mesh: LoadedMesh
+  membership: MeshMembership
+  trustMode: TrustMode
   addressesOf (peerId: string): Promise<string[]>
+  /** How this node reaches a peer, and its own place in the network. */
+  reachOf?: (peerId: string) => PeerReach
+  network?: () => NetworkStatus
   /** Loopback may change things without the token (false when builds share the host's network: policy network, or --sandbox none). */
   trustLoopback: boolean
+  /** Live logs of running builds (this node's and the ones it follows). */
+  live?: LiveLogRelay
+  /** Watches: the log's, and this node's polling of them. */
+  watches?: WatchesContext['watches']
+}
+
+function networkMetrics (n: NetworkStatus): NonNullable<MetricsSnapshot['network']> {
+  return {
+    relayedConnections: n.connections.relayed,
+    relayReservations: n.relay.reservations,
+    upgrades: n.upgraded,
+    blobFetchesRelayed: n.relayedBlobs.fetched,
+    blobServesRelayed: n.relayedBlobs.served,
+    refused: { ...n.refused }
+  }
 }
 
 /** Reputation is computed from the whole log; recompute at most this often. */
@@ -32,7 +59,35 @@ const REPUTATION_TTL_MS = 2_000
 
 /** Everything the HTTP API reads and changes, from the node's running parts. */
 export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext {
-  const { identity, presence, libp2p, ledger, blobs, exchange, sync, jobs } = parts
+  const { identity, presence, libp2p, ledger, blobs, exchange, sync, jobs, mesh, membership } = parts
+  const membersNow = (): MembersResponse => {
+    const view = membership.view()
+    const self = identity.author
+    const asMember = view.members.find((m) => m.key === self)
+    const asCandidate = view.candidates.find((c) => c.key === self)
+    return {
+      mesh: {
+        name: mesh.definition.name,
+        file: mesh.file,
+        source: mesh.source,
+        fingerprint: mesh.fingerprint,
+        founders: mesh.definition.founders,
+        admit: mesh.definition.admit,
+        closed: mesh.definition.closed === true
+      },
+      trust: parts.trustMode,
+      self: {
+        author: self,
+        member: asMember !== undefined,
+        founder: asMember?.founder ?? false,
+        vouchers: asMember?.vouchers ?? asCandidate?.vouchers ?? [],
+        needed: asMember !== undefined ? 0 : asCandidate?.needed ?? mesh.definition.admit
+      },
+      members: view.members,
+      candidates: view.candidates,
+      barred: view.barred
+    }
+  }
   let reputation: { at: number, value: ReturnType<typeof computeReputation> } | undefined
   const reputationNow = (): ReturnType<typeof computeReputation> => {
     if (reputation === undefined || Date.now() - reputation.at > REPUTATION_TTL_MS) reputation = { at: Date.now(), value: computeReputation(jobs.foldedViews()) }
@@ -51,10 +106,15 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     ownAddresses: () => libp2p.getMultiaddrs().map(String),
     members: () => presence.members(),
     addressesOf: parts.addressesOf,
+    ...(parts.reachOf !== undefined ? { reachOf: parts.reachOf } : {}),
+    ...(parts.network !== undefined ? { network: parts.network, reachability: () => parts.network!().reachability } : {}),
     reputation: reputationNow,
     isEquivocating: (author) => ledger.isEquivocating(author),
+    isMember: (author) => membership.isMember(author),
 
     jobs,
+    ...(parts.live !== undefined ? { live: parts.live } : {}),
+    ...(parts.watches !== undefined ? { watches: parts.watches } : {}),
 
     blobs,
     fetchBlob: async (hash, signal) => {
@@ -76,6 +136,10 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     },
 
     exportLines: () => ledger.exportLines(),
+    entry: async (id) => {
+      const found = await ledger.get(id)
+      return found === undefined ? undefined : { id: found.id, entry: found.entry as unknown as Record<string, unknown> }
+    },
 
     subscribe: (listener: (event: NodeEvent) => void) => {
       const onJob = (evt: CustomEvent<{ id: string }>): void => {
@@ -128,11 +192,31 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         sandboxRuns: stats.runs,
         sandboxRunSeconds: stats.runSeconds,
         blobBytes: usage.bytes,
-        blobCount: usage.count
+        blobCount: usage.count,
+        runsYielded: stats.yielded,
+        meshMembers: membership.members().size,
+        ...(parts.network !== undefined ? { network: networkMetrics(parts.network()) } : {})
       }
     },
 
     findArtifact: (sha256, job) => findArtifact(jobs.foldedViews(), sha256, job),
+    membership: membersNow,
+    membershipEntries: async function * () {
+      for (const type of ['vouch', 'unvouch', 'revoke']) {
+        for await (const e of ledger.byType(type)) yield { id: e.id, entry: e.entry as unknown as Record<string, unknown> }
+      }
+    },
+    vouch: async (member, vouch) => {
+      const entry = await ledger.append(vouch ? 'vouch' : 'unvouch', { member })
+      return {
+        entry: entry.id,
+        type: vouch ? 'vouch' : 'unvouch',
+        member,
+        admitted: membership.isMember(member),
+        selfMember: membership.isMember(identity.author),
+        members: membersNow()
+      }
+    },
     forks: async () => (await ledger.forks()).map((f) => ({ author: f.author, seq: f.seq, ids: f.entries.map((e) => e.id) }))
   }
 }

@@ -4,6 +4,7 @@ import {
   computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
   type BuilderReputation, type JobView, type PlatformView, type TrustPolicy
 } from '../jobs/index.js'
+import { foldMembership, type MembershipView, type MeshDefinition } from '../membership/index.js'
 
 /** One builder's latest say on a platform, as the audit weighed it. */
 export interface AuditedResult {
@@ -83,8 +84,16 @@ export interface FullAuditReport {
   breaks: ChainBreak[]
   /** Authors caught equivocating: listed, and not believed in the verdicts. */
   equivocating: string[]
+  /**
+   * The mesh's membership recomputed from this log's vouches (when the
+   * caller gave a mesh definition): who is a member by whose vouches, and
+   * whether the verdicts count the members (`counts`) or another policy.
+   */
+  membership?: MembershipView & { file: string, counts: boolean }
   /** Whom the verdicts believe. */
   policy: {
+    /** `members`: the mesh's members; `list`: the reader's trust list; `everyone`. */
+    basis: 'members' | 'list' | 'everyone'
     trusted: number | 'everyone'
     trustedKeys?: string[]
     /** Never believed: the caller's exclusions and the equivocating authors. */
@@ -104,6 +113,18 @@ export interface FullAuditReport {
 export interface AuditExportOptions {
   /** Signature checks (default: the shared worker pool). */
   verifier?: BatchVerifier
+  /**
+   * Recompute the mesh's membership from the log's vouches (as a node does)
+   * and, with `counts`, believe exactly its members: the reader's default.
+   * Without it the policy alone decides (absent `trusted`: everyone).
+   */
+  membership?: { definition: MeshDefinition, file: string, counts: boolean }
+  /**
+   * The file is a slice of a log (a release's log.ndjson), not a whole
+   * export: authors' chains may have gaps (the rest of their logs), which
+   * are then not problems. Every other check stands.
+   */
+  slice?: boolean
 }
 
 /**
@@ -127,9 +148,21 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
       lines.push(line)
     }
   })
+  if (options.slice === true) {
+    const kept = log.problems.filter((p) => p.kind !== 'gap')
+    log.problemCount -= log.problems.length - kept.length
+    log.problems = kept
+    log.valid = log.problemCount === 0
+  }
   const equivocating = [...new Set(log.forks.map((f) => f.author))].sort()
   const excluded = new Set([...(policy.excluded ?? []), ...equivocating])
-  const effective: TrustPolicy = { ...policy, excluded }
+  let effective: TrustPolicy = { ...policy, excluded }
+  let membership: FullAuditReport['membership']
+  if (options.membership !== undefined) {
+    const view = foldMembership(options.membership.definition, entries, { forked: equivocating })
+    membership = { ...view, file: options.membership.file, counts: options.membership.counts }
+    if (options.membership.counts) effective = { ...effective, trusted: new Set(view.members.map((m) => m.key)), basis: 'members' }
+  }
   const views = foldAll(entries, effective)
   const jobs = views.map(auditedJob)
   const verdicts: Record<string, number> = {}
@@ -140,9 +173,11 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
     problemContext: log.problems.length > 0 ? await contextOf(path, log.problems) : [],
     breaks: chainBreaks(log.problems, entries, lines),
     equivocating,
+    ...(membership !== undefined ? { membership } : {}),
     policy: {
-      trusted: policy.trusted?.size ?? 'everyone',
-      ...(policy.trusted !== undefined ? { trustedKeys: [...policy.trusted].sort() } : {}),
+      basis: effective.trusted === undefined ? 'everyone' : effective.basis === 'members' ? 'members' : 'list',
+      trusted: effective.trusted?.size ?? 'everyone',
+      ...(effective.trusted !== undefined ? { trustedKeys: [...effective.trusted].sort() } : {}),
       excluded: [...excluded].sort(),
       quorum: policy.quorum ?? 'replicas'
     },

@@ -103,6 +103,11 @@ export class NodeClient {
     return await this.requestJson<T>('POST', path, body, options)
   }
 
+  /** Any other method (DELETE) with no body; the answer is JSON. */
+  async deleteJson<T> (method: string, path: string, signal?: AbortSignal): Promise<T> {
+    return await this.requestJson<T>(method, path, undefined, signal !== undefined ? { signal } : {})
+  }
+
   /** POST raw bytes (a blob upload); the answer is JSON. */
   async postBytes<T> (path: string, bytes: Uint8Array, options: RequestOptions = {}): Promise<T> {
     return await this.requestJson<T>('POST', path, bytes, options)
@@ -143,6 +148,35 @@ export class NodeClient {
       connect.removeEventListener('abort', onConnectTimeout)
       options.signal?.removeEventListener('abort', onAbort)
       controller.abort()
+    }
+  }
+
+  /**
+   * GET `path` and hand back the answer's body as a byte stream (a blob
+   * download). The deadline covers the connection and headers; the caller
+   * bounds and checks what it reads.
+   */
+  async getBytes (path: string, options: { signal?: AbortSignal } = {}): Promise<AsyncIterable<Uint8Array>> {
+    const connect = AbortSignal.timeout(this.timeoutMs)
+    const controller = new AbortController()
+    const onAbort = (): void => { controller.abort(options.signal?.reason) }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const onConnectTimeout = (): void => { controller.abort(connect.reason) }
+    connect.addEventListener('abort', onConnectTimeout, { once: true })
+    try {
+      const response = await this.send('GET', path, undefined, controller.signal)
+      if (!response.ok) throw await this.errorOf(response, 'GET', path)
+      const body = response.body
+      return (async function * () {
+        try {
+          if (body !== null) yield * chunksOf(body, controller.signal)
+        } finally {
+          options.signal?.removeEventListener('abort', onAbort)
+          controller.abort()
+        }
+      })()
+    } finally {
+      connect.removeEventListener('abort', onConnectTimeout)
     }
   }
 

@@ -6,9 +6,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_LISTEN_ADDRESS } from '../gossip/constants.js'
 import { parseBootstrapAddress } from '../gossip/keeper.js'
 import { parseMultiaddrOption } from '../gossip/libp2p.js'
-import { MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
+import { isCircuit, RELAY_MODES, type RelayMode } from '../gossip/nat/index.js'
+import { MAX_ENVIRONMENTS, MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
+import { DEFAULT_ENVIRONMENT_CACHE_MB, environmentNameProblem, HOST_ENVIRONMENT } from '../environments/index.js'
 import { UsageError } from '../util/errors.js'
-import { resolveHome } from './home.js'
+import { homePaths, resolveHome } from './home.js'
+import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './release-pins.js'
+import { DEFAULT_MIN_POLL_INTERVAL_S } from './watcher.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
 
 /** Default API address: loopback only, the documented port. */
@@ -39,12 +43,40 @@ export interface NodeConfig {
   sandbox: SandboxMode
   /** What jobs the volunteer admits; the admission policy will set these. */
   accepts: { network: boolean, root: boolean }
-  /** A directory of trusted builder keys: the node's view counts only their results. Absent: everyone. */
+  /**
+   * Whom the node counts: absent, the members of its mesh (the default);
+   * `everyone` (today's open behaviour, unsafe on an open network); else an
+   * absolute directory of trusted builder keys, which overrides membership.
+   */
   trust?: string
+  /** The mesh definition file given with `--mesh` (absolute); absent: the home's mesh.json, else keys/mesh.json. */
+  mesh?: string
   /** Agreeing distinct builders a platform needs; absent: each platform's replica count. */
   quorum?: number
   /** Bound of the blob store (sources, logs, artifacts), least recently used evicted first. */
   blobCacheMb: number
+  /** Environments this node offers (made at start if missing); each is also one of `platforms`. */
+  environments: string[]
+  /** Where environments are kept (default `<home>/environments`; several nodes may share one). */
+  environmentDir: string
+  /** Bound of the environment cache, least recently used removed first (never one in use). */
+  environmentCacheMb: number
+  /** Serve as a circuit relay for peers behind NAT: `auto` while this node has a public address. */
+  relay: RelayMode
+  /** Ask the router for a port mapping (UPnP IGD). */
+  upnp: boolean
+  /** Addresses announced besides the ones libp2p finds (a public address whose port the router forwards). */
+  announce: string[]
+  /** A private mesh's swarm key file: only nodes holding the same key can connect. */
+  swarmKey?: string,
+  /** Days a builder keeps the artifacts of verified platforms it agreed on pinned (0: not at all). */
+  retentionDays: number
+  /** Polls watches when designated (`--no-poll`: never). */
+  polls: boolean
+  /** Addresses or CIDR ranges watches may reach although private or loopback (`--watch-allow`). */
+  watchAllow: string[]
+  /** Least seconds between two polls of one watch, whatever it asks (`--watch-min-interval`). */
+  watchMinIntervalS: number
 }
 
 /** Default bound of the blob store. */
@@ -61,8 +93,21 @@ export interface JoinFlags {
   api?: string
   sandbox?: string
   trust?: string
+  mesh?: string
   quorum?: string
   blobCache?: string
+  /** `--environment NAME`, repeatable. */
+  environment?: string[]
+  environmentDir?: string
+  environmentCache?: string
+  relay?: string
+  upnp?: boolean
+  announce?: string[]
+  swarmKey?: string,
+  retainDays?: string
+  poll?: boolean
+  watchAllow?: string[]
+  watchMinInterval?: string
   /** Used when no --bootstrap is given (the lines of keys/bootstrap.txt). */
   defaultBootstrap?: string[]
 }
@@ -88,20 +133,87 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
   // No --bootstrap: the well-known peers shipped in keys/bootstrap.txt (if any).
   const bootstrap = flags.bootstrap.length > 0 ? flags.bootstrap : (flags.defaultBootstrap ?? [])
   bootstrap.forEach((addr) => parseBootstrapAddress(addr))
+  const home = resolveHome(flags.home, env)
+  const sandbox = parseSandbox(flags.sandbox ?? 'bubblewrap')
+  const environments = parseEnvironments(flags.environment ?? [])
+  if (environments.length > 0 && sandbox === 'none') {
+    throw new UsageError('--environment needs the bubblewrap sandbox (an environment becomes the build\'s root file system); drop --sandbox none or the environments')
+  }
+  const platforms = [...new Set([...parsePlatforms(flags.platform), ...environments])]
+  if (platforms.length > MAX_PLATFORMS) throw new UsageError(`the platforms and environments make ${platforms.length} labels; a node offers at most ${MAX_PLATFORMS}`)
   return {
-    home: resolveHome(flags.home, env),
+    home,
     listen,
     bootstrap: [...new Set(bootstrap)],
     mdns: flags.mdns,
-    platforms: parsePlatforms(flags.platform),
+    platforms,
     slots: flags.slots === undefined ? defaultSlots() : parseSlots(flags.slots),
     api: flags.api === undefined ? { host: DEFAULT_API_HOST, port: DEFAULT_API_PORT } : parseApiAddress(flags.api),
-    sandbox: parseSandbox(flags.sandbox ?? 'bubblewrap'),
+    sandbox,
     accepts: { network: false, root: false },
-    ...(flags.trust !== undefined ? { trust: resolve(flags.trust) } : {}),
+    ...(flags.trust !== undefined ? { trust: flags.trust === 'everyone' ? 'everyone' : resolve(flags.trust) } : {}),
+    ...(flags.mesh !== undefined ? { mesh: resolve(flags.mesh) } : {}),
     ...(flags.quorum !== undefined ? { quorum: parseWholeNumber('--quorum', flags.quorum, 1, 16, 'agreeing builders a platform needs') } : {}),
-    blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold')
+    blobCacheMb: flags.blobCache === undefined ? DEFAULT_BLOB_CACHE_MB : parseWholeNumber('--blob-cache', flags.blobCache, 16, 16 * 1024 * 1024, 'megabytes the blob store may hold'),
+    environments,
+    environmentDir: flags.environmentDir !== undefined ? resolve(flags.environmentDir) : defaultEnvironmentDir(home),
+    environmentCacheMb: parseEnvironmentCache(flags.environmentCache),
+    relay: parseRelayMode(flags.relay ?? 'auto'),
+    upnp: flags.upnp ?? false,
+    announce: [...new Set((flags.announce ?? []).map(checkAnnounceAddress))],
+    ...(flags.swarmKey !== undefined ? { swarmKey: resolve(flags.swarmKey) } : {}),
+    polls: flags.poll ?? true,
+    watchAllow: flags.watchAllow ?? [],
+    watchMinIntervalS: flags.watchMinInterval === undefined ? DEFAULT_MIN_POLL_INTERVAL_S : parseWholeNumber('--watch-min-interval', flags.watchMinInterval, 1, 86_400, 'seconds between two polls of one watch at least'),
+    retentionDays: flags.retainDays === undefined ? DEFAULT_RETENTION_DAYS : parseWholeNumber('--retain-days', flags.retainDays, 0, MAX_RETENTION_DAYS, 'days verified artifacts this node built stay pinned')
   }
+}
+
+/**
+ * Where environments are kept by default. A root node's builds run as an
+ * unprivileged user that bubblewrap binds the root as, by path, and the home
+ * is private (0700): its environments live in /var/cache/buildhaus (they
+ * are a cache, made again when missing) and nodes on the machine share them.
+ * A node of another user keeps them in its home.
+ */
+export function defaultEnvironmentDir (home: string): string {
+  return process.getuid?.() === 0 ? ROOT_ENVIRONMENT_DIR : homePaths(home).environments
+}
+
+export const ROOT_ENVIRONMENT_DIR = '/var/cache/buildhaus/environments'
+
+/** `--environment NAME` (repeatable): checked names, each once. */
+export function parseEnvironments (names: string[]): string[] {
+  for (const name of names) {
+    if (name === HOST_ENVIRONMENT) throw new UsageError(`--environment ${HOST_ENVIRONMENT}: every node builds on its host already; name environments such as debian-12`)
+    const problem = environmentNameProblem(name)
+    if (problem !== undefined) throw new UsageError(`--environment: ${problem}`)
+  }
+  const unique = [...new Set(names)]
+  if (unique.length > MAX_ENVIRONMENTS) throw new UsageError(`--environment was given ${unique.length} times; a node offers at most ${MAX_ENVIRONMENTS} environments`)
+  return unique
+}
+
+/** `--environment-cache MB` (default DEFAULT_ENVIRONMENT_CACHE_MB). */
+export function parseEnvironmentCache (text: string | undefined): number {
+  return text === undefined ? DEFAULT_ENVIRONMENT_CACHE_MB : parseWholeNumber('--environment-cache', text, 256, 64 * 1024 * 1024, 'megabytes the environments may take')
+}
+
+export function parseRelayMode (text: string): RelayMode {
+  if (!(RELAY_MODES as readonly string[]).includes(text)) {
+    throw new UsageError(`--relay ${JSON.stringify(text)} is not a relay mode; use auto (the default: relay for others while this node has a public address), on, or off`)
+  }
+  return text as RelayMode
+}
+
+/** An announced address is where others dial this node directly: a TCP address, not a relayed one. */
+export function checkAnnounceAddress (text: string): string {
+  parseMultiaddrOption(text, '--announce')
+  const ma = multiaddr(text)
+  if (isCircuit(ma) || !ma.getComponents().some((c) => c.name === 'tcp')) {
+    throw new UsageError(`--announce ${text} is not a direct TCP address; write the public address and port your router forwards to this machine, like /ip4/203.0.113.7/tcp/4710`)
+  }
+  return text
 }
 
 /** A node listens on TCP, its only transport. */

@@ -30,9 +30,13 @@ export interface HomePaths {
   apiFile: string
   /** The volunteer's admission policy (JSON). */
   policy: string
+  /** Where verdicts are posted (docs/WEBHOOKS.md). */
+  webhooks: string
   ledger: string
   blobs: string
   work: string
+  /** The environment store's default place (`--environment-dir` moves it). */
+  environments: string
 }
 
 export function homePaths (root: string): HomePaths {
@@ -42,9 +46,11 @@ export function homePaths (root: string): HomePaths {
     apiToken: join(root, 'api-token'),
     apiFile: join(root, 'api.json'),
     policy: join(root, 'policy.json'),
+    webhooks: join(root, 'webhooks.json'),
     ledger: join(root, 'ledger'),
     blobs: join(root, 'blobs'),
-    work: join(root, 'work')
+    work: join(root, 'work'),
+    environments: join(root, 'environments')
   }
 }
 

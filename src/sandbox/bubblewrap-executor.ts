@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { constants as fsConstants } from 'node:fs'
-import { access, chown, mkdir, mkdtemp } from 'node:fs/promises'
+import { access, chown, lstat, mkdir, mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { componentLogger } from '../util/logger.js'
@@ -12,10 +12,11 @@ import { DEFAULT_LIMITS, MiB } from './limits.js'
 import { ownTag } from './proc.js'
 import { openFilesHardLimit, prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, ulimitScript } from './rlimits.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
+import { treeTools } from './tree-walk.js'
 import { outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
-import { clearStaleStaging, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
+import { canTraverse, clearStaleStaging, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
 
 const log = componentLogger('sandbox:bubblewrap')
 
@@ -112,6 +113,13 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       limits
     }
     if (request.sourceDateEpoch !== undefined) plan.sourceDateEpoch = request.sourceDateEpoch
+    if (request.rootfs !== undefined) {
+      // bwrap binds the environment by path, as the build user: every directory above it must let that user through.
+      if (this.buildUser !== undefined && !await canTraverse(request.rootfs.path, this.buildUser).catch(() => false)) {
+        throw new SandboxUnavailableError(`the build user (uid ${this.buildUser.uid}) cannot reach the environment ${request.rootfs.path}; keep environments where every directory above them is traversable (chmod o+x), such as the default /var/cache/buildhaus/environments`)
+      }
+      plan.rootfs = request.rootfs.path
+    }
     const diskDirs = [workspace.buildDir]
     if (!this.tools.features.size) {
       plan.tmpDir = join(workspace.stageDir, 'tmp')
@@ -133,7 +141,9 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     }
     const treeLimits = cgroup === undefined ? new ProcessTreeLimits(limits, BWRAP_OVERHEAD) : undefined
     // Without a pids cgroup the kernel's only bound on processes; above the limit, so that the monitor sees the job reach it and names it.
-    if (cgroup === undefined) plan.processBackstop = { prlimit: this.tools.prlimit, max: 2 * limits.processes + 2 }
+    // It runs inside the sandbox: in an environment, that environment's prlimit (util-linux, Essential in Debian), if it has one.
+    const prlimit = request.rootfs === undefined ? this.tools.prlimit : await environmentTool(request.rootfs.path, 'usr/bin/prlimit')
+    if (cgroup === undefined && prlimit !== undefined) plan.processBackstop = { prlimit, max: 2 * limits.processes + 2 }
     // The wrapper runs as the build user and joins the run's cgroup itself.
     if (cgroup !== undefined && this.buildUser !== undefined) {
       for (const file of cgroup.procsFiles) await chown(file, this.buildUser.uid, this.buildUser.gid)
@@ -180,6 +190,7 @@ export async function createBubblewrapExecutor (options: BubblewrapOptions = {})
   const features: BwrapFeatures = { size: help.includes('--size'), disableUserns: help.includes('--disable-userns') }
   const prlimit = await findTool('prlimit')
   if (prlimit === undefined) throw new SandboxUnavailableError('prlimit is missing (it sets the builds\' resource limits); install util-linux')
+  await treeTools()
   const isRoot = process.getuid?.() === 0
   const tools: Tools = { bwrap, prlimit, version, features, ulimitBuiltins: await shellUlimitUnitsArePosix() }
   const ceiling = openFilesHardLimit()
@@ -197,6 +208,12 @@ export async function createBubblewrapExecutor (options: BubblewrapOptions = {})
   if (isRoot) await clearStaleStaging(executor.workspaceOptions().stagingRoot)
   if (options.selfTest !== false) await selfTest(executor)
   return executor
+}
+
+/** `/<relative>` if the environment has it as a regular file (never following its links out of it). */
+async function environmentTool (root: string, relative: string): Promise<string | undefined> {
+  const stats = await lstat(join(root, relative)).catch(() => undefined)
+  return stats?.isFile() === true ? `/${relative}` : undefined
 }
 
 async function executable (path: string): Promise<string | undefined> {

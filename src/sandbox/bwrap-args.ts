@@ -84,6 +84,8 @@ export interface BwrapPlan {
   insideUid: number
   limits: SandboxLimits
   sourceDateEpoch?: number
+  /** Run in an environment: this root directory is bound read-only as `/` instead of the host's system directories and /etc files. */
+  rootfs?: string
   /**
    * Set RLIMIT_NPROC inside the sandbox with this prlimit: there it counts
    * only the sandbox's own processes (the count is per user namespace), where
@@ -98,7 +100,9 @@ export interface BwrapPlan {
  * but read-only system directories, chosen /etc files, a synthetic passwd,
  * minimal /dev and /proc, bounded tmpfs /tmp and /dev/shm, and the workspace
  * at /build; then the root and /dev remounted read-only, the environment
- * cleared and set anew.
+ * cleared and set anew. In an environment (`rootfs`), its root is `/`
+ * instead (read-only, with a private /var/tmp too), and of the host's files
+ * only resolv.conf, for a job with network.
  */
 export function bwrapArgs (plan: BwrapPlan, run: string): string[] {
   const { layout, features, limits } = plan
@@ -107,25 +111,33 @@ export function bwrapArgs (plan: BwrapPlan, run: string): string[] {
   if (features.disableUserns) args.push('--disable-userns')
   args.push('--die-with-parent', '--new-session', '--info-fd', String(INFO_FD))
   args.push('--uid', String(plan.insideUid), '--gid', String(plan.insideUid), '--hostname', 'buildhaus')
-  for (const { path, link } of layout.system) {
-    if (link !== undefined) args.push('--symlink', link, path)
-    else args.push('--ro-bind', path, path)
+  if (plan.rootfs !== undefined) {
+    args.push('--ro-bind', plan.rootfs, '/')
+    if (plan.network && layout.etcNetwork.includes('/etc/resolv.conf')) args.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf')
+  } else {
+    for (const { path, link } of layout.system) {
+      if (link !== undefined) args.push('--symlink', link, path)
+      else args.push('--ro-bind', path, path)
+    }
+    for (const path of layout.extra) args.push('--ro-bind', path, path)
+    for (const path of layout.etc) args.push('--ro-bind', path, path)
+    if (plan.network) for (const path of layout.etcNetwork) args.push('--ro-bind', path, path)
   }
-  for (const path of layout.extra) args.push('--ro-bind', path, path)
-  for (const path of layout.etc) args.push('--ro-bind', path, path)
-  if (plan.network) for (const path of layout.etcNetwork) args.push('--ro-bind', path, path)
   args.push('--ro-bind', join(plan.etcDir, 'passwd'), '/etc/passwd', '--ro-bind', join(plan.etcDir, 'group'), '/etc/group')
   args.push('--dev', '/dev', '--proc', '/proc')
   const tmpBytes = String(Math.min(limits.workspaceMb, limits.memoryMb) * MiB)
   if (features.size) {
     args.push('--size', tmpBytes, '--tmpfs', '/tmp', '--size', tmpBytes, '--tmpfs', '/dev/shm')
+    if (plan.rootfs !== undefined) args.push('--size', tmpBytes, '--tmpfs', '/var/tmp')
   } else {
     // An unbounded tmpfs would let a job fill the host's memory: use a directory counted with the workspace.
     args.push('--bind', plan.tmpDir!, '/tmp')
+    if (plan.rootfs !== undefined) args.push('--bind', plan.tmpDir!, '/var/tmp')
   }
   args.push('--bind', plan.buildDir, SANDBOX_WORKSPACE)
-  // The root and /dev are tmpfs: writable and unbounded unless made read-only.
-  args.push('--remount-ro', '/dev', '--remount-ro', '/')
+  // /dev is a tmpfs, and so is the root without an environment: writable and unbounded unless made read-only.
+  args.push('--remount-ro', '/dev')
+  if (plan.rootfs === undefined) args.push('--remount-ro', '/')
   args.push('--chdir', SANDBOX_WORKSPACE, '--clearenv')
   const user = plan.insideUid === 0 ? 'root' : 'build'
   const env: Record<string, string> = {

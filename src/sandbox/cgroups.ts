@@ -275,3 +275,40 @@ async function removeDirs (dirs: string[]): Promise<void> {
     }
   }
 }
+
+/**
+ * The memory limit of the cgroup this process runs in (a container's, or a
+ * systemd unit's MemoryMax), in bytes: the smallest limit set on its group or
+ * any group above it, v1 or v2. Undefined when none is set or none can be read.
+ */
+export async function ownMemoryLimit (): Promise<number | undefined> {
+  let allMounts: Mount[]
+  let own: Map<string, string>
+  try {
+    allMounts = await mounts()
+    own = await ownCgroups()
+  } catch {
+    return undefined
+  }
+  const found: number[] = []
+  const v1 = allMounts.find((m) => m.fstype === 'cgroup' && m.superOptions.includes('memory'))
+  const v1Path = own.get('memory')
+  if (v1 !== undefined && v1Path !== undefined) found.push(...await limitsUpTo(v1.point, under(v1, v1Path), 'memory.limit_in_bytes'))
+  const v2 = allMounts.find((m) => m.fstype === 'cgroup2')
+  const v2Path = own.get('')
+  if (v2 !== undefined && v2Path !== undefined) found.push(...await limitsUpTo(v2.point, under(v2, v2Path), 'memory.max'))
+  // v1 says "no limit" with a number near 2^63.
+  const real = found.filter((bytes) => Number.isFinite(bytes) && bytes > 0 && bytes < 2 ** 60)
+  return real.length === 0 ? undefined : Math.min(...real)
+}
+
+/** The values of `file` in `dir` and each directory above it up to the hierarchy's mount point ("max" is left out). */
+async function limitsUpTo (mountPoint: string, dir: string, file: string): Promise<number[]> {
+  const values: number[] = []
+  for (let here = dir; here.startsWith(mountPoint); here = join(here, '..')) {
+    const text = await readFile(join(here, file), 'utf8').catch(() => undefined)
+    if (text !== undefined && text.trim() !== 'max') values.push(Number(text.trim()))
+    if (here === mountPoint) break
+  }
+  return values
+}

@@ -11,3 +11,17 @@ export class SandboxUnavailableError extends BuildhausError {
 export class PolicyFileError extends BuildhausError {
   override name = 'PolicyFileError'
 }
+
+/** Part of a workspace could not be removed (the node's next start tries again). The message holds no host path. */
+export class WorkspaceRemovalError extends BuildhausError {
+  override name = 'WorkspaceRemovalError'
+}
+
+/**
+ * A run failed for a reason of the node's own (an I/O error, a full disk),
+ * not the job's. Its message never holds a host path: it may end up in a
+ * signed result.
+ */
+export class SandboxRunError extends BuildhausError {
+  override name = 'SandboxRunError'
+}

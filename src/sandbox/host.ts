@@ -96,3 +96,8 @@ export async function hostFingerprint (fields: Pick<EnvironmentFingerprint, 'san
   if (fields.warning !== undefined) fingerprint.warning = fields.warning
   return fingerprint
 }
+
+/** What a run in an environment says of its system: the environment's name for itself, the host's kernel and sandbox, no host tools. */
+export function environmentFingerprint (host: EnvironmentFingerprint, root: { os: string }): EnvironmentFingerprint {
+  return { ...host, os: root.os, tools: {} }
+}

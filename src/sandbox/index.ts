@@ -3,11 +3,13 @@ import { createNoSandboxExecutor, type NoSandboxOptions } from './none-executor.
 import type { Executor } from './types.js'
 
 export type {
-  Step, SandboxLimits, RunRequest, RunStatus, StepOutcome, CollectedArtifact, EnvironmentFingerprint, RunOutcome, Executor
+  Step, SandboxLimits, RunRequest, RunRoot, RunStatus, StepOutcome, CollectedArtifact, EnvironmentFingerprint, RunOutcome, Executor
 } from './types.js'
 export { DEFAULT_LIMITS, HARD_MAXIMUMS, MINIMUMS, LIMIT_KEYS, describeLimit } from './limits.js'
-export { admit, loadPolicy, DEFAULT_POLICY, type AdmissionPolicy, type JobRequirements, type Admission } from './policy.js'
-export { SandboxUnavailableError, PolicyFileError, BWRAP_INSTALL_HINT } from './errors.js'
+export { admit, loadPolicy, defaultPolicy, DEFAULT_POLICY, type AdmissionPolicy, type JobRequirements, type Admission } from './policy.js'
+export { measureHost, hostMaximums, HOST_SHARE, DEFAULT_MAX_WALL_SECONDS, type HostCapacity } from './capacity.js'
+export { SandboxUnavailableError, PolicyFileError, WorkspaceRemovalError, SandboxRunError, BWRAP_INSTALL_HINT } from './errors.js'
+export { clearWorkspaces } from './workspace.js'
 export { UNSANDBOXED_WARNING } from './none-executor.js'
 export { SANDBOX_WORKSPACE } from './bwrap-args.js'
 export type { BubblewrapOptions, NoSandboxOptions }

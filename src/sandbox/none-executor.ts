@@ -1,7 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { SandboxUnavailableError } from './errors.js'
 import { findTool, hostFingerprint, SYSTEM_PATH } from './host.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
+import { treeTools } from './tree-walk.js'
 import { openFilesHardLimit, prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, ulimitScript } from './rlimits.js'
 import { INNER_WRAPPER, outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest } from './types.js'
@@ -38,6 +40,7 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
   }
 
   async run (request: RunRequest): Promise<RunOutcome> {
+    if (request.rootfs !== undefined) throw new SandboxUnavailableError('--sandbox none cannot run a build in an environment (it needs bubblewrap to make the environment its root)')
     return await runJob(this, request)
   }
 
@@ -79,5 +82,6 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
 }
 
 export async function createNoSandboxExecutor (options: NoSandboxOptions = {}): Promise<NoSandboxExecutor> {
+  await treeTools()
   return new NoSandboxExecutor(await findTool('prlimit'), await shellUlimitUnitsArePosix(), openFilesHardLimit(), options)
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { describeError } from '../util/errors.js'
+import { hostMaximums, type HostCapacity } from './capacity.js'
 import { PolicyFileError } from './errors.js'
 import { DEFAULT_LIMITS, HARD_MAXIMUMS, LIMIT_KEYS, limitProblem, MINIMUMS } from './limits.js'
 import type { SandboxLimits } from './types.js'
@@ -27,12 +28,21 @@ export interface JobRequirements {
 
 export type Admission = { ok: true, limits: SandboxLimits } | { ok: false, reason: string }
 
-/** No network, uid 0 allowed (it is only namespaced), limits up to the hard maximums. */
+/**
+ * No network, uid 0 allowed (it is only namespaced), limits up to the hard
+ * maximums: for tests and benchmarks. A node without a policy file gets
+ * `defaultPolicy(host)`, whose maximums are capped by what its host has.
+ */
 export const DEFAULT_POLICY: Readonly<AdmissionPolicy> = Object.freeze({
   network: false,
   root: true,
   maxLimits: HARD_MAXIMUMS
 })
+
+/** What a node whose volunteer wrote no policy file admits: DEFAULT_POLICY with each maximum capped by the host (hostMaximums). */
+export function defaultPolicy (host: HostCapacity): AdmissionPolicy {
+  return { network: DEFAULT_POLICY.network, root: DEFAULT_POLICY.root, maxLimits: hostMaximums(host) }
+}
 
 /**
  * Decide whether this node runs a job, and with which limits: each limit the
@@ -80,14 +90,16 @@ const policySchema = z.strictObject({
 
 /**
  * Read the volunteer's policy file (JSON). A missing file means the defaults
- * (DEFAULT_POLICY); limits left out of `maxLimits` are the hard maximums.
+ * (`defaultPolicy(host)`); limits left out of `maxLimits` are capped by the
+ * host (hostMaximums), limits set there are the volunteer's word (up to the
+ * hard maximums), even above what the host seems to have.
  */
-export async function loadPolicy (path: string): Promise<AdmissionPolicy> {
+export async function loadPolicy (path: string, host: HostCapacity): Promise<AdmissionPolicy> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ...DEFAULT_POLICY, maxLimits: { ...HARD_MAXIMUMS } }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return defaultPolicy(host)
     throw new PolicyFileError(`cannot read the policy file ${path}: ${describeError(err)}`)
   }
   let json: unknown
@@ -107,7 +119,7 @@ export async function loadPolicy (path: string): Promise<AdmissionPolicy> {
   const policy: AdmissionPolicy = {
     network: parsed.data.network ?? DEFAULT_POLICY.network,
     root: parsed.data.root ?? DEFAULT_POLICY.root,
-    maxLimits: { ...HARD_MAXIMUMS }
+    maxLimits: hostMaximums(host)
   }
   for (const key of LIMIT_KEYS) {
     const value = parsed.data.maxLimits?.[key]

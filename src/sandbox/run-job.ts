@@ -1,14 +1,17 @@
 import { StringDecoder } from 'node:string_decoder'
 import { UnsafeArchiveError, unpackTarball } from '../archive/index.js'
-import { InvalidInputError } from '../util/errors.js'
+import { describeError, InvalidInputError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
 import { collectArtifacts } from './artifacts.js'
 import { diskUsage } from './disk-usage.js'
-import { assertValidLimits, MiB } from './limits.js'
+import { SandboxRunError } from './errors.js'
+import { environmentFingerprint } from './host.js'
+import { assertValidLimits, describeLimit, MiB } from './limits.js'
 import { BoundedLog } from './log-buffer.js'
 import type { StepExit, StepProcess } from './step-process.js'
 import type { CollectedArtifact, EnvironmentFingerprint, RunOutcome, RunRequest, RunStatus, Step, StepOutcome } from './types.js'
+import { HostPaths } from './sanitize.js'
 import { exitViolation, limitViolation, type Violation } from './violations.js'
 import { createWorkspace, type Workspace, type WorkspaceOptions } from './workspace.js'
 
@@ -62,16 +65,24 @@ export async function runJob (backend: SandboxBackend, request: RunRequest): Pro
     }
   }
   const start = Date.now()
-  const env = await backend.fingerprint()
-  const session = new RunSession(backend, request)
-  const workspace = await createWorkspace(request.workRoot, backend.workspaceOptions())
+  const env = request.rootfs === undefined ? await backend.fingerprint() : environmentFingerprint(await backend.fingerprint(), request.rootfs)
+  const paths = new HostPaths().add(request.workRoot, '<work>')
+  const session = new RunSession(backend, request, paths)
+  let workspace: Workspace
+  try {
+    workspace = await createWorkspace(request.workRoot, backend.workspaceOptions())
+  } catch (err) {
+    throw new SandboxRunError(`cannot make a workspace: ${paths.fault(err)}`, { cause: err })
+  }
+  paths.add(workspace.runDir, '<run>').add(workspace.stageDir, '<run>').add(workspace.buildDir, '<workspace>')
   let disposed: Promise<void> | undefined
   const dispose = async (): Promise<void> => { disposed ??= workspace.remove(); await disposed }
   try {
     await session.run(workspace)
   } catch (err) {
-    await dispose().catch(() => {})
-    throw err
+    await dispose().catch((removal: unknown) => { log.error('could not remove a failed run\'s workspace: %s', describeError(removal)) })
+    // Whatever went wrong is the node's, not the job's; it may be written into a result: no host paths.
+    throw err instanceof SandboxRunError ? err : new SandboxRunError(paths.fault(err), { cause: err })
   }
   const { log: bytes, truncated } = session.log.finish()
   return {
@@ -95,7 +106,7 @@ class RunSession {
   steps: StepOutcome[] = []
   artifacts: CollectedArtifact[] = []
 
-  constructor (private readonly backend: SandboxBackend, private readonly request: RunRequest) {
+  constructor (private readonly backend: SandboxBackend, private readonly request: RunRequest, private readonly paths: HostPaths) {
     this.log = new BoundedLog(request.limits.logKb * 1024)
   }
 
@@ -154,10 +165,15 @@ class RunSession {
       await prepared.release()
     }
 
-    const collection = await collectArtifacts(workspace.buildDir, request.artifacts, workspace.artifactsDir, {
-      maxFiles: MAX_ARTIFACTS,
-      reopenUnreadable: this.backend.sharesUidWithBuilds
-    })
+    let collection
+    try {
+      collection = await collectArtifacts(workspace.buildDir, request.artifacts, workspace.artifactsDir, {
+        maxFiles: MAX_ARTIFACTS,
+        reopenUnreadable: this.backend.sharesUidWithBuilds
+      })
+    } catch (err) {
+      return this.end({ status: 'error', reason: `artifacts could not be collected (${this.paths.fault(err)})` })
+    }
     for (const note of collection.notes) this.say(`[artifacts: ${note}]`)
     for (const artifact of collection.artifacts) this.say(`[artifact ${artifact.path}: ${artifact.size} bytes, sha256 ${artifact.sha256}]`)
     this.artifacts = collection.artifacts
@@ -180,8 +196,12 @@ class RunSession {
     const decoder = new StringDecoder('utf8')
     const outputLimit = limits.outputMb * MiB
     let outputBytes = 0
-    const onOutput = (chunk: Buffer): void => {
+    // Until the step's command starts, what comes out is bwrap's own (an error naming host paths): scrubbed.
+    let started = false
+    proc.started.then((yes) => { started = yes }, () => {})
+    const onOutput = (raw: Buffer): void => {
       if (outputBytes > outputLimit) return
+      const chunk = started ? raw : Buffer.from(this.paths.scrub(raw.toString('utf8')))
       outputBytes += chunk.length
       const kept = outputBytes > outputLimit ? chunk.subarray(0, chunk.length - (outputBytes - outputLimit)) : chunk
       this.log.append(kept)
@@ -207,7 +227,7 @@ class RunSession {
     })()
     const pollDisk = (async () => {
       do {
-        const found = await this.diskViolation(prepared.diskDirs).catch((err: unknown) => { log.error('disk check failed: %e', err) })
+        const found = await this.diskViolation(prepared.diskDirs, false).catch((err: unknown) => { log.error('disk check failed: %e', err) })
         if (found !== undefined) stop(found)
       } while (await pause(DISK_POLL_MS))
     })()
@@ -232,13 +252,13 @@ class RunSession {
 
     if (violation === undefined) {
       if (proc.spawnError !== undefined) {
-        violation = { status: 'error', reason: `sandbox failed to start: ${proc.spawnError.message}` }
+        violation = { status: 'error', reason: `sandbox failed to start: ${this.paths.fault(proc.spawnError)}` }
       } else if (!await proc.started) {
-        violation = { status: 'error', reason: `sandbox failed to start: ${lastLine(this.log)}` }
+        violation = { status: 'error', reason: `sandbox failed to start: ${this.paths.scrub(lastLine(this.log))}` }
       } else {
         violation = await prepared.check(proc).catch(() => undefined) ??
           exitViolation(limits, exit.code, exit.signal) ??
-          await this.diskViolation(prepared.diskDirs)
+          await this.diskViolation(prepared.diskDirs, true)
       }
     }
     prepared.stepEnded()
@@ -247,7 +267,15 @@ class RunSession {
     return violation === undefined ? { outcome } : { outcome, violation }
   }
 
-  private async diskViolation (dirs: string[]): Promise<Violation | undefined> {
+  /**
+   * Measure the workspace against its limit. While a step runs (`strict`
+   * false) entries vanishing under the walk are normal (a build's temporary
+   * files): what was counted still counts, and a walk cut short is not held
+   * against the job. Once the step is over nothing in the sandbox can change
+   * the tree, and a walk that cannot see all of it is a violation: a tree
+   * that cannot be measured never passes.
+   */
+  private async diskViolation (dirs: string[], strict: boolean): Promise<Violation | undefined> {
     const { limits } = this.request
     const maxBytes = limits.workspaceMb * MiB
     const maxEntries = workspaceEntryLimit(limits.workspaceMb)
@@ -258,6 +286,7 @@ class RunSession {
       bytes += usage.bytes
       entries += usage.entries
       if (bytes > maxBytes || entries > maxEntries) return limitViolation(limits, 'workspaceMb')
+      if (!usage.complete && strict) return { status: 'error', reason: `${describeLimit('workspaceMb', limits.workspaceMb)}: the workspace could not be measured (${usage.problem ?? 'unknown'})` }
     }
     return undefined
   }

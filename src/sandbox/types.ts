@@ -26,6 +26,20 @@ export interface SandboxLimits {
   outputMb: number
 }
 
+/**
+ * A root file system to run the steps in instead of the host's system
+ * directories (an environment, see src/environments): bound read-only as
+ * `/`, with the workspace at /build and private /tmp, /var/tmp, /dev and
+ * /proc mounted over it. It must hold those mount points and the files
+ * bound over (/etc/passwd, /etc/group, /etc/resolv.conf), and /bin/sh.
+ */
+export interface RunRoot {
+  /** The root directory on the host. */
+  path: string
+  /** What the system calls itself (its os-release), for the fingerprint. */
+  os: string
+}
+
 export interface RunRequest {
   /** The source, a tar.gz (or tar). */
   source: Buffer
@@ -36,6 +50,8 @@ export interface RunRequest {
   network: boolean
   /** Run as uid 0 inside the sandbox's user namespace (no real privilege). */
   root: boolean
+  /** Run in this root file system; absent: the host's system directories. */
+  rootfs?: RunRoot
   limits: SandboxLimits
   sourceDateEpoch?: number
   /** Parent directory for the per-run directory (artifact copies, and the workspace when the build user can reach it). */
@@ -73,7 +89,7 @@ export interface EnvironmentFingerprint {
   bwrap?: string
   /** How resource limits were enforced: kernel cgroups, or rlimits plus a /proc monitor. */
   limits?: 'cgroup-v1' | 'cgroup-v2' | 'rlimits'
-  /** First line of each tool's version, e.g. { cc: 'cc (Debian 12.2.0-14) 12.2.0', sh: 'dash' }. */
+  /** First line of each tool's version, e.g. { cc: 'cc (Debian 12.2.0-14) 12.2.0', sh: 'dash' } (the host's: empty in an environment, whose manifest lists its packages). */
   tools: Record<string, string>
   warning?: string
 }

@@ -1,7 +1,8 @@
-import { chmod, lchown, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, lchown, lstat, mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { EnvironmentError } from '../util/errors.js'
 import { leftByDeadNode, ownTag } from './proc.js'
+import { removeTreeAtAnyDepth } from './tree-walk.js'
 
 /** The unprivileged user a root node drops to before starting bubblewrap. */
 export interface BuildUser { uid: number, gid: number }
@@ -70,7 +71,12 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
       etcDir,
       artifactsDir,
       handOver: async () => { if (user !== undefined) await chownTree(buildDir, user) },
-      remove: async () => { for (const dir of cleanup) await removeTree(dir) }
+      remove: async () => {
+        // Every directory, even when one fails: the first failure is reported, the node's next start retries.
+        let failure: unknown
+        for (const dir of cleanup) await removeTree(dir).catch((err: unknown) => { failure ??= err })
+        if (failure !== undefined) throw failure
+      }
     }
   } catch (err) {
     for (const dir of cleanup) await removeTree(dir).catch(() => {})
@@ -140,29 +146,32 @@ async function chownTree (root: string, user: BuildUser): Promise<void> {
 }
 
 /**
- * Delete a tree, also when a build left directories without permissions
- * (mode 000): a node sharing its uid with builds must restore them first.
+ * Delete a tree of any depth (a build can nest directories past PATH_MAX,
+ * where Node's fs.rm fails), also when a build left directories without
+ * permissions (mode 000): a node sharing its uid with builds restores them
+ * first. Throws WorkspaceRemovalError, with no host path, when something stays.
  */
 export async function removeTree (root: string): Promise<void> {
-  try {
-    await rm(root, { recursive: true, force: true })
-    return
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EACCES' && (err as NodeJS.ErrnoException).code !== 'EPERM') throw err
-  }
-  await reopenDirs(root)
-  await rm(root, { recursive: true, force: true })
+  await removeTreeAtAnyDepth(root)
 }
 
-async function reopenDirs (dir: string): Promise<void> {
-  await chmod(dir, 0o700).catch(() => {})
-  let entries
+/**
+ * Remove every run directory (`run-*`) under a node's work root: what runs
+ * left when the node was killed or crashed, or could not remove at the time.
+ * A node calls this at start, before it runs anything, so nothing of a
+ * workspace survives a restart.
+ */
+export async function clearWorkspaces (workRoot: string): Promise<void> {
+  let names: string[]
   try {
-    entries = await readdir(dir, { withFileTypes: true })
-  } catch {
-    return
+    names = await readdir(workRoot)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw err
   }
-  for (const entry of entries) if (entry.isDirectory()) await reopenDirs(join(dir, entry.name))
+  for (const name of names) {
+    if (name.startsWith('run-')) await removeTree(join(workRoot, name))
+  }
 }
 
 /** passwd and group for the sandbox: the build user, root, nobody; nothing of the host's. */

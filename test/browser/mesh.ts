@@ -6,6 +6,7 @@ import { packDirectory } from '../../src/archive/index.js'
 import { readJobSpec, type JobView, type SpecOverrides } from '../../src/jobs/index.js'
 import { buildNodeConfig } from '../../src/node/config.js'
 import { startNode, type RunningNode } from '../../src/node/daemon.js'
+import { testMesh } from '../helpers/test-mesh.js'
 import { createExecutor, type Executor } from '../../src/sandbox/index.js'
 import { waitFor } from '../../src/util/wait.js'
 
@@ -49,8 +50,11 @@ export async function startMesh (options: MeshOptions): Promise<{ nodes: Running
   }
   try {
     for (let i = 0; i < options.count; i++) {
+      // Every node is a founder of the test mesh: members' results count (the default mode).
+      await testMesh().keyFor(join(options.dir, `node${i + 1}`))
       const config = buildNodeConfig({
         home: join(options.dir, `node${i + 1}`),
+        mesh: testMesh().file,
         listen: ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!],
         mdns: false,

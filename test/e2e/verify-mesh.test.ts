@@ -12,6 +12,7 @@ import { createExecutor } from '../../src/sandbox/index.js'
 import { waitFor } from '../../src/util/wait.js'
 import { runCli } from '../helpers/cluster.js'
 import { tempDir } from '../helpers/temp-home.js'
+import { testMesh } from '../helpers/test-mesh.js'
 import {
   NODE_QUORUM, PAIR, apiBlob, apiJson, cli, failingJobDir, forgeResult, sha256Hex, startVerifyMesh, submitDir, trustDir,
   type VerifyMesh
@@ -106,9 +107,9 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     expect(exported.stderr).toContain(`exported ${a.ledger.count()} entries`)
   }, 150_000)
 
-  /** `audit --json` of the export, under the given flags. */
+  /** `audit --json` of the export, under the given flags, as an auditor of the nodes' mesh (the test mesh: all four are founders). */
   async function audit (...flags: string[]): Promise<{ code: number, report: Omit<FullAuditReport, 'views'> }> {
-    const run = await cli(['audit', exportFile, '--json', ...flags])
+    const run = await cli(['audit', exportFile, '--json', '--mesh', testMesh().file, ...flags])
     expect(run.stderr).toBe('')
     return { code: run.code, report: JSON.parse(run.stdout) as Omit<FullAuditReport, 'views'> }
   }
@@ -260,7 +261,7 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     //   repro      a|b|c ×2 agree              stamped   2 builders differ      failing   2 builders agree: fail
     //   oneLiar    a, b agree; liar differs    colluding a, b agree; liar and c agree on the trojan
     const cases: Array<{ flags: string[], want: Record<string, string> }> = [
-      // Everyone, quorum = replicas (3 for the pair jobs): the liar alone keeps 2 of 3 from a quorum → mismatch.
+      // The members (all four nodes found the test mesh), quorum = replicas (3 for the pair jobs): the liar alone keeps 2 of 3 from a quorum → mismatch.
       { flags: [], want: { [repro.id]: 'verified', [stamped.id]: 'mismatch', [failing.id]: 'failed', [oneLiar.id]: 'mismatch', [colluding.id]: 'mismatch' } },
       // The nodes' policy: quorum 2 outvotes one liar; two colluding liars make a second quorum → mismatch.
       { flags: ['--quorum', '2'], want: { [repro.id]: 'verified', [stamped.id]: 'mismatch', [failing.id]: 'failed', [oneLiar.id]: 'verified', [colluding.id]: 'mismatch' } },
@@ -357,11 +358,11 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
     const trojan = join(scratch, 'hello.trojan')
     await writeFile(trojan, TROJAN)
 
-    // Asking the node (its policy: everyone, quorum 2).
+    // Asking the node (its policy: the members of the test mesh, all four nodes; quorum 2).
     const verified = await cli(['verify', good, '--json', '--api', a.apiUrl])
     expect(verified.code, verified.stderr).toBe(0)
     const answer = JSON.parse(verified.stdout) as VerifyAnswer
-    expect(answer).toMatchObject({ sha256: hash, verified: true, judgedBy: { node: a.apiUrl } })
+    expect(answer).toMatchObject({ sha256: hash, verified: true, judgedBy: { node: a.apiUrl, basis: 'members' } })
     const reproMatch = answer.matches.find((m) => m.job === repro.id)!
     expect(reproMatch).toMatchObject({ platform: 'linux-x64', path: 'hello', builders, verified: true, platformVerdict: 'verified', agreeing: builders.length, quorum: 2 })
     // a and b built the same bytes for the `pair` jobs: verified there too, and in the colluding job only under a mismatch.
@@ -387,17 +388,17 @@ describe('cross-verification and audit on a real mesh (4 in-process nodes, build
 
     // Offline, from the export and a trust list of the three building nodes (not the liar node).
     const threeBuildersDir = await trustDir(teardown, { a: a.author, b: b.author, c: c.author })
-    const offline = await cli(['verify', good, '--log', exportFile, '--trust', threeBuildersDir, '--quorum', '2', '--json'])
+    const offline = await cli(['verify', good, '--log', exportFile, '--mesh', testMesh().file, '--trust', threeBuildersDir, '--quorum', '2', '--json'])
     expect(offline.code, offline.stderr).toBe(0)
     const offlineAnswer = JSON.parse(offline.stdout) as VerifyAnswer
-    expect(offlineAnswer.judgedBy).toEqual({ export: exportFile, valid: true, trusted: 3, quorum: 2 })
+    expect(offlineAnswer.judgedBy).toEqual({ export: exportFile, valid: true, basis: 'list', mesh: 'test', trusted: 3, quorum: 2 })
     expect(offlineAnswer.matches.filter((m) => m.verified).map((m) => m.job).sort()).toEqual([repro.id, oneLiar.id, colluding.id].sort())
     expect((await cli(['verify', tampered, '--log', exportFile, '--trust', threeBuildersDir, '--quorum', '2'])).code).toBe(1)
     const offlineLie = await cli(['verify', trojan, '--log', exportFile, '--trust', threeBuildersDir, '--quorum', '2'])
     expect(offlineLie.code).toBe(1)
     expect(offlineLie.stdout).toContain(`claimed by ${short(liar.author)} (not trusted)`)
     // --job narrows the answer to one job.
-    const narrowed = JSON.parse((await cli(['verify', good, '--log', exportFile, '--job', repro.id, '--json'])).stdout) as { matches: ArtifactMatch[] }
+    const narrowed = JSON.parse((await cli(['verify', good, '--log', exportFile, '--mesh', testMesh().file, '--job', repro.id, '--json'])).stdout) as { matches: ArtifactMatch[] }
     expect(narrowed.matches.map((m) => m.job)).toEqual([repro.id])
 
     // The binary itself, as a user runs it: the exit code says it.

@@ -8,6 +8,7 @@ import { readJobSpec, type JobSpec, type JobView, type SpecOverrides } from '../
 import { main } from '../../src/node/cli/main.js'
 import { buildNodeConfig } from '../../src/node/config.js'
 import { startNode, type RunningNode } from '../../src/node/daemon.js'
+import { testMesh } from '../helpers/test-mesh.js'
 import type { Executor } from '../../src/sandbox/index.js'
 import { tempDir } from '../helpers/temp-home.js'
 
@@ -45,8 +46,11 @@ export async function startVerifyMesh (teardown: Teardown, executor: Executor): 
   ]
   const nodes: RunningNode[] = []
   for (const plan of plans) {
+    // Every node is a founder of the test mesh: members' results count (the default mode).
+    await testMesh().keyFor(join(base, plan.name))
     const config = buildNodeConfig({
       home: join(base, plan.name),
+      mesh: testMesh().file,
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: nodes.length === 0 ? [] : [nodes[0]!.listenAddresses()[0]!],
       mdns: false,

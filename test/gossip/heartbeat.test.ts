@@ -114,7 +114,7 @@ describe('presence membership', () => {
       expect(validate(other, signed(other, encodeHeartbeat(good), 10n))).toBe(TopicValidatorResult.Ignore)
       expect(validate(other, signed(other, encodeHeartbeat(good), 12n))).toBe(TopicValidatorResult.Accept)
       expect(events).toEqual([`join ${other.toString()}`, `leave ${other.toString()}`, `join ${other.toString()}`])
-      expect(presence.stats).toEqual({ accepted: 2, rejected: 1, ignored: 3 })
+      expect(presence.stats).toEqual({ accepted: 2, rejected: 1, ignored: 3, turnedAway: 0, evicted: 0 })
     } finally {
       await presence.stop()
     }

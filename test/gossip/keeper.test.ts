@@ -3,6 +3,8 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { authorOfPeerId } from '../../src/crypto/peer-id.js'
+import { createAddressBook, type AddressBook } from '../../src/gossip/address-book.js'
+import { createIntroductions, type Introductions } from '../../src/gossip/introductions/index.js'
 import { createMeshKeeper, parseBootstrapAddress, type MeshKeeper } from '../../src/gossip/keeper.js'
 import type { MeshLibp2p } from '../../src/gossip/libp2p.js'
 import { createPresence, type Presence } from '../../src/gossip/presence/index.js'
@@ -18,29 +20,43 @@ interface Member {
   node: MeshLibp2p
   presence: Presence
   keeper: MeshKeeper
+  book: AddressBook
+  introductions: Introductions
   address: string
 }
 
-/** A gossip-layer member wired as the daemon wires it: presence joins feed the keeper. */
+/**
+ * A gossip-layer member wired as the daemon wires it: the address book gates
+ * every dial, presence heartbeats feed the keeper, and the keeper asks
+ * trusted peers (bootstrap ones here) for introductions while it wants peers.
+ */
 async function member (teardown: Teardown, options: { key?: PrivateKey, port?: number, bootstrap?: string[] } = {}): Promise<Member> {
   const key = options.key ?? await generateKeyPair('Ed25519')
-  const node = await meshPeer(teardown, { privateKey: key, ...(options.port !== undefined ? { port: options.port } : {}) })
+  const book = createAddressBook({ bootstrap: options.bootstrap ?? [] })
+  const node = await meshPeer(teardown, { privateKey: key, gater: book.gater, ...(options.port !== undefined ? { port: options.port } : {}) })
+  book.start(node)
+  const introductions = createIntroductions({ network: node, book }, { askIntervalMs: 1_500 })
+  await introductions.start()
   const presence = createPresence({ pubsub: node.services.pubsub, peerId: node.peerId, addresses: () => node.getMultiaddrs() }, {
     platforms: ['linux-x64'], slots: 1, version: '0.0.0-test', intervalMs: 300, timeoutMs: 1_500
   })
   // Short back-off so a test can outlast libp2p's own few retries in seconds.
-  const keeper = createMeshKeeper(node, { bootstrap: options.bootstrap ?? [], intervalMs: 200, maxIntervalMs: 800, tickMs: 100, dialTimeoutMs: 1_000, silentMs: 3_000 })
+  const keeper = createMeshKeeper(node, {
+    bootstrap: options.bootstrap ?? [], book, wantPeers: () => { introductions.ask() }, intervalMs: 200, maxIntervalMs: 800, tickMs: 100, dialTimeoutMs: 1_000, silentMs: 3_000
+  })
   presence.addEventListener('heartbeat', (event) => { keeper.heard(peerIdFromString(event.detail.peerId), event.detail.heartbeat.addrs) })
   await presence.start()
   await keeper.start()
-  teardown(async () => { await keeper.stop(); await presence.stop() })
+  teardown(async () => { await keeper.stop(); await presence.stop(); await introductions.stop().catch(() => {}); book.stop() })
   const address = node.getMultiaddrs()[0]!.toString()
-  return { key, port: Number(/\/tcp\/(\d+)/.exec(address)![1]), node, presence, keeper, address }
+  return { key, port: Number(/\/tcp\/(\d+)/.exec(address)![1]), node, presence, keeper, book, introductions, address }
 }
 
 async function halt (m: Member): Promise<void> {
   await m.keeper.stop()
   await m.presence.stop()
+  await m.introductions.stop().catch(() => {})
+  m.book.stop()
   await m.node.stop()
 }
 
@@ -72,8 +88,10 @@ describe('MeshKeeper', () => {
     const b = await member(teardown, { bootstrap: [a.address] })
     const c = await member(teardown, { bootstrap: [a.address] })
     await waitFor(() => hears(b, c) && hears(c, b), { timeoutMs: 10_000, what: 'B and C to hear each other through A' })
-    // B and C dial each other directly once they meet, so A is no longer needed.
+    // B and C dial each other directly once A introduced them, so A is no longer needed.
     await waitFor(() => b.node.getConnections(c.node.peerId).length > 0, { timeoutMs: 10_000, what: 'B to connect to C directly' })
+    // Whichever of them dialed, B has seen where C listens (its own dial, or identify on C's connection).
+    await waitFor(() => b.book.dialable(c.node.peerId).length > 0, { timeoutMs: 10_000, what: 'B to know where C listens' })
     await halt(a)
 
     await halt(c)
@@ -99,7 +117,8 @@ describe('MeshKeeper', () => {
     expect(() => parseBootstrapAddress('not-a-multiaddr')).toThrow(/not a valid multiaddr/)
     const lonely = await meshPeer(teardown)
     const nobody = (await meshPeer(teardown)).peerId
-    const keeper = createMeshKeeper(lonely, { bootstrap: [`/ip4/127.0.0.1/tcp/1/p2p/${nobody.toString()}`] })
+    const bootstrap = [`/ip4/127.0.0.1/tcp/1/p2p/${nobody.toString()}`]
+    const keeper = createMeshKeeper(lonely, { bootstrap, book: createAddressBook({ bootstrap }) })
     await expect(keeper.connectBootstrap(3_000)).rejects.toMatchObject({
       name: 'BootstrapUnreachableError',
       message: expect.stringMatching(/^cannot reach the bootstrap peer \/ip4\/127\.0\.0\.1\/tcp\/1\/p2p\/\S+: .*ECONNREFUSED.*; check that the peer is running/)

@@ -8,6 +8,7 @@ import type { JobsResponse, JobSummary } from '../../src/node/api/routes/jobs.js
 import type { HealthResponse, PeersResponse, PeerView } from '../../src/node/api/types.js'
 import { waitFor } from '../../src/util/wait.js'
 import { tempDir } from './temp-home.js'
+import { testMesh } from './test-mesh.js'
 
 type Teardown = (fn: () => unknown) => void
 
@@ -70,6 +71,11 @@ export interface NodeProcessOptions {
   wrapper?: string[]
   /** Replace TEST_NODE_ARGS (loopback listen and API), e.g. to listen on a namespace's address. */
   baseArgs?: string[]
+  /**
+   * The node makes its own key instead of taking a founder key of the test
+   * mesh: it joins the mesh as a stranger (not a member until vouched for).
+   */
+  stranger?: boolean
 }
 
 /**
@@ -112,8 +118,12 @@ export class NodeProcess {
     this.stderr = ''
     this.readyEvent = undefined
     const [command, ...prefix] = [...(this.options.wrapper ?? []), NODE]
+    // Every test node joins the test mesh (the default trust mode: only members count), as a
+    // founder unless it is a stranger; a test's own --mesh, later in the arguments, wins.
+    const mesh = testMesh()
+    if (this.options.stranger !== true) await mesh.keyFor(this.home)
     // One --listen only, the last: a restart's fixed port replaces the default's port 0.
-    const joinArgs = fixListen([...(this.options.baseArgs ?? TEST_NODE_ARGS), ...args])
+    const joinArgs = fixListen([...(this.options.baseArgs ?? TEST_NODE_ARGS), '--mesh', mesh.file, ...args])
     const child = spawn(command!, [...prefix, BIN, 'join', '--json', '--home', this.home, ...joinArgs], {
       cwd: ROOT,
       env: this.options.env ?? process.env,

@@ -4,18 +4,19 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { createMeshLibp2p, type MeshLibp2p } from '../../src/gossip/libp2p.js'
 
 type Teardown = (fn: () => unknown) => void
 
 /** An in-process buildhaus libp2p node on a loopback port, stopped at teardown. */
-export async function meshPeer (teardown: Teardown, options: { privateKey?: PrivateKey, port?: number, topics?: string[] } = {}): Promise<MeshLibp2p> {
+export async function meshPeer (teardown: Teardown, options: { privateKey?: PrivateKey, port?: number, topics?: string[], gater?: ConnectionGater } = {}): Promise<MeshLibp2p> {
   const node = await createMeshLibp2p({
     privateKey: options.privateKey ?? await generateKeyPair('Ed25519'),
     listen: [`/ip4/127.0.0.1/tcp/${options.port ?? 0}`],
-    ...(options.topics !== undefined ? { topics: options.topics } : {})
+    ...(options.topics !== undefined ? { topics: options.topics } : {}),
+    ...(options.gater !== undefined ? { gater: options.gater } : {})
   })
   teardown(async () => { await node.stop() })
   return node

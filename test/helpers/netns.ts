@@ -284,3 +284,172 @@ function firstLine (err: unknown): string {
   const e = err as { stderr?: string, message?: string }
   return (e.stderr ?? e.message ?? String(err)).trim().split('\n')[0] ?? ''
 }
+
+/**
+ * How a lab router translates addresses (nftables, in the router's namespace):
+ * - `masquerade`: Linux's usual home-router NAT; keeps a connection's source
+ *   port when it is free (endpoint-independent mapping in practice) and lets
+ *   in only replies to connections made from inside (address- and
+ *   port-dependent filtering: a "port-restricted cone");
+ * - `masquerade-random`: the same with a random source port per connection
+ *   (endpoint-dependent mapping: a "symmetric" NAT, as some carrier NATs do).
+ */
+export type NatKind = 'masquerade' | 'masquerade-random'
+
+/** The "internet" of a NAT lab: a public range (libp2p counts 10/8, 192.168/16, documentation ranges… as private), never routed outside the lab's namespaces. */
+export const NAT_LAB_INTERNET = '11.77.0'
+
+/** One node's place in a NAT lab: the public node, or a volunteer behind its router. */
+export interface NatPlace {
+  index: number
+  ns: string
+  /** Its own address: public for the public node, on its home network for a volunteer. */
+  ip: string
+  apiHost: string
+  listen: string
+  wrapper: string[]
+  /** A volunteer's router: its namespace, the public address it translates to, and how. */
+  router?: { ns: string, publicIp: string, lanIp: string, nat: NatKind }
+}
+
+let nftSupport: Promise<Support> | undefined
+
+/** Namespaces plus nftables' NAT in them (the `nft` program, the kernel's nf_nat). Probed once. */
+export async function probeNatLab (): Promise<Support> {
+  nftSupport ??= (async (): Promise<Support> => {
+    const netns = await probeNetns()
+    if (!netns.ok) return netns
+    const probe = `${PREFIX}probe${process.pid % 100_000}n`
+    try {
+      await ip(['netns', 'add', probe])
+      await run('ip', ['netns', 'exec', probe, 'nft', 'add table ip nat; add chain ip nat post { type nat hook postrouting priority 100 ; }; add rule ip nat post masquerade'], { timeout: 10_000 })
+      return { ok: true }
+    } catch (err) {
+      return { ok: false, reason: `nftables NAT does not work here (install the nftables package; the kernel needs nf_nat): ${firstLine(err)}` }
+    } finally {
+      await ip(['netns', 'del', probe]).catch(() => {})
+    }
+  })()
+  return await nftSupport
+}
+
+/**
+ * A public node and volunteers each behind its own NAT router:
+ *
+ *   inet ns bhXX-inet: br0 ─┬─ n0 eth0 11.77.0.1        (the public node)
+ *                           ├─ r1 eth0 11.77.0.11 ═ NAT ═ r1 eth1 192.168.11.1 ── n1 eth0 192.168.11.2
+ *                           └─ r2 eth0 11.77.0.12 ═ NAT ═ r2 eth1 192.168.12.1 ── n2 eth0 192.168.12.2
+ *
+ * Routers forward and translate (nftables); they have no route to the home
+ * networks of others, so a volunteer's private address is unreachable from
+ * outside, as at home. Every node also has a management cable to the root
+ * namespace for its API (10.78.XX.4N+1/30), as in NetLab.
+ */
+export class NatLab {
+  readonly id: string
+  readonly inetNs: string
+  readonly publicNode: NatPlace
+  readonly volunteers: NatPlace[]
+  private destroyed = false
+
+  private constructor (id: number, nats: NatKind[]) {
+    this.id = id.toString(16).padStart(2, '0')
+    this.inetNs = `${PREFIX}${this.id}-inet`
+    const place = (index: number, ipAddress: string, router?: NatPlace['router']): NatPlace => ({
+      index,
+      ns: `${PREFIX}${this.id}-n${index}`,
+      ip: ipAddress,
+      apiHost: `10.78.${id}.${4 * index + 2}`,
+      listen: `/ip4/${ipAddress}/tcp/${LAB_P2P_PORT}`,
+      wrapper: ['ip', 'netns', 'exec', `${PREFIX}${this.id}-n${index}`],
+      ...(router !== undefined ? { router } : {})
+    })
+    this.publicNode = place(0, `${NAT_LAB_INTERNET}.1`)
+    this.volunteers = nats.map((nat, i) => place(i + 1, `192.168.${11 + i}.2`, { ns: `${PREFIX}${this.id}-r${i + 1}`, publicIp: `${NAT_LAB_INTERNET}.${11 + i}`, lanIp: `192.168.${11 + i}.1`, nat }))
+  }
+
+  get nodes (): NatPlace[] {
+    return [this.publicNode, ...this.volunteers]
+  }
+
+  /** Build the lab; registered for teardown before anything is created. */
+  static async create (teardown: Teardown, options: { nats: NatKind[] }): Promise<NatLab> {
+    if (options.nats.length < 1 || options.nats.length > 8) throw new Error(`a NAT lab has 1 to 8 volunteers, not ${options.nats.length}`)
+    await removeLeftovers()
+    const id = await claimLabId()
+    const lab = new NatLab(id, options.nats)
+    teardown(async () => { await lab.destroy() })
+    const inet = lab.inetNs
+    await ip(['netns', 'add', inet])
+    await ip(['-n', inet, 'link', 'set', 'lo', 'up'])
+    await ip(['-n', inet, 'link', 'add', 'br0', 'type', 'bridge'])
+    await ip(['-n', inet, 'link', 'set', 'br0', 'up'])
+    const plug = async (ns: string, port: string, address: string): Promise<void> => {
+      await ip(['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+      await ip(['link', 'set', port, 'netns', inet])
+      await ip(['-n', inet, 'link', 'set', port, 'master', 'br0', 'up'])
+      await ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0'])
+      await ip(['-n', ns, 'link', 'set', 'eth0', 'up'])
+    }
+    for (const node of lab.nodes) {
+      await ip(['netns', 'add', node.ns])
+      await ip(['-n', node.ns, 'link', 'set', 'lo', 'up'])
+      const mgmt = `${PREFIX}${lab.id}-m${node.index}`
+      await ip(['link', 'add', mgmt, 'type', 'veth', 'peer', 'name', 'mgmt', 'netns', node.ns])
+      await ip(['addr', 'add', `10.78.${id}.${4 * node.index + 1}/30`, 'dev', mgmt])
+      await ip(['link', 'set', mgmt, 'up'])
+      await ip(['-n', node.ns, 'addr', 'add', `${node.apiHost}/30`, 'dev', 'mgmt'])
+      await ip(['-n', node.ns, 'link', 'set', 'mgmt', 'up'])
+      const router = node.router
+      if (router === undefined) {
+        await plug(node.ns, `${PREFIX}${lab.id}-p${node.index}`, node.ip)
+        continue
+      }
+      await ip(['netns', 'add', router.ns])
+      await ip(['-n', router.ns, 'link', 'set', 'lo', 'up'])
+      await plug(router.ns, `${PREFIX}${lab.id}-w${node.index}`, router.publicIp)
+      // The home network: one cable from the router's eth1 to the volunteer's eth0.
+      await ip(['-n', router.ns, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.ns])
+      await ip(['-n', router.ns, 'addr', 'add', `${router.lanIp}/24`, 'dev', 'eth1'])
+      await ip(['-n', router.ns, 'link', 'set', 'eth1', 'up'])
+      await ip(['-n', node.ns, 'addr', 'add', `${node.ip}/24`, 'dev', 'eth0'])
+      await ip(['-n', node.ns, 'link', 'set', 'eth0', 'up'])
+      await ip(['-n', node.ns, 'route', 'add', 'default', 'via', router.lanIp])
+      await run('ip', ['netns', 'exec', router.ns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'], { timeout: 10_000 })
+      await nft(router.ns, [
+        'add table ip nat',
+        'add chain ip nat pre { type nat hook prerouting priority -100 ; }',
+        'add chain ip nat post { type nat hook postrouting priority 100 ; }',
+        `add rule ip nat post oifname "eth0" ip saddr ${node.ip.replace(/\.\d+$/, '.0')}/24 masquerade${router.nat === 'masquerade-random' ? ' random' : ''}`
+      ])
+    }
+    return lab
+  }
+
+  /** The volunteer's router forwards TCP `port` of its public address to it (what a user, UPnP or NAT-PMP sets up). */
+  async forwardPort (volunteer: NatPlace, port = LAB_P2P_PORT): Promise<void> {
+    if (volunteer.router === undefined) throw new Error('the public node has no router')
+    await nft(volunteer.router.ns, [`add rule ip nat pre iifname "eth0" tcp dport ${port} dnat to ${volunteer.ip}:${port}`])
+  }
+
+  /** Kill what runs in the lab, delete its namespaces, release its id. Idempotent. */
+  async destroy (): Promise<void> {
+    if (this.destroyed) return
+    this.destroyed = true
+    await removeLab(this.id)
+  }
+}
+
+async function nft (ns: string, commands: string[]): Promise<void> {
+  await run('ip', ['netns', 'exec', ns, 'nft', commands.join('; ')], { timeout: 10_000 })
+}
+
+/** NodeProcess options for a node of a NAT lab (its namespace, address and API). */
+export function natLabNodeOptions (place: NatPlace, home: string, args: string[] = []): NodeProcessOptions {
+  return {
+    home,
+    wrapper: place.wrapper,
+    baseArgs: ['--no-mdns', '--listen', place.listen, '--api', `${place.apiHost}:${LAB_API_PORT}`],
+    args
+  }
+}

@@ -34,7 +34,7 @@ export class Author {
   private seq = 0
   private prev: string | null = null
 
-  constructor (private readonly world: World, private readonly signer: Signer) {
+  constructor (private readonly world: World, readonly signer: Signer) {
     this.key = signer.publicHex
   }
 

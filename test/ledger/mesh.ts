@@ -12,7 +12,11 @@ import { collect, testCodec } from './helpers.js'
 
 type Teardown = (fn: () => unknown) => void
 
-/** A ledger node as the daemon will wire it: real libp2p on loopback, real LevelDB, sync and gossip. */
+/**
+ * A ledger node as the daemon will wire it: real libp2p on loopback, real LevelDB, sync and gossip.
+ * No job service and no membership (a layer above the ledger): these nodes count nobody's claims
+ * or results, so no mesh definition or trust mode applies to them.
+ */
 export interface TestNode {
   key: NodeKey
   path: string

@@ -168,7 +168,9 @@ describe('peers: says clearly when there is no node to ask', () => {
     const result = await runCli(['peers', '--home', node.home])
     expect(result.code, result.stderr).toBe(0)
     const lines = result.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^PEER ID\s+PLATFORMS\s+FREE\s+RUNNING\s+SEEN\s+VERSION\s+ADDRESS$/)
+    expect(lines[0]).toMatch(/^PEER ID\s+PLATFORMS\s+FREE\s+RUNNING\s+SEEN\s+VERSION\s+REACH\s+ADDRESS$/)
+    // A node on loopback alone has no public address and no relay: private.
+    expect(lines[1]).toMatch(/\sprivate\s/)
     expect(lines[1]).toContain(`${node.peerId} *`)
     expect(lines[1]!.indexOf(node.ready.platforms.join(','))).toBe(lines[0]!.indexOf('PLATFORMS'))
     expect(lines.at(-1)).toBe('0 peers besides this node (*)')

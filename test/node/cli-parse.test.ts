@@ -135,15 +135,18 @@ describe('peers table', () => {
   it('aligns columns and marks this node', () => {
     const now = 1_000_000
     const text = peersTable([
-      { peerId: 'self-peer', author: 'a', self: true, platforms: ['linux-x64'], slots: 2, free: 2, running: [], accepts: { network: false, root: false }, version: '0.1.0', lastSeen: now, addresses: ['/ip4/127.0.0.1/tcp/4710'] },
-      { peerId: 'other-peer-longer', author: 'b', self: false, platforms: ['linux-arm64', 'debian-12'], slots: 8, free: 3, running: ['x', 'y'], accepts: { network: false, root: false }, version: '0.1.0', lastSeen: now - 3_500, addresses: [] }
+      { peerId: 'self-peer', author: 'a', self: true, platforms: ['linux-x64'], slots: 2, free: 2, running: [], accepts: { network: false, root: false }, version: '0.1.0', lastSeen: now, addresses: ['/ip4/127.0.0.1/tcp/4710'], reachability: 'relayed' },
+      { peerId: 'other-peer-longer', author: 'b', self: false, platforms: ['linux-arm64', 'debian-12'], slots: 8, free: 3, running: ['x', 'y'], accepts: { network: false, root: false }, version: '0.1.0', lastSeen: now - 3_500, addresses: [], reach: 'hole-punched' },
+      { peerId: 'gossip-only', author: 'c', self: false, platforms: ['linux-x64'], slots: 1, free: 1, running: [], accepts: { network: false, root: false }, version: '0.1.0', lastSeen: now - 1_000, addresses: [], reach: 'none' }
     ], now)
     const lines = text.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^PEER ID\s+PLATFORMS\s+FREE\s+RUNNING\s+SEEN\s+VERSION\s+ADDRESS$/)
-    expect(lines[1]).toMatch(/^self-peer \*\s+linux-x64\s+2\/2\s+0\s+self\s+0\.1\.0\s+\/ip4\/127\.0\.0\.1\/tcp\/4710$/)
-    expect(lines[2]).toMatch(/^other-peer-longer\s+linux-arm64,debian-12\s+3\/8\s+2\s+3s ago\s+0\.1\.0\s+-$/)
+    expect(lines[0]).toMatch(/^PEER ID\s+PLATFORMS\s+FREE\s+RUNNING\s+SEEN\s+VERSION\s+REACH\s+ADDRESS$/)
+    expect(lines[1]).toMatch(/^self-peer \*\s+linux-x64\s+2\/2\s+0\s+self\s+0\.1\.0\s+relayed\s+\/ip4\/127\.0\.0\.1\/tcp\/4710$/)
+    expect(lines[2]).toMatch(/^other-peer-longer\s+linux-arm64,debian-12\s+3\/8\s+2\s+3s ago\s+0\.1\.0\s+hole-punched\s+-$/)
+    expect(lines[3]).toMatch(/^gossip-only\s+linux-x64\s+1\/1\s+0\s+1s ago\s+0\.1\.0\s+-\s+-$/)
     // Columns line up: each header starts where its cells start (or end, for numbers).
     expect(lines[1]!.indexOf('linux-x64')).toBe(lines[0]!.indexOf('PLATFORMS'))
-    expect(lines[3]).toBe('1 peer besides this node (*)')
+    expect(lines[1]!.indexOf('relayed')).toBe(lines[0]!.indexOf('REACH'))
+    expect(lines[4]).toBe('2 peers besides this node (*)')
   })
 })

@@ -21,6 +21,9 @@ function snapshot (fields: Partial<MetricsSnapshot> = {}): MetricsSnapshot {
     sandboxRunSeconds: { count: 6, sum: 12.5 },
     blobBytes: 2048,
     blobCount: 8,
+    runsYielded: 2,
+    meshMembers: 5,
+    network: { relayedConnections: 1, relayReservations: 0, upgrades: 3, blobFetchesRelayed: 4, blobServesRelayed: 0, refused: { connection: 6, reservation: 1 } },
     ...fields
   }
 }
@@ -44,13 +47,30 @@ describe('/metrics', () => {
       'buildhaus_sandbox_runs_total{status="timeout"} 1',
       'buildhaus_sandbox_run_seconds_sum 12.5',
       'buildhaus_sandbox_run_seconds_count 6',
-      'buildhaus_blobs 8'
+      'buildhaus_blobs 8',
+      'buildhaus_runs_yielded_total 2',
+      'buildhaus_mesh_members 5',
+      'buildhaus_relayed_connections 1',
+      'buildhaus_connection_upgrades_total 3',
+      'buildhaus_blob_fetches_relayed_total 4',
+      'buildhaus_gater_refusals_total{what="connection"} 6',
+      'buildhaus_gater_refusals_total{what="reservation"} 1'
     ]))
-    expect(samples).toHaveLength(21)
+    expect(samples).toHaveLength(30)
     expect(text).toContain('# TYPE buildhaus_claims_total counter')
+    expect(text).toContain('# TYPE buildhaus_runs_yielded_total counter')
+    expect(text).toContain('# TYPE buildhaus_gater_refusals_total counter')
     expect(text).toContain('# TYPE buildhaus_sandbox_run_seconds summary')
     expect(text).toContain('# HELP buildhaus_peers Live members of the mesh besides this node.')
     expect(text.endsWith('\n')).toBe(true)
+  })
+
+  it('leaves out the network families on a node that reports no network (a bare API)', async () => {
+    const { network: _, ...bare } = snapshot()
+    const text = await formatMetrics(bare)
+    expect(text).toContain('buildhaus_mesh_members 5')
+    expect(text).not.toContain('buildhaus_relayed_connections')
+    expect(text).not.toContain('buildhaus_gater_refusals_total')
   })
 
   it('escapes a label value\'s backslash, double quote and newline as the exposition format says, instead of replacing them', async () => {

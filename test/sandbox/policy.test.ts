@@ -1,12 +1,14 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { admit, DEFAULT_LIMITS, DEFAULT_POLICY, HARD_MAXIMUMS, loadPolicy, PolicyFileError, type AdmissionPolicy } from '../../src/sandbox/index.js'
+import { admit, DEFAULT_LIMITS, DEFAULT_POLICY, HARD_MAXIMUMS, hostMaximums, loadPolicy, PolicyFileError, type AdmissionPolicy, type HostCapacity } from '../../src/sandbox/index.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 
 const teardown = useTeardown()
 const ALICE = 'a'.repeat(64)
 const BOB = 'b'.repeat(64)
+/** A roomy host: 64 GB, 200 GB free, 8 CPUs, one slot. */
+const HOST: HostCapacity = { memoryMb: 65536, diskFreeMb: 204800, cpus: 8, slots: 1 }
 
 const job = (over: Partial<Parameters<typeof admit>[1]> = {}): Parameters<typeof admit>[1] => ({ network: false, root: false, limits: {}, submitter: ALICE, ...over })
 
@@ -49,19 +51,23 @@ describe('admit', () => {
 })
 
 describe('loadPolicy', () => {
-  it('gives the defaults when there is no file', async () => {
+  it('gives the defaults when there is no file, each maximum capped by the host', async () => {
     const dir = await tempDir(teardown)
-    expect(await loadPolicy(join(dir, 'policy.json'))).toEqual({ network: false, root: true, maxLimits: HARD_MAXIMUMS })
+    expect(await loadPolicy(join(dir, 'policy.json'), HOST)).toEqual({
+      network: false,
+      root: true,
+      maxLimits: { ...HARD_MAXIMUMS, memoryMb: 32768, workspaceMb: 65536, fileMb: 16384, wallSeconds: 7200, cpuSeconds: 57600 }
+    })
   })
 
-  it('reads a policy, filling the maximums it leaves out', async () => {
+  it('reads a policy, filling the maximums it leaves out with the host\'s caps', async () => {
     const dir = await tempDir(teardown)
     const path = join(dir, 'policy.json')
     await writeFile(path, JSON.stringify({ network: true, root: false, maxLimits: { memoryMb: 4096, wallSeconds: 600 }, submitters: [ALICE.toUpperCase()] }))
-    expect(await loadPolicy(path)).toEqual({
+    expect(await loadPolicy(path, HOST)).toEqual({
       network: true,
       root: false,
-      maxLimits: { ...HARD_MAXIMUMS, memoryMb: 4096, wallSeconds: 600 },
+      maxLimits: { ...hostMaximums(HOST), memoryMb: 4096, wallSeconds: 600 },
       submitters: [ALICE]
     })
   })
@@ -79,7 +85,7 @@ describe('loadPolicy', () => {
     ]
     for (const [text, message] of cases) {
       await writeFile(path, text)
-      const err = await loadPolicy(path).catch((e: unknown) => e)
+      const err = await loadPolicy(path, HOST).catch((e: unknown) => e)
       expect(err, text).toBeInstanceOf(PolicyFileError)
       expect((err as Error).name).toBe('PolicyFileError')
       expect((err as Error).message).toContain(path)

@@ -11,18 +11,25 @@ const ALLOWED: Record<string, string[]> = {
   crypto: ['util'],
   archive: ['util'],
   sandbox: ['util', 'archive'],
+  environments: ['util', 'archive', 'sandbox'],
   blobs: ['util', 'crypto'],
   ledger: ['util', 'crypto'],
   gossip: ['util', 'crypto'],
-  jobs: ['util', 'crypto', 'ledger', 'blobs', 'sandbox', 'archive'],
-  node: ['util', 'crypto', 'archive', 'sandbox', 'blobs', 'ledger', 'gossip', 'jobs']
+  livelog: ['util', 'crypto'],
+  membership: ['util', 'crypto', 'ledger'],
+  jobs: ['util', 'crypto', 'ledger', 'membership', 'blobs', 'sandbox', 'archive', 'environments'],
+  upstream: ['util', 'crypto', 'archive', 'ledger', 'blobs', 'sandbox', 'jobs'],
+  node: ['util', 'crypto', 'archive', 'sandbox', 'environments', 'blobs', 'ledger', 'gossip', 'livelog', 'membership', 'jobs', 'upstream']
 }
 
 /** "jobs know entries, not libp2p". */
 const FORBIDDEN_PACKAGES: Record<string, RegExp> = {
+  membership: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
   jobs: /^(libp2p|@libp2p\/|@chainsafe\/|fastify)/,
   ledger: /^fastify/,
-  sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
+  sandbox: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
+  environments: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/,
+  upstream: /^(libp2p|@libp2p\/|@chainsafe\/|fastify|level)/
 }
 
 const SRC = resolve(__dirname, '../../src')

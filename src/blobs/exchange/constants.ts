@@ -58,3 +58,11 @@ export const PAUSED_READ_BUFFER_BYTES = 20 * 1024 * 1024
 
 /** Server write side: wait for the peer to take bytes while more than this many are queued. */
 export const WRITE_HIGH_WATER_BYTES = 1024 * 1024
+
+/**
+ * Over a relayed connection (which a relay resets after a number of bytes),
+ * a blob is attempted only if its size, plus this share for framing and
+ * encryption and the slack below, fits what the connection has left.
+ */
+export const RELAY_OVERHEAD_RATIO = 0.02
+export const RELAY_OVERHEAD_BYTES = 64 * 1024

@@ -4,14 +4,14 @@ import { lpStream, UnexpectedEOFError } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { BuildhausError, DeadlineError, EnvironmentError, InvalidInputError, describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
-import { BlobNotFoundError, BlobTooLargeError, BlobUnavailableError, type FetchAttempt } from '../errors.js'
+import { BlobHashMismatchError, BlobNotFoundError, BlobOverRelayLimitError, BlobTooLargeError, BlobUnavailableError, type FetchAttempt } from '../errors.js'
 import { assertBlobHash } from '../hash.js'
 import type { OpenedBlob } from '../store.js'
 import {
   CHUNK_TIMEOUT_MS, DATA_FRAME_BYTES, DEFAULT_FAN_OUT, DEFAULT_MAX_BLOB_BYTES, FETCH_TIMEOUT_MS, HEADER_TIMEOUT_MS,
   MAX_CONCURRENT_SERVES, MAX_DATA_FRAME_BYTES, MAX_FAN_OUT, MAX_REQUEST_BYTES, MAX_STREAMS_PER_CONNECTION,
-  PAUSED_READ_BUFFER_BYTES, PROTOCOL, READ_HIGH_WATER_BYTES, READ_LOW_WATER_BYTES, REQUEST_TIMEOUT_MS, SERVE_TIMEOUT_MS,
-  WRITE_HIGH_WATER_BYTES
+  PAUSED_READ_BUFFER_BYTES, PROTOCOL, READ_HIGH_WATER_BYTES, READ_LOW_WATER_BYTES, RELAY_OVERHEAD_BYTES, RELAY_OVERHEAD_RATIO,
+  REQUEST_TIMEOUT_MS, SERVE_TIMEOUT_MS, WRITE_HIGH_WATER_BYTES
 } from './constants.js'
 import { decodeHeader, decodeRequest, encodeHeader, encodeRequest, type BlobResponseHeader } from './messages.js'
 import { boundedSource } from '../../util/stream-source.js'
@@ -47,6 +47,12 @@ interface FetchJob {
  * `fanOut`), streams the bytes into the store while hashing them, and keeps
  * them only if they hash to the name asked for. A peer that lacks the blob,
  * sends wrong bytes, too many bytes, garbage, or stalls is left for the next.
+ *
+ * Direct connections are preferred: a candidate reachable only through a
+ * relay is asked after the others, over the connection already open (an
+ * open direct one first), and only for a blob that fits what the relayed
+ * connection may still carry. A relayed transfer cut short (the relay's
+ * limits, or DCUtR replacing the connection by a direct one) is retried once.
  */
 export class BlobExchange {
   private readonly components: BlobExchangeComponents
@@ -58,7 +64,7 @@ export class BlobExchange {
   private readonly serveTimeoutMs: number
   private readonly maxConcurrentServes: number
   private readonly inflight = new Map<string, FetchJob>()
-  private readonly counters: BlobExchangeStats = { served: 0, servedBytes: 0, answeredMissing: 0, answeredBusy: 0, fetched: 0, fetchedBytes: 0, failedAttempts: 0 }
+  private readonly counters: BlobExchangeStats = { served: 0, servedBytes: 0, answeredMissing: 0, answeredBusy: 0, fetched: 0, fetchedBytes: 0, failedAttempts: 0, fetchedRelayed: 0, servedRelayed: 0 }
   private serving = 0
   private running = false
   private lifetime = new AbortController()
@@ -79,7 +85,9 @@ export class BlobExchange {
     this.lifetime = new AbortController()
     await this.components.network.handle(PROTOCOL, (stream, connection) => { void this.serve(stream, connection) }, {
       maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
-      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
+      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION,
+      // Peers behind NAT may only reach each other through a relay; the relay bounds what it carries.
+      runOnLimitedConnection: true
     })
     this.running = true
   }
@@ -177,13 +185,18 @@ export class BlobExchange {
     const won = new AbortController()
     const signal = AbortSignal.any([job.controller.signal, won.signal, this.lifetime.signal])
     let winner: FetchResult | undefined
+    // Relay last: a peer reachable only through a relay is asked after every other candidate.
+    const relayOnly = job.queue.filter((peer) => this.onlyRelayed(peer))
+    job.queue = [...job.queue.filter((peer) => !relayOnly.includes(peer)), ...relayOnly]
+    const retried = new Set<string>()
 
     const worker = async (): Promise<void> => {
       while (winner === undefined && !signal.aborted) {
         const peer = job.queue.shift()
         if (peer === undefined) return
+        const used: { relayed?: boolean } = {}
         try {
-          const result = await this.fetchFrom(peer, job.hash, job.maxBytes, job.pin, signal)
+          const result = await this.fetchFrom(peer, job.hash, job.maxBytes, job.pin, signal, used)
           if (winner === undefined) {
             winner = result
             won.abort()
@@ -194,6 +207,11 @@ export class BlobExchange {
           this.counters.failedAttempts++
           attempts.push({ peer: peer.toString(), reason: describeError(err) })
           log('fetching %s from %p failed: %s', job.hash, peer, describeError(err))
+          // A relayed transfer that broke off (not an answer of the peer's) may work on the next connection.
+          if (used.relayed === true && !retried.has(peer.toString()) && isTransportFailure(err)) {
+            retried.add(peer.toString())
+            job.queue.push(peer)
+          }
         }
       }
     }
@@ -209,13 +227,30 @@ export class BlobExchange {
     throw new BlobUnavailableError(job.hash, attempts)
   }
 
+  /** True when every open connection to the peer is limited (relayed), so a transfer would cross a relay. */
+  private onlyRelayed (peer: PeerId): boolean {
+    const open = this.components.network.getConnections(peer).filter((c) => c.status === 'open')
+    return open.length > 0 && open.every((c) => c.limits !== undefined)
+  }
+
+  /** An open connection to the peer, unlimited ones first; else dial it (libp2p tries direct addresses before relays). */
+  private async connectionTo (peer: PeerId, signal: AbortSignal): Promise<Connection> {
+    const open = this.components.network.getConnections(peer).filter((c) => c.status === 'open')
+    const best = open.find((c) => c.limits === undefined) ?? open[0]
+    return best ?? await this.components.network.dial(peer, { signal })
+  }
+
   /** Fetch the blob from one peer into the store, or throw saying what went wrong with that peer. */
-  private async fetchFrom (peer: PeerId, hash: string, maxBytes: number, pin: boolean, outer: AbortSignal): Promise<FetchResult> {
+  private async fetchFrom (peer: PeerId, hash: string, maxBytes: number, pin: boolean, outer: AbortSignal, used: { relayed?: boolean } = {}): Promise<FetchResult> {
     const whole = AbortSignal.timeout(this.fetchTimeoutMs)
     const signal = AbortSignal.any([outer, whole])
     let stream: Stream
+    let connection: Connection
     try {
-      stream = await this.components.network.dialProtocol(peer, PROTOCOL, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.headerTimeoutMs)]) })
+      const opening = AbortSignal.any([signal, AbortSignal.timeout(this.headerTimeoutMs)])
+      connection = await this.connectionTo(peer, opening)
+      used.relayed = connection.limits !== undefined
+      stream = await connection.newStream(PROTOCOL, { signal: opening, runOnLimitedConnection: true })
     } catch (err) {
       if (outer.aborted) throw err
       if (whole.aborted) throw new DeadlineError(`did not deliver the blob within ${this.fetchTimeoutMs} ms`)
@@ -238,7 +273,12 @@ export class BlobExchange {
       if (header.status === 'busy') throw new PeerBusyError('is busy serving others')
       if (header.size > maxBytes) throw new BlobTooLargeError(`announced ${header.size} bytes, more than the ${maxBytes} allowed; nothing was read`)
       if (!pin && header.size > this.components.store.maxBytes) throw new BlobTooLargeError(`announced ${header.size} bytes, more than the whole blob store holds (${this.components.store.maxBytes}); nothing was read`)
+      const left = connection.limits?.bytes
+      if (left !== undefined && BigInt(Math.ceil(header.size * (1 + RELAY_OVERHEAD_RATIO)) + RELAY_OVERHEAD_BYTES) > left) {
+        throw new BlobOverRelayLimitError(`announced ${header.size} bytes, more than the relayed connection may still carry (${left} bytes); it needs a direct connection; nothing was read`)
+      }
       const stored = await this.components.store.put(this.payload(frames, header.size, abort), { expected: hash, maxBytes: header.size, pin })
+      if (used.relayed === true) this.counters.fetchedRelayed++
       return { ...stored, from: peer.toString() }
     } catch (err) {
       abort(asError(err))
@@ -308,6 +348,7 @@ export class BlobExchange {
       await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.chunkTimeoutMs)]) })
       this.counters.served++
       this.counters.servedBytes += sent
+      if (connection.limits !== undefined) this.counters.servedRelayed++
     } catch (err) {
       log('serving %p failed: %s', peer, describeError(err))
       abort(asError(err))
@@ -347,6 +388,12 @@ export class BlobExchange {
     await sendWithBackpressure(stream, lp.encode.single(encodeHeader(header)), this.sendOptions(signal))
     await stream.close({ signal: AbortSignal.any([signal, AbortSignal.timeout(this.chunkTimeoutMs)]) })
   }
+}
+
+/** A failure of the path rather than an answer from the peer (missing, busy, too large, wrong bytes). */
+function isTransportFailure (err: unknown): boolean {
+  return !(err instanceof BlobNotFoundError || err instanceof PeerBusyError || err instanceof BlobTooLargeError ||
+    err instanceof BlobOverRelayLimitError || err instanceof BlobHashMismatchError || err instanceof InvalidInputError)
 }
 
 function clampFanOut (value: number): number {

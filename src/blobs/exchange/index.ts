@@ -5,11 +5,16 @@ import { BlobExchange } from './exchange.js'
 export { BlobExchange } from './exchange.js'
 export * from './constants.js'
 
-/** What the exchange needs of a libp2p node (a libp2p node satisfies it as is). */
+/**
+ * What the exchange needs of a libp2p node (a libp2p node satisfies it as
+ * is): serving, its open connections (to reuse one, direct ones first), and
+ * dialing a peer it has none to.
+ */
 export interface BlobNetwork {
   handle (protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, options?: StreamHandlerOptions): Promise<void>
   unhandle (protocol: string): Promise<void>
-  dialProtocol (peer: PeerId, protocol: string, options?: AbortOptions): Promise<Stream>
+  getConnections (peer?: PeerId): Connection[]
+  dial (peer: PeerId, options?: AbortOptions): Promise<Connection>
 }
 
 /** What the exchange needs of the blob store. */
@@ -67,6 +72,10 @@ export interface BlobExchangeStats {
   fetchedBytes: number
   /** Peers that failed a fetch (missing, busy, lying, stalling, unreachable). */
   failedAttempts: number
+  /** Of the fetches completed, those carried by a relayed connection (within the relay's limits). */
+  fetchedRelayed: number
+  /** Of the uploads completed, those carried by a relayed connection. */
+  servedRelayed: number
 }
 
 export function blobExchange (components: BlobExchangeComponents, init?: BlobExchangeInit): BlobExchange {

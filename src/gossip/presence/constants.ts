@@ -32,6 +32,8 @@ export const MIN_PUBLISH_GAP_MS = 250
 export const MAX_HEARTBEAT_BYTES = 16 * 1024
 
 export const MAX_PLATFORMS = 32
+/** A heartbeat lists at most this many ready environments. */
+export const MAX_ENVIRONMENTS = 32
 export const MAX_LABEL_LENGTH = 64
 /** A heartbeat lists at most this many running builds; a node with more lists the first ones. */
 export const MAX_RUNNING = 64
@@ -50,3 +52,17 @@ export const RUNNING_ITEM_PATTERN = /^[0-9a-f]{64}\/[a-z0-9][a-z0-9._-]*(\+[a-z0
 
 /** How many departed senders' last sequence numbers are kept to refuse replays of their old heartbeats. */
 export const MAX_REMEMBERED_SEQNOS = 4096
+
+/**
+ * The member table's bound: strangers (keys that are not members of the mesh)
+ * hold at most MAX_PRESENCE_STRANGERS places of MAX_PRESENCE_MEMBERS. Keys are
+ * free: without a bound, heartbeats from fresh keys (forwarded through one
+ * connection, none of them ever connected) grow the table without end. A
+ * stranger heard when the strangers' places are taken is not recorded and its
+ * heartbeat not forwarded; a member heard when the table is full takes the
+ * place of the stranger heard most recently. A heartbeat is at most
+ * MAX_HEARTBEAT_BYTES (16 KiB): 4096 members are at most 64 MiB of heartbeats,
+ * the strangers among them at most 16 MiB.
+ */
+export const MAX_PRESENCE_MEMBERS = 4096
+export const MAX_PRESENCE_STRANGERS = 1024

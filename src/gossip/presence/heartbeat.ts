@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { InvalidHeartbeatError } from '../errors.js'
 import {
   HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_API_URL_LENGTH, MAX_HEARTBEAT_BYTES, MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, MAX_LABEL_LENGTH, MAX_PLATFORMS, MAX_RUNNING,
-  MAX_SLOTS, MAX_VERSION_LENGTH, PLATFORM_LABEL_PATTERN, RUNNING_ITEM_PATTERN
+  MAX_SLOTS, MAX_VERSION_LENGTH, PLATFORM_LABEL_PATTERN, RUNNING_ITEM_PATTERN, MAX_ENVIRONMENTS
 } from './constants.js'
 
 const label = z.string().max(MAX_LABEL_LENGTH).regex(PLATFORM_LABEL_PATTERN, 'expected a platform label such as linux-x64')
@@ -39,6 +39,14 @@ export const heartbeatSchema = z.object({
   free: count,
   running: z.array(z.string().regex(RUNNING_ITEM_PATTERN, 'expected "<job id>/<selector>"')).max(MAX_RUNNING),
   accepts: z.object({ network: z.boolean(), root: z.boolean() }),
+  /**
+   * Environments the sender has ready to build in (each also one of its
+   * platforms). Optional within version 1: older nodes drop the field, and
+   * a node that sends none offers none.
+   */
+  environments: z.array(label).max(MAX_ENVIRONMENTS).optional(),
+  /** The sender polls watches (added with watches; absent: it does not). */
+  polls: z.boolean().optional(),
   version: z.string().min(1).max(MAX_VERSION_LENGTH).regex(/^[\x21-\x7e]+$/, 'expected a printable version string'),
   api: apiUrl.optional(),
   /**

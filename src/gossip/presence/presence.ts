@@ -4,7 +4,7 @@ import { authorOfPeerId } from '../../crypto/peer-id.js'
 import { describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
 import {
-  HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
+  HEARTBEAT_INTERVAL_MS, HEARTBEAT_VERSION, MAX_ADDRESS_LENGTH, MAX_ADDRESSES, MAX_PRESENCE_MEMBERS, MAX_PRESENCE_STRANGERS, MAX_REMEMBERED_SEQNOS, MAX_RUNNING, MIN_PUBLISH_GAP_MS,
   MAX_HEARTBEAT_INTERVAL_MS, MEMBERS_PER_BASE_INTERVAL, PRESENCE_TIMEOUT_MS, PRESENCE_TOPIC, SWEEP_INTERVAL_MS
 } from './constants.js'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from './heartbeat.js'
@@ -34,11 +34,24 @@ export interface PresenceInit {
   platforms: string[]
   slots: number
   accepts?: { network: boolean, root: boolean }
+  /** Environments ready to build in (announced as they become ready, through update()). */
+  environments?: string[]
+  /** This node polls watches (absent or false: it never does, so nobody designates it). */
+  polls?: boolean
   version: string
   /** The API URL to advertise, if other machines can reach it. */
   api?: string
   intervalMs?: number
   timeoutMs?: number
+  /** The member table's bounds (MAX_PRESENCE_MEMBERS, MAX_PRESENCE_STRANGERS). */
+  maxMembers?: number
+  maxStrangers?: number
+  /**
+   * Whether an author key (hex) is a member of the mesh: members keep their
+   * place when the table is full, strangers are turned away or evicted first.
+   * Injected by the node (membership lives in a higher layer); default: nobody is.
+   */
+  isMember?: (author: string) => boolean
   /** The clock, for tests. */
   now?: () => number
 }
@@ -50,11 +63,14 @@ export interface LocalPresence {
   free: number
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** Environments ready to build in; absent or empty: none. */
+  environments?: string[]
+  polls?: boolean
   version: string
   api?: string
 }
 
-export type PresenceUpdate = Partial<Pick<LocalPresence, 'free' | 'running' | 'accepts' | 'api'>>
+export type PresenceUpdate = Partial<Pick<LocalPresence, 'free' | 'running' | 'accepts' | 'api' | 'environments'>>
 
 /** A live member of the mesh, keyed by its author key. */
 export interface PresenceMember {
@@ -72,8 +88,12 @@ export interface PresenceStats {
   accepted: number
   /** Messages refused by the topic validator (malformed, unsigned, not Ed25519): the sender is penalised. */
   rejected: number
-  /** Stale or self-addressed heartbeats dropped without penalty. */
+  /** Stale or self-addressed heartbeats dropped without penalty (turned away ones included). */
   ignored: number
+  /** Heartbeats of new strangers not recorded (nor forwarded) because the table had no place for them. */
+  turnedAway: number
+  /** Strangers evicted to make room for a member. */
+  evicted: number
 }
 
 export interface PresenceEvents {
@@ -114,7 +134,12 @@ export class Presence extends EventTarget {
   private readonly live = new Map<string, MemberState>()
   /** Last sequence number of senders who left, so a replay of an old heartbeat cannot bring them back. */
   private readonly departedSeqnos = new Map<string, bigint>()
-  private readonly counters: PresenceStats = { accepted: 0, rejected: 0, ignored: 0 }
+  private readonly counters: PresenceStats = { accepted: 0, rejected: 0, ignored: 0, turnedAway: 0, evicted: 0 }
+  private readonly maxMembers: number
+  private readonly maxStrangers: number
+  private readonly isMember: (author: string) => boolean
+  /** Strangers in `live` (recounted at each sweep, as membership changes). */
+  private strangers = 0
   private heartbeatTimer?: ReturnType<typeof setTimeout>
   /** The interval this node announces now (`every`), recomputed at each heartbeat from the mesh's size. */
   private every: number
@@ -130,6 +155,9 @@ export class Presence extends EventTarget {
     this.timeoutMs = init.timeoutMs ?? PRESENCE_TIMEOUT_MS
     this.every = this.intervalMs
     this.now = init.now ?? Date.now
+    this.maxMembers = init.maxMembers ?? MAX_PRESENCE_MEMBERS
+    this.maxStrangers = Math.min(init.maxStrangers ?? MAX_PRESENCE_STRANGERS, this.maxMembers)
+    this.isMember = init.isMember ?? (() => false)
     this.selfId = components.peerId.toString()
     this.state = {
       platforms: [...init.platforms],
@@ -137,6 +165,8 @@ export class Presence extends EventTarget {
       free: init.slots,
       running: [],
       accepts: init.accepts ?? { network: false, root: false },
+      environments: [...(init.environments ?? [])],
+      ...(init.polls === true ? { polls: true } : {}),
       version: init.version,
       ...(init.api !== undefined ? { api: init.api } : {})
     }
@@ -198,11 +228,12 @@ export class Presence extends EventTarget {
     }
     if (pubsub.topicValidators.get(PRESENCE_TOPIC) === this.validate) pubsub.topicValidators.delete(PRESENCE_TOPIC)
     this.live.clear()
+    this.strangers = 0
   }
 
   /** This node's own presence as it is advertised. */
   get local (): Readonly<LocalPresence> {
-    return { ...this.state, platforms: [...this.state.platforms], running: [...this.state.running] }
+    return { ...this.state, platforms: [...this.state.platforms], running: [...this.state.running], environments: [...(this.state.environments ?? [])] }
   }
 
   /**
@@ -215,6 +246,7 @@ export class Presence extends EventTarget {
     if (change.running !== undefined) next.running = change.running.slice(0, MAX_RUNNING)
     if (change.accepts !== undefined) next.accepts = { ...change.accepts }
     if (change.api !== undefined) next.api = change.api
+    if (change.environments !== undefined) next.environments = [...change.environments]
     // Refuse (throw) before changing anything if the result would not be a valid heartbeat.
     encodeHeartbeat(this.heartbeatOf(next))
     Object.assign(this.state, next)
@@ -260,6 +292,8 @@ export class Presence extends EventTarget {
       free: Math.min(state.free, state.slots),
       running: state.running,
       accepts: state.accepts,
+      ...(state.environments !== undefined && state.environments.length > 0 ? { environments: state.environments } : {}),
+      ...(state.polls === true ? { polls: true } : {}),
       version: state.version,
       ...(state.api !== undefined ? { api: state.api } : {}),
       ...(addrs.length > 0 ? { addrs } : {}),
@@ -323,9 +357,36 @@ export class Presence extends EventTarget {
       this.counters.ignored++
       return TopicValidatorResult.Ignore
     }
+    if (known === undefined && !this.makeRoomFor(author)) {
+      // Not refused (it is well-formed, and may be honest): neither recorded nor forwarded, and no penalty.
+      this.counters.turnedAway++
+      this.counters.ignored++
+      return TopicValidatorResult.Ignore
+    }
     this.counters.accepted++
     this.record(author, from, heartbeat, message.sequenceNumber)
     return TopicValidatorResult.Accept
+  }
+
+  /**
+   * Whether a newcomer may join the table: a stranger only while strangers
+   * hold fewer than `maxStrangers` places and the table has room; a member
+   * always, evicting the stranger heard of most recently when the table is
+   * full (a flood's newest keys, not the strangers that were there before it).
+   */
+  private makeRoomFor (author: string): boolean {
+    const member = this.isMember(author)
+    if (!member) return this.strangers < this.maxStrangers && this.live.size < this.maxMembers
+    if (this.live.size < this.maxMembers) return true
+    let newest: MemberState | undefined
+    for (const candidate of this.live.values()) {
+      if (this.isMember(candidate.author)) continue
+      if (newest === undefined || candidate.firstSeen > newest.firstSeen) newest = candidate
+    }
+    if (newest === undefined) return false
+    this.counters.evicted++
+    this.depart(newest, 'evicted for a member (the table is full)')
+    return true
   }
 
   private reject (why: string): TopicValidatorResult {
@@ -347,6 +408,7 @@ export class Presence extends EventTarget {
     this.departedSeqnos.delete(author)
     const member: MemberState = { peerId, author, heartbeat, firstSeen: now, lastSeen: now, seqno }
     this.live.set(author, member)
+    if (!this.isMember(author)) this.strangers++
     log('%s joined', peerId)
     this.dispatchEvent(new CustomEvent('join', { detail: publicMember(member) }))
     this.dispatchEvent(new CustomEvent('heartbeat', { detail: publicMember(member) }))
@@ -357,10 +419,15 @@ export class Presence extends EventTarget {
     for (const member of [...this.live.values()]) {
       if (now - member.lastSeen > this.silenceAllowedFor(member)) this.depart(member, `silent for ${now - member.lastSeen} ms`)
     }
+    // Membership changes (vouches arrive): count again who is a stranger.
+    let strangers = 0
+    for (const member of this.live.values()) if (!this.isMember(member.author)) strangers++
+    this.strangers = strangers
   }
 
   private depart (member: MemberState, why: string): void {
     this.live.delete(member.author)
+    if (!this.isMember(member.author)) this.strangers = Math.max(0, this.strangers - 1)
     this.departedSeqnos.set(member.author, member.seqno)
     if (this.departedSeqnos.size > MAX_REMEMBERED_SEQNOS) {
       const oldest = this.departedSeqnos.keys().next().value

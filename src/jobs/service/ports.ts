@@ -1,3 +1,4 @@
+import type { EnvironmentLease } from '../../environments/index.js'
 import type { DecodedEntry, EntryBody } from '../../ledger/entry.js'
 import type { Member } from '../scheduler.js'
 
@@ -37,4 +38,16 @@ export interface BlobFetcher {
 export interface Membership {
   members (): Member[]
   update (state: { free: number, running: string[] }): void
+}
+
+/** The environments this node builds in (the node wires its environment store to this). */
+export interface JobEnvironments {
+  /** Names ready here now: what the scheduler may claim for, and heartbeats advertise. */
+  ready (): string[]
+  /**
+   * Hold the named environment (with `packages` installed into a derived
+   * copy, made once per set) for one build. Throws, saying why, when it
+   * cannot: not offered here, unknown packages, an unreachable archive.
+   */
+  acquire (request: { name: string, packages: string[], signal: AbortSignal, onLine?: (line: string) => void }): Promise<EnvironmentLease>
 }

@@ -1,11 +1,12 @@
+import { packageNameProblem, packageVersions, type EnvironmentLease } from '../../environments/index.js'
 import type { Executor, RunOutcome, SandboxLimits } from '../../sandbox/index.js'
 import { componentLogger } from '../../util/logger.js'
 import { describeError } from '../../util/errors.js'
-import type { Artifact, ResultBody, ResultStatus } from '../bodies.js'
-import { MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS, MAX_REASON_LENGTH, MAX_RESULT_ARTIFACTS, MAX_TOOL_NAME_LENGTH } from '../constants.js'
-import { SOURCE_REFUSAL_PREFIX } from '../scheduler.js'
+import type { Artifact, ResultBody, ResultEnvironment, ResultStatus } from '../bodies.js'
+import { MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS, MAX_PACKAGE_VERSION_LENGTH, MAX_REASON_LENGTH, MAX_RESULT_ARTIFACTS, MAX_RESULT_PACKAGES, MAX_TOOL_NAME_LENGTH } from '../constants.js'
+import { ENVIRONMENT_REFUSAL_PREFIX, SOURCE_REFUSAL_PREFIX } from '../scheduler.js'
 import type { JobView } from '../view.js'
-import type { BlobFetcher, JobBlobs } from './ports.js'
+import type { BlobFetcher, JobBlobs, JobEnvironments } from './ports.js'
 
 const log = componentLogger('jobs:runner')
 
@@ -19,6 +20,8 @@ export interface RunSlotOptions {
   platform: string
   limits: SandboxLimits
   executor: Executor
+  /** Where environments come from; undefined: this node builds on its host only. */
+  environments?: JobEnvironments
   blobs: JobBlobs
   fetcher: BlobFetcher
   /** Authors likely to hold the source, best first (the submitter, then builders). */
@@ -57,6 +60,40 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     return { ...errorResult(job, platform, start, `${SOURCE_REFUSAL_PREFIX}${job.source.slice(0, 12)}…: ${describeError(err)}`, await options.executor.fingerprint()), status: 'refused' }
   }
   options.signal.throwIfAborted()
+  const environment = job.spec.platforms.find((p) => p.selector === platform)?.environment
+  let lease: EnvironmentLease | undefined
+  if (environment !== undefined) {
+    const packages = job.spec.packages ?? []
+    const wanted = `${environment}${packages.length > 0 ? ` + ${packages.join(', ')}` : ''}`
+    try {
+      if (options.environments === undefined) throw new Error('this node builds on its host only')
+      options.onLog?.(`[buildhaus: preparing the environment ${wanted}]\n`)
+      lease = await options.environments.acquire({
+        name: environment,
+        packages,
+        signal: options.signal,
+        ...(options.onLog !== undefined ? { onLine: (line: string) => { options.onLog!(`[environment: ${line}]\n`) } } : {})
+      })
+      // The manifest is a blob anyone can fetch by the hash the result records.
+      await blobs.put(lease.manifestBytes, { pin: true })
+    } catch (err) {
+      await lease?.release()
+      options.signal.throwIfAborted()
+      // Not a vote on the build: unknown packages or an unreachable archive are the job's or the network's
+      // problem, never a failed build. The slot goes to the next builder, and "why unclaimed" says this.
+      return { ...errorResult(job, platform, start, `${ENVIRONMENT_REFUSAL_PREFIX}${wanted}: ${describeError(err)}`, await options.executor.fingerprint()), status: 'refused' }
+    }
+  }
+  try {
+    return await buildIn(options, source, start, lease)
+  } finally {
+    await lease?.release()
+  }
+}
+
+/** Run the steps (in the leased environment, if any) and make the result body. */
+async function buildIn (options: RunSlotOptions, source: Buffer, start: number, lease: EnvironmentLease | undefined): Promise<ResultBody> {
+  const { job, platform, blobs } = options
   let outcome: RunOutcome
   try {
     outcome = await options.executor.run({
@@ -65,6 +102,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
       artifacts: job.spec.artifacts,
       network: job.spec.network,
       root: job.spec.root,
+      ...(lease !== undefined ? { rootfs: { path: lease.root, os: lease.os } } : {}),
       limits: options.limits,
       // Every builder of a job uses the job's own time: timestamps embedded by
       // well-behaved tools then agree across builders.
@@ -75,7 +113,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     })
   } catch (err) {
     options.signal.throwIfAborted()
-    return errorResult(job, platform, start, `the sandbox failed: ${describeError(err)}`, await options.executor.fingerprint())
+    return withEnvironment(errorResult(job, platform, start, withoutHostPaths(`the sandbox failed: ${describeError(err)}`, options.workRoot), await options.executor.fingerprint()), lease, job)
   }
   try {
     options.signal.throwIfAborted()
@@ -93,7 +131,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     }
     const tooMany = outcome.status === 'pass' && outcome.artifacts.length > MAX_RESULT_ARTIFACTS
     const status: ResultStatus = tooMany ? 'error' : outcome.status
-    const reason = tooMany ? `more than ${MAX_RESULT_ARTIFACTS} artifacts matched the globs` : outcome.reason
+    const reason = tooMany ? `more than ${MAX_RESULT_ARTIFACTS} artifacts matched the globs` : outcome.reason !== undefined ? withoutHostPaths(outcome.reason, options.workRoot) : undefined
     return {
       job: job.id,
       platform,
@@ -104,6 +142,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
       logSize: logBlob.size,
       artifacts: tooMany ? [] : artifacts,
       env: envOf(outcome),
+      ...(lease !== undefined ? { environment: resultEnvironment(lease, job.spec.packages ?? []) } : {}),
       start: outcome.start,
       end: outcome.end
     }
@@ -136,6 +175,29 @@ async function obtainSource (options: RunSlotOptions): Promise<Buffer> {
   return await blobs.readBytes(job.source, MAX_SOURCE_BYTES)
 }
 
+/**
+ * Packages whose versions a result records besides the job's own: the
+ * toolchain most builds depend on, when installed. The manifest (a blob)
+ * lists every package; these let a verdict name differences on its own.
+ */
+const TOOLCHAIN_PACKAGES = ['libc6', 'musl', 'gcc', 'g++', 'binutils', 'make', 'dpkg-dev', 'debhelper', 'python3', 'perl']
+
+/** What a result says of its environment: name, manifest hash, and the versions of the job's packages and the toolchain. */
+export function resultEnvironment (lease: Pick<EnvironmentLease, 'hash' | 'manifest'>, requested: readonly string[]): ResultEnvironment {
+  const versions = packageVersions(lease.manifest)
+  const packages: Record<string, string> = {}
+  for (const name of [...requested, ...TOOLCHAIN_PACKAGES]) {
+    const version = versions.get(name)
+    if (version === undefined || packageNameProblem(name) !== undefined || Object.keys(packages).length >= MAX_RESULT_PACKAGES) continue
+    packages[name] = oneLine(version).slice(0, MAX_PACKAGE_VERSION_LENGTH)
+  }
+  return { name: lease.manifest.name, manifest: lease.hash, packages }
+}
+
+function withEnvironment (body: ResultBody, lease: EnvironmentLease | undefined, job: JobView): ResultBody {
+  return lease === undefined ? body : { ...body, environment: resultEnvironment(lease, job.spec.packages ?? []) }
+}
+
 function envOf (outcome: Pick<RunOutcome, 'env'>): ResultBody['env'] {
   const env = outcome.env
   const tools: Record<string, string> = {}
@@ -160,6 +222,15 @@ function envOf (outcome: Pick<RunOutcome, 'env'>): ResultBody['env'] {
 function oneLine (text: string): string {
   // eslint-disable-next-line no-control-regex -- removing them is the point
   return (text.split('\n')[0] ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, MAX_ENV_FIELD_LENGTH)
+}
+
+/**
+ * A reason goes into the signed, replicated log: never the volunteer's own
+ * paths. The workspace root (and anything under it) becomes `<workspace>`.
+ */
+export function withoutHostPaths (text: string, workRoot: string): string {
+  if (workRoot === '' || workRoot === '/') return text
+  return text.split(workRoot).join('<workspace>')
 }
 
 function errorResult (job: JobView, platform: string, start: number, reason: string, env: RunOutcome['env']): ResultBody {

@@ -1,19 +1,23 @@
 import { admit, type AdmissionPolicy, type Executor } from '../../sandbox/index.js'
 import type { DecodedEntry } from '../../ledger/entry.js'
+import { InvalidEntryError } from '../../ledger/errors.js'
 import { BuildhausError, describeError } from '../../util/errors.js'
 import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
-import type { ResultBody } from '../bodies.js'
+import type { JobBody, ResultBody } from '../bodies.js'
 import { CLAIM_LEASE_MS } from '../constants.js'
 import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission, type Member } from '../scheduler.js'
 import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
 import { withLiveness } from '../state.js'
-import type { TrustPolicy } from '../trust.js'
+import { provenanceSigningInput } from '../provenance.js'
+import { countingOf, type Counting, type TrustPolicy } from '../trust.js'
 import type { JobView } from '../view.js'
-import { describeDiagnosisFailure, diagnose, planDiagnosis } from './diagnoser.js'
+import { describeDiagnosisFailure, diagnose, planCrossDiagnosis, planDiagnosis, type DiagnosisPlan } from './diagnoser.js'
 import { JobIndex } from './job-index.js'
-import type { BlobFetcher, JobBlobs, JobLedger, Membership } from './ports.js'
+import { WatchIndex } from '../watches.js'
+import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
+import { errorInstead, publishableResult } from './publishable.js'
 import { requestedLimits, runSlot } from './runner.js'
 
 const log = componentLogger('jobs:service')
@@ -23,6 +27,8 @@ const ADVERTISE_GAP_MS = 1_000
 
 /** The types the job service folds. */
 const JOB_TYPES = ['job', 'claim', 'result', 'cancel', 'diagnosis'] as const
+/** The types of watches (folded beside the jobs: a watch's jobs and duplicates need both). */
+const WATCH_TYPES = ['watch', 'unwatch', 'poll'] as const
 
 export class JobNotFoundError extends BuildhausError {
   override name = 'JobNotFoundError'
@@ -45,6 +51,8 @@ export interface JobServiceOptions {
   membership: Membership
   /** Undefined when this node cannot build (no sandbox): it still submits, watches and serves. */
   executor: Executor | undefined
+  /** The environments this node offers; undefined: it builds on its host only. */
+  environments?: JobEnvironments
   policy: AdmissionPolicy
   trust: TrustPolicy
   /** Where sandbox workspaces go. */
@@ -52,6 +60,8 @@ export interface JobServiceOptions {
   leaseMs?: number
   /** How often to re-plan without any new entry (leases lapse, members leave). */
   tickMs?: number
+  /** Signs with the node's key: a pass with artifacts carries the builder's signature of its provenance statement. */
+  sign?: (message: Uint8Array) => Uint8Array
 }
 
 /** Counters for /metrics and the dashboard. */
@@ -70,6 +80,10 @@ export type JobServiceEvents = {
   job: CustomEvent<{ id: string }>
   /** A live line of a build this node is running. */
   log: CustomEvent<{ job: string, platform: string, text: string }>
+  /** A watch changed: added, removed, a poll report, a job for one of its releases. */
+  watch: CustomEvent<{ id: string }>
+  /** A build of this node started (`running: true`) or ended: live log followers open and close its slot. */
+  run: CustomEvent<{ job: string, platform: string, running: boolean }>
 }
 
 interface Running {
@@ -101,6 +115,8 @@ function lastActiveOf (map: ReadonlyMap<string, number>, author: string): { last
 export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly options: JobServiceOptions
   private readonly index: JobIndex
+  /** Every watch, its releases' jobs, and which jobs are duplicates of a race. */
+  readonly watches: WatchIndex
   private readonly running = new Map<string, Running>()
   /** Slots we have decided to claim and are writing the claim for. */
   private readonly claiming = new Set<string>()
@@ -124,15 +140,20 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     super()
     this.options = options
     this.index = new JobIndex(options.trust)
+    this.watches = new WatchIndex(options.trust)
   }
 
   async start (): Promise<void> {
     if (this.started) return
     this.options.ledger.addEventListener('entry', this.onEntry)
+    for (const type of WATCH_TYPES) {
+      for await (const entry of this.options.ledger.byType(type)) this.watches.add(entry)
+    }
     for (const type of JOB_TYPES) {
       for await (const entry of this.options.ledger.byType(type)) {
         this.noteActivity(entry)
         this.index.add(entry)
+        if (type === 'job') this.watches.add(entry)
       }
     }
     this.started = true
@@ -185,6 +206,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** Believe differently (e.g. exclude a forked key): every view is refolded. */
   setTrustPolicy (policy: TrustPolicy): void {
     this.index.setPolicy(policy)
+    this.watches.setPolicy(policy)
     for (const id of this.index.ids()) this.emit('job', { id })
   }
 
@@ -211,6 +233,19 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     await this.options.blobs.pin(body.source)
     const entry = await this.options.ledger.append('job', body)
     this.index.add(entry)
+    return this.get(entry.id)!
+  }
+
+  /**
+   * Publish a job body made elsewhere (a watch's job for a release, with its
+   * trigger and upstream): the source must be in the local store; it is pinned
+   * until the job is decided, as for submit.
+   */
+  async submitBody (body: JobBody): Promise<JobView> {
+    if (!(await this.options.blobs.has(body.source))) throw new SourceNotFoundError(`the source ${body.source} is not in this node's blob store`)
+    await this.options.blobs.pin(body.source)
+    const entry = await this.options.ledger.append('job', body)
+    this.handleEntry(entry)
     return this.get(entry.id)!
   }
 
@@ -257,17 +292,31 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       free: Math.max(0, slots - this.running.size - this.claiming.size),
       running: [...this.running.keys()],
       accepts: { network: this.options.policy.network, root: this.options.policy.root },
+      environments: this.options.environments?.ready() ?? [],
       lastSeen: Date.now(),
       ...(lastActive !== undefined ? { lastActive } : {})
     }]
   }
 
   private overlay (view: JobView, members: Member[], now: number): JobView {
+    const duplicateOf = this.duplicateOf(view)
+    if (duplicateOf !== undefined) view = { ...view, duplicateOf }
     if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
-    return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now))
+    const counting = this.counting()
+    return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now, counting))
+  }
+
+  /** The job this one duplicates (same watch and release, earlier in fold order), if it is a duplicate. */
+  duplicateOf (view: Pick<JobView, 'id' | 'spec'>): string | undefined {
+    if (view.spec.trigger === undefined) return undefined
+    const canonical = this.watches.canonicalJob({ id: view.id, trigger: view.spec.trigger })
+    return canonical !== undefined && canonical !== view.id ? canonical : undefined
   }
 
   private handleEntry (entry: DecodedEntry): void {
+    const watch = this.watches.add(entry)
+    if (watch !== undefined) this.emit('watch', { id: watch })
+    if (entry.entry.type === 'watch' || entry.entry.type === 'unwatch' || entry.entry.type === 'poll') return
     this.noteActivity(entry)
     const changed = this.index.add(entry)
     if (changed === undefined) return
@@ -315,21 +364,35 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     const { self } = this.options
     const members = this.liveMembers()
     const active = this.index.activeViews((v) => isOpen(v) || this.mayDiagnose(v))
-    const open = active.filter(isOpen)
+    // A duplicate of a watch's race is never built: the first job for the release in fold order stands.
+    const open = active.filter((v) => isOpen(v) && this.duplicateOf(v) === undefined)
+    this.stopDuplicateRuns()
     this.planDiagnoses(active, now)
     // A node whose key forked may not write: it claims nothing (its claims and results would be refused).
     if (this.options.executor === undefined || self.slots === 0 || this.options.ledger.isEquivocating(self.author)) return
-    this.stopYieldedRuns(members, now)
+    const { counts } = this.counting()
+    this.stopYieldedRuns(members, now, counts)
+    // A node its own policy does not count (not a member yet) builds nothing: its results would count for nobody.
+    if (!counts(self.author)) return
     let free = self.slots - this.running.size - this.claiming.size
     if (free <= 0 || open.length === 0) return
     free -= this.resumeOwnClaims(open, now, free)
     if (free <= 0) return
     const { claims, refusals } = planClaims({
       now,
-      self: { author: self.author, platforms: self.platforms, free, running: [...this.running.keys()], ...lastActiveOf(this.lastActive, self.author), admit: (job) => this.admit(job) },
-      members: this.withLoggedLoad(members, open, now),
+      self: {
+        author: self.author,
+        platforms: self.platforms,
+        environments: this.options.environments?.ready() ?? [],
+        free,
+        running: [...this.running.keys()],
+        ...lastActiveOf(this.lastActive, self.author),
+        admit: (job) => this.admit(job)
+      },
+      members: this.withLoggedLoad(members, open, now, counts),
       jobs: open,
-      leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS
+      leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS,
+      counts
     })
     for (const decision of claims) this.startClaim(decision.job, decision.platform, decision.lease, decision.reason)
     for (const refusal of refusals) {
@@ -340,20 +403,36 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
   }
 
+  /** Whom this node's policy counts: only their claims hold slots, only they are designated. */
+  private counting (): Counting {
+    return countingOf(this.index.getPolicy())
+  }
+
+  /** Runs of a job that turned out to duplicate an earlier job for the same release: stop them. */
+  private stopDuplicateRuns (): void {
+    for (const run of this.running.values()) {
+      const view = this.index.view(run.job)
+      const original = view === undefined ? undefined : this.duplicateOf(view)
+      if (original !== undefined && !run.controller.signal.aborted) run.controller.abort(new BuildhausError(`job ${run.job} duplicates job ${original} (the same release of the same watch)`))
+    }
+  }
+
   /**
-   * Runs whose claim came after the slot was already full (another node
-   * claimed it at the same moment, with an earlier claim in fold order):
-   * every node now counts the other claim, so stop ours rather than build a
-   * replica nobody asked for.
+   * Runs whose claim came after the slot was already full (another counted
+   * node claimed it at the same moment, with an earlier claim in fold
+   * order): every node now counts the other claim, so stop ours rather than
+   * build a replica nobody asked for. A claim from a builder this node does
+   * not count (a stranger with clock 0 and an endless lease) holds nothing,
+   * so it never stops a run.
    */
-  private stopYieldedRuns (members: Member[], now: number): void {
-    const live = new Map(members.map((m) => [m.author, m]))
+  private stopYieldedRuns (members: Member[], now: number, counts: (author: string) => boolean): void {
+    const live = new Map(members.filter((m) => counts(m.author)).map((m) => [m.author, m]))
     for (const [key, run] of this.running) {
       if (run.yielded) continue
       const view = this.index.view(run.job)
       const platform = view?.platforms.find((p) => p.selector === run.platform)
       if (view === undefined || platform === undefined) continue
-      if (!slotState(view, platform, now, live).yielded.includes(this.options.self.author)) continue
+      if (!slotState(view, platform, now, live, counts).yielded.includes(this.options.self.author)) continue
       run.yielded = true
       this.stats.yielded++
       run.controller.abort(new BuildhausError(`another node claimed ${key} first; this node stops its run`))
@@ -410,8 +489,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
    * cancelled meanwhile, a claim not yet received) keep it busy too, unless
    * the member already delivered a result there (then the heartbeat is stale).
    */
-  private withLoggedLoad (members: Member[], open: JobView[], now: number): Member[] {
-    const live = new Map(members.map((m) => [m.author, m]))
+  private withLoggedLoad (members: Member[], open: JobView[], now: number, counts: (author: string) => boolean): Member[] {
+    const live = new Map(members.filter((m) => counts(m.author)).map((m) => [m.author, m]))
     const busy = new Map<string, Set<string>>()
     const note = (builder: string, key: string): void => {
       const slots = busy.get(builder)
@@ -420,7 +499,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }
     for (const view of open) {
       for (const platform of view.platforms) {
-        for (const builder of slotState(view, platform, now, live).holding) note(builder, slotKey(view.id, platform.selector))
+        for (const builder of slotState(view, platform, now, live, counts).holding) note(builder, slotKey(view.id, platform.selector))
       }
     }
     return members.map((m) => {
@@ -463,6 +542,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       controller.abort(new BuildhausError(`could not claim ${key}: ${describeError(err)}`))
     })
     this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
+    this.emit('run', { job: jobId, platform, running: true })
     this.advertise()
     try {
       const body = await runSlot({
@@ -470,6 +550,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         platform,
         limits: admission.limits,
         executor: this.options.executor,
+        ...(this.options.environments !== undefined ? { environments: this.options.environments } : {}),
         blobs: this.options.blobs,
         fetcher: this.options.fetcher,
         sourceHolders: this.sourceHolders(view),
@@ -483,6 +564,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       })
       await claimed
       controller.signal.throwIfAborted()
+      if (this.options.sign !== undefined && body.status === 'pass' && body.artifacts.length > 0) {
+        body.provenance = Buffer.from(this.options.sign(provenanceSigningInput(view, platform, body.artifacts))).toString('hex')
+      }
       await this.publishResult(body)
     } catch (err) {
       if (controller.signal.aborted) log('run of %s stopped: %s', key, describeError(controller.signal.reason))
@@ -490,13 +574,30 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     } finally {
       await claimed
       this.running.delete(key)
+      this.emit('run', { job: jobId, platform, running: false })
       this.advertise()
       this.schedulePlan()
     }
   }
 
-  private async publishResult (body: ResultBody): Promise<void> {
-    await this.options.ledger.append('result', body)
+  /**
+   * Publish a result, always: a body that cannot be encoded (an artifact
+   * path with a line feed, more bytes than an entry may hold) is published
+   * as an `error` result saying why, and a body the log refuses is retried
+   * once the same way. A result that is never published would leave the
+   * claim to lapse and the job to be built again and again.
+   */
+  private async publishResult (result: ResultBody): Promise<void> {
+    let body = publishableResult(result)
+    if (body !== result) log.error('result of %s/%s replaced by an error: %s', result.job, result.platform, body.reason ?? '')
+    try {
+      await this.options.ledger.append('result', body)
+    } catch (err) {
+      if (!(err instanceof InvalidEntryError)) throw err
+      body = errorInstead(result, `the result could not be published: ${describeError(err)}`)
+      log.error('result of %s/%s refused by the log (%s); publishing an error instead', result.job, result.platform, describeError(err))
+      await this.options.ledger.append('result', body)
+    }
     this.stats.runs[body.status] = (this.stats.runs[body.status] ?? 0) + 1
     this.stats.runSeconds.count++
     this.stats.runSeconds.sum += Math.max(0, body.end - body.start) / 1000
@@ -534,31 +635,39 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** A mismatch this node took part in and nobody has diagnosed yet: it may be this node's to diagnose. */
   private mayDiagnose (view: JobView): boolean {
     const self = this.options.self.author
-    return view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector) &&
+    const platformMismatch = view.platforms.some((p) => p.verdict === 'mismatch' && !view.diagnoses.some((d) => d.platform === p.selector && d.versus === undefined) &&
       (p.mismatch?.groups.some((g) => g.builders.includes(self)) ?? false))
+    const crossMismatch = view.crossPlatform.verdict === 'mismatch' && !view.diagnoses.some((d) => d.versus !== undefined) &&
+      view.platforms.some((p) => p.results.some((r) => r.builder === self))
+    return platformMismatch || crossMismatch
   }
 
   private planDiagnoses (views: JobView[], now: number): void {
     for (const view of views) {
       for (const platform of view.platforms) {
         if (platform.verdict !== 'mismatch') continue
-        const key = slotKey(view.id, platform.selector)
-        if (this.diagnosing.has(key)) continue
-        const plan = planDiagnosis(view, platform, this.options.self.author, now)
-        if (plan === undefined) continue
-        this.diagnosing.add(key)
-        void diagnose(plan, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
-          .then(async (body) => {
-            await this.options.ledger.append('diagnosis', body)
-            this.stats.diagnoses++
-          })
-          .catch((err: unknown) => {
-            log.error(describeDiagnosisFailure(plan, err))
-            // Let a later plan try again (the other side may have been unreachable).
-            setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
-          })
+        this.startDiagnosis(slotKey(view.id, platform.selector), () => planDiagnosis(view, platform, this.options.self.author, now))
       }
+      if (view.crossPlatform.verdict === 'mismatch') this.startDiagnosis(`${view.id}/cross-platform`, () => planCrossDiagnosis(view, this.options.self.author, now))
     }
+  }
+
+  /** Diagnose once per key, if the plan says it is this node's turn; a failure lets a later plan try again. */
+  private startDiagnosis (key: string, plan: () => DiagnosisPlan | undefined): void {
+    if (this.diagnosing.has(key)) return
+    const planned = plan()
+    if (planned === undefined) return
+    this.diagnosing.add(key)
+    void diagnose(planned, this.options.blobs, this.options.fetcher, AbortSignal.timeout(5 * 60_000))
+      .then(async (body) => {
+        await this.options.ledger.append('diagnosis', body)
+        this.stats.diagnoses++
+      })
+      .catch((err: unknown) => {
+        log.error(describeDiagnosisFailure(planned, err))
+        // Let a later plan try again (the other side may have been unreachable).
+        setTimeout(() => { this.diagnosing.delete(key) }, 30_000).unref?.()
+      })
   }
 
   private sourceHolders (view: JobView): string[] {

@@ -13,7 +13,10 @@ import { registerLogRoutes, type LogContext } from './routes/log.js'
 import { registerEventRoutes, type EventsContext } from './routes/events.js'
 import { registerMetricsRoutes, type MetricsContext } from './routes/metrics.js'
 import { registerTrustRoutes, type TrustContext } from './routes/trust.js'
+import { registerMemberRoutes, type MembersContext } from './routes/members.js'
 import { registerDashboardRoutes } from './routes/dashboard.js'
+import { registerLiveRoutes, type LiveContext } from './routes/live.js'
+import { registerWatchRoutes, type WatchesContext } from './routes/watches.js'
 
 const log = componentLogger('node:api')
 
@@ -26,7 +29,7 @@ export const API_REQUEST_TIMEOUT_MS = 30_000
 export type ApiContext = HealthContext & PeersContext & MutationGuardContext & Partial<NodeDataContext>
 
 /** The parts backed by the ledger, blobs and jobs; a bare API (in tests) may leave them out. */
-export type NodeDataContext = JobsContext & BlobsContext & LogContext & EventsContext & MetricsContext & TrustContext
+export type NodeDataContext = JobsContext & BlobsContext & LogContext & EventsContext & MetricsContext & TrustContext & MembersContext & Partial<Pick<LiveContext, 'live'>> & Partial<WatchesContext>
 
 /** The fastify app with every route registered, not yet listening (tests use `inject`). */
 export function buildApiApp (context: ApiContext): FastifyInstance {
@@ -49,6 +52,9 @@ export function buildApiApp (context: ApiContext): FastifyInstance {
     registerEventRoutes(app, context)
     registerMetricsRoutes(app, context)
     registerTrustRoutes(app, context)
+    registerMemberRoutes(app, context)
+    if (context.live !== undefined) registerLiveRoutes(app, { jobs: context.jobs, live: context.live })
+    if (context.watches !== undefined) registerWatchRoutes(app, { watches: context.watches })
   }
   registerDashboardRoutes(app)
   return app

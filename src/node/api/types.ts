@@ -11,6 +11,8 @@ export interface HealthResponse {
   /** The node's Ed25519 public key in hex: its name as a log author. */
   author: string
   platforms: string[]
+  /** Environments ready to build in (each also a platform label). */
+  environments: string[]
   slots: number
   free: number
   version: string
@@ -20,6 +22,35 @@ export interface HealthResponse {
   connections: number
   startedAt: number
   uptimeMs: number
+  /** How this node is reached and what it relays (absent on a bare API). */
+  network?: NetworkStatus
+}
+
+/** How a peer is reached: a direct connection, one that replaced a relayed one (DCUtR), only a relay, or none. */
+export type PeerReach = 'direct' | 'hole-punched' | 'relayed' | 'none'
+
+/** The node's place in the network: NAT traversal, private and closed meshes. */
+export interface NetworkStatus {
+  /** How others can reach this node: `public`, `relayed` (through a relay it holds a reservation on) or `private`. */
+  reachability: 'public' | 'relayed' | 'private'
+  /** The relays this node holds a reservation on (peer ids). */
+  relays: string[]
+  /** Serving as a relay for others: the mode, whether it serves now, and the reservations it holds for others. */
+  relay: { mode: 'auto' | 'on' | 'off', serving: boolean, reservations: number }
+  /** A private mesh: connections need the swarm key. */
+  private: boolean
+  /** A closed mesh: peers that are not members are refused. */
+  closed: boolean
+  upnp: boolean
+  /** Open connections by kind. */
+  connections: { direct: number, relayed: number }
+  /** Relayed connections opened, and replaced by a direct connection, since start. */
+  relayedOpened: number
+  upgraded: number
+  /** Blob transfers carried by a relayed connection since start (this node fetching, and serving). */
+  relayedBlobs: { fetched: number, served: number }
+  /** What the connection gater refused since start. */
+  refused: { nonMembers: number, reservations: number, circuits: number, swept: number }
 }
 
 export interface PeerView {
@@ -33,6 +64,8 @@ export interface PeerView {
   /** `"<job id>/<selector>"` of each build it runs. */
   running: string[]
   accepts: { network: boolean, root: boolean }
+  /** Environments it has ready to build in (absent when none, and from older nodes' rows). */
+  environments?: string[]
   version: string
   api?: string
   /** When its last heartbeat arrived (ms since the epoch; now for this node). */
@@ -43,6 +76,12 @@ export interface PeerView {
   reputation?: { score: number, agreed: number, disagreed: number, results: number }
   /** Caught forking its chain: nothing it writes is believed. */
   equivocating?: boolean
+  /** A member of the node's mesh (its claims and results count under the default trust mode). */
+  member?: boolean
+  /** How this node reaches it now (other rows only). */
+  reach?: PeerReach
+  /** How others reach this node (its own row only). */
+  reachability?: NetworkStatus['reachability']
 }
 
 export interface PeersResponse {

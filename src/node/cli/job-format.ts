@@ -48,6 +48,7 @@ export function jobReport (job: JobView, apiUrl: string): string {
   for (const p of job.platforms) {
     lines.push('')
     lines.push(`${p.selector}: ${verdictText(p.verdict)} (${p.agreeing} of ${p.quorum} needed agree, ${p.replicas} wanted)${p.reason !== undefined ? ` — ${p.reason}` : ''}`)
+    if (p.environment !== undefined) lines.push(`  in environment ${p.environment}${job.spec.packages !== undefined ? ` + ${job.spec.packages.join(', ')}` : ''}`)
     if (p.mismatch !== undefined) {
       lines.push(`  differing: ${p.mismatch.files.length > 0 ? p.mismatch.files.join(', ') : '(no files)'}${p.mismatch.statusDiffers ? '; the statuses differ' : ''}`)
     }
@@ -57,11 +58,12 @@ export function jobReport (job: JobView, apiUrl: string): string {
       const flag = r.agrees === false ? '  (disagrees)' : r.trusted ? '' : '  (untrusted)'
       lines.push(`  ${short(r.builder)}  ${r.status}${r.reason !== undefined ? ` (${r.reason})` : ''}  ${duration(r.end - r.start)}${flag}`)
       for (const s of r.steps) lines.push(`      step ${s.name}: exit ${s.exit ?? s.signal ?? '?'}, ${duration(s.ms)}`)
+      if (r.environment !== undefined) lines.push(`      environment ${r.environment.name} ${r.environment.manifest} (manifest ${apiUrl}/api/blobs/${r.environment.manifest})`)
       for (const a of r.artifacts) lines.push(`      ${a.sha256}  ${a.path} (${a.size} bytes)`)
       if (r.log !== null) lines.push(`      log ${apiUrl}/api/blobs/${r.log}`)
     }
     for (const d of job.diagnoses.filter((d) => d.platform === p.selector)) {
-      lines.push(`  diagnosis: ${d.summary}`)
+      lines.push(`  diagnosis${d.versus !== undefined ? ` (vs ${d.versus})` : ''}: ${d.summary}`)
       lines.push(`      report ${apiUrl}/api/blobs/${d.report}`)
     }
   }

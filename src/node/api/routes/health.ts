@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { HealthResponse } from '../types.js'
+import type { HealthResponse, NetworkStatus } from '../types.js'
 
 /** What GET /api/health reads. */
 export interface HealthContext {
@@ -7,9 +7,10 @@ export interface HealthContext {
   author: string
   version: string
   startedAt: number
-  local (): { platforms: string[], slots: number, free: number }
+  local (): { platforms: string[], environments?: string[], slots: number, free: number }
   memberCount (): number
   connectionCount (): number
+  network? (): NetworkStatus
 }
 
 export function registerHealthRoutes (app: FastifyInstance, context: HealthContext): void {
@@ -21,13 +22,15 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       peerId: context.peerId,
       author: context.author,
       platforms: local.platforms,
+      environments: local.environments ?? [],
       slots: local.slots,
       free: local.free,
       version: context.version,
       peers: context.memberCount(),
       connections: context.connectionCount(),
       startedAt: context.startedAt,
-      uptimeMs: now - context.startedAt
+      uptimeMs: now - context.startedAt,
+      ...(context.network !== undefined ? { network: context.network() } : {})
     }
   })
 }

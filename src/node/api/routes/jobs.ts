@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { z } from 'zod'
 import type { DecodedEntry } from '../../../ledger/entry.js'
-import { JobNotFoundError, NotSubmitterError, SourceNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type SpecOverrides } from '../../../jobs/index.js'
+import { attestations, JobNotFoundError, NotSubmitterError, SourceNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
 import { sendError } from '../errors.js'
 
 /**
@@ -179,6 +179,12 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
     const view = ID.test(request.params.id) ? context.jobs.get(request.params.id) : undefined
     if (view === undefined) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
     return view
+  })
+
+  app.get<{ Params: { id: string } }>('/api/jobs/:id/provenance', async (request, reply) => {
+    const view = ID.test(request.params.id) ? context.jobs.get(request.params.id) : undefined
+    if (view === undefined) return sendError(reply, 404, 'JobNotFound', `this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
+    return { job: view.id, verdict: view.verdict, attestations: attestations(view) }
   })
 
   app.get<{ Params: { id: string } }>('/api/jobs/:id/entries', async (request, reply) => {

@@ -20,6 +20,19 @@ export interface MetricsSnapshot {
   sandboxRunSeconds: { count: number, sum: number }
   blobBytes: number
   blobCount: number
+  /** Runs this node stopped because a counted node's earlier claim filled the slot. */
+  runsYielded: number
+  /** Members of the node's mesh (from the vouches in the log). */
+  meshMembers: number
+  /** NAT traversal and the connection gater (absent on a bare API). */
+  network?: {
+    relayedConnections: number
+    relayReservations: number
+    upgrades: number
+    blobFetchesRelayed: number
+    blobServesRelayed: number
+    refused: Record<string, number>
+  }
 }
 
 export interface MetricsContext {
@@ -65,6 +78,16 @@ export async function formatMetrics (m: MetricsSnapshot): Promise<string> {
   registry.registerMetric(totalsOnlySummary('buildhaus_sandbox_run_seconds', 'Duration of sandbox runs on this node.', m.sandboxRunSeconds))
   gauge('buildhaus_blob_bytes', 'Bytes in the local blob store.', m.blobBytes)
   gauge('buildhaus_blobs', 'Blobs in the local blob store.', m.blobCount)
+  counter('buildhaus_runs_yielded_total', 'Runs this node stopped because an earlier claim of a counted node filled the slot.', m.runsYielded)
+  gauge('buildhaus_mesh_members', 'Members of this node\'s mesh, from the vouches in the log.', m.meshMembers)
+  if (m.network !== undefined) {
+    gauge('buildhaus_relayed_connections', 'Open connections that go through a circuit relay.', m.network.relayedConnections)
+    gauge('buildhaus_relay_reservations', 'Reservations this node holds as a relay for peers behind NAT.', m.network.relayReservations)
+    counter('buildhaus_connection_upgrades_total', 'Relayed connections replaced by a direct one (DCUtR).', m.network.upgrades)
+    counter('buildhaus_blob_fetches_relayed_total', 'Blob fetches carried by a relayed connection.', m.network.blobFetchesRelayed)
+    counter('buildhaus_blob_serves_relayed_total', 'Blob uploads carried by a relayed connection.', m.network.blobServesRelayed)
+    byLabel(Counter, 'buildhaus_gater_refusals_total', 'Connections, reservations and relayed connections refused by the connection gater.', 'what', m.network.refused)
+  }
   return await registry.metrics()
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { LocalPresence, PresenceMember } from '../../../gossip/presence/index.js'
 import type { BuilderReputation } from '../../../jobs/index.js'
-import type { PeerView, PeersResponse } from '../types.js'
+import type { NetworkStatus, PeerReach, PeerView, PeersResponse } from '../types.js'
 
 /** What GET /api/peers reads. */
 export interface PeersContext {
@@ -17,6 +17,12 @@ export interface PeersContext {
   reputation?: () => BuilderReputation[]
   /** The author forked its chain: its entries are no longer believed. */
   isEquivocating?: (author: string) => boolean
+  /** The author is a member of the node's mesh (absent on a bare API). */
+  isMember?: (author: string) => boolean
+  /** How this node reaches a peer now. */
+  reachOf?: (peerId: string) => PeerReach
+  /** How others reach this node. */
+  reachability?: () => NetworkStatus['reachability']
 }
 
 export function registerPeerRoutes (app: FastifyInstance, context: PeersContext): void {
@@ -31,10 +37,12 @@ export function registerPeerRoutes (app: FastifyInstance, context: PeersContext)
       free: local.free,
       running: local.running,
       accepts: local.accepts,
+      ...(local.environments !== undefined && local.environments.length > 0 ? { environments: local.environments } : {}),
       version: local.version,
       ...(local.api !== undefined ? { api: local.api } : {}),
       lastSeen: Date.now(),
-      addresses: context.ownAddresses()
+      addresses: context.ownAddresses(),
+      ...(context.reachability !== undefined ? { reachability: context.reachability() } : {})
     }
     const others = await Promise.all(context.members().map(async (member): Promise<PeerView> => {
       const h = member.heartbeat
@@ -47,10 +55,12 @@ export function registerPeerRoutes (app: FastifyInstance, context: PeersContext)
         free: h.free,
         running: h.running,
         accepts: h.accepts,
+        ...(h.environments !== undefined && h.environments.length > 0 ? { environments: h.environments } : {}),
         version: h.version,
         ...(h.api !== undefined ? { api: h.api } : {}),
         lastSeen: member.lastSeen,
-        addresses: await context.addressesOf(member.peerId)
+        addresses: await context.addressesOf(member.peerId),
+        ...(context.reachOf !== undefined ? { reach: context.reachOf(member.peerId) } : {})
       }
     }))
     const scores = new Map((context.reputation?.() ?? []).map((r) => [r.builder, r]))
@@ -59,7 +69,8 @@ export function registerPeerRoutes (app: FastifyInstance, context: PeersContext)
       return {
         ...row,
         ...(r !== undefined ? { reputation: { score: r.score, agreed: r.agreed, disagreed: r.disagreed, results: r.results } } : {}),
-        ...(context.isEquivocating !== undefined ? { equivocating: context.isEquivocating(row.author) } : {})
+        ...(context.isEquivocating !== undefined ? { equivocating: context.isEquivocating(row.author) } : {}),
+        ...(context.isMember !== undefined ? { member: context.isMember(row.author) } : {})
       }
     })
     return { peers: rows }

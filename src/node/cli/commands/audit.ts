@@ -4,29 +4,31 @@ import { auditExport, type AuditedJob, type AuditedPlatform, type FullAuditRepor
 import { defineCommand, jsonOption } from '../command.js'
 import { short, verdictText } from '../job-format.js'
 import { formatTable } from '../table.js'
-import { readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
 
 export const auditCommand = defineCommand({
   name: ['audit'],
-  summary: 'verify an exported log offline (signatures, ids, chains, forks) and recompute every job\'s verdicts under your trust policy; exit 0 when the log is valid, 1 when anything is wrong',
+  summary: 'verify an exported log offline (signatures, ids, chains, forks), recompute the mesh\'s membership from its vouches and every job\'s verdicts under your trust policy; exit 0 when the log is valid, 1 when anything is wrong',
   args: 'FILE',
   positionals: { min: 1, max: 1 },
   options: {
     ...trustOptions,
     verbose: { type: 'boolean', short: 'v', description: 'show every job\'s builders and hashes, not only those that are not verified' },
+    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every signature, id and link present is still checked' },
     ...jsonOption
   },
   async run (options, positionals, io) {
     const file = positionals[0]!
     const info = await stat(file).catch(() => undefined)
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file; give an export made with \`buildhaus-node log export -o FILE\``)
-    const { policy, names } = await readerPolicyFromOptions(options)
-    const report = await auditExport(file, policy)
+    const reader = await readerPolicyFromOptions(options, io.env)
+    const { policy, names } = reader
+    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice })
     if (options.json) {
       const { views: _views, ...printable } = report
       io.stdout.write(`${JSON.stringify(printable)}\n`)
     } else {
-      io.stdout.write(formatAudit(report, { names, verbose: options.verbose }))
+      io.stdout.write(formatAudit(report, { names, verbose: options.verbose, basis: report.policy.basis }))
     }
     return report.log.valid ? 0 : 1
   }
@@ -49,6 +51,8 @@ const MAX_DETAILED_JOBS = 20
 interface FormatOptions {
   names: ReadonlyMap<string, string>
   verbose: boolean
+  /** Whom the verdicts count, for the words beside a result that does not count. */
+  basis?: 'members' | 'list' | 'everyone'
 }
 
 /**
@@ -92,8 +96,13 @@ export function formatAudit (report: FullAuditReport, options: FormatOptions): s
     }
   }
 
+  if (report.membership !== undefined) out.push('', ...membershipLines(report.membership, options))
   out.push('')
-  const trusted = report.policy.trusted === 'everyone' ? 'every builder' : `${report.policy.trusted} trusted builder${report.policy.trusted === 1 ? '' : 's'}`
+  const trusted = report.policy.trusted === 'everyone'
+    ? 'every builder (--trust everyone: unsafe, throwaway keys can forge verdicts)'
+    : report.policy.basis === 'members'
+      ? `the ${report.policy.trusted} member${report.policy.trusted === 1 ? '' : 's'} of mesh "${report.membership?.mesh ?? ''}"`
+      : `${report.policy.trusted} trusted builder${report.policy.trusted === 1 ? '' : 's'}`
   const quorum = report.policy.quorum === 'replicas' ? 'each platform\'s replica count' : String(report.policy.quorum)
   const counts = Object.entries(report.verdicts).map(([verdict, n]) => `${n} ${verdict}`).join(', ')
   out.push(`verdicts under your policy — believing ${trusted}, quorum ${quorum}${report.equivocating.length > 0 ? `, not ${report.equivocating.length} equivocating author${report.equivocating.length === 1 ? '' : 's'}` : ''}:`)
@@ -126,11 +135,24 @@ export function formatAudit (report: FullAuditReport, options: FormatOptions): s
       String(r.agreed),
       String(r.disagreed),
       String(r.undecided),
-      report.equivocating.includes(r.builder) ? 'equivocated' : report.policy.trustedKeys !== undefined && !report.policy.trustedKeys.includes(r.builder) ? 'not trusted' : ''
+      report.equivocating.includes(r.builder) ? 'equivocated' : report.policy.trustedKeys !== undefined && !report.policy.trustedKeys.includes(r.builder) ? (report.policy.basis === 'members' ? 'not a member' : 'not trusted') : ''
     ])
     out.push(indent(formatTable(['BUILDER', 'SCORE', 'AGREED', 'DISAGREED', 'UNDECIDED', 'NOTE'], rows)))
   }
   return `${out.join('\n').replace(/\n+$/, '')}\n`
+}
+
+/** The mesh's membership as the audit recomputed it from the log's vouches. */
+function membershipLines (membership: NonNullable<FullAuditReport['membership']>, options: FormatOptions): string[] {
+  const founders = membership.members.filter((m) => m.founder).length
+  const lines = [`membership of mesh "${membership.mesh}" (${membership.file}), from the log's vouches: ${membership.members.length} member${membership.members.length === 1 ? '' : 's'} (${founders} founder${founders === 1 ? '' : 's'}, ${membership.admit} vouch${membership.admit === 1 ? '' : 'es'} admit)${membership.counts ? '' : ' — not counted: your --trust decides the verdicts'}`]
+  if (membership.members.length === 0) lines.push('  no key is a member (a mesh file with no founders?): give --mesh FILE, the mesh this log comes from, or --trust DIR')
+  for (const m of membership.members.filter((member) => !member.founder)) {
+    lines.push(`  ${builderName(m.key, options.names)}: vouched for by ${m.vouchers.map((v) => builderName(v, options.names)).join(', ')}`)
+  }
+  for (const c of membership.candidates) lines.push(`  ${builderName(c.key, options.names)}: not admitted (${c.vouchers.length} of ${membership.admit} vouches)`)
+  for (const b of membership.barred) lines.push(`  ${builderName(b.key, options.names)}: never a member (${b.reason})`)
+  return lines
 }
 
 function indent (text: string): string {
@@ -158,7 +180,7 @@ function platformDetail (p: AuditedPlatform, options: FormatOptions): string[] {
   for (const r of p.results) {
     const notes = [
       groupOf.has(r.builder) ? `outcome ${groupOf.get(r.builder)!}` : undefined,
-      !r.trusted ? 'not trusted' : undefined,
+      !r.trusted ? (options.basis === 'members' ? 'not a member' : 'not trusted') : undefined,
       r.agrees === false ? 'disagrees' : undefined
     ].filter((n) => n !== undefined)
     lines.push(`      ${builderName(r.builder, options.names)}  ${r.status}  ${when(r.time)}${notes.length > 0 ? `  (${notes.join(', ')})` : ''}`)

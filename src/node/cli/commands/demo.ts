@@ -11,6 +11,7 @@ import { NodeClient } from '../../client.js'
 import { buildNodeConfig, parseSandbox } from '../../config.js'
 import { startNode, type RunningNode } from '../../daemon.js'
 import { loadOrCreateIdentity } from '../../identity.js'
+import { foundMeshFor } from '../../mesh.js'
 import { defineCommand, jsonOption } from '../command.js'
 import { jobReport } from '../job-format.js'
 import { watchJob } from '../watch.js'
@@ -41,12 +42,16 @@ export const demoCommand = defineCommand({
     const base = await mkdtemp(join(tmpdir(), 'buildhaus-demo-'))
     const nodes: RunningNode[] = []
     try {
-      say(`starting ${count} nodes (homes under ${base})…`)
+      // The demo founds its own mesh: every demo node is a founder, so their results count.
       const homes = Array.from({ length: count }, (_, i) => join(base, `node${i + 1}`))
+      const meshFile = join(base, 'mesh.json')
+      await foundMeshFor(homes, meshFile, { name: 'demo' })
       if (sandbox === 'none') await admitOnlyOwnJobs(homes)
+      say(`starting ${count} nodes (homes under ${base}), founders of the mesh "demo" (${meshFile})…`)
       for (let i = 0; i < count; i++) {
         const config = buildNodeConfig({
           home: homes[i]!,
+          mesh: meshFile,
           listen: ['/ip4/127.0.0.1/tcp/0'],
           bootstrap: i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!],
           mdns: false,

@@ -29,6 +29,17 @@ export const peersCommand = defineCommand({
   }
 })
 
+/**
+ * How a peer is reached: direct, hole-punched (a direct connection that
+ * replaced a relayed one), relayed, or - (no connection; heard through
+ * gossip). This node's own row says how others reach it: public, relayed
+ * or private.
+ */
+function reachText (peer: PeerView): string {
+  if (peer.self) return peer.reachability ?? '-'
+  return peer.reach === undefined || peer.reach === 'none' ? '-' : peer.reach
+}
+
 export function peersTable (peers: PeerView[], now: number): string {
   const rows = peers.map((p) => [
     p.self ? `${p.peerId} *` : p.peerId,
@@ -37,9 +48,10 @@ export function peersTable (peers: PeerView[], now: number): string {
     String(p.running.length),
     p.self ? 'self' : formatAge(now - p.lastSeen),
     p.version,
+    reachText(p),
     p.addresses[0] ?? '-'
   ])
   const others = peers.filter((p) => !p.self).length
-  return formatTable(['PEER ID', 'PLATFORMS', 'FREE', 'RUNNING', 'SEEN', 'VERSION', 'ADDRESS'], rows) +
+  return formatTable(['PEER ID', 'PLATFORMS', 'FREE', 'RUNNING', 'SEEN', 'VERSION', 'REACH', 'ADDRESS'], rows) +
     `${others} peer${others === 1 ? '' : 's'} besides this node (*)\n`
 }

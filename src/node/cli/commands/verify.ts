@@ -8,7 +8,7 @@ import { auditExport } from '../../audit.js'
 import { connectNode } from '../../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { short, verdictText } from '../job-format.js'
-import { readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
 import { builderName, when } from './audit.js'
 
 export interface VerifyAnswer {
@@ -17,7 +17,7 @@ export interface VerifyAnswer {
   size: number
   verified: boolean
   /** Whose judgement: the node's (its own policy), or an export under the reader's policy. */
-  judgedBy: { node: string } | { export: string, valid: boolean, trusted: number | 'everyone', quorum: number | 'replicas' }
+  judgedBy: { node: string, basis?: 'members' | 'list' | 'everyone' } | { export: string, valid: boolean, basis: 'members' | 'list' | 'everyone', mesh?: string, trusted: number | 'everyone', quorum: number | 'replicas' }
   matches: ArtifactMatch[]
 }
 
@@ -28,7 +28,8 @@ export const verifyCommand = defineCommand({
   positionals: { min: 1, max: 1 },
   options: {
     job: { type: 'string', placeholder: 'ID', description: 'only look in this job' },
-    log: { type: 'string', placeholder: 'EXPORT', description: 'judge offline from an exported log (with --trust/--quorum) instead of asking the node' },
+    log: { type: 'string', placeholder: 'EXPORT', description: 'judge offline from an exported log (with --mesh/--trust/--quorum) instead of asking the node' },
+    slice: { type: 'boolean', description: 'with --log: the file is a slice of a log (a release\'s log.ndjson), whose chains skip entries' },
     ...trustOptions,
     ...apiOption,
     ...homeOption,
@@ -39,8 +40,8 @@ export const verifyCommand = defineCommand({
     const info = await stat(file).catch(() => undefined)
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file`)
     if (options.job !== undefined && !/^[0-9a-f]{64}$/.test(options.job)) throw new UsageError(`--job ${options.job} is not a job id (64 hex digits)`)
-    if (options.log === undefined && (options.trust !== undefined || options.quorum !== undefined)) {
-      throw new UsageError('--trust and --quorum judge an exported log: add --log EXPORT (the node applies its own policy)')
+    if (options.log === undefined && (options.trust !== undefined || options.quorum !== undefined || options.mesh !== undefined)) {
+      throw new UsageError('--mesh, --trust and --quorum judge an exported log: add --log EXPORT (the node applies its own policy)')
     }
     if (options.log !== undefined && (options.api !== undefined || options.home !== undefined)) {
       throw new UsageError('--log judges offline: drop --api/--home, or drop --log to ask the node')
@@ -52,11 +53,18 @@ export const verifyCommand = defineCommand({
     let judgedBy: VerifyAnswer['judgedBy']
     let names: ReadonlyMap<string, string> = new Map()
     if (options.log !== undefined) {
-      const reader = await readerPolicyFromOptions(options)
+      const reader = await readerPolicyFromOptions(options, io.env)
       names = reader.names
-      const report = await auditExport(options.log, reader.policy)
+      const report = await auditExport(options.log, reader.policy, { membership: membershipOption(reader), slice: options.slice })
       matches = findArtifact(report.views, sha256, options.job)
-      judgedBy = { export: options.log, valid: report.log.valid, trusted: report.policy.trusted, quorum: report.policy.quorum }
+      judgedBy = {
+        export: options.log,
+        valid: report.log.valid,
+        basis: report.policy.basis,
+        ...(report.membership !== undefined ? { mesh: report.membership.mesh } : {}),
+        trusted: report.policy.trusted,
+        quorum: report.policy.quorum
+      }
     } else {
       const client = await connectNode({
         ...(options.api !== undefined ? { api: options.api } : {}),
@@ -65,7 +73,9 @@ export const verifyCommand = defineCommand({
       })
       const query = options.job !== undefined ? `?job=${options.job}` : ''
       matches = (await client.getJson<{ matches: ArtifactMatch[] }>(`/api/artifacts/${sha256}${query}`, { signal: io.signal })).matches
-      judgedBy = { node: client.url }
+      // Whom the node counts, for the words beside a builder it does not count.
+      const basis = await client.getJson<{ trust?: 'members' | 'list' | 'everyone' }>('/api/members', { signal: io.signal }).then((m) => m.trust, () => undefined)
+      judgedBy = { node: client.url, ...(basis !== undefined ? { basis } : {}) }
     }
     const answer: VerifyAnswer = { file, sha256, size: info.size, verified: matches.some((m) => m.verified), judgedBy, matches }
     io.stdout.write(options.json ? `${JSON.stringify(answer)}\n` : formatVerify(answer, names, options.job))
@@ -75,17 +85,22 @@ export const verifyCommand = defineCommand({
 
 function judge (answer: VerifyAnswer): string {
   if ('node' in answer.judgedBy) return `the node's policy (${answer.judgedBy.node})`
-  const { trusted, quorum } = answer.judgedBy
-  const whom = trusted === 'everyone' ? 'every builder' : `${trusted} trusted builder${trusted === 1 ? '' : 's'}`
+  const { trusted, quorum, basis, mesh } = answer.judgedBy
+  const whom = trusted === 'everyone'
+    ? 'every builder'
+    : basis === 'members'
+      ? `the ${trusted} member${trusted === 1 ? '' : 's'} of mesh "${mesh ?? ''}"`
+      : `${trusted} trusted builder${trusted === 1 ? '' : 's'}`
   return `your policy over ${answer.judgedBy.export} (believing ${whom}, quorum ${quorum === 'replicas' ? 'the replica count' : quorum})`
 }
 
 /** Why one place this hash appears does, or does not, vouch for the file. */
-function explain (m: ArtifactMatch, names: ReadonlyMap<string, string>): string {
+function explain (m: ArtifactMatch, names: ReadonlyMap<string, string>, basis: 'members' | 'list' | 'everyone' | undefined): string {
+  const outsiders = basis === 'members' ? 'not members' : basis === 'list' ? 'not trusted' : 'not counted'
   const trusted = m.builders.filter((b) => !m.untrusted.includes(b))
   const who = [
     trusted.length > 0 ? `built by ${trusted.map((b) => builderName(b, names)).join(', ')}` : undefined,
-    m.untrusted.length > 0 ? `claimed by ${m.untrusted.map((b) => builderName(b, names)).join(', ')} (not trusted)` : undefined
+    m.untrusted.length > 0 ? `claimed by ${m.untrusted.map((b) => builderName(b, names)).join(', ')} (${outsiders})` : undefined
   ].filter((part) => part !== undefined).join('; ')
   if (m.verified) return `${who}; ${m.agreeing} of ${m.quorum} needed agree${m.since !== undefined ? `, verified since ${when(m.since)}` : ''}`
   const verdict = verdictText(m.platformVerdict)
@@ -109,7 +124,7 @@ export function formatVerify (answer: VerifyAnswer, names: ReadonlyMap<string, s
     lines.push(`${answer.verified ? 'VERIFIED' : 'NOT VERIFIED'} under ${judge(answer)}:`)
     for (const m of [...answer.matches].sort((a, b) => Number(b.verified) - Number(a.verified))) {
       lines.push(`  ${m.verified ? 'verified' : 'not verified'}: job ${short(m.job)} (${m.name}), platform ${m.platform}, as ${m.path}`)
-      lines.push(`      ${explain(m, names)}`)
+      lines.push(`      ${explain(m, names, answer.judgedBy.basis)}`)
     }
   }
   return `${lines.join('\n')}\n`

@@ -1,0 +1,2 @@
+def hello(name='world'):
+    return f'hello, {name}'

@@ -1,0 +1,8 @@
+export * from './constants.js'
+export { boundPublicAddresses, boundPublicHosts, hostOf, isCircuit, isPublicAddress, isPublicIp } from './addresses.js'
+export { meshGater, MeshGater, type ClosedMesh, type GaterStats, type GaterView, type MeshGaterInit, type RelayLimits } from './gater.js'
+export { reachTracker, ReachTracker, isRelayed, type Reach, type ReachStats } from './reach.js'
+export { reachabilityOf, servesRelay, type Reachability } from './reachability.js'
+export { natConfig, RELAY_MODES, type NatConfig, type NatOptions, type NatServices, type RelayMode } from './services.js'
+export { newSwarmKey, parseSwarmKey, readSwarmKeyFile, writeNewSwarmKey } from './swarm-key.js'
+export { RelayOnlyError, withoutRelayDials, withoutRelayedProtocolDials } from './upkeep.js'
