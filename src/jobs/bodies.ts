@@ -39,6 +39,11 @@ function line (max: number): z.ZodString {
   return z.string().min(1).max(max).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
 }
 
+/** An http(s) or git URL on one line: no white space, no control characters. */
+function webUrl (): z.ZodString {
+  return line(MAX_URL_LENGTH).regex(/^(https?|git):\/\/\S+$/, 'must be an http(s) or git URL')
+}
+
 function text (max: number): z.ZodString {
   return z.string().min(1).max(max)
 }
@@ -162,7 +167,7 @@ export const digestSetSchema = z.partialRecord(z.enum(DIGEST_ALGORITHMS), z.stri
  * built is what was released.
  */
 export const upstreamSchema = z.strictObject({
-  url: z.string().min(1).max(MAX_URL_LENGTH).regex(/^(https?|git):\/\/[^\s\u0000-\u001f\u007f]+$/, 'must be an http(s) or git URL'),
+  url: webUrl(),
   digest: digestSetSchema
 })
 
@@ -203,11 +208,11 @@ export type WatchKind = typeof WATCH_KINDS[number]
 const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*$/
 const SUITE = /^[a-z0-9][a-z0-9.-]*$/
 
-const watchUrl = z.string().min(1).max(MAX_URL_LENGTH).regex(/^(https?|git):\/\/[^\s\u0000-\u001f\u007f]+$/, 'must be an http(s) or git URL')
+const watchUrl = webUrl()
 
 /** The job made for each release, with `{version}` (and `{name}`) replaced in the name and steps. */
 export const jobTemplateSchema = z.strictObject({
-  name: z.string().min(1).max(MAX_JOB_NAME_LENGTH).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters'),
+  name: line(MAX_JOB_NAME_LENGTH),
   platforms: z.array(jobPlatformSchema).min(1).max(MAX_PLATFORMS),
   steps: z.array(stepSchema).min(1).max(MAX_STEPS),
   artifacts: z.array(globSchema).max(MAX_GLOBS),
