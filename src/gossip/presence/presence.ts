@@ -106,7 +106,9 @@ interface MemberState extends PresenceMember {
   seqno: bigint
 }
 
-// Typed listeners on top of EventTarget (declaration merging adds these overloads to the class).
+// Typed listeners on top of EventTarget (declaration merging adds these overloads to the class;
+// EventTarget implements them, so nothing declared here is missing from the class).
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see above
 export interface Presence {
   addEventListener<K extends keyof PresenceEvents>(type: K, listener: (event: PresenceEvents[K]) => void, options?: AddEventListenerOptions | boolean): void
   addEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: AddEventListenerOptions | boolean): void
@@ -121,6 +123,7 @@ export interface Presence {
  * message's `from`; the topic validator refuses anything else, and refused
  * messages are never forwarded.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the typed overloads above
 export class Presence extends EventTarget {
   private readonly components: PresenceComponents
   private readonly intervalMs: number

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { z } from 'zod'
 import type { DecodedEntry } from '../../../ledger/entry.js'
-import { attestations, JobNotFoundError, NotSubmitterError, SourceNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
+import { attestations, JobNotFoundError, NotSubmitterError, SourceNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type SpecOverrides } from '../../../jobs/index.js'
 import { sendError } from '../errors.js'
 
 /**
