@@ -69,11 +69,13 @@ export async function benchMembership (options: { members?: number, strangerVouc
   // Memory of the index: a book of 100,000 records, the heap with it and once it is dropped.
   const gc = (globalThis as { gc?: () => void }).gc
   const settle = (): number => { for (let i = 0; i < 3; i++) gc?.(); return process.memoryUsage().heapUsed }
-  let big: VouchBook | undefined = new VouchBook()
-  for (let i = 0; i < 100_000; i++) big.add(`a${i % 1000}`.padEnd(64, '0'), Math.floor(i / 1000), `k${i}`.padEnd(64, '0'), true)
-  const records = big.size
-  const withBook = settle()
-  big = undefined
+  // The book lives only inside fill(): once it returns, nothing holds it and the next settle() can collect it.
+  const fill = (): { records: number, withBook: number } => {
+    const big = new VouchBook()
+    for (let i = 0; i < 100_000; i++) big.add(`a${i % 1000}`.padEnd(64, '0'), Math.floor(i / 1000), `k${i}`.padEnd(64, '0'), true)
+    return { records: big.size, withBook: settle() }
+  }
+  const { records, withBook } = fill()
   const bytesPerRecord = (withBook - settle()) / records
 
   return {

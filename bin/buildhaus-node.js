@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI is compiled from src/ into dist/ by `npm run build` (run by `npm ci`).
-import { tuneHeapFor } from '../dist/src/node/cli/heap.js'
-
-// Before the CLI's modules load: V8 heap settings for a long-running node (src/node/cli/heap.ts).
-tuneHeapFor(process.argv.slice(2))
-const { main } = await import('../dist/src/node/cli/main.js')
-process.exitCode = await main(process.argv.slice(2))
+// libp2p 3 needs Node.js 22: say so in one sentence instead of failing deep inside it.
+const major = Number(process.versions.node.split('.')[0])
+if (major < 22) {
+  process.stderr.write(`buildhaus-node needs Node.js 22 or later, and this is Node.js ${process.versions.node}: in a clone of the repository, run it as \`npx buildhaus-node …\` (npx and npm scripts use the Node.js 22 that \`npm ci\` installed with the dev dependencies); elsewhere, install Node.js 22.\n`)
+  process.exitCode = 1
+} else {
+  // Before the CLI's modules load: V8 heap settings for a long-running node (src/node/cli/heap.ts).
+  const { tuneHeapFor } = await import('../dist/src/node/cli/heap.js')
+  tuneHeapFor(process.argv.slice(2))
+  const { main } = await import('../dist/src/node/cli/main.js')
+  process.exitCode = await main(process.argv.slice(2))
+}

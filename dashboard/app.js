@@ -1,3 +1,4 @@
+// @ts-check
 // The dashboard's entry: one page, routed on the URL's hash.
 //   #/                    the grid
 //   #/job/<id>[/<sel>]    a job (scrolled to one platform)
@@ -6,22 +7,30 @@
 // Job summaries live in one store kept current by the node's events, so
 // coming back to the grid is instant.
 
+import { html, render } from 'lit-html'
 import { ApiError, getJson, getToken, nodeHealth, setToken } from './api.js'
-import { elapsed, esc, short } from './format.js'
+import { elapsed, find, messageOf, short } from './format.js'
 import { mountGrid, toGridJob } from './grid.js'
 import { mountJob } from './job.js'
 import { connectLive } from './live.js'
 import { mountPeers } from './peers.js'
 import { mountSubmit } from './submit.js'
 
+/** @typedef {import('./types.js').GridJob} GridJob */
+/** @typedef {import('./types.js').GridJobsResponse} GridJobsResponse */
+/** @typedef {import('./types.js').Page} Page */
+
 /** Job summaries newest first, by id. */
 class JobStore {
   constructor () {
+    /** @type {GridJob[]} */
     this.jobs = []
+    /** @type {Map<string, number>} */
     this.position = new Map()
     this.loaded = false
   }
 
+  /** @param {GridJob[]} jobs */
   setAll (jobs) {
     this.jobs = jobs
     this.reindex()
@@ -29,6 +38,7 @@ class JobStore {
   }
 
   /** Replace a known job in place, or put a new one where its time says (new jobs: on top). */
+  /** @param {GridJob} summary */
   upsert (summary) {
     const at = this.position.get(summary.id)
     if (at !== undefined) {
@@ -46,49 +56,62 @@ class JobStore {
   }
 
   list () { return this.jobs }
+  /** @param {string} id */
   indexOf (id) { return this.position.get(id) ?? -1 }
 }
 
 const store = new JobStore()
-const main = document.getElementById('main')
-const flashBox = document.getElementById('flash')
-const liveStatus = document.getElementById('live-status')
+const main = find(document, '#main', HTMLElement)
+const flashBox = find(document, '#flash', HTMLElement)
+const liveStatus = find(document, '#live-status', HTMLElement)
+/** @type {Page | undefined} */
 let page
+/** @type {Promise<void> | undefined} */
 let loading
-/** Job events that arrived while the list was loading: applied over it, as they may be newer. */
+/**
+ * Job events that arrived while the list was loading: applied over it, as they may be newer.
+ * @type {GridJob[] | undefined}
+ */
 let heldEvents
 
-/** Show an error (or a notice) above the page until dismissed or replaced. */
+/**
+ * Show an error (or a notice) above the page until dismissed or replaced.
+ * @param {string} message
+ * @param {'error' | 'warning'} [kind]
+ */
 export function flash (message, kind = 'error') {
   flashBox.hidden = false
   flashBox.dataset.kind = kind
-  flashBox.innerHTML = `<p>${esc(message)}</p><button type="button" class="dismiss">Dismiss</button>`
+  render(html`<p>${message}</p><button type="button" class="dismiss">Dismiss</button>`, flashBox)
 }
 
-/** A failed change: say why; a 403 means this browser needs the token. */
+/**
+ * A failed change: say why; a 403 means this browser needs the token.
+ * @param {unknown} err
+ * @param {string} doing
+ */
 export function reportError (err, doing) {
   if (err instanceof ApiError && err.status === 403) {
     flash(`${doing} was refused: ${err.message}. Enter the token under "API token" above.`)
-    const panel = document.getElementById('token-panel')
-    panel.open = true
-    document.getElementById('token-input').focus()
+    find(document, '#token-panel', HTMLDetailsElement).open = true
+    find(document, '#token-input', HTMLInputElement).focus()
     return
   }
-  flash(`${doing} failed: ${err?.message ?? err}`)
+  flash(`${doing} failed: ${messageOf(err)}`)
 }
 
 flashBox.addEventListener('click', (event) => {
-  if (event.target.closest('.dismiss')) flashBox.hidden = true
+  if (event.target instanceof Element && event.target.closest('.dismiss') !== null) flashBox.hidden = true
 })
 
 async function loadJobs () {
   if (loading === undefined) heldEvents = []
   loading ??= getJson('/api/jobs?view=grid').then((body) => {
-    store.setAll(body.jobs)
+    store.setAll(/** @type {GridJobsResponse} */ (body).jobs)
     for (const summary of heldEvents ?? []) store.upsert(summary)
     page?.reload?.()
   }).catch((err) => {
-    flash(`could not load the jobs: ${err.message}`)
+    flash(`could not load the jobs: ${messageOf(err)}`)
   }).finally(() => {
     loading = undefined
     heldEvents = undefined
@@ -96,26 +119,32 @@ async function loadJobs () {
   await loading
 }
 
+/** @typedef {{ name: 'job', id: string, platform?: string } | { name: 'grid' | 'peers' | 'submit' }} Route */
+
+/** @returns {Route} */
 function route () {
   const hash = location.hash.replace(/^#/, '') || '/'
   const parts = hash.split('/').filter((p) => p !== '').map(decodeURIComponent)
-  if (parts[0] === 'job' && /^[0-9a-f]{64}$/.test(parts[1] ?? '')) return { name: 'job', id: parts[1], platform: parts[2] }
-  if (parts[0] === 'peers') return { name: 'peers' }
-  if (parts[0] === 'submit') return { name: 'submit' }
+  const [page, id, platform] = parts
+  if (page === 'job' && id !== undefined && /^[0-9a-f]{64}$/.test(id)) return { name: 'job', id, ...(platform !== undefined ? { platform } : {}) }
+  if (page === 'peers') return { name: 'peers' }
+  if (page === 'submit') return { name: 'submit' }
   return { name: 'grid' }
 }
 
+/** @param {boolean} first the page's first load */
 function navigate (first) {
   page?.unmount?.()
   window.scrollTo(0, 0)
   const where = route()
-  for (const link of document.querySelectorAll('[data-nav]')) {
+  for (const link of document.querySelectorAll('a[data-nav]')) {
+    if (!(link instanceof HTMLElement)) continue
     if (link.dataset.nav === where.name) link.setAttribute('aria-current', 'page')
     else link.removeAttribute('aria-current')
   }
   const context = { store, flash, reportError }
   if (where.name === 'job') page = mountJob(main, where.id, where.platform, context)
-  else if (where.name === 'peers') page = mountPeers(main, context)
+  else if (where.name === 'peers') page = mountPeers(main)
   else if (where.name === 'submit') page = mountSubmit(main, context)
   else {
     page = mountGrid(main, store)
@@ -127,14 +156,14 @@ function navigate (first) {
 
 function tick () {
   const now = Date.now()
-  for (const el of document.querySelectorAll('.elapsed')) el.textContent = elapsed(Number(el.dataset.since), now)
-  for (const el of document.querySelectorAll('[data-ago]')) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
+  for (const el of document.querySelectorAll('.elapsed')) if (el instanceof HTMLElement) el.textContent = elapsed(Number(el.dataset.since), now)
+  for (const el of document.querySelectorAll('[data-ago]')) if (el instanceof HTMLElement) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
 }
 
 function setupToken () {
-  const form = document.getElementById('token-form')
-  const input = document.getElementById('token-input')
-  const state = document.getElementById('token-state')
+  const form = find(document, '#token-form', HTMLFormElement)
+  const input = find(document, '#token-input', HTMLInputElement)
+  const state = find(document, '#token-state', HTMLElement)
   const show = () => { state.textContent = getToken() !== '' ? 'a token is set for this tab' : 'no token set' }
   form.addEventListener('submit', (event) => {
     event.preventDefault()
@@ -142,7 +171,7 @@ function setupToken () {
     input.value = ''
     show()
   })
-  document.getElementById('token-forget').addEventListener('click', () => {
+  find(document, '#token-forget', HTMLButtonElement).addEventListener('click', () => {
     setToken('')
     input.value = ''
     show()
@@ -153,10 +182,10 @@ function setupToken () {
 async function showNode () {
   try {
     const health = await nodeHealth()
-    document.getElementById('node-info').innerHTML =
-      `node <code title="${esc(health.peerId)}">${esc(short(health.author))}</code> · ${esc(health.platforms.join(', '))} · <span id="peer-count">${health.peers}</span> peer${health.peers === 1 ? '' : 's'}`
+    // The peer count is kept current by the live events (textContent below): a plain text node, no binding.
+    render(html`node <code title=${health.peerId}>${short(health.author)}</code> · ${health.platforms.join(', ')} · <span id="peer-count" .textContent=${String(health.peers)}></span> peer${health.peers === 1 ? '' : 's'}`, find(document, '#node-info', HTMLElement))
   } catch (err) {
-    flash(`the node does not answer: ${err.message}`)
+    flash(`the node does not answer: ${messageOf(err)}`)
   }
 }
 

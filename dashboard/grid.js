@@ -1,30 +1,52 @@
+// @ts-check
 // The grid: jobs (newest first) × platforms, one cell per job platform,
-// coloured by verdict, with text and a symbol saying the same. Rows are built
-// as one HTML string and parsed once; the table has no per-cell listeners.
+// coloured by verdict, with text and a symbol saying the same. Rows are
+// lit-html templates keyed by job id: a live event re-renders the list and
+// lit-html touches only what changed; the table has no per-cell listeners.
 
-import { esc, elapsedTag, isProblem, short, timeTag } from './format.js'
+import { html, nothing, render } from 'lit-html'
+import { repeat } from 'lit-html/directives/repeat.js'
+import { elapsedTag, find, isProblem, short, timeTag } from './format.js'
+
+/** @typedef {import('./types.js').GridJob} GridJob */
+/** @typedef {import('./types.js').JobSummary} JobSummary */
+/** @typedef {GridJob['platforms'][number]} GridPlatform */
+/** @typedef {import('../src/jobs/view.js').PlatformHeadline} PlatformHeadline */
+/**
+ * A platform with who claimed it and who delivered (a JobSummary's or a JobView's).
+ * @typedef {PlatformHeadline & { claims: Array<{ builder: string, time: number }>, results: Array<{ builder: string, status: string }> }} ReportedPlatform
+ */
+/** @typedef {{ kind: string, label: string, reason: string, since?: number }} CellState */
+/** @typedef {{ readonly loaded: boolean, list (): GridJob[] }} GridStore */
 
 const PROBLEMS_KEY = 'buildhaus.onlyProblems'
 
 /**
+ * A platform as the grid shows it: how many builders delivered, and who
+ * builds it now (claimed, no result yet; since their first claim).
+ * @param {ReportedPlatform} p
+ * @returns {GridPlatform}
+ */
+export function gridPlatform (p) {
+  const reported = new Set(p.results.map((r) => r.builder))
+  const delivered = new Set(p.results.filter((r) => r.status !== 'refused').map((r) => r.builder))
+  /** @type {Map<string, number>} */
+  const running = new Map()
+  for (const c of p.claims) if (!reported.has(c.builder)) running.set(c.builder, Math.min(running.get(c.builder) ?? c.time, c.time))
+  const { claims: _claims, results: _results, ...rest } = p
+  return { ...rest, done: delivered.size, running: [...running].map(([builder, time]) => ({ builder, time })) }
+}
+
+/**
  * A job in the shape of GET /api/jobs?view=grid. Live events carry full
- * summaries (claims and results); the grid keeps only what it shows: per
- * platform, how many builders delivered and who builds it now.
+ * summaries (claims and results); the grid keeps only what it shows.
+ * @param {JobSummary | GridJob} summary
+ * @returns {GridJob}
  */
 export function toGridJob (summary) {
-  if (summary.platforms.every((p) => p.running !== undefined)) return summary
-  return {
-    ...summary,
-    platforms: summary.platforms.map((p) => {
-      if (p.running !== undefined) return p
-      const reported = new Set(p.results.map((r) => r.builder))
-      const delivered = new Set(p.results.filter((r) => r.status !== 'refused').map((r) => r.builder))
-      const running = new Map()
-      for (const c of p.claims) if (!reported.has(c.builder)) running.set(c.builder, Math.min(running.get(c.builder) ?? c.time, c.time))
-      const { claims: _claims, results: _results, ...rest } = p
-      return { ...rest, done: delivered.size, running: [...running].map(([builder, time]) => ({ builder, time })) }
-    })
-  }
+  /** @type {Array<GridPlatform | JobSummary['platforms'][number]>} */
+  const platforms = summary.platforms
+  return { ...summary, platforms: platforms.map((p) => ('running' in p ? p : gridPlatform(p))) }
 }
 
 /**
@@ -32,6 +54,9 @@ export function toGridJob (summary) {
  * builders agree; open ones say whether someone builds them now (running,
  * since the earliest claim) or nobody does (queued or unmatched, since the
  * job was submitted, with the node's reason).
+ * @param {Pick<GridJob, 'cancelled' | 'reason' | 'time'>} job
+ * @param {GridPlatform} platform
+ * @returns {CellState}
  */
 export function cellState (job, platform) {
   const count = `${platform.agreeing}/${platform.replicas}`
@@ -51,50 +76,77 @@ export function cellState (job, platform) {
   return { kind: 'queued', label: `queued ${progress}`, since: job.time, reason: platform.reason ?? 'queued: waiting for a builder to claim it' }
 }
 
-/** Whether the row deserves attention: a failure, a disagreement, or work nobody can take. */
+/**
+ * Whether the row deserves attention: a failure, a disagreement, or work nobody can take.
+ * @param {GridJob} job
+ */
 export function rowIsProblem (job) {
   return isProblem(job.verdict) || job.crossPlatform === 'mismatch' || job.platforms.some((p) => isProblem(p.verdict))
 }
 
-/** The union of every job's platform selectors, sorted: the grid's columns. */
+/**
+ * The union of every job's platform selectors, sorted: the grid's columns.
+ * @param {GridJob[]} jobs
+ * @returns {string[]}
+ */
 export function columnsOf (jobs) {
+  /** @type {Set<string>} */
   const set = new Set()
   for (const job of jobs) for (const p of job.platforms) set.add(p.selector)
   return [...set].sort()
 }
 
+/** @param {GridJob} job */
 function jobVerdictCell (job) {
-  const cross = job.crossPlatform === 'mismatch' ? ' <span class="cross" title="platform-independent artifacts differ across platforms">≠ across platforms</span>' : ''
-  const title = job.reason !== undefined ? ` title="${esc(job.reason)}"` : ''
+  const cross = job.crossPlatform === 'mismatch' ? html` <span class="cross" title="platform-independent artifacts differ across platforms">≠ across platforms</span>` : nothing
   // An open job says whether anyone builds it now: "pending" alone hides the queue.
+  /** @type {string} */
   let kind = job.verdict
   if (kind === 'pending') kind = job.platforms.some((p) => p.verdict === 'pending' && p.running.length > 0) ? 'running' : 'queued'
-  return `<td class="jv v-${esc(kind)}"${title}>${esc(kind)}${cross}</td>`
+  return html`<td class="jv v-${kind}" title=${job.reason ?? nothing}>${kind}${cross}</td>`
 }
 
-export function rowHtml (job, columns) {
+/**
+ * @param {GridJob} job
+ * @param {GridPlatform | undefined} platform
+ * @param {string} selector
+ */
+function platformCell (job, platform, selector) {
+  if (platform === undefined) return html`<td class="c none"><span class="sr">not built here</span></td>`
+  const state = cellState(job, platform)
+  const clock = state.since !== undefined ? html` ${elapsedTag(state.since)}` : nothing
+  return html`<td class="c v-${state.kind}" title=${state.reason !== '' ? state.reason : nothing} data-platform=${selector}><a href="#/job/${job.id}/${encodeURIComponent(selector)}">${state.label}${clock}</a></td>`
+}
+
+/**
+ * One job's row; hidden when the name filter leaves it out.
+ * @param {GridJob} job
+ * @param {string[]} columns
+ * @param {boolean} [hidden]
+ */
+export function rowTemplate (job, columns, hidden = false) {
   const bySelector = new Map(job.platforms.map((p) => [p.selector, p]))
-  const problem = rowIsProblem(job)
-  const id = esc(job.id)
-  let cells = ''
-  for (const selector of columns) {
-    const platform = bySelector.get(selector)
-    if (platform === undefined) {
-      cells += '<td class="c none"><span class="sr">not built here</span></td>'
-      continue
-    }
-    const state = cellState(job, platform)
-    const clock = state.since !== undefined ? ` ${elapsedTag(state.since)}` : ''
-    const title = state.reason !== '' ? ` title="${esc(state.reason)}"` : ''
-    cells += `<td class="c v-${state.kind}"${title} data-platform="${esc(selector)}"><a href="#/job/${id}/${esc(encodeURIComponent(selector))}">${esc(state.label)}${clock}</a></td>`
-  }
-  return `<tr data-job="${id}" class="r-${esc(job.verdict)}${problem ? ' problem' : ''}">` +
-    `<th scope="row" class="job"><a href="#/job/${id}">${esc(job.name)}</a> <code class="id" title="${id}">${esc(short(job.id))}</code></th>` +
-    `<td class="when">${timeTag(job.time)}</td>${jobVerdictCell(job)}${cells}</tr>`
+  return html`<tr data-job=${job.id} class="r-${job.verdict}${rowIsProblem(job) ? ' problem' : ''}" ?hidden=${hidden}>
+<th scope="row" class="job"><a href="#/job/${job.id}">${job.name}</a> <code class="id" title=${job.id}>${short(job.id)}</code></th>
+<td class="when">${timeTag(job.time)}</td>${jobVerdictCell(job)}${columns.map((selector) => platformCell(job, bySelector.get(selector), selector))}</tr>`
 }
 
-/** Counts for the line above the grid: jobs by verdict, and platform slots running or queued. */
+/**
+ * @typedef {object} GridSummary
+ * @property {number} total
+ * @property {Record<string, number>} verdicts jobs by verdict
+ * @property {number} running platform slots someone builds now
+ * @property {number} queued platform slots nobody builds yet
+ * @property {number} problems rows that deserve attention
+ */
+
+/**
+ * Counts for the line above the grid: jobs by verdict, and platform slots running or queued.
+ * @param {GridJob[]} jobs
+ * @returns {GridSummary}
+ */
 export function summaryOf (jobs) {
+  /** @type {Record<string, number>} */
   const verdicts = {}
   let running = 0
   let queued = 0
@@ -115,36 +167,27 @@ export function summaryOf (jobs) {
 /** Job verdicts counted above the grid; open jobs are counted by their builds instead. */
 const SUMMARY_ORDER = ['failed', 'mismatch', 'unmatched', 'cancelled', 'verified']
 
-function summaryHtml (s) {
-  const parts = [`<strong>${s.total}</strong> job${s.total === 1 ? '' : 's'}`]
-  for (const verdict of SUMMARY_ORDER) {
-    const n = s.verdicts[verdict] ?? 0
-    if (n > 0) parts.push(`<span class="count v-${verdict}">${n} ${verdict}</span>`)
-  }
-  parts.push(`builds: <span class="count v-running">${s.running} running</span>`)
-  parts.push(`<span class="count v-queued">${s.queued} queued</span>`)
-  return parts.join(' · ')
+/** @param {GridSummary} s */
+function summaryTemplate (s) {
+  const counts = SUMMARY_ORDER.filter((verdict) => (s.verdicts[verdict] ?? 0) > 0)
+    .map((verdict) => html` · <span class="count v-${verdict}">${s.verdicts[verdict]} ${verdict}</span>`)
+  return html`<strong>${s.total}</strong> job${s.total === 1 ? '' : 's'}${counts} · builds: <span class="count v-running">${s.running} running</span> · <span class="count v-queued">${s.queued} queued</span>`
 }
 
+/** @param {GridSummary} s */
 export function problemTitle (s) {
   if (s.total === 0) return 'buildhaus'
   return s.problems > 0 ? `buildhaus: ${s.problems} problem${s.problems > 1 ? 's' : ''}` : 'buildhaus: no problems'
 }
 
-/**
- * Mount the grid in `main`. `store` holds the job summaries (newest first)
- * and stays current through the live events; the grid re-renders one row
- * when one job changes, and everything only when the columns change.
- */
-export function mountGrid (main, store) {
-  let onlyProblems = false
-  try { onlyProblems = localStorage.getItem(PROBLEMS_KEY) === '1' } catch {}
-  main.innerHTML = `<section class="grid-page" aria-labelledby="grid-title">
+/** @param {boolean} onlyProblems */
+function pageTemplate (onlyProblems) {
+  return html`<section class="grid-page" aria-labelledby="grid-title">
   <div class="toolbar">
     <h1 id="grid-title" tabindex="-1">Jobs</h1>
     <p class="summary" id="grid-summary"></p>
     <div class="filters">
-      <label class="check"><input type="checkbox" id="only-problems"${onlyProblems ? ' checked' : ''}> Only problems</label>
+      <label class="check"><input type="checkbox" id="only-problems" .checked=${onlyProblems}> Only problems</label>
       <label for="grid-search">Name</label>
       <input id="grid-search" type="search" placeholder="filter by name" autocomplete="off">
     </div>
@@ -158,23 +201,42 @@ export function mountGrid (main, store) {
   </div>
   <p class="muted" id="grid-empty" hidden>No jobs yet. <a href="#/submit">Submit one</a>, or run <code>buildhaus-node submit DIR</code>.</p>
 </section>`
-  const table = main.querySelector('#grid')
-  const thead = table.tHead
-  const tbody = table.tBodies[0]
-  const summary = main.querySelector('#grid-summary')
-  const empty = main.querySelector('#grid-empty')
-  const search = main.querySelector('#grid-search')
+}
+
+/** @param {string[]} columns */
+function headTemplate (columns) {
+  return html`<tr><th scope="col" class="job">Job</th><th scope="col" class="when">Submitted</th><th scope="col" class="jv">Verdict</th>${columns.map((c) => html`<th scope="col" class="c">${c}</th>`)}</tr>`
+}
+
+/**
+ * Mount the grid in `main`. `store` holds the job summaries (newest first)
+ * and stays current through the live events; a change re-renders the list,
+ * and lit-html updates only the rows and cells that differ.
+ * @param {HTMLElement} main
+ * @param {GridStore} store
+ */
+export function mountGrid (main, store) {
+  let onlyProblems = false
+  try { onlyProblems = localStorage.getItem(PROBLEMS_KEY) === '1' } catch {}
+  render(pageTemplate(onlyProblems), main)
+  const table = find(main, '#grid', HTMLTableElement)
+  const thead = find(table, 'thead', HTMLTableSectionElement)
+  const tbody = find(table, 'tbody', HTMLTableSectionElement)
+  const summary = find(main, '#grid-summary', HTMLElement)
+  const empty = find(main, '#grid-empty', HTMLElement)
+  const search = find(main, '#grid-search', HTMLInputElement)
+  const problemsBox = find(main, '#only-problems', HTMLInputElement)
+  /** @type {string[]} */
   let columns = []
-  let rows = new Map()
   let needle = ''
-  const pending = new Map()
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let flushTimer
 
-  const matches = (job) => needle === '' || job.name.toLowerCase().includes(needle)
+  const matches = (/** @type {GridJob} */ job) => needle === '' || job.name.toLowerCase().includes(needle)
 
   function renderSummary () {
     const s = summaryOf(store.list())
-    summary.innerHTML = summaryHtml(s)
+    render(summaryTemplate(s), summary)
     document.title = problemTitle(s)
     empty.hidden = s.total > 0 || !store.loaded
   }
@@ -184,18 +246,19 @@ export function mountGrid (main, store) {
   let generation = 0
   let complete = false
 
+  /** @param {GridJob[]} jobs */
+  function renderRows (jobs) {
+    render(repeat(jobs, (job) => job.id, (job) => rowTemplate(job, columns, !matches(job))), tbody)
+  }
+
   function renderAll () {
-    // A copy: live events may reorder the store before the rest of the rows is built.
-    const jobs = store.list().slice()
+    const jobs = store.list()
     const mine = ++generation
     columns = columnsOf(jobs)
-    thead.innerHTML = `<tr><th scope="col" class="job">Job</th><th scope="col" class="when">Submitted</th><th scope="col" class="jv">Verdict</th>${columns.map((c) => `<th scope="col" class="c">${esc(c)}</th>`).join('')}</tr>`
-    let html = ''
-    for (const job of jobs.slice(0, FIRST_ROWS)) html += rowHtml(job, columns)
-    tbody.innerHTML = html
+    render(headTemplate(columns), thead)
     complete = jobs.length <= FIRST_ROWS
+    renderRows(complete ? jobs : jobs.slice(0, FIRST_ROWS))
     renderSummary()
-    indexRows()
     // Marks for bench/dashboard.ts and anyone profiling: rows built, then the frame that shows them
     // (a task queued from requestAnimationFrame runs once that frame is out).
     if (jobs.length > 0) {
@@ -210,80 +273,47 @@ export function mountGrid (main, store) {
     if (!complete) {
       requestAnimationFrame(() => setTimeout(() => {
         if (mine !== generation) return
-        let rest = ''
-        for (const job of jobs.slice(FIRST_ROWS)) rest += rowHtml(job, columns)
-        tbody.insertAdjacentHTML('beforeend', rest)
+        // The store as it is now: live events may have changed it meanwhile.
+        renderRows(store.list())
         complete = true
-        indexRows()
         mark('buildhaus:grid-complete')
         requestAnimationFrame(() => setTimeout(() => mark('buildhaus:grid-complete-painted'), 0))
-        if (pending.size > 0) flush()
       }, 0))
     }
   }
 
+  /** @param {string} name */
   function mark (name) {
     if (performance.getEntriesByName(name).length === 0) performance.mark(name)
   }
 
-  function indexRows () {
-    rows = new Map()
-    for (const tr of tbody.rows) rows.set(tr.dataset.job, tr)
-    if (needle !== '') applySearch()
-  }
-
-  function applySearch () {
-    for (const job of store.list()) {
-      const tr = rows.get(job.id)
-      if (tr !== undefined) tr.hidden = !matches(job)
-    }
-  }
-
   function flush () {
     flushTimer = undefined
-    // Changes wait for the rest of the first render, which may already show them.
+    // Changes wait for the rest of the first render, which shows them.
     if (!complete) return
-    const changed = [...pending.values()]
-    pending.clear()
-    if (changed.some((job) => job.platforms.some((p) => !columns.includes(p.selector)))) { renderAll(); return }
-    const template = document.createElement('template')
-    for (const job of changed) {
-      template.innerHTML = `<table><tbody>${rowHtml(job, columns)}</tbody></table>`
-      const fresh = template.content.querySelector('tr')
-      fresh.hidden = !matches(job)
-      const old = rows.get(job.id)
-      if (old !== undefined) {
-        old.replaceWith(fresh)
-      } else {
-        // A job we had not seen: the newest go on top.
-        const index = store.indexOf(job.id)
-        const after = index > 0 ? rows.get(store.list()[index - 1]?.id) : undefined
-        if (after !== undefined) after.after(fresh)
-        else tbody.prepend(fresh)
-      }
-      rows.set(job.id, fresh)
-    }
+    const jobs = store.list()
+    if (columnsOf(jobs).join('\n') !== columns.join('\n')) { renderAll(); return }
+    renderRows(jobs)
     renderSummary()
   }
 
-  main.querySelector('#only-problems').addEventListener('change', (event) => {
-    onlyProblems = event.target.checked
+  problemsBox.addEventListener('change', () => {
+    onlyProblems = problemsBox.checked
     table.classList.toggle('only-problems', onlyProblems)
     try { localStorage.setItem(PROBLEMS_KEY, onlyProblems ? '1' : '0') } catch {}
   })
   search.addEventListener('input', () => {
     needle = search.value.trim().toLowerCase()
-    applySearch()
+    if (complete) renderRows(store.list())
   })
 
   if (store.loaded) renderAll()
   return {
-    focus: () => main.querySelector('#grid-title').focus(),
+    focus: () => { find(main, '#grid-title', HTMLElement).focus() },
     /** The whole list was (re)loaded. */
     reload: renderAll,
-    /** One job changed or arrived. */
-    job (summary) {
-      pending.set(summary.id, summary)
+    /** One job changed or arrived (the store already holds it). */
+    job () {
       flushTimer ??= setTimeout(flush, 30)
     },
     unmount () { clearTimeout(flushTimer) }

@@ -1,3 +1,4 @@
+// @ts-check
 // Read buildhaus.json out of a source archive in the browser, so the page can
 // submit a directory archive the way `buildhaus-node submit DIR` does: the
 // archive goes up as it is (the node and its builders unpack it safely), and
@@ -15,6 +16,7 @@ const MAX_SCAN_BYTES = 1024 * 1024 * 1024
 const BLOCK = 512
 
 export class ArchiveError extends Error {
+  /** @param {string} message */
   constructor (message) {
     super(message)
     this.name = 'ArchiveError'
@@ -23,14 +25,17 @@ export class ArchiveError extends Error {
 
 /** Pulls exact byte counts out of a ReadableStream. */
 class ByteReader {
+  /** @param {ReadableStream<Uint8Array>} stream */
   constructor (stream) {
     this.reader = stream.getReader()
+    /** @type {Uint8Array[]} */
     this.chunks = []
     this.buffered = 0
     this.consumed = 0
     this.done = false
   }
 
+  /** @param {number} n */
   async fill (n) {
     while (this.buffered < n && !this.done) {
       const { value, done } = await this.reader.read()
@@ -42,7 +47,10 @@ class ByteReader {
     }
   }
 
-  /** Exactly n bytes, or fewer at the end of the stream. */
+  /**
+   * Exactly n bytes, or fewer at the end of the stream.
+   * @param {number} n
+   */
   async read (n) {
     await this.fill(n)
     const size = Math.min(n, this.buffered)
@@ -50,6 +58,7 @@ class ByteReader {
     let at = 0
     while (at < size) {
       const chunk = this.chunks[0]
+      if (chunk === undefined) break
       const take = Math.min(chunk.byteLength, size - at)
       out.set(chunk.subarray(0, take), at)
       at += take
@@ -61,6 +70,7 @@ class ByteReader {
     return out
   }
 
+  /** @param {number} n */
   async skip (n) {
     let left = n
     while (left > 0) {
@@ -77,12 +87,22 @@ class ByteReader {
 
 const decoder = new TextDecoder()
 
+/**
+ * @param {Uint8Array} block
+ * @param {number} start
+ * @param {number} length
+ */
 function text (block, start, length) {
   const field = block.subarray(start, start + length)
   const end = field.indexOf(0)
   return decoder.decode(end === -1 ? field : field.subarray(0, end))
 }
 
+/**
+ * @param {Uint8Array} block
+ * @param {number} start
+ * @param {number} length
+ */
 function octal (block, start, length) {
   // GNU base-256 for large values: the high bit of the first byte is set.
   if (block[start] & 0x80) {
@@ -96,16 +116,22 @@ function octal (block, start, length) {
   return parseInt(digits, 8)
 }
 
+/** @param {Uint8Array} block */
 function checksumOk (block) {
   let sum = 0
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]
   return sum === octal(block, 148, 8)
 }
 
-/** pax records: "<length> <key>=<value>\n"… */
+/**
+ * pax records: "<length> <key>=<value>\n"…
+ * @param {Uint8Array} bytes
+ * @returns {string | undefined}
+ */
 function paxPath (bytes) {
   const body = decoder.decode(bytes)
   let at = 0
+  /** @type {string | undefined} */
   let path
   while (at < body.length) {
     const space = body.indexOf(' ', at)
@@ -120,12 +146,14 @@ function paxPath (bytes) {
   return path
 }
 
+/** @param {string} name */
 function normalise (name) {
   let path = name
   while (path.startsWith('./')) path = path.slice(2)
   return path
 }
 
+/** @param {Blob} file */
 async function isGzip (file) {
   const head = new Uint8Array(await file.slice(0, 2).arrayBuffer())
   return head[0] === 0x1f && head[1] === 0x8b
@@ -134,13 +162,17 @@ async function isGzip (file) {
 /**
  * The text of the top-level buildhaus.json of a .tar or .tar.gz (a File or
  * Blob). Throws ArchiveError saying what is wrong and what to do.
+ * @param {Blob} file
+ * @returns {Promise<string>}
  */
 export async function readSpecFromArchive (file) {
   const gz = await isGzip(file)
   const stream = gz ? file.stream().pipeThrough(new DecompressionStream('gzip')) : file.stream()
   const reader = new ByteReader(stream)
+  /** @type {string | undefined} */
   let nested
   try {
+    /** @type {string | undefined} */
     let longName
     while (reader.consumed < MAX_SCAN_BYTES) {
       const block = await reader.read(BLOCK)
@@ -183,7 +215,7 @@ export async function readSpecFromArchive (file) {
   } catch (err) {
     if (err instanceof ArchiveError) throw err
     if (err instanceof TypeError && gz) throw new ArchiveError('the gzip data of this file is damaged; pack it again')
-    throw new ArchiveError(`could not read the archive: ${err?.message ?? err}`)
+    throw new ArchiveError(`could not read the archive: ${err instanceof Error ? err.message : String(err)}`)
   } finally {
     reader.cancel()
   }

@@ -44,6 +44,8 @@ export interface EnvironmentManifest {
 const PACKAGE_ENTRY = /^([A-Za-z0-9][A-Za-z0-9+._-]*(?::[a-z0-9-]+)?) \(= ([A-Za-z0-9.+~:_-]+)\)$/
 const HEX64 = /^[0-9a-f]{64}$/
 
+// Control characters in a manifest's names and versions would forge lines in the reports that quote them.
+// eslint-disable-next-line no-control-regex -- refusing them is the point
 const field = z.string().min(1).max(MAX_MANIFEST_FIELD_LENGTH).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
 
 const manifestSchema = z.strictObject({

@@ -10,7 +10,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import type { ConnectionGater, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
 import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES, PING_INTERVAL_MS } from './constants.js'
 import { PortInUseError } from './errors.js'
@@ -69,7 +69,7 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
   const bootstrapList = options.bootstrap ?? []
   bootstrapList.forEach((addr) => parseMultiaddrOption(addr, '--bootstrap'))
 
-  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  const peerDiscovery: Array<ReturnType<typeof bootstrap> | ReturnType<typeof mdns>> = []
   if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 0 }))
   if (options.mdns === true) peerDiscovery.push(mdns({ interval: 2_000 }))
 

@@ -26,6 +26,7 @@ export type ResultStatus = typeof RESULT_STATUSES[number]
 
 const HEX64 = /^[0-9a-f]{64}$/
 // Control characters would let a name forge lines in logs and terminals.
+// eslint-disable-next-line no-control-regex -- matching them is the point
 const CONTROL = /[\u0000-\u001f\u007f]/
 
 const sha256 = z.string().regex(HEX64, 'must be a sha256 (64 lower-case hex digits)')
@@ -34,7 +35,13 @@ const authorKey = z.string().regex(HEX64, 'must be a public key (64 lower-case h
 const count = z.int().min(0)
 
 function line (max: number): z.ZodString {
+  // eslint-disable-next-line no-control-regex -- refusing them is the point
   return z.string().min(1).max(max).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+}
+
+/** An http(s) or git URL on one line: no white space, no control characters. */
+function webUrl (): z.ZodString {
+  return line(MAX_URL_LENGTH).regex(/^(https?|git):\/\/\S+$/, 'must be an http(s) or git URL')
 }
 
 function text (max: number): z.ZodString {
@@ -160,7 +167,7 @@ export const digestSetSchema = z.partialRecord(z.enum(DIGEST_ALGORITHMS), z.stri
  * built is what was released.
  */
 export const upstreamSchema = z.strictObject({
-  url: z.string().min(1).max(MAX_URL_LENGTH).regex(/^(https?|git):\/\/[^\s\u0000-\u001f\u007f]+$/, 'must be an http(s) or git URL'),
+  url: webUrl(),
   digest: digestSetSchema
 })
 
@@ -201,11 +208,11 @@ export type WatchKind = typeof WATCH_KINDS[number]
 const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*$/
 const SUITE = /^[a-z0-9][a-z0-9.-]*$/
 
-const watchUrl = z.string().min(1).max(MAX_URL_LENGTH).regex(/^(https?|git):\/\/[^\s\u0000-\u001f\u007f]+$/, 'must be an http(s) or git URL')
+const watchUrl = webUrl()
 
 /** The job made for each release, with `{version}` (and `{name}`) replaced in the name and steps. */
 export const jobTemplateSchema = z.strictObject({
-  name: z.string().min(1).max(MAX_JOB_NAME_LENGTH).regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters'),
+  name: line(MAX_JOB_NAME_LENGTH),
   platforms: z.array(jobPlatformSchema).min(1).max(MAX_PLATFORMS),
   steps: z.array(stepSchema).min(1).max(MAX_STEPS),
   artifacts: z.array(globSchema).max(MAX_GLOBS),

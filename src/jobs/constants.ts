@@ -1,3 +1,5 @@
+import { DEFAULT_LIMITS } from '../sandbox/limits.js'
+
 /**
  * Bounds and timings of the jobs layer. Every array and string that enters a
  * signed job-related entry has a bound here; the ledger's MAX_ENTRY_BYTES
@@ -29,6 +31,14 @@ export const MAX_REPLICAS = 7
 /** A job's wall-clock limit, in seconds: 1 s .. 24 h. */
 export const MIN_TIMEOUT_S = 1
 export const MAX_TIMEOUT_S = 24 * 60 * 60
+/**
+ * A job that names no timeout gets this one, written into its entry: 30
+ * minutes, the sandbox's own default wall-clock limit, so one number says how
+ * long a build may take when nobody said. (GitHub Actions gives a job 6 hours,
+ * GitLab 1 hour, Buildbot 20 minutes of silence; a volunteer's build slot
+ * should not be held for hours by a forgotten loop.)
+ */
+export const DEFAULT_TIMEOUT_S = DEFAULT_LIMITS.wallSeconds
 
 export const MAX_GLOBS = 64
 export const MAX_GLOB_LENGTH = 256

@@ -7,7 +7,7 @@ import { describeError } from '../util/errors.js'
 import { environmentNameProblem, HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/index.js'
 import { globSchema, jobBodySchema, limitsSchema, packageSchema, stepSchema, type JobBody, type JobLimits, type JobPlatform, type JobStep } from './bodies.js'
 import {
-  DEFAULT_REPLICAS, MAX_GLOBS, MAX_PLATFORMS, MAX_REPLICAS, MAX_SPEC_FILE_BYTES, MAX_STEPS,
+  DEFAULT_REPLICAS, DEFAULT_TIMEOUT_S, MAX_GLOBS, MAX_PLATFORMS, MAX_REPLICAS, MAX_SPEC_FILE_BYTES, MAX_STEPS,
   MAX_TIMEOUT_S, MIN_TIMEOUT_S, SPEC_FILE_NAME
 } from './constants.js'
 import { JobSpecError } from './errors.js'
@@ -29,7 +29,7 @@ export interface JobSpec {
   steps: JobStep[]
   artifacts: string[]
   independent: string[]
-  /** Seconds; absent when the file leaves it to `--timeout`. */
+  /** Seconds; absent when the file leaves it to `--timeout` or the default (DEFAULT_TIMEOUT_S). */
   timeout?: number
   resources: JobLimits
   network: boolean
@@ -268,10 +268,8 @@ export function jobBodyFromSpec (spec: JobSpec, overrides: SpecOverrides, source
   if (platforms === undefined) {
     throw new JobSpecError(`${SPEC_FILE_NAME}: platforms is required (e.g. "platforms": ["linux-x64"]), or pass --platform`)
   }
-  const timeout = overrides.timeout ?? spec.timeout
-  if (timeout === undefined) {
-    throw new JobSpecError(`${SPEC_FILE_NAME}: timeout is required (the job's wall-clock limit in seconds, ${MIN_TIMEOUT_S} to ${MAX_TIMEOUT_S}), or pass --timeout`)
-  }
+  // The entry always says its timeout: readers never need to know the default.
+  const timeout = overrides.timeout ?? spec.timeout ?? DEFAULT_TIMEOUT_S
   const replicasFor = (selector: string, environment: string | undefined): number => {
     if (overrides.replicas !== undefined) return overrides.replicas
     if (typeof spec.replicas === 'number') return spec.replicas

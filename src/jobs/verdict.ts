@@ -104,8 +104,8 @@ export function decidePlatform (ballots: readonly Ballot[], replicas: number, qu
     const dissent = groups.filter((g) => g !== winner)
     const dissenters = dissent.flatMap((g) => g.builders)
     let reason = winner.status === 'pass'
-      ? `${winner.builders.length} builder${winner.builders.length > 1 ? 's' : ''} agree on the status and every artifact`
-      : `${winner.builders.length} builder${winner.builders.length > 1 ? 's' : ''} agree: ${winner.status}${winner.details[0] !== undefined ? ` (${winner.details[0]})` : ''}`
+      ? `${countOf(winner.builders.length, 'builder agrees', 'builders agree')} on the status and every artifact`
+      : `${countOf(winner.builders.length, 'builder agrees', 'builders agree')}: ${winner.status}${winner.details[0] !== undefined ? ` (${winner.details[0]})` : ''}`
     if (dissenters.length > 0) {
       reason += `; outvoted: ${dissenters.map(shortKey).join(', ')} (${disagreement([winner, ...dissent], differingFiles([winner, ...dissent]))})`
     }
@@ -209,4 +209,9 @@ export function jobVerdict (inputs: VerdictInputs): { verdict: JobVerdict, reaso
   if (unmatched !== undefined) return withReason('unmatched', unmatched)
   if (first('pending') !== undefined) return { verdict: 'pending' }
   return { verdict: 'verified' }
+}
+
+/** `1 builder agrees`, `2 builders agree`. */
+function countOf (n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`
 }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import type { PeerId, PeerInfo } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -34,6 +35,7 @@ import { processAlive, readApiFile, removeApiFile, writeApiFile } from './api/fi
 import { isLoopback } from './api/auth.js'
 import { createApiServer } from './api/server.js'
 import type { HealthResponse } from './api/types.js'
+import { MAX_EVENT_CLIENTS } from './api/routes/events.js'
 import type { NodeConfig } from './config.js'
 import { NodeAlreadyRunningError } from './errors.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './home/identity.js'
@@ -359,6 +361,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       ...(options.jobs?.tickMs !== undefined ? { tickMs: options.jobs.tickMs } : {}),
       ...(options.jobs?.leaseMs !== undefined ? { leaseMs: options.jobs.leaseMs } : {})
     })
+    // 'job' has one listener per event stream the API serves (at most MAX_EVENT_CLIENTS) besides the node's own
+    // (API, live logs, pins, watches, webhooks): Node's warning past 10 would be a false alarm.
+    setMaxListeners(MAX_EVENT_CLIENTS + 16, jobs)
     const refold = (): void => { jobs.setTrustPolicy(policyNow()) }
     ledger.addEventListener('fork', refold)
     const offMembers = membership.on('change', refold)
@@ -420,7 +425,8 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
       reachOf: (peerId) => reachOfPeer(reach, peerId),
       network: () => networkStatus({ libp2p, gater, reach, exchange, config, reachability: () => reachable(), relayServing }),
-      trustLoopback: !policy.network,
+      // A build that shares the host's network could reach the API on loopback: then loopback is no proof of anything.
+      trustLoopback: !policy.network && executor?.kind !== 'none',
       live: live.relay,
       watches: watcher.api()
     }), config.api))

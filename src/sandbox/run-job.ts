@@ -218,7 +218,7 @@ class RunSession {
     request.signal?.addEventListener('abort', onAbort, { once: true })
 
     const watching = new AbortController()
-    // false once the step is over (delay() does not notice a signal aborted before it is called).
+    // false once the step is over.
     const pause = async (ms: number): Promise<boolean> => !watching.signal.aborted &&
       await delay(ms, watching.signal).then(() => !watching.signal.aborted, () => false)
     const pollLimits = (async () => {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { DeadlineError } from './errors.js'
 
 export interface WaitOptions {
@@ -35,18 +36,17 @@ export async function waitFor<T> (condition: () => T | undefined | null | false 
   }
 }
 
-/** A cancellable pause. Only for pacing loops (polling, retry back-off), never to wait for an outcome. */
+/**
+ * A cancellable pause (node:timers/promises). Only for pacing loops (polling,
+ * retry back-off), never to wait for an outcome. An abort — also one that
+ * happened before the call — rejects with the signal's own reason, as every
+ * other wait here does, not with the timer's AbortError wrapping it.
+ */
 export async function delay (ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(done, ms)
-    function done (): void {
-      signal?.removeEventListener('abort', aborted)
-      resolve()
-    }
-    function aborted (): void {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    signal?.addEventListener('abort', aborted, { once: true })
-  })
+  try {
+    await sleep(ms, undefined, signal === undefined ? undefined : { signal })
+  } catch (err) {
+    if (signal?.aborted === true) throw signal.reason
+    throw err
+  }
 }

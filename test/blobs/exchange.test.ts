@@ -3,12 +3,14 @@ import { readdir, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import type { Stream } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { describe, expect, it } from 'vitest'
 import { BlobUnavailableError } from '../../src/blobs/errors.js'
 import { blobHashOf } from '../../src/blobs/hash.js'
 import { PROTOCOL } from '../../src/blobs/exchange/index.js'
+import { MAX_REQUEST_BYTES } from '../../src/blobs/exchange/constants.js'
 import { BlobStore } from '../../src/blobs/store.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { connect, frame, startAdversary, startBlobNode } from './nodes.js'
@@ -275,6 +277,27 @@ describe('blob exchange', () => {
     const ended = new Promise<Error | undefined>((resolve) => { stream.addEventListener('close', (evt) => { resolve(evt.error) }, { once: true }) })
     expect(await ended).toBeDefined() // reset by the server, no answer
     expect(await client.exchange.fetch(hash, { from: [server.libp2p.peerId] })).toMatchObject({ hash, size: 1000 })
+  })
+
+  it('bounds a request in bytes and in time: a frame announced past 1 KiB, or silence past the request deadline, ends the stream unanswered', async () => {
+    const server = await startBlobNode(teardown, { init: { requestTimeoutMs: 300 } })
+    const client = await startBlobNode(teardown)
+    await connect(client.libp2p, server.libp2p)
+    const closed = async (stream: Stream): Promise<{ error: Error | undefined, received: number }> => {
+      let received = 0
+      stream.addEventListener('message', (evt) => { received += evt.data.byteLength })
+      return await new Promise((resolve) => { stream.addEventListener('close', (evt) => { resolve({ error: evt.error, received }) }, { once: true }) })
+    }
+    // A length prefix of 2 KiB: refused before the body is read.
+    const long = await client.libp2p.dialProtocol(server.libp2p.peerId, PROTOCOL)
+    const longEnd = closed(long)
+    long.send(frame('x'.repeat(MAX_REQUEST_BYTES * 2)))
+    expect(await longEnd).toMatchObject({ error: expect.any(Error), received: 0 })
+    // Half a request, then nothing: cut off at the deadline.
+    const mute = await client.libp2p.dialProtocol(server.libp2p.peerId, PROTOCOL)
+    const muteEnd = closed(mute)
+    mute.send(frame(JSON.stringify({ hash: 'a'.repeat(64) })).subarray(0, 10))
+    expect(await muteEnd).toMatchObject({ error: expect.any(Error), received: 0 })
   })
 
   it('stops serving once stopped', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { buildApiApp, type ApiContext } from '../../src/node/api/server.js'
 
@@ -105,7 +106,18 @@ describe('the dashboard\'s files', () => {
     expect(again.statusCode).toBe(304)
     expect(again.body).toBe('')
 
-    for (const url of ['/assets/..%2Fpackage.json', '/assets/%2e%2e%2fpackage.json', '/assets/index.html', '/assets/missing.js']) {
+    // lit-html, from the node's own dependencies, and the import map that names it, allowed by its hash alone.
+    const lit = await api.inject({ method: 'GET', url: '/assets/lit-html/lit-html.js' })
+    expect(lit.statusCode).toBe(200)
+    expect(lit.headers['content-type']).toBe('text/javascript; charset=utf-8')
+    expect((await api.inject({ method: 'GET', url: '/assets/lit-html/directives/repeat.js' })).statusCode).toBe(200)
+    const importMap = /<script type="importmap">([\s\S]*?)<\/script>/.exec(page.body)?.[1]
+    expect(importMap).toBeDefined()
+    expect(page.headers['content-security-policy']).toContain(`script-src 'self' 'sha256-${createHash('sha256').update(importMap!).digest('base64')}';`)
+    expect(page.headers['content-security-policy']).not.toContain('unsafe-inline')
+
+    for (const url of ['/assets/..%2Fpackage.json', '/assets/%2e%2e%2fpackage.json', '/assets/index.html', '/assets/missing.js',
+      '/assets/lit-html/package.json', '/assets/lit-html/..%2F..%2Fpackage.json', '/assets/lit-html/../../package.json', '/assets/lit-html/node/lit-html.js', '/assets/lit-html/missing.js']) {
       const refused = await api.inject({ method: 'GET', url })
       expect(refused.statusCode, url).toBe(404)
       expect(refused.json()).toMatchObject({ error: { name: 'NotFound' } })

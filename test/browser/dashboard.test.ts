@@ -185,6 +185,25 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     await expect(page.locator('#peers-table tbody').innerText()).resolves.toContain('linux-x64')
     // Builders that took part have a reputation from the log.
     await expect.poll(async () => await page.locator('#peers-table meter').count()).toBeGreaterThan(0)
+    // How each is reached: this node by its reachability, the others by their connection (loopback: direct).
+    await expect(page.locator('#peers-table thead th', { hasText: 'Reached' }).count()).resolves.toBe(1)
+    await expect(page.locator('#peers-table tbody tr.self td.reach').getAttribute('title')).resolves.toMatch(/dial this node/)
+    await expect.poll(async () => await page.locator('#peers-table tbody tr:not(.self) td.reach').allInnerTexts(), { timeout: 20_000 }).toEqual(['direct', 'direct'])
+  })
+
+  it('shows a running build\'s output live, in order, and says when its run ended', async () => {
+    const spec = { name: 'slow-printer', replicas: 1, steps: [{ name: 'print', run: 'i=1; while [ $i -le 12 ]; do echo "live line $i"; i=$((i+1)); sleep 0.4; done' }], timeout: 120 }
+    const job = await submitDir(nodes[0]!, await writeJobDir(join(dir, 'live'), spec))
+    const page = await openPage(`${nodes[0]!.apiUrl}/#/job/${job.id}`)
+    const box = page.locator('.live[data-platform="linux-x64"] details.live-log pre.log-text')
+    await expect.poll(async () => await box.count(), { timeout: 30_000 }).toBe(1)
+    await expect.poll(async () => await box.innerText(), { timeout: 30_000 }).toContain('live line 3')
+    // The page re-renders as the job changes; the box keeps what it had.
+    await expect.poll(async () => await page.locator('.live-log .live-state').innerText(), { timeout: 30_000 }).not.toBe('(running)')
+    const text = await box.innerText()
+    const lines = text.split('\n').filter((l) => l.startsWith('live line'))
+    expect(lines).toEqual(Array.from({ length: lines.length }, (_, i) => `live line ${i + 1}`))
+    await expect.poll(async () => await page.locator('h1 .badge').innerText(), { timeout: 30_000 }).toMatch(/verified/)
   })
 
   it('submits an uploaded archive from the page and follows the job to its verdict', async () => {

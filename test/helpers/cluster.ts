@@ -393,7 +393,7 @@ export async function waitForSameLog (nodes: NodeProcess[], options: { timeoutMs
       return last.identical
     }, { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 500, what: `${nodes.length} nodes to hold the same log` })
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last comparison: ${JSON.stringify(last)}`)
+    throw new Error(`${(err as Error).message}; last comparison: ${JSON.stringify(last)}`, { cause: err })
   }
   return common
 }
@@ -421,7 +421,7 @@ export async function waitForVerdicts (nodes: NodeProcess[], jobIds: string[], o
       return undecided.length === 0
     }, { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 500, what: `${jobIds.length} jobs to reach a verdict on ${nodes.length} nodes` })
   } catch (err) {
-    throw new Error(`${(err as Error).message}; undecided (job@node:verdict): ${undecided.slice(0, 20).join(' ')}`)
+    throw new Error(`${(err as Error).message}; undecided (job@node:verdict): ${undecided.slice(0, 20).join(' ')}`, { cause: err })
   }
   return verdicts
 }

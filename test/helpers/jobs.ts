@@ -1,4 +1,3 @@
-import { join } from 'node:path'
 import { afterAll } from 'vitest'
 import type { JobView } from '../../src/jobs/index.js'
 import { waitFor } from '../../src/util/wait.js'
@@ -101,7 +100,7 @@ export async function waitForJob (node: NodeProcess, id: string, done: (job: Job
     }, { timeoutMs, intervalMs: 100, what })
   } catch (err) {
     // Say where the job stood: which claims and results the node had seen.
-    throw new Error(`${(err as Error).message}; the job was then ${last === undefined ? 'unknown to the node' : describeJob(last)}`)
+    throw new Error(`${(err as Error).message}; the job was then ${last === undefined ? 'unknown to the node' : describeJob(last)}`, { cause: err })
   }
 }
 

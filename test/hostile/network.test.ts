@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import { newSwarmKey, parseSwarmKey } from '../../src/gossip/nat/index.js'
@@ -38,7 +38,7 @@ function authorOf (key: PrivateKey): string {
   return toHex(key.publicKey.raw)
 }
 
-function connected (node: { getConnections: (peer?: any) => unknown[] }, peer: { peerId: unknown }): boolean {
+function connected (node: { getConnections: (peer?: PeerId) => unknown[] }, peer: { peerId: PeerId }): boolean {
   return node.getConnections(peer.peerId).length > 0
 }
 

@@ -32,7 +32,7 @@ function flipAttempt (): { submitter: ThrowawayAuthor, a: ThrowawayAuthor, b: Th
   const aPass = a.next({ clock: ++clock, time: now, type: 'result', body: body(resultBody(job.id, { artifacts: GOOD })) })
   const bPass = b.next({ clock: ++clock, time: now, type: 'result', body: body(resultBody(job.id, { artifacts: EVIL })) })
   const revoke = b.next({ clock: ++clock, time: now, type: 'revoke', body: { reason: 'key retired' } })
-  const afterRevoke = b.next({ clock: ++clock, time: now, type: 'result', body: body(resultBody(job.id, { artifacts: GOOD })) })
+  const afterRevoke = b.next({ clock: clock + 1, time: now, type: 'result', body: body(resultBody(job.id, { artifacts: GOOD })) })
   return { submitter, a, b, entries: [job, aPass, bPass, revoke, afterRevoke], job, afterRevoke }
 }
 

@@ -29,7 +29,7 @@ async function tarball (members: Member[], gzip = true): Promise<Buffer> {
     const header = { name: member.name, mtime: new Date((member.mtime ?? 1_700_000_000) * 1000), mode: member.mode ?? 0o644, type: member.type ?? 'file', uid: 0, gid: 0, uname: 'root', gname: 'root' } as const
     const content = typeof member.content === 'string' ? Buffer.from(member.content) : member.content ?? Buffer.alloc(0)
     await new Promise<void>((resolve, reject) => {
-      const callback = (err?: Error | null): void => { err == null ? resolve() : reject(err) }
+      const callback = (err?: Error | null): void => { if (err == null) resolve(); else reject(err) }
       if (member.type === 'directory') pack.entry(header, callback)
       else pack.entry(header, content, callback)
     })

@@ -21,7 +21,7 @@ async function thirdPartyCheck (file: string, threshold: number, keys: string[])
     return { code: 0, checked: stdout.trim().split('\n').map((l) => JSON.parse(l) as Checked) }
   } catch (err) {
     const failed = err as { code: number, stdout: string, stderr: string }
-    if (failed.stdout === undefined || failed.stdout.trim() === '') throw new Error(`dsse_verify.py failed: ${failed.stderr}`)
+    if (failed.stdout === undefined || failed.stdout.trim() === '') throw new Error(`dsse_verify.py failed: ${failed.stderr}`, { cause: err })
     return { code: failed.code, checked: failed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Checked) }
   }
 }

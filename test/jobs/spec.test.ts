@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { DEFAULT_TIMEOUT_S } from '../../src/jobs/constants.js'
 import { jobBodyFromSpec, parseJobSpec, readJobSpec, validateJobSpec, type JobSpec } from '../../src/jobs/spec.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { codec, sha } from './helpers.js'
@@ -100,13 +101,14 @@ describe('job spec', () => {
     expect(specError([])).toMatch(/^buildhaus\.json: must hold a JSON object/)
   })
 
-  it('says when platforms or timeout come from neither the file nor the CLI', () => {
+  it('says when platforms come from neither the file nor the CLI; a timeout from neither is the default, written into the job', () => {
     const { platforms: _p, ...noPlatforms } = example
     const { timeout: _t, ...noTimeout } = example
     const { replicas: _r, ...noPlatformsOrReplicas } = noPlatforms
     expect(() => jobBodyFromSpec(validateJobSpec(noPlatformsOrReplicas), {}, source)).toThrow('buildhaus.json: platforms is required (e.g. "platforms": ["linux-x64"]), or pass --platform')
     expect(jobBodyFromSpec(validateJobSpec(noPlatformsOrReplicas), { platforms: ['linux-x64'] }, source).platforms).toHaveLength(1)
-    expect(() => jobBodyFromSpec(validateJobSpec(noTimeout), {}, source)).toThrow(/timeout is required .* or pass --timeout/)
+    expect(DEFAULT_TIMEOUT_S).toBe(30 * 60)
+    expect(jobBodyFromSpec(validateJobSpec(noTimeout), {}, source).timeout).toBe(DEFAULT_TIMEOUT_S)
     expect(jobBodyFromSpec(validateJobSpec(noTimeout), { timeout: 30 }, source).timeout).toBe(30)
   })
 

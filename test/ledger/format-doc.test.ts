@@ -110,13 +110,24 @@ function schemaTable (type: string): DocRow[] {
 /** What the code says of one member: its JSON type, whether it is required, its bounds as the doc writes them. */
 interface CodeRow { type: string, required: boolean, bounds?: string }
 
-type AnySchema = z.ZodType & { _zod: { def: Record<string, any> } }
+/** The members of zod's internal definitions this test reads (zod 4's `_zod.def`); each is present only for some kinds. */
+interface SchemaDef {
+  type: string
+  checks?: Array<{ _zod: { def: CheckDef } }>
+  innerType: AnySchema
+  shape: Record<string, AnySchema>
+  element: AnySchema
+  keyType: AnySchema
+  valueType: AnySchema
+}
+interface CheckDef { check: string, minimum?: number, maximum?: number, value?: unknown, inclusive?: boolean }
+type AnySchema = z.ZodType & { _zod: { def: SchemaDef } }
 
 function boundsOf (schema: AnySchema): string | undefined {
   const def = schema._zod.def
   let min: number | undefined
   let max: number | undefined
-  for (const check of (def.checks ?? []) as Array<{ _zod: { def: Record<string, any> } }>) {
+  for (const check of def.checks ?? []) {
     const c = check._zod.def
     if (c.check === 'min_length') min = c.minimum
     if (c.check === 'max_length') max = c.maximum
@@ -143,7 +154,7 @@ function flatten (schema: AnySchema, path: string, required: boolean, out: Map<s
     }
     case 'object':
       if (path !== '') out.set(path, { type: 'object', required })
-      for (const [name, member] of Object.entries(def.shape as Record<string, AnySchema>)) flatten(member, path === '' ? name : `${path}.${name}`, true, out)
+      for (const [name, member] of Object.entries(def.shape)) flatten(member, path === '' ? name : `${path}.${name}`, true, out)
       return
     case 'array': {
       const bounds = boundsOf(schema)
@@ -232,8 +243,8 @@ describe('docs/FORMAT.md § 8 states every body rule the code enforces', () => {
 /** Set `a.b[0].c`-style paths (`steps[0].name`, `env.tools`) in a plain object. */
 function setPath (target: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split(/\.|\[(\d+)\]/).filter((p) => p !== undefined && p !== '')
-  let at: any = target
-  for (const part of parts.slice(0, -1)) at = at[/^\d+$/.test(part) ? Number(part) : part]
-  const last = parts[parts.length - 1]!
-  at[/^\d+$/.test(last) ? Number(last) : last] = value
+  // Objects and arrays alike are indexed by string keys ('0' is an array's first element).
+  let at = target
+  for (const part of parts.slice(0, -1)) at = at[part] as Record<string, unknown>
+  at[parts[parts.length - 1]!] = value
 }

@@ -117,7 +117,7 @@ describe('HTTP API', () => {
       const app = await appWithMutation({ trustLoopback: false })
       const none = await app.inject({ method: 'POST', url: '/api/test-mutation', remoteAddress: '127.0.0.1', payload: {} })
       expect(none.statusCode).toBe(403)
-      expect(none.json().error.message).toMatch(/lets jobs use the network/)
+      expect(none.json().error.message).toMatch(/builds on this node can reach its API .* need the node's API token/)
       const right = await app.inject({ method: 'POST', url: '/api/test-mutation', remoteAddress: '127.0.0.1', headers: { authorization: `Bearer ${TOKEN}` }, payload: {} })
       expect(right.statusCode).toBe(200)
       await app.close()

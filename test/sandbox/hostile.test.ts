@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import type { Executor } from '../../src/sandbox/index.js'
 import { waitFor } from '../../src/util/wait.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
-import { bubblewrap, logText, runJob, source, step } from './helpers.js'
+import { bubblewrap, logText, runJob, step } from './helpers.js'
 import { processesWith } from './processes.js'
 
 const teardown = useTeardown()

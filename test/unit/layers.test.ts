@@ -3,7 +3,7 @@ import { join, relative, resolve, dirname } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 /**
- * The layers of DESIGN.md, lowest first. A layer may import only the layers
+ * The layers of docs/ARCHITECTURE.md, lowest first. A layer may import only the layers
  * listed for it: a lower layer never imports a higher one.
  */
 const ALLOWED: Record<string, string[]> = {

@@ -1,5 +1,6 @@
 import * as lp from 'it-length-prefixed'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { lpStream, UnexpectedEOFError } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { BuildhausError, DeadlineError, EnvironmentError, InvalidInputError, describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
@@ -311,15 +312,7 @@ export class BlobExchange {
     let opened: OpenedBlob | undefined
     let counted = false
     try {
-      const frames = lp.decode(boundedSource(stream, { highWaterBytes: MAX_REQUEST_BYTES * 4, lowWaterBytes: 0 }), { maxDataLength: MAX_REQUEST_BYTES })[Symbol.asyncIterator]()
-      let hash: string
-      try {
-        const first = await nextWithin(frames, this.requestTimeoutMs, 'request', abort)
-        if (first.done === true) throw new InvalidInputError('the stream closed before a request arrived')
-        hash = decodeRequest(first.value.subarray()).hash
-      } finally {
-        await frames.return?.()
-      }
+      const hash = await this.readRequest(stream, signal)
 
       if (this.serving >= this.maxConcurrentServes) {
         this.counters.answeredBusy++
@@ -358,6 +351,27 @@ export class BlobExchange {
       signal.removeEventListener('abort', onAbort)
       opened?.stream.destroy()
       if (counted) this.serving--
+    }
+  }
+
+  /**
+   * The one request frame, with @libp2p/utils' lpStream: at most
+   * MAX_REQUEST_BYTES of frame (a longer length prefix is refused before
+   * anything is read), at most four times that buffered (more aborts the
+   * stream), within requestTimeoutMs. A client says nothing after it.
+   */
+  private async readRequest (stream: Stream, signal: AbortSignal): Promise<string> {
+    const reader = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES, maxBufferSize: MAX_REQUEST_BYTES * 4 })
+    const deadline = AbortSignal.timeout(this.requestTimeoutMs)
+    try {
+      const frame = await reader.read({ signal: AbortSignal.any([signal, deadline]) })
+      return decodeRequest(frame.subarray()).hash
+    } catch (err) {
+      if (deadline.aborted && !signal.aborted) throw new DeadlineError(`no request within ${this.requestTimeoutMs} ms`)
+      if (err instanceof UnexpectedEOFError) throw new InvalidInputError('the stream closed before a whole request arrived')
+      throw err
+    } finally {
+      reader.unwrap()
     }
   }
 

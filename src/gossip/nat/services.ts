@@ -1,7 +1,7 @@
 import { autoNATv2 } from '@libp2p/autonat-v2'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import type { Transport } from '@libp2p/interface'
+import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
 import {
   CIRCUIT_LISTEN_ADDRESS, HOLE_PUNCH_RETRIES, HOLE_PUNCH_TIMEOUT_MS, RELAY_CIRCUIT_DATA_BYTES, RELAY_CIRCUIT_DURATION_MS, RELAY_HOP_TIMEOUT_MS,
   RELAY_MAX_CIRCUITS, RELAY_MAX_CIRCUITS_PER_PEER, RELAY_MAX_RESERVATIONS, RELAY_RESERVATION_TTL_MS
@@ -35,10 +35,10 @@ export type NatServices = {
 
 /** The pieces of a libp2p configuration that NAT traversal adds. */
 export interface NatConfig {
-  transports: Array<(components: any) => Transport>
+  transports: NonNullable<Libp2pOptions['transports']>
   /** Extra listen addresses (`/p2p-circuit` when the node reserves a relay slot). */
   listen: string[]
-  services: Record<string, (components: any) => unknown>
+  services: ServiceFactoryMap
 }
 
 /**

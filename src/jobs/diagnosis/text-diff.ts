@@ -1,3 +1,4 @@
+import { diffArrays } from 'diff'
 import { HUNK_CONTEXT_LINES, MAX_HUNKS_SHOWN } from './constants.js'
 import type { Deadline } from './deadline.js'
 import type { ReportWriter } from './report.js'
@@ -8,79 +9,28 @@ export type LineOp =
   | { op: 'insert', b: number }
 
 /**
- * The shortest edit script turning lines `a` into lines `b` (Myers' O(ND)
- * algorithm), or undefined when it needs more than `maxEdits` changed lines
- * or the deadline passes: such a diff would not help a reader anyway.
+ * The shortest edit script turning lines `a` into lines `b` (jsdiff's Myers
+ * diff), or undefined when it needs more than `maxEdits` changed lines or the
+ * deadline passes: such a diff would not help a reader anyway.
  */
 export function diffLines (a: string[], b: string[], maxEdits: number, deadline: Deadline): LineOp[] | undefined {
-  // Common prefix and suffix cost nothing and shrink the search.
-  let prefix = 0
-  while (prefix < a.length && prefix < b.length && a[prefix] === b[prefix]) prefix++
-  let suffix = 0
-  while (suffix < a.length - prefix && suffix < b.length - prefix && a[a.length - 1 - suffix] === b[b.length - 1 - suffix]) suffix++
-  const midA = a.slice(prefix, a.length - suffix)
-  const midB = b.slice(prefix, b.length - suffix)
-  const middle = myers(midA, midB, maxEdits, deadline)
-  if (middle === undefined) return undefined
-  const ops: LineOp[] = []
-  for (let i = 0; i < prefix; i++) ops.push({ op: 'equal', a: i, b: i })
-  for (const op of middle) {
-    if (op.op === 'equal') ops.push({ op: 'equal', a: op.a + prefix, b: op.b + prefix })
-    else if (op.op === 'delete') ops.push({ op: 'delete', a: op.a + prefix })
-    else ops.push({ op: 'insert', b: op.b + prefix })
+  if (deadline.expired) return undefined
+  const changes = diffArrays(a, b, { maxEditLength: maxEdits, timeout: deadline.remainingMs() })
+  if (changes === undefined) {
+    void deadline.expired // marks the deadline as hit when it was the time that ran out
+    return undefined
   }
-  for (let i = 0; i < suffix; i++) ops.push({ op: 'equal', a: a.length - suffix + i, b: b.length - suffix + i })
+  const ops: LineOp[] = []
+  let x = 0
+  let y = 0
+  for (const change of changes) {
+    for (let i = 0; i < change.count; i++) {
+      if (change.removed) ops.push({ op: 'delete', a: x++ })
+      else if (change.added) ops.push({ op: 'insert', b: y++ })
+      else ops.push({ op: 'equal', a: x++, b: y++ })
+    }
+  }
   return ops
-}
-
-function myers (a: string[], b: string[], maxEdits: number, deadline: Deadline): LineOp[] | undefined {
-  const n = a.length
-  const m = b.length
-  const limit = Math.min(n + m, maxEdits)
-  const offset = limit + 1
-  // v[k + offset] = furthest x reached on diagonal k; one snapshot per edit count, for the walk back.
-  const v = new Int32Array(2 * limit + 3)
-  const trace: Int32Array[] = []
-  for (let d = 0; d <= limit; d++) {
-    if (d % 64 === 0 && deadline.expired) return undefined
-    trace.push(v.slice())
-    for (let k = -d; k <= d; k += 2) {
-      let x = k === -d || (k !== d && v[k - 1 + offset]! < v[k + 1 + offset]!) ? v[k + 1 + offset]! : v[k - 1 + offset]! + 1
-      let y = x - k
-      while (x < n && y < m && a[x] === b[y]) {
-        x++
-        y++
-      }
-      v[k + offset] = x
-      if (x >= n && y >= m) return walkBack(trace, n, m, offset)
-    }
-  }
-  return undefined
-}
-
-function walkBack (trace: Int32Array[], n: number, m: number, offset: number): LineOp[] {
-  const ops: LineOp[] = []
-  let x = n
-  let y = m
-  for (let d = trace.length - 1; d >= 0; d--) {
-    const v = trace[d]!
-    const k = x - y
-    const prevK = k === -d || (k !== d && v[k - 1 + offset]! < v[k + 1 + offset]!) ? k + 1 : k - 1
-    const prevX = v[prevK + offset]!
-    const prevY = prevX - prevK
-    while (x > prevX && y > prevY) {
-      x--
-      y--
-      ops.push({ op: 'equal', a: x, b: y })
-    }
-    if (d > 0) {
-      if (x === prevX) ops.push({ op: 'insert', b: y - 1 })
-      else ops.push({ op: 'delete', a: x - 1 })
-    }
-    x = prevX
-    y = prevY
-  }
-  return ops.reverse()
 }
 
 /** Runs of consecutive changed lines: what "places" counts for text. */

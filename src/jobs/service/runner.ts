@@ -221,6 +221,7 @@ function envOf (outcome: Pick<RunOutcome, 'env'>): ResultBody['env'] {
 
 /** The first line of a tool's answer, without control characters, within the field bound. */
 function oneLine (text: string): string {
+  // eslint-disable-next-line no-control-regex -- removing them is the point
   return (text.split('\n')[0] ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, MAX_ENV_FIELD_LENGTH)
 }
 

@@ -10,8 +10,9 @@ export interface MutationGuardContext {
   token: string
   /**
    * Whether a request from loopback may change things without the token.
-   * False on a node whose policy lets jobs use the network: a build sharing
-   * the host's network could otherwise reach this API on 127.0.0.1.
+   * False on a node whose builds share the host's network (its policy lets
+   * jobs use the network, or it runs them with --sandbox none): such a build
+   * could otherwise reach this API on 127.0.0.1.
    */
   trustLoopback?: boolean
 }
@@ -38,7 +39,7 @@ export function registerMutationGuard (app: FastifyInstance, context: MutationGu
     if (context.trustLoopback !== false && isLoopback(request.socket.remoteAddress) && (origin === undefined || isLoopbackHost(host))) return
     const presented = bearerToken(request)
     if (presented === undefined) {
-      const who = isLoopback(request.socket.remoteAddress) ? 'this node lets jobs use the network, so changes' : 'changes from another machine'
+      const who = isLoopback(request.socket.remoteAddress) ? 'builds on this node can reach its API (they share this machine\'s network), so changes from this machine too' : 'changes from another machine'
       return sendError(reply, 403, 'Forbidden', `${who} need the node's API token: send "Authorization: Bearer <contents of api-token in the node's home>"`)
     }
     if (!sameSecret(presented, context.token)) {

@@ -38,7 +38,7 @@ export interface NodeParts {
   /** How this node reaches a peer, and its own place in the network. */
   reachOf?: (peerId: string) => PeerReach
   network?: () => NetworkStatus
-  /** Loopback may change things without the token (false when jobs may use the network). */
+  /** Loopback may change things without the token (false when builds share the host's network: policy network, or --sandbox none). */
   trustLoopback: boolean
   /** Live logs of running builds (this node's and the ones it follows). */
   live?: LiveLogRelay

@@ -81,15 +81,53 @@ export async function watchJob (client: NodeClient, id: string, options: { deadl
   }
 }
 
-/** What a person watching wants to hear about: claims, results, verdicts, reasons for waiting. */
-function progressLines (job: JobView): string[] {
-  const lines: string[] = []
+/** One line of progress and when it happened (ms since the epoch, the writer's clock). */
+interface ProgressEvent {
+  at: number
+  /** Orders events with equal times: what caused another comes first. */
+  rank: number
+  line: string
+}
+
+const CLAIM = 0
+const RESULT = 1
+const VERDICT = 2
+/** A platform's state now (a reason for waiting): after everything that happened. */
+const STATE = 3
+const JOB = 4
+
+/**
+ * What a person watching wants to hear about — claims, results, verdicts,
+ * reasons for waiting — in the order it happened: by the time each entry was
+ * written, a builder's result never before its own claim, a verdict after the
+ * results that decided it, a reason for waiting after everything known, and
+ * the job's verdict last. (One read of the job often holds all of them, e.g.
+ * a build that fails at once: the order of the view's fields is not the order
+ * of events.)
+ */
+export function progressLines (job: JobView): string[] {
+  const events: ProgressEvent[] = []
   for (const p of job.platforms) {
-    if (p.reason !== undefined && p.verdict !== 'verified') lines.push(`${p.selector}: ${p.reason}`)
-    for (const c of p.claims) lines.push(`${p.selector}: claimed by ${short(c.builder)}`)
-    for (const r of p.results) lines.push(`${p.selector}: ${short(r.builder)} ${r.status}${r.reason !== undefined ? ` (${r.reason})` : ''} in ${((r.end - r.start) / 1000).toFixed(1)} s`)
-    if (p.verdict !== 'pending' && p.verdict !== 'unmatched') lines.push(`${p.selector}: ${verdictText(p.verdict)} (${p.agreeing}/${p.quorum} agree)`)
+    const claimed = new Map<string, number>()
+    let last = job.time
+    for (const c of p.claims) {
+      claimed.set(c.builder, Math.max(claimed.get(c.builder) ?? 0, c.time))
+      last = Math.max(last, c.time)
+      events.push({ at: c.time, rank: CLAIM, line: `${p.selector}: claimed by ${short(c.builder)}` })
+    }
+    for (const r of p.results) {
+      const at = Math.max(r.time, claimed.get(r.builder) ?? r.time)
+      last = Math.max(last, at)
+      events.push({ at, rank: RESULT, line: `${p.selector}: ${short(r.builder)} ${r.status}${r.reason !== undefined ? ` (${r.reason})` : ''} in ${((r.end - r.start) / 1000).toFixed(1)} s` })
+    }
+    if (p.verdict === 'pending' || p.verdict === 'unmatched') {
+      if (p.reason !== undefined) events.push({ at: Number.POSITIVE_INFINITY, rank: STATE, line: `${p.selector}: ${p.reason}` })
+    } else {
+      const why = p.verdict !== 'verified' && p.reason !== undefined ? ` — ${p.reason}` : ''
+      events.push({ at: last, rank: VERDICT, line: `${p.selector}: ${verdictText(p.verdict)} (${p.agreeing}/${p.quorum} agree)${why}` })
+    }
   }
-  if (FINAL_VERDICTS.has(job.verdict)) lines.push(`job ${short(job.id)}: ${verdictText(job.verdict)}${job.reason !== undefined ? ` — ${job.reason}` : ''}`)
-  return lines
+  if (FINAL_VERDICTS.has(job.verdict)) events.push({ at: Number.POSITIVE_INFINITY, rank: JOB, line: `job ${short(job.id)}: ${verdictText(job.verdict)}${job.reason !== undefined ? ` — ${job.reason}` : ''}` })
+  // A stable sort: equal events keep the view's order (platforms as the submitter listed them).
+  return events.sort((a, b) => a.at - b.at || a.rank - b.rank).map((e) => e.line)
 }

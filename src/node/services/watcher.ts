@@ -152,9 +152,8 @@ export class Watcher {
     const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(POLL_TIMEOUT_MS)])
     const upstream = upstreamOf(watch.spec, this.parts.policy)
     const work = join(this.parts.workRoot, `watch-${watch.id.slice(0, 16)}`)
-    let listed: Array<{ release: string, publishedAt?: number }> = []
     try {
-      listed = await upstream.list(signal)
+      const listed = await upstream.list(signal)
       const news = this.parts.jobs.watches.news(watch.id, listed)
       for (const release of news.fresh) {
         // Another poller may have made it meanwhile (a failover, a race): look again just before.

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { DecodedEntry } from '../../../ledger/entry.js'
-import { attestations, JobNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type PlatformView, type SpecOverrides } from '../../../jobs/index.js'
+import { attestations, JobNotFoundError, jobHeadline, platformHeadline, validateJobSpec, type JobSpec, type JobView, type PlatformHeadline, type SpecOverrides } from '../../../jobs/index.js'
 import { sendError } from '../errors.js'
 
 /** What the job routes need: the job service's queries and mutations. */
@@ -160,20 +160,20 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
     return await reply.type('application/json; charset=utf-8').send(`{"jobs":[${pieces.join(',')}],"total":${all.length}}`)
   })
 
-  app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/api/jobs/:id', async (request) => {
     const id = request.params.id
     const view = ID.test(id) ? context.jobs.get(id) ?? await context.jobs.load?.(id) : undefined
     if (view === undefined) throw new JobNotFoundError(`this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
     return view
   })
 
-  app.get<{ Params: { id: string } }>('/api/jobs/:id/provenance', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/api/jobs/:id/provenance', async (request) => {
     const view = ID.test(request.params.id) ? context.jobs.get(request.params.id) : undefined
     if (view === undefined) throw new JobNotFoundError(`this node knows no job ${request.params.id}; list jobs with GET /api/jobs`)
     return { job: view.id, verdict: view.verdict, attestations: attestations(view) }
   })
 
-  app.get<{ Params: { id: string } }>('/api/jobs/:id/entries', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/api/jobs/:id/entries', async (request) => {
     const id = request.params.id
     let entries = ID.test(id) ? context.jobs.entries(id) : []
     if (entries.length === 0 && ID.test(id) && context.jobs.loadEntries !== undefined) entries = await context.jobs.loadEntries(id)
@@ -195,7 +195,7 @@ export function registerJobRoutes (app: FastifyInstance, context: JobsContext): 
     return await reply.status(201).send(await context.jobs.submit({ spec, overrides, source: parsed.data.source }))
   })
 
-  app.post<{ Params: { id: string }, Body: { reason?: unknown } | undefined }>('/api/jobs/:id/cancel', async (request, reply) => {
+  app.post<{ Params: { id: string }, Body: { reason?: unknown } | undefined }>('/api/jobs/:id/cancel', async (request) => {
     if (!ID.test(request.params.id) || context.jobs.get(request.params.id) === undefined) {
       throw new JobNotFoundError(`this node knows no job ${request.params.id}`)
     }

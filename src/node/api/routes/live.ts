@@ -14,6 +14,11 @@ export interface LiveContext {
   }
 }
 
+/** The data of a `log` event: a chunk of a build's output at its offset in the log. */
+export interface LiveLogEvent { platform: string, builder: string, offset: number, text: string }
+/** The data of an `end` event: a build's run ended (its result carries the whole log). */
+export interface LiveEndEvent { platform: string, builder: string, note?: string }
+
 /** Live log streams served at once; beyond it a client gets 503. */
 export const MAX_LIVE_CLIENTS = 64
 /** A client that does not read is cut off once this much is queued for it. */
@@ -72,20 +77,20 @@ export function registerLiveRoutes (app: FastifyInstance, context: LiveContext):
     const unsubscribe = context.live.subscribe(id, (event) => {
       if (event.type === 'chunk') {
         const who = wanted(event.chunk.key)
-        if (who !== undefined) send('log', { ...who, offset: event.chunk.offset, text: event.chunk.text })
+        if (who !== undefined) send('log', { ...who, offset: event.chunk.offset, text: event.chunk.text } satisfies LiveLogEvent)
       } else if (event.type === 'job') {
         setImmediate(checkDone)
       } else {
         const who = wanted(event.key)
-        if (who !== undefined) send('end', { ...who, ...(event.note !== undefined ? { note: event.note } : {}) })
+        if (who !== undefined) send('end', { ...who, ...(event.note !== undefined ? { note: event.note } : {}) } satisfies LiveEndEvent)
         setImmediate(checkDone)
       }
     })
     for (const snapshot of context.live.snapshots(id)) {
       const who = wanted(snapshot.key)
       if (who === undefined) continue
-      if (snapshot.text !== '') send('log', { ...who, offset: snapshot.offset, text: snapshot.text })
-      if (snapshot.ended) send('end', { ...who, ...(snapshot.note !== undefined ? { note: snapshot.note } : {}) })
+      if (snapshot.text !== '') send('log', { ...who, offset: snapshot.offset, text: snapshot.text } satisfies LiveLogEvent)
+      if (snapshot.ended) send('end', { ...who, ...(snapshot.note !== undefined ? { note: snapshot.note } : {}) } satisfies LiveEndEvent)
     }
     const keepalive = setInterval(() => { if (!closed) res.write(': keepalive\n\n'); checkDone() }, KEEPALIVE_MS)
     keepalive.unref()

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { packDirectory } from '../../../archive/index.js'
@@ -10,6 +10,7 @@ import { waitFor } from '../../../util/wait.js'
 import { NodeClient } from '../client.js'
 import { buildNodeConfig, parseSandbox } from '../../config.js'
 import { startNode, type RunningNode } from '../../daemon.js'
+import { loadOrCreateIdentity } from '../../home/identity.js'
 import { foundMeshFor } from '../../home/mesh.js'
 import { defineCommand, jsonOption } from '../command.js'
 import { jobReport } from '../job-format.js'
@@ -21,26 +22,22 @@ export const demoCommand = defineCommand({
   options: {
     nodes: { type: 'string', placeholder: 'N', description: 'how many nodes to start (default 3, at most 8)' },
     example: { type: 'string', placeholder: 'DIR', description: 'the job to submit (default: the bundled examples/hello)' },
-    sandbox: { type: 'string', placeholder: 'bubblewrap|none', description: 'how the demo\'s builds are isolated (default bubblewrap)' },
+    sandbox: { type: 'string', placeholder: 'bubblewrap|none', description: 'how the demo\'s builds are isolated (default: bubblewrap; without it, none, for the demo\'s own jobs only)' },
     exit: { type: 'boolean', description: 'stop once the job has its verdict instead of running until Ctrl-C' },
     ...jsonOption
   },
   async run (options, _positionals, io) {
     const count = options.nodes === undefined ? 3 : Number(options.nodes)
     if (!Number.isSafeInteger(count) || count < 1 || count > 8) throw new UsageError(`--nodes ${JSON.stringify(options.nodes)} must be a whole number from 1 to 8`)
-    const sandbox = parseSandbox(options.sandbox ?? 'bubblewrap')
+    const asked = options.sandbox === undefined ? undefined : parseSandbox(options.sandbox)
     const exampleDir = resolve(options.example ?? join(packageRoot(), 'examples', 'hello'))
     const spec = await readJobSpec(exampleDir)
     const say = (line: string): void => { if (!options.json) io.stderr.write(`${line}\n`) }
 
-    let executor: Executor
-    try {
-      executor = await createExecutor(sandbox)
-    } catch (err) {
-      if (err instanceof SandboxUnavailableError) throw new EnvironmentError(`the demo builds in a sandbox: ${err.message}`)
-      throw err
-    }
-    if (sandbox === 'none') say('WARNING: --sandbox none: the demo\'s builds run unconfined on this machine.')
+    const { executor, fellBack } = await demoExecutor(asked)
+    const sandbox = executor.kind
+    // Said even with --json (stdout stays one JSON document): nobody should miss it.
+    if (sandbox === 'none') io.stderr.write(`${unsandboxedWarning(fellBack)}\n`)
 
     const base = await mkdtemp(join(tmpdir(), 'buildhaus-demo-'))
     const nodes: RunningNode[] = []
@@ -49,6 +46,7 @@ export const demoCommand = defineCommand({
       const homes = Array.from({ length: count }, (_, i) => join(base, `node${i + 1}`))
       const meshFile = join(base, 'mesh.json')
       await foundMeshFor(homes, meshFile, { name: 'demo' })
+      if (sandbox === 'none') await admitOnlyOwnJobs(homes)
       say(`starting ${count} nodes (homes under ${base}), founders of the mesh "demo" (${meshFile})…`)
       for (let i = 0; i < count; i++) {
         const config = buildNodeConfig({
@@ -80,10 +78,14 @@ export const demoCommand = defineCommand({
         signal: io.signal,
         progress: (line) => { say(`  ${line}`) }
       })
-      if (options.json) io.stdout.write(`${JSON.stringify({ job: watched.job, dashboard: `${first.apiUrl}/`, nodes: nodes.map((n) => ({ peerId: n.peerId.toString(), api: n.apiUrl })) })}\n`)
+      if (options.json) {
+        const described = nodes.map((n) => ({ peerId: n.peerId.toString(), api: n.apiUrl, home: n.config.home, listen: n.listenAddresses() }))
+        io.stdout.write(`${JSON.stringify({ job: watched.job, dashboard: `${first.apiUrl}/`, sandbox, nodes: described })}\n`)
+      }
       else io.stdout.write(`\n${jobReport(watched.job, first.apiUrl)}\ndashboard: ${first.apiUrl}/\n`)
       if (!options.exit) {
-        say('the mesh keeps running: submit more with `buildhaus-node submit DIR --api ' + first.apiUrl + '`; Ctrl-C stops it')
+        // --home, not --api: the command then has the node's API token, which a demo without a sandbox asks for.
+        say(`the mesh keeps running: submit more with \`buildhaus-node submit DIR --home ${first.config.home}\`; Ctrl-C stops it`)
         await new Promise<void>((resolve) => { io.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
       }
       return watched.final && watched.job.verdict === 'verified' ? 0 : 1
@@ -94,3 +96,47 @@ export const demoCommand = defineCommand({
     }
   }
 })
+
+/**
+ * The demo's sandbox: the one asked for, else bubblewrap, else — only when
+ * nothing was asked and bubblewrap cannot run here — none, so that the
+ * README's first command shows the whole idea on a fresh machine. Its nodes
+ * then build only the demo's own jobs (admitOnlyOwnJobs).
+ */
+async function demoExecutor (asked: 'bubblewrap' | 'none' | undefined): Promise<{ executor: Executor, fellBack: boolean }> {
+  try {
+    return { executor: await createExecutor(asked ?? 'bubblewrap'), fellBack: false }
+  } catch (err) {
+    if (!(err instanceof SandboxUnavailableError)) throw err
+    if (asked === 'bubblewrap') throw new EnvironmentError(`the demo builds in a sandbox: ${err.message}`)
+    return { executor: await createExecutor('none'), fellBack: true }
+  }
+}
+
+function unsandboxedWarning (fellBack: boolean): string {
+  const why = fellBack
+    ? 'WARNING: bubblewrap (bwrap) is not installed, so this demo builds WITHOUT A SANDBOX, as you, on this machine.'
+    : 'WARNING: --sandbox none: this demo builds WITHOUT A SANDBOX, as you, on this machine.'
+  return [
+    why,
+    '  Its nodes build only jobs signed by their own keys (the example, and jobs you submit to them with their home\'s API token);',
+    '  a job from any other key is refused. A real node (`buildhaus-node join`) without bubblewrap joins the mesh but builds nothing.',
+    ...(fellBack ? ['  Install bubblewrap to see the demo sandboxed: `sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora).'] : [])
+  ].join('\n')
+}
+
+/**
+ * "The demo's own jobs" when it builds without a sandbox: jobs signed by the
+ * key of one of its nodes, which live in its temporary homes (0700; the keys
+ * 0600) and go away with them. Each node's admission policy names those keys
+ * as its only submitters, so a job from another key, on this mesh or dialing
+ * in, is refused by policy. Such a node also asks for its API token even from
+ * this machine (builds share its network), so another user of this machine
+ * cannot make it sign a job either.
+ */
+async function admitOnlyOwnJobs (homes: string[]): Promise<void> {
+  const identities = []
+  for (const home of homes) identities.push(await loadOrCreateIdentity(home))
+  const policy = `${JSON.stringify({ submitters: identities.map((identity) => identity.author) }, null, 2)}\n`
+  for (const identity of identities) await writeFile(identity.paths.policy, policy, { mode: 0o600 })
+}

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { stat } from 'node:fs/promises'
 import { MAX_SOURCE_BYTES, packDirectory } from '../../../archive/index.js'
-import { readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
+import { DEFAULT_TIMEOUT_S, readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
 import { connectNode } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
@@ -23,7 +23,7 @@ export const submitCommand = defineCommand({
     ...homeOption,
     platform: { type: 'string', multiple: true, placeholder: 'SEL', description: 'build on this platform instead of the spec\'s (a label, or labels joined by +)' },
     replicas: { type: 'string', placeholder: 'N', description: 'independent builders wanted per platform (default: the spec\'s, else 2)' },
-    timeout: { type: 'string', placeholder: 'SECONDS', description: 'the job\'s wall-clock limit (default: the spec\'s timeout)' },
+    timeout: { type: 'string', placeholder: 'SECONDS', description: `the job's wall-clock limit (default: the spec's timeout, else ${DEFAULT_TIMEOUT_S} s)` },
     wait: { type: 'boolean', description: 'follow the job until every platform has a verdict (exit 0 verified, 1 failed or mismatch, 3 no verdict in time)' },
     'wait-timeout': { type: 'string', placeholder: 'SECONDS', description: 'how long --wait waits for the verdict (default: the job\'s timeout plus a margin for queueing)' },
     ...jsonOption
