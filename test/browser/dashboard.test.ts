@@ -11,8 +11,8 @@ import type { GridJob, GridJobsResponse, JobsResponse } from '../../src/node/api
 import type { RunningNode } from '../../src/node/daemon.js'
 import { packageRoot } from '../../src/util/package-root.js'
 import { waitFor } from '../../src/util/wait.js'
-import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, nonLoopbackAddress, startMesh, submitDir, waitDecided } from './mesh.js'
-import { writeJobDir } from '../helpers/job-dir.js'
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, nonLoopbackAddress, startMesh, waitDecided } from './mesh.js'
+import { submitDir, writeJobDir } from '../helpers/job-dir.js'
 
 const missing = chromiumMissing()
 if (missing !== undefined) console.warn(`skipping the dashboard browser tests: ${missing}`)
@@ -122,7 +122,7 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     const before = await counter.innerText()
     await expect.poll(async () => await counter.innerText(), { timeout: 10_000 }).not.toBe(before)
 
-    const arm = await submitDir(nodes[0]!, join(packageRoot(), 'examples', 'hello'), { platforms: ['linux-arm64'] })
+    const arm = await submitDir(nodes[0]!, join(packageRoot(), 'examples', 'hello'), { overrides: { platforms: ['linux-arm64'] } })
     await expect.poll(async () => await page.locator('#grid tbody tr').first().getAttribute('data-job'), { timeout: 20_000 }).toBe(arm.id)
     await expect.poll(async () => await cell(page, arm.id, 'linux-arm64').getAttribute('class')).toContain('v-unmatched')
     await expect(cell(page, arm.id, 'linux-arm64').getAttribute('title')).resolves.toBe('unmatched: no live node offers linux-arm64')
@@ -299,7 +299,7 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     }
 
     // A settled job's JSON is kept between requests; a change (here: its submitter cancels it) must show at once.
-    const job = await waitDecided(nodes[0]!, (await submitDir(nodes[0]!, join(packageRoot(), 'examples', 'hello'), { replicas: 1 })).id)
+    const job = await waitDecided(nodes[0]!, (await submitDir(nodes[0]!, join(packageRoot(), 'examples', 'hello'), { overrides: { replicas: 1 } })).id)
     const listed = async (): Promise<GridJob | undefined> => ((await (await fetch(`${url}?view=grid`)).json()) as GridJobsResponse).jobs.find((j) => j.id === job.id)
     expect((await listed())?.verdict).toBe('verified')
     expect((await listed())?.verdict).toBe('verified')
@@ -311,7 +311,7 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
   it('shows what mesh members wrote as text, never as markup', async () => {
     const hostile = '<img src=x onerror="window.pwned=1">'
     const spec = { name: hostile, replicas: 1, steps: [{ name: `${hostile}step`, run: `echo '${hostile}'` }], timeout: 30 }
-    const job = await submitDir(nodes[0]!, await writeJobDir(join(dir, 'hostile'), spec), { platforms: ['linux-arm64'] })
+    const job = await submitDir(nodes[0]!, await writeJobDir(join(dir, 'hostile'), spec), { overrides: { platforms: ['linux-arm64'] } })
     const page = await openPage(`${nodes[0]!.apiUrl}/`)
     const name = page.locator(`tr[data-job="${job.id}"] th a`)
     await expect.poll(async () => await name.innerText(), { timeout: 20_000 }).toBe(hostile)

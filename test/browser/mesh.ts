@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
-import { packDirectory } from '../../src/archive/index.js'
-import { readJobSpec, type JobView, type SpecOverrides } from '../../src/jobs/index.js'
+import type { JobView } from '../../src/jobs/index.js'
 import { buildNodeConfig } from '../../src/node/config.js'
 import { startNode, type RunningNode } from '../../src/node/daemon.js'
 import { testMesh } from '../helpers/test-mesh.js'
@@ -70,14 +69,6 @@ export async function startMesh (options: MeshOptions): Promise<{ nodes: Running
     throw err
   }
   return { nodes, executor, stop }
-}
-
-/** Pack a directory and submit it through a node's job service, as `submit` does. */
-export async function submitDir (node: RunningNode, dir: string, overrides: SpecOverrides = {}): Promise<JobView> {
-  const spec = await readJobSpec(dir)
-  const packed = await packDirectory(dir)
-  const stored = await node.blobs.put(packed.bytes)
-  return await node.jobs.submit({ spec, overrides, source: stored })
 }
 
 /** Wait until the node's view of a job has left `pending` on every platform. */

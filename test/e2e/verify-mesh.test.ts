@@ -14,9 +14,10 @@ import { runCli } from '../helpers/cluster.js'
 import { tempDir } from '../helpers/temp-home.js'
 import { testMesh } from '../helpers/test-mesh.js'
 import {
-  NODE_QUORUM, PAIR, apiBlob, apiJson, cli, failingJobDir, forgeResult, sha256Hex, startVerifyMesh, submitDir, trustDir,
+  NODE_QUORUM, PAIR, apiBlob, apiJson, cli, failingJobDir, forgeResult, sha256Hex, startVerifyMesh, trustDir,
   type VerifyMesh
 } from './verify-mesh.js'
+import { submitDir } from '../helpers/job-dir.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const HELLO_C = join(ROOT, 'examples', 'hello-c')

@@ -2,9 +2,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { arch, platform, release } from 'node:os'
 import { join } from 'node:path'
-import { packDirectory } from '../../src/archive/index.js'
 import type { ResultBody } from '../../src/jobs/bodies.js'
-import { readJobSpec, type JobSpec, type JobView, type SpecOverrides } from '../../src/jobs/index.js'
 import { main } from '../../src/node/cli/main.js'
 import { buildNodeConfig } from '../../src/node/config.js'
 import { startNode, type RunningNode } from '../../src/node/daemon.js'
@@ -72,14 +70,6 @@ export async function startVerifyMesh (teardown: Teardown, executor: Executor): 
   }
   const [a, b, c, liar] = nodes as [RunningNode, RunningNode, RunningNode, RunningNode]
   return { a, b, c, liar, all: nodes }
-}
-
-/** Pack a job directory into the node's blob store and submit it there. */
-export async function submitDir (node: RunningNode, dir: string, change: { name?: string, overrides?: SpecOverrides } = {}): Promise<JobView> {
-  const spec: JobSpec = { ...await readJobSpec(dir), ...(change.name !== undefined ? { name: change.name } : {}) }
-  const packed = await packDirectory(dir)
-  const source = await node.blobs.put(packed.bytes)
-  return await node.jobs.submit({ spec, ...(change.overrides !== undefined ? { overrides: change.overrides } : {}), source })
 }
 
 /** A copy of examples/hello-c whose test step fails on every builder alike. */

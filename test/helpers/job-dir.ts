@@ -1,5 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { packDirectory } from '../../src/archive/index.js'
+import { readJobSpec, type JobSpec, type JobView, type SpecOverrides } from '../../src/jobs/index.js'
+import type { RunningNode } from '../../src/node/daemon.js'
 import { tempDir } from './temp-home.js'
 
 type Teardown = (fn: () => unknown) => void
@@ -50,4 +53,12 @@ export async function sortJobDir (parent: string, options: SortJobOptions = {}):
     artifacts: ['dist/*'],
     timeout: options.timeout ?? 60
   }, { 'words.txt': `${name}\npear\napple\n` })
+}
+
+/** Pack a job directory into an in-process node's blob store and submit it there, as `submit` does (optionally renamed, with overrides). */
+export async function submitDir (node: RunningNode, dir: string, change: { name?: string, overrides?: SpecOverrides } = {}): Promise<JobView> {
+  const spec: JobSpec = { ...await readJobSpec(dir), ...(change.name !== undefined ? { name: change.name } : {}) }
+  const packed = await packDirectory(dir)
+  const source = await node.blobs.put(packed.bytes)
+  return await node.jobs.submit({ spec, ...(change.overrides !== undefined ? { overrides: change.overrides } : {}), source })
 }
