@@ -151,10 +151,11 @@ export class NodeProcess {
         reject(new Error(`buildhaus-node join exited (code ${String(info.code)}, signal ${String(info.signal)}) before it was ready: ${this.stderr.trim()}`))
       })
     })
-    const timeoutMs = this.options.readyTimeoutMs ?? 30_000
+    // A start is ~3 s on a quiet machine; several processes loading ~900 modules at once on a busy one took past 30 s.
+    const timeoutMs = this.options.readyTimeoutMs ?? 60_000
     let timer: ReturnType<typeof setTimeout> | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(`buildhaus-node join in ${this.home} was not ready within ${timeoutMs} ms: ${this.stderr.trim()}`)) }, timeoutMs)
+      timer = setTimeout(() => { reject(new Error(`buildhaus-node join in ${this.home} was not ready within ${timeoutMs} ms; stderr: ${this.stderr.trim()}; stdout: ${this.stdout.trim().slice(-2000)}`)) }, timeoutMs)
     })
     try {
       this.readyEvent = await Promise.race([ready, deadline])
