@@ -4,7 +4,7 @@ import type { JobView } from '../../src/jobs/index.js'
 import { waitFor } from '../../src/util/wait.js'
 import { runCli, startNodeProcess, type NodeProcess, waitForMesh } from '../helpers/cluster.js'
 import { advertisedEnvironments, environmentsReady, SHARED_ENVIRONMENT_ARGS, skipWithoutDebian } from '../helpers/environments.js'
-import { authorOf, isDecided, jobOn, submitJob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
+import { authorOf, isDecided, submitJob, useSuiteTeardown, waitForJob } from '../helpers/jobs.js'
 import { hostShellEntries, writeOciArchive } from '../helpers/oci-image.js'
 import { tempDir } from '../helpers/temp-home.js'
 import { tempJobDir } from '../helpers/job-dir.js'
@@ -112,6 +112,7 @@ describe.skipIf(skip)('diagnosing builders whose environments differ, or not', (
     expect(platform.results.map((r) => r.status)).toEqual(['refused', 'refused'])
     for (const r of platform.results) expect(r.reason).toMatch(/^could not prepare the environment debian-12 \+ buildhaus-no-such-package: the package buildhaus-no-such-package is not in debian-12's archive/)
     expect(platform.reason).toMatch(/^refused: could not prepare the environment debian-12 \+ buildhaus-no-such-package/)
-    expect((await jobOn(a, submitted.id))?.verdict).toBe('unmatched')
+    // Every node comes to the same verdict once the refusals reach it (gossip: not at the same instant).
+    await waitForJob(a, submitted.id, (j) => j.verdict === 'unmatched', 60_000, 'the first node to see the job unmatched too')
   }, 12 * 60_000)
 })
