@@ -1,11 +1,48 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import type { Level } from 'level'
 import { MAX_ENTRY_BYTES } from './constants.js'
+import { keys, parseChainKey, parseForkKey } from './store-keys.js'
 
 /** What exportLines needs of a store. */
 export interface ExportSource {
   exportLines (): AsyncIterable<string>
+}
+
+/**
+ * Every entry in the store's LevelDB, one canonical line each, in an order in
+ * which every chain verifies: authors in ascending hex order; each author's
+ * chain by seq from 0; then that author's fork evidence by seq
+ * (docs/FORMAT.md). What LedgerStore.exportLines yields.
+ */
+export async function * exportLinesOf (db: Level<string, string>): AsyncGenerator<string> {
+  const evidence = new Map<string, string[]>()
+  for await (const [key, line] of db.iterator(keys.allForks())) {
+    const { author } = parseForkKey(key)
+    const list = evidence.get(author) ?? []
+    list.push(line)
+    evidence.set(author, list)
+  }
+  const evidenceAuthors = [...evidence.keys()].sort()
+  let current: string | undefined
+  const flushUpTo = function * (author: string | undefined): Generator<string> {
+    // Evidence of authors up to and including `author` that is not yet out (undefined: all).
+    while (evidenceAuthors.length > 0 && (author === undefined || evidenceAuthors[0]! <= author)) {
+      yield * evidence.get(evidenceAuthors.shift()!)!
+    }
+  }
+  for await (const [key, line] of db.iterator(keys.allChains())) {
+    const { author } = parseChainKey(key)
+    if (author !== current) {
+      if (current !== undefined) yield * flushUpTo(current)
+      // Authors with evidence only, sorting before this one.
+      while (evidenceAuthors.length > 0 && evidenceAuthors[0]! < author) yield * evidence.get(evidenceAuthors.shift()!)!
+      current = author
+    }
+    yield line
+  }
+  yield * flushUpTo(undefined)
 }
 
 export interface ExportSummary {

@@ -16,11 +16,15 @@ import { checkForkPair, type ForkProof } from './forks.js'
 import type { Admission } from './admission/index.js'
 import { PendingBuffer } from './pending.js'
 import {
-  STORE_FORMAT, decodeHead, encodeHead, idOfIndexKey, keys, parseChainKey, parseForkKey, type Range, type StoredHead
+  STORE_FORMAT, decodeHead, encodeHead, keys, parseForkKey, type StoredHead
 } from './store-keys.js'
+import { exportLinesOf } from './export.js'
+import { LedgerQueries, type ChainHead } from './queries.js'
 import { sharedVerifyPool, verifyEntries, type BatchVerifier } from './verify-pool.js'
 
 const log = componentLogger('ledger:store')
+
+export type { ChainHead } from './queries.js'
 
 export interface LedgerStoreOptions {
   /** Directory of the LevelDB (created if missing). */
@@ -38,11 +42,6 @@ export interface LedgerStoreOptions {
   now?: () => number
   /** Chain heads kept in memory (default MAX_CACHED_HEADS). */
   maxCachedHeads?: number
-}
-
-export interface ChainHead {
-  seq: number
-  id: string
 }
 
 /**
@@ -102,9 +101,6 @@ interface AppendRequest {
 
 /** Most appends written by one fsync when callers append concurrently. */
 const MAX_APPENDS_PER_WRITE = 256
-/** Entries fetched per LevelDB round trip when reading index ranges. */
-const READ_CHUNK = 256
-
 /** Changes staged by one write, committed to memory only once LevelDB has them. */
 class Staging {
   readonly ops: BatchOp[] = []
@@ -156,6 +152,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   private readonly verifier: BatchVerifier
   private readonly queue = new SerialQueue()
   private readonly pending: PendingBuffer
+  private readonly queries: LedgerQueries
   /**
    * Chain heads recently used, bounded (MAX_CACHED_HEADS); LevelDB's h! keys
    * are the truth. Fresh keys cost nothing, so a map of every author would
@@ -183,6 +180,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     // Every part of the node listens to the log: no MaxListenersExceededWarning for that.
     setMaxListeners(Infinity, this)
     this.db = db
+    this.queries = new LedgerQueries(db)
     this.path = options.path
     this.codec = options.codec
     this.signer = options.signer
@@ -696,34 +694,28 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   // ---- reading ----------------------------------------------------------
 
+  // Reads go straight to LevelDB through LedgerQueries (queries.ts); these delegate so callers keep one handle.
+
   async get (id: string): Promise<DecodedEntry | undefined> {
-    if (!isHex(id, 32)) return undefined
-    const at = await this.db.get(keys.id(id))
-    if (at === undefined) return undefined
-    const line = await this.db.get(at)
-    return line === undefined ? undefined : decodeTrusted(line, id)
+    return await this.queries.get(id)
   }
 
   async has (id: string): Promise<boolean> {
-    return isHex(id, 32) && await this.db.has(keys.id(id))
+    return await this.queries.has(id)
   }
 
   async getBySeq (author: string, seq: number): Promise<DecodedEntry | undefined> {
-    if (!isHex(author, 32) || !Number.isSafeInteger(seq) || seq < 0) return undefined
-    const line = await this.db.get(keys.chain(author, seq))
-    return line === undefined ? undefined : decodeTrusted(line)
+    return await this.queries.getBySeq(author, seq)
   }
 
   /** Head (last seq and its id) of every chain held, read from LevelDB (one entry per author: mind the size). */
   async heads (): Promise<Map<string, ChainHead>> {
-    const all = new Map<string, ChainHead>()
-    for await (const [author, head] of this.allHeads()) all.set(author, { seq: head.seq, id: head.id })
-    return all
+    return await this.queries.heads()
   }
 
   /** Every chain's head, streamed from LevelDB in author order. */
-  async * allHeads (): AsyncGenerator<[string, StoredHead]> {
-    for await (const [key, value] of this.db.iterator(keys.allHeads())) yield [key.slice(2), decodeHead(value)]
+  allHeads (): AsyncGenerator<[string, StoredHead]> {
+    return this.queries.allHeads()
   }
 
   /** An author's head, read from LevelDB when it is not among the cached ones. */
@@ -748,46 +740,23 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   }
 
   /** An author's chain entries after `afterSeq` (-1: from the start), in seq order. */
-  async * entriesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<DecodedEntry> {
-    for await (const line of this.linesAfter(author, afterSeq, options)) yield decodeTrusted(line)
+  entriesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<DecodedEntry> {
+    return this.queries.entriesAfter(author, afterSeq, options)
   }
 
   /** Like entriesAfter, but the stored lines as they are (what sync and export send). */
-  async * linesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<string> {
-    const range = keys.chainOf(author)
-    const from = afterSeq < 0 ? { gte: range.gte } : { gt: keys.chain(author, afterSeq) }
-    yield * this.db.values({ ...from, lt: range.lt, limit: options.limit ?? -1 })
+  linesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<string> {
+    return this.queries.linesAfter(author, afterSeq, options)
   }
 
   /** Entries of one type, in clock order (ties by id); `reverse`: newest first. */
-  async * byType (type: string, options: { reverse?: boolean } = {}): AsyncGenerator<DecodedEntry> {
-    yield * this.indexed(keys.typeRange(type), options.reverse === true)
+  byType (type: string, options: { reverse?: boolean } = {}): AsyncGenerator<DecodedEntry> {
+    return this.queries.byType(type, options)
   }
 
   /** Entries whose body refers to `id` (per the type rules' refs), in Lamport clock order. */
-  async * byRef (id: string): AsyncGenerator<DecodedEntry> {
-    if (!isHex(id, 32)) return
-    yield * this.indexed(keys.refRange(id))
-  }
-
-  private async * indexed (range: Range, reverse = false): AsyncGenerator<DecodedEntry> {
-    let ids: string[] = []
-    const flush = async function * (this: LedgerStore): AsyncGenerator<DecodedEntry> {
-      const locations = await this.db.getMany(ids.map(keys.id))
-      const lines = await this.db.getMany(locations.filter((at): at is string => at !== undefined))
-      let i = 0
-      for (const at of locations) {
-        if (at === undefined) continue
-        const line = lines[i++]
-        if (line !== undefined) yield decodeTrusted(line)
-      }
-      ids = []
-    }
-    for await (const key of this.db.keys({ ...range, reverse })) {
-      ids.push(idOfIndexKey(key))
-      if (ids.length >= READ_CHUNK) yield * flush.call(this)
-    }
-    if (ids.length > 0) yield * flush.call(this)
+  byRef (id: string): AsyncGenerator<DecodedEntry> {
+    return this.queries.byRef(id)
   }
 
   /** Number of chain entries held (fork evidence not counted). */
@@ -832,22 +801,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   /** Every fork proof held: for each (author, seq), the chain's entry (if held) paired with each conflicting one. */
   async forks (): Promise<ForkProof[]> {
-    const bySeat = new Map<string, DecodedEntry[]>()
-    for await (const [key, line] of this.db.iterator(keys.allForks())) {
-      const { author, seq, id } = parseForkKey(key)
-      const seat = `${author}!${seq}`
-      const list = bySeat.get(seat) ?? []
-      list.push(decodeTrusted(line, id))
-      bySeat.set(seat, list)
-    }
-    const proofs: ForkProof[] = []
-    for (const evidence of bySeat.values()) {
-      const { author, seq } = evidence[0]!.entry
-      const onChain = await this.getBySeq(author, seq)
-      const [first, ...rest] = onChain !== undefined ? [onChain, ...evidence] : evidence
-      for (const other of rest) proofs.push({ author, seq, entries: [first!, other] })
-    }
-    return proofs
+    return await this.queries.forks()
   }
 
   stats (): LedgerStats {
@@ -861,38 +815,9 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     }
   }
 
-  /**
-   * Every entry held, one canonical line each, in an order in which every
-   * chain verifies: authors in ascending hex order; each author's chain by
-   * seq from 0; then that author's fork evidence by seq (docs/FORMAT.md).
-   */
-  async * exportLines (): AsyncGenerator<string> {
-    const evidence = new Map<string, string[]>()
-    for await (const [key, line] of this.db.iterator(keys.allForks())) {
-      const { author } = parseForkKey(key)
-      const list = evidence.get(author) ?? []
-      list.push(line)
-      evidence.set(author, list)
-    }
-    const evidenceAuthors = [...evidence.keys()].sort()
-    let current: string | undefined
-    const flushUpTo = function * (author: string | undefined): Generator<string> {
-      // Evidence of authors up to and including `author` that is not yet out (undefined: all).
-      while (evidenceAuthors.length > 0 && (author === undefined || evidenceAuthors[0]! <= author)) {
-        yield * evidence.get(evidenceAuthors.shift()!)!
-      }
-    }
-    for await (const [key, line] of this.db.iterator(keys.allChains())) {
-      const { author } = parseChainKey(key)
-      if (author !== current) {
-        if (current !== undefined) yield * flushUpTo(current)
-        // Authors with evidence only, sorting before this one.
-        while (evidenceAuthors.length > 0 && evidenceAuthors[0]! < author) yield * evidence.get(evidenceAuthors.shift()!)!
-        current = author
-      }
-      yield line
-    }
-    yield * flushUpTo(undefined)
+  /** Every entry held, one canonical line each, in export order (export.ts). */
+  exportLines (): AsyncGenerator<string> {
+    return exportLinesOf(this.db)
   }
 
   // ---- lifecycle --------------------------------------------------------

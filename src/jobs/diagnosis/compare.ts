@@ -1,18 +1,20 @@
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises'
-import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { InvalidInputError, UsageError, describeError } from '../../util/errors.js'
 import { compareBytes, writeRegions, type ByteComparison } from './byte-diff.js'
 import {
-  DEFAULT_MAX_REPORT_BYTES, DEFAULT_TIMEOUT_MS, MAX_ARCHIVE_MEMBERS, MAX_DECOMPRESSED_BYTES, MAX_LINE_EDITS,
+  DEFAULT_MAX_REPORT_BYTES, DEFAULT_TIMEOUT_MS, MAX_LINE_EDITS,
   MAX_MEMBERS_DETAILED, MAX_MEMBER_EXTRACT_BYTES, MAX_TEXT_DIFF_BYTES
 } from './constants.js'
 import { Deadline } from './deadline.js'
 import { findOnPath, runDiffoscope } from './diffoscope.js'
-import { DecompressionLimitError, gunzipFile, isGzip, parseGzipHeader, type GzipHeader } from './gzip.js'
+import {
+  extractMembers, firstDecompressed, gunzipPair, gzipHeaderDifferences, listArchive, type HeaderDifference, type MemberInfo
+} from './archive-members.js'
+import { isGzip } from './gzip.js'
 import { ReportWriter, hexOffset, truncateUtf8 } from './report.js'
-import { isTarHeader, scanTar, type TarMember } from './tar.js'
+import { isTarHeader } from './tar.js'
 import { countChangeGroups, diffLines, writeUnifiedDiff } from './text-diff.js'
 
 export interface ArtifactFile {
@@ -62,7 +64,7 @@ export async function compareArtifacts (a: ArtifactFile, b: ArtifactFile, option
 
   if (raw.complete && raw.sha256A === raw.sha256B) {
     const summary = `identical: ${raw.sizeA} bytes, sha256 ${raw.sha256A}`
-    return finish('builtin', [...head, `Summary: ${summary}`], '', summary, true, maxReportBytes)
+    return finish({ tool: 'builtin', headLines: [...head, `Summary: ${summary}`], body: '', summary, identical: true, maxBytes: maxReportBytes })
   }
 
   const executable = options.diffoscope === false ? undefined : options.diffoscope ?? findOnPath('diffoscope')
@@ -75,15 +77,42 @@ export async function compareArtifacts (a: ArtifactFile, b: ArtifactFile, option
   const partial = deadline.hit ? [`Note: the comparison reached its time limit of ${timeoutMs} ms; what follows is partial.`] : []
 
   if (outcome?.ok === true) {
-    return finish('diffoscope', [...head, `Summary: ${builtin.summary}`, ...partial, `Report by diffoscope (${executable ?? ''}):`], outcome.text, builtin.summary, false, maxReportBytes, outcome.truncated)
+    return finish({
+      tool: 'diffoscope',
+      headLines: [...head, `Summary: ${builtin.summary}`, ...partial, `Report by diffoscope (${executable ?? ''}):`],
+      body: outcome.text,
+      summary: builtin.summary,
+      identical: false,
+      maxBytes: maxReportBytes,
+      alreadyTruncated: outcome.truncated
+    })
   }
   const note = outcome === undefined
     ? 'Built-in comparison (diffoscope is not installed; it would look deeper into more formats).'
     : `Built-in comparison (${outcome.reason}).`
-  return finish('builtin', [...head, `Summary: ${builtin.summary}`, ...partial, note], builtin.text, builtin.summary, false, maxReportBytes, builtin.truncated)
+  return finish({
+    tool: 'builtin',
+    headLines: [...head, `Summary: ${builtin.summary}`, ...partial, note],
+    body: builtin.text,
+    summary: builtin.summary,
+    identical: false,
+    maxBytes: maxReportBytes,
+    alreadyTruncated: builtin.truncated
+  })
 }
 
-function finish (tool: DiffReport['tool'], headLines: string[], body: string, summary: string, identical: boolean, maxBytes: number, alreadyTruncated = false): DiffReport {
+interface FinishOptions {
+  tool: DiffReport['tool']
+  headLines: string[]
+  body: string
+  summary: string
+  identical: boolean
+  maxBytes: number
+  /** The body was already cut (by diffoscope's or the built-in report's own bound). */
+  alreadyTruncated?: boolean
+}
+
+function finish ({ tool, headLines, body, summary, identical, maxBytes, alreadyTruncated = false }: FinishOptions): DiffReport {
   const joined = `${headLines.join('\n')}\n${body === '' ? '' : `\n${body}`}`
   const note = '\n[report truncated]\n'
   const cut = truncateUtf8(joined, maxBytes)
@@ -194,17 +223,6 @@ async function detectKind (path: string, depth: number): Promise<Kind> {
   return 'binary'
 }
 
-async function firstDecompressed (path: string, bytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of gunzipFile(path, MAX_DECOMPRESSED_BYTES)) {
-    chunks.push(chunk)
-    total += chunk.byteLength
-    if (total >= bytes) break
-  }
-  return Buffer.concat(chunks).subarray(0, bytes)
-}
-
 function looksLikeText (head: Buffer): boolean {
   if (head.includes(0)) return false
   try {
@@ -284,89 +302,18 @@ async function compareGzipped (context: Context, pathA: string, pathB: string, r
 
 async function decompressPair (context: Context, pathA: string, pathB: string): Promise<{ a: string, b: string } | undefined> {
   const dir = await mkdtemp(join(context.workDir, 'gz-'))
-  const out = { a: join(dir, 'a'), b: join(dir, 'b') }
   try {
-    await Promise.all([writeStream(gunzipFile(pathA, MAX_DECOMPRESSED_BYTES), out.a, context.deadline), writeStream(gunzipFile(pathB, MAX_DECOMPRESSED_BYTES), out.b, context.deadline)])
-    return out
+    return await gunzipPair(pathA, pathB, dir, context.deadline)
   } catch (err) {
     context.report.line(`Could not decompress both for comparison: ${describeError(err)}.`)
     return undefined
   }
 }
 
-/** Write a stream to a file, up to `maxBytes` (the rest is read and dropped), stopping at the deadline. */
-async function writeStream (source: AsyncIterable<Buffer>, path: string, deadline: Deadline, maxBytes = Number.POSITIVE_INFINITY): Promise<{ written: number, total: number }> {
-  const handle = await open(path, 'wx', 0o600)
-  let written = 0
-  let total = 0
-  try {
-    for await (const chunk of source) {
-      if (deadline.expired) break
-      total += chunk.byteLength
-      const room = Math.max(0, maxBytes - written)
-      if (room === 0) continue
-      const piece = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
-      await handle.write(piece)
-      written += piece.byteLength
-    }
-  } finally {
-    await handle.close()
-  }
-  return { written, total }
-}
-
-interface HeaderDifference {
-  field: string
-  a: string
-  b: string
-}
-
-async function gzipHeaderDifferences (pathA: string, pathB: string): Promise<HeaderDifference[]> {
-  const [headA, headB] = await Promise.all([readHead(pathA, 4096), readHead(pathB, 4096)])
-  const a = parseGzipHeader(headA)
-  const b = parseGzipHeader(headB)
-  if (a === undefined || b === undefined) return []
-  const show: Record<keyof GzipHeader, (h: GzipHeader) => string> = {
-    mtime: (h) => h.mtime === 0 ? '0 (unset)' : `${h.mtime} (${new Date(h.mtime * 1000).toISOString()})`,
-    os: (h) => String(h.os),
-    xfl: (h) => String(h.xfl),
-    name: (h) => JSON.stringify(h.name ?? null),
-    comment: (h) => JSON.stringify(h.comment ?? null)
-  }
-  const differences: HeaderDifference[] = []
-  for (const field of Object.keys(show) as Array<keyof GzipHeader>) {
-    const [va, vb] = [show[field](a), show[field](b)]
-    if (va !== vb) differences.push({ field, a: va, b: vb })
-  }
-  return differences
-}
-
 function writeGzipHeaderDiff (context: Context, differences: HeaderDifference[]): void {
   if (differences.length === 0) return
   context.report.line('gzip header differs:')
   for (const d of differences) context.report.line(`  ${d.field.padEnd(8)} A ${d.a}    B ${d.b}`)
-}
-
-async function readHead (path: string, bytes: number): Promise<Buffer> {
-  const handle = await open(path, 'r')
-  try {
-    const buffer = Buffer.alloc(bytes)
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0)
-    return buffer.subarray(0, bytesRead)
-  } finally {
-    await handle.close()
-  }
-}
-
-interface MemberInfo extends TarMember {
-  key: string
-  sha256: string
-}
-
-interface Listing {
-  members: MemberInfo[]
-  complete: boolean
-  error?: string
 }
 
 const MEMBER_FIELDS: Array<{ field: keyof MemberInfo, show: (m: MemberInfo) => string }> = [
@@ -385,7 +332,7 @@ const MEMBER_FIELDS: Array<{ field: keyof MemberInfo, show: (m: MemberInfo) => s
 
 async function compareArchives (context: Context, pathA: string, pathB: string, raw: ByteComparison, gzipped: boolean): Promise<Finding> {
   const { report } = context
-  const [listA, listB] = await Promise.all([listArchive(context, pathA, gzipped), listArchive(context, pathB, gzipped)])
+  const [listA, listB] = await Promise.all([listArchive(pathA, gzipped, context.deadline), listArchive(pathB, gzipped, context.deadline)])
   if (listA.error !== undefined || listB.error !== undefined) {
     report.line(`Cannot read the archives as tar (${listA.error ?? listB.error ?? ''}); comparing their bytes.`)
     return await compareBinary(context, pathA, pathB, raw)
@@ -487,52 +434,14 @@ function firstOrderDifference (a: MemberInfo[], b: MemberInfo[]): number | undef
   return undefined
 }
 
-function archiveSource (path: string, gzipped: boolean): AsyncIterable<Uint8Array> {
-  return gzipped ? gunzipFile(path, MAX_DECOMPRESSED_BYTES) : readChunks(path)
-}
-
-async function * readChunks (path: string): AsyncGenerator<Uint8Array> {
-  const handle = await open(path, 'r')
-  try {
-    for await (const chunk of handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false }) as AsyncIterable<Buffer>) yield chunk
-  } finally {
-    await handle.close()
-  }
-}
-
-/** Members are keyed by name; a name repeated in one archive gets " (#2)", " (#3)"… */
-function memberKeyer (): (name: string) => string {
-  const seen = new Map<string, number>()
-  return (name) => {
-    const count = (seen.get(name) ?? 0) + 1
-    seen.set(name, count)
-    return count === 1 ? name : `${name} (#${count})`
-  }
-}
-
-async function listArchive (context: Context, path: string, gzipped: boolean): Promise<Listing> {
-  const members: MemberInfo[] = []
-  const keyOf = memberKeyer()
-  try {
-    const result = await scanTar(archiveSource(path, gzipped), async (member, body) => {
-      const hash = createHash('sha256')
-      for await (const chunk of body) hash.update(chunk)
-      members.push({ ...member, key: keyOf(member.name), sha256: hash.digest('hex') })
-    }, (count) => count >= MAX_ARCHIVE_MEMBERS || context.deadline.expired)
-    return { members, complete: result.complete }
-  } catch (err) {
-    if (err instanceof DecompressionLimitError) return { members, complete: false }
-    return { members, complete: false, error: describeError(err) }
-  }
-}
-
 /** Extract the named members of both archives into the work directory (by index, never by their names). */
 async function extractPair (context: Context, pathA: string, pathB: string, gzipped: boolean, keys: string[]): Promise<Map<string, { a: string, b: string, cut: boolean }>> {
   const dir = await mkdtemp(join(context.workDir, 'members-'))
   const wanted = new Map(keys.map((key, index) => [key, index]))
+  const warn = (message: string): void => { context.report.line(message) }
   const [fromA, fromB] = await Promise.all([
-    extractMembers(context, pathA, gzipped, wanted, join(dir, 'a-')),
-    extractMembers(context, pathB, gzipped, wanted, join(dir, 'b-'))
+    extractMembers(pathA, gzipped, wanted, join(dir, 'a-'), context.deadline, warn),
+    extractMembers(pathB, gzipped, wanted, join(dir, 'b-'), context.deadline, warn)
   ])
   const pairs = new Map<string, { a: string, b: string, cut: boolean }>()
   for (const key of keys) {
@@ -543,20 +452,3 @@ async function extractPair (context: Context, pathA: string, pathB: string, gzip
   return pairs
 }
 
-async function extractMembers (context: Context, path: string, gzipped: boolean, wanted: Map<string, number>, prefix: string): Promise<Map<string, { path: string, cut: boolean }>> {
-  const out = new Map<string, { path: string, cut: boolean }>()
-  const keyOf = memberKeyer()
-  try {
-    await scanTar(archiveSource(path, gzipped), async (member, body) => {
-      const key = keyOf(member.name)
-      const index = wanted.get(key)
-      if (index === undefined) return
-      const target = `${prefix}${index}`
-      const { written, total } = await writeStream(body, target, context.deadline, MAX_MEMBER_EXTRACT_BYTES)
-      out.set(key, { path: target, cut: written < total })
-    }, () => out.size === wanted.size || context.deadline.expired)
-  } catch (err) {
-    context.report.line(`Could not extract members of ${basename(path)}: ${describeError(err)}.`)
-  }
-  return out
-}

@@ -40,9 +40,6 @@ export function parseGzipHeader (head: Buffer): GzipHeader | undefined {
   return header
 }
 
-/** Re-exported for compare.ts (which imports it from here) until it imports it from ../errors.js. */
-export { DecompressionLimitError }
-
 /** The decompressed bytes of a gzip file, failing past `maxBytes` (a gzip bomb cannot fill the disk or the memory). */
 export async function * gunzipFile (path: string, maxBytes: number): AsyncGenerator<Buffer> {
   const source = createReadStream(path)
