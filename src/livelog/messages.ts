@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../util/errors.js'
+import { parseJsonFrame } from '../util/json-frame.js'
 import { MAX_FRAME_BYTES, MAX_FRAME_CHARS, MAX_REQUEST_BYTES } from './constants.js'
 
 /**
@@ -24,26 +25,13 @@ export type FollowFrame =
 const HEX64 = /^[0-9a-f]{64}$/
 const SELECTOR = /^[a-z0-9][a-z0-9._-]*(\+[a-z0-9][a-z0-9._-]*)*$/
 const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
 
 export function encode (message: FollowRequest | FollowHeader | FollowFrame): Uint8Array {
   return encoder.encode(JSON.stringify(message))
 }
 
-function parse (bytes: Uint8Array, maxBytes: number, what: string): Record<string, unknown> {
-  if (bytes.byteLength > maxBytes) throw new InvalidInputError(`the ${what} is ${bytes.byteLength} bytes, more than the ${maxBytes} allowed`)
-  let value: unknown
-  try {
-    value = JSON.parse(decoder.decode(bytes))
-  } catch {
-    throw new InvalidInputError(`the ${what} is not UTF-8 JSON`)
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidInputError(`the ${what} is not a JSON object`)
-  return value as Record<string, unknown>
-}
-
 export function decodeRequest (bytes: Uint8Array): FollowRequest {
-  const value = parse(bytes, MAX_REQUEST_BYTES, 'request')
+  const value = parseJsonFrame(bytes, MAX_REQUEST_BYTES, 'request')
   const { job, platform, offset } = value
   if (Object.keys(value).length !== 3 || typeof job !== 'string' || !HEX64.test(job) || typeof platform !== 'string' || platform.length > 512 ||
     !SELECTOR.test(platform) || !Number.isSafeInteger(offset) || (offset as number) < 0) {
@@ -53,13 +41,13 @@ export function decodeRequest (bytes: Uint8Array): FollowRequest {
 }
 
 export function decodeHeader (bytes: Uint8Array): FollowHeader {
-  const value = parse(bytes, MAX_REQUEST_BYTES, 'header')
+  const value = parseJsonFrame(bytes, MAX_REQUEST_BYTES, 'header')
   if (value.status === 'live' || value.status === 'unknown' || value.status === 'busy') return { status: value.status }
   throw new InvalidInputError(`the live log header has an unknown status ${JSON.stringify(value.status)}`)
 }
 
 export function decodeFrame (bytes: Uint8Array): FollowFrame {
-  const value = parse(bytes, MAX_FRAME_BYTES, 'frame')
+  const value = parseJsonFrame(bytes, MAX_FRAME_BYTES, 'frame')
   if (value.ping === true) return { ping: true }
   if (value.end === true) return { end: true }
   if (Number.isSafeInteger(value.o) && (value.o as number) >= 0 && typeof value.t === 'string' && value.t.length <= MAX_FRAME_CHARS) {

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../../util/errors.js'
+import { parseJsonFrame } from '../../util/json-frame.js'
 import { isBlobHash } from '../hash.js'
 import { MAX_HEADER_BYTES, MAX_REQUEST_BYTES } from './constants.js'
 
@@ -17,14 +18,13 @@ export type BlobResponseHeader =
   | { status: 'busy' }
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
 
 export function encodeRequest (request: BlobRequest): Uint8Array {
   return encoder.encode(JSON.stringify({ hash: request.hash }))
 }
 
 export function decodeRequest (bytes: Uint8Array): BlobRequest {
-  const value = parseFrame(bytes, MAX_REQUEST_BYTES, 'request')
+  const value = parseJsonFrame(bytes, MAX_REQUEST_BYTES, 'request')
   if (Object.keys(value).length !== 1 || !isBlobHash(value.hash)) throw new InvalidInputError('the blob request must be {"hash": <64 lower-case hex digits>}')
   return { hash: value.hash }
 }
@@ -34,7 +34,7 @@ export function encodeHeader (header: BlobResponseHeader): Uint8Array {
 }
 
 export function decodeHeader (bytes: Uint8Array): BlobResponseHeader {
-  const value = parseFrame(bytes, MAX_HEADER_BYTES, 'response header')
+  const value = parseJsonFrame(bytes, MAX_HEADER_BYTES, 'response header')
   switch (value.status) {
     case 'found':
       if (!Number.isSafeInteger(value.size) || (value.size as number) < 0) throw new InvalidInputError(`the response header announced an invalid size ${JSON.stringify(value.size)}`)
@@ -47,14 +47,3 @@ export function decodeHeader (bytes: Uint8Array): BlobResponseHeader {
   }
 }
 
-function parseFrame (bytes: Uint8Array, maxBytes: number, what: string): Record<string, unknown> {
-  if (bytes.byteLength > maxBytes) throw new InvalidInputError(`the ${what} is ${bytes.byteLength} bytes, more than the ${maxBytes} allowed`)
-  let value: unknown
-  try {
-    value = JSON.parse(decoder.decode(bytes))
-  } catch {
-    throw new InvalidInputError(`the ${what} is not UTF-8 JSON`)
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidInputError(`the ${what} is not a JSON object`)
-  return value as Record<string, unknown>
-}
