@@ -1,13 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { packDirectory } from '../src/archive/index.js'
 import { waitFor } from '../src/util/wait.js'
 import { foundMeshFor } from '../src/node/home/mesh.js'
 import { startHost, stopHost, type HostProcess } from './cluster.js'
+import { procMemory, procStatus, ROOT, startNodeProcess, stopNodeProcess, type NodeProcess } from './node-process.js'
 import { percentile, round } from './stats.js'
 
 /**
@@ -58,8 +59,6 @@ export interface BenchUserOptions {
   idleMs?: number
 }
 
-const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../..' : '..', import.meta.url))
-const BIN = join(ROOT, 'bin', 'buildhaus-node.js')
 const CLIENT = join(ROOT, 'dist', 'bench', 'user-client.js')
 const DEFAULT_ANCHOR = join(ROOT, '..', 'shared', 'anchors', 'buildbot', 'bench.sh')
 /** How long one job may take before the bench counts it lost. */
@@ -69,14 +68,6 @@ const TICKS_PER_SECOND = 100
 const SPEC = { name: 'trivial', steps: [{ name: 'true', run: 'true' }], timeout: 60 }
 
 interface SubmitBody { spec: typeof SPEC, overrides: { replicas: number }, source: { hash: string, size: number } }
-
-interface NodeProcess {
-  child: ChildProcess
-  api: string
-  listen: string[]
-  author: string
-  stderr: string
-}
 
 type Verdict = 'verified' | 'failed' | 'mismatch' | 'cancelled'
 
@@ -180,48 +171,6 @@ function cpuDelta (a: Awaited<ReturnType<typeof cpuSnapshot>>, b: Awaited<Return
     // Everything else the machine did meanwhile: large means the figures are disturbed.
     otherS: round(Math.max(0, b.machineBusy - a.machineBusy - nodes - self), 2)
   }
-}
-
-async function procStatus (pid: number): Promise<{ hwmMb: number, rssMb: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN)
-  return { hwmMb: round(kb('VmHWM') / 1024, 1), rssMb: round(kb('VmRSS') / 1024, 1) }
-}
-
-async function startNodeProcess (scratch: string, index: number, bootstrap: string | undefined, slots: number | undefined, mesh: string): Promise<NodeProcess> {
-  const args = [BIN, 'join', '--json', '--home', join(scratch, `node-${index}`), '--mesh', mesh, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
-    ...(slots !== undefined ? ['--slots', String(slots)] : []), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])]
-  // BENCH_NODE_ARGS: options for the node processes' Node.js, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
-  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-10_000) })
-  const ready = await new Promise<{ api: string, listen: string[], author: string }>((resolve, reject) => {
-    let pending = ''
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`node ${index} was not ready after 120 s: ${stderr.trim().slice(-500)}`))
-    }, 120_000)
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      pending += chunk
-      const line = pending.split('\n').find((l) => l.includes('"event":"ready"'))
-      if (line !== undefined) { clearTimeout(timer); resolve(JSON.parse(line) as { api: string, listen: string[], author: string }) }
-    })
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`node ${index} exited with ${String(code)} before it was ready: ${stderr.trim().slice(-500)}`)) })
-  })
-  const node: NodeProcess = { child, api: ready.api, listen: ready.listen, author: ready.author, stderr: '' }
-  child.stderr!.on('data', () => { node.stderr = stderr })
-  return node
-}
-
-async function stopNodeProcess (node: NodeProcess): Promise<void> {
-  const { child } = node
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  await exited
-  clearTimeout(timer)
 }
 
 async function postJson<T> (api: string, path: string, body: unknown, expect = 201): Promise<T> {
@@ -468,12 +417,6 @@ function startPerfRecord (nodes: NodeProcess[]): { stop: () => Promise<void> } |
       await exited
     }
   }
-}
-
-async function procMemory (pid: number): Promise<Record<string, number>> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const mb = (key: string): number => round(Number(new RegExp(`${key}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN) / 1024, 1)
-  return { vmRssMb: mb('VmRSS'), vmHwmMb: mb('VmHWM'), rssAnonMb: mb('RssAnon'), rssFileMb: mb('RssFile'), threads: Number(/Threads:\s+(\d+)/.exec(status)?.[1] ?? NaN) }
 }
 
 async function cpuSecondsOfPid (pid: number): Promise<number> {
