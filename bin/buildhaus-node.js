@@ -6,8 +6,11 @@ if (major < 22) {
   process.stderr.write(`buildhaus-node needs Node.js 22 or later, and this is Node.js ${process.versions.node}: in a clone of the repository, run it as \`npx buildhaus-node …\` (npx and npm scripts use the Node.js 22 that \`npm ci\` installed with the dev dependencies); elsewhere, install Node.js 22.\n`)
   process.exitCode = 1
 } else {
-  // Before the CLI's modules load: V8 heap settings for a long-running node (src/node/cli/heap.ts).
-  const { tuneHeapFor } = await import('../dist/src/node/cli/heap.js')
+  // Before the CLI's modules load: V8 heap settings for a long-running node (src/node/cli/heap.ts),
+  // and the options only a fresh start takes (then Node starts again with them, in the same process).
+  const { relaunchOptionsFor, tuneHeapFor } = await import('../dist/src/node/cli/heap.js')
+  const relaunch = relaunchOptionsFor(process.argv.slice(2))
+  if (relaunch.length > 0 && typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...relaunch, ...process.execArgv, ...process.argv.slice(1)], process.env)
   tuneHeapFor(process.argv.slice(2))
   const { main } = await import('../dist/src/node/cli/main.js')
   process.exitCode = await main(process.argv.slice(2))

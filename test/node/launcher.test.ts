@@ -1,6 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { BIN } from '../helpers/cluster.js'
+import { relaunchOptionsFor } from '../../src/node/cli/heap.js'
+import { BIN, startNodeProcess } from '../helpers/cluster.js'
+import { useTeardown } from '../helpers/temp-home.js'
 
 /** The machine's own Node.js when it is older than 22 (Debian 12's is 20), else undefined. */
 function olderNode (): string | undefined {
@@ -19,6 +22,25 @@ const old = olderNode()
 if (old === undefined) console.warn('skipping the launcher\'s old-Node test: this machine has no Node.js older than 22 in /usr/bin or /usr/local/bin')
 
 describe('bin/buildhaus-node.js', () => {
+  const teardown = useTeardown()
+
+  it('starts a node command again with one V8 worker thread, in the same process, unless the user chose a pool size or attached a debugger', async () => {
+    expect(relaunchOptionsFor(['join'], [])).toEqual(['--v8-pool-size=1'])
+    expect(relaunchOptionsFor(['demo', '--exit'], ['--import', 'x.js'])).toEqual(['--v8-pool-size=1'])
+    expect(relaunchOptionsFor(['join'], ['--v8-pool-size=4'])).toEqual([])
+    expect(relaunchOptionsFor(['join'], ['--inspect=0'])).toEqual([])
+    // One-shot commands start once.
+    expect(relaunchOptionsFor(['audit'], [])).toEqual([])
+    expect(relaunchOptionsFor([], [])).toEqual([])
+
+    const node = await startNodeProcess(teardown)
+    // The ready line comes from the process the test spawned (execve keeps its id), started again with the option.
+    expect(node.ready.pid).toBe(node.pid)
+    const cmdline = (await readFile(`/proc/${node.pid!}/cmdline`, 'utf8')).split('\0')
+    expect(cmdline.filter((arg) => arg === '--v8-pool-size=1')).toHaveLength(1)
+    expect(cmdline).toContain('join')
+  })
+
   it.skipIf(old === undefined)('run by a Node.js older than 22, says in one sentence to use npx (or Node 22) and exits 1, before loading libp2p', () => {
     const result = spawnSync(old!, [BIN, 'peers'], { encoding: 'utf8', timeout: 20_000 })
     expect(result.status).toBe(1)

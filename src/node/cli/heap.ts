@@ -18,6 +18,28 @@ const OWN_CHOICE = /^--(max-semi-space-size|min-semi-space-size|semi-space-growt
  * allocate hard for a few seconds and are better served by the default.
  * A Node option of the user's own (e.g. `--max-semi-space-size`) wins.
  */
+/** Node options that only take effect at start (not through setFlagsFromString), and the user's own choice of them. */
+const POOL_OPTION = '--v8-pool-size=1'
+const POOL_OWN_CHOICE = /^--v8-pool-size\b/
+/** Options under which a second start would surprise: a debugger attached to the first process. */
+const NO_RELAUNCH = /^--(inspect|debug)/
+
+/**
+ * The Node options a node command wants that can only be given at start, so
+ * that bin/ starts Node again with them (process.execve: the same process
+ * id, nothing loaded yet but bin/ and this file); empty when there are none
+ * to add. One: `--v8-pool-size=1`. Node starts 4 V8 worker threads by
+ * default (concurrent compilation and GC helpers), and each keeps a malloc
+ * arena with what it allocated: an idle node held ~9 MB less RSS with one
+ * (bench/idle.ts, BENCHMARKS.md "after the memory work"), and a node has no
+ * use for more parallel V8 work than this 2-core class of machine gives it.
+ * A user's own `--v8-pool-size` wins, and a debugged process is left alone.
+ */
+export function relaunchOptionsFor (argv: readonly string[], execArgv: readonly string[] = process.execArgv): string[] {
+  if (!NODE_COMMANDS.has(argv[0] ?? '') || execArgv.some((arg) => POOL_OWN_CHOICE.test(arg) || NO_RELAUNCH.test(arg))) return []
+  return [POOL_OPTION]
+}
+
 export function tuneHeapFor (argv: readonly string[], execArgv: readonly string[] = process.execArgv): boolean {
   if (!NODE_COMMANDS.has(argv[0] ?? '') || execArgv.some((arg) => OWN_CHOICE.test(arg))) return false
   setFlagsFromString('--semi-space-growth-factor=1')
