@@ -35,3 +35,8 @@ export function describeError (err: unknown): string {
   if (err instanceof Error) return err.message
   return String(err)
 }
+
+/** A part of buildhaus loaded at its first use (src/util/lazy.ts) could not be loaded: the installation is incomplete. */
+export class PartUnavailableError extends BuildhausError {
+  override name = 'PartUnavailableError'
+}

@@ -29,7 +29,7 @@ describe('Debian source packages from the archive', () => {
 
   it('lists hello in bookworm and fetches its .dsc and files, every checksum checked', async (context) => {
     if (unreachable !== '' || archive === undefined) context.skip(unreachable)
-    const upstream = upstreamOf({ kind: 'debian', source: archive!, package: 'hello', suite: 'bookworm', interval: 3600, job: undefined as never }, new AddressPolicy())
+    const upstream = await upstreamOf({ kind: 'debian', source: archive!, package: 'hello', suite: 'bookworm', interval: 3600, job: undefined as never }, new AddressPolicy())
     const signal = AbortSignal.timeout(120_000)
     const releases = await upstream.list(signal)
     expect(releases.length).toBeGreaterThan(0)

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AddressPolicy, boundedGet } from '../../src/upstream/index.js'
+import { boundedGet } from '../../src/upstream/http.js'
+import { AddressPolicy } from '../../src/upstream/index.js'
 
 /**
  * Watches are anyone's: a watch must not make a node read its own loopback

@@ -150,9 +150,9 @@ export class Watcher {
 
   private async poll (watch: WatchView, state: PollState): Promise<void> {
     const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(POLL_TIMEOUT_MS)])
-    const upstream = upstreamOf(watch.spec, this.parts.policy)
     const work = join(this.parts.workRoot, `watch-${watch.id.slice(0, 16)}`)
     try {
+      const upstream = await upstreamOf(watch.spec, this.parts.policy)
       const listed = await upstream.list(signal)
       const news = this.parts.jobs.watches.news(watch.id, listed)
       for (const release of news.fresh) {

@@ -1,5 +1,9 @@
-import { Counter, Gauge, Registry, type Summary } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
+import type { Summary } from 'prom-client'
+import { lazily } from '../../../util/lazy.js'
+
+/** prom-client loads at the first scrape: most nodes are never scraped, and it held ~2 MB in each (BENCHMARKS.md). */
+const promClient = lazily('its Prometheus exposition (prom-client)', async () => await import('prom-client'))
 
 /** A snapshot of what /metrics reports. */
 export interface MetricsSnapshot {
@@ -55,6 +59,7 @@ export interface MetricsContext {
  * (`\\`, `\"`, `\n`).
  */
 export async function formatMetrics (m: MetricsSnapshot): Promise<string> {
+  const { Counter, Gauge, Registry } = await promClient()
   const registry = new Registry()
   const registers = [registry]
   const gauge = (name: string, help: string, value: number): void => {
@@ -139,6 +144,7 @@ function totalsOnlySummary (name: string, help: string, totals: { sum: number, c
 
 export function registerMetricsRoutes (app: FastifyInstance, context: MetricsContext): void {
   app.get('/metrics', async (_request, reply) => {
-    return await reply.type(Registry.PROMETHEUS_CONTENT_TYPE).send(await formatMetrics(await context.metrics()))
+    const text = await formatMetrics(await context.metrics())
+    return await reply.type((await promClient()).Registry.PROMETHEUS_CONTENT_TYPE).send(text)
   })
 }
