@@ -1,13 +1,16 @@
 import { describeDifferences, differingPackages, parseManifest, packageVersions, type EnvironmentManifest } from '../../environments/index.js'
 import { describeError } from '../../util/errors.js'
+import { lazily } from '../../util/lazy.js'
 import { componentLogger } from '../../util/logger.js'
 import type { DiagnosisBody } from '../bodies.js'
 import { MAX_SUMMARY_LENGTH } from '../constants.js'
-import { compareArtifacts } from '../diagnosis/index.js'
 import { rank } from '../rendezvous.js'
 import { shortKey } from '../verdict.js'
 import type { JobView, PlatformView, ResultView } from '../view.js'
 import type { BlobFetcher, JobBlobs } from './ports.js'
+
+/** The comparison (text and byte diffs, tar and gzip walking) loads at the first mismatch a node diagnoses, not with every node. */
+const diagnosis = lazily('the artifact comparison of a mismatch diagnosis', async () => await import('../diagnosis/index.js'))
 
 const log = componentLogger('jobs:diagnoser')
 
@@ -105,7 +108,7 @@ export async function diagnose (plan: DiagnosisPlan, blobs: JobBlobs, fetcher: B
   }
   const what = file ?? 'the build log'
   const environments = await compareEnvironments(plan, blobs, fetcher, signal)
-  const report = await compareArtifacts(
+  const report = await (await diagnosis()).compareArtifacts(
     { path: blobs.path(ourHash), label: `${shortKey(mine.builder)} (${mine.status})` },
     { path: blobs.path(theirHash), label: `${shortKey(theirs.builder)} (${theirs.status})` }
   )
