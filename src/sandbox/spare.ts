@@ -1,21 +1,13 @@
 import { componentLogger } from '../util/logger.js'
-import type { RunCgroup } from './cgroups.js'
-import type { Workspace } from './workspace.js'
 
 const log = componentLogger('sandbox:spare')
-
-/** What one run needs made before it can start, made ahead of time. */
-export interface Prepared {
-  workspace: Workspace
-  /** Undefined where the executor bounds runs without cgroups. */
-  cgroup: RunCgroup | undefined
-}
 
 /** Work roots with a spare kept ready; beyond this many, the least recently used one's spare is dropped. */
 const MAX_WORK_ROOTS = 16
 
 /**
- * A run's directories and cgroup, prepared before the run asks for them.
+ * What a run needs made before it can start (for the bubblewrap executor: its
+ * directories, its cgroup and a warm sandbox), prepared before the run asks for them.
  * Making them takes a dozen file system calls through libuv's thread pool
  * (mkdtemp, mkdir, chmod, the traversal checks, three cgroup directories and
  * their limits), ~1–3 ms on a quiet machine and tens of milliseconds when the
@@ -23,7 +15,7 @@ const MAX_WORK_ROOTS = 16
  * first instruction. So each work root keeps one spare: a run takes it and a
  * new one is made at once, while that run builds.
  */
-export class SparePool {
+export class SparePool<Prepared> {
   private readonly spares = new Map<string, Promise<Prepared | undefined>>()
   private closed = false
 
@@ -54,6 +46,11 @@ export class SparePool {
   private async discardWhenMade (spare: Promise<Prepared | undefined>): Promise<void> {
     const prepared = await spare
     if (prepared !== undefined) await this.discard(prepared).catch((err: unknown) => { log('could not remove a spare run: %e', err) })
+  }
+
+  /** The spare of `workRoot` once made (undefined if there is none, or it could not be made), without taking it. */
+  async ready (workRoot: string): Promise<Prepared | undefined> {
+    return await this.spares.get(workRoot)
   }
 
   /** Remove the spare of `workRoot`, if any (a work root that will not be used again). */
