@@ -28,16 +28,32 @@ export const INNER_WRAPPER = 'printf . >&3 && exec 3>&- 4>&- && exec "$@"'
  * The inner shell of a warm step (see warm-step.ts), started before its
  * command is known: it writes one byte on fd 3 once the sandbox is set up,
  * then blocks reading stdin: a line with SOURCE_DATE_EPOCH (digits, or empty
- * for none), then the command's bytes followed by one `.` (so that no
- * trailing newline of the command is lost to `$(…)`, and a cut-off hand-over
- * is refused). It exports the epoch, writes a second byte on fd 3 (the
- * command was taken), closes fds 3 and 4, points stdin at /dev/null and
- * execs its arguments (ending in `/bin/sh -c`) with the command appended.
+ * for none); a line saying how the command follows, either `cat` (the rest
+ * of the input, read by cat(1)) or a number of lines (read by the shell's
+ * own `read`, a byte per system call: quicker than starting cat for a short
+ * command); then the command's bytes followed by one `.` (so that no
+ * trailing newline of the command is lost, and a cut-off hand-over is
+ * refused). It exports the epoch, writes a second byte on fd 3 (the command
+ * was taken), closes fds 3 and 4, points stdin at /dev/null and execs its
+ * arguments (ending in `/bin/sh -c`) with the command appended.
  */
-export const WARM_INNER_WRAPPER = 'exec 4>&- && printf . >&3 && IFS= read -r epoch && run=$(cat) && ' +
+export const WARM_INNER_WRAPPER = 'exec 4>&- && printf . >&3 && IFS= read -r epoch && IFS= read -r lines && ' +
+  'case $lines in ' +
+  'cat) run=$(cat) ;; ' +
+  '*[!0-9]*|\'\') exit 125 ;; ' +
+  '*) run= && while [ "$lines" -gt 0 ]; do IFS= read -r line || exit 125; run="$run$line\n"; lines=$((lines - 1)); done && run=${run%?} ;; ' +
+  'esac && ' +
   'case $run in *.) run=${run%.} ;; *) exit 125 ;; esac && ' +
   'case $epoch in \'\') ;; *[!0-9]*) exit 125 ;; *) export SOURCE_DATE_EPOCH="$epoch" ;; esac && ' +
   'printf . >&3 && exec 3>&- </dev/null && exec "$@" "$run"'
+
+/** The input a warm step's inner shell takes (see WARM_INNER_WRAPPER): `epoch` digits or empty. */
+export function warmStepInput (epoch: string, run: string): string {
+  const payload = `${run}.`
+  // Up to this size, the shell's read (a system call per byte) is quicker than starting cat.
+  if (Buffer.byteLength(payload) > 2048) return `${epoch}\ncat\n${payload}`
+  return `${epoch}\n${payload.split('\n').length}\n${payload}\n`
+}
 
 /** The fd on which bwrap (`--info-fd`) reports the host pid of the sandbox's init. */
 export const INFO_FD = 4

@@ -1,6 +1,6 @@
 import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
-import { StepProcess, type StepProcessOptions } from './step-process.js'
+import { StepProcess, warmStepInput, type StepProcessOptions } from './step-process.js'
 
 const log = componentLogger('sandbox:warm')
 
@@ -61,8 +61,7 @@ export class WarmStep {
       await this.discard()
       return undefined
     }
-    // The trailing `.` is stripped by the shell: the command arrives byte for byte, trailing newlines included.
-    proc.input!.end(`${epoch}\n${run}.`)
+    proc.input!.end(warmStepInput(epoch, run))
     // (Discarded meanwhile: the executor is closing.)
     if (await within(proc.commandTaken, HAND_OVER_MS) !== true || this.state !== 'handing-over') {
       log('the warm sandbox (pid %d) did not take its command; launching the step fresh', proc.pid)

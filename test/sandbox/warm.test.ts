@@ -109,7 +109,9 @@ describe('the warm step of the bubblewrap executor', () => {
       `${hash}; echo ends in dots..\n#.`,
       `${hash}; echo "tab\there" trailing backslash \\`,
       `${hash} #\r\n`,
-      `${hash} #\n`
+      `${hash} #\n`,
+      // Longer than the shell reads itself: read with cat.
+      `${hash}\n: '${'é ✓ \\ $x " \\n\n'.repeat(300)}'\n\n`
     ]
     for (const run of commands) {
       const { outcome, warm } = await runReady(work, { ...step(run), sourceDateEpoch: 42 })
