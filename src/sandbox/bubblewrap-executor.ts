@@ -98,8 +98,13 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   private readonly buildUser: BuildUser | undefined
   private fingerprintCache: Promise<EnvironmentFingerprint> | undefined
   private readonly spares = new SparePool<Spare>(async (workRoot) => await this.makeSpare(workRoot), async (spare) => { await this.discard(spare) })
-  /** Spares taken for a run, until that run is prepared. */
-  private readonly taken = new WeakMap<Workspace, Spare>()
+  /**
+   * Spares taken for a run, until that run is prepared; with the call that
+   * has the next spare made: once the run's first step is launched (or the
+   * run ends without one), so that setting up the next sandbox does not
+   * compete for the CPU with launching this one.
+   */
+  private readonly taken = new WeakMap<Workspace, Spare & { refill: () => void }>()
   /** The shape the next spare's warm step is made for: the last run's (an environment's run is never warm). */
   private shape: RunShape = { limits: DEFAULT_LIMITS, network: false, root: false }
 
@@ -123,8 +128,9 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   async takeWorkspace (request: RunRequest): Promise<Workspace> {
     // The spare made now, for the next run, is warmed for a run like this one.
     if (request.rootfs === undefined) this.shape = { limits: { ...request.limits }, network: request.network, root: request.root }
-    const spare = await this.spares.take(request.workRoot)
-    this.taken.set(spare.workspace, spare)
+    let refill!: () => void
+    const spare = await this.spares.take(request.workRoot, new Promise<void>((resolve) => { refill = resolve }))
+    this.taken.set(spare.workspace, { ...spare, refill })
     return spare.workspace
   }
 
@@ -132,6 +138,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   async abandon (workspace: Workspace): Promise<void> {
     const spare = this.taken.get(workspace)
     this.taken.delete(workspace)
+    spare?.refill()
     if (spare !== undefined) await this.discard({ ...spare, workspace: undefined })
   }
 
@@ -234,6 +241,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         diskDirs.push(tmpDir)
       }
     } catch (err) {
+      spare?.refill()
       if (spare !== undefined) await this.discard({ ...spare, workspace: undefined })
       throw err
     }
@@ -278,10 +286,13 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         const proc = await candidate?.handOver(step.run, request.sourceDateEpoch)
         if (proc !== undefined) {
           this.firstSteps.warm++
+          spare?.refill()
           return proc
         }
         if (first) this.firstSteps.fresh++
-        return new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], options)
+        const fresh = new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], options)
+        spare?.refill()
+        return fresh
       },
       check: async (proc) => cgroup !== undefined
         ? cgroupViolation(limits, await cgroup.usage())
@@ -293,6 +304,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       // Not waited for: the group is empty by now (the step's processes were killed and waited for), and
       // removing it can take retries while the kernel lets go of it; the result does not depend on it.
       release: async () => {
+        spare?.refill()
         // An unused warm step sits in the group: gone first.
         await warm?.discard()
         warm = undefined

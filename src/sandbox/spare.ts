@@ -21,16 +21,23 @@ export class SparePool<Prepared> {
 
   constructor (private readonly make: (workRoot: string) => Promise<Prepared>, private readonly discard: (prepared: Prepared) => Promise<void>) {}
 
-  /** A prepared run for `workRoot`: the spare if one is ready or being made, else made now; a new spare follows. */
-  async take (workRoot: string): Promise<Prepared> {
+  /**
+   * A prepared run for `workRoot`: the spare if one is ready or being made,
+   * else made now. A new spare follows, made once `refillAfter` settles (at
+   * once by default): making one takes CPU and file system calls that a
+   * caller may rather keep off its run's critical path.
+   */
+  async take (workRoot: string, refillAfter?: Promise<unknown>): Promise<Prepared> {
     const spare = this.spares.get(workRoot)
     this.spares.delete(workRoot)
-    this.refill(workRoot)
+    if (refillAfter === undefined) this.refill(workRoot)
+    else void refillAfter.then(() => { this.refill(workRoot) }, () => { this.refill(workRoot) })
     return (spare === undefined ? undefined : await spare) ?? await this.make(workRoot)
   }
 
   private refill (workRoot: string): void {
-    if (this.closed) return
+    // (Another run's refill came first.)
+    if (this.closed || this.spares.has(workRoot)) return
     const making = this.make(workRoot).catch((err: unknown) => {
       log('could not prepare a spare run under %s: %e', workRoot, err)
       return undefined
