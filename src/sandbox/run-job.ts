@@ -248,11 +248,12 @@ class RunSession {
         if (found !== undefined) stop(found)
       }
     })()
+    // Not at once: the unpacked source was bounded by the unpack, and a step that ends sooner gets the strict walk below.
     const pollDisk = (async () => {
-      do {
+      while (await pause(DISK_POLL_MS)) {
         const found = await this.diskViolation(prepared.diskDirs, false).catch((err: unknown) => { log.error('disk check failed: %e', err) })
         if (found !== undefined) stop(found)
-      } while (await pause(DISK_POLL_MS))
+      }
     })()
 
     const exit = await proc.exited
