@@ -81,7 +81,10 @@ export interface ClusterRun {
   idleCoresPerNode: number
   rssMbPerNode: number
   rssMbPerHost: number
+  /** CPU of every host from the first submission until the logs converged. */
   cpuSeconds: number
+  /** How long that took (s): the idle cost of that span is idleCoresPerNode × nodes × cpuSpanS. */
+  cpuSpanS: number
   stopMs: number
   /** The worst host's event-loop delay (timer lateness) from ready to stop: above a second or so, heartbeats and leases suffer. */
   eventLoopDelayMs?: { p50: number, p99: number, max: number }
@@ -103,7 +106,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
   let recorder: { stop: () => Promise<void> } | undefined
   const run: ClusterRun = {
     nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, submitMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
-    duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, stopMs: NaN, completed: false, converged: false
+    duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, cpuSpanS: NaN, stopMs: NaN, completed: false, converged: false
   }
   try {
     // Every node of the cluster is a founder of its mesh (keys made now, in each node's home), so
@@ -139,6 +142,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     await delay(IDLE_SAMPLE_MS)
     run.idleCoresPerNode = round(((await cpuSecondsOf(running)) - idleFrom) / ((performance.now() - idleStarted) / 1000) / total, 4)
     const cpuBefore = await cpuSecondsOf(running)
+    const cpuFrom = performance.now()
 
     recorder = label.startsWith('baseline') ? undefined : startPerfRecord(running)
     progress(`${label}: submitting ${jobs} jobs round-robin`)
@@ -190,6 +194,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     run.converged = true
     await recorder?.stop()
     run.cpuSeconds = round((await cpuSecondsOf(running)) - cpuBefore, 1)
+    run.cpuSpanS = round((performance.now() - cpuFrom) / 1000, 1)
     run.entries = common.length
     const timing = jobTimings(common, new Set(ids))
     if (process.env.BENCH_TIMELINES !== undefined) printTimelines(common, ids.slice(0, 5))
@@ -260,6 +265,9 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
     result.rssMbPerNode = figure(big.rssMbPerNode, baseline.rssMbPerNode)
     result.idleCoresPerNode = figure(big.idleCoresPerNode, baseline.idleCoresPerNode)
     result.cpuSecondsPerJob = figure(round(big.cpuSeconds / jobs, 2), round(baseline.cpuSeconds / jobs, 2))
+    // What the jobs added to what the same mesh burns idle over the same span: the per-job cost proper.
+    const aboveIdle = (r: ClusterRun): number => round((r.cpuSeconds - r.idleCoresPerNode * r.nodes * r.cpuSpanS) / jobs, 2)
+    result.cpuSecondsPerJobAboveIdle = { ...figure(aboveIdle(big), aboveIdle(baseline)), note: '(CPU of the span − idle cores per node × nodes × the span) ÷ jobs' }
     result.duplicateResults = { value: big.duplicateResults, baseline: baseline.duplicateResults, note: 'results beyond the replicas asked for: duplicate builds' }
   }
   if (big.error !== undefined) result.error = big.error

@@ -89,7 +89,8 @@ async function mesh (scratch: string, name: string, count: number, options: { pr
   await foundMeshFor(Array.from({ length: count }, (_, i) => join(scratch, `${name}-${i}`)), meshFile, { name: `bench-scale-${name}` })
   try {
     for (let i = 0; i < count; i++) {
-      nodes.push(await startNode(config(join(scratch, `${name}-${i}`), i === 0 ? [] : [nodes[0]!.listenAddresses()[0]!], meshFile), {
+      // Every earlier node as a bootstrap peer: a node dials only addresses it has been given or has seen proven.
+      nodes.push(await startNode(config(join(scratch, `${name}-${i}`), nodes.map((n) => n.listenAddresses()[0]!), meshFile), {
         writeApiFile: false,
         warn: () => {},
         bootstrapTimeoutMs: 60_000,

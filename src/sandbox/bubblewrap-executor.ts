@@ -4,7 +4,7 @@ import { access, chown, lstat, mkdir, mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { componentLogger } from '../util/logger.js'
-import { bwrapArgs, detectHostLayout, SANDBOX_BUILD_UID, type BwrapFeatures, type BwrapPlan, type HostLayout } from './bwrap-args.js'
+import { bwrapArgs, detectHostLayout, warmBwrapArgs, SANDBOX_BUILD_UID, type BwrapFeatures, type BwrapPlan, type HostLayout } from './bwrap-args.js'
 import { detectCgroups, type CgroupLimits, type Cgroups, type RunCgroup } from './cgroups.js'
 import { BWRAP_INSTALL_HINT, SandboxUnavailableError } from './errors.js'
 import { findTool, hostFingerprint, probeOutput, SYSTEM_PATH } from './host.js'
@@ -13,10 +13,11 @@ import { ownTag } from './proc.js'
 import { openFilesHardLimit, prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, ulimitScript } from './rlimits.js'
 import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
 import { treeTools } from './tree-walk.js'
-import { outerWrapper, StepProcess } from './step-process.js'
+import { outerWrapper, StepProcess, type StepProcessOptions } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
+import { WarmStep } from './warm-step.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
-import { SparePool, type Prepared } from './spare.js'
+import { SparePool } from './spare.js'
 import { canTraverse, clearStaleStaging, createWorkspace, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
 
 const log = componentLogger('sandbox:bubblewrap')
@@ -59,25 +60,53 @@ interface Tools {
   openFilesCeiling?: number
 }
 
+/** What a run needs before it can start, made ahead of time (see SparePool). */
+interface Spare {
+  workspace: Workspace
+  /** Undefined where the executor bounds runs without cgroups. */
+  cgroup: RunCgroup | undefined
+  /** The sandbox of the run's first step, started already, if the run turns out to be shaped as expected. */
+  warm: WarmStep | undefined
+}
+
+/** What of a run, besides its workspace and cgroup, decides its steps' argv (but for SOURCE_DATE_EPOCH and the command). */
+interface RunShape {
+  limits: SandboxLimits
+  network: boolean
+  root: boolean
+}
+
 /**
  * Steps under bubblewrap. A root node starts each step as an unprivileged
  * build user (spawn's uid/gid: supplementary groups cleared, then setgid and
  * setuid before exec), never as root: bwrap run by real root maps the
  * sandbox's user to real root, which would own every root-owned file bound
  * into it, and RLIMIT_NPROC means nothing for uid 0.
+ *
+ * Each work root's spare run holds a warm step (see WarmStep): the sandbox
+ * of the next run's first step, set up ahead for a run shaped like the last
+ * one (its limits, network and root; initially a default job's). A run whose
+ * first step would get exactly that argv hands it its command; any other
+ * run kills it and launches fresh, as every later step is.
  */
 export class BubblewrapExecutor implements Executor, SandboxBackend {
   readonly kind = 'bubblewrap' as const
   readonly pollMs: number
   readonly sharesUidWithBuilds: boolean
+  /** First steps handed to a warm sandbox, and first steps launched fresh (for benchmarks and diagnostics). */
+  readonly firstSteps = { warm: 0, fresh: 0 }
   private readonly buildUser: BuildUser | undefined
   private fingerprintCache: Promise<EnvironmentFingerprint> | undefined
-  private readonly spares = new SparePool(async (workRoot) => await this.makePrepared(workRoot), async ({ workspace, cgroup }) => {
-    await workspace.remove()
-    await cgroup?.remove()
-  })
-  /** Cgroups made with a workspace taken from the spares, until that workspace's run is prepared. */
-  private readonly preparedCgroups = new WeakMap<Workspace, RunCgroup>()
+  private readonly spares = new SparePool<Spare>(async (workRoot) => await this.makeSpare(workRoot), async (spare) => { await this.discard(spare) })
+  /**
+   * Spares taken for a run, until that run is prepared; with the call that
+   * has the next spare made: once the run's first step is launched (or the
+   * run ends without one), so that setting up the next sandbox does not
+   * compete for the CPU with launching this one.
+   */
+  private readonly taken = new WeakMap<Workspace, Spare & { refill: () => void }>()
+  /** The shape the next spare's warm step is made for: the last run's (an environment's run is never warm). */
+  private shape: RunShape = { limits: DEFAULT_LIMITS, network: false, root: false }
 
   constructor (
     private readonly tools: Tools,
@@ -95,11 +124,28 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     return await runJob(this, request)
   }
 
-  /** A run's workspace (and, with cgroups, its group), made ahead of time (see SparePool). */
-  async takeWorkspace (workRoot: string): Promise<Workspace> {
-    const prepared = await this.spares.take(workRoot)
-    if (prepared.cgroup !== undefined) this.preparedCgroups.set(prepared.workspace, prepared.cgroup)
-    return prepared.workspace
+  /** A run's workspace (and, with cgroups, its group, and a warm step), made ahead of time (see SparePool). */
+  async takeWorkspace (request: RunRequest): Promise<Workspace> {
+    // The spare made now, for the next run, is warmed for a run like this one.
+    if (request.rootfs === undefined) this.shape = { limits: { ...request.limits }, network: request.network, root: request.root }
+    let refill!: () => void
+    const spare = await this.spares.take(request.workRoot, new Promise<void>((resolve) => { refill = resolve }))
+    this.taken.set(spare.workspace, { ...spare, refill })
+    return spare.workspace
+  }
+
+  /** The run of `workspace` ends before its steps were prepared: release its cgroup and warm step now. */
+  async abandon (workspace: Workspace): Promise<void> {
+    const spare = this.taken.get(workspace)
+    this.taken.delete(workspace)
+    spare?.refill()
+    if (spare !== undefined) await this.discard({ ...spare, workspace: undefined })
+  }
+
+  /** Resolves once `workRoot`'s spare run is made and its warm step (if any) set up, as an idle node's would be. */
+  async spareReady (workRoot: string): Promise<void> {
+    const spare = await this.spares.ready(workRoot)
+    await spare?.warm?.started
   }
 
   /** Remove the spare runs kept ready (the node is stopping). */
@@ -112,7 +158,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     await this.spares.drop(workRoot)
   }
 
-  private async makePrepared (workRoot: string): Promise<Prepared> {
+  private async makeSpare (workRoot: string): Promise<Spare> {
     const workspace = await createWorkspace(workRoot, this.workspaceOptions())
     let cgroup: RunCgroup | undefined
     if (this.cgroups !== undefined) {
@@ -122,7 +168,28 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         log('cannot make a cgroup ahead of a run (its run will try again): %e', err)
       }
     }
-    return { workspace, cgroup }
+    let warm: WarmStep | undefined
+    // Without `--size`, /tmp is a directory of the workspace that prepare() makes: such runs start fresh.
+    if (this.tools.features.size) {
+      const { limits, network, root } = this.shape
+      const insideUid = root ? 0 : SANDBOX_BUILD_UID
+      try {
+        // bwrap binds passwd and group as files: prepare() rewrites them in place (same inodes, same content).
+        await writeSandboxEtc(workspace.etcDir, insideUid)
+        const plan = this.plan(workspace, { network, insideUid, limits }, cgroup, this.tools.prlimit)
+        warm = new WarmStep(this.warmArgv(plan, limits, cgroup), this.stepOptions(cgroup))
+      } catch (err) {
+        log('cannot start a warm step ahead of a run (its first step will start fresh): %e', err)
+      }
+    }
+    return { workspace, cgroup, warm }
+  }
+
+  /** Kill a spare's warm step (first: it sits in the cgroup), then remove the rest. */
+  private async discard ({ workspace, cgroup, warm }: { workspace: Workspace | undefined, cgroup: RunCgroup | undefined, warm: WarmStep | undefined }): Promise<void> {
+    await warm?.discard()
+    await workspace?.remove()
+    await cgroup?.remove()
   }
 
   private async makeCgroup (limits: CgroupLimits): Promise<RunCgroup> {
@@ -150,63 +217,83 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   }
 
   async prepare (request: RunRequest, workspace: Workspace): Promise<PreparedRun> {
+    const spare = this.taken.get(workspace)
+    this.taken.delete(workspace)
+    let warm = spare?.warm
     const { limits } = request
     const insideUid = request.root ? 0 : SANDBOX_BUILD_UID
-    await writeSandboxEtc(workspace.etcDir, insideUid)
-    const plan: BwrapPlan = {
-      layout: this.layout,
-      features: this.tools.features,
-      buildDir: workspace.buildDir,
-      etcDir: workspace.etcDir,
-      network: request.network,
-      insideUid,
-      limits
-    }
-    if (request.sourceDateEpoch !== undefined) plan.sourceDateEpoch = request.sourceDateEpoch
-    if (request.rootfs !== undefined) {
-      // bwrap binds the environment by path, as the build user: every directory above it must let that user through.
-      if (this.buildUser !== undefined && !await canTraverse(request.rootfs.path, this.buildUser).catch(() => false)) {
-        throw new SandboxUnavailableError(`the build user (uid ${this.buildUser.uid}) cannot reach the environment ${request.rootfs.path}; keep environments where every directory above them is traversable (chmod o+x), such as the default /var/cache/buildhaus/environments`)
-      }
-      plan.rootfs = request.rootfs.path
-    }
     const diskDirs = [workspace.buildDir]
-    if (!this.tools.features.size) {
-      plan.tmpDir = join(workspace.stageDir, 'tmp')
-      await mkdir(plan.tmpDir, { mode: 0o700 })
-      if (this.buildUser !== undefined) await chown(plan.tmpDir, this.buildUser.uid, this.buildUser.gid)
-      diskDirs.push(plan.tmpDir)
+    let tmpDir: string | undefined
+    let rootfs: string | undefined
+    try {
+      await writeSandboxEtc(workspace.etcDir, insideUid)
+      if (request.rootfs !== undefined) {
+        // bwrap binds the environment by path, as the build user: every directory above it must let that user through.
+        if (this.buildUser !== undefined && !await canTraverse(request.rootfs.path, this.buildUser).catch(() => false)) {
+          throw new SandboxUnavailableError(`the build user (uid ${this.buildUser.uid}) cannot reach the environment ${request.rootfs.path}; keep environments where every directory above them is traversable (chmod o+x), such as the default /var/cache/buildhaus/environments`)
+        }
+        rootfs = request.rootfs.path
+      }
+      if (!this.tools.features.size) {
+        tmpDir = join(workspace.stageDir, 'tmp')
+        await mkdir(tmpDir, { mode: 0o700 })
+        if (this.buildUser !== undefined) await chown(tmpDir, this.buildUser.uid, this.buildUser.gid)
+        diskDirs.push(tmpDir)
+      }
+    } catch (err) {
+      spare?.refill()
+      if (spare !== undefined) await this.discard({ ...spare, workspace: undefined })
+      throw err
     }
 
     let cgroup: RunCgroup | undefined
     if (this.cgroups !== undefined) {
       try {
         // The group made with the workspace, given this run's limits; else one made now.
-        const ready = this.preparedCgroups.get(workspace)
-        this.preparedCgroups.delete(workspace)
-        if (ready !== undefined) await ready.limit(cgroupLimitsOf(limits)).then(() => { cgroup = ready }, async (err: unknown) => {
-          log('cannot set the limits of a prepared cgroup, making another: %e', err)
-          await ready.remove().catch(() => {})
-        })
+        const ready = spare?.cgroup
+        if (ready !== undefined) {
+          await ready.limit(cgroupLimitsOf(limits)).then(() => { cgroup = ready }, async (err: unknown) => {
+            log('cannot set the limits of a prepared cgroup, making another: %e', err)
+            // Its warm step sits in it.
+            await warm?.discard()
+            warm = undefined
+            await ready.remove().catch(() => {})
+          })
+        }
         cgroup ??= await this.makeCgroup(cgroupLimitsOf(limits))
       } catch (err) {
         log.error('cannot make a cgroup for this run, falling back to rlimits: %e', err)
       }
     }
     const treeLimits = cgroup === undefined ? new ProcessTreeLimits(limits, BWRAP_OVERHEAD) : undefined
-    // Without a pids cgroup the kernel's only bound on processes; above the limit, so that the monitor sees the job reach it and names it.
     // It runs inside the sandbox: in an environment, that environment's prlimit (util-linux, Essential in Debian), if it has one.
-    const prlimit = request.rootfs === undefined ? this.tools.prlimit : await environmentTool(request.rootfs.path, 'usr/bin/prlimit')
-    if (cgroup === undefined && prlimit !== undefined) plan.processBackstop = { prlimit, max: 2 * limits.processes + 2 }
+    const prlimit = rootfs === undefined ? this.tools.prlimit : await environmentTool(rootfs, 'usr/bin/prlimit')
+    const plan = this.plan(workspace, { network: request.network, insideUid, limits, rootfs, tmpDir }, cgroup, prlimit)
     const prefix = this.commandPrefix(limits, cgroup)
+    const options = this.stepOptions(cgroup)
+    // The warm step is used only where the first step's argv would be exactly its own (the command and SOURCE_DATE_EPOCH aside).
+    if (warm !== undefined && !warm.fits(this.warmArgv(plan, limits, cgroup))) {
+      await warm.discard()
+      warm = undefined
+    }
+    if (request.sourceDateEpoch !== undefined) plan.sourceDateEpoch = request.sourceDateEpoch
+    let launched = 0
     return {
-      launch: (step) => new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], {
-        cwd: '/',
-        env: { PATH: SYSTEM_PATH, LANG: 'C' },
-        ...(this.buildUser === undefined ? {} : { user: this.buildUser }),
-        sandboxInfo: true,
-        ...(cgroup === undefined ? {} : { cgroupPids: cgroup.pids })
-      }),
+      launch: async (step) => {
+        const first = launched++ === 0
+        const candidate = warm
+        warm = undefined
+        const proc = await candidate?.handOver(step.run, request.sourceDateEpoch)
+        if (proc !== undefined) {
+          this.firstSteps.warm++
+          spare?.refill()
+          return proc
+        }
+        if (first) this.firstSteps.fresh++
+        const fresh = new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], options)
+        spare?.refill()
+        return fresh
+      },
       check: async (proc) => cgroup !== undefined
         ? cgroupViolation(limits, await cgroup.usage())
         : await treeLimits!.check(proc.pid),
@@ -217,8 +304,47 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       // Not waited for: the group is empty by now (the step's processes were killed and waited for), and
       // removing it can take retries while the kernel lets go of it; the result does not depend on it.
       release: async () => {
+        spare?.refill()
+        // An unused warm step sits in the group: gone first.
+        await warm?.discard()
+        warm = undefined
         cgroup?.remove().catch((err: unknown) => { log.error('cannot remove a run\'s cgroup (the next node start clears it): %e', err) })
       }
+    }
+  }
+
+  /** What bwrap is told for a run's steps in this workspace and cgroup. */
+  private plan (workspace: Workspace, run: { network: boolean, insideUid: number, limits: SandboxLimits, rootfs?: string | undefined, tmpDir?: string | undefined }, cgroup: RunCgroup | undefined, prlimit: string | undefined): BwrapPlan {
+    const plan: BwrapPlan = {
+      layout: this.layout,
+      features: this.tools.features,
+      buildDir: workspace.buildDir,
+      etcDir: workspace.etcDir,
+      network: run.network,
+      insideUid: run.insideUid,
+      limits: run.limits
+    }
+    if (run.rootfs !== undefined) plan.rootfs = run.rootfs
+    if (run.tmpDir !== undefined) plan.tmpDir = run.tmpDir
+    // Without a pids cgroup the kernel's only bound on processes; above the limit, so that the monitor sees the job reach it and names it.
+    if (cgroup === undefined && prlimit !== undefined) plan.processBackstop = { prlimit, max: 2 * run.limits.processes + 2 }
+    return plan
+  }
+
+  /** The argv of a warm step for `plan` (without SOURCE_DATE_EPOCH, which the warm step is handed with the command). */
+  private warmArgv (plan: BwrapPlan, limits: SandboxLimits, cgroup: RunCgroup | undefined): string[] {
+    const timeless = { ...plan }
+    delete timeless.sourceDateEpoch
+    return [...this.commandPrefix(limits, cgroup), this.tools.bwrap, ...warmBwrapArgs(timeless)]
+  }
+
+  private stepOptions (cgroup: RunCgroup | undefined): StepProcessOptions {
+    return {
+      cwd: '/',
+      env: { PATH: SYSTEM_PATH, LANG: 'C' },
+      ...(this.buildUser === undefined ? {} : { user: this.buildUser }),
+      sandboxInfo: true,
+      ...(cgroup === undefined ? {} : { cgroupPids: cgroup.pids })
     }
   }
 

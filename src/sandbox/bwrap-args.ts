@@ -1,7 +1,7 @@
 import { lstat, readlink, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MiB } from './limits.js'
-import { INFO_FD, INNER_WRAPPER } from './step-process.js'
+import { INFO_FD, INNER_WRAPPER, WARM_INNER_WRAPPER } from './step-process.js'
 import type { SandboxLimits } from './types.js'
 
 /** Where the workspace appears inside the sandbox: the same path on every machine, for reproducible builds. */
@@ -105,6 +105,26 @@ export interface BwrapPlan {
  * only resolv.conf, for a job with network.
  */
 export function bwrapArgs (plan: BwrapPlan, run: string): string[] {
+  return [...sandboxArgs(plan), ...innerCommand(plan, INNER_WRAPPER), run]
+}
+
+/**
+ * bwrap's arguments for a warm step (see warm-step.ts): the same as
+ * bwrapArgs's but for the inner shell, and without the command, which the
+ * inner shell reads from stdin and appends.
+ */
+export function warmBwrapArgs (plan: BwrapPlan): string[] {
+  return [...sandboxArgs(plan), ...innerCommand(plan, WARM_INNER_WRAPPER)]
+}
+
+/** After bwrap's `--`: the inner shell, the process backstop, and `/bin/sh -c` for the command. */
+function innerCommand (plan: BwrapPlan, wrapper: string): string[] {
+  const nproc = plan.processBackstop === undefined ? [] : [plan.processBackstop.prlimit, `--nproc=${plan.processBackstop.max}`, '--']
+  return ['--', '/bin/sh', '-c', wrapper, 'buildhaus-step', ...nproc, '/bin/sh', '-c']
+}
+
+/** bwrap's options: the sandbox itself, up to its command. */
+function sandboxArgs (plan: BwrapPlan): string[] {
   const { layout, features, limits } = plan
   const args = ['--unshare-all', '--unshare-user']
   if (plan.network) args.push('--share-net')
@@ -152,7 +172,5 @@ export function bwrapArgs (plan: BwrapPlan, run: string): string[] {
   }
   if (plan.sourceDateEpoch !== undefined) env.SOURCE_DATE_EPOCH = String(plan.sourceDateEpoch)
   for (const [name, value] of Object.entries(env)) args.push('--setenv', name, value)
-  const nproc = plan.processBackstop === undefined ? [] : [plan.processBackstop.prlimit, `--nproc=${plan.processBackstop.max}`, '--']
-  args.push('--', '/bin/sh', '-c', INNER_WRAPPER, 'buildhaus-step', ...nproc, '/bin/sh', '-c', run)
   return args
 }

@@ -25,7 +25,8 @@ const DISK_POLL_MS = 250
 
 /** One run as a sandbox implementation prepares it. */
 export interface PreparedRun {
-  launch: (step: Step) => StepProcess
+  /** Start a step (a backend may hand it to a process started ahead, which can take a moment). */
+  launch: (step: Step) => StepProcess | Promise<StepProcess>
   /** Limits the kernel enforced or a poll sees; called every pollMs while a step runs, and once after. */
   check: (step: StepProcess) => Promise<Violation | undefined>
   stepEnded: () => void
@@ -42,9 +43,11 @@ export interface SandboxBackend {
   /** The node shares its uid with the builds (so it may have to restore permissions a build removed). */
   readonly sharesUidWithBuilds: boolean
   workspaceOptions: () => WorkspaceOptions
-  /** A workspace made ahead of time for `workRoot` (default: one made now with workspaceOptions()). */
-  takeWorkspace?: (workRoot: string) => Promise<Workspace>
+  /** A workspace made ahead of time for the request's workRoot (default: one made now with workspaceOptions()). */
+  takeWorkspace?: (request: RunRequest) => Promise<Workspace>
   prepare: (request: RunRequest, workspace: Workspace) => Promise<PreparedRun>
+  /** The run ended before prepare() was called or while it failed: release what was made ahead with the workspace. */
+  abandon?: (workspace: Workspace) => Promise<void>
   fingerprint: () => Promise<EnvironmentFingerprint>
 }
 
@@ -72,7 +75,7 @@ export async function runJob (backend: SandboxBackend, request: RunRequest): Pro
   const session = new RunSession(backend, request, paths)
   let workspace: Workspace
   try {
-    workspace = backend.takeWorkspace !== undefined ? await backend.takeWorkspace(request.workRoot) : await createWorkspace(request.workRoot, backend.workspaceOptions())
+    workspace = backend.takeWorkspace !== undefined ? await backend.takeWorkspace(request) : await createWorkspace(request.workRoot, backend.workspaceOptions())
   } catch (err) {
     throw new SandboxRunError(`cannot make a workspace: ${paths.fault(err)}`, { cause: err })
   }
@@ -137,20 +140,14 @@ class RunSession {
 
   async run (workspace: Workspace): Promise<void> {
     const { request } = this
-    if (request.signal?.aborted === true) return this.end({ status: 'error', reason: 'cancelled' })
+    let prepared: PreparedRun | undefined
     try {
-      await unpackTarball(request.source, workspace.buildDir, {
-        maxBytes: request.limits.workspaceMb * MiB,
-        maxFiles: workspaceEntryLimit(request.limits.workspaceMb)
-      })
-    } catch (err) {
-      if (!(err instanceof UnsafeArchiveError)) throw err
-      this.say(`[buildhaus: the source archive was refused: ${err.message}]`)
-      return this.end({ status: 'error', reason: `unsafe source archive (${err.reason})` })
+      prepared = await this.setUp(workspace)
+    } finally {
+      // What the backend made ahead with the workspace (a cgroup, a sandbox waiting) goes at once, not with the workspace.
+      if (prepared === undefined) await this.backend.abandon?.(workspace)
     }
-    await workspace.handOver()
-
-    const prepared = await this.backend.prepare(request, workspace)
+    if (prepared === undefined) return
     try {
       const deadline = Date.now() + request.limits.wallSeconds * 1000
       for (const step of request.steps) {
@@ -181,12 +178,34 @@ class RunSession {
     this.artifacts = collection.artifacts
   }
 
+  /** Unpack the source, hand it to the build user, prepare the sandbox: the prepared run, or undefined when the run ended already. */
+  private async setUp (workspace: Workspace): Promise<PreparedRun | undefined> {
+    const { request } = this
+    if (request.signal?.aborted === true) {
+      this.end({ status: 'error', reason: 'cancelled' })
+      return undefined
+    }
+    try {
+      await unpackTarball(request.source, workspace.buildDir, {
+        maxBytes: request.limits.workspaceMb * MiB,
+        maxFiles: workspaceEntryLimit(request.limits.workspaceMb)
+      })
+    } catch (err) {
+      if (!(err instanceof UnsafeArchiveError)) throw err
+      this.say(`[buildhaus: the source archive was refused: ${err.message}]`)
+      this.end({ status: 'error', reason: `unsafe source archive (${err.reason})` })
+      return undefined
+    }
+    await workspace.handOver()
+    return await this.backend.prepare(request, workspace)
+  }
+
   private async step (step: Step, prepared: PreparedRun, deadline: number): Promise<{ outcome: StepOutcome, violation?: Violation }> {
     const { request } = this
     const { limits } = request
     this.say(`$ ${step.run}`)
     const began = performance.now()
-    const proc = prepared.launch(step)
+    const proc = await prepared.launch(step)
     let violation: Violation | undefined
     let killing: Promise<boolean> | undefined
     const stop = (reason: Violation): void => {
@@ -216,6 +235,8 @@ class RunSession {
     const wallTimer = setTimeout(() => { stop(limitViolation(limits, 'wallSeconds')) }, Math.max(0, deadline - Date.now()))
     const onAbort = (): void => { stop({ status: 'error', reason: 'cancelled' }) }
     request.signal?.addEventListener('abort', onAbort, { once: true })
+    // (Cancelled while the step was being launched.)
+    if (request.signal?.aborted === true) onAbort()
 
     const watching = new AbortController()
     // false once the step is over.
@@ -227,11 +248,12 @@ class RunSession {
         if (found !== undefined) stop(found)
       }
     })()
+    // Not at once: the unpacked source was bounded by the unpack, and a step that ends sooner gets the strict walk below.
     const pollDisk = (async () => {
-      do {
+      while (await pause(DISK_POLL_MS)) {
         const found = await this.diskViolation(prepared.diskDirs, false).catch((err: unknown) => { log.error('disk check failed: %e', err) })
         if (found !== undefined) stop(found)
-      } while (await pause(DISK_POLL_MS))
+      }
     })()
 
     const exit = await proc.exited

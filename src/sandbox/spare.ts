@@ -1,21 +1,13 @@
 import { componentLogger } from '../util/logger.js'
-import type { RunCgroup } from './cgroups.js'
-import type { Workspace } from './workspace.js'
 
 const log = componentLogger('sandbox:spare')
-
-/** What one run needs made before it can start, made ahead of time. */
-export interface Prepared {
-  workspace: Workspace
-  /** Undefined where the executor bounds runs without cgroups. */
-  cgroup: RunCgroup | undefined
-}
 
 /** Work roots with a spare kept ready; beyond this many, the least recently used one's spare is dropped. */
 const MAX_WORK_ROOTS = 16
 
 /**
- * A run's directories and cgroup, prepared before the run asks for them.
+ * What a run needs made before it can start (for the bubblewrap executor: its
+ * directories, its cgroup and a warm sandbox), prepared before the run asks for them.
  * Making them takes a dozen file system calls through libuv's thread pool
  * (mkdtemp, mkdir, chmod, the traversal checks, three cgroup directories and
  * their limits), ~1–3 ms on a quiet machine and tens of milliseconds when the
@@ -23,22 +15,29 @@ const MAX_WORK_ROOTS = 16
  * first instruction. So each work root keeps one spare: a run takes it and a
  * new one is made at once, while that run builds.
  */
-export class SparePool {
+export class SparePool<Prepared> {
   private readonly spares = new Map<string, Promise<Prepared | undefined>>()
   private closed = false
 
   constructor (private readonly make: (workRoot: string) => Promise<Prepared>, private readonly discard: (prepared: Prepared) => Promise<void>) {}
 
-  /** A prepared run for `workRoot`: the spare if one is ready or being made, else made now; a new spare follows. */
-  async take (workRoot: string): Promise<Prepared> {
+  /**
+   * A prepared run for `workRoot`: the spare if one is ready or being made,
+   * else made now. A new spare follows, made once `refillAfter` settles (at
+   * once by default): making one takes CPU and file system calls that a
+   * caller may rather keep off its run's critical path.
+   */
+  async take (workRoot: string, refillAfter?: Promise<unknown>): Promise<Prepared> {
     const spare = this.spares.get(workRoot)
     this.spares.delete(workRoot)
-    this.refill(workRoot)
+    if (refillAfter === undefined) this.refill(workRoot)
+    else void refillAfter.then(() => { this.refill(workRoot) }, () => { this.refill(workRoot) })
     return (spare === undefined ? undefined : await spare) ?? await this.make(workRoot)
   }
 
   private refill (workRoot: string): void {
-    if (this.closed) return
+    // (Another run's refill came first.)
+    if (this.closed || this.spares.has(workRoot)) return
     const making = this.make(workRoot).catch((err: unknown) => {
       log('could not prepare a spare run under %s: %e', workRoot, err)
       return undefined
@@ -54,6 +53,11 @@ export class SparePool {
   private async discardWhenMade (spare: Promise<Prepared | undefined>): Promise<void> {
     const prepared = await spare
     if (prepared !== undefined) await this.discard(prepared).catch((err: unknown) => { log('could not remove a spare run: %e', err) })
+  }
+
+  /** The spare of `workRoot` once made (undefined if there is none, or it could not be made), without taking it. */
+  async ready (workRoot: string): Promise<Prepared | undefined> {
+    return await this.spares.get(workRoot)
   }
 
   /** Remove the spare of `workRoot`, if any (a work root that will not be used again). */

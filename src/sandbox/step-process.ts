@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readlink } from 'node:fs/promises'
-import type { Readable } from 'node:stream'
+import type { Readable, Writable } from 'node:stream'
 import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
 import { descendants, isRunning, readProcess, readProcessNow, readProcessTable } from './proc.js'
@@ -24,6 +24,37 @@ export function outerWrapper (setup = ''): string {
  */
 export const INNER_WRAPPER = 'printf . >&3 && exec 3>&- 4>&- && exec "$@"'
 
+/**
+ * The inner shell of a warm step (see warm-step.ts), started before its
+ * command is known: it writes one byte on fd 3 once the sandbox is set up,
+ * then blocks reading stdin: a line with SOURCE_DATE_EPOCH (digits, or empty
+ * for none); a line saying how the command follows, either `cat` (the rest
+ * of the input, read by cat(1)) or a number of lines (read by the shell's
+ * own `read`, a byte per system call: quicker than starting cat for a short
+ * command); then the command's bytes followed by one `.` (so that no
+ * trailing newline of the command is lost, and a cut-off hand-over is
+ * refused). It exports the epoch, writes a second byte on fd 3 (the command
+ * was taken), closes fds 3 and 4, points stdin at /dev/null and execs its
+ * arguments (ending in `/bin/sh -c`) with the command appended.
+ */
+export const WARM_INNER_WRAPPER = 'exec 4>&- && printf . >&3 && IFS= read -r epoch && IFS= read -r lines && ' +
+  'case $lines in ' +
+  'cat) run=$(cat) ;; ' +
+  '*[!0-9]*|\'\') exit 125 ;; ' +
+  '*) run= && while [ "$lines" -gt 0 ]; do IFS= read -r line || exit 125; run="$run$line\n"; lines=$((lines - 1)); done && run=${run%?} ;; ' +
+  'esac && ' +
+  'case $run in *.) run=${run%.} ;; *) exit 125 ;; esac && ' +
+  'case $epoch in \'\') ;; *[!0-9]*) exit 125 ;; *) export SOURCE_DATE_EPOCH="$epoch" ;; esac && ' +
+  'printf . >&3 && exec 3>&- </dev/null && exec "$@" "$run"'
+
+/** The input a warm step's inner shell takes (see WARM_INNER_WRAPPER): `epoch` digits or empty. */
+export function warmStepInput (epoch: string, run: string): string {
+  const payload = `${run}.`
+  // Up to this size, the shell's read (a system call per byte) is quicker than starting cat.
+  if (Buffer.byteLength(payload) > 2048) return `${epoch}\ncat\n${payload}`
+  return `${epoch}\n${payload.split('\n').length}\n${payload}\n`
+}
+
 /** The fd on which bwrap (`--info-fd`) reports the host pid of the sandbox's init. */
 export const INFO_FD = 4
 
@@ -46,6 +77,8 @@ export interface StepProcessOptions {
    * killing what is left in the pid namespace: the kill waits for that init.
    */
   sandboxInfo?: boolean
+  /** Give the process a pipe as stdin (`input`), on which a warm step's inner shell reads its command; else /dev/null. */
+  commandInput?: boolean
 }
 
 export interface StepExit { code: number | null, signal: NodeJS.Signals | null }
@@ -54,8 +87,12 @@ export interface StepExit { code: number | null, signal: NodeJS.Signals | null }
 export class StepProcess {
   readonly child: ChildProcess
   readonly output: Readable
-  /** Resolves true once the step's command is about to start, false if it never did. */
+  /** Resolves true once the sandbox is set up (the step's command is about to start, or, warm, waits for it), false if it never was. */
   readonly started: Promise<boolean>
+  /** With `commandInput`: resolves true once the inner shell has taken its command (the second byte on fd 3), false if it never does. */
+  readonly commandTaken: Promise<boolean>
+  /** With `commandInput`: the pipe to the process's stdin. */
+  readonly input: Writable | undefined
   readonly exited: Promise<StepExit>
   /** Set when the process could not even be spawned. */
   spawnError: Error | undefined
@@ -73,7 +110,7 @@ export class StepProcess {
       cwd: options.cwd,
       env: options.env,
       // stderr goes to stdout (the outer wrapper's first act), so the log keeps the order of the two.
-      stdio: ['ignore', 'pipe', 'ignore', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
+      stdio: [options.commandInput === true ? 'pipe' : 'ignore', 'pipe', 'ignore', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
       // Its own process group and session: signals to the node's terminal do not reach it, and the group can be killed whole.
       detached: true,
       ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid })
@@ -81,12 +118,21 @@ export class StepProcess {
     this.inSandbox = options.sandboxInfo === true
     this.leaderStart = this.child.pid === undefined ? 0 : readProcessNow(this.child.pid)?.startTime ?? 0
     this.output = this.child.stdout!
+    this.input = this.child.stdin ?? undefined
+    // A process that is gone before it read its command: the write fails, and the failure is seen on commandTaken.
+    this.input?.on('error', (err) => { log('cannot hand a step its command: %e', err) })
     const marker = this.child.stdio[3] as Readable
-    this.started = new Promise((resolve) => {
-      marker.once('data', () => { resolve(true) })
+    const marks = (count: number): Promise<boolean> => new Promise((resolve) => {
+      let seen = 0
+      marker.on('data', (chunk: Buffer) => {
+        seen += chunk.length
+        if (seen >= count) resolve(true)
+      })
       marker.once('close', () => { resolve(false) })
       marker.once('error', () => { resolve(false) })
     })
+    this.started = marks(1)
+    this.commandTaken = options.commandInput === true ? marks(2) : this.started
     marker.resume()
     this.sandboxInit = options.sandboxInfo === true ? this.readSandboxInit(this.child.stdio[INFO_FD] as Readable) : Promise.resolve(undefined)
     this.exited = new Promise((resolve) => {

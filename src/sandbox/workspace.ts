@@ -21,7 +21,7 @@ export interface Workspace {
   buildDir: string
   etcDir: string
   artifactsDir: string
-  /** Hand the unpacked workspace to the build user. */
+  /** Hand the unpacked workspace to the build user (and close it to others). */
   handOver: () => Promise<void>
   remove: () => Promise<void>
 }
@@ -62,7 +62,9 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
     }
     const buildDir = join(stageDir, 'build')
     const etcDir = join(stageDir, 'etc')
-    await mkdir(buildDir, { mode: 0o700 })
+    // A root node's build user may pass through the (root's, empty) workspace until it is handed over:
+    // a sandbox made ahead (a warm step) binds it and starts in it before the source is unpacked.
+    await mkdir(buildDir, { mode: user === undefined ? 0o700 : 0o711 })
     await mkdir(etcDir, { mode: 0o755 })
     return {
       runDir,
@@ -70,7 +72,11 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
       buildDir,
       etcDir,
       artifactsDir,
-      handOver: async () => { if (user !== undefined) await chownTree(buildDir, user) },
+      handOver: async () => {
+        if (user === undefined) return
+        await chownTree(buildDir, user)
+        await chmod(buildDir, 0o700)
+      },
       remove: async () => {
         // Every directory, even when one fails: the first failure is reported, the node's next start retries.
         let failure: unknown
