@@ -6,7 +6,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Message } from '@libp2p/gossipsub'
 import { createMeshLibp2p, type MeshLibp2p } from '../src/gossip/libp2p.js'
-import { HEARTBEAT_INTERVAL_MS } from '../src/gossip/presence/constants.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
 import { initIdentity } from '../src/node/home/identity.js'
@@ -130,7 +129,7 @@ function configFor (home: string, bootstrap: string[] = []): ReturnType<typeof b
 /**
  * N nodes, each joining through the first. Formation: first start → every node
  * has heard every other. buildhaus: presence membership. raw: each node
- * publishes a hello at start and every heartbeat interval (what presence
+ * publishes a hello at start and every heartbeat interval buildhaus uses at this size (what presence
  * does, without validation, membership or the rest). Then delivery latency of
  * `messages` publishes from the last node to all others.
  */
@@ -140,6 +139,8 @@ async function benchMeshOf (scratch: string, size: number, messages: number): Pr
   let formationBuildhaus: number
   let deliveryBuildhaus: Latencies
   let peersBuildhaus: number
+  // The raw nodes say hello as often as buildhaus's presence does at this size (its interval grows past 20 members).
+  let helloEveryMs: number
   try {
     const started = performance.now()
     nodes.push(await startNode(configFor(join(scratch, `mesh-${size}-0`)), { extraTopics: [BENCH_TOPIC], warn: quiet }))
@@ -150,6 +151,7 @@ async function benchMeshOf (scratch: string, size: number, messages: number): Pr
     formationBuildhaus = performance.now() - started
     deliveryBuildhaus = await measureDelivery(nodes.map((n) => n.libp2p), messages)
     peersBuildhaus = meanPeers(nodes.map((n) => n.libp2p))
+    helloEveryMs = nodes[0]!.presence.intervalFor(size)
   } finally {
     await Promise.all(nodes.map(async (n) => { await n.stop() }))
   }
@@ -182,7 +184,7 @@ async function benchMeshOf (scratch: string, size: number, messages: number): Pr
       }
       const hello = (): void => { node.services.pubsub.publish('raw/hello', new TextEncoder().encode('hello')).catch(() => {}) }
       hello()
-      timers.push(setInterval(hello, HEARTBEAT_INTERVAL_MS))
+      timers.push(setInterval(hello, helloEveryMs))
     }
     await waitFor(() => [...heard.values()].every((s) => s.size === size - 1), { timeoutMs: 60_000 + size * 2_000, intervalMs: 20, what: `${size} raw nodes to hear each other` })
     formationRaw = performance.now() - started
@@ -199,6 +201,7 @@ async function benchMeshOf (scratch: string, size: number, messages: number): Pr
     deliveryP50Ms: figure(deliveryBuildhaus.p50, deliveryRaw.p50),
     deliveryP99Ms: figure(deliveryBuildhaus.p99, deliveryRaw.p99),
     delivered: { buildhaus: `${deliveryBuildhaus.samples}/${deliveryBuildhaus.expected}`, raw: `${deliveryRaw.samples}/${deliveryRaw.expected}` },
+    helloIntervalMs: helloEveryMs,
     meanPeersPerNode: { buildhaus: round(peersBuildhaus, 1), raw: round(peersRaw, 1), why: 'buildhaus: the first node, then the keeper dials members until a node has 8 peers; raw: the first node and 7 random others' }
   }
 }
