@@ -100,7 +100,11 @@ async function mesh (scratch: string, name: string, count: number, options: { pr
     }
     // Every pair connected, whatever presence does, so that each measure runs on the same topology.
     for (let i = 1; i < count; i++) {
-      for (let j = 0; j < i; j++) await nodes[i]!.libp2p.dial(multiaddr(nodes[j]!.listenAddresses()[0]!))
+      // Retried: libp2p refuses more than a few new connections a second from one host.
+      for (let j = 0; j < i; j++) {
+        const target = multiaddr(nodes[j]!.listenAddresses()[0]!)
+        await waitFor(async () => await nodes[i]!.libp2p.dial(target).then(() => true, () => false), { timeoutMs: 30_000, intervalMs: 500, what: `node ${i} to reach node ${j}` })
+      }
     }
     await waitFor(() => nodes.every((n) => n.libp2p.getPeers().length >= count - 1), { timeoutMs: 120_000, intervalMs: 50, what: `${count} nodes to connect` })
     if (options.presenceMs <= 10_000) await waitFor(() => nodes.every((n) => n.presence.size === count - 1), { timeoutMs: 120_000, intervalMs: 50, what: `${count} nodes to hear each other` })
