@@ -113,6 +113,8 @@ export async function benchJobs (options: BenchJobsOptions = {}): Promise<Record
     }
   } finally {
     await Promise.allSettled(nodes.reverse().map(async (n) => { await n.stop() }))
+    // Shared by the nodes, so none of them closes it: its spare runs and warm sandboxes go here.
+    await executor.close?.()
     await rm(scratch, { recursive: true, force: true })
   }
 }

@@ -165,6 +165,7 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
       wholeRunWarmNote: 'the same, each started once the spare run and its warm step are ready'
     }
   } finally {
+    await executor.close()
     await rm(workRoot, { recursive: true, force: true })
   }
 }

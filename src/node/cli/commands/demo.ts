@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { packDirectory } from '../../../archive/index.js'
 import { readJobSpec } from '../../../jobs/index.js'
 import { createExecutor, SandboxUnavailableError, type Executor } from '../../../sandbox/index.js'
-import { EnvironmentError, UsageError } from '../../../util/errors.js'
+import { describeError, EnvironmentError, UsageError } from '../../../util/errors.js'
 import { packageRoot } from '../../../util/package-root.js'
 import { waitFor } from '../../../util/wait.js'
 import { NodeClient } from '../client.js'
@@ -92,6 +92,8 @@ export const demoCommand = defineCommand({
     } finally {
       say('stopping the demo mesh…')
       await Promise.allSettled(nodes.reverse().map(async (n) => { await n.stop() }))
+      // The nodes share this executor, so none of them closes it: its spare runs (and their warm sandboxes) go here.
+      await executor.close?.().catch((err: unknown) => { say(`could not remove the sandbox's spare runs: ${describeError(err)}`) })
       await rm(base, { recursive: true, force: true })
     }
   }
