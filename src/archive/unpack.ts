@@ -215,6 +215,8 @@ class Unpacker {
         throw new UnsafeArchiveError('link-outside', `archive entry ${name} is a hard link to ${target}, which is not a file already unpacked from the archive`, name)
       }
     }
+    // A hard link to itself names the file already there: nothing to do (removing it first would lose it).
+    if (here === join(this.root, ...parts)) return
     const path = await this.replaceable(name, parts)
     await link(here, path)
   }

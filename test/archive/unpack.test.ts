@@ -137,6 +137,13 @@ describe('unpackTarball', () => {
     await expectNothingEscaped(base, outside)
   })
 
+  it('keeps a file that a later hard link names as its own target (found by the fuzzer)', async () => {
+    const { base, dest, outside } = await arena()
+    await unpackTarball(await makeTarGz([file('b', 'kept'), hardlinkEntry('b', 'b'), file('a', '')]), dest, LIMITS)
+    expect(await readFile(join(dest, 'b'), 'utf8')).toBe('kept')
+    await expectNothingEscaped(base, outside)
+  })
+
   it('refuses device nodes and fifos', async () => {
     const { dest } = await arena()
     await refused(await makeTarGz([{ header: { name: 'null', type: 'character-device', devmajor: 1, devminor: 3 } }]), dest, 'special-file', 'null')
