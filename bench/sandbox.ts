@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { BubblewrapExecutor } from '../src/sandbox/bubblewrap-executor.js'
-import { createExecutor, DEFAULT_LIMITS, type Executor } from '../src/sandbox/index.js'
+import { createExecutor, DEFAULT_LIMITS, type Executor, type RunRequest } from '../src/sandbox/index.js'
 import { round, spread } from './stats.js'
 
 const STEPS = 60
@@ -53,6 +53,11 @@ async function stepTimes (executor: Executor, workRoot: string): Promise<{ steps
   return { steps: steps.slice(1), run }
 }
 
+/** The benchmark's job: one step `true`, no source, no artifacts, default limits. */
+function trivialJob (workRoot: string): RunRequest {
+  return { source: EMPTY_TAR, steps: [{ name: 'only', run: 'true' }], artifacts: [], network: false, root: false, limits: { ...DEFAULT_LIMITS }, workRoot }
+}
+
 /**
  * A one-step job started once the work root's spare run and its warm step
  * are ready, as on a node idle between jobs: its first step's time (as in
@@ -64,14 +69,8 @@ async function warmRun (executor: BubblewrapExecutor, workRoot: string): Promise
   let step = 0
   const started = performance.now()
   const outcome = await executor.run({
-    source: EMPTY_TAR,
-    steps: [{ name: 'only', run: 'true' }],
-    artifacts: [],
-    network: false,
-    root: false,
-    limits: { ...DEFAULT_LIMITS },
+    ...trivialJob(workRoot),
     sourceDateEpoch: 1_700_000_000,
-    workRoot,
     onLog: (text) => {
       if (text.startsWith('$ ')) began = performance.now()
       else if (text.startsWith('[step ')) step = performance.now() - began
@@ -85,15 +84,7 @@ async function warmRun (executor: BubblewrapExecutor, workRoot: string): Promise
 
 async function wholeRun (executor: Executor, workRoot: string): Promise<number> {
   const started = performance.now()
-  const outcome = await executor.run({
-    source: EMPTY_TAR,
-    steps: [{ name: 'only', run: 'true' }],
-    artifacts: [],
-    network: false,
-    root: false,
-    limits: { ...DEFAULT_LIMITS },
-    workRoot
-  })
+  const outcome = await executor.run(trivialJob(workRoot))
   const ms = performance.now() - started
   await outcome.dispose()
   return ms
