@@ -10,6 +10,7 @@ import type { HealthResponse } from '../src/node/api/types.js'
 import { NodeClient } from '../src/node/cli/client.js'
 import { foundMeshFor } from '../src/node/home/mesh.js'
 import { delay, waitFor } from '../src/util/wait.js'
+import { startPerfRecord, stopChild } from './child-process.js'
 import { percentile, round } from './stats.js'
 
 /**
@@ -144,7 +145,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     const cpuBefore = await cpuSecondsOf(running)
     const cpuFrom = performance.now()
 
-    recorder = label.startsWith('baseline') ? undefined : startPerfRecord(running)
+    recorder = label.startsWith('baseline') ? undefined : startPerfRecord(running.map((h) => h.child.pid!), 499)
     progress(`${label}: submitting ${jobs} jobs round-robin`)
     const source = await jobSource(scratch)
     // A submission is not retried (it could submit twice): give an overloaded node's API longer than a poll.
@@ -274,26 +275,6 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   return result
 }
 
-/**
- * BENCH_PERF_RECORD=FILE: record where the big run's hosts spend CPU from the
- * first submission until the logs converge (`perf record -e cpu-clock`, on-CPU
- * samples only; BENCH_HOST_ARGS=--perf-basic-prof names JavaScript functions).
- * For finding costs, not part of the figures.
- */
-function startPerfRecord (hosts: HostProcess[]): { stop: () => Promise<void> } | undefined {
-  const file = process.env.BENCH_PERF_RECORD
-  if (file === undefined) return undefined
-  const child = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '499', '-g', '-o', file, '-p', hosts.map((h) => String(h.child.pid)).join(',')], { stdio: ['ignore', 'ignore', 'inherit'] })
-  return {
-    stop: async () => {
-      if (child.exitCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGINT')
-      await exited
-    }
-  }
-}
-
 export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
   // BENCH_HOST_ARGS: options for the hosts' Node.js, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
   const nodeArgs = process.env.BENCH_HOST_ARGS?.split(' ').filter((a) => a !== '') ?? []
@@ -326,13 +307,7 @@ export async function startHost (spec: { dir: string, first: number, count: numb
 }
 
 export async function stopHost (host: HostProcess): Promise<void> {
-  const { child } = host
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('close', resolve))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  await exited
-  clearTimeout(timer)
+  await stopChild(host.child, 60_000, 'close')
 }
 
 async function jobSource (scratch: string): Promise<{ bytes: Uint8Array, spec: Record<string, unknown> }> {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stopChild } from './child-process.js'
 import { round } from './stats.js'
 
 /**
@@ -54,13 +55,7 @@ export async function startNodeProcess (scratch: string, index: number, bootstra
 }
 
 export async function stopNodeProcess (node: NodeProcess): Promise<void> {
-  const { child } = node
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  await exited
-  clearTimeout(timer)
+  await stopChild(node.child, 20_000)
 }
 
 /** VmRSS = RssAnon (the process's own memory) + RssFile (resident pages of mapped files: the node binary, libraries) + RssShmem. */

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads'
 import { packDirectory } from '../src/archive/index.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { foundMeshFor } from '../src/node/home/mesh.js'
+import { startPerfRecord } from './child-process.js'
 import { startHost, stopHost, type HostProcess } from './cluster.js'
 import { procMemory, procStatus, ROOT, startNodeProcess, stopNodeProcess, type NodeProcess } from './node-process.js'
 import { percentile, round } from './stats.js'
@@ -375,7 +376,7 @@ async function burstThroughput (nodes: NodeProcess[], api: string, events: Verdi
       t.once('message', () => { resolve() })
       t.once('error', reject)
     })))
-    const recorder = startPerfRecord(nodes)
+    const recorder = startPerfRecord(nodes.map((n) => n.child.pid!), 997)
     const cpuBefore = await cpuSnapshot(nodes)
     const started = performance.now()
     await Promise.all(threads.map(async (t) => await new Promise<void>((resolve, reject) => {
@@ -412,25 +413,6 @@ async function burstThroughput (nodes: NodeProcess[], api: string, events: Verdi
     }
   } finally {
     await Promise.all(threads.map(async (t) => await t.terminate()))
-  }
-}
-
-/**
- * BENCH_PERF_RECORD=FILE: record where the node processes spend CPU during the
- * burst (`perf record -e cpu-clock`, on-CPU samples only, so a busy machine
- * does not inflate them; start the nodes with BENCH_NODE_ARGS=--perf-basic-prof
- * to name JavaScript functions). For finding costs, not part of the figures.
- */
-function startPerfRecord (nodes: NodeProcess[]): { stop: () => Promise<void> } | undefined {
-  const file = process.env.BENCH_PERF_RECORD
-  if (file === undefined) return undefined
-  const child = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '997', '-g', '-o', file, '-p', nodes.map((n) => String(n.child.pid)).join(',')], { stdio: ['ignore', 'ignore', 'inherit'] })
-  return {
-    stop: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGINT')
-      await exited
-    }
   }
 }
 
