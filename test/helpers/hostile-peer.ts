@@ -62,17 +62,7 @@ export interface ThrowawayAuthor {
  * signed. The receiving node's validation is what is under test.
  */
 export function forgeEntry (signer: Signer, fields: ForgedFields): ForgedEntry {
-  const unsigned = {
-    v: fields.v ?? ENTRY_FORMAT_VERSION,
-    author: fields.author ?? signer.publicHex,
-    seq: fields.seq,
-    prev: fields.prev,
-    clock: fields.clock,
-    time: fields.time,
-    type: fields.type,
-    body: fields.body
-  }
-  const id = createHash('sha256').update(canonicalJson(unsigned)).digest('hex')
+  const { unsigned, id } = unsignedEntry(fields, fields.author ?? signer.publicHex)
   const sig = toHex(signer.sign(signedMessage(id)))
   const entry = { ...unsigned, sig }
   return { id, line: canonicalJson(entry), entry }
@@ -84,17 +74,7 @@ export function forgeEntry (signer: Signer, fields: ForgedFields): ForgedEntry {
  * peer that attacks the signature scheme itself sends.
  */
 export function forgeEntryWithSignature (fields: ForgedFields & { author: string }, sig: string): ForgedEntry {
-  const unsigned = {
-    v: fields.v ?? ENTRY_FORMAT_VERSION,
-    author: fields.author,
-    seq: fields.seq,
-    prev: fields.prev,
-    clock: fields.clock,
-    time: fields.time,
-    type: fields.type,
-    body: fields.body
-  }
-  const id = createHash('sha256').update(canonicalJson(unsigned)).digest('hex')
+  const { unsigned, id } = unsignedEntry(fields, fields.author)
   const entry = { ...unsigned, sig }
   return { id, line: canonicalJson(entry), entry }
 }
@@ -351,4 +331,10 @@ export function fakeResultBody (job: string, platform: string, artifacts: Array<
     start: now - 200,
     end: now
   }
+}
+
+/** The fields an entry's id covers, exactly as given, and that id. */
+function unsignedEntry (fields: ForgedFields, author: string): { unsigned: Record<string, unknown>, id: string } {
+  const unsigned = { v: fields.v ?? ENTRY_FORMAT_VERSION, author, seq: fields.seq, prev: fields.prev, clock: fields.clock, time: fields.time, type: fields.type, body: fields.body }
+  return { unsigned, id: createHash('sha256').update(canonicalJson(unsigned)).digest('hex') }
 }

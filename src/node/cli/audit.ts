@@ -294,19 +294,24 @@ function chainBreaks (problems: readonly AuditProblem[], entries: readonly Decod
 /** Forks shown with both entries; more are counted in `log.forks`. */
 export const MAX_SHOWN_FORKS = 100
 
-/** Read back the two lines of each proven fork (the audit streams the export and keeps no lines). */
-async function forksOf (path: string, forks: ReadonlyArray<{ author: string, seq: number, lines: [number, number] }>): Promise<ShownFork[]> {
-  const shown = forks.slice(0, MAX_SHOWN_FORKS)
-  const wanted = new Set(shown.flatMap((f) => f.lines))
+/** The export's lines numbered in `wanted` (1-based), as text (bad UTF-8 replaced), in order; reading stops after the last. */
+async function * linesOf (path: string, wanted: ReadonlySet<number>): AsyncGenerator<{ line: number, text: string }> {
   const last = Math.max(...wanted)
-  const sides = new Map<number, ForkSide>()
   const decoder = new TextDecoder('utf-8', { fatal: false })
   let line = 0
   for await (const raw of readExportFile(path)) {
     line++
     if (line > last) break
-    if (!wanted.has(line)) continue
-    const text = decoder.decode(raw)
+    if (wanted.has(line)) yield { line, text: decoder.decode(raw) }
+  }
+}
+
+/** Read back the two lines of each proven fork (the audit streams the export and keeps no lines). */
+async function forksOf (path: string, forks: ReadonlyArray<{ author: string, seq: number, lines: [number, number] }>): Promise<ShownFork[]> {
+  const shown = forks.slice(0, MAX_SHOWN_FORKS)
+  const wanted = new Set(shown.flatMap((f) => f.lines))
+  const sides = new Map<number, ForkSide>()
+  for await (const { line, text } of linesOf(path, wanted)) {
     const entry = JSON.parse(text) as { type: string, clock: number, time: number }
     sides.set(line, { line, id: entryIdOf(unsignedOf(text)), type: entry.type, clock: entry.clock, time: entry.time, entry: text })
   }
@@ -319,18 +324,11 @@ async function forksOf (path: string, forks: ReadonlyArray<{ author: string, seq
  * problems' lines are looked at.
  */
 async function contextOf (path: string, problems: readonly AuditProblem[]): Promise<ProblemContext[]> {
-  const wanted = new Set(problems.map((p) => p.line))
-  const last = Math.max(...wanted)
   const found: ProblemContext[] = []
-  const decoder = new TextDecoder('utf-8', { fatal: false })
-  let line = 0
-  for await (const raw of readExportFile(path)) {
-    line++
-    if (line > last) break
-    if (!wanted.has(line)) continue
+  for await (const { line, text } of linesOf(path, new Set(problems.map((p) => p.line)))) {
     const context: ProblemContext = { line }
     try {
-      const parsed = JSON.parse(decoder.decode(raw)) as Record<string, unknown>
+      const parsed = JSON.parse(text) as Record<string, unknown>
       if (typeof parsed.author === 'string' && /^[0-9a-f]{64}$/.test(parsed.author)) context.author = parsed.author
       if (Number.isSafeInteger(parsed.seq)) context.seq = parsed.seq as number
       if (typeof parsed.type === 'string' && parsed.type.length <= 32) context.type = parsed.type
