@@ -10,6 +10,7 @@ import {
   MAX_TOOL_NAME_LENGTH, MIN_TIMEOUT_S, MAX_URL_LENGTH, MAX_RELEASE_LENGTH, MIN_WATCH_INTERVAL_S, MAX_WATCH_INTERVAL_S, RELEASE_PATTERN,
   MAX_RESULT_PACKAGES, MAX_PACKAGE_VERSION_LENGTH
 } from './constants.js'
+import { claimBodyAccepted, jobBodyAccepted, resultBodyAccepted } from './fast-bodies.js'
 import { describeIssues } from './issues.js'
 import { labelProblem, parseSelector } from './selector.js'
 
@@ -404,8 +405,14 @@ export type JobEntryType = keyof typeof JOB_ENTRY_SCHEMAS
 /** Types whose body names a job (`body.job`) and so belong to that job's fold. */
 export const JOB_REFERRING_TYPES: ReadonlySet<string> = new Set(['claim', 'result', 'cancel', 'diagnosis'])
 
-function validator (schema: z.ZodType): (body: unknown) => void {
+/**
+ * The rule's check: `accepted` (fast-bodies.ts), where given, vouches for the
+ * common shapes; anything it is not sure of goes to the schema, which decides
+ * and says what is wrong.
+ */
+function validator (schema: z.ZodType, accepted?: (body: unknown) => boolean): (body: unknown) => void {
   return (body) => {
+    if (accepted?.(body) === true) return
     const parsed = schema.safeParse(body, { reportInput: true })
     if (!parsed.success) throw new Error(describeIssues(parsed.error))
   }
@@ -426,9 +433,9 @@ export const jobEntryRules: EntryTypeRules = {
   watch: { validate: validator(watchBodySchema) },
   unwatch: { validate: validator(unwatchBodySchema), refs: refersToWatch },
   poll: { validate: validator(pollBodySchema), refs: refersToWatch },
-  job: { validate: validator(jobBodySchema) },
-  claim: { validate: validator(claimBodySchema), refs: refersToJob },
-  result: { validate: validator(resultBodySchema), refs: refersToJob },
+  job: { validate: validator(jobBodySchema, jobBodyAccepted) },
+  claim: { validate: validator(claimBodySchema, claimBodyAccepted), refs: refersToJob },
+  result: { validate: validator(resultBodySchema, resultBodyAccepted), refs: refersToJob },
   cancel: { validate: validator(cancelBodySchema), refs: refersToJob },
   diagnosis: { validate: validator(diagnosisBodySchema), refs: refersToJob },
   // A revoke ends its author's chain: the ledger stores nothing after it, and the fold and audit ignore anything after it.
