@@ -86,6 +86,8 @@ function littleEndian (value: bigint): Uint8Array {
 
 /** The 255-bit y encodings of small-order points (sign bit cleared), as hex: the blacklist. */
 const SMALL_ORDER = new Set(smallOrderYs().map((y) => Buffer.from(littleEndian(y)).toString('hex')))
+/** The same, as bytes: compared in place on the verify path, which allocates nothing. */
+const SMALL_ORDER_BYTES = [...SMALL_ORDER].map((hex) => Buffer.from(hex, 'hex'))
 const L_BYTES = littleEndian(L)
 const P_BYTES = littleEndian(P)
 
@@ -108,10 +110,20 @@ function yHex (bytes: Uint8Array, from: number): string {
   return y.toString('hex')
 }
 
+/** Whether the encoding at bytes[from..from+32), sign bit cleared, is one of the small-order ones. */
+function isSmallOrder (bytes: Uint8Array, from: number): boolean {
+  for (const listed of SMALL_ORDER_BYTES) {
+    let same = true
+    for (let i = 0; i < 32 && same; i++) same = (i === 31 ? bytes[from + i]! & 0x7f : bytes[from + i]) === listed[i]
+    if (same) return true
+  }
+  return false
+}
+
 /** A 32-byte point encoding that is canonical (y < p) and not of small order. */
 export function isStrictPoint (bytes: Uint8Array, from = 0): boolean {
   if (bytes.length < from + 32) return false
-  return below(bytes, from, P_BYTES, true) && !SMALL_ORDER.has(yHex(bytes, from))
+  return below(bytes, from, P_BYTES, true) && !isSmallOrder(bytes, from)
 }
 
 /** A public key strict verification accepts: 32 bytes, canonical, not of small order. */

@@ -106,8 +106,13 @@ export interface AuditOptions {
 
 /** Lines parsed and sent to the verifier together. */
 const BATCH = 1024
-/** Batches in flight: parsing the next overlaps verifying the previous. */
-const DEPTH = 3
+/**
+ * Batches in flight: parsing the next overlaps verifying the previous. Two
+ * keep the workers fed (one verifying, one queued) while holding as few
+ * parsed lines as that needs: lines that live through a garbage collection
+ * are promoted, and collecting them later costs more than parsing them did.
+ */
+const DEPTH = 2
 
 interface ChainState {
   lastSeq: number
@@ -115,13 +120,30 @@ interface ChainState {
   lastClock: number
   /** Seq of the author's final entry (its revoke), once seen. */
   finalSeq?: number
-  ids: Map<number, string>
-  lines: Map<number, number>
+  /** Ids and lines by seq (arrays: dense while a chain comes in seq order, as exports list it). */
+  ids: string[]
+  lines: number[]
+  /** The author's summary, built into the report at the end. */
+  entries: number
+  headSeq: number
+  headId: string
+  types: Record<string, number>
+  forked: boolean
 }
 
+/** What the chain check needs of a line that parsed (the entry itself only when onEntry wants it). */
 interface Parsed {
   line: number
+  author: string
+  seq: number
+  prev: string | null
+  clock: number
+  type: string
+  id: string
+  sig: string
   decoded?: DecodedEntry
+  /** Set once its signature failed. */
+  bad?: true
 }
 
 /**
@@ -135,6 +157,7 @@ interface Parsed {
 export async function auditLines (lines: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>, codec: EntryCodec, options: AuditOptions = {}): Promise<AuditReport> {
   const verifier = options.verifier ?? sharedVerifyPool()
   const maxProblems = options.maxProblems ?? 1000
+  const onEntry = options.onEntry
   const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, invalidCount: 0, forks: [], equivocating: [], ended: [], gaps: [] }
   const chains = new Map<string, ChainState>()
   /** Chain problems per author: excused at the end for authors proven to equivocate. */
@@ -150,7 +173,7 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
     return p
   }
 
-  const parse = (raw: string | Uint8Array, line: number): Parsed => {
+  const parse = (raw: string | Uint8Array, line: number): Parsed | undefined => {
     let text: string
     if (typeof raw === 'string') {
       text = raw
@@ -159,94 +182,108 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
         text = decoder.decode(raw)
       } catch {
         problem({ line, kind: 'not-utf8', message: 'the line is not valid UTF-8' })
-        return { line }
+        return undefined
       }
     }
     if (text.length === 0) {
       problem({ line, kind: 'blank-line', message: 'the line is empty' })
-      return { line }
+      return undefined
     }
+    let decoded: DecodedEntry
     try {
-      return { line, decoded: codec.decode(text, { verify: false }) }
+      decoded = codec.decode(text, { verify: false })
     } catch (err) {
       if (!(err instanceof InvalidEntryError)) throw err
       problem({ line, kind: err.reason, message: err.message })
-      return { line }
+      return undefined
     }
+    const { author, seq, prev, clock, type, sig } = decoded.entry
+    const parsed: Parsed = { line, author, seq, prev, clock, type, id: decoded.id, sig }
+    if (onEntry !== undefined) parsed.decoded = decoded
+    return parsed
   }
 
-  const checkChain = async ({ line, decoded }: Parsed): Promise<void> => {
-    if (decoded === undefined) return
-    const { author, seq, prev, type } = decoded.entry
-    const where = { line, author, seq, id: decoded.id }
+  /** Check one verified line's place in its author's chain; what onEntry returns (a promise, for an async hook). */
+  const checkChain = (p: Parsed): void | Promise<void> => {
+    const { line, author, seq, prev, type, id } = p
+    const at = (kind: AuditProblemKind, message: string, excused?: AuditProblem['excused']): AuditProblem =>
+      problem({ line, author, seq, id, kind, ...(excused !== undefined ? { excused } : {}), message })
     let misplaced: AuditProblem | undefined
     let state = chains.get(author)
     if (state === undefined) {
-      state = { lastSeq: -1, lastId: '', lastClock: -1, ids: new Map(), lines: new Map() }
+      state = { lastSeq: -1, lastId: '', lastClock: -1, ids: [], lines: [], entries: 0, headSeq: seq, headId: id, types: {}, forked: false }
       chains.set(author, state)
     }
-    const known = state.ids.get(seq)
     if (state.finalSeq !== undefined && seq > state.finalSeq) {
-      misplaced = problem({ ...where, kind: 'chain-ended', excused: 'chain-ended', message: `author ${author} ended its chain at seq ${state.finalSeq} (it revoked its key); entry seq ${seq} comes after that and counts for nothing` })
+      misplaced = at('chain-ended', `author ${author} ended its chain at seq ${state.finalSeq} (it revoked its key); entry seq ${seq} comes after that and counts for nothing`, 'chain-ended')
     } else if (seq <= state.lastSeq) {
-      if (known === decoded.id) {
-        misplaced = problem({ ...where, kind: 'duplicate', message: `repeats entry ${decoded.id} (author ${author} seq ${seq}) of line ${state.lines.get(seq)}` })
+      const known = state.ids[seq]
+      if (known === id) {
+        misplaced = at('duplicate', `repeats entry ${id} (author ${author} seq ${seq}) of line ${state.lines[seq]}`)
       } else if (known !== undefined) {
-        const first = state.lines.get(seq)!
-        report.forks.push({ author, seq, ids: [known, decoded.id], lines: [first, line] })
-        misplaced = problem({ ...where, kind: 'fork', message: `author ${author} signed two different entries at seq ${seq} (lines ${first} and ${line}): it equivocates` })
+        const first = state.lines[seq]!
+        report.forks.push({ author, seq, ids: [known, id], lines: [first, line] })
+        misplaced = at('fork', `author ${author} signed two different entries at seq ${seq} (lines ${first} and ${line}): it equivocates`)
       } else {
-        misplaced = problem({ ...where, kind: 'out-of-order', message: `entry seq ${seq} of author ${author} comes after seq ${state.lastSeq}; exports list each chain in seq order` })
-        state.ids.set(seq, decoded.id)
-        state.lines.set(seq, line)
+        misplaced = at('out-of-order', `entry seq ${seq} of author ${author} comes after seq ${state.lastSeq}; exports list each chain in seq order`)
+        state.ids[seq] = id
+        state.lines[seq] = line
       }
     } else {
       if (seq > state.lastSeq + 1) {
         report.gaps.push({ author, line, missingFrom: state.lastSeq + 1, missingTo: seq - 1 })
-        misplaced = problem({ ...where, kind: 'gap', message: `author ${author} jumps from seq ${state.lastSeq} to ${seq}; entries ${state.lastSeq + 1}–${seq - 1} are missing` })
+        misplaced = at('gap', `author ${author} jumps from seq ${state.lastSeq} to ${seq}; entries ${state.lastSeq + 1}–${seq - 1} are missing`)
       } else if (prev !== (seq === 0 ? null : state.lastId)) {
-        misplaced = problem({ ...where, kind: 'prev-mismatch', message: `entry seq ${seq} of author ${author} names ${prev ?? 'no'} previous entry, but seq ${seq - 1} is ${state.lastId}` })
-      } else if (seq > 0 && decoded.entry.clock <= state.lastClock) {
-        misplaced = problem({ ...where, kind: 'clock-not-rising', message: `entry seq ${seq} of author ${author} has clock ${decoded.entry.clock}, not above seq ${seq - 1}'s ${state.lastClock}: a chain's clock must rise` })
+        misplaced = at('prev-mismatch', `entry seq ${seq} of author ${author} names ${prev ?? 'no'} previous entry, but seq ${seq - 1} is ${state.lastId}`)
+      } else if (seq > 0 && p.clock <= state.lastClock) {
+        misplaced = at('clock-not-rising', `entry seq ${seq} of author ${author} has clock ${p.clock}, not above seq ${seq - 1}'s ${state.lastClock}: a chain's clock must rise`)
       }
       if (codec.isFinal(type)) {
         state.finalSeq = seq
         report.ended.push({ author, seq, line })
       }
       state.lastSeq = seq
-      state.lastId = decoded.id
-      state.lastClock = decoded.entry.clock
-      state.ids.set(seq, decoded.id)
-      state.lines.set(seq, line)
+      state.lastId = id
+      state.lastClock = p.clock
+      state.ids[seq] = id
+      state.lines[seq] = line
     }
-    const summary = report.authors[author] ??= { entries: 0, head: { seq, id: decoded.id }, types: {}, forked: false }
-    summary.entries++
-    if (seq >= summary.head.seq) summary.head = { seq, id: decoded.id }
-    summary.types[type] = (summary.types[type] ?? 0) + 1
-    if (misplaced?.kind === 'fork') summary.forked = true
+    state.entries++
+    if (seq >= state.headSeq) {
+      state.headSeq = seq
+      state.headId = id
+    }
+    state.types[type] = (state.types[type] ?? 0) + 1
+    if (misplaced?.kind === 'fork') state.forked = true
     report.types[type] = (report.types[type] ?? 0) + 1
     report.entries++
-    await options.onEntry?.(decoded, line, misplaced)
+    if (onEntry !== undefined) return onEntry(p.decoded!, line, misplaced)
   }
 
   /** Parse a batch now, start verifying it, and hand back what finishes it in order. */
   const start = (batch: Array<string | Uint8Array>, firstLine: number): Promise<Parsed[]> => {
-    const parsed = batch.map((raw, i) => parse(raw, firstLine + i))
-    const toVerify = parsed.filter((p) => p.decoded !== undefined)
-    return verifier.verifyBatch(toVerify.map((p) => ({ author: p.decoded!.entry.author, id: p.decoded!.id, sig: p.decoded!.entry.sig })))
-      .then((ok) => {
-        toVerify.forEach((p, i) => {
-          if (ok[i] === true) return
-          problem({ line: p.line, kind: 'bad-signature', author: p.decoded!.entry.author, seq: p.decoded!.entry.seq, id: p.decoded!.id, message: `the signature of entry ${p.decoded!.id} does not verify against its author ${p.decoded!.entry.author}` })
-          p.decoded = undefined
-        })
-        return parsed
+    const parsed: Parsed[] = []
+    for (let i = 0; i < batch.length; i++) {
+      const p = parse(batch[i]!, firstLine + i)
+      if (p !== undefined) parsed.push(p)
+    }
+    return verifier.verifyBatch(parsed).then((ok) => {
+      parsed.forEach((p, i) => {
+        if (ok[i] === true) return
+        problem({ line: p.line, kind: 'bad-signature', author: p.author, seq: p.seq, id: p.id, message: `the signature of entry ${p.id} does not verify against its author ${p.author}` })
+        p.bad = true
       })
+      return parsed
+    })
   }
 
   const inflight: Array<Promise<Parsed[]>> = []
   const finishOldest = async (): Promise<void> => {
-    for (const parsed of await inflight.shift()!) await checkChain(parsed)
+    for (const parsed of await inflight.shift()!) {
+      if (parsed.bad === true) continue
+      const pending = checkChain(parsed)
+      if (pending !== undefined) await pending
+    }
   }
   let batch: Array<string | Uint8Array> = []
   let batchStart = 1
@@ -263,6 +300,9 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
   if (batch.length > 0) inflight.push(start(batch, batchStart))
   while (inflight.length > 0) await finishOldest()
 
+  for (const [author, state] of chains) {
+    report.authors[author] = { entries: state.entries, head: { seq: state.headSeq, id: state.headId }, types: state.types, forked: state.forked }
+  }
   // Problems are found out of line order (parsing runs ahead of chain checks).
   report.problems.sort((a, b) => a.line - b.line)
   // An author proven to equivocate is excluded by every reader: its fork and its chain's

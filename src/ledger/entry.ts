@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { canonicalJson } from '../util/canonical-json.js'
 import { canonicalJsonOfParsed } from '../util/canonical-json-parsed.js'
 import { isCanonicalJsonText } from '../util/canonical-json-text.js'
@@ -101,7 +101,8 @@ export function signedMessage (id: string): Uint8Array {
 }
 
 export function entryIdOf (unsignedCanonical: string): string {
-  return createHash('sha256').update(unsignedCanonical, 'utf8').digest('hex')
+  // One-shot: no Hash object per entry (this runs for every entry read).
+  return hash('sha256', unsignedCanonical, 'hex')
 }
 
 /**

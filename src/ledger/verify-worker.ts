@@ -21,7 +21,19 @@ const message = Buffer.alloc(domain.length + 32)
 domain.copy(message)
 const keys = new Map<string, KeyObject>()
 
+/** The last key used, by its bytes: consecutive items are often one author's (exports list chains whole). */
+const lastRaw = Buffer.alloc(32)
+let lastKey: KeyObject | undefined
+
 function keyFor (raw: Buffer): KeyObject {
+  if (lastKey !== undefined && raw.equals(lastRaw)) return lastKey
+  const key = cachedKey(raw)
+  raw.copy(lastRaw)
+  lastKey = key
+  return key
+}
+
+function cachedKey (raw: Buffer): KeyObject {
   const name = raw.toString('base64')
   let key = keys.get(name)
   if (key === undefined) {
