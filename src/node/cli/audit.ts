@@ -1,4 +1,5 @@
-import { EntryCodec, entryIdOf, unsignedOf, type DecodedEntry } from '../../ledger/entry.js'
+import { EntryCodec, entryIdOf, unsignedOf, type DecodedEntry, type Entry } from '../../ledger/entry.js'
+import { canonicalJson } from '../../util/canonical-json.js'
 import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../../ledger/index.js'
 import {
   computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
@@ -166,7 +167,7 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
   const log = await auditFile(path, codec, {
     ...(options.verifier !== undefined ? { verifier: options.verifier } : {}),
     onEntry: (entry, line) => {
-      entries.push(entry)
+      entries.push(new AuditedEntry(entry.entry, entry.id))
       lines.push(line)
     }
   })
@@ -212,6 +213,20 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
     jobs,
     reputation: computeReputation(views),
     views
+  }
+}
+
+/**
+ * A checked entry as the verdicts need it, without its line: the audit holds
+ * every entry of the log until the fold, and the lines (as many bytes as the
+ * export) would only add to what the collector carries. The line is
+ * re-derived on demand: the audit checked it is the entry's canonical form.
+ */
+class AuditedEntry implements DecodedEntry {
+  constructor (readonly entry: Entry, readonly id: string) {}
+
+  get line (): string {
+    return canonicalJson(this.entry)
   }
 }
 
