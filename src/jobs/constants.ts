@@ -145,3 +145,10 @@ export const DEFAULT_WATCH_INTERVAL_S = 15 * 60
 export const MAX_NEW_RELEASES_PER_POLL = 3
 /** A release name that may appear in a job (and its steps): versions and tags, nothing a shell would read as code. */
 export const RELEASE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+~:@-]*$/
+
+/**
+ * At most this many (slot, candidate) pairs in the planner's ranking cache
+ * (RankCache in rendezvous.ts): about 40 bytes each, 10 MiB at most; 1,000
+ * open slots over 262 members, or 64 over 4,096.
+ */
+export const MAX_RANKED_ENTRIES = 1 << 18
