@@ -71,7 +71,9 @@ export const MAX_DIAGNOSIS_FILES = 256
 
 /**
  * How long a claim holds its slot without help: a claimant writes
- * `lease = now + CLAIM_LEASE_MS`. While it stays live and lists the slot as
+ * `lease = now + CLAIM_LEASE_MS + its heartbeat interval` (a run's start
+ * publishes no heartbeat, so the first one listing it may come an interval
+ * later; JobService.leaseMs). While it stays live and lists the slot as
  * running in its heartbeats the claim stays valid past the lease (implicit
  * renewal); once the lease has passed and the claimant is silent or no longer
  * lists it, the slot goes to the next node.

@@ -27,6 +27,9 @@ import { requestedLimits, runSlot } from './runner.js'
 
 const log = componentLogger('jobs:service')
 
+/** How long the live members' load the API shows (queued: all N matching nodes are busy) may be reused. */
+const LOADED_MEMBERS_TTL_MS = 250
+
 /** The longest stop() waits for runs, diagnoses and workspace removals to end. */
 const STOP_TIMEOUT_MS = 10_000
 
@@ -126,6 +129,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly lastActive = new Map<string, number>()
   /** Each open slot's rendezvous order, kept across plans (docs/SCALING.md, item 4). */
   private readonly ranking = new RankCache()
+  /** The last loadedMembers(), and when (ms since the epoch). */
+  private loaded: { at: number, members: Member[] } | undefined
   private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0, yielded: 0 }
   private timer: ReturnType<typeof setInterval> | undefined
   private planQueued = false
@@ -196,15 +201,12 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /** Every job, newest first, with live presence's `unmatched` overlay. */
   list (): JobView[] {
     const now = Date.now()
-    const members = this.loadedMembers(now)
-    return this.index.views().map((view) => this.overlay(view, members, now))
+    return this.index.views().map((view) => this.overlay(view, now))
   }
 
   get (id: string): JobView | undefined {
     const view = this.index.view(id)
-    if (view === undefined) return undefined
-    const now = Date.now()
-    return this.overlay(view, this.loadedMembers(now), now)
+    return view === undefined ? undefined : this.overlay(view, Date.now())
   }
 
   /** The job entry and every entry referring to it, as signed (jobs held in memory). */
@@ -347,12 +349,17 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   /**
    * Live members with their load as the plan sees it (from the log, see
    * withLoggedLoad): heartbeats carry a change of load only at their
-   * interval, so their `free` may be many seconds old.
+   * interval, so their `free` may be many seconds old. Computed at most once
+   * per LOADED_MEMBERS_TTL_MS: the API, webhooks and release pins ask for a
+   * view on every entry, on every node.
    */
   private loadedMembers (now: number): Member[] {
+    const kept = this.loaded
+    if (kept !== undefined && now >= kept.at && now - kept.at < LOADED_MEMBERS_TTL_MS) return kept.members
     const { counts } = this.counting()
-    const open = this.openViews()
-    return this.withLoggedLoad(this.liveMembers(), open, now, counts)
+    const members = this.withLoggedLoad(this.liveMembers(), this.openViews(), now, counts)
+    this.loaded = { at: now, members }
+    return members
   }
 
   /** Open jobs the plan considers (duplicates of a watch's race are never built). */
@@ -360,10 +367,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return this.index.activeViews((v) => isOpen(v) || this.diagnoses.mayDiagnose(v)).filter((v) => isOpen(v) && this.duplicateOf(v) === undefined)
   }
 
-  private overlay (view: JobView, members: Member[], now: number): JobView {
+  private overlay (view: JobView, now: number): JobView {
     const duplicateOf = this.duplicateOf(view)
     if (duplicateOf !== undefined) view = { ...view, duplicateOf }
     if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
+    const members = this.loadedMembers(now)
     const counting = this.counting()
     return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now, counting))
   }
@@ -444,6 +452,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (free <= 0 || open.length === 0) return
     free -= this.resumeOwnClaims(open, now, free)
     if (free <= 0) return
+    const loaded = this.withLoggedLoad(members, open, now, counts)
+    this.loaded = { at: now, members: loaded }
     const { claims, refusals } = planClaims({
       now,
       self: {
@@ -455,7 +465,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         ...lastActiveOf(this.lastActive, self.author),
         admit: (job) => this.admit(job)
       },
-      members: this.withLoggedLoad(members, open, now, counts),
+      members: loaded,
       jobs: open,
       leaseMs: this.leaseMs(),
       counts,
