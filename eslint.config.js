@@ -55,7 +55,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ['bin/**/*.js', 'eslint.config.js'],
+    files: ['bin/**/*.js', 'scripts/**/*.js', 'eslint.config.js'],
     extends: [js.configs.recommended],
     languageOptions: { globals: globals.node, sourceType: 'module' }
   }

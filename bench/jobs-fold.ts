@@ -4,9 +4,10 @@ import { generateNodeKey } from '../src/crypto/keys.js'
 import { createSigner, type Signer } from '../src/crypto/sign.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { jobEntryRules } from '../src/jobs/bodies.js'
-import { rank } from '../src/jobs/rendezvous.js'
+import { RankCache, rank } from '../src/jobs/rendezvous.js'
 import { planClaims, type Member } from '../src/jobs/scheduler.js'
 import { foldAll } from '../src/jobs/state.js'
+import type { JobView } from '../src/jobs/view.js'
 import { round } from './stats.js'
 
 /**
@@ -15,7 +16,7 @@ import { round } from './stats.js'
  * (no signature check) for the fold, and ranking every slot by rendezvous
  * alone for the plan.
  */
-export default async function benchJobsFold (options: { jobs?: number, members?: number } = {}): Promise<Record<string, unknown>> {
+export default async function benchJobsFold (options: { jobs?: number, members?: number, openSlots?: number } = {}): Promise<Record<string, unknown>> {
   const jobCount = options.jobs ?? 2000
   const memberCount = options.members ?? 50
   const codec = new EntryCodec(jobEntryRules)
@@ -71,13 +72,51 @@ export default async function benchJobsFold (options: { jobs?: number, members?:
   planClaims({ now: 0, self: { author: sha('outsider'), platforms: ['linux-arm64'], free: 2, admit: () => ({ ok: true }) }, members, jobs: open, leaseMs: 15_000 })
   const worstMs = performance.now() - start
 
+  const mesh = meshPlans(open.slice(0, options.openSlots ?? 20), members)
+
   return {
     entries: entries.length,
     jobs: jobCount,
     members: memberCount,
     fold: { ms: round(foldMs, 2), baselineDecodeMs: round(decodeMs, 2), ratio: round(foldMs / decodeMs, 2) },
     plan: { ms: round(planMs, 2), baselineRankMs: round(rankMs, 2), ratio: round(planMs / rankMs, 2), claims: plan.claims.length },
-    planNeverDesignated: { ms: round(worstMs, 2), baselineRankMs: round(rankMs, 2), ratio: round(worstMs / rankMs, 2) }
+    planNeverDesignated: { ms: round(worstMs, 2), baselineRankMs: round(rankMs, 2), ratio: round(worstMs / rankMs, 2) },
+    meshPlans: mesh
+  }
+}
+
+/**
+ * What one entry costs the mesh in planning while `open` slots wait (each
+ * wants 3 replicas) and every member is free: each member plans once, as
+ * itself (the service plans on every entry). With the ranking cache each
+ * member keeps (RankCache, warm after its first plan) against ranking afresh
+ * every time. The 50-node cluster run of 2026-12-06 had ~20 open slots.
+ */
+function meshPlans (open: JobView[], members: Member[]): Record<string, unknown> {
+  const planAll = (caches: RankCache[] | undefined): number => {
+    const started = performance.now()
+    members.forEach((m, i) => {
+      planClaims({ now: 0, self: { author: m.author, platforms: ['linux-x64'], free: 1, admit: () => ({ ok: true }) }, members, jobs: open, leaseMs: 15_000, ...(caches !== undefined ? { ranking: caches[i]! } : {}) })
+    })
+    return performance.now() - started
+  }
+  const caches = members.map(() => new RankCache())
+  const fresh: number[] = []
+  const cached: number[] = []
+  planAll(caches)
+  for (let round = 0; round < 20; round++) {
+    fresh.push(planAll(undefined))
+    cached.push(planAll(caches))
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  return {
+    openSlots: open.length,
+    members: members.length,
+    perPlanMs: round(median(fresh) / members.length, 3),
+    perPlanCachedMs: round(median(cached) / members.length, 3),
+    meshMsPerEntry: round(median(fresh), 1),
+    meshMsPerEntryCached: round(median(cached), 1),
+    ratio: round(median(cached) / median(fresh), 2)
   }
 }
 

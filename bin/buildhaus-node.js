@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI is compiled from src/ into dist/ by `npm run build` (run by `npm ci`).
+// Thin launcher: the CLI is compiled from src/ into dist/ and bundled into dist/bundle/ by `npm run build` (run by `npm ci`).
 // libp2p 3 needs Node.js 22: say so in one sentence instead of failing deep inside it.
 const major = Number(process.versions.node.split('.')[0])
 if (major < 22) {
@@ -12,6 +12,14 @@ if (major < 22) {
   const relaunch = relaunchOptionsFor(process.argv.slice(2))
   if (relaunch.length > 0 && typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...relaunch, ...process.execArgv, ...process.argv.slice(1)], process.env)
   tuneHeapFor(process.argv.slice(2))
-  const { main } = await import('../dist/src/node/cli/main.js')
-  process.exitCode = await main(process.argv.slice(2))
+  // The CLI bundled by `npm run build` (scripts/bundle.js): a few files instead of ~1,400 modules.
+  const bundle = new URL('../dist/bundle/main.js', import.meta.url)
+  const { existsSync } = await import('node:fs')
+  if (existsSync(bundle)) {
+    const { main } = await import(bundle.href)
+    process.exitCode = await main(process.argv.slice(2))
+  } else {
+    process.stderr.write('buildhaus-node is not built (no dist/bundle/main.js): run `npm run build` in the repository (`npm ci` runs it)\n')
+    process.exitCode = 1
+  }
 }

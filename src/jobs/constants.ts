@@ -71,7 +71,9 @@ export const MAX_DIAGNOSIS_FILES = 256
 
 /**
  * How long a claim holds its slot without help: a claimant writes
- * `lease = now + CLAIM_LEASE_MS`. While it stays live and lists the slot as
+ * `lease = now + CLAIM_LEASE_MS + its heartbeat interval` (a run's start
+ * publishes no heartbeat, so the first one listing it may come an interval
+ * later; JobService.leaseMs). While it stays live and lists the slot as
  * running in its heartbeats the claim stays valid past the lease (implicit
  * renewal); once the lease has passed and the claimant is silent or no longer
  * lists it, the slot goes to the next node.
@@ -145,3 +147,10 @@ export const DEFAULT_WATCH_INTERVAL_S = 15 * 60
 export const MAX_NEW_RELEASES_PER_POLL = 3
 /** A release name that may appear in a job (and its steps): versions and tags, nothing a shell would read as code. */
 export const RELEASE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+~:@-]*$/
+
+/**
+ * At most this many (slot, candidate) pairs in the planner's ranking cache
+ * (RankCache in rendezvous.ts): about 40 bytes each, 10 MiB at most; 1,000
+ * open slots over 262 members, or 64 over 4,096.
+ */
+export const MAX_RANKED_ENTRIES = 1 << 18

@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../util/errors.js'
 import { CLAIM_ESCALATE_MS, HEARTBEAT_HOLD_MS, maxClaimHoldMs } from './constants.js'
-import { rank } from './rendezvous.js'
+import { rank, type RankCache } from './rendezvous.js'
 import { offersAll, slotKey } from './selector.js'
 import { shortKey } from './verdict.js'
 import type { JobView, LivenessNote, PlatformView } from './view.js'
@@ -66,6 +66,12 @@ export interface ClaimInput {
    * this node claims nothing while it is not counted itself.
    */
   counts?: Counts
+  /**
+   * The caller's ranking cache (kept across plans): each slot's candidates
+   * are hashed once instead of on every plan; slots no longer open are
+   * forgotten. Absent: every plan ranks afresh (the same order).
+   */
+  ranking?: RankCache
 }
 
 export interface ClaimDecision {
@@ -316,6 +322,9 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     canBuild(m, platform) && policyRefusals(m, job).length === 0 && !state.involved.has(m.author)
   const me = live.get(self.author)!
   const slots = fairShareOrder(input.jobs).map(({ job, platform }) => ({ job, platform, state: slotState(job, platform, now, live, counts) }))
+  const ranking = input.ranking
+  ranking?.retain(new Set(slots.map(({ job, platform }) => slotKey(job.id, platform.selector))))
+  const rankOf = (jobId: string, selector: string, candidates: string[]): string[] => ranking !== undefined ? ranking.rank(jobId, selector, candidates) : rank(jobId, selector, candidates)
   // Slots after the last one self could take cannot change what self does: skip their hashing.
   let last = -1
   slots.forEach(({ job, platform, state }, i) => { if (state.missing > 0 && eligible(me, job, platform, state)) last = i })
@@ -328,8 +337,8 @@ export function planClaims (input: ClaimInput): { claims: ClaimDecision[], refus
     if (state.missing <= 0) continue
     const candidates = [...live.values()].filter((m) => eligible(m, job, platform, state)).map((m) => m.author)
     const ranked = [
-      ...rank(job.id, platform.selector, candidates.filter((a) => !state.lapsed.has(a))),
-      ...rank(job.id, platform.selector, candidates.filter((a) => state.lapsed.has(a)))
+      ...rankOf(job.id, platform.selector, candidates.filter((a) => !state.lapsed.has(a))),
+      ...rankOf(job.id, platform.selector, candidates.filter((a) => state.lapsed.has(a)))
     ]
     const free = ranked.filter((author) => (remaining.get(author) ?? 0) > 0)
     // Escalate past designated nodes only while they write nothing at all: one that claims and

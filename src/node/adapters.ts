@@ -25,8 +25,11 @@ export function membershipOf (presence: Presence): Membership {
         lastSeen: m.lastSeen
       }))
     },
-    update (state) {
-      presence.update(state)
+    update (state, options) {
+      presence.update(state, { announce: options?.now === true ? 'now' : 'next' })
+    },
+    announcesWithinMs () {
+      return presence.announcesWithinMs()
     }
   }
 }

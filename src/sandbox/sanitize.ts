@@ -1,5 +1,5 @@
-/** An absolute path in running text: after a start, a space, a quote or one of `(=:,`, a `/` and what follows up to a space, quote, comma or closing bracket. */
-const ABSOLUTE_PATH = /(^|[\s'"‘`(=:,])\/[^\s'"’`),:]*/g
+/** An absolute path in running text: after a start, a space, a quote or one of `(=:,`, a `/` and what follows up to a space, quote, comma or closing bracket. The curly quotes are written as escapes: V8 holds a source with any character outside ASCII at two bytes a character, and the node's bundle is one file (scripts/bundle.js). */
+const ABSOLUTE_PATH = /(^|[\s'"\u2018`(=:,])\/[^\s'"\u2019`),:]*/g
 
 /**
  * Keeps the node's own paths out of what a run reports. A run's reason, its

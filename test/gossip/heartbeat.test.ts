@@ -169,4 +169,29 @@ describe('presence membership', () => {
       await presence.stop()
     }
   })
+
+  it('keeps an update for the next heartbeat of the interval when asked (load the log already carries)', async () => {
+    const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const pubsub = recordingPubsub()
+    let now = 5_000_000
+    const presence = createPresence({ pubsub, peerId: self }, { platforms: ['linux-x64'], slots: 2, version: '0.1.0', intervalMs: 60_000, now: () => now })
+    await presence.start()
+    try {
+      expect(pubsub.published).toHaveLength(1)
+      expect(presence.announcesWithinMs()).toBe(60_000)
+      now += 1_000
+      const job = `${'c'.repeat(64)}/linux-x64`
+      presence.update({ free: 1, running: [job] }, { announce: 'next' })
+      expect(pubsub.published).toHaveLength(1)
+      expect(presence.local).toMatchObject({ free: 1, running: [job] })
+      // Whatever publishes next carries it (here an update that must go out at once).
+      presence.update({ api: 'http://127.0.0.1:8080' })
+      expect(pubsub.published).toHaveLength(2)
+      expect(decodeHeartbeat(pubsub.published[1]!)).toMatchObject({ free: 1, running: [job] })
+      // A bad heartbeat is refused as before, announced or not.
+      expect(() => { presence.update({ running: ['not a job'] }, { announce: 'next' }) }).toThrow(/malformed heartbeat at running/)
+    } finally {
+      await presence.stop()
+    }
+  })
 })

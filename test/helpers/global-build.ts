@@ -4,17 +4,20 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
- * Vitest global setup: process tests run the compiled CLI (dist/), so compile
- * once before the suite when src/ (or bench/) is newer than dist/. `npm test`
- * has already built in `pretest`, so this is a no-op there; it is what makes
- * `npx vitest run test/node/mesh.test.ts` work on its own.
+ * Vitest global setup: process tests run the compiled and bundled CLI
+ * (dist/, dist/bundle/), so build once before the suite when src/ (or bench/)
+ * is newer than dist/: `npm run build`'s two steps, tsc and the bundle
+ * (scripts/bundle.js). `npm test` has already built in `pretest`, so this is
+ * a no-op there; it is what makes `npx vitest run test/node/mesh.test.ts`
+ * work on its own.
  */
 export default function setup (): void {
   const root = fileURLToPath(new URL('../..', import.meta.url))
   const newestSource = Math.max(newest(join(root, 'src'), '.ts'), newest(join(root, 'bench'), '.ts'), statSync(join(root, 'tsconfig.json')).mtimeMs)
-  const compiled = join(root, 'dist', 'src', 'node', 'cli', 'main.js')
-  if (existsSync(compiled) && newest(join(root, 'dist'), '.js') >= newestSource) return
+  const bundled = join(root, 'dist', 'bundle', 'main.js')
+  if (existsSync(bundled) && statSync(bundled).mtimeMs >= newestSource) return
   execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
+  execFileSync(process.execPath, [join(root, 'scripts', 'bundle.js')], { cwd: root, stdio: 'inherit' })
 }
 
 function newest (dir: string, suffix: string): number {

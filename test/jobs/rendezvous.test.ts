@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { rank, rendezvousScore } from '../../src/jobs/rendezvous.js'
+import { RankCache, rank, rendezvousScore } from '../../src/jobs/rendezvous.js'
 import { sha } from './helpers.js'
 
 const nodes = ['a', 'b', 'c', 'd'].map((n) => sha(`node ${n}`))
@@ -40,5 +40,29 @@ describe('rendezvous ranking', () => {
       }
     }
     expect(moved).toBeGreaterThan(0)
+  })
+
+  it('a ranking cache gives rank()\'s order for any candidates, as members join and leave, and stays bounded', () => {
+    const members = Array.from({ length: 40 }, (_, i) => sha(`member ${i}`))
+    const jobs = Array.from({ length: 30 }, (_, i) => sha(`job ${i}`))
+    const cache = new RankCache(40 * 20)
+    for (let round = 0; round < 4; round++) {
+      // Each round a different part of the mesh is live: some leave, others join.
+      const live = members.filter((_, i) => (i + round) % 4 !== 0)
+      for (const job of jobs.slice(0, 20)) {
+        for (const selector of ['linux-x64', 'linux-arm64']) {
+          expect(cache.rank(job, selector, live)).toEqual(rank(job, selector, live))
+          const some = live.filter((_, i) => i % 3 === round % 3)
+          expect(cache.rank(job, selector, [...some, some[0]!])).toEqual(rank(job, selector, some))
+        }
+      }
+      // 20 jobs × 2 platforms × 40 members is twice the bound: the oldest slots were forgotten.
+      expect(cache.size.entries).toBeLessThanOrEqual(40 * 20)
+    }
+    // Slots no longer open are forgotten.
+    cache.retain(new Set([`${jobs[19]}/linux-arm64`]))
+    expect(cache.size.slots).toBe(1)
+    expect(cache.rank(jobs[19]!, 'linux-arm64', members)).toEqual(rank(jobs[19]!, 'linux-arm64', members))
+    expect(cache.rank(jobs[25]!, 'linux-x64', [])).toEqual([])
   })
 })

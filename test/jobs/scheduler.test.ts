@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { CLAIM_ESCALATE_MS, CLAIM_LEASE_MS, CLAIM_OVERRUN_MS } from '../../src/jobs/constants.js'
-import { rank } from '../../src/jobs/rendezvous.js'
-import { decideClaims, decideRefusals, explainUnmatched, fairShareOrder, slotState, type Admission, type Member } from '../../src/jobs/scheduler.js'
+import { RankCache, rank } from '../../src/jobs/rendezvous.js'
+import { decideClaims, decideRefusals, explainUnmatched, fairShareOrder, planClaims, slotState, type Admission, type Member } from '../../src/jobs/scheduler.js'
 import { foldJob, withLiveness } from '../../src/jobs/state.js'
 import type { DecodedEntry } from '../../src/ledger/entry.js'
 import type { JobView } from '../../src/jobs/view.js'
@@ -22,8 +22,14 @@ function decide (self: string, members: Member[], jobs: JobView[], options: { no
     jobs,
     leaseMs: CLAIM_LEASE_MS
   }
-  return { claims: decideClaims(input), refusals: decideRefusals(input) }
+  const decided = { claims: decideClaims(input), refusals: decideRefusals(input) }
+  // The service plans with a ranking cache kept across plans (and across these tests): it decides alike.
+  expect(planClaims({ ...input, ranking })).toEqual(decided)
+  return decided
 }
+
+/** One ranking cache for every plan of this file, as a node keeps one across all its plans. */
+const ranking = new RankCache()
 
 /** Which members claim something, when each decides alone from the same inputs. */
 function claimants (members: Member[], jobs: JobView[], now = NOW): string[] {

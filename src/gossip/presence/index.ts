@@ -2,7 +2,7 @@ import { Presence, type PresenceComponents, type PresenceInit } from './presence
 
 export { Presence }
 export type {
-  LocalPresence, PresenceComponents, PresenceEvents, PresenceInit, PresenceMember, PresencePubsub, PresenceStats, PresenceUpdate
+  LocalPresence, PresenceComponents, PresenceEvents, PresenceInit, PresenceMember, PresencePubsub, PresenceStats, PresenceUpdate, PresenceUpdateOptions
 } from './presence.js'
 export { decodeHeartbeat, encodeHeartbeat, heartbeatSchema, type Heartbeat } from './heartbeat.js'
 export * from './constants.js'

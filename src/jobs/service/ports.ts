@@ -38,7 +38,14 @@ export interface BlobFetcher {
 /** Live membership from presence heartbeats, and our own advertised load. */
 export interface Membership {
   members (): Member[]
-  update (state: { free: number, running: string[] }): void
+  /**
+   * What our heartbeats say of our load. `now: true` publishes a heartbeat at
+   * once; otherwise the next heartbeat of the interval carries it (claims and
+   * results already tell the others, see JobService.advertise).
+   */
+  update (state: { free: number, running: string[] }, options?: { now?: boolean }): void
+  /** The longest until our next heartbeat (the interval it announces); absent: 0. */
+  announcesWithinMs? (): number
 }
 
 /** The environments this node builds in (the node wires its environment store to this). */

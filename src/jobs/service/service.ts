@@ -9,6 +9,7 @@ import { componentLogger } from '../../util/logger.js'
 import type { JobBody, ResultBody } from '../bodies.js'
 import { CLAIM_LEASE_MS, MAX_ACTIVITY_AUTHORS } from '../constants.js'
 import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission, type Member } from '../scheduler.js'
+import { RankCache } from '../rendezvous.js'
 import { slotKey } from '../selector.js'
 import { jobBodyFromSpec, type JobSpec, type SpecOverrides } from '../spec.js'
 import { withLiveness } from '../state.js'
@@ -26,8 +27,8 @@ import { requestedLimits, runSlot } from './runner.js'
 
 const log = componentLogger('jobs:service')
 
-/** Least time between two load updates this service gives presence. */
-const ADVERTISE_GAP_MS = 1_000
+/** How long the live members' load the API shows (queued: all N matching nodes are busy) may be reused. */
+const LOADED_MEMBERS_TTL_MS = 250
 
 /** The longest stop() waits for runs, diagnoses and workspace removals to end. */
 const STOP_TIMEOUT_MS = 10_000
@@ -126,11 +127,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly cleanups = new Set<Promise<void>>()
   /** Per author, the time of its latest claim or result. */
   private readonly lastActive = new Map<string, number>()
+  /** Each open slot's rendezvous order, kept across plans (docs/SCALING.md, item 4). */
+  private readonly ranking = new RankCache()
+  /** The last loadedMembers(), and when (ms since the epoch). */
+  private loaded: { at: number, members: Member[] } | undefined
   private readonly stats: JobServiceStats = { running: 0, claims: 0, runs: {}, runSeconds: { count: 0, sum: 0 }, diagnoses: 0, yielded: 0 }
   private timer: ReturnType<typeof setInterval> | undefined
   private planQueued = false
-  private lastAdvertised = 0
-  private advertiseTimer: ReturnType<typeof setTimeout> | undefined
   private started = false
   /** When this run of the service started: own claims older than this are from before a restart. */
   private startedAt = 0
@@ -175,7 +178,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     this.startedAt = Date.now()
     this.timer = setInterval(() => { this.schedulePlan() }, this.options.tickMs ?? 1_000)
     this.timer.unref?.()
-    this.advertise()
+    this.advertise(true)
     this.schedulePlan()
   }
 
@@ -183,8 +186,6 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (!this.started) return
     this.started = false
     clearInterval(this.timer)
-    clearTimeout(this.advertiseTimer)
-    this.advertiseTimer = undefined
     this.options.ledger.removeEventListener('entry', this.onEntry)
     for (const run of this.running.values()) run.controller.abort(new BuildhausError('the node is stopping'))
     // Each run ends soon after its abort (its claim written, its result published or not) and
@@ -199,14 +200,13 @@ export class JobService extends TypedEvents<JobServiceEvents> {
 
   /** Every job, newest first, with live presence's `unmatched` overlay. */
   list (): JobView[] {
-    const members = this.liveMembers()
     const now = Date.now()
-    return this.index.views().map((view) => this.overlay(view, members, now))
+    return this.index.views().map((view) => this.overlay(view, now))
   }
 
   get (id: string): JobView | undefined {
     const view = this.index.view(id)
-    return view === undefined ? undefined : this.overlay(view, this.liveMembers(), Date.now())
+    return view === undefined ? undefined : this.overlay(view, Date.now())
   }
 
   /** The job entry and every entry referring to it, as signed (jobs held in memory). */
@@ -346,10 +346,32 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     }]
   }
 
-  private overlay (view: JobView, members: Member[], now: number): JobView {
+  /**
+   * Live members with their load as the plan sees it (from the log, see
+   * withLoggedLoad): heartbeats carry a change of load only at their
+   * interval, so their `free` may be many seconds old. Computed at most once
+   * per LOADED_MEMBERS_TTL_MS: the API, webhooks and release pins ask for a
+   * view on every entry, on every node.
+   */
+  private loadedMembers (now: number): Member[] {
+    const kept = this.loaded
+    if (kept !== undefined && now >= kept.at && now - kept.at < LOADED_MEMBERS_TTL_MS) return kept.members
+    const { counts } = this.counting()
+    const members = this.withLoggedLoad(this.liveMembers(), this.openViews(), now, counts)
+    this.loaded = { at: now, members }
+    return members
+  }
+
+  /** Open jobs the plan considers (duplicates of a watch's race are never built). */
+  private openViews (): JobView[] {
+    return this.index.activeViews((v) => isOpen(v) || this.diagnoses.mayDiagnose(v)).filter((v) => isOpen(v) && this.duplicateOf(v) === undefined)
+  }
+
+  private overlay (view: JobView, now: number): JobView {
     const duplicateOf = this.duplicateOf(view)
     if (duplicateOf !== undefined) view = { ...view, duplicateOf }
     if (view.verdict !== 'pending' && view.verdict !== 'unmatched') return view
+    const members = this.loadedMembers(now)
     const counting = this.counting()
     return withLiveness(view, (platform) => explainUnmatched(view, platform.selector, members, now, counting))
   }
@@ -430,6 +452,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (free <= 0 || open.length === 0) return
     free -= this.resumeOwnClaims(open, now, free)
     if (free <= 0) return
+    const loaded = this.withLoggedLoad(members, open, now, counts)
+    this.loaded = { at: now, members: loaded }
     const { claims, refusals } = planClaims({
       now,
       self: {
@@ -441,10 +465,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         ...lastActiveOf(this.lastActive, self.author),
         admit: (job) => this.admit(job)
       },
-      members: this.withLoggedLoad(members, open, now, counts),
+      members: loaded,
       jobs: open,
-      leaseMs: this.options.leaseMs ?? CLAIM_LEASE_MS,
-      counts
+      leaseMs: this.leaseMs(),
+      counts,
+      ranking: this.ranking
     })
     for (const decision of claims) this.startClaim(decision.job, decision.platform, decision.lease, decision.reason)
     for (const refusal of refusals) {
@@ -453,6 +478,18 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       remember(this.refusing, key)
       void this.publishRefusal(refusal.job, refusal.platform, refusal.reason)
     }
+  }
+
+  /**
+   * The lease to write in a claim: CLAIM_LEASE_MS (or the option) plus the
+   * longest until our next heartbeat. A run's start publishes no heartbeat
+   * (its claim says so), so the first heartbeat listing it, which renews the
+   * claim while it lasts, may come a whole interval later (20 s at 50
+   * members); the claim must hold until then, or others would see it lapse
+   * and build the slot again.
+   */
+  private leaseMs (): number {
+    return (this.options.leaseMs ?? CLAIM_LEASE_MS) + (this.options.membership.announcesWithinMs?.() ?? 0)
   }
 
   /** Whom this node's policy counts: only their claims hold slots, only they are designated. */
@@ -529,7 +566,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
           void this.publishRefusal(view.id, platform.selector, admission.reason)
           continue
         }
-        if (this.startClaim(view.id, platform.selector, now + (this.options.leaseMs ?? CLAIM_LEASE_MS), 'resuming a claim of this node from before it restarted')) started++
+        if (this.startClaim(view.id, platform.selector, now + this.leaseMs(), 'resuming a claim of this node from before it restarted')) started++
       }
     }
     return started
@@ -603,7 +640,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     })
     this.running.set(key, { job: jobId, platform, controller, started: Date.now() })
     this.emit('run', { job: jobId, platform, running: true })
-    this.advertise()
+    // Busy is no news: the claim tells every node.
+    this.advertise(false)
+    let resulted = false
     try {
       const body = await runSlot({
         job: view,
@@ -628,6 +667,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         body.provenance = Buffer.from(this.options.sign(provenanceSigningInput(view, platform, body.artifacts))).toString('hex')
       }
       await this.publishResult(body)
+      resulted = true
     } catch (err) {
       if (controller.signal.aborted) log('run of %s stopped: %s', key, describeError(controller.signal.reason))
       else log.error('run of %s failed: %s', key, describeError(err))
@@ -635,7 +675,10 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       await claimed
       this.running.delete(key)
       this.emit('run', { job: jobId, platform, running: false })
-      this.advertise()
+      // A result gives the slot back in every node's plan; a run that ended without one (yielded,
+      // cancelled, failed to publish) is news no entry carries, and a heartbeat still listing it
+      // would keep this node busy in the others' plans for a whole interval.
+      this.advertise(!resulted)
       this.schedulePlan()
     }
   }
@@ -701,23 +744,17 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return holders.filter((a) => a !== this.options.self.author)
   }
 
-  /** Tell presence how busy we are. */
   /**
-   * Tell presence how busy we are, at most once per ADVERTISE_GAP_MS: the
-   * others learn of each run from its claim and result in the log at once;
-   * heartbeats only need to keep runs longer than their lease held, so a
-   * burst of short runs need not send a heartbeat for each start and end.
+   * Tell presence how busy we are. The others learn of each run from its
+   * claim and its result in the log, at once (withLoggedLoad): a claim makes
+   * a node busy in every plan, a result frees the slot. So a change of load
+   * waits for the next heartbeat of the interval (which renews running
+   * claims past their lease) unless `now`: a run that ended without a
+   * result. At 50 nodes a heartbeat per start and end of a run cost the mesh
+   * about 0.5 CPU-s per 2-replica job (docs/SCALING.md, item 0).
    */
-  private advertise (): void {
-    if (this.advertiseTimer !== undefined) return
-    const wait = this.lastAdvertised + ADVERTISE_GAP_MS - Date.now()
-    if (wait > 0) {
-      this.advertiseTimer = setTimeout(() => { this.advertiseTimer = undefined; this.advertise() }, wait)
-      this.advertiseTimer.unref?.()
-      return
-    }
-    this.lastAdvertised = Date.now()
+  private advertise (now: boolean): void {
     const slots = this.options.executor === undefined ? 0 : this.options.self.slots
-    this.options.membership.update({ free: Math.max(0, slots - this.running.size), running: [...this.running.keys()] })
+    this.options.membership.update({ free: Math.max(0, slots - this.running.size), running: [...this.running.keys()] }, { now })
   }
 }

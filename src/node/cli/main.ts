@@ -1,5 +1,6 @@
 import { BuildhausError, UsageError } from '../../util/errors.js'
 import { packageVersion } from '../../util/package-root.js'
+import { sourceStack } from '../../util/source-stack.js'
 import type { CliIO } from './command.js'
 import { commands } from './commands/index.js'
 import { formatHelp, parseCommandLine } from './parse.js'
@@ -12,9 +13,12 @@ export async function main (argv: string[], io?: Partial<CliIO>): Promise<number
   const controller = new AbortController()
   const stop = (): void => { controller.abort(new BuildhausError('interrupted')) }
   const ownSignals = io?.signal === undefined
+  // An error nobody caught ends the process; before Node prints its stack (in the bundle's terms), say where it came from in the sources.
+  const uncaught = (err: unknown): void => { if (err instanceof Error && err.stack !== undefined) process.stderr.write(`buildhaus-node: uncaught error, in the sources' terms: ${sourceStack(err.stack)}\n`) }
   if (ownSignals) {
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
+    process.on('uncaughtExceptionMonitor', uncaught)
   }
   const cli: CliIO = {
     stdout: io?.stdout ?? process.stdout,
@@ -42,12 +46,13 @@ export async function main (argv: string[], io?: Partial<CliIO>): Promise<number
       cli.stderr.write(`buildhaus-node: ${err.message}\n`)
       return 1
     }
-    cli.stderr.write(`buildhaus-node: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    cli.stderr.write(`buildhaus-node: unexpected error: ${err instanceof Error ? (err.stack === undefined ? err.message : sourceStack(err.stack)) : String(err)}\n`)
     return 1
   } finally {
     if (ownSignals) {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
+      process.off('uncaughtExceptionMonitor', uncaught)
     }
   }
 }
