@@ -2,6 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { startNodeProcess } from '../helpers/cluster.js'
+import { useTeardown } from '../helpers/temp-home.js'
 
 /** The bundle bin/ runs (scripts/bundle.js; the vitest global setup builds it when src/ is newer). */
 const BUNDLE = fileURLToPath(new URL('../../dist/bundle', import.meta.url))
@@ -24,4 +26,17 @@ describe('the bundle (dist/bundle/)', () => {
       expect(existsSync(join(BUNDLE, `${name}.map`)), `${name}.map`).toBe(true)
     }
   })
+})
+
+describe('the bundled node', () => {
+  const teardown = useTeardown()
+
+  it('serves /metrics: a dependency it loads at first use (prom-client, CommonJS) has its exports in the bundle too', async () => {
+    const node = await startNodeProcess(teardown)
+    const response = await fetch(new URL('/metrics', node.apiUrl), { signal: AbortSignal.timeout(10_000) })
+    const text = await response.text()
+    expect(response.status, text).toBe(200)
+    expect(text).toMatch(/^buildhaus_runs_yielded_total 0$/m)
+    expect(text).toMatch(/^process_resident_memory_bytes \d+$/m)
+  }, 60_000)
 })

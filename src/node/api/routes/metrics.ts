@@ -3,7 +3,17 @@ import type { Summary } from 'prom-client'
 import { lazily } from '../../../util/lazy.js'
 
 /** prom-client loads at the first scrape: most nodes are never scraped, and it held ~2 MB in each (BENCHMARKS.md). */
-const promClient = lazily('its Prometheus exposition (prom-client)', async () => await import('prom-client'))
+const promClient = lazily('its Prometheus exposition (prom-client)', async () => commonJsExports(await import('prom-client')))
+
+/**
+ * A CommonJS package's exports from a dynamic import: Node gives them as named
+ * exports, while the bundle (scripts/bundle.js, where prom-client is an entry
+ * of its own) gives them only as `default`.
+ */
+function commonJsExports<T extends object> (namespace: T): T {
+  const fallback = (namespace as { default?: unknown }).default
+  return 'Registry' in namespace || typeof fallback !== 'object' || fallback === null ? namespace : fallback as T
+}
 
 /** A snapshot of what /metrics reports. */
 export interface MetricsSnapshot {
