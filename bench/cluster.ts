@@ -91,10 +91,34 @@ export interface ClusterRun {
   eventLoopDelayMs?: { p50: number, p99: number, max: number }
   completed: boolean
   converged: boolean
+  /**
+   * After the burst: jobs submitted one at a time, each once the previous one was verified, on
+   * the same formed mesh: the latency of one job on a mesh that is not saturated, as a package
+   * author submitting alone sees it.
+   */
+  oneAtATime?: OneAtATime
   /** When the jobs phase timed out: the jobs a node still did not show verified, with their verdicts. */
   notVerified?: Array<{ name: string, verdict: string, reason?: string }>
   error?: string
 }
+
+export interface OneAtATime {
+  jobs: number
+  /** From the job entry's time to the result that completed its replicas (the log's clocks, one machine). */
+  latencyP50Ms: number
+  latencyMaxMs: number
+  /** From the POST's start until the submitting node's `GET /api/jobs/:id` said verified (polled every POLL_MS). */
+  seenP50Ms: number
+  seenMaxMs: number
+  /** CPU of every host over the phase, less the idle mesh's over the same span, per job. */
+  cpuSecondsPerJobAboveIdle: number
+  cpuSpanS: number
+}
+
+/** How many jobs the one-at-a-time phase submits (BENCH_ONE_AT_A_TIME overrides; 0 skips it). */
+const ONE_AT_A_TIME_JOBS = 5
+/** How often that phase asks the submitting node whether its job is verified. */
+const POLL_MS = 50
 
 export async function runCluster (options: { nodes: number, hosts: number, jobs: number, sandbox?: 'bubblewrap' | 'none', phaseTimeoutMs?: number, presenceIntervalMs?: number, label?: string }): Promise<ClusterRun> {
   const { nodes: total, jobs } = options
@@ -202,6 +226,11 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     run.latencyP50Ms = percentile(timing.latencies, 0.5)
     run.latencyP95Ms = percentile(timing.latencies, 0.95)
     run.duplicateResults = timing.duplicates
+    const singles = Number(process.env.BENCH_ONE_AT_A_TIME ?? ONE_AT_A_TIME_JOBS)
+    if (singles > 0) {
+      progress(`${label}: ${singles} more jobs, one at a time`)
+      run.oneAtATime = await oneAtATime(singles, running, submitters, source, run.idleCoresPerNode * total, phaseTimeoutMs)
+    }
     const rss = await Promise.all(running.map(async (h) => await rssMb(h.child.pid!)))
     run.rssMbPerHost = round(rss.reduce((a, b) => a + b, 0) / rss.length, 1)
     run.rssMbPerNode = round(rss.reduce((a, b) => a + b, 0) / total, 1)
@@ -220,6 +249,46 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
   }
   for (const key of ['startMs', 'formationMs', 'submitMs', 'jobsMs', 'convergenceMs', 'stopMs'] as const) run[key] = Math.round(run[key])
   return run
+}
+
+/**
+ * Submit `count` jobs one after another through different nodes, each once the previous one's
+ * submitting node shows it verified. The jobs of the burst are all verified and the logs converged
+ * before this starts, so each job has the mesh to itself.
+ */
+async function oneAtATime (count: number, running: HostProcess[], submitters: NodeClient[], source: { bytes: Uint8Array, spec: Record<string, unknown> }, idleCores: number, timeoutMs: number): Promise<OneAtATime> {
+  const ids = new Set<string>()
+  const seen: number[] = []
+  const cpuFrom = await cpuSecondsOf(running)
+  const from = performance.now()
+  for (let j = 0; j < count; j++) {
+    const client = submitters[(j * 11 + 3) % submitters.length]!
+    const started = performance.now()
+    const stored = await client.postBytes<{ hash: string, size: number }>('/api/blobs', source.bytes)
+    const job = await client.postJson<{ id: string }>('/api/jobs', { spec: { ...source.spec, name: `single-${j}` }, overrides: { replicas: REPLICAS }, source: stored })
+    ids.add(job.id)
+    await waitFor(async () => (await client.getJson<{ verdict: string }>(`/api/jobs/${job.id}`)).verdict === 'verified',
+      { timeoutMs, intervalMs: POLL_MS, what: `job single-${j} verified on the node it was submitted to` })
+    seen.push(performance.now() - started)
+  }
+  const cpuSpanS = (performance.now() - from) / 1000
+  const cpu = (await cpuSecondsOf(running)) - cpuFrom
+  // Read the latencies from one node's log once gossip has brought it every result.
+  let latencies: number[] = []
+  await waitFor(async () => {
+    latencies = jobTimings(await fetchLog(running[0]!.nodes[0]!.api), ids).latencies
+    return latencies.length === count
+  }, { timeoutMs, intervalMs: 500, what: `node 0 to hold the results of the ${count} jobs submitted one at a time` })
+  seen.sort((a, b) => a - b)
+  return {
+    jobs: count,
+    latencyP50Ms: percentile(latencies, 0.5),
+    latencyMaxMs: latencies.at(-1)!,
+    seenP50Ms: Math.round(percentile(seen, 0.5)),
+    seenMaxMs: Math.round(seen.at(-1)!),
+    cpuSecondsPerJobAboveIdle: round((cpu - idleCores * cpuSpanS) / count, 2),
+    cpuSpanS: round(cpuSpanS, 1)
+  }
 }
 
 interface Figure { value: number, baseline: number, ratio: number }
@@ -263,6 +332,11 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
     result.convergenceMs = figure(big.convergenceMs, baseline.convergenceMs)
     result.jobLatencyP50Ms = figure(big.latencyP50Ms, baseline.latencyP50Ms)
     result.jobLatencyP95Ms = figure(big.latencyP95Ms, baseline.latencyP95Ms)
+    if (big.oneAtATime !== undefined && baseline.oneAtATime !== undefined) {
+      result.oneAtATimeLatencyP50Ms = { ...figure(big.oneAtATime.latencyP50Ms, baseline.oneAtATime.latencyP50Ms), note: 'jobs submitted one at a time after the burst, each once the previous was verified: the latency on a mesh that is not saturated' }
+      result.oneAtATimeSeenP50Ms = { ...figure(big.oneAtATime.seenP50Ms, baseline.oneAtATime.seenP50Ms), note: 'the same, from the POST until the submitting node said verified, as its user sees it' }
+      result.oneAtATimeCpuSecondsPerJobAboveIdle = figure(big.oneAtATime.cpuSecondsPerJobAboveIdle, baseline.oneAtATime.cpuSecondsPerJobAboveIdle)
+    }
     result.rssMbPerNode = figure(big.rssMbPerNode, baseline.rssMbPerNode)
     result.idleCoresPerNode = figure(big.idleCoresPerNode, baseline.idleCoresPerNode)
     result.cpuSecondsPerJob = figure(round(big.cpuSeconds / jobs, 2), round(baseline.cpuSeconds / jobs, 2))
