@@ -152,19 +152,21 @@ class VerdictStream {
 }
 
 /** CPU seconds so far: the node processes (with the sandboxes they reaped) and the whole machine. */
-async function cpuSnapshot (nodes: NodeProcess[]): Promise<{ t: number, nodes: number, sandboxes: number, machineBusy: number, self: number }> {
+async function cpuSnapshot (nodes: NodeProcess[]): Promise<{ t: number, nodes: number, nodesSystem: number, sandboxes: number, machineBusy: number, self: number }> {
   let ticks = 0
   let children = 0
+  let system = 0
   for (const node of nodes) {
     const stat = await readFile(`/proc/${node.child.pid!}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
     children += Number(fields[13]) + Number(fields[14])
+    system += Number(fields[12])
   }
   const machine = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1, 9).map(Number)
-  const [user, nice, system, , , irq, softirq] = machine as [number, number, number, number, number, number, number]
+  const [user, nice, machineSystem, , , irq, softirq] = machine as [number, number, number, number, number, number, number]
   const usage = process.cpuUsage()
-  return { t: performance.now(), nodes: ticks / TICKS_PER_SECOND, sandboxes: children / TICKS_PER_SECOND, machineBusy: (user + nice + system + irq + softirq) / TICKS_PER_SECOND, self: (usage.user + usage.system) / 1e6 }
+  return { t: performance.now(), nodes: ticks / TICKS_PER_SECOND, nodesSystem: system / TICKS_PER_SECOND, sandboxes: children / TICKS_PER_SECOND, machineBusy: (user + nice + machineSystem + irq + softirq) / TICKS_PER_SECOND, self: (usage.user + usage.system) / 1e6 }
 }
 
 function cpuDelta (a: Awaited<ReturnType<typeof cpuSnapshot>>, b: Awaited<ReturnType<typeof cpuSnapshot>>): Record<string, number> {
@@ -175,6 +177,8 @@ function cpuDelta (a: Awaited<ReturnType<typeof cpuSnapshot>>, b: Awaited<Return
     nodesS: round(nodes, 2),
     // Of nodesS: the sandboxes' processes (sh, bwrap, the step), reaped by the nodes.
     sandboxesS: round(b.sandboxes - a.sandboxes, 2),
+    // Of nodesS: the node processes' own kernel time (forks, sockets, fsync), not their sandboxes'.
+    nodesSystemS: round(b.nodesSystem - a.nodesSystem, 2),
     clientS: round(self, 2),
     // Everything else the machine did meanwhile: large means the figures are disturbed.
     otherS: round(Math.max(0, b.machineBusy - a.machineBusy - nodes - self), 2)
