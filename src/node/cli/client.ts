@@ -312,3 +312,13 @@ async function * chunksOf (body: ReadableStream<Uint8Array>, signal: AbortSignal
     reader.releaseLock()
   }
 }
+
+/** `connectNode` from a command's `--api` and `--home` (either may be absent) and its environment. */
+export async function connectFromOptions (options: { api?: string | undefined, home?: string | undefined }, env: NodeJS.ProcessEnv, extra: NodeClientOptions = {}): Promise<NodeClient> {
+  return await connectNode({
+    ...(options.api !== undefined ? { api: options.api } : {}),
+    ...(options.home !== undefined ? { home: options.home } : {}),
+    env,
+    ...extra
+  })
+}

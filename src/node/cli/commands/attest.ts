@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { attestations, type PlatformAttestation } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
 import { auditExport } from '../audit.js'
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { resolveJobId } from '../job-id.js'
 import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
@@ -34,7 +34,7 @@ export const attestCommand = defineCommand({
       found = attestations(view)
     } else {
       if (options.trust !== undefined || options.quorum !== undefined || options.mesh !== undefined) throw new UsageError('--mesh, --trust and --quorum judge an exported log: add --log EXPORT (the node applies its own policy)')
-      const client = await connectNode({ ...(options.api !== undefined ? { api: options.api } : {}), ...(options.home !== undefined ? { home: options.home } : {}), env: io.env })
+      const client = await connectFromOptions(options, io.env)
       id = await resolveJobId(client, id, io.signal)
       found = (await client.getJson<{ attestations: PlatformAttestation[] }>(`/api/jobs/${id}/provenance`, { signal: io.signal })).attestations
     }

@@ -1,5 +1,5 @@
 import type { JobView } from '../../../jobs/index.js'
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { resolveJobId } from '../job-id.js'
 
@@ -15,11 +15,7 @@ export const cancelCommand = defineCommand({
     ...jsonOption
   },
   async run (options, positionals, io) {
-    const client = await connectNode({
-      ...(options.api !== undefined ? { api: options.api } : {}),
-      ...(options.home !== undefined ? { home: options.home } : {}),
-      env: io.env
-    })
+    const client = await connectFromOptions(options, io.env)
     const id = await resolveJobId(client, positionals[0]!, io.signal)
     const job = await client.postJson<JobView>(`/api/jobs/${id}/cancel`, options.reason !== undefined ? { reason: options.reason } : {}, { signal: io.signal })
     io.stdout.write(options.json ? `${JSON.stringify(job)}\n` : `cancelled job ${job.id}\n`)

@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { attestations, type JobView } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
-import { connectNode, type NodeClient } from '../client.js'
+import { connectFromOptions, type NodeClient } from '../client.js'
 import { checkedEntries, checkedLines, checkedMembershipEntries, downloadChecked, foldChecked, inside, logSlice, wantedFiles, type WantedFile } from '../release.js'
 import { apiOption, defineCommand, homeOption, jsonOption, type CliIO } from '../command.js'
 import { resolveJobId } from '../job-id.js'
@@ -28,7 +28,7 @@ interface Checked { id: string, view: JobView, entries: DecodedEntry[], files: W
 /** Locate the node, check the job's entries here and fold them under the user's policy; the files to write. */
 async function checkedJob (target: string, options: { api?: string | undefined, home?: string | undefined, trust?: string | undefined, quorum?: string | undefined, mesh?: string | undefined, platform?: string | undefined }, io: CliIO): Promise<Checked> {
   const { job, path } = splitTarget(target)
-  const client = await connectNode({ ...(options.api !== undefined ? { api: options.api } : {}), ...(options.home !== undefined ? { home: options.home } : {}), env: io.env, timeoutMs: 60_000 })
+  const client = await connectFromOptions(options, io.env, { timeoutMs: 60_000 })
   const id = await resolveJobId(client, job, io.signal)
   const reader = await readerPolicyFromOptions(options, io.env)
   // By default the reader counts its mesh's members, recomputed here from the node's checked vouches.

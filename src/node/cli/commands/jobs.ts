@@ -1,5 +1,5 @@
 import type { JobsResponse } from '../../api/routes/jobs.js'
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { jobsTable } from '../job-format.js'
@@ -17,11 +17,7 @@ export const jobsCommand = defineCommand({
   async run (options, _positionals, io) {
     const limit = options.limit === undefined ? 50 : Number(options.limit)
     if (!Number.isSafeInteger(limit) || limit < 0) throw new UsageError(`--limit ${JSON.stringify(options.limit)} is not a whole number`)
-    const client = await connectNode({
-      ...(options.api !== undefined ? { api: options.api } : {}),
-      ...(options.home !== undefined ? { home: options.home } : {}),
-      env: io.env
-    })
+    const client = await connectFromOptions(options, io.env)
     const query = new URLSearchParams()
     if (limit > 0) query.set('limit', String(limit))
     if (options.verdict !== undefined) query.set('verdict', options.verdict)

@@ -4,7 +4,7 @@ import { EntryCodec } from '../../../ledger/entry.js'
 import { LedgerStore, writeExport } from '../../../ledger/index.js'
 import { jobEntryRules } from '../../../jobs/index.js'
 import { EnvironmentError, UsageError } from '../../../util/errors.js'
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import { NodeNotRunningError } from '../../errors.js'
 import { homePaths, resolveHome } from '../../home/home.js'
 import { apiOption, defineCommand, homeOption } from '../command.js'
@@ -26,11 +26,7 @@ export const logExportCommand = defineCommand({
     }
     let lines = 0
     try {
-      const client = await connectNode({
-        ...(options.api !== undefined ? { api: options.api } : {}),
-        ...(options.home !== undefined ? { home: options.home } : {}),
-        env: io.env
-      })
+      const client = await connectFromOptions(options, io.env)
       for await (const line of client.stream('/api/log', { signal: io.signal })) {
         if (line === '') continue
         if (!out.write(`${line}\n`)) await once(out as NodeJS.EventEmitter, 'drain')

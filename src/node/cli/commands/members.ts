@@ -1,4 +1,4 @@
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import type { MembersResponse } from '../../api/routes/members.js'
 import { ApiRequestError } from '../../errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
@@ -14,11 +14,7 @@ export const membersCommand = defineCommand({
     ...jsonOption
   },
   async run (options, _positionals, io) {
-    const client = await connectNode({
-      ...(options.api !== undefined ? { api: options.api } : {}),
-      ...(options.home !== undefined ? { home: options.home } : {}),
-      env: io.env
-    })
+    const client = await connectFromOptions(options, io.env)
     const answer = await client.getJson<MembersResponse>('/api/members', { signal: io.signal })
     if (!Array.isArray(answer.members)) throw new ApiRequestError(`${client.url} answered /api/members without a member list; is it a buildhaus node of this version?`)
     io.stdout.write(options.json ? `${JSON.stringify(answer)}\n` : formatMembers(answer))

@@ -1,4 +1,4 @@
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import type { PeersResponse, PeerView } from '../../api/types.js'
 import { ApiRequestError } from '../../errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
@@ -13,11 +13,7 @@ export const peersCommand = defineCommand({
     ...jsonOption
   },
   async run (options, _positionals, io) {
-    const client = await connectNode({
-      ...(options.api !== undefined ? { api: options.api } : {}),
-      ...(options.home !== undefined ? { home: options.home } : {}),
-      env: io.env
-    })
+    const client = await connectFromOptions(options, io.env)
     const answer = await client.getJson<PeersResponse>('/api/peers', { signal: io.signal })
     if (!Array.isArray(answer.peers)) throw new ApiRequestError(`${client.url} answered /api/peers without a peer list; is it a buildhaus node?`)
     if (options.json) {

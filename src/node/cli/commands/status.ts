@@ -1,5 +1,5 @@
 import type { JobView } from '../../../jobs/index.js'
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { resolveJobId } from '../job-id.js'
 import { jobReport } from '../job-format.js'
@@ -22,11 +22,7 @@ export const statusCommand = defineCommand({
     ...jsonOption
   },
   async run (options, positionals, io) {
-    const client = await connectNode({
-      ...(options.api !== undefined ? { api: options.api } : {}),
-      ...(options.home !== undefined ? { home: options.home } : {}),
-      env: io.env
-    })
+    const client = await connectFromOptions(options, io.env)
     const id = await resolveJobId(client, positionals[0]!, io.signal)
     let job = await client.getJson<JobView>(`/api/jobs/${id}`, { signal: io.signal })
     const printer = liveLogPrinter((text) => { io.stdout.write(text) })

@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { stat } from 'node:fs/promises'
 import { MAX_SOURCE_BYTES, packDirectory } from '../../../archive/index.js'
 import { DEFAULT_TIMEOUT_S, readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { jobReport, short, verdictText } from '../job-format.js'
@@ -40,12 +40,7 @@ export const submitCommand = defineCommand({
     if (waitTimeoutMs !== undefined && !options.wait) throw new UsageError('--wait-timeout only makes sense with --wait')
     // Validate here first: a typo in buildhaus.json is reported before anything is packed or sent.
     const spec = await readJobSpec(dir)
-    const client = await connectNode({
-      ...(options.api !== undefined ? { api: options.api } : {}),
-      ...(options.home !== undefined ? { home: options.home } : {}),
-      env: io.env,
-      timeoutMs: 120_000
-    })
+    const client = await connectFromOptions(options, io.env, { timeoutMs: 120_000 })
     const say = (line: string): void => { if (!options.json) io.stderr.write(`${line}\n`) }
     const packed = await packDirectory(dir, { maxBytes: MAX_SOURCE_BYTES })
     say(`packed ${packed.files} files, ${packed.size} bytes, sha256 ${packed.sha256}`)

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises'
 import { findArtifact, type ArtifactMatch } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
 import { auditExport } from '../audit.js'
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { short, verdictText } from '../job-format.js'
 import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
@@ -66,11 +66,7 @@ export const verifyCommand = defineCommand({
         quorum: report.policy.quorum
       }
     } else {
-      const client = await connectNode({
-        ...(options.api !== undefined ? { api: options.api } : {}),
-        ...(options.home !== undefined ? { home: options.home } : {}),
-        env: io.env
-      })
+      const client = await connectFromOptions(options, io.env)
       const query = options.job !== undefined ? `?job=${options.job}` : ''
       matches = (await client.getJson<{ matches: ArtifactMatch[] }>(`/api/artifacts/${sha256}${query}`, { signal: io.signal })).matches
       // Whom the node counts, for the words beside a builder it does not count.

@@ -1,4 +1,4 @@
-import { connectNode } from '../client.js'
+import { connectFromOptions } from '../client.js'
 import type { VouchResponse } from '../../api/routes/members.js'
 import { apiOption, defineCommand, homeOption, jsonOption, type CliIO } from '../command.js'
 import { short } from '../job-format.js'
@@ -19,11 +19,7 @@ function vouchCommandOf (type: 'vouch' | 'unvouch') {
     },
     async run (options, positionals, io) {
       const member = parseMemberKey(positionals[0]!, 'KEY')
-      const client = await connectNode({
-        ...(options.api !== undefined ? { api: options.api } : {}),
-        ...(options.home !== undefined ? { home: options.home } : {}),
-        env: io.env
-      })
+      const client = await connectFromOptions(options, io.env)
       const answer = await client.postJson<VouchResponse>(`/api/members/${type}`, { member }, { signal: io.signal })
       if (options.json) io.stdout.write(`${JSON.stringify(answer)}\n`)
       else report(answer, io)

@@ -3,16 +3,12 @@ import { join } from 'node:path'
 import { MAX_SPEC_FILE_BYTES, SPEC_FILE_NAME, WATCH_KINDS, type WatchKind } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
 import type { WatchListing } from '../../api/routes/watches.js'
-import { connectNode } from '../client.js'
-import { apiOption, defineCommand, homeOption, jsonOption, type CliIO } from '../command.js'
+import { connectFromOptions } from '../client.js'
+import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
 import { short } from '../job-format.js'
 import { formatTable } from '../table.js'
 import { when } from './audit.js'
 import { defaultDebianArchive, defaultNpmRegistry, defaultPypiIndex } from '../upstream-defaults.js'
-
-async function client (options: { api?: string | undefined, home?: string | undefined }, io: CliIO) {
-  return await connectNode({ ...(options.api !== undefined ? { api: options.api } : {}), ...(options.home !== undefined ? { home: options.home } : {}), env: io.env })
-}
 
 /** The job template from --job: a buildhaus.json (or a directory holding one), `{version}` in its steps. */
 async function readTemplate (path: string): Promise<unknown> {
@@ -78,7 +74,7 @@ export const watchAddCommand = defineCommand({
     } else if (options.platform.length > 0 || options.replicas !== undefined) {
       throw new UsageError('--platform and --replicas change the --job template; without --job each release\'s own buildhaus.json decides')
     }
-    const node = await client(options, io)
+    const node = await connectFromOptions(options, io.env)
     const watch = await node.postJson<WatchListing>('/api/watches', body, { signal: io.signal })
     io.stdout.write(options.json ? `${JSON.stringify(watch)}\n` : `${watch.id}\n`)
     if (!options.json) io.stderr.write(`watching ${describe(watch)} every ${watch.spec.interval} s; polled by ${watch.pollers.length > 0 ? watch.pollers.map(short).join(', ') : 'no live poller yet'}\n`)
@@ -103,7 +99,7 @@ export const watchListCommand = defineCommand({
     ...jsonOption
   },
   async run (options, _positionals, io) {
-    const node = await client(options, io)
+    const node = await connectFromOptions(options, io.env)
     const { watches } = await node.getJson<{ watches: WatchListing[] }>('/api/watches', { signal: io.signal })
     const shown = watches.filter((w) => options.removed || !w.removed)
     if (options.json) {
@@ -137,7 +133,7 @@ export const watchRemoveCommand = defineCommand({
   positionals: { min: 1, max: 1 },
   options: { ...apiOption, ...homeOption, ...jsonOption },
   async run (options, positionals, io) {
-    const node = await client(options, io)
+    const node = await connectFromOptions(options, io.env)
     let id = positionals[0]!
     if (!/^[0-9a-f]{64}$/.test(id)) {
       const { watches } = await node.getJson<{ watches: WatchListing[] }>('/api/watches', { signal: io.signal })
