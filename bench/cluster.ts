@@ -276,7 +276,9 @@ async function oneAtATime (count: number, running: HostProcess[], submitters: No
   // Read the latencies from one node's log once gossip has brought it every result.
   let latencies: number[] = []
   await waitFor(async () => {
-    latencies = jobTimings(await fetchLog(running[0]!.nodes[0]!.api), ids).latencies
+    const log = await fetchLog(running[0]!.nodes[0]!.api)
+    latencies = jobTimings(log, ids).latencies
+    if (latencies.length === count && process.env.BENCH_TIMELINES !== undefined) printTimelines(log, [...ids])
     return latencies.length === count
   }, { timeoutMs, intervalMs: 500, what: `node 0 to hold the results of the ${count} jobs submitted one at a time` })
   seen.sort((a, b) => a - b)
