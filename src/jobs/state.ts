@@ -1,4 +1,4 @@
-import type { DecodedEntry } from '../ledger/entry.js'
+import type { CheckedEntry } from '../ledger/entry.js'
 import { InvalidInputError } from '../util/errors.js'
 import { JOB_REFERRING_TYPES, type CancelBody, type ClaimBody, type DiagnosisBody, type JobBody, type ResultBody } from './bodies.js'
 import { checkTrustPolicy, isTrusted, quorumFor, type TrustPolicy } from './trust.js'
@@ -15,7 +15,7 @@ import type { ClaimView, DiagnosisView, JobView, LivenessNote, PlatformView, Res
  */
 
 /** The canonical fold order: Lamport clock, then author, then seq, then id. */
-export function compareEntries (a: DecodedEntry, b: DecodedEntry): number {
+export function compareEntries (a: CheckedEntry, b: CheckedEntry): number {
   return a.entry.clock - b.entry.clock ||
     cmp(a.entry.author, b.entry.author) ||
     a.entry.seq - b.entry.seq ||
@@ -27,7 +27,7 @@ function cmp (a: string, b: string): number {
 }
 
 /** Authors with two different entries at the same seq among `entries`: proven equivocators. */
-function forkedAuthors (entries: readonly DecodedEntry[]): Set<string> {
+function forkedAuthors (entries: readonly CheckedEntry[]): Set<string> {
   const seen = new Map<string, string>()
   const forked = new Set<string>()
   for (const e of entries) {
@@ -53,7 +53,7 @@ interface PlatformAcc {
   results: Array<{ view: ResultView, seq: number, id: string, body: ResultBody }>
 }
 
-function resultView (e: DecodedEntry, body: ResultBody, trusted: boolean): ResultView {
+function resultView (e: CheckedEntry, body: ResultBody, trusted: boolean): ResultView {
   return {
     builder: e.entry.author,
     status: body.status,
@@ -144,13 +144,13 @@ function foldPlatform (platform: JobBody['platforms'][number], acc: PlatformAcc,
  * claims, results and diagnoses for a platform the job does not have are
  * listed in `entries` but change nothing. Only the submitter can cancel.
  */
-export function foldJob (job: DecodedEntry, related: Iterable<DecodedEntry>, policy: TrustPolicy = {}): JobView {
+export function foldJob (job: CheckedEntry, related: Iterable<CheckedEntry>, policy: TrustPolicy = {}): JobView {
   if (job.entry.type !== 'job') throw new InvalidInputError(`entry ${job.id} is a ${job.entry.type}, not a job`)
   checkTrustPolicy(policy)
   const body = job.entry.body as unknown as JobBody
   const submitter = job.entry.author
 
-  const unique = new Map<string, DecodedEntry>()
+  const unique = new Map<string, CheckedEntry>()
   for (const e of related) {
     if (!JOB_REFERRING_TYPES.has(e.entry.type) || e.entry.body.job !== job.id) continue
     unique.set(e.id, e)
@@ -215,7 +215,7 @@ export function foldJob (job: DecodedEntry, related: Iterable<DecodedEntry>, pol
  * export may still hold them (a key used after its revoke), and the fold
  * ignores them there too, so node and audit agree.
  */
-export function revokedAt (entries: Iterable<DecodedEntry>): Map<string, number> {
+export function revokedAt (entries: Iterable<CheckedEntry>): Map<string, number> {
   const ended = new Map<string, number>()
   for (const e of entries) {
     if (e.entry.type !== 'revoke') continue
@@ -226,7 +226,7 @@ export function revokedAt (entries: Iterable<DecodedEntry>): Map<string, number>
 }
 
 /** Whether `e` was written after its author's revoke (see revokedAt). */
-export function afterRevoke (ended: ReadonlyMap<string, number>, e: DecodedEntry): boolean {
+export function afterRevoke (ended: ReadonlyMap<string, number>, e: CheckedEntry): boolean {
   const at = ended.get(e.entry.author)
   return at !== undefined && e.entry.seq > at
 }
@@ -237,9 +237,9 @@ export function afterRevoke (ended: ReadonlyMap<string, number>, e: DecodedEntry
  * not among them, are ignored, and so is every entry an author wrote after
  * its revoke.
  */
-export function foldAll (entries: Iterable<DecodedEntry>, policy: TrustPolicy = {}): JobView[] {
-  const jobs = new Map<string, DecodedEntry>()
-  const related = new Map<string, DecodedEntry[]>()
+export function foldAll (entries: Iterable<CheckedEntry>, policy: TrustPolicy = {}): JobView[] {
+  const jobs = new Map<string, CheckedEntry>()
+  const related = new Map<string, CheckedEntry[]>()
   const all = [...entries]
   const ended = revokedAt(all)
   for (const e of all) {

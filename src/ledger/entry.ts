@@ -35,6 +35,16 @@ export interface DecodedEntry<B extends EntryBody = EntryBody> {
 }
 
 /**
+ * What a fold (jobs, membership) reads of a checked entry: not its
+ * signature, prev link or line. An audit keeps every entry of a log until
+ * its folds, so it keeps only this much (node/cli/audit.ts).
+ */
+export interface CheckedEntry {
+  readonly entry: Pick<Entry, 'author' | 'seq' | 'clock' | 'time' | 'type' | 'body'>
+  readonly id: string
+}
+
+/**
  * What the ledger needs to know of each entry type a higher layer defines:
  * how to check a body, and which other entries (by id) it refers to, so the
  * store can index them. The ledger itself knows no job semantics.

@@ -3,7 +3,7 @@ export * from './constants.js'
 export * from './errors.js'
 export {
   EntryCodec, decodeTrusted, entryIdOf, signedMessage, unsignedOf, verifyEntrySignature,
-  type DecodedEntry, type Entry, type EntryBody, type EntryTypeRule, type EntryTypeRules, type UnsignedEntry
+  type CheckedEntry, type DecodedEntry, type Entry, type EntryBody, type EntryTypeRule, type EntryTypeRules, type UnsignedEntry
 } from './entry.js'
 export * from './admission/index.js'
 export { checkForkPair, decodeForkProof, encodeForkProof, type ForkProof } from './forks.js'

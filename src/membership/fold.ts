@@ -1,4 +1,4 @@
-import type { DecodedEntry } from '../ledger/entry.js'
+import type { CheckedEntry } from '../ledger/entry.js'
 import { REVOKE_TYPE, UNVOUCH_TYPE, VOUCH_TYPE } from './constants.js'
 import type { MeshDefinition } from './definition.js'
 import { VouchBook } from './vouch-book.js'
@@ -94,7 +94,7 @@ export function leastFixedPoint (definition: MeshDefinition, book: VouchBook, ba
 }
 
 /** Whether an entry is one the membership fold reads. */
-export function isMembershipEntry (entry: DecodedEntry): boolean {
+export function isMembershipEntry (entry: CheckedEntry): boolean {
   const type = entry.entry.type
   return type === VOUCH_TYPE || type === UNVOUCH_TYPE || type === REVOKE_TYPE
 }
@@ -110,10 +110,10 @@ export interface FoldMembershipOptions {
  * live), revoked authors (a `revoke` entry) and forked ones (given, or two
  * entries at one seq among these) barred, then the least fixed point.
  */
-export function foldMembership (definition: MeshDefinition, entries: Iterable<DecodedEntry>, options: FoldMembershipOptions = {}): MembershipView {
+export function foldMembership (definition: MeshDefinition, entries: Iterable<CheckedEntry>, options: FoldMembershipOptions = {}): MembershipView {
   const barred = new Map<string, 'revoked' | 'forked'>()
   for (const author of options.forked ?? []) barred.set(author, 'forked')
-  const relevant: DecodedEntry[] = []
+  const relevant: CheckedEntry[] = []
   const atSeq = new Map<string, string>()
   for (const e of entries) {
     if (!isMembershipEntry(e)) continue

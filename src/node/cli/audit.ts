@@ -1,5 +1,4 @@
-import { EntryCodec, entryIdOf, unsignedOf, type DecodedEntry, type Entry } from '../../ledger/entry.js'
-import { canonicalJson } from '../../util/canonical-json.js'
+import { EntryCodec, entryIdOf, unsignedOf, type CheckedEntry, type DecodedEntry, type EntryBody } from '../../ledger/entry.js'
 import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../../ledger/index.js'
 import {
   computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
@@ -162,12 +161,13 @@ export interface AuditExportOptions {
  */
 export async function auditExport (path: string, policy: TrustPolicy = {}, options: AuditExportOptions = {}): Promise<FullAuditReport> {
   const codec = new EntryCodec(jobEntryRules)
-  const entries: DecodedEntry[] = []
+  const entries: CheckedEntry[] = []
   const lines: number[] = []
+  const keep = compactKeeper()
   const log = await auditFile(path, codec, {
     ...(options.verifier !== undefined ? { verifier: options.verifier } : {}),
     onEntry: (entry, line) => {
-      entries.push(new AuditedEntry(entry.entry, entry.id))
+      entries.push(keep(entry))
       lines.push(line)
     }
   })
@@ -217,16 +217,38 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
 }
 
 /**
- * A checked entry as the verdicts need it, without its line: the audit holds
- * every entry of the log until the fold, and the lines (as many bytes as the
- * export) would only add to what the collector carries. The line is
- * re-derived on demand: the audit checked it is the entry's canonical form.
+ * A checked entry as the folds need it (CheckedEntry), in one object: the
+ * audit holds every entry of the log until the folds, and each object and
+ * string kept is copied by the collector as it ages and marked at every full
+ * collection. Its signature, prev link, version and line were checked and
+ * are not read again.
  */
-class AuditedEntry implements DecodedEntry {
-  constructor (readonly entry: Entry, readonly id: string) {}
+class AuditedEntry implements CheckedEntry {
+  constructor (
+    readonly id: string,
+    readonly author: string,
+    readonly seq: number,
+    readonly clock: number,
+    readonly time: number,
+    readonly type: string,
+    readonly body: EntryBody
+  ) {}
 
-  get line (): string {
-    return canonicalJson(this.entry)
+  get entry (): this {
+    return this
+  }
+}
+
+/** Make AuditedEntry records, sharing one string per author (a log has few authors and many entries). */
+function compactKeeper (): (decoded: DecodedEntry) => AuditedEntry {
+  const authors = new Map<string, string>()
+  return ({ entry, id }) => {
+    let author = authors.get(entry.author)
+    if (author === undefined) {
+      author = entry.author
+      authors.set(author, author)
+    }
+    return new AuditedEntry(id, author, entry.seq, entry.clock, entry.time, entry.type, entry.body)
   }
 }
 
@@ -290,7 +312,7 @@ function auditedPlatform (p: PlatformView): AuditedPlatform {
  * Per author with a problem: the first problem line, and the last entry before
  * it whose chain links from seq 0 (what can still be relied on).
  */
-function chainBreaks (problems: readonly AuditProblem[], entries: readonly DecodedEntry[], lines: readonly number[]): ChainBreak[] {
+function chainBreaks (problems: readonly AuditProblem[], entries: readonly CheckedEntry[], lines: readonly number[]): ChainBreak[] {
   const first = new Map<string, AuditProblem>()
   for (const p of problems) if (p.author !== undefined && !first.has(p.author)) first.set(p.author, p)
   if (first.size === 0) return []
