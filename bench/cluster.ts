@@ -80,6 +80,7 @@ export interface ClusterRun {
   latencyP50Ms: number
   latencyP95Ms: number
   duplicateResults: number
+  latencyPhases?: LatencyPhases
   /** CPU cores the formed, idle mesh uses per node (host processes, over IDLE_SAMPLE_MS). */
   idleCoresPerNode: number
   rssMbPerNode: number
@@ -248,6 +249,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     run.latencyP50Ms = percentile(timing.latencies, 0.5)
     run.latencyP95Ms = percentile(timing.latencies, 0.95)
     run.duplicateResults = timing.duplicates
+    run.latencyPhases = timing.phases
     const rss = await Promise.all(running.map(async (h) => await rssMb(h.child.pid!)))
     run.rssMbPerHost = round(rss.reduce((a, b) => a + b, 0) / rss.length, 1)
     run.rssMbPerNode = round(rss.reduce((a, b) => a + b, 0) / total, 1)
@@ -377,18 +379,30 @@ async function fetchLog (api: string): Promise<string[]> {
  * result that completed its replicas (authors' wall clocks, one machine), and
  * how many results came beyond the replicas asked for.
  */
-function jobTimings (lines: string[], ids: Set<string>): { latencies: number[], duplicates: number } {
+function jobTimings (lines: string[], ids: Set<string>): { latencies: number[], duplicates: number, phases: LatencyPhases } {
   const submitted = new Map<string, number>()
   const results = new Map<string, number[]>()
+  const claimDelays: number[] = []
+  const builds: number[] = []
+  const published: number[] = []
+  const claims: Array<{ job: string, time: number }> = []
+  const runs: Array<{ job: string, time: number, start: number, end: number }> = []
   for (const line of lines) {
-    const entry = JSON.parse(line) as { type: string, time: number, body: { job?: string, status?: string } }
+    const entry = JSON.parse(line) as { type: string, time: number, body: { job?: string, status?: string, start?: number, end?: number } }
     if (entry.type === 'job') {
       const id = entryIdOf(unsignedOf(line))
       if (ids.has(id)) submitted.set(id, entry.time)
     } else if (entry.type === 'result' && entry.body.job !== undefined && ids.has(entry.body.job) && entry.body.status !== 'refused') {
       results.set(entry.body.job, [...(results.get(entry.body.job) ?? []), entry.time])
+      if (entry.body.start !== undefined && entry.body.end !== undefined) runs.push({ job: entry.body.job, time: entry.time, start: entry.body.start, end: entry.body.end })
+    } else if (entry.type === 'claim' && entry.body.job !== undefined && ids.has(entry.body.job)) {
+      claims.push({ job: entry.body.job, time: entry.time })
     }
   }
+  for (const c of claims) { const t = submitted.get(c.job); if (t !== undefined) claimDelays.push(c.time - t) }
+  for (const r of runs) { builds.push(r.end - r.start); published.push(r.time - r.end) }
+  const p50 = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 0.5)
+  const phases = { claimAfterJobP50Ms: p50(claimDelays), buildP50Ms: p50(builds), resultAfterBuildP50Ms: p50(published) }
   const latencies: number[] = []
   let duplicates = 0
   for (const [id, time] of submitted) {
@@ -396,8 +410,11 @@ function jobTimings (lines: string[], ids: Set<string>): { latencies: number[], 
     if (times.length >= REPLICAS) latencies.push(times[REPLICAS - 1]! - time)
     duplicates += Math.max(0, times.length - REPLICAS)
   }
-  return { latencies: latencies.sort((a, b) => a - b), duplicates }
+  return { latencies: latencies.sort((a, b) => a - b), duplicates, phases }
 }
+
+/** Where a job's latency goes (p50 over claims and results, authors' clocks on one machine): the job entry to each claim, a build's own run (the result's start to end), its end to the result entry. */
+interface LatencyPhases { claimAfterJobP50Ms: number, buildP50Ms: number, resultAfterBuildP50Ms: number }
 
 /** For BENCH_TIMELINES: each job's claims and results, ms after the job entry, with their authors. */
 function printTimelines (lines: string[], ids: string[]): void {
