@@ -12,7 +12,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
-import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES, PING_INTERVAL_MS } from './constants.js'
+import {
+  DIAL_TIMEOUT_MS, GOSSIP_MESH, IDONTWANT_MIN_BYTES, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES, PING_INTERVAL_MS
+} from './constants.js'
 import { PortInUseError } from './errors.js'
 import { sendWindowUpdatesAtHalfWindow } from './yamux-window.js'
 import { natConfig, type NatOptions, type NatServices } from './nat/services.js'
@@ -103,6 +105,8 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
           emitSelf: false,
           fallbackToFloodsub: false,
           maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+          ...GOSSIP_MESH,
+          idontwantMinDataSize: IDONTWANT_MIN_BYTES,
           fastMsgIdFn: fastMessageId,
           // Gossipsub's default graylists a node with more than 10 peers from one IP address:
           // with it, one bootstrap node in front of a lab behind NAT (or 30 test nodes on one
