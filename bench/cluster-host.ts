@@ -86,3 +86,49 @@ for (let i = 0; i < spec.count && !stopping; i++) {
 }
 say({ event: 'ready', pid: process.pid, nodes: nodes.length })
 lag.enable()
+
+// BENCH_COUNTERS: count what each node's gossipsub receives and sends (RPCs, messages per topic,
+// IHAVE/IWANT/IDONTWANT ids, GRAFT/PRUNE), its first deliveries, sync sessions, claims and
+// yields; on SIGUSR2 print the sums over this host's nodes ({"event":"counters",…}), with the
+// monotonic clock in µs (the clock of --cpu-prof profiles, to cut one to a window).
+if (process.env.BENCH_COUNTERS !== undefined) {
+  const sums: Record<string, number> = {}
+  const add = (key: string, n: number): void => { if (n !== 0) sums[key] = (sums[key] ?? 0) + n }
+  interface Rpc { messages?: Array<{ topic?: string }>, control?: { ihave?: Array<{ messageIDs?: unknown[] }>, iwant?: Array<{ messageIDs?: unknown[] }>, idontwant?: Array<{ messageIDs?: unknown[] }>, graft?: unknown[], prune?: unknown[] } }
+  const tally = (way: string, rpc: Rpc): void => {
+    add(`${way}.rpcs`, 1)
+    for (const m of rpc.messages ?? []) add(`${way}.msgs.${m.topic ?? '?'}`, 1)
+    const c = rpc.control
+    if (c === undefined) return
+    for (const kind of ['ihave', 'iwant', 'idontwant'] as const) {
+      for (const part of c[kind] ?? []) add(`${way}.${kind}Ids`, part.messageIDs?.length ?? 0)
+      add(`${way}.${kind}Rpcs`, (c[kind]?.length ?? 0) > 0 ? 1 : 0)
+    }
+    add(`${way}.graft`, c.graft?.length ?? 0)
+    add(`${way}.prune`, c.prune?.length ?? 0)
+  }
+  for (const node of nodes) {
+    const pubsub = node.libp2p.services.pubsub as unknown as { handleReceivedRpc: (from: unknown, rpc: Rpc) => Promise<void>, sendRpc: (id: string, rpc: Rpc) => boolean }
+    const received = pubsub.handleReceivedRpc.bind(pubsub)
+    pubsub.handleReceivedRpc = async (from, rpc) => { tally('rx', rpc); await received(from, rpc) }
+    const send = pubsub.sendRpc.bind(pubsub)
+    pubsub.sendRpc = (id, rpc) => { tally('tx', rpc); return send(id, rpc) }
+  }
+  process.on('SIGUSR2', () => {
+    const snapshot: Record<string, number> = { ...sums, hrtimeUs: Number(process.hrtime.bigint() / 1000n) }
+    for (const node of nodes) {
+      const g = node.gossip.stats()
+      const y = node.sync.stats()
+      const j = node.jobs.getStats()
+      const pubsub = node.libp2p.services.pubsub as unknown as { mesh: Map<string, Set<string>> }
+      for (const [key, value] of Object.entries({
+        'gossip.accepted': g.accepted, 'gossip.ignored': g.ignored, 'gossip.rejected': g.rejected,
+        'sync.sessions': y.sessions, 'sync.failed': y.failed, 'sync.received': y.received, 'sync.sent': y.sent,
+        'jobs.claims': j.claims, 'jobs.yielded': j.yielded, 'jobs.diagnoses': j.diagnoses,
+        'net.connections': node.libp2p.getConnections().length,
+        'net.meshPeers': [...pubsub.mesh.values()].reduce((a, s) => a + s.size, 0)
+      })) snapshot[key] = (snapshot[key] ?? 0) + value
+    }
+    say({ event: 'counters', counters: snapshot })
+  })
+}

@@ -60,6 +60,8 @@ export interface HostProcess {
   stderr: string
   /** From its last line: how late its timers fired between ready and stop. */
   eventLoopDelayMs?: { p50: number, p99: number, max: number }
+  /** Waiting for the answer to SIGUSR2 (BENCH_COUNTERS). */
+  onCounters?: (counters: Record<string, number>) => void
 }
 
 export interface ClusterRun {
@@ -78,6 +80,7 @@ export interface ClusterRun {
   latencyP50Ms: number
   latencyP95Ms: number
   duplicateResults: number
+  latencyPhases?: LatencyPhases
   /** CPU cores the formed, idle mesh uses per node (host processes, over IDLE_SAMPLE_MS). */
   idleCoresPerNode: number
   rssMbPerNode: number
@@ -99,6 +102,12 @@ export interface ClusterRun {
   oneAtATime?: OneAtATime
   /** When the jobs phase timed out: the jobs a node still did not show verified, with their verdicts. */
   notVerified?: Array<{ name: string, verdict: string, reason?: string }>
+  /**
+   * BENCH_COUNTERS: what the nodes counted from the first submission until the logs converged
+   * (sums over all nodes, bench/cluster-host.ts), each also per job; the bench's own HTTP requests
+   * in that span; and, with BENCH_POLL_COST, the CPU of one round of GET /api/jobs on every node.
+   */
+  accounting?: { counters: Record<string, number>, perJob: Record<string, number>, benchRequests: number, pollRoundCpuS?: number, hostWindowsUs: Array<[number, number]> }
   error?: string
 }
 
@@ -119,6 +128,16 @@ export interface OneAtATime {
 const ONE_AT_A_TIME_JOBS = 5
 /** How often that phase asks the submitting node whether its job is verified. */
 const POLL_MS = 50
+
+/** BENCH_COUNTERS: every host's counters now (sums over its nodes). */
+async function countersOf (hosts: HostProcess[]): Promise<Array<Record<string, number>>> {
+  return await Promise.all(hosts.map(async (h) => await new Promise<Record<string, number>>((resolve) => {
+    h.onCounters = (c) => { h.onCounters = undefined; resolve(c) }
+    h.child.kill('SIGUSR2')
+  })))
+}
+
+let benchRequests = 0
 
 export async function runCluster (options: { nodes: number, hosts: number, jobs: number, sandbox?: 'bubblewrap' | 'none', phaseTimeoutMs?: number, presenceIntervalMs?: number, label?: string }): Promise<ClusterRun> {
   const { nodes: total, jobs } = options
@@ -166,8 +185,11 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     const idleStarted = performance.now()
     await delay(IDLE_SAMPLE_MS)
     run.idleCoresPerNode = round(((await cpuSecondsOf(running)) - idleFrom) / ((performance.now() - idleStarted) / 1000) / total, 4)
+    const counting = process.env.BENCH_COUNTERS !== undefined
+    const countersBefore = counting ? await countersOf(running) : []
     const cpuBefore = await cpuSecondsOf(running)
     const cpuFrom = performance.now()
+    benchRequests = 0
 
     recorder = label.startsWith('baseline') ? undefined : startPerfRecord(running.map((h) => h.child.pid!), 499)
     progress(`${label}: submitting ${jobs} jobs round-robin`)
@@ -192,6 +214,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     let notVerified: Array<{ name: string, verdict: string, reason?: string }> = []
     await waitFor(async () => {
       for (const client of clients) {
+        benchRequests++
         const { jobs: list } = await client.getJson<JobsResponse>('/api/jobs')
         const mine = list.filter((j) => ids.includes(j.id))
         if (mine.length === ids.length && mine.every((j) => j.verdict === 'verified')) continue
@@ -209,6 +232,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     progress(`${label}: waiting for every node to hold the same log`)
     let common: string[] = []
     await waitFor(async () => {
+      benchRequests += all.length
       const logs = await Promise.all(all.map(async (n) => await fetchLog(n.api)))
       const reference = new Set(logs[0])
       if (!logs.every((log) => log.length === reference.size && new Set(log).size === reference.size && log.every((line) => reference.has(line)))) return false
@@ -220,12 +244,36 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     await recorder?.stop()
     run.cpuSeconds = round((await cpuSecondsOf(running)) - cpuBefore, 1)
     run.cpuSpanS = round((performance.now() - cpuFrom) / 1000, 1)
+    if (counting) {
+      const after = await countersOf(running)
+      const counters: Record<string, number> = {}
+      for (const [h, snapshot] of after.entries()) {
+        for (const [key, value] of Object.entries(snapshot)) {
+          if (key === 'hrtimeUs') continue
+          // Gauges (connections, mesh peers) as they are at the end; counters as the difference.
+          const gauge = key.startsWith('net.')
+          counters[key] = (counters[key] ?? 0) + value - (gauge ? 0 : (countersBefore[h]![key] ?? 0))
+        }
+      }
+      const perJob = Object.fromEntries(Object.entries(counters).filter(([k]) => !k.startsWith('net.')).map(([k, v]) => [k, round(v / jobs, 1)]))
+      run.accounting = { counters, perJob, benchRequests, hostWindowsUs: after.map((a, h) => [countersBefore[h]!.hrtimeUs!, a.hrtimeUs!]) }
+      if (process.env.BENCH_POLL_COST !== undefined) {
+        // What one round of the bench's poll (GET /api/jobs on every node, one after another) costs the nodes.
+        const rounds = 10
+        const from = await cpuSecondsOf(running)
+        const started = performance.now()
+        for (let r = 0; r < rounds; r++) for (const client of clients) await client.getJson<JobsResponse>('/api/jobs')
+        const spanS = (performance.now() - started) / 1000
+        run.accounting.pollRoundCpuS = round(((await cpuSecondsOf(running)) - from - run.idleCoresPerNode * total * spanS) / rounds, 3)
+      }
+    }
     run.entries = common.length
     const timing = jobTimings(common, new Set(ids))
     if (process.env.BENCH_TIMELINES !== undefined) printTimelines(common, ids.slice(0, 5))
     run.latencyP50Ms = percentile(timing.latencies, 0.5)
     run.latencyP95Ms = percentile(timing.latencies, 0.95)
     run.duplicateResults = timing.duplicates
+    run.latencyPhases = timing.phases
     const singles = Number(process.env.BENCH_ONE_AT_A_TIME ?? ONE_AT_A_TIME_JOBS)
     if (singles > 0) {
       progress(`${label}: ${singles} more jobs, one at a time`)
@@ -374,6 +422,7 @@ export async function startHost (spec: { dir: string, first: number, count: numb
         const event = JSON.parse(line) as { event: string } & HostProcess['nodes'][number]
         if (event.event === 'node') host.nodes.push(event)
         if (event.event === 'ready') { clearTimeout(timer); resolve() }
+        if (event.event === 'counters') host.onCounters?.((event as unknown as { counters: Record<string, number> }).counters)
         if (event.event === 'stopped') host.eventLoopDelayMs = (event as unknown as { eventLoopDelayMs: HostProcess['eventLoopDelayMs'] }).eventLoopDelayMs
       }
     })
@@ -406,18 +455,30 @@ async function fetchLog (api: string): Promise<string[]> {
  * result that completed its replicas (authors' wall clocks, one machine), and
  * how many results came beyond the replicas asked for.
  */
-function jobTimings (lines: string[], ids: Set<string>): { latencies: number[], duplicates: number } {
+function jobTimings (lines: string[], ids: Set<string>): { latencies: number[], duplicates: number, phases: LatencyPhases } {
   const submitted = new Map<string, number>()
   const results = new Map<string, number[]>()
+  const claimDelays: number[] = []
+  const builds: number[] = []
+  const published: number[] = []
+  const claims: Array<{ job: string, time: number }> = []
+  const runs: Array<{ job: string, time: number, start: number, end: number }> = []
   for (const line of lines) {
-    const entry = JSON.parse(line) as { type: string, time: number, body: { job?: string, status?: string } }
+    const entry = JSON.parse(line) as { type: string, time: number, body: { job?: string, status?: string, start?: number, end?: number } }
     if (entry.type === 'job') {
       const id = entryIdOf(unsignedOf(line))
       if (ids.has(id)) submitted.set(id, entry.time)
     } else if (entry.type === 'result' && entry.body.job !== undefined && ids.has(entry.body.job) && entry.body.status !== 'refused') {
       results.set(entry.body.job, [...(results.get(entry.body.job) ?? []), entry.time])
+      if (entry.body.start !== undefined && entry.body.end !== undefined) runs.push({ job: entry.body.job, time: entry.time, start: entry.body.start, end: entry.body.end })
+    } else if (entry.type === 'claim' && entry.body.job !== undefined && ids.has(entry.body.job)) {
+      claims.push({ job: entry.body.job, time: entry.time })
     }
   }
+  for (const c of claims) { const t = submitted.get(c.job); if (t !== undefined) claimDelays.push(c.time - t) }
+  for (const r of runs) { builds.push(r.end - r.start); published.push(r.time - r.end) }
+  const p50 = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 0.5)
+  const phases = { claimAfterJobP50Ms: p50(claimDelays), buildP50Ms: p50(builds), resultAfterBuildP50Ms: p50(published) }
   const latencies: number[] = []
   let duplicates = 0
   for (const [id, time] of submitted) {
@@ -425,8 +486,11 @@ function jobTimings (lines: string[], ids: Set<string>): { latencies: number[], 
     if (times.length >= REPLICAS) latencies.push(times[REPLICAS - 1]! - time)
     duplicates += Math.max(0, times.length - REPLICAS)
   }
-  return { latencies: latencies.sort((a, b) => a - b), duplicates }
+  return { latencies: latencies.sort((a, b) => a - b), duplicates, phases }
 }
+
+/** Where a job's latency goes (p50 over claims and results, authors' clocks on one machine): the job entry to each claim, a build's own run (the result's start to end), its end to the result entry. */
+interface LatencyPhases { claimAfterJobP50Ms: number, buildP50Ms: number, resultAfterBuildP50Ms: number }
 
 /** For BENCH_TIMELINES: each job's claims and results, ms after the job entry, with their authors. */
 function printTimelines (lines: string[], ids: string[]): void {

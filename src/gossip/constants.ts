@@ -93,3 +93,26 @@ export const PEER_DIAL_WINDOW_MS = 5_000
 /** Peers the address book remembers (strangers we are not connected to are forgotten first), and addresses per peer. */
 export const BOOK_MAX_PEERS = 1024
 export const BOOK_MAX_ADDRESSES_PER_PEER = 8
+
+/**
+ * Gossipsub's mesh degree: D, and the bounds a heartbeat keeps each topic's
+ * mesh between (Dlo, Dhi; Dout outbound peers, Dscore kept by score when
+ * pruning). A message reaches a node about once from each mesh peer: the
+ * first copy is the delivery, the others are duplicates that cost the same
+ * Noise, Yamux and protobuf work and are then dropped. Measured at 50 nodes
+ * (BENCHMARKS.md, "Mesh cost at 50 nodes"): gossipsub's defaults (6; 4–12)
+ * let meshes grow to 7–8 peers, 6.2 copies of each entry per node; 4 (3–6)
+ * holds them at 4–5 peers and 4.4 copies, with every entry still delivered to
+ * every node. Sync repairs what a thinner mesh would lose.
+ */
+export const GOSSIP_MESH = { D: 4, Dlo: 3, Dhi: 6, Dout: 2, Dscore: 2 }
+
+/**
+ * Messages from this size on get an IDONTWANT to the mesh peers when they
+ * first arrive (gossipsub 1.2). For a typical entry (0.5–2 KB) or heartbeat
+ * the IDONTWANT costs about what the duplicate it may spare does: it is a
+ * message of its own to every mesh peer. At 50 nodes gossipsub's default
+ * (512 B) sent 3.6 of them per entry delivery and spared no measurable
+ * duplicate; from 16 KiB (large jobs and results) they still save bytes.
+ */
+export const IDONTWANT_MIN_BYTES = 16 * 1024

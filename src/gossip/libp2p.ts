@@ -12,8 +12,11 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import { UsageError } from '../util/errors.js'
-import { DIAL_TIMEOUT_MS, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES, PING_INTERVAL_MS } from './constants.js'
+import {
+  DIAL_TIMEOUT_MS, GOSSIP_MESH, IDONTWANT_MIN_BYTES, INVALID_MESSAGE_DECAY, INVALID_MESSAGE_WEIGHT, IP_COLOCATION_THRESHOLD, MAX_GOSSIP_MESSAGE_BYTES, PING_INTERVAL_MS
+} from './constants.js'
 import { PortInUseError } from './errors.js'
+import { sendWindowUpdatesAtHalfWindow } from './yamux-window.js'
 import { natConfig, type NatOptions, type NatServices } from './nat/services.js'
 
 // A type alias, not an interface: libp2p's ServiceMap needs an index signature.
@@ -65,6 +68,7 @@ export function parseMultiaddrOption (value: string, option: string): string {
  * message is signed by its origin's node key and checked on receipt).
  */
 export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshLibp2p> {
+  sendWindowUpdatesAtHalfWindow()
   options.listen.forEach((addr) => parseMultiaddrOption(addr, '--listen'))
   const bootstrapList = options.bootstrap ?? []
   bootstrapList.forEach((addr) => parseMultiaddrOption(addr, '--bootstrap'))
@@ -101,6 +105,8 @@ export async function createMeshLibp2p (options: MeshNodeOptions): Promise<MeshL
           emitSelf: false,
           fallbackToFloodsub: false,
           maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+          ...GOSSIP_MESH,
+          idontwantMinDataSize: IDONTWANT_MIN_BYTES,
           fastMsgIdFn: fastMessageId,
           // Gossipsub's default graylists a node with more than 10 peers from one IP address:
           // with it, one bootstrap node in front of a lab behind NAT (or 30 test nodes on one
