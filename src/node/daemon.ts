@@ -441,6 +441,10 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       })
     }
 
+    // Stopped first (the stack stops in reverse): the peers are told this node is leaving while the
+    // rest of the shutdown runs, so the message is read before the connections close.
+    stack.add('presence leave', { start: () => {}, stop: () => { presence.leave() } })
+
     // Said once the node is up (a start that fails says one sentence, its error).
     if (trustMode === 'members' && mesh.definition.founders.length === 0) warn(`note: ${noFoundersNotice(mesh)}`)
     if (trustMode === 'everyone') warn('WARNING: --trust everyone: every key\'s claims and results count, so two throwaway keys can forge a verdict; use it only on a network where you know every machine.')

@@ -69,13 +69,15 @@ describe('heartbeat codec', () => {
 })
 
 /** A pubsub that only records: enough to drive the validator and see what is published. */
-function recordingPubsub (): PresencePubsub & { published: Uint8Array[] } {
+function recordingPubsub (): PresencePubsub & { published: Uint8Array[], unsubscribed: string[] } {
   const published: Uint8Array[] = []
+  const unsubscribed: string[] = []
   return {
     published,
+    unsubscribed,
     topicValidators: new Map<string, TopicValidatorFn>(),
     subscribe () {},
-    unsubscribe () {},
+    unsubscribe (topic: string) { unsubscribed.push(topic) },
     async publish (_topic: string, data: Uint8Array) { published.push(data) }
   }
 }
@@ -85,6 +87,35 @@ function signed (from: PeerId, data: Uint8Array, sequenceNumber: bigint): Messag
 }
 
 describe('presence membership', () => {
+  it('leaving (the first step of a shutdown) tells the peers once and publishes nothing after, whatever the node updates', async () => {
+    let now = 3_000_000
+    const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const pubsub = recordingPubsub()
+    const presence = createPresence({ pubsub, peerId: self }, { platforms: ['linux-x64'], slots: 2, version: '0.1.0', now: () => now })
+    await presence.start()
+    try {
+      expect(pubsub.published).toHaveLength(1)
+      presence.leave()
+      // Long past the gap between two announcements: an update would be published at once.
+      now += 60_000
+      presence.leave()
+      expect(pubsub.unsubscribed).toEqual([PRESENCE_TOPIC])
+      // A build ending during the shutdown must not announce the node again: peers would take it back.
+      presence.update({ free: 2, running: [] })
+      expect(pubsub.published).toHaveLength(1)
+    } finally {
+      await presence.stop()
+    }
+    expect(pubsub.unsubscribed).toEqual([PRESENCE_TOPIC])
+    // Started again, it announces itself again.
+    await presence.start()
+    try {
+      expect(pubsub.published).toHaveLength(2)
+    } finally {
+      await presence.stop()
+    }
+  })
+
   it('joins on the first heartbeat, leaves after the timeout, and ignores replays and its own key', async () => {
     let now = 1_000_000
     const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))

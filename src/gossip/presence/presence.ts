@@ -148,6 +148,8 @@ export class Presence extends TypedEvents<PresenceEvents> {
   private pendingPublish?: ReturnType<typeof setTimeout>
   private lastPublish = 0
   private running = false
+  /** `leave()` was called: no more heartbeats, and the peers were told. */
+  private left = false
 
   constructor (components: PresenceComponents, init: PresenceInit) {
     super()
@@ -182,6 +184,7 @@ export class Presence extends TypedEvents<PresenceEvents> {
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
+    this.left = false
     const { pubsub } = this.components
     pubsub.topicValidators.set(PRESENCE_TOPIC, this.validate)
     pubsub.subscribe(PRESENCE_TOPIC)
@@ -192,7 +195,7 @@ export class Presence extends TypedEvents<PresenceEvents> {
 
   /** Publish, then schedule the next heartbeat at the interval the mesh's size calls for. */
   private beat (): void {
-    if (!this.running) return
+    if (!this.running || this.left) return
     this.every = this.intervalFor(this.live.size + 1)
     this.publishNow()
     this.heartbeatTimer = setTimeout(() => { this.beat() }, this.every)
@@ -223,20 +226,32 @@ export class Presence extends TypedEvents<PresenceEvents> {
     return Math.max(this.timeoutMs, Math.round(every * this.timeoutMs / this.intervalMs))
   }
 
-  async stop (): Promise<void> {
-    if (!this.running) return
-    this.running = false
+  /**
+   * Tell the peers we are connected to that this node is leaving (it
+   * unsubscribes from presence, so they drop it at once) and stop
+   * heartbeats. A node calls this first when it shuts down, so that the
+   * rest of its shutdown gives the message time to reach its peers and be
+   * read before the connections close; `stop()` calls it too. Idempotent.
+   */
+  leave (): void {
+    if (!this.running || this.left) return
+    this.left = true
     clearTimeout(this.heartbeatTimer)
-    clearInterval(this.sweepTimer)
     clearTimeout(this.pendingPublish)
-    const { pubsub } = this.components
-    pubsub.removeEventListener?.('subscription-change', this.onSubscriptionChange)
     try {
-      // Tells the peers we are connected to that we are leaving, so they drop us at once.
-      pubsub.unsubscribe(PRESENCE_TOPIC)
+      this.components.pubsub.unsubscribe(PRESENCE_TOPIC)
     } catch (err) {
       log('unsubscribing at stop failed (was libp2p stopped first?): %s', describeError(err))
     }
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.leave()
+    this.running = false
+    clearInterval(this.sweepTimer)
+    const { pubsub } = this.components
+    pubsub.removeEventListener?.('subscription-change', this.onSubscriptionChange)
     if (pubsub.topicValidators.get(PRESENCE_TOPIC) === this.validate) pubsub.topicValidators.delete(PRESENCE_TOPIC)
     this.live.clear()
     this.strangers = 0
@@ -262,7 +277,7 @@ export class Presence extends TypedEvents<PresenceEvents> {
     // Refuse (throw) before changing anything if the result would not be a valid heartbeat.
     encodeHeartbeat(this.heartbeatOf(next))
     Object.assign(this.state, next)
-    if (!this.running || options.announce === 'next') return
+    if (!this.running || this.left || options.announce === 'next') return
     const wait = this.lastPublish + MIN_PUBLISH_GAP_MS - this.now()
     if (wait <= 0) {
       this.publishNow()
@@ -324,7 +339,8 @@ export class Presence extends TypedEvents<PresenceEvents> {
   }
 
   private publishNow (): void {
-    if (!this.running) return
+    // After leave(), a heartbeat would tell the peers it is back.
+    if (!this.running || this.left) return
     clearTimeout(this.pendingPublish)
     this.pendingPublish = undefined
     this.lastPublish = this.now()
