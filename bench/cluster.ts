@@ -8,6 +8,7 @@ import { entryIdOf, unsignedOf } from '../src/ledger/entry.js'
 import type { JobsResponse } from '../src/node/api/routes/jobs.js'
 import type { HealthResponse } from '../src/node/api/types.js'
 import { NodeClient } from '../src/node/cli/client.js'
+import { FINAL_VERDICTS } from '../src/node/cli/watch.js'
 import { foundMeshFor } from '../src/node/home/mesh.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { startPerfRecord, stopChild } from './child-process.js'
@@ -315,8 +316,13 @@ async function oneAtATime (count: number, running: HostProcess[], submitters: No
     const stored = await client.postBytes<{ hash: string, size: number }>('/api/blobs', source.bytes)
     const job = await client.postJson<{ id: string }>('/api/jobs', { spec: { ...source.spec, name: `single-${j}` }, overrides: { replicas: REPLICAS }, source: stored })
     ids.add(job.id)
-    await waitFor(async () => (await client.getJson<{ verdict: string }>(`/api/jobs/${job.id}`)).verdict === 'verified',
-      { timeoutMs, intervalMs: POLL_MS, what: `job single-${j} verified on the node it was submitted to` })
+    let ended: { verdict: string, reason?: string } = { verdict: 'pending' }
+    await waitFor(async () => {
+      ended = await client.getJson<{ verdict: string, reason?: string }>(`/api/jobs/${job.id}`)
+      // A final verdict will not change: a wrong one is said now rather than at the deadline.
+      return FINAL_VERDICTS.has(ended.verdict)
+    }, { timeoutMs, intervalMs: POLL_MS, what: `a final verdict for job single-${j} on the node it was submitted to` })
+    if (ended.verdict !== 'verified') throw new Error(`job single-${j} (${job.id}) ended ${ended.verdict}${ended.reason !== undefined ? `: ${ended.reason}` : ''}, not verified`)
     seen.push(performance.now() - started)
   }
   const cpuSpanS = (performance.now() - from) / 1000
