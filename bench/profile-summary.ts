@@ -58,7 +58,20 @@ function selfTimes (profile: Profile): Map<number, number> {
 }
 
 function profilesIn (dir: string): Profile[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Profile)
+  let names: string[]
+  try {
+    names = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+  } catch (err) {
+    throw new Error(`cannot read the directory ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)}): give the --cpu-prof-dir the bench wrote to`, { cause: err })
+  }
+  if (names.length === 0) throw new Error(`${dir} holds no .cpuprofile files: run a bench with BENCH_NODE_ARGS or BENCH_HOST_ARGS="--cpu-prof --cpu-prof-dir=${dir}" first`)
+  return names.map((f) => {
+    try {
+      return JSON.parse(readFileSync(join(dir, f), 'utf8')) as Profile
+    } catch (err) {
+      throw new Error(`${join(dir, f)} is not a whole CPU profile (${err instanceof Error ? err.message : String(err)}); was its process still running?`, { cause: err })
+    }
+  })
 }
 
 function top (totals: Map<string, number>, all: number, count: number): string[] {
@@ -116,5 +129,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.stderr.write('usage: node dist/bench/profile-summary.js DIR [--callers FUNCTION]\n')
     process.exit(2)
   }
-  console.log(flag === '--callers' ? callers(dir, target!) : summarise(dir))
+  try {
+    console.log(flag === '--callers' ? callers(dir, target!) : summarise(dir))
+  } catch (err) {
+    process.stderr.write(`profile-summary: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  }
 }
