@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -72,6 +72,13 @@ const DEFAULT_ANCHOR = join(ROOT, '..', 'shared', 'anchors', 'buildbot', 'bench.
 /** How long one job may take before the bench counts it lost. */
 const JOB_TIMEOUT_MS = 120_000
 const TICKS_PER_SECOND = 100
+/**
+ * BENCH_TRACE=DIR: the node processes note timestamps along each job's path
+ * (src/util/trace.ts) and this bench notes each timed job's POST and SSE
+ * event, all written into DIR; `node dist/bench/trace-summary.js DIR` reads them.
+ */
+const TRACE_DIR = process.env.BENCH_TRACE === undefined || process.env.BENCH_TRACE === '' ? undefined : process.env.BENCH_TRACE
+if (TRACE_DIR !== undefined) process.env.BUILDHAUS_TRACE_DIR = TRACE_DIR
 
 const SPEC = { name: 'trivial', steps: [{ name: 'true', run: 'true' }], timeout: 60 }
 
@@ -340,6 +347,7 @@ async function sequentialLatency (nodes: NodeProcess[], api: string, events: Ver
   const post: number[] = []
   const warm: number[] = []
   const phases: Record<string, number[]> = {}
+  const traced: string[] = []
   const cpuBefore = await cpuSnapshot(nodes)
   for (let i = 0; i < warmup + jobs; i++) {
     // A user's pause, not a wait for the network: the mesh is left alone, as between two real submissions.
@@ -351,6 +359,10 @@ async function sequentialLatency (nodes: NodeProcess[], api: string, events: Ver
     const seen = await events.wait(job.id)
     if (seen.verdict !== 'verified') throw new Error(`job ${job.id} ended ${seen.verdict}`)
     if (i < warmup) { warm.push(round(seen.at - t0)); continue }
+    if (TRACE_DIR !== undefined) {
+      const label = `${gapMs > 0 ? 'quiet' : 'b2b'}-r${body.overrides.replicas}`
+      traced.push(`${(performance.timeOrigin + t0).toFixed(3)} post-${label} ${job.id.slice(0, 16)}`, `${(performance.timeOrigin + seen.at).toFixed(3)} seen-${label} ${job.id.slice(0, 16)}`)
+    }
     total.push(seen.at - t0)
     post.push(t1 - t0)
     const detail = await getJson<JobDetail>(api, `/api/jobs/${job.id}`)
@@ -358,6 +370,7 @@ async function sequentialLatency (nodes: NodeProcess[], api: string, events: Ver
     if (parts !== undefined) for (const [k, v] of Object.entries(parts)) (phases[k] ??= []).push(v)
   }
   const cpu = cpuDelta(cpuBefore, await cpuSnapshot(nodes))
+  if (TRACE_DIR !== undefined) await appendFile(join(TRACE_DIR, 'trace-client.txt'), traced.map((line) => `${line}\n`).join(''))
   return {
     submitToVerifiedMs: spreadOf(total),
     postMs: spreadOf(post),

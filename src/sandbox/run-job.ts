@@ -14,6 +14,7 @@ import type { CollectedArtifact, EnvironmentFingerprint, RunOutcome, RunRequest,
 import { HostPaths } from './sanitize.js'
 import { exitViolation, limitViolation, type Violation } from './violations.js'
 import { createWorkspace, type Workspace, type WorkspaceOptions } from './workspace.js'
+import { trace, tracing } from '../util/trace.js'
 
 const log = componentLogger('sandbox:run')
 
@@ -79,6 +80,7 @@ export async function runJob (backend: SandboxBackend, request: RunRequest): Pro
   } catch (err) {
     throw new SandboxRunError(`cannot make a workspace: ${paths.fault(err)}`, { cause: err })
   }
+  if (tracing) trace('sb-workspace', 'sb')
   paths.add(workspace.runDir, '<run>').add(workspace.stageDir, '<run>').add(workspace.buildDir, '<workspace>')
   let disposed: Promise<void> | undefined
   const dispose = async (): Promise<void> => { disposed ??= workspace.remove(); await disposed }
@@ -196,8 +198,11 @@ class RunSession {
       this.end({ status: 'error', reason: `unsafe source archive (${err.reason})` })
       return undefined
     }
+    if (tracing) trace('sb-unpacked', 'sb')
     await workspace.handOver()
-    return await this.backend.prepare(request, workspace)
+    const prepared = await this.backend.prepare(request, workspace)
+    if (tracing) trace('sb-prepared', 'sb')
+    return prepared
   }
 
   private async step (step: Step, prepared: PreparedRun, deadline: number): Promise<{ outcome: StepOutcome, violation?: Violation }> {
@@ -206,6 +211,7 @@ class RunSession {
     this.say(`$ ${step.run}`)
     const began = performance.now()
     const proc = await prepared.launch(step)
+    if (tracing) trace('sb-launched', 'sb')
     let violation: Violation | undefined
     let killing: Promise<boolean> | undefined
     const stop = (reason: Violation): void => {
@@ -257,6 +263,7 @@ class RunSession {
     })()
 
     const exit = await proc.exited
+    if (tracing) trace('sb-exited', 'sb')
     log('step %s exited %o%s', step.name, exit, violation === undefined ? '' : ` (${violation.reason})`)
     // Output can still be in flight after the exit; a writer left behind (only possible without bubblewrap) is not waited for.
     await Promise.race([outputClosed, delay(OUTPUT_GRACE_MS)])
@@ -286,6 +293,7 @@ class RunSession {
       }
     }
     prepared.stepEnded()
+    if (tracing) trace('sb-checked', 'sb')
     const how = exit.code !== null ? `exit ${exit.code}` : `killed by ${exit.signal ?? 'an unknown signal'}`
     this.say(`[step ${step.name}: ${how}, ${ms} ms]`)
     return violation === undefined ? { outcome } : { outcome, violation }

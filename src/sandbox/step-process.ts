@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readlink } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { componentLogger } from '../util/logger.js'
+import { trace, traceNow, tracing } from '../util/trace.js'
 import { delay } from '../util/wait.js'
 import { descendants, isRunning, readProcess, readProcessNow, readProcessTable } from './proc.js'
 
@@ -106,6 +107,7 @@ export class StepProcess {
 
   constructor (argv: string[], options: StepProcessOptions) {
     this.cgroupPids = options.cgroupPids
+    const at = tracing ? traceNow() : 0
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: options.cwd,
       env: options.env,
@@ -115,6 +117,7 @@ export class StepProcess {
       detached: true,
       ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid })
     })
+    if (tracing) trace(`spawn-${options.commandInput === true ? 'warm' : 'step'}`, (traceNow() - at).toFixed(2), at)
     this.inSandbox = options.sandboxInfo === true
     this.leaderStart = this.child.pid === undefined ? 0 : readProcessNow(this.child.pid)?.startTime ?? 0
     this.output = this.child.stdout!

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { rm as fsRm } from 'node:fs/promises'
 import { SandboxUnavailableError, WorkspaceRemovalError } from './errors.js'
 import { findTool, SYSTEM_PATH } from './host.js'
+import { trace, traceNow, tracing } from '../util/trace.js'
 
 /**
  * Walking and removing trees a build wrote, at any depth.
@@ -52,11 +53,13 @@ export interface ToolRun {
  */
 export async function runTreeTool (file: string, args: string[], onOutput?: (chunk: Buffer) => boolean, timeoutMs = TREE_WALK_TIMEOUT_MS): Promise<ToolRun> {
   return await new Promise((resolve) => {
+    const at = tracing ? traceNow() : 0
     const child = spawn(file, args, {
       cwd: '/',
       env: { PATH: SYSTEM_PATH, LANG: 'C', LC_ALL: 'C' },
       stdio: ['ignore', onOutput === undefined ? 'ignore' : 'pipe', 'pipe']
     })
+    if (tracing) trace(`spawn-${file.split('/').pop() ?? file}`, (traceNow() - at).toFixed(2), at)
     let stopped = false
     let timedOut = false
     let stderr = ''

@@ -3,6 +3,7 @@ import type { PeerId } from '@libp2p/interface'
 import { authorOfPeerId } from '../../crypto/peer-id.js'
 import { describeError } from '../../util/errors.js'
 import { componentLogger } from '../../util/logger.js'
+import { jobOfEntry, trace, traceNow, tracing } from '../../util/trace.js'
 import { QuotaBucket, type Admission } from '../admission/index.js'
 import { MAX_ENTRY_BYTES } from '../constants.js'
 import { verifyEntrySignature, type DecodedEntry } from '../entry.js'
@@ -104,7 +105,12 @@ export class EntryGossip {
   }
 
   private readonly validateEntry = (peer: PeerId, message: Message): TopicValidatorResult => {
+    const at = tracing ? traceNow() : 0
     const verdict = this.judgeEntry(peer, message)
+    if (tracing) {
+      const decoded = this.checked.get(message.data)
+      if (decoded !== undefined) trace(`validate-${decoded.entry.type}`, jobOfEntry(decoded), at)
+    }
     if (verdict === TopicValidatorResult.Accept) this.counters.accepted++
     else if (verdict === TopicValidatorResult.Reject) this.counters.rejected++
     else this.counters.ignored++
@@ -179,6 +185,7 @@ export class EntryGossip {
     if (message.topic === ENTRIES_TOPIC) {
       const decoded = this.checked.get(message.data)
       if (decoded === undefined) return
+      if (tracing) trace(`message-${decoded.entry.type}`, jobOfEntry(decoded))
       const size = decoded.line.length
       if (this.backlog.length >= MAX_GOSSIP_BACKLOG || this.backlogBytes + size > MAX_GOSSIP_BACKLOG_BYTES) {
         log('gossip backlog full: dropping entry %s, sync will bring it', decoded.id)
@@ -218,6 +225,7 @@ export class EntryGossip {
   }
 
   private readonly onAppend = (evt: CustomEvent<DecodedEntry>): void => {
+    if (tracing) trace(`publish-${evt.detail.entry.type}`, jobOfEntry(evt.detail))
     if (this.admission === undefined) {
       this.publish(ENTRIES_TOPIC, evt.detail.line)
       return

@@ -8,6 +8,7 @@ import type { Admission, EntryGossip, LedgerStore, LedgerSync } from '../../ledg
 import type { ApiContext, NodeDataContext } from './server.js'
 import type { NodeEvent } from './routes/events.js'
 import { summarise } from './routes/jobs.js'
+import { trace, tracing } from '../../util/trace.js'
 import type { MetricsSnapshot } from './routes/metrics.js'
 import type { NodeIdentity } from '../home/identity.js'
 import { cached, directoryBytes } from './dir-size.js'
@@ -156,7 +157,9 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     subscribe: (listener: (event: NodeEvent) => void) => {
       const onJob = (evt: CustomEvent<{ id: string }>): void => {
         const view = jobs.get(evt.detail.id)
-        if (view !== undefined) listener({ event: 'job', data: summarise(view) })
+        if (view === undefined) return
+        listener({ event: 'job', data: summarise(view) })
+        if (tracing && view.verdict !== 'pending') trace(`sse-${view.verdict}`, view.id)
       }
       const onPeers = (): void => { listener({ event: 'peers', data: { count: presence.size } }) }
       const onFork = (evt: Event): void => {
