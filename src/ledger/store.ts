@@ -6,6 +6,7 @@ import { TypedEvents } from '../util/events.js'
 import { isHex } from '../util/hex.js'
 import { componentLogger } from '../util/logger.js'
 import { SerialQueue } from '../util/serial-queue.js'
+import { jobOfEntry, trace, tracing } from '../util/trace.js'
 import { DEFAULT_PENDING_BYTES, DEFAULT_PENDING_LIMIT, MAX_ADOPTED_AHEAD_MS, MAX_CACHED_HEADS, MAX_FORK_SEQS_PER_AUTHOR, MAX_FUTURE_MS } from './constants.js'
 import { decodeTrusted, type DecodedEntry, type EntryBody, type EntryCodec } from './entry.js'
 import {
@@ -374,6 +375,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
         continue
       }
       this.stageChainEntry(stage, entry)
+      if (tracing) trace(`created-${entry.entry.type}`, jobOfEntry(entry))
       made.push({ request, entry })
     }
     if (made.length === 0) return
@@ -384,6 +386,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       return
     }
     for (const { request, entry } of made) {
+      if (tracing) trace(`durable-${entry.entry.type}`, jobOfEntry(entry))
       request.resolve(entry)
       this.emit('append', entry)
     }
@@ -474,7 +477,14 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   /** Skip entries already stored or pending before spending a signature check on them. */
   private async dropKnown (candidates: Candidate[], report: IngestReport): Promise<Candidate[]> {
     if (candidates.length === 0) return candidates
-    const found = await this.db.getMany(candidates.map((c) => keys.id(c.decoded.id)))
+    // An id is stored only on its author's chain (at or below the head) or as fork evidence (its author
+    // then equivocates): an entry above a head held in memory, by an author who does not, is not stored,
+    // and needs no read. Gossip's entries are mostly so: each one read less on every hop's path.
+    const unsure = candidates.map((c) => !this.aboveKnownHead(c.decoded))
+    const asked = candidates.filter((_, i) => unsure[i])
+    const answers = asked.length === 0 ? [] : await this.db.getMany(asked.map((c) => keys.id(c.decoded.id)))
+    let next = 0
+    const found = unsure.map((isUnsure) => isUnsure ? answers[next++] : undefined)
     return candidates.filter((c, i) => {
       if (found[i] !== undefined || this.pending.has(c.decoded.id)) {
         report.duplicates++
@@ -680,7 +690,10 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       log.error('author %s equivocates (two entries at seq %s); %d of its waiting entries dropped, no more accepted', author, [...seqs].join(','), dropped)
       if (author === this.author) log.error('this node\'s own key signed two different entries: appending is refused from now on')
     }
-    for (const entry of stage.accepted) this.emit('entry', entry)
+    for (const entry of stage.accepted) {
+      if (tracing) trace(`stored-${entry.entry.type}`, jobOfEntry(entry))
+      this.emit('entry', entry)
+    }
     for (const proof of stage.forks) this.emit('fork', proof)
   }
 
@@ -782,6 +795,14 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   /** Why `decoded` is too far in the future for this node to take now (MAX_FUTURE_MS), or undefined. */
   private aheadOfNow (decoded: DecodedEntry): string | undefined {
     return futureProblem(decoded, this.wallClock())
+  }
+
+  /** Whether `decoded` lies above its author's head as held in memory (and its author does not equivocate): then it is not stored. */
+  private aboveKnownHead (decoded: DecodedEntry): boolean {
+    const { author, seq } = decoded.entry
+    if (this.forkSeqs.has(author)) return false
+    const head = author === this.author ? this.ownStoredHead : this.headsByAuthor.get(author)
+    return head !== undefined && seq > head.seq
   }
 
   /** The head of an author's chain with its clock (what the next entry's clock must exceed), if at hand (see head()). */
