@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readdir, readFile, stat, truncate, writeFile, mkdir } from 'node:fs/promises'
+import { appendFile, readdir, readFile, stat, truncate, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { text } from 'node:stream/consumers'
 import { describe, expect, it } from 'vitest'
@@ -182,6 +182,22 @@ describe('BlobStore', () => {
     // The bytes can be stored again, and are then served whole.
     await second.put(data)
     expect(Buffer.compare(await second.readBytes(hash, 100_000), data)).toBe(0)
+  })
+
+  it('readBytes never serves a blob whose file changed size after it was checked, longer or shorter', async () => {
+    const store = await openStore(1_000_000)
+    for (const damage of ['longer', 'shorter'] as const) {
+      const data = randomBytes(10_000)
+      const { hash } = await store.put(data)
+      expect(Buffer.compare(await store.readBytes(hash, 100_000), data)).toBe(0)
+      if (damage === 'longer') await appendFile(store.path(hash), 'more')
+      else await truncate(store.path(hash), 9_999)
+      await expect(store.readBytes(hash, 100_000)).rejects.toMatchObject({ name: 'BlobNotFoundError' })
+      expect(await store.has(hash)).toBe(false)
+      // Stored again, it is served whole.
+      await store.put(data)
+      expect(Buffer.compare(await store.readBytes(hash, 100_000), data)).toBe(0)
+    }
   })
 
   it('a damaged blob errors its read stream instead of delivering wrong bytes', async () => {
