@@ -129,7 +129,9 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     // The spare made now, for the next run, is warmed for a run like this one.
     if (request.rootfs === undefined) this.shape = { limits: { ...request.limits }, network: request.network, root: request.root }
     let refill!: () => void
-    const spare = await this.spares.take(request.workRoot, new Promise<void>((resolve) => { refill = resolve }))
+    const launched = new Promise<void>((resolve) => { refill = resolve })
+    const after = request.prepareNextAfter === undefined ? launched : Promise.all([launched, request.prepareNextAfter.catch(() => {})])
+    const spare = await this.spares.take(request.workRoot, after)
     this.taken.set(spare.workspace, { ...spare, refill })
     return spare.workspace
   }

@@ -3,6 +3,7 @@ import { packageNameProblem, packageVersions, type EnvironmentLease } from '../.
 import type { Executor, RunOutcome, SandboxLimits } from '../../sandbox/index.js'
 import { componentLogger } from '../../util/logger.js'
 import { describeError } from '../../util/errors.js'
+import { trace, tracing } from '../../util/trace.js'
 import type { Artifact, ResultBody, ResultEnvironment, ResultStatus } from '../bodies.js'
 import { MAX_ENV_FIELD_LENGTH, MAX_ENV_TOOLS, MAX_PACKAGE_VERSION_LENGTH, MAX_REASON_LENGTH, MAX_RESULT_ARTIFACTS, MAX_RESULT_PACKAGES, MAX_TOOL_NAME_LENGTH } from '../constants.js'
 import { ENVIRONMENT_REFUSAL_PREFIX, SOURCE_REFUSAL_PREFIX } from '../scheduler.js'
@@ -30,6 +31,8 @@ export interface RunSlotOptions {
   /** How long to keep asking for the source (default SOURCE_FETCH_DEADLINE_MS). */
   sourceDeadlineMs?: number
   onLog?: (text: string) => void
+  /** When the executor may make its next run's spare (RunRequest.prepareNextAfter): after this run's result is published. */
+  prepareNextAfter?: Promise<unknown>
   /**
    * Removing the workspace is left to run after the result is returned (it
    * is not part of the result, and takes as long as a short build); the
@@ -48,6 +51,7 @@ export interface RunSlotOptions {
 export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
   const { job, platform, blobs } = options
   const start = Date.now()
+  if (tracing) trace('slot-start', job.id)
   let source: Buffer
   try {
     source = await obtainSource(options)
@@ -59,6 +63,7 @@ export async function runSlot (options: RunSlotOptions): Promise<ResultBody> {
     return { ...errorResult(job, platform, start, `${SOURCE_REFUSAL_PREFIX}${job.source.slice(0, 12)}…: ${describeError(err)}`, await options.executor.fingerprint()), status: 'refused' }
   }
   options.signal.throwIfAborted()
+  if (tracing) trace('source', job.id)
   const environment = job.spec.platforms.find((p) => p.selector === platform)?.environment
   let lease: EnvironmentLease | undefined
   if (environment !== undefined) {
@@ -95,6 +100,7 @@ async function buildIn (options: RunSlotOptions, source: Buffer, start: number, 
   const { job, platform, blobs } = options
   let outcome: RunOutcome
   try {
+    if (tracing) trace('run-start', job.id)
     outcome = await options.executor.run({
       source,
       steps: job.spec.steps,
@@ -108,12 +114,14 @@ async function buildIn (options: RunSlotOptions, source: Buffer, start: number, 
       sourceDateEpoch: Math.floor(job.time / 1000),
       workRoot: options.workRoot,
       signal: options.signal,
-      ...(options.onLog !== undefined ? { onLog: options.onLog } : {})
+      ...(options.onLog !== undefined ? { onLog: options.onLog } : {}),
+      ...(options.prepareNextAfter !== undefined ? { prepareNextAfter: options.prepareNextAfter } : {})
     })
   } catch (err) {
     options.signal.throwIfAborted()
     return withEnvironment(errorResult(job, platform, start, withoutHostPaths(`the sandbox failed: ${describeError(err)}`, options.workRoot), await options.executor.fingerprint()), lease, job)
   }
+  if (tracing) trace('run-end', job.id)
   try {
     options.signal.throwIfAborted()
     // The log is evidence, not a vote: it is not worth an fsync (two, with the directory's) between the
@@ -157,6 +165,7 @@ async function buildIn (options: RunSlotOptions, source: Buffer, start: number, 
 async function obtainSource (options: RunSlotOptions): Promise<Buffer> {
   const { job, blobs } = options
   if (!(await blobs.has(job.source))) {
+    if (tracing) trace('fetch-start', job.id)
     const signal = AbortSignal.any([options.signal, AbortSignal.timeout(options.sourceDeadlineMs ?? SOURCE_FETCH_DEADLINE_MS)])
     let lastError: unknown
     // Holders may come and go (a partition, a restart): keep asking until the deadline.
@@ -172,6 +181,7 @@ async function obtainSource (options: RunSlotOptions): Promise<Buffer> {
       }
     }
     if (lastError !== undefined || !(await blobs.has(job.source))) throw lastError ?? new Error('no peer had it')
+    if (tracing) trace('fetch-end', job.id)
   }
   return await blobs.readBytes(job.source, MAX_SOURCE_BYTES)
 }

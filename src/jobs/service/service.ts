@@ -6,6 +6,7 @@ import { InvalidEntryError } from '../../ledger/errors.js'
 import { BuildhausError, describeError } from '../../util/errors.js'
 import { TypedEvents } from '../../util/events.js'
 import { componentLogger } from '../../util/logger.js'
+import { trace, tracing } from '../../util/trace.js'
 import type { JobBody, ResultBody } from '../bodies.js'
 import { CLAIM_LEASE_MS, MAX_ACTIVITY_AUTHORS } from '../constants.js'
 import { planClaims, slotState, wantsBuilders, explainUnmatched, type Admission, type Member } from '../scheduler.js'
@@ -531,6 +532,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private startClaim (jobId: string, platform: string, lease: number, reason: string): boolean {
     const key = slotKey(jobId, platform)
     if (this.running.has(key) || this.claiming.has(key)) return false
+    if (tracing) trace('plan-claim', jobId)
     this.claiming.add(key)
     const run = this.claimAndRun(jobId, platform, lease, reason).finally(() => {
       this.claiming.delete(key)
@@ -642,6 +644,9 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     this.emit('run', { job: jobId, platform, running: true })
     // Busy is no news: the claim tells every node.
     this.advertise(false)
+    // The executor's next spare (a spawn that stops this event loop for 5–10 ms) is made once the result is out.
+    let ran!: () => void
+    const prepareNextAfter = new Promise<void>((resolve) => { ran = resolve })
     let resulted = false
     try {
       const body = await runSlot({
@@ -655,6 +660,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         sourceHolders: this.sourceHolders(view),
         workRoot: this.options.workRoot,
         signal: controller.signal,
+        prepareNextAfter,
         onLog: (text) => { this.emit('log', { job: jobId, platform, text }) },
         onCleanup: (done) => {
           this.cleanups.add(done)
@@ -680,6 +686,8 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       // would keep this node busy in the others' plans for a whole interval.
       this.advertise(!resulted)
       this.schedulePlan()
+      // After what the result's append set going (its gossip, the plan above) has had its turn.
+      setImmediate(ran)
     }
   }
 
