@@ -93,3 +93,47 @@ async function within<T> (promise: Promise<T>, ms: number): Promise<T | undefine
     clearTimeout(timer)
   }
 }
+
+/**
+ * A spare's warm step, started once `gate` settles (at once without one), or
+ * when a run takes it first. Starting it spawns bwrap, which stops the node's
+ * event loop for 5–10 ms (Node forks and waits for the exec): the spare's
+ * files and cgroup are made as soon as a run has launched, but the spawn
+ * waits until the caller's own work after that run is done
+ * (RunRequest.prepareNextAfter).
+ */
+export class GatedWarmStep {
+  private step: WarmStep | undefined
+  private closed = false
+
+  constructor (private readonly argv: readonly string[], private readonly options: StepProcessOptions, gate: Promise<unknown> | undefined) {
+    if (gate === undefined) this.start()
+    else void gate.then(() => { this.start() }, () => { this.start() })
+  }
+
+  /** The warm step if it was started. */
+  get started (): WarmStep | undefined { return this.step }
+
+  /** The warm step, started now if its gate has not opened yet; from then on it is the caller's. */
+  take (): WarmStep | undefined {
+    this.start()
+    this.closed = true
+    return this.step
+  }
+
+  /** Kill the warm step if it was started, and never start it. */
+  async discard (): Promise<void> {
+    this.closed = true
+    await this.step?.discard()
+  }
+
+  private start (): void {
+    if (this.closed || this.step !== undefined) return
+    try {
+      this.step = new WarmStep(this.argv, this.options)
+    } catch (err) {
+      this.closed = true
+      log('cannot start a warm step ahead of a run (its first step will start fresh): %e', err)
+    }
+  }
+}
