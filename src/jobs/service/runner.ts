@@ -1,4 +1,5 @@
 import { MAX_SOURCE_BYTES } from '../../archive/index.js'
+import { blobHashOf } from '../../blobs/hash.js'
 import { packageNameProblem, packageVersions, type EnvironmentLease } from '../../environments/index.js'
 import type { Executor, RunOutcome, SandboxLimits } from '../../sandbox/index.js'
 import { componentLogger } from '../../util/logger.js'
@@ -122,11 +123,17 @@ async function buildIn (options: RunSlotOptions, source: Buffer, start: number, 
     return withEnvironment(errorResult(job, platform, start, withoutHostPaths(`the sandbox failed: ${describeError(err)}`, options.workRoot), await options.executor.fingerprint()), lease, job)
   }
   if (tracing) trace('run-end', job.id)
+  let storingLog: Promise<void> | undefined
   try {
     options.signal.throwIfAborted()
     // The log is evidence, not a vote: it is not worth an fsync (two, with the directory's) between the
     // build's end and its result. A machine crash may lose it; the result's hash then finds it nowhere.
-    const logBlob = await blobs.put(outcome.log, { durable: false })
+    // Nor worth a wait before the result: its hash is the bytes', and it is stored while the result is
+    // signed and published (a peer asking for it in those few ms is told it is not here, as after a crash).
+    const logBlob = { hash: blobHashOf(outcome.log), size: outcome.log.byteLength }
+    storingLog = blobs.put(outcome.log, { durable: false }).then(() => {}, (err: unknown) => {
+      log.error('could not keep the log of %s/%s: %s', job.id, platform, describeError(err))
+    })
     // Only a pass publishes artifacts: partial outputs of failed builds would
     // turn two agreeing failures into a mismatch.
     const artifacts: Artifact[] = []
@@ -156,7 +163,8 @@ async function buildIn (options: RunSlotOptions, source: Buffer, start: number, 
       end: outcome.end
     }
   } finally {
-    const cleanup = outcome.dispose().catch((err: unknown) => { log.error('could not clean up the workspace of %s: %s', job.id, describeError(err)) })
+    const disposed = outcome.dispose().catch((err: unknown) => { log.error('could not clean up the workspace of %s: %s', job.id, describeError(err)) })
+    const cleanup = storingLog === undefined ? disposed : Promise.all([disposed, storingLog]).then(() => {})
     if (options.onCleanup !== undefined) options.onCleanup(cleanup)
     else await cleanup
   }
