@@ -67,6 +67,8 @@ interface Spare {
   cgroup: RunCgroup | undefined
   /** The sandbox of the run's first step, started ahead (see GatedWarmStep), if the run turns out to be shaped as expected. */
   warm: GatedWarmStep | undefined
+  /** The uid inside the sandbox that the workspace's passwd and group were written for, if they were. */
+  etcUid?: number
 }
 
 /** What of a run, besides its workspace and cgroup, decides its steps' argv (but for SOURCE_DATE_EPOCH and the command). */
@@ -174,6 +176,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       }
     }
     let warm: GatedWarmStep | undefined
+    let etcUid: number | undefined
     // Without `--size`, /tmp is a directory of the workspace that prepare() makes: such runs start fresh.
     if (this.tools.features.size) {
       const { limits, network, root } = this.shape
@@ -181,13 +184,14 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       try {
         // bwrap binds passwd and group as files: prepare() rewrites them in place (same inodes, same content).
         await writeSandboxEtc(workspace.etcDir, insideUid)
+        etcUid = insideUid
         const plan = this.plan(workspace, { network, insideUid, limits }, cgroup, this.tools.prlimit)
         warm = new GatedWarmStep(this.warmArgv(plan, limits, cgroup), this.stepOptions(cgroup), this.warmAfter.get(workRoot))
       } catch (err) {
         log('cannot start a warm step ahead of a run (its first step will start fresh): %e', err)
       }
     }
-    return { workspace, cgroup, warm }
+    return { workspace, cgroup, warm, ...(etcUid !== undefined ? { etcUid } : {}) }
   }
 
   /** Kill a spare's warm step (first: it sits in the cgroup), then remove the rest. */
@@ -231,7 +235,8 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     let tmpDir: string | undefined
     let rootfs: string | undefined
     try {
-      await writeSandboxEtc(workspace.etcDir, insideUid)
+      // The spare's are this run's already when it was made for the same uid (nothing ran in it since).
+      if (spare?.etcUid !== insideUid) await writeSandboxEtc(workspace.etcDir, insideUid)
       if (request.rootfs !== undefined) {
         // bwrap binds the environment by path, as the build user: every directory above it must let that user through.
         if (this.buildUser !== undefined && !await canTraverse(request.rootfs.path, this.buildUser).catch(() => false)) {

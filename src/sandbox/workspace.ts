@@ -193,6 +193,8 @@ export async function writeSandboxEtc (etcDir: string, insideUid: number): Promi
     ...(insideUid === 0 ? [] : [`${user}:x:${insideUid}:`]),
     'nogroup:x:65534:'
   ]
-  await writeFile(join(etcDir, 'passwd'), passwd.join('\n') + '\n', { mode: 0o644 })
-  await writeFile(join(etcDir, 'group'), group.join('\n') + '\n', { mode: 0o644 })
+  await Promise.all([
+    writeFile(join(etcDir, 'passwd'), passwd.join('\n') + '\n', { mode: 0o644 }),
+    writeFile(join(etcDir, 'group'), group.join('\n') + '\n', { mode: 0o644 })
+  ])
 }
