@@ -422,7 +422,9 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     try {
       const report: IngestReport = { accepted: [], duplicates: 0, pending: 0, rejected: [], forks: [] }
       let candidates = this.decodeAll(entries, options.verified === true, report)
-      candidates = await this.dropKnown(candidates, report)
+      // The lookup only spares signature checks; verified entries (each gossip delivery) skip it,
+      // and place() still tells a held or parked entry from a new one by its seq.
+      if (options.verified !== true) candidates = await this.dropKnown(candidates, report)
       if (options.verified !== true && candidates.length > 0) {
         const ok = await verifyEntries(this.verifier, candidates.map((c) => c.decoded))
         candidates = candidates.filter((c, i) => {
@@ -477,14 +479,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   /** Skip entries already stored or pending before spending a signature check on them. */
   private async dropKnown (candidates: Candidate[], report: IngestReport): Promise<Candidate[]> {
     if (candidates.length === 0) return candidates
-    // An id is stored only on its author's chain (at or below the head) or as fork evidence (its author
-    // then equivocates): an entry above a head held in memory, by an author who does not, is not stored,
-    // and needs no read. Gossip's entries are mostly so: each one read less on every hop's path.
-    const unsure = candidates.map((c) => !this.aboveKnownHead(c.decoded))
-    const asked = candidates.filter((_, i) => unsure[i])
-    const answers = asked.length === 0 ? [] : await this.db.getMany(asked.map((c) => keys.id(c.decoded.id)))
-    let next = 0
-    const found = unsure.map((isUnsure) => isUnsure ? answers[next++] : undefined)
+    const found = await this.db.getMany(candidates.map((c) => keys.id(c.decoded.id)))
     return candidates.filter((c, i) => {
       if (found[i] !== undefined || this.pending.has(c.decoded.id)) {
         report.duplicates++
@@ -795,14 +790,6 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   /** Why `decoded` is too far in the future for this node to take now (MAX_FUTURE_MS), or undefined. */
   private aheadOfNow (decoded: DecodedEntry): string | undefined {
     return futureProblem(decoded, this.wallClock())
-  }
-
-  /** Whether `decoded` lies above its author's head as held in memory (and its author does not equivocate): then it is not stored. */
-  private aboveKnownHead (decoded: DecodedEntry): boolean {
-    const { author, seq } = decoded.entry
-    if (this.forkSeqs.has(author)) return false
-    const head = author === this.author ? this.ownStoredHead : this.headsByAuthor.get(author)
-    return head !== undefined && seq > head.seq
   }
 
   /** The head of an author's chain with its clock (what the next entry's clock must exceed), if at hand (see head()). */
