@@ -148,7 +148,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     if (spare !== undefined) await this.discard({ ...spare, workspace: undefined })
   }
 
-  /** Resolves once `workRoot`'s spare run is made and its warm step (if any) set up, as an idle node's would be. */
+  /** Resolves once `workRoot`'s spare run is made and its warm step (if any, and if started: see GatedWarmStep) set up, as an idle node's would be. */
   async spareReady (workRoot: string): Promise<void> {
     const spare = await this.spares.ready(workRoot)
     await spare?.warm?.started?.started
