@@ -15,7 +15,7 @@ import { runJob, type PreparedRun, type SandboxBackend } from './run-job.js'
 import { treeTools } from './tree-walk.js'
 import { outerWrapper, StepProcess, type StepProcessOptions } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxLimits } from './types.js'
-import { GatedWarmStep } from './warm-step.js'
+import { WarmStep } from './warm-step.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
 import { SparePool } from './spare.js'
 import { canTraverse, clearStaleStaging, createWorkspace, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
@@ -65,8 +65,8 @@ interface Spare {
   workspace: Workspace
   /** Undefined where the executor bounds runs without cgroups. */
   cgroup: RunCgroup | undefined
-  /** The sandbox of the run's first step, started ahead (see GatedWarmStep), if the run turns out to be shaped as expected. */
-  warm: GatedWarmStep | undefined
+  /** The sandbox of the run's first step, started already, if the run turns out to be shaped as expected. */
+  warm: WarmStep | undefined
   /** The uid inside the sandbox that the workspace's passwd and group were written for, if they were. */
   etcUid?: number
 }
@@ -107,8 +107,6 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
    * compete for the CPU with launching this one.
    */
   private readonly taken = new WeakMap<Workspace, Spare & { refill: () => void }>()
-  /** Per work root, when the next spare's warm step may start (the last run's RunRequest.prepareNextAfter). */
-  private readonly warmAfter = new Map<string, Promise<unknown>>()
   /** The shape the next spare's warm step is made for: the last run's (an environment's run is never warm). */
   private shape: RunShape = { limits: DEFAULT_LIMITS, network: false, root: false }
 
@@ -132,8 +130,6 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   async takeWorkspace (request: RunRequest): Promise<Workspace> {
     // The spare made now, for the next run, is warmed for a run like this one.
     if (request.rootfs === undefined) this.shape = { limits: { ...request.limits }, network: request.network, root: request.root }
-    if (request.prepareNextAfter !== undefined) this.warmAfter.set(request.workRoot, request.prepareNextAfter)
-    else this.warmAfter.delete(request.workRoot)
     let refill!: () => void
     const spare = await this.spares.take(request.workRoot, new Promise<void>((resolve) => { refill = resolve }))
     this.taken.set(spare.workspace, { ...spare, refill })
@@ -148,10 +144,10 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     if (spare !== undefined) await this.discard({ ...spare, workspace: undefined })
   }
 
-  /** Resolves once `workRoot`'s spare run is made and its warm step (if any, and if started: see GatedWarmStep) set up, as an idle node's would be. */
+  /** Resolves once `workRoot`'s spare run is made and its warm step (if any) set up, as an idle node's would be. */
   async spareReady (workRoot: string): Promise<void> {
     const spare = await this.spares.ready(workRoot)
-    await spare?.warm?.started?.started
+    await spare?.warm?.started
   }
 
   /** Remove the spare runs kept ready (the node is stopping). */
@@ -161,7 +157,6 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
 
   /** Forget `workRoot`'s spare (the self-test's temporary work root). */
   async dropSpare (workRoot: string): Promise<void> {
-    this.warmAfter.delete(workRoot)
     await this.spares.drop(workRoot)
   }
 
@@ -175,7 +170,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         log('cannot make a cgroup ahead of a run (its run will try again): %e', err)
       }
     }
-    let warm: GatedWarmStep | undefined
+    let warm: WarmStep | undefined
     let etcUid: number | undefined
     // Without `--size`, /tmp is a directory of the workspace that prepare() makes: such runs start fresh.
     if (this.tools.features.size) {
@@ -186,7 +181,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         await writeSandboxEtc(workspace.etcDir, insideUid)
         etcUid = insideUid
         const plan = this.plan(workspace, { network, insideUid, limits }, cgroup, this.tools.prlimit)
-        warm = new GatedWarmStep(this.warmArgv(plan, limits, cgroup), this.stepOptions(cgroup), this.warmAfter.get(workRoot))
+        warm = new WarmStep(this.warmArgv(plan, limits, cgroup), this.stepOptions(cgroup))
       } catch (err) {
         log('cannot start a warm step ahead of a run (its first step will start fresh): %e', err)
       }
@@ -195,7 +190,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   }
 
   /** Kill a spare's warm step (first: it sits in the cgroup), then remove the rest. */
-  private async discard ({ workspace, cgroup, warm }: { workspace: Workspace | undefined, cgroup: RunCgroup | undefined, warm: GatedWarmStep | undefined }): Promise<void> {
+  private async discard ({ workspace, cgroup, warm }: { workspace: Workspace | undefined, cgroup: RunCgroup | undefined, warm: WarmStep | undefined }): Promise<void> {
     await warm?.discard()
     await workspace?.remove()
     await cgroup?.remove()
@@ -228,7 +223,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   async prepare (request: RunRequest, workspace: Workspace): Promise<PreparedRun> {
     const spare = this.taken.get(workspace)
     this.taken.delete(workspace)
-    let warm = spare?.warm?.take()
+    let warm = spare?.warm
     const { limits } = request
     const insideUid = request.root ? 0 : SANDBOX_BUILD_UID
     const diskDirs = [workspace.buildDir]

@@ -60,15 +60,6 @@ export interface RunRequest {
   signal?: AbortSignal
   /** Live log, in order, as it is produced (step headers and trailers included). */
   onLog?: (text: string) => void
-  /**
-   * When the next run's spare (workspace, cgroup, warm sandbox) may be made,
-   * for executors that keep one: once this settles (and the run's first step
-   * was launched). Absent: at that launch. Making it spawns a process, which
-   * stops the caller's event loop for 5–10 ms; a caller with work of its own
-   * after the run (publishing the result) passes a promise that settles
-   * after that work, so the spawn is not on the run's path.
-   */
-  prepareNextAfter?: Promise<unknown>
 }
 
 export type RunStatus = 'pass' | 'fail' | 'timeout' | 'error' | 'refused'

@@ -165,28 +165,6 @@ describe('the warm step of the bubblewrap executor', () => {
     }
   })
 
-  it('makes the next spare only once prepareNextAfter settles, not while the run builds', async () => {
-    const own = await bubblewrap() as BubblewrapExecutor
-    try {
-      const work = await tempDir(teardown)
-      const others = await sandboxProcesses()
-      const mine = async (): Promise<string[]> => [...await sandboxProcesses()].filter((key) => !others.has(key))
-      let settle!: () => void
-      const prepareNextAfter = new Promise<void>((resolve) => { settle = resolve })
-      const outcome = await runJob(own, teardown, work, { ...step('true'), prepareNextAfter })
-      expect(outcome.status).toBe('pass')
-      // No spare is being made: nothing to wait for, and no sandbox waits for the next run.
-      await own.spareReady(work)
-      expect(await mine()).toEqual([])
-      settle()
-      await waitFor(async () => (await mine()).length >= 3, { timeoutMs: 10_000, intervalMs: 10, what: 'the next spare\'s warm sandbox' })
-      const next = await runReady(work, step('true'), own)
-      expect(next.warm).toBe(true)
-    } finally {
-      await own.close()
-    }
-  })
-
   it('leaves no warm sandbox running once the executor is closed', async () => {
     const own = await bubblewrap() as BubblewrapExecutor
     const work = await tempDir(teardown)

@@ -32,8 +32,6 @@ export interface RunSlotOptions {
   /** How long to keep asking for the source (default SOURCE_FETCH_DEADLINE_MS). */
   sourceDeadlineMs?: number
   onLog?: (text: string) => void
-  /** When the executor may make its next run's spare (RunRequest.prepareNextAfter): after this run's result is published. */
-  prepareNextAfter?: Promise<unknown>
   /**
    * Removing the workspace is left to run after the result is returned (it
    * is not part of the result, and takes as long as a short build); the
@@ -115,8 +113,7 @@ async function buildIn (options: RunSlotOptions, source: Buffer, start: number, 
       sourceDateEpoch: Math.floor(job.time / 1000),
       workRoot: options.workRoot,
       signal: options.signal,
-      ...(options.onLog !== undefined ? { onLog: options.onLog } : {}),
-      ...(options.prepareNextAfter !== undefined ? { prepareNextAfter: options.prepareNextAfter } : {})
+      ...(options.onLog !== undefined ? { onLog: options.onLog } : {})
     })
   } catch (err) {
     options.signal.throwIfAborted()

@@ -644,9 +644,6 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     this.emit('run', { job: jobId, platform, running: true })
     // Busy is no news: the claim tells every node.
     this.advertise(false)
-    // The executor's next spare (a spawn that stops this event loop for 5–10 ms) is made once the result is out.
-    let ran!: () => void
-    const prepareNextAfter = new Promise<void>((resolve) => { ran = resolve })
     let resulted = false
     try {
       const body = await runSlot({
@@ -660,7 +657,6 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         sourceHolders: this.sourceHolders(view),
         workRoot: this.options.workRoot,
         signal: controller.signal,
-        prepareNextAfter,
         onLog: (text) => { this.emit('log', { job: jobId, platform, text }) },
         onCleanup: (done) => {
           this.cleanups.add(done)
@@ -686,8 +682,6 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       // would keep this node busy in the others' plans for a whole interval.
       this.advertise(!resulted)
       this.schedulePlan()
-      // After what the result's append set going (its gossip, the plan above) has had its turn.
-      setImmediate(ran)
     }
   }
 
