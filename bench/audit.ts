@@ -5,6 +5,12 @@
  * verification of the same signatures measured in the same run.
  *
  *   npm run build && node dist/bench/audit.js [entries]
+ *
+ * Run so, it starts Node again with the options bin/ gives the `audit`
+ * command (relaunchOptionsFor in src/node/cli/heap.ts: a larger young
+ * generation), so that it measures the command as users run it; a Node
+ * option of the caller's own about the young generation wins. Run inside
+ * bench/run.js, it has whatever options that process has.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -19,6 +25,7 @@ import { auditFile } from '../src/ledger/audit.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { VerifyPool } from '../src/ledger/verify-pool.js'
 import { auditExport } from '../src/node/cli/audit.js'
+import { relaunchOptionsFor } from '../src/node/cli/heap.js'
 import { rawVerifyAllCores, rawVerifyRate } from './ledger.js'
 
 export interface AuditBenchOptions {
@@ -169,7 +176,7 @@ export async function benchAudit (options: AuditBenchOptions = {}): Promise<Reco
 
     const quorum2 = await auditExport(file, { quorum: 2 }, { verifier: pool })
     return {
-      machine: { cores: availableParallelism(), node: process.version, verifyWorkers: pool.size, loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 },
+      machine: { cores: availableParallelism(), node: process.version, nodeOptions: process.execArgv, verifyWorkers: pool.size, loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 },
       entries: count,
       jobs,
       authors: Object.keys(full!.log.authors).length,
@@ -216,6 +223,8 @@ function ratioOf (a: number, b: number): number {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const relaunch = relaunchOptionsFor(['audit'])
+  if (relaunch.length > 0 && typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...relaunch, ...process.execArgv, ...process.argv.slice(1)], process.env)
   const entries = process.argv[2] !== undefined ? Number(process.argv[2]) : undefined
   benchAudit(entries !== undefined ? { entries } : {}).then((figures) => {
     console.log(JSON.stringify(figures, null, 2))
