@@ -5,12 +5,6 @@
  * verification of the same signatures measured in the same run.
  *
  *   npm run build && node dist/bench/audit.js [entries]
- *
- * Run so, it starts Node again with the options bin/ gives the `audit`
- * command (relaunchOptionsFor in src/node/cli/heap.ts: a larger young
- * generation), so that it measures the command as users run it; a Node
- * option of the caller's own about the young generation wins. Run inside
- * bench/run.js, it has whatever options that process has.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -25,7 +19,6 @@ import { auditFile } from '../src/ledger/audit.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { VerifyPool } from '../src/ledger/verify-pool.js'
 import { auditExport } from '../src/node/cli/audit.js'
-import { relaunchOptionsFor } from '../src/node/cli/heap.js'
 import { rawVerifyAllCores, rawVerifyRate } from './ledger.js'
 
 export interface AuditBenchOptions {
@@ -223,8 +216,6 @@ function ratioOf (a: number, b: number): number {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const relaunch = relaunchOptionsFor(['audit'])
-  if (relaunch.length > 0 && typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...relaunch, ...process.execArgv, ...process.argv.slice(1)], process.env)
   const entries = process.argv[2] !== undefined ? Number(process.argv[2]) : undefined
   benchAudit(entries !== undefined ? { entries } : {}).then((figures) => {
     console.log(JSON.stringify(figures, null, 2))

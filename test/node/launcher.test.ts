@@ -24,19 +24,14 @@ if (old === undefined) console.warn('skipping the launcher\'s old-Node test: thi
 describe('bin/buildhaus-node.js', () => {
   const teardown = useTeardown()
 
-  it('starts a node command again with one V8 worker thread, and `audit` with a larger young generation, in the same process, unless the user chose them or attached a debugger', async () => {
+  it('starts a node command again with one V8 worker thread, in the same process, unless the user chose a pool size or attached a debugger', async () => {
     expect(relaunchOptionsFor(['join'], [])).toEqual(['--v8-pool-size=1'])
     expect(relaunchOptionsFor(['demo', '--exit'], ['--import', 'x.js'])).toEqual(['--v8-pool-size=1'])
     expect(relaunchOptionsFor(['join'], ['--v8-pool-size=4'])).toEqual([])
     expect(relaunchOptionsFor(['join'], ['--inspect=0'])).toEqual([])
-    // One-shot commands start once, but for `audit`: it starts again with a larger young generation, unless the user chose one.
-    expect(relaunchOptionsFor(['audit', 'export.ndjson'], [])).toEqual(['--max-semi-space-size=32'])
-    expect(relaunchOptionsFor(['audit'], ['--max-semi-space-size=8'])).toEqual([])
-    expect(relaunchOptionsFor(['audit'], ['--inspect'])).toEqual([])
-    expect(relaunchOptionsFor(['status'], [])).toEqual([])
+    // One-shot commands start once.
+    expect(relaunchOptionsFor(['audit'], [])).toEqual([])
     expect(relaunchOptionsFor([], [])).toEqual([])
-    // The audit's option is the audit's alone: a node keeps V8's young generation (its idle RSS).
-    expect(relaunchOptionsFor(['join'], [])).not.toContain('--max-semi-space-size=32')
 
     const node = await startNodeProcess(teardown)
     // The ready line comes from the process the test spawned (execve keeps its id), started again with the option.

@@ -11,27 +11,12 @@ const POOL_OPTION = '--v8-pool-size=1'
 const POOL_OWN_CHOICE = /^--v8-pool-size\b/
 /** Options under which a second start would surprise: a debugger attached to the first process. */
 const NO_RELAUNCH = /^--(inspect|debug)/
-/**
- * `audit`'s young generation: 32 MB per semi-space instead of V8's 16. An
- * audit keeps every checked entry of the log for the verdict fold, so nearly
- * everything it parses survives: the collector copies it out of the nursery
- * and then promotes it, and a nursery twice as large halves how often it
- * stops to do so (GC pauses ~12 → ~8 µs a line of 100,000; BENCHMARKS.md,
- * "Audit with verdicts, fifth session"). The price is ~40 MB more peak RSS
- * while it runs (~330 → ~370 MB for 100,000 lines), and a second start of
- * Node (tens of ms). V8 sizes the young generation only when the heap is
- * created, so setFlagsFromString cannot do this: it takes the relaunch.
- */
-const AUDIT_OPTION = '--max-semi-space-size=32'
-/** The one-shot commands that audit a whole log, and so get AUDIT_OPTION. */
-const AUDIT_COMMANDS = new Set(['audit'])
 
 /**
- * The Node options a command wants that can only be given at start, so
+ * The Node options a node command wants that can only be given at start, so
  * that bin/ starts Node again with them (process.execve: the same process
  * id, nothing loaded yet but bin/ and this file); empty when there are none
- * to add. For `audit`: a larger young generation (AUDIT_OPTION), unless the
- * user chose its size. For a node command: `--v8-pool-size=1`. Node starts 4 V8 worker threads by
+ * to add. One: `--v8-pool-size=1`. Node starts 4 V8 worker threads by
  * default (concurrent compilation and GC helpers), and each keeps a malloc
  * arena with what it allocated: an idle node held ~9 MB less RSS with one
  * (bench/idle.ts, BENCHMARKS.md "after the memory work"), and a node has no
@@ -39,10 +24,7 @@ const AUDIT_COMMANDS = new Set(['audit'])
  * A user's own `--v8-pool-size` wins, and a debugged process is left alone.
  */
 export function relaunchOptionsFor (argv: readonly string[], execArgv: readonly string[] = process.execArgv): string[] {
-  const command = argv[0] ?? ''
-  if (execArgv.some((arg) => NO_RELAUNCH.test(arg))) return []
-  if (AUDIT_COMMANDS.has(command)) return execArgv.some((arg) => OWN_CHOICE.test(arg)) ? [] : [AUDIT_OPTION]
-  if (!NODE_COMMANDS.has(command) || execArgv.some((arg) => POOL_OWN_CHOICE.test(arg))) return []
+  if (!NODE_COMMANDS.has(argv[0] ?? '') || execArgv.some((arg) => POOL_OWN_CHOICE.test(arg) || NO_RELAUNCH.test(arg))) return []
   return [POOL_OPTION]
 }
 
