@@ -1,7 +1,7 @@
 import type { DecodedEntry, EntryCodec } from './entry.js'
 import { InvalidEntryError, type InvalidEntryReason } from './errors.js'
 import { readExportFile } from './export.js'
-import { PACKED_ITEM_BYTES, sharedVerifyPool, type BatchVerifier } from './verify-pool.js'
+import { sharedVerifyPool, type BatchVerifier } from './verify-pool.js'
 
 export type AuditProblemKind =
   | InvalidEntryReason
@@ -260,29 +260,14 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
     if (onEntry !== undefined) return onEntry(p.decoded!, line, misplaced)
   }
 
-  /**
-   * Parse a batch now, start verifying it, and hand back what finishes it in order.
-   * A verifier that takes packed bytes gets them, written here as each line
-   * parses: the codec's envelope check has proven author and sig to be
-   * lower-case hex of their lengths, and an id is sha256's own hex, so the
-   * verifier need not prove it again (BatchVerifier.verifyPacked).
-   */
+  /** Parse a batch now, start verifying it, and hand back what finishes it in order. */
   const start = (batch: Array<string | Uint8Array>, firstLine: number): Promise<Parsed[]> => {
     const parsed: Parsed[] = []
-    const bytes = verifier.verifyPacked !== undefined ? Buffer.allocUnsafe(batch.length * PACKED_ITEM_BYTES) : undefined
     for (let i = 0; i < batch.length; i++) {
       const p = parse(batch[i]!, firstLine + i)
-      if (p === undefined) continue
-      if (bytes !== undefined) {
-        const at = parsed.length * PACKED_ITEM_BYTES
-        bytes.write(p.author, at, 'hex')
-        bytes.write(p.id, at + 32, 'hex')
-        bytes.write(p.sig, at + 64, 'hex')
-      }
-      parsed.push(p)
+      if (p !== undefined) parsed.push(p)
     }
-    const verified = bytes !== undefined ? verifier.verifyPacked!(bytes, parsed.length) : verifier.verifyBatch(parsed)
-    return verified.then((ok) => {
+    return verifier.verifyBatch(parsed).then((ok) => {
       parsed.forEach((p, i) => {
         if (ok[i] === true) return
         problem({ line: p.line, kind: 'bad-signature', author: p.author, seq: p.seq, id: p.id, message: `the signature of entry ${p.id} does not verify against its author ${p.author}` })

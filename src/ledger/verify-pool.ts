@@ -21,20 +21,7 @@ export interface SignatureCheck {
 /** Verifies entry signatures in bulk. Results are in input order. */
 export interface BatchVerifier {
   verifyBatch (items: readonly SignatureCheck[]): Promise<boolean[]>
-  /**
-   * The same for items the caller already turned into bytes: `count` items
-   * of PACKED_ITEM_BYTES each, author (32 bytes) ‖ id (32) ‖ sig (64), from
-   * hex strings the caller proved to be lower-case hex of those lengths (the
-   * entry codec's envelope check; an id is a hash's own hex), so that this
-   * proof is not made twice. Every other check is made here as for
-   * verifyBatch (strict encoding, then the signature). Optional: callers
-   * fall back to verifyBatch.
-   */
-  verifyPacked?: (bytes: Uint8Array, count: number) => Promise<boolean[]>
 }
-
-/** Bytes of one packed item: author (32) ‖ id (32) ‖ sig (64). */
-export const PACKED_ITEM_BYTES = 128
 
 export interface VerifyPoolOptions {
   /** Worker threads; default: the machine's available parallelism. */
@@ -46,7 +33,7 @@ export interface VerifyPoolOptions {
 }
 
 /** Items are packed as author (32 bytes) ‖ id (32) ‖ sig (64): one transferable buffer per chunk. */
-const ITEM_BYTES = PACKED_ITEM_BYTES
+const ITEM_BYTES = 128
 /** Below this many items a round trip to a worker costs more than verifying inline. */
 const INLINE_BELOW = 4
 /** Smallest chunk handed to one worker, so tiny batches are not split into many messages. */
@@ -111,24 +98,12 @@ export class VerifyPool implements BatchVerifier {
   async verifyBatch (items: readonly SignatureCheck[]): Promise<boolean[]> {
     if (this.closed) throw new LedgerClosedError('the verify pool is closed; create a new one')
     if (items.length < INLINE_BELOW) return items.map(verifyInline)
-    return await this.verifyChunks(items.length, (start, end) => pack(items, start, end))
-  }
-
-  async verifyPacked (bytes: Uint8Array, count: number): Promise<boolean[]> {
-    if (this.closed) throw new LedgerClosedError('the verify pool is closed; create a new one')
-    if (!Number.isSafeInteger(count) || count < 0 || bytes.byteLength < count * ITEM_BYTES) throw new RangeError(`${count} packed items need ${count * ITEM_BYTES} bytes, got ${bytes.byteLength}`)
-    if (count < INLINE_BELOW) return Array.from({ length: count }, (_, i) => verifyInline(unpack(bytes, i)))
-    return await this.verifyChunks(count, (start, end) => strictCopy(bytes, start, end))
-  }
-
-  /** Split `count` items into chunks across the workers; `chunk` packs items [start, end) and says which passed the checks made before any curve arithmetic. */
-  private async verifyChunks (count: number, chunk: (start: number, end: number) => { buffer: ArrayBuffer, packed: Uint8Array }): Promise<boolean[]> {
-    const ok = new Array<boolean>(count).fill(false)
-    const chunkSize = Math.max(MIN_CHUNK, Math.ceil(count / this.size))
+    const ok = new Array<boolean>(items.length).fill(false)
+    const chunkSize = Math.max(MIN_CHUNK, Math.ceil(items.length / this.size))
     const chunks: Array<Promise<void>> = []
-    for (let start = 0; start < count; start += chunkSize) {
-      const end = Math.min(count, start + chunkSize)
-      const { buffer, packed } = chunk(start, end)
+    for (let start = 0; start < items.length; start += chunkSize) {
+      const end = Math.min(items.length, start + chunkSize)
+      const { buffer, packed } = pack(items, start, end)
       chunks.push(this.submit(buffer, end - start).then((results) => {
         for (let i = start; i < end; i++) ok[i] = packed[i - start] === 1 && results[i - start] === 1
       }))
@@ -243,29 +218,6 @@ function pack (items: readonly SignatureCheck[], start: number, end: number): { 
   const own = new ArrayBuffer(bytes.byteLength)
   new Uint8Array(own).set(bytes)
   return { buffer: own, packed }
-}
-
-/**
- * Items [start, end) of already packed bytes (verifyPacked), copied into a
- * buffer of their own to transfer to a worker; `packed[i]` is 0 where an
- * item fails the strict encoding checks, as in pack().
- */
-function strictCopy (bytes: Uint8Array, start: number, end: number): { buffer: ArrayBuffer, packed: Uint8Array } {
-  const own = new ArrayBuffer((end - start) * ITEM_BYTES)
-  const copy = new Uint8Array(own)
-  copy.set(bytes.subarray(start * ITEM_BYTES, end * ITEM_BYTES))
-  const packed = new Uint8Array(end - start)
-  for (let i = 0; i < end - start; i++) {
-    const at = i * ITEM_BYTES
-    packed[i] = isStrictEncoding(copy.subarray(at, at + 32), copy.subarray(at + 64, at + 128)) ? 1 : 0
-  }
-  return { buffer: own, packed }
-}
-
-/** Packed item `i` as hex strings again (the few items of a batch verified inline). */
-function unpack (bytes: Uint8Array, i: number): SignatureCheck {
-  const item = Buffer.from(bytes.buffer, bytes.byteOffset + i * ITEM_BYTES, ITEM_BYTES)
-  return { author: item.toString('hex', 0, 32), id: item.toString('hex', 32, 64), sig: item.toString('hex', 64, 128) }
 }
 
 let workerPath: URL | undefined
