@@ -123,6 +123,8 @@ export interface OneAtATime {
   /** CPU of every host over the phase, less the idle mesh's over the same span, per job. */
   cpuSecondsPerJobAboveIdle: number
   cpuSpanS: number
+  /** The phase on the monotonic clock in µs, the clock of --cpu-prof: `profile-summary.js DIR --window FROM,TO` keeps its samples. */
+  windowUs: [number, number]
 }
 
 /** How many jobs the one-at-a-time phase submits (BENCH_ONE_AT_A_TIME overrides; 0 skips it). */
@@ -310,6 +312,7 @@ async function oneAtATime (count: number, running: HostProcess[], submitters: No
   const seen: number[] = []
   const cpuFrom = await cpuSecondsOf(running)
   const from = performance.now()
+  const fromUs = monotonicUs()
   for (let j = 0; j < count; j++) {
     const client = submitters[(j * 11 + 3) % submitters.length]!
     const started = performance.now()
@@ -326,6 +329,7 @@ async function oneAtATime (count: number, running: HostProcess[], submitters: No
     seen.push(performance.now() - started)
   }
   const cpuSpanS = (performance.now() - from) / 1000
+  const windowUs: [number, number] = [fromUs, monotonicUs()]
   const cpu = (await cpuSecondsOf(running)) - cpuFrom
   // Read the latencies from one node's log once gossip has brought it every result.
   let latencies: number[] = []
@@ -343,8 +347,14 @@ async function oneAtATime (count: number, running: HostProcess[], submitters: No
     seenP50Ms: Math.round(percentile(seen, 0.5)),
     seenMaxMs: Math.round(seen.at(-1)!),
     cpuSecondsPerJobAboveIdle: round((cpu - idleCores * cpuSpanS) / count, 2),
-    cpuSpanS: round(cpuSpanS, 1)
+    cpuSpanS: round(cpuSpanS, 1),
+    windowUs
   }
+}
+
+/** The machine's monotonic clock in µs (shared by every process here, and the clock of V8's CPU profiles). */
+function monotonicUs (): number {
+  return Number(process.hrtime.bigint() / 1000n)
 }
 
 interface Figure { value: number, baseline: number, ratio: number }

@@ -11,13 +11,18 @@ import { pathToFileURL } from 'node:url'
  *   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" node dist/bench/user.js
  *   node dist/bench/profile-summary.js DIR                 # self time by file and by function
  *   node dist/bench/profile-summary.js DIR --callers spawn # who called a function (3 frames up)
+ *   node dist/bench/profile-summary.js DIR --window FROM,TO  # only samples in a span of the monotonic clock (µs),
+ *                                                           # e.g. bench/cluster's `oneAtATime.windowUs`
  *
  * A sample is wall time on the main thread: a thread blocked in a system
  * call (a fork waiting for its child's exec) counts as time in that call.
  */
 
 interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number, columnNumber: number }, children?: number[] }
-interface Profile { nodes: ProfileNode[], samples: number[], timeDeltas: number[] }
+interface Profile { nodes: ProfileNode[], startTime: number, samples: number[], timeDeltas: number[] }
+
+/** A span of the monotonic clock in µs (V8's profile clock); samples outside it are left out. */
+export interface Window { fromUs: number, toUs: number }
 
 const maps = new Map<string, SourceMap | undefined>()
 
@@ -51,10 +56,25 @@ export function frameName (frame: ProfileNode['callFrame']): { file: string, fn:
   return { file: file.replace(/^(?:.*\/)?(node_modules\/(?:@[^/]+\/)?[^/]+).*/, '$1'), fn, ...(line !== undefined ? { line } : {}) }
 }
 
-function selfTimes (profile: Profile): Map<number, number> {
+function selfTimes (profile: Profile, window?: Window): Map<number, number> {
   const times = new Map<number, number>()
-  profile.samples.forEach((id, i) => times.set(id, (times.get(id) ?? 0) + profile.timeDeltas[i]!))
+  let at = profile.startTime
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i]!
+    at += delta
+    if (window !== undefined && (at < window.fromUs || at > window.toUs)) return
+    times.set(id, (times.get(id) ?? 0) + delta)
+  })
   return times
+}
+
+/** `FROM,TO` (µs of the monotonic clock) as a window; a clear error for anything else. */
+export function parseWindow (text: string): Window {
+  const parts = text.split(',').map((p) => Number(p.trim()))
+  if (parts.length !== 2 || parts.some((n) => !Number.isFinite(n)) || parts[0]! >= parts[1]!) {
+    throw new Error(`--window takes FROM,TO in µs of the monotonic clock with FROM < TO (as bench/cluster's oneAtATime.windowUs gives), not "${text}"`)
+  }
+  return { fromUs: parts[0]!, toUs: parts[1]! }
 }
 
 function profilesIn (dir: string): Profile[] {
@@ -79,12 +99,12 @@ function top (totals: Map<string, number>, all: number, count: number): string[]
     .map(([name, us]) => `${(us / all * 100).toFixed(1).padStart(5)} % ${(us / 1e6).toFixed(2).padStart(7)} s  ${name}`)
 }
 
-export function summarise (dir: string, count = 40): string {
+export function summarise (dir: string, count = 40, window?: Window): string {
   const byFile = new Map<string, number>()
   const byFunction = new Map<string, number>()
   let all = 0
   for (const profile of profilesIn(dir)) {
-    const times = selfTimes(profile)
+    const times = selfTimes(profile, window)
     for (const node of profile.nodes) {
       const us = times.get(node.id) ?? 0
       if (us === 0 || node.callFrame.functionName === '(idle)') continue
@@ -98,11 +118,11 @@ export function summarise (dir: string, count = 40): string {
 }
 
 /** Who called `target` (by function name), `depth` frames up, skipping Node's own plumbing. */
-export function callers (dir: string, target: string, depth = 3): string {
+export function callers (dir: string, target: string, depth = 3, window?: Window): string {
   const stacks = new Map<string, number>()
   let all = 0
   for (const profile of profilesIn(dir)) {
-    const times = selfTimes(profile)
+    const times = selfTimes(profile, window)
     const byId = new Map(profile.nodes.map((n) => [n.id, n]))
     const parentOf = new Map<number, number>()
     for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id)
@@ -124,13 +144,20 @@ export function callers (dir: string, target: string, depth = 3): string {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [dir, flag, target] = process.argv.slice(2)
-  if (dir === undefined || (flag !== undefined && (flag !== '--callers' || target === undefined))) {
-    process.stderr.write('usage: node dist/bench/profile-summary.js DIR [--callers FUNCTION]\n')
+  const [dir, ...rest] = process.argv.slice(2)
+  const options = new Map<string, string>()
+  for (let i = 0; i < rest.length; i += 2) {
+    if ((rest[i] !== '--callers' && rest[i] !== '--window') || rest[i + 1] === undefined) options.set('bad', rest[i]!)
+    else options.set(rest[i]!, rest[i + 1]!)
+  }
+  if (dir === undefined || options.has('bad')) {
+    process.stderr.write('usage: node dist/bench/profile-summary.js DIR [--callers FUNCTION] [--window FROM,TO]\n')
     process.exit(2)
   }
   try {
-    console.log(flag === '--callers' ? callers(dir, target!) : summarise(dir))
+    const window = options.has('--window') ? parseWindow(options.get('--window')!) : undefined
+    const target = options.get('--callers')
+    console.log(target !== undefined ? callers(dir, target, 3, window) : summarise(dir, 40, window))
   } catch (err) {
     process.stderr.write(`profile-summary: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(1)

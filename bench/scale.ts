@@ -50,8 +50,13 @@ export interface BenchScaleOptions {
 export const PYPI_LIKE = { uploadsPerDay: 20_000, platforms: 3, replicas: 2 }
 /** How long a build holds its slot, on average, for the number of slots open at once (a PyPI-like wheel build). */
 const MEAN_BUILD_S = 300
-/** Gossipsub's mesh degree (D): a node receives and forwards each message about this many times. */
-const GOSSIP_COPIES = 6
+/**
+ * Copies of each gossip message a node receives (and, on average, sends):
+ * measured at 50 nodes with our mesh degree (GOSSIP_MESH, D 4 within 3–6),
+ * 1,115 copies for 248 first deliveries per job (BENCHMARKS.md, "Mesh cost
+ * at 50 nodes"). It was 6, gossipsub's default D, until that was measured.
+ */
+const GOSSIP_COPIES = 4.5
 /** Bytes a gossipsub message adds around its data (from, seqno, topic, signature, key, protobuf) plus Yamux and Noise framing. */
 const GOSSIP_ENVELOPE_BYTES = 190
 /** Cores a new volunteer's machine gives the catch-up (verify in worker threads, parse and store on the main one). */

@@ -419,7 +419,9 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     try {
       const report: IngestReport = { accepted: [], duplicates: 0, pending: 0, rejected: [], forks: [] }
       let candidates = this.decodeAll(entries, options.verified === true, report)
-      candidates = await this.dropKnown(candidates, report)
+      // The lookup only spares signature checks; verified entries (each gossip delivery) skip it,
+      // and place() still tells a held or parked entry from a new one by its seq.
+      if (options.verified !== true) candidates = await this.dropKnown(candidates, report)
       if (options.verified !== true && candidates.length > 0) {
         const ok = await verifyEntries(this.verifier, candidates.map((c) => c.decoded))
         candidates = candidates.filter((c, i) => {

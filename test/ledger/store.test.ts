@@ -68,6 +68,20 @@ describe('ledger store', () => {
     expect((await store.ingest([chain[3]!.line])).duplicates).toBe(1)
   })
 
+  it('entries ingested as already verified (gossip) that are held or parked count as duplicates, stored once', async () => {
+    const store = await openTestStore(teardown)
+    const chain = makeChain(newSigner(), 6)
+    const decoded = chain.map((e) => testCodec.decode(e.line))
+    await store.ingest(decoded.slice(0, 3), { verified: true })
+    expect((await store.ingest(decoded.slice(4, 5), { verified: true })).pending).toBe(1)
+    const again = await store.ingest([decoded[1]!, decoded[2]!, decoded[4]!], { verified: true })
+    expect(again).toMatchObject({ accepted: [], duplicates: 3, pending: 0, rejected: [], forks: [] })
+    const rest = await store.ingest([decoded[3]!, decoded[5]!], { verified: true })
+    expect(rest.accepted.map((e) => e.entry.seq)).toEqual([3, 4, 5])
+    expect(await collect(store.exportLines())).toEqual(chain.map((e) => e.line))
+    expect(store.count()).toBe(6)
+  })
+
   it('rejects bad entries with a reason and keeps the good ones of the same batch', async () => {
     const store = await openTestStore(teardown)
     const signer = newSigner()

@@ -276,6 +276,8 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
       let from = 0
       if (theirs !== undefined) {
         if (mine.seq < theirs.seq) continue
+        // The same head (the steady state): nothing to send, and no read to find it out.
+        if (mine.seq === theirs.seq && mine.id === theirs.id) continue
         const atTheirs = await store.getBySeq(author, theirs.seq)
         if (atTheirs === undefined) continue
         if (atTheirs.id !== theirs.id) {
