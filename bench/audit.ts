@@ -169,7 +169,7 @@ export async function benchAudit (options: AuditBenchOptions = {}): Promise<Reco
 
     const quorum2 = await auditExport(file, { quorum: 2 }, { verifier: pool })
     return {
-      machine: { cores: availableParallelism(), node: process.version, verifyWorkers: pool.size, loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 },
+      machine: { cores: availableParallelism(), node: process.version, nodeOptions: process.execArgv, verifyWorkers: pool.size, loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 },
       entries: count,
       jobs,
       authors: Object.keys(full!.log.authors).length,

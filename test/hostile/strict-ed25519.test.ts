@@ -120,6 +120,10 @@ describe('attack 9: non-strict Ed25519', { timeout: 180_000 }, () => {
     const audit = await auditLines([forged.line], codec, { verifier: pool })
     expect(audit.valid).toBe(false)
     expect(audit.problems.map((p) => p.kind)).toEqual(['bad-signature'])
+    // Enough lines for the audit's batches to reach the workers.
+    const auditMany = await auditLines(Array.from({ length: 80 }, () => forged.line), codec, { verifier: pool })
+    expect(auditMany.entries).toBe(0)
+    expect(auditMany.problems.map((p) => p.kind)).toEqual(many.map(() => 'bad-signature'))
     const other = forgeEntryWithSignature({ ...(forged.entry as { seq: number, prev: null, clock: number, time: number, type: string, body: Record<string, unknown> }), author: IDENTITY_KEY, time: 1 }, IDENTITY_SIGNATURE)
     expect(() => decodeForkProof(codec, `${forged.line}\n${other.line}`)).toThrow(/invalid/)
     // A trust list cannot hold it either.
