@@ -85,5 +85,12 @@ export async function benchHop (messages = 300, bytes = 1_000): Promise<Record<s
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (process.argv[2] === 'echo') await echo()
-  else console.log(JSON.stringify(await benchHop(Number(process.argv[2] ?? 300)), null, 2))
+  else {
+    const messages = Number(process.argv[2] ?? 300)
+    if (!Number.isInteger(messages) || messages < 1) {
+      console.error(`usage: node dist/bench/hop.js [messages]: messages is a whole number from 1 (default 300), not "${process.argv[2]}"`)
+      process.exit(2)
+    }
+    console.log(JSON.stringify(await benchHop(messages), null, 2))
+  }
 }

@@ -19,7 +19,16 @@ interface Point { at: number, what: string, id: string, file: string }
 async function readPoints (dir: string): Promise<{ client: Point[], nodes: Point[] }> {
   const client: Point[] = []
   const nodes: Point[] = []
-  for (const name of (await readdir(dir)).filter((n) => n.startsWith('trace-') && n.endsWith('.txt'))) {
+  let names: string[]
+  try {
+    names = (await readdir(dir)).filter((n) => n.startsWith('trace-') && n.endsWith('.txt'))
+  } catch (err) {
+    throw new Error(`cannot read the directory ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)}): give the directory BENCH_TRACE wrote to`, { cause: err })
+  }
+  if (!names.includes('trace-client.txt') || names.length < 2) {
+    throw new Error(`${dir} holds no whole trace (the client's trace-client.txt and the nodes' trace-<pid>.txt): run BENCH_TRACE=${dir} node dist/bench/user.js first, and let it finish`)
+  }
+  for (const name of names) {
     for (const line of (await readFile(join(dir, name), 'utf8')).split('\n')) {
       const [at, what, id] = line.split(' ')
       if (at === undefined || what === undefined || id === undefined) continue
@@ -88,5 +97,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.error('usage: node dist/bench/trace-summary.js DIR (a BENCH_TRACE directory)')
     process.exit(2)
   }
-  console.log(JSON.stringify(await traceSummary(dir), null, 2))
+  try {
+    console.log(JSON.stringify(await traceSummary(dir), null, 2))
+  } catch (err) {
+    console.error(`trace-summary: ${err instanceof Error ? err.message : String(err)}`)
+    process.exit(1)
+  }
 }
