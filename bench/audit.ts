@@ -1,5 +1,5 @@
 /**
- * Audit benchmark: `buildhaus-node audit` of an export of real signed job
+ * Audit benchmark: `buildhaus-node audit --trust everyone` of an export of real signed job
  * entries (jobs, claims, results by several keys, through the entry codec),
  * with and without recomputing the verdicts, beside raw node:crypto Ed25519
  * verification of the same signatures measured in the same run.
@@ -19,6 +19,8 @@ import { auditFile } from '../src/ledger/audit.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { VerifyPool } from '../src/ledger/verify-pool.js'
 import { auditExport } from '../src/node/cli/audit.js'
+import { membershipOption, readerPolicyFromOptions } from '../src/node/cli/trust-options.js'
+import { shippedMeshFile } from '../src/node/home/mesh.js'
 import { rawVerifyAllCores, rawVerifyRate } from './ledger.js'
 
 export interface AuditBenchOptions {
@@ -120,6 +122,9 @@ export async function benchAudit (options: AuditBenchOptions = {}): Promise<Reco
     const cores = Math.min(pool.size, availableParallelism())
     const codec = new EntryCodec(jobEntryRules)
     const corpus = [entries]
+    // What `buildhaus-node audit --trust everyone FILE` asks of auditExport: the shipped mesh's
+    // membership recomputed from the log, not counted (the bench's builders are no members).
+    const reader = await readerPolicyFromOptions({ trust: 'everyone', mesh: shippedMeshFile() })
 
     // Warm the pool and the file cache once, untimed.
     await auditFile(file, codec, { verifier: pool })
@@ -146,7 +151,7 @@ export async function benchAudit (options: AuditBenchOptions = {}): Promise<Reco
       const rawAll = await rawVerifyAllCores(corpus, cores)
       const cpu = process.cpuUsage()
       const start = performance.now()
-      full = await auditExport(file, {}, { verifier: pool })
+      full = await auditExport(file, reader.policy, { membership: membershipOption(reader), verifier: pool })
       const seconds = (performance.now() - start) / 1000
       const cpuSeconds = cpuSince(cpu)
       if (!full.log.valid) throw new Error('the audit of a valid export found problems')

@@ -79,6 +79,8 @@ await build({
     main: 'dist/src/node/cli/main.js',
     // verify-pool starts its worker from `./verify-worker.js` beside the module that holds it.
     'verify-worker': 'dist/src/ledger/verify-worker.js',
+    // The sandbox's spawn helper, a process of its own started from `./spawn-helper-main.js` beside its client.
+    'spawn-helper-main': 'dist/src/sandbox/spawn-helper-main.js',
     ...splitters
   },
   outdir,

@@ -74,8 +74,10 @@ export async function unpackTarball (input: Buffer | Readable, dest: string, lim
     await feeding
     // An entry we refused or failed to write is the cause; the pipeline's "premature close"
     // is only its reaction to destroy(). An error from the extractor itself means the
-    // pipeline failed upstream (gunzip, the byte bound): report that cause.
-    const ours = err instanceof UnsafeArchiveError || (entryError !== undefined && err === entryError)
+    // pipeline failed upstream (gunzip, the byte bound): report that cause. So does an entry
+    // whose content stream was torn down: if the failure came while we were busy with the
+    // file system, its stream had already errored and reading it says only "destroyed".
+    const ours = err instanceof UnsafeArchiveError || (entryError !== undefined && err === entryError && !isStreamTeardown(err))
     throw asArchiveError(ours || feedError === undefined ? err : feedError)
   }
   return { files: unpacker.files, bytes: unpacker.bytes }
@@ -311,6 +313,14 @@ class ByteBound extends Transform {
     }
     callback(null, chunk)
   }
+}
+
+/** What a stream reports when something else tore it down: never a cause in itself (streamx and Node spellings). */
+const TEARDOWN_CODES = new Set(['STREAM_DESTROYED', 'PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE'])
+
+function isStreamTeardown (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null | undefined)?.code
+  return typeof code === 'string' && TEARDOWN_CODES.has(code)
 }
 
 function asArchiveError (err: unknown): Error {

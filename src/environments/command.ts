@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process'
 import { StringDecoder } from 'node:string_decoder'
+import { startHostProcess } from '../sandbox/host-process.js'
 import { EnvironmentCreationError } from './errors.js'
 
 /** The PATH tools are looked up on, whatever the node's own environment says. */
@@ -33,11 +33,11 @@ export interface CommandResult {
  */
 export async function runCommand (file: string, args: string[], options: CommandOptions): Promise<CommandResult> {
   options.signal?.throwIfAborted()
-  const child = spawn(file, args, {
+  const child = startHostProcess(file, args, {
     cwd: options.cwd ?? '/',
     env: options.env ?? { PATH: TOOL_PATH, LANG: 'C.UTF-8' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true
+    stdout: 'pipe',
+    stderr: 'pipe'
   })
   const tail: string[] = []
   const decoders = [new StringDecoder('utf8'), new StringDecoder('utf8')]
@@ -61,22 +61,13 @@ export async function runCommand (file: string, args: string[], options: Command
       pending[i] = ''
     }
   }
-  child.stdout.on('data', feed(0))
-  child.stderr.on('data', feed(1))
-  const kill = (): void => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
+  child.stdout!.on('data', feed(0))
+  child.stderr!.on('data', feed(1))
+  const kill = (): void => { child.kill('SIGKILL', { group: true }) }
   const timer = setTimeout(kill, options.timeoutMs)
   options.signal?.addEventListener('abort', kill, { once: true })
   try {
-    const exit = await new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', (err) => { reject(new EnvironmentCreationError(`cannot run ${file}: ${err.message}`)) })
-      child.once('close', (code, signal) => { resolve({ code, signal }) })
-    })
+    const exit = await child.closed.catch((err: Error) => { throw new EnvironmentCreationError(`cannot run ${file}: ${err.message}`) })
     for (let i = 0; i < 2; i++) emit(pending[i]! + decoders[i]!.end())
     options.signal?.throwIfAborted()
     return { ...exit, tail }

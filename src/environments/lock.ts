@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { startHostProcess } from '../sandbox/host-process.js'
 import { DeadlineError } from '../util/errors.js'
 import { TOOL_PATH } from './command.js'
 import { EnvironmentCreationError } from './errors.js'
@@ -27,22 +27,21 @@ const WAIT_NOTICE_MS = 250
 export async function acquireLock (path: string, options: LockOptions): Promise<HeldLock> {
   options.signal?.throwIfAborted()
   const seconds = Math.max(1, Math.ceil(options.timeoutMs / 1000))
-  const child = spawn('flock', ['--exclusive', '--wait', String(seconds), path, 'sh', '-c', 'echo locked; exec cat'], {
+  const child = startHostProcess('flock', ['--exclusive', '--wait', String(seconds), path, 'sh', '-c', 'echo locked; exec cat'], {
     env: { PATH: TOOL_PATH },
-    stdio: ['pipe', 'pipe', 'pipe']
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe'
   })
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('close', (code) => { resolve(code) })
-    child.once('error', () => { resolve(null) })
-  })
+  const exited = child.closed.then(({ code }) => code, () => null)
   let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk.slice(0, 1000) })
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk.slice(0, 1000) })
   const notice = setTimeout(() => { options.onWait?.() }, WAIT_NOTICE_MS)
-  const abort = (): void => { child.kill('SIGKILL') }
+  const abort = (): void => { child.kill('SIGKILL', { group: true }) }
   options.signal?.addEventListener('abort', abort, { once: true })
   try {
     const granted = await new Promise<boolean>((resolve) => {
-      child.stdout.setEncoding('utf8').once('data', () => { resolve(true) })
+      child.stdout!.setEncoding('utf8').once('data', () => { resolve(true) })
       void exited.then(() => { resolve(false) })
     })
     options.signal?.throwIfAborted()
@@ -52,7 +51,7 @@ export async function acquireLock (path: string, options: LockOptions): Promise<
       throw new EnvironmentCreationError(`cannot lock ${path} with flock (util-linux): ${stderr.trim() || `exit ${String(code)}`}`)
     }
   } catch (err) {
-    child.kill('SIGKILL')
+    child.kill('SIGKILL', { group: true })
     await exited
     throw err
   } finally {
@@ -63,7 +62,7 @@ export async function acquireLock (path: string, options: LockOptions): Promise<
   return {
     release: async () => {
       released ??= (async () => {
-        child.stdin.end()
+        child.stdin!.end()
         await exited
       })()
       await released

@@ -31,6 +31,8 @@ const log = componentLogger('gossip:address-book')
 export type AddressSource = 'bootstrap' | 'proven' | 'discovered' | 'observed' | 'introduced' | 'relayed' | 'announced'
 
 const ONCE: ReadonlySet<AddressSource> = new Set(['introduced', 'relayed', 'announced'])
+/** Sources whose addresses stay dialable after a failed dial: the peer can be found there again after it restarts. */
+export const REDIALABLE: ReadonlySet<AddressSource> = new Set(['bootstrap', 'proven', 'discovered', 'observed'])
 const RANK: Record<AddressSource, number> = { bootstrap: 6, proven: 5, discovered: 4, observed: 3, introduced: 2, relayed: 1, announced: 0 }
 
 interface KnownAddress {
@@ -181,6 +183,16 @@ export class AddressBook {
       .filter((known) => !(ONCE.has(known.source) && known.tried))
       .sort((a, b) => RANK[b.source] - RANK[a.source] || b.at - a.at)
       .map((known) => multiaddr(`${known.text}/p2p/${entry.peerId}`))
+  }
+
+  /**
+   * Every address the book holds for `peerId`, with where it came from and
+   * whether a once-only address was used up: for diagnostics, and for tests
+   * that must know an address survives a failed dial (`REDIALABLE`).
+   */
+  known (peerId: PeerId | string): Array<{ address: string, source: AddressSource, tried: boolean }> {
+    const entry = this.peers.get(peerId.toString())
+    return [...(entry?.addresses.values() ?? [])].map((k) => ({ address: k.text, source: k.source, tried: k.tried }))
   }
 
   /** A heartbeat's addresses: kept (to be dialed once) only when its sender is a member. */

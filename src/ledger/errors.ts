@@ -25,6 +25,11 @@ export class LedgerClosedError extends BuildhausError {
   override name = 'LedgerClosedError'
 }
 
+/** LevelDB refused a write of entries from peers (a full disk?): no more are taken until a write succeeds. */
+export class LedgerWriteError extends BuildhausError {
+  override name = 'LedgerWriteError'
+}
+
 /** append() on a store opened without the node's key. */
 export class ReadOnlyLedgerError extends BuildhausError {
   override name = 'ReadOnlyLedgerError'

@@ -14,18 +14,23 @@ const READ_CHUNK = 256
 
 /**
  * The read side of the ledger's LevelDB: lookups, chain ranges and the
- * indexes, straight from disk. Kept apart from LedgerStore, which owns the
+ * indexes, from disk once the writes made before the read have been
+ * attempted (peers' entries are written behind: LedgerStore, WriteBehind). Kept apart from LedgerStore, which owns the
  * writes and the in-memory state (heads cache, counters) these never need.
  */
 export class LedgerQueries {
   private readonly db: Level<string, string>
+  /** Waits until the writes made so far were attempted: a read then sees them. */
+  private readonly settled: () => Promise<void>
 
-  constructor (db: Level<string, string>) {
+  constructor (db: Level<string, string>, settled: () => Promise<void> = async () => {}) {
     this.db = db
+    this.settled = settled
   }
 
   async get (id: string): Promise<DecodedEntry | undefined> {
     if (!isHex(id, 32)) return undefined
+    await this.settled()
     const at = await this.db.get(keys.id(id))
     if (at === undefined) return undefined
     const line = await this.db.get(at)
@@ -33,11 +38,14 @@ export class LedgerQueries {
   }
 
   async has (id: string): Promise<boolean> {
-    return isHex(id, 32) && await this.db.has(keys.id(id))
+    if (!isHex(id, 32)) return false
+    await this.settled()
+    return await this.db.has(keys.id(id))
   }
 
   async getBySeq (author: string, seq: number): Promise<DecodedEntry | undefined> {
     if (!isHex(author, 32) || !Number.isSafeInteger(seq) || seq < 0) return undefined
+    await this.settled()
     const line = await this.db.get(keys.chain(author, seq))
     return line === undefined ? undefined : decodeTrusted(line)
   }
@@ -51,6 +59,7 @@ export class LedgerQueries {
 
   /** Every chain's head, streamed from LevelDB in author order. */
   async * allHeads (): AsyncGenerator<[string, StoredHead]> {
+    await this.settled()
     for await (const [key, value] of this.db.iterator(keys.allHeads())) yield [key.slice(2), decodeHead(value)]
   }
 
@@ -63,6 +72,7 @@ export class LedgerQueries {
   async * linesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<string> {
     const range = keys.chainOf(author)
     const from = afterSeq < 0 ? { gte: range.gte } : { gt: keys.chain(author, afterSeq) }
+    await this.settled()
     yield * this.db.values({ ...from, lt: range.lt, limit: options.limit ?? -1 })
   }
 
@@ -78,6 +88,7 @@ export class LedgerQueries {
   }
 
   private async * indexed (range: Range, reverse = false): AsyncGenerator<DecodedEntry> {
+    await this.settled()
     let ids: string[] = []
     const flush = async function * (this: LedgerQueries): AsyncGenerator<DecodedEntry> {
       const locations = await this.db.getMany(ids.map(keys.id))
@@ -100,6 +111,7 @@ export class LedgerQueries {
   /** Every fork proof held: for each (author, seq), the chain's entry (if held) paired with each conflicting one. */
   async forks (): Promise<ForkProof[]> {
     const bySeat = new Map<string, DecodedEntry[]>()
+    await this.settled()
     for await (const [key, line] of this.db.iterator(keys.allForks())) {
       const { author, seq, id } = parseForkKey(key)
       const seat = `${author}!${seq}`

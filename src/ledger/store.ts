@@ -10,7 +10,7 @@ import { jobOfEntry, trace, tracing } from '../util/trace.js'
 import { DEFAULT_PENDING_BYTES, DEFAULT_PENDING_LIMIT, MAX_ADOPTED_AHEAD_MS, MAX_CACHED_HEADS, MAX_FORK_SEQS_PER_AUTHOR, MAX_FUTURE_MS } from './constants.js'
 import { decodeTrusted, type DecodedEntry, type EntryBody, type EntryCodec } from './entry.js'
 import {
-  AppendNotAllowedError, ChainEndedError, InvalidEntryError, LedgerClosedError, ReadOnlyLedgerError, SelfForkError,
+  AppendNotAllowedError, ChainEndedError, InvalidEntryError, LedgerClosedError, LedgerWriteError, ReadOnlyLedgerError, SelfForkError,
   type InvalidEntryReason
 } from './errors.js'
 import { checkForkPair, type ForkProof } from './forks.js'
@@ -22,6 +22,10 @@ import {
 import { exportLinesOf } from './export.js'
 import { LedgerQueries, type ChainHead } from './queries.js'
 import { sharedVerifyPool, verifyEntries, type BatchVerifier } from './verify-pool.js'
+import { WriteBehind, type PutOp } from './write-behind.js'
+
+/** How often peers' entries try the disk again after a failed write. */
+const WRITE_RETRY_MS = 1_000
 
 const log = componentLogger('ledger:store')
 
@@ -91,7 +95,7 @@ export interface LedgerStoreEvents {
   fork: CustomEvent<ForkProof>
 }
 
-type BatchOp = { type: 'put', key: string, value: string }
+type BatchOp = PutOp
 
 interface AppendRequest {
   type: string
@@ -154,6 +158,8 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   private readonly queue = new SerialQueue()
   private readonly pending: PendingBuffer
   private readonly queries: LedgerQueries
+  /** Every write, in order; peers' entries are written behind (visible before LevelDB has them). */
+  private readonly writes: WriteBehind
   /**
    * Chain heads recently used, bounded (MAX_CACHED_HEADS); LevelDB's h! keys
    * are the truth. Fresh keys cost nothing, so a map of every author would
@@ -181,7 +187,15 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     // Every part of the node listens to the log: no MaxListenersExceededWarning for that.
     setMaxListeners(Infinity, this)
     this.db = db
-    this.queries = new LedgerQueries(db)
+    this.writes = new WriteBehind({
+      batch: async (ops, options) => { await db.batch(ops, options) },
+      recover: async () => {
+        log.error('reopening the ledger\'s LevelDB after a failed write, so that what is written next is not lost behind a torn record')
+        await db.close()
+        await db.open()
+      }
+    })
+    this.queries = new LedgerQueries(db, async () => { await this.writes.settled() })
     this.path = options.path
     this.codec = options.codec
     this.signer = options.signer
@@ -300,6 +314,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
       this.headsByAuthor.set(author, cachedHead)
       return cachedHead
     }
+    await this.writes.settled()
     const value = await this.db.get(keys.head(author))
     if (value === undefined) return undefined
     const head = decodeHead(value)
@@ -434,13 +449,15 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
         })
       }
       await ticket.turn
+      await this.writes.roomBehind()
+      if (this.writes.failure !== undefined) await this.retryWrites()
       // Chain order per author; arrival order otherwise (sort is stable).
       candidates.sort((a, b) => a.decoded.entry.author < b.decoded.entry.author ? -1 : a.decoded.entry.author > b.decoded.entry.author ? 1 : a.decoded.entry.seq - b.decoded.entry.seq)
       const stage = this.stage()
       for (const candidate of candidates) await this.place(stage, candidate, report, options.admission)
       // Not waiting for the disk: these entries are held by the peers they came from, and sync fetches
-      // whatever a machine crash loses (a crash of the node loses nothing: the write is the OS's by then);
-      // this node's next append (fsync'd) makes them durable with it.
+      // whatever a crash loses; they are visible at once and written behind, and this node's next
+      // append (fsync'd, written after them) makes them durable with it.
       await this.commit(stage, { sync: false })
       report.accepted = stage.accepted
       report.forks = stage.forks
@@ -479,6 +496,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
   /** Skip entries already stored or pending before spending a signature check on them. */
   private async dropKnown (candidates: Candidate[], report: IngestReport): Promise<Candidate[]> {
     if (candidates.length === 0) return candidates
+    await this.writes.settled()
     const found = await this.db.getMany(candidates.map((c) => keys.id(c.decoded.id)))
     return candidates.filter((c, i) => {
       if (found[i] !== undefined || this.pending.has(c.decoded.id)) {
@@ -633,6 +651,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     }
     return await this.queue.run(async () => {
       const { author, seq } = a.entry
+      await this.writes.settled()
       const found = await this.db.getMany([keys.id(a.id), keys.id(b.id)])
       if (found[0] !== undefined && found[1] !== undefined) return undefined
       // Evidence is stored like any entry: it costs its author's quota (a fresh key can fork at will).
@@ -660,10 +679,11 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   /**
    * Write a staged change, then make it visible and announce it. `sync`
-   * (the default) waits until it is on disk; without it the write is in
-   * LevelDB's log, in the OS's hands but not fsync'd: a crash of the machine
-   * may lose it (never tear it), a crash of the node cannot, and any later
-   * synced write makes it durable too (the log is sequential).
+   * (the default) waits until it is on disk. Without it the change is
+   * visible and announced at once and written behind (WriteBehind): a crash
+   * of the node in the next milliseconds, or of the machine before the next
+   * fsync, may lose it (never tear it), and any later synced write makes it
+   * durable too (writes keep their order; LevelDB's log is sequential).
    */
   private async commit (stage: Staging, options: { sync: boolean } = { sync: true }): Promise<void> {
     if (stage.ops.length === 0) return
@@ -672,7 +692,8 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     stage.ops.push({ type: 'put', key: keys.meta('count'), value: String(stage.count) })
     stage.ops.push({ type: 'put', key: keys.meta('authors'), value: String(stage.authors) })
     stage.ops.push({ type: 'put', key: keys.meta('clock'), value: String(stage.maxClock) })
-    await this.db.batch(stage.ops, { sync: options.sync })
+    if (options.sync) await this.writes.write(stage.ops, { sync: true })
+    else this.writes.writeBehind(stage.ops)
     for (const [author, head] of stage.heads) this.cacheHead(author, head)
     this.entryCount = stage.count
     this.authors = stage.authors
@@ -696,6 +717,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     const chainKey = keys.chain(author, seq)
     const staged = stage.chainLines.get(chainKey)
     if (staged !== undefined) return staged
+    await this.writes.settled()
     const line = await this.db.get(chainKey)
     return line === undefined ? undefined : decodeTrusted(line)
   }
@@ -825,7 +847,7 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
 
   /** Every entry held, one canonical line each, in export order (export.ts). */
   exportLines (): AsyncGenerator<string> {
-    return exportLinesOf(this.db)
+    return this.settledThen(exportLinesOf(this.db))
   }
 
   // ---- lifecycle --------------------------------------------------------
@@ -840,7 +862,31 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     this.isClosed = true
     await this.queue.idle()
     this.pending.clear()
+    await this.writes.flush().catch((err: unknown) => {
+      log.error('entries from peers could not be written before closing (sync will fetch them again): %s', describeError(err))
+    })
     await this.db.close()
+  }
+
+  /**
+   * A failed write of peers' entries (a full disk?) is tried again, at most
+   * once every WRITE_RETRY_MS for them (each gossip delivery would otherwise
+   * reopen LevelDB); until it succeeds, no more are taken. An own append
+   * always tries.
+   */
+  private async retryWrites (): Promise<void> {
+    try {
+      if (this.writes.sinceFailure() < WRITE_RETRY_MS) throw this.writes.failure
+      await this.writes.flush()
+    } catch (err) {
+      throw new LedgerWriteError(`cannot write to the ledger at ${this.path}: ${describeError(err)}; entries from peers are refused until it can (is the disk full?), and nothing already taken is lost while the node runs`, { cause: err })
+    }
+  }
+
+  /** Reads `source` once every write made so far was attempted. */
+  private async * settledThen<T> (source: AsyncGenerator<T>): AsyncGenerator<T> {
+    await this.writes.settled()
+    yield * source
   }
 
   private assertOpen (): void {

@@ -4,7 +4,7 @@ import { access, chown, lstat, mkdir, mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { componentLogger } from '../util/logger.js'
-import { bwrapArgs, detectHostLayout, warmBwrapArgs, SANDBOX_BUILD_UID, type BwrapFeatures, type BwrapPlan, type HostLayout } from './bwrap-args.js'
+import { bwrapArgs, bwrapFeatures, detectHostLayout, warmBwrapArgs, SANDBOX_BUILD_UID, type BwrapFeatures, type BwrapPlan, type HostLayout } from './bwrap-args.js'
 import { detectCgroups, type CgroupLimits, type Cgroups, type RunCgroup } from './cgroups.js'
 import { BWRAP_INSTALL_HINT, SandboxUnavailableError } from './errors.js'
 import { findTool, hostFingerprint, probeOutput, SYSTEM_PATH } from './host.js'
@@ -18,7 +18,9 @@ import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest, SandboxL
 import { WarmStep } from './warm-step.js'
 import { cgroupViolation, ProcessTreeLimits } from './violations.js'
 import { SparePool } from './spare.js'
-import { canTraverse, clearStaleStaging, createWorkspace, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
+import { noSeccompWarning, sandboxSeccomp, type SandboxSeccomp } from './seccomp.js'
+import { SpawnHelper } from './spawn-helper.js'
+import { canTraverse, clearStaleStaging, createWorkspace, DEFAULT_STAGING_ROOT, removeTree, writeSandboxEtc, type BuildUser, type Workspace, type WorkspaceOptions } from './workspace.js'
 
 const log = componentLogger('sandbox:bubblewrap')
 
@@ -38,7 +40,28 @@ export interface BubblewrapOptions {
   extraReadOnly?: string[]
   /** Run a trivial job when the executor is made, to fail early with a clear error (default true). */
   selfTest?: boolean
+  /**
+   * After this long without a run (ms), the executor drops its spare runs
+   * and stops its spawn helper (default IDLE_RELEASE_MS): an idle node holds
+   * neither; its next run makes its workspace then and starts fresh.
+   */
+  idleReleaseMs?: number
+  /**
+   * Load the system call filter in every sandbox (default true; seccomp.ts).
+   * False only for benchmarks and tests that measure it: every run's record
+   * then carries a warning, as it does where bwrap or the architecture
+   * cannot have one. Not a volunteer's setting.
+   */
+  seccomp?: boolean
 }
+
+/**
+ * An executor this long without a run lets its spare and its spawn helper go:
+ * the helper's ~8–11 MB of its own put an idle node over the 100 MB it may
+ * hold (docs/ARCHITECTURE.md), and the first run after an idle minute starting
+ * its step fresh (+10–20 ms) is not a cost anyone sees.
+ */
+export const IDLE_RELEASE_MS = 30_000
 
 /** Sandbox processes (bwrap and its init in the pid namespace) that the process limit does not charge to the job. */
 const BWRAP_OVERHEAD = 2
@@ -58,6 +81,8 @@ interface Tools {
   ulimitBuiltins: boolean
   /** The node's own hard limit on open files (a node not root cannot give more). */
   openFilesCeiling?: number
+  /** The system call filter every step loads, made once, or why there is none. */
+  seccomp: SandboxSeccomp
 }
 
 /** What a run needs before it can start, made ahead of time (see SparePool). */
@@ -98,6 +123,13 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   /** First steps handed to a warm sandbox, and first steps launched fresh (for benchmarks and diagnostics). */
   readonly firstSteps = { warm: 0, fresh: 0 }
   private readonly buildUser: BuildUser | undefined
+  /**
+   * Starts the sandboxes' processes: always a helper, never this process.
+   * Besides being cheaper (spawn-helper.ts), the helper closes what it
+   * inherited, so no step holds the node's descriptors (LevelDB's files have
+   * no close-on-exec, and a spawn from here would pass them on).
+   */
+  private readonly spawner: SpawnHelper
   private fingerprintCache: Promise<EnvironmentFingerprint> | undefined
   private readonly spares = new SparePool<Spare>(async (workRoot) => await this.makeSpare(workRoot), async (spare) => { await this.discard(spare) })
   /**
@@ -109,6 +141,11 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   private readonly taken = new WeakMap<Workspace, Spare & { refill: () => void }>()
   /** The shape the next spare's warm step is made for: the last run's (an environment's run is never warm). */
   private shape: RunShape = { limits: DEFAULT_LIMITS, network: false, root: false }
+  private activeRuns = 0
+  private idleTimer: NodeJS.Timeout | undefined
+  /** Dropping the spares and stopping the helper after an idle spell; a run waits for it to finish. */
+  private releasing: Promise<void> | undefined
+  private closed = false
 
   constructor (
     private readonly tools: Tools,
@@ -120,10 +157,38 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     const isRoot = process.getuid?.() === 0
     this.buildUser = isRoot ? { uid: options.buildUid ?? 65534, gid: options.buildGid ?? 65534 } : undefined
     this.sharesUidWithBuilds = !isRoot
+    this.spawner = new SpawnHelper()
+    this.armIdleRelease()
   }
 
   async run (request: RunRequest): Promise<RunOutcome> {
-    return await runJob(this, request)
+    this.activeRuns++
+    clearTimeout(this.idleTimer)
+    try {
+      await this.releasing
+      return await runJob(this, request)
+    } finally {
+      this.activeRuns--
+      this.armIdleRelease()
+    }
+  }
+
+  private armIdleRelease (): void {
+    clearTimeout(this.idleTimer)
+    if (this.closed || this.activeRuns > 0) return
+    this.idleTimer = setTimeout(() => { this.releaseWhenIdle() }, this.options.idleReleaseMs ?? IDLE_RELEASE_MS)
+    this.idleTimer.unref()
+  }
+
+  private releaseWhenIdle (): void {
+    if (this.closed || this.activeRuns > 0 || this.releasing !== undefined) return
+    this.releasing = (async () => {
+      await this.spares.clear()
+      // A run that came meanwhile uses the helper: it stays.
+      if (this.activeRuns === 0) this.spawner.close()
+    })().catch((err: unknown) => {
+      log('could not release the spare runs of an idle executor: %e', err)
+    }).finally(() => { this.releasing = undefined })
   }
 
   /** A run's workspace (and, with cgroups, its group, and a warm step), made ahead of time (see SparePool). */
@@ -152,7 +217,11 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
 
   /** Remove the spare runs kept ready (the node is stopping). */
   async close (): Promise<void> {
+    this.closed = true
+    clearTimeout(this.idleTimer)
+    await this.releasing
     await this.spares.close()
+    this.spawner.close()
   }
 
   /** Forget `workRoot`'s spare (the self-test's temporary work root). */
@@ -209,13 +278,14 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     this.fingerprintCache ??= hostFingerprint({
       sandbox: 'bubblewrap',
       bwrap: this.tools.version,
-      limits: this.cgroups === undefined ? 'rlimits' : this.cgroups.version === 1 ? 'cgroup-v1' : 'cgroup-v2'
+      limits: this.cgroups === undefined ? 'rlimits' : this.cgroups.version === 1 ? 'cgroup-v1' : 'cgroup-v2',
+      ...('program' in this.tools.seccomp ? { seccomp: this.tools.seccomp.label } : { warning: noSeccompWarning(this.tools.seccomp.missing) })
     })
     return await this.fingerprintCache
   }
 
   workspaceOptions (): WorkspaceOptions {
-    const options: WorkspaceOptions = { stagingRoot: this.options.stagingRoot ?? '/var/tmp/buildhaus-sandbox' }
+    const options: WorkspaceOptions = { stagingRoot: this.options.stagingRoot ?? DEFAULT_STAGING_ROOT }
     if (this.buildUser !== undefined) options.buildUser = this.buildUser
     return options
   }
@@ -331,6 +401,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     }
     if (run.rootfs !== undefined) plan.rootfs = run.rootfs
     if (run.tmpDir !== undefined) plan.tmpDir = run.tmpDir
+    if ('program' in this.tools.seccomp) plan.seccomp = true
     // Without a pids cgroup the kernel's only bound on processes; above the limit, so that the monitor sees the job reach it and names it.
     if (cgroup === undefined && prlimit !== undefined) plan.processBackstop = { prlimit, max: 2 * run.limits.processes + 2 }
     return plan
@@ -349,7 +420,9 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
       env: { PATH: SYSTEM_PATH, LANG: 'C' },
       ...(this.buildUser === undefined ? {} : { user: this.buildUser }),
       sandboxInfo: true,
-      ...(cgroup === undefined ? {} : { cgroupPids: cgroup.pids })
+      ...(cgroup === undefined ? {} : { cgroupPids: cgroup.pids }),
+      ...('program' in this.tools.seccomp ? { seccomp: this.tools.seccomp.program } : {}),
+      spawn: this.spawner.spawn.bind(this.spawner)
     }
   }
 
@@ -372,12 +445,14 @@ export async function createBubblewrapExecutor (options: BubblewrapOptions = {})
   const version = (await probeOutput(bwrap, ['--version']))?.trim()
   if (version === undefined) throw new SandboxUnavailableError(`${bwrap} does not run; reinstall bubblewrap (Debian/Ubuntu: \`sudo apt-get install --reinstall bubblewrap\`), or pass --sandbox=none to run builds unsandboxed (unsafe)`)
   const help = await probeOutput(bwrap, ['--help']) ?? ''
-  const features: BwrapFeatures = { size: help.includes('--size'), disableUserns: help.includes('--disable-userns') }
+  const features = bwrapFeatures(help)
   const prlimit = await findTool('prlimit')
   if (prlimit === undefined) throw new SandboxUnavailableError('prlimit is missing (it sets the builds\' resource limits); install util-linux')
   await treeTools()
   const isRoot = process.getuid?.() === 0
-  const tools: Tools = { bwrap, prlimit, version, features, ulimitBuiltins: await shellUlimitUnitsArePosix() }
+  const seccomp = options.seccomp === false ? { missing: 'turned off in the executor\'s options' } : sandboxSeccomp(features.seccomp)
+  if (!('program' in seccomp)) log.error('%s', noSeccompWarning(seccomp.missing))
+  const tools: Tools = { bwrap, prlimit, version, features, ulimitBuiltins: await shellUlimitUnitsArePosix(), seccomp }
   const ceiling = openFilesHardLimit()
   if (ceiling !== undefined) tools.openFilesCeiling = ceiling
   if (isRoot) {

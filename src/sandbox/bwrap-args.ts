@@ -1,7 +1,7 @@
 import { lstat, readlink, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MiB } from './limits.js'
-import { INFO_FD, INNER_WRAPPER, WARM_INNER_WRAPPER } from './step-process.js'
+import { INFO_FD, INNER_WRAPPER, SECCOMP_FD, WARM_INNER_WRAPPER } from './step-process.js'
 import type { SandboxLimits } from './types.js'
 
 /** Where the workspace appears inside the sandbox: the same path on every machine, for reproducible builds. */
@@ -27,6 +27,8 @@ export interface BwrapFeatures {
   size: boolean
   /** `--disable-userns` (bubblewrap ≥ 0.8). */
   disableUserns: boolean
+  /** `--seccomp FD`: a system call filter loaded before the command (seccomp.ts). */
+  seccomp: boolean
 }
 
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']
@@ -92,6 +94,8 @@ export interface BwrapPlan {
    * set outside it would count every process of the node's uid.
    */
   processBackstop?: { prlimit: string, max: number }
+  /** Load the system call filter, which the step's spawn feeds on SECCOMP_FD (seccomp.ts). */
+  seccomp?: boolean
 }
 
 /**
@@ -123,6 +127,34 @@ function innerCommand (plan: BwrapPlan, wrapper: string): string[] {
   return ['--', '/bin/sh', '-c', wrapper, 'buildhaus-step', ...nproc, '/bin/sh', '-c']
 }
 
+/**
+ * The host's system as a sandbox sees it: the system directories read-only
+ * (merged-/usr symlinks recreated as symlinks), the extra paths, the chosen
+ * /etc files, and with network the name service and CA files. Also used to
+ * confine host tools such as diffoscope (tool-sandbox.ts).
+ */
+export function hostSystemArgs (layout: HostLayout, network: boolean): string[] {
+  const args: string[] = []
+  for (const { path, link } of layout.system) {
+    if (link !== undefined) args.push('--symlink', link, path)
+    else args.push('--ro-bind', path, path)
+  }
+  for (const path of layout.extra) args.push('--ro-bind', path, path)
+  for (const path of layout.etc) args.push('--ro-bind', path, path)
+  if (network) for (const path of layout.etcNetwork) args.push('--ro-bind', path, path)
+  return args
+}
+
+/** bwrap's option that loads the system call filter from the descriptor the spawn feeds it on. */
+export function seccompArgs (): string[] {
+  return ['--seccomp', String(SECCOMP_FD)]
+}
+
+/** What this bwrap offers, from its `--help`. */
+export function bwrapFeatures (help: string): BwrapFeatures {
+  return { size: help.includes('--size'), disableUserns: help.includes('--disable-userns'), seccomp: help.includes('--seccomp') }
+}
+
 /** bwrap's options: the sandbox itself, up to its command. */
 function sandboxArgs (plan: BwrapPlan): string[] {
   const { layout, features, limits } = plan
@@ -130,18 +162,13 @@ function sandboxArgs (plan: BwrapPlan): string[] {
   if (plan.network) args.push('--share-net')
   if (features.disableUserns) args.push('--disable-userns')
   args.push('--die-with-parent', '--new-session', '--info-fd', String(INFO_FD))
+  if (plan.seccomp === true) args.push(...seccompArgs())
   args.push('--uid', String(plan.insideUid), '--gid', String(plan.insideUid), '--hostname', 'buildhaus')
   if (plan.rootfs !== undefined) {
     args.push('--ro-bind', plan.rootfs, '/')
     if (plan.network && layout.etcNetwork.includes('/etc/resolv.conf')) args.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf')
   } else {
-    for (const { path, link } of layout.system) {
-      if (link !== undefined) args.push('--symlink', link, path)
-      else args.push('--ro-bind', path, path)
-    }
-    for (const path of layout.extra) args.push('--ro-bind', path, path)
-    for (const path of layout.etc) args.push('--ro-bind', path, path)
-    if (plan.network) for (const path of layout.etcNetwork) args.push('--ro-bind', path, path)
+    args.push(...hostSystemArgs(layout, plan.network))
   }
   args.push('--ro-bind', join(plan.etcDir, 'passwd'), '/etc/passwd', '--ro-bind', join(plan.etcDir, 'group'), '/etc/group')
   args.push('--dev', '/dev', '--proc', '/proc')

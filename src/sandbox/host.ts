@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process'
 import { constants as fsConstants } from 'node:fs'
 import { access, readFile, realpath } from 'node:fs/promises'
 import { arch, release, type } from 'node:os'
 import { basename, join } from 'node:path'
-import { promisify } from 'node:util'
+import { runHostCommand } from './host-process.js'
 import type { EnvironmentFingerprint } from './types.js'
-
-const run = promisify(execFile)
 
 /** The PATH the node uses to find system tools, whatever its own environment says. */
 export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -26,11 +23,12 @@ export async function findTool (name: string): Promise<string | undefined> {
   return undefined
 }
 
-/** stdout+stderr of a short command, or undefined when it cannot run. */
+/** stdout+stderr of a short command, or undefined when it cannot run, fails, takes over 5 s or says more than 1 MiB. */
 export async function probeOutput (file: string, args: string[]): Promise<string | undefined> {
   try {
-    const { stdout, stderr } = await run(file, args, { timeout: 5000, env: { PATH: SYSTEM_PATH, LANG: 'C' }, maxBuffer: 1024 * 1024 })
-    return `${stdout}${stderr}`
+    const result = await runHostCommand(file, args, { timeoutMs: 5000, env: { PATH: SYSTEM_PATH, LANG: 'C' }, maxOutputBytes: 1024 * 1024 })
+    if (result.code !== 0 || result.timedOut || result.truncated) return undefined
+    return `${result.stdout}${result.stderr}`
   } catch {
     return undefined
   }
@@ -83,7 +81,7 @@ async function osName (): Promise<string> {
   return type()
 }
 
-export async function hostFingerprint (fields: Pick<EnvironmentFingerprint, 'sandbox' | 'bwrap' | 'limits' | 'warning'>): Promise<EnvironmentFingerprint> {
+export async function hostFingerprint (fields: Pick<EnvironmentFingerprint, 'sandbox' | 'bwrap' | 'limits' | 'seccomp' | 'warning'>): Promise<EnvironmentFingerprint> {
   const fingerprint: EnvironmentFingerprint = {
     os: await osName(),
     kernel: release(),
@@ -93,6 +91,7 @@ export async function hostFingerprint (fields: Pick<EnvironmentFingerprint, 'san
   }
   if (fields.bwrap !== undefined) fingerprint.bwrap = fields.bwrap
   if (fields.limits !== undefined) fingerprint.limits = fields.limits
+  if (fields.seccomp !== undefined) fingerprint.seccomp = fields.seccomp
   if (fields.warning !== undefined) fingerprint.warning = fields.warning
   return fingerprint
 }

@@ -8,7 +8,7 @@ import { openFilesHardLimit, prlimitArgs, rlimitsFor, shellUlimitUnitsArePosix, 
 import { INNER_WRAPPER, outerWrapper, StepProcess } from './step-process.js'
 import type { EnvironmentFingerprint, Executor, RunOutcome, RunRequest } from './types.js'
 import { ProcessTreeLimits } from './violations.js'
-import type { Workspace, WorkspaceOptions } from './workspace.js'
+import { DEFAULT_STAGING_ROOT, type Workspace, type WorkspaceOptions } from './workspace.js'
 
 export const UNSANDBOXED_WARNING = 'UNSANDBOXED: this node runs builds with --sandbox=none, as its own user, with its network and files; a job can read or change anything that user can. Results from it prove nothing about isolation.'
 
@@ -50,7 +50,7 @@ export class NoSandboxExecutor implements Executor, SandboxBackend {
   }
 
   workspaceOptions (): WorkspaceOptions {
-    return { stagingRoot: '/var/tmp/buildhaus-sandbox' }
+    return { stagingRoot: DEFAULT_STAGING_ROOT }
   }
 
   async prepare (request: RunRequest, workspace: Workspace): Promise<PreparedRun> {

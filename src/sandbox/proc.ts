@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
+import { endianness } from 'node:os'
 
 /** One process as /proc/<pid>/stat shows it. */
 export interface ProcessInfo {
@@ -22,13 +22,34 @@ export interface ProcessInfo {
 let pageSize: number | undefined
 let clockTicks: number | undefined
 
-function sysconf (name: string, fallback: number): number {
+/** The kernel's auxiliary vector entries sysconf(3) reads these from: AT_PAGESZ and AT_CLKTCK. */
+const AT_PAGESZ = 6
+const AT_CLKTCK = 17
+const THIRTY_TWO_BIT: ReadonlySet<string> = new Set(['arm', 'ia32', 'mips', 'mipsel', 'ppc'])
+
+/**
+ * A value of this process's auxiliary vector (/proc/self/auxv: pairs of
+ * native words, type then value), as glibc's sysconf answers PAGESIZE and
+ * CLK_TCK: read, not asked of getconf, which would be a process started by
+ * the node (see host-process.ts) for two numbers.
+ */
+function auxv (type: number, fallback: number): number {
   try {
-    const value = Number.parseInt(execFileSync('getconf', [name], { encoding: 'utf8', timeout: 2000 }).trim(), 10)
-    return Number.isSafeInteger(value) && value > 0 ? value : fallback
-  } catch {
-    return fallback
-  }
+    const bytes = readFileSync('/proc/self/auxv')
+    // The native word: 4 bytes on the 32-bit architectures Node runs on, 8 on the rest (s390x too, whose name lacks "64").
+    const wide = !THIRTY_TWO_BIT.has(process.arch)
+    const word = wide ? 8 : 4
+    const le = endianness() === 'LE'
+    const read = (at: number): number => wide
+      ? Number(le ? bytes.readBigUInt64LE(at) : bytes.readBigUInt64BE(at))
+      : (le ? bytes.readUInt32LE(at) : bytes.readUInt32BE(at))
+    for (let at = 0; at + 2 * word <= bytes.length; at += 2 * word) {
+      if (read(at) !== type) continue
+      const value = read(at + word)
+      return Number.isSafeInteger(value) && value > 0 ? value : fallback
+    }
+  } catch {}
+  return fallback
 }
 
 /** Parse one /proc/<pid>/stat line; the command name may hold spaces and parentheses. */
@@ -37,8 +58,8 @@ export function parseStat (text: string): ProcessInfo | undefined {
   const close = text.lastIndexOf(')')
   if (open < 0 || close < open) return undefined
   const fields = text.slice(close + 2).split(' ')
-  pageSize ??= sysconf('PAGESIZE', 4096)
-  clockTicks ??= sysconf('CLK_TCK', 100)
+  pageSize ??= auxv(AT_PAGESZ, 4096)
+  clockTicks ??= auxv(AT_CLKTCK, 100)
   const num = (i: number): number => Number.parseInt(fields[i] ?? '0', 10)
   return {
     pid: Number.parseInt(text.slice(0, open), 10),

@@ -67,11 +67,16 @@ export class SparePool<Prepared> {
     if (spare !== undefined) await this.discardWhenMade(spare)
   }
 
-  /** Remove every spare (the node is stopping); later takes make their runs on demand. */
-  async close (): Promise<void> {
-    this.closed = true
+  /** Remove every spare; the next take of a work root makes its run then, and a new spare after it. */
+  async clear (): Promise<void> {
     const spares = [...this.spares.values()]
     this.spares.clear()
     await Promise.all(spares.map(async (spare) => { await this.discardWhenMade(spare) }))
+  }
+
+  /** Remove every spare (the node is stopping); later takes make their runs on demand. */
+  async close (): Promise<void> {
+    this.closed = true
+    await this.clear()
   }
 }

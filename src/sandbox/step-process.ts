@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { readlink } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { componentLogger } from '../util/logger.js'
+import { spawnOnHost } from './host-process.js'
 import { trace, traceNow, tracing } from '../util/trace.js'
 import { delay } from '../util/wait.js'
 import { descendants, isRunning, readProcess, readProcessNow, readProcessTable } from './proc.js'
@@ -59,6 +59,9 @@ export function warmStepInput (epoch: string, run: string): string {
 /** The fd on which bwrap (`--info-fd`) reports the host pid of the sandbox's init. */
 export const INFO_FD = 4
 
+/** The fd from which bwrap (`--seccomp`) reads the system call filter (seccomp.ts): a pipe fed the program, then closed. */
+export const SECCOMP_FD = 5
+
 const log = componentLogger('sandbox:process')
 
 export interface StepProcessOptions {
@@ -80,13 +83,67 @@ export interface StepProcessOptions {
   sandboxInfo?: boolean
   /** Give the process a pipe as stdin (`input`), on which a warm step's inner shell reads its command; else /dev/null. */
   commandInput?: boolean
+  /** Give stderr a pipe of its own (`errors`), for a tool whose stdout is its report; else /dev/null (steps merge it into stdout). */
+  stderr?: boolean
+  /** What starts the process (default: the node's shared spawn helper, spawnHere; see spawn-helper.ts). */
+  spawn?: StepSpawn
+  /** The seccomp program bwrap reads on SECCOMP_FD (`--seccomp`): the same bytes for every step of a node. */
+  seccomp?: Buffer
+}
+
+/** How a step's process is started: always detached (its own session), each fd of `stdio` a pipe or /dev/null. */
+export interface StepSpawnOptions {
+  cwd: string
+  env: Record<string, string>
+  stdio: Array<'pipe' | 'ignore'>
+  uid?: number
+  gid?: number
+  /** A pipe on this fd, fed these bytes and closed at once (bwrap reads its seccomp program so); not one of `stdio`. */
+  feed?: { fd: number, bytes: Buffer }
+}
+
+/** What StepProcess uses of a started process: Node's ChildProcess has it, and so has a spawn helper's. */
+export interface StepChild {
+  /** Undefined until known (see whenSpawned) or when the process never started. */
+  readonly pid?: number | undefined
+  readonly exitCode: number | null
+  readonly signalCode: NodeJS.Signals | null
+  readonly stdin: Writable | null
+  readonly stdout: Readable | null
+  readonly stdio: ReadonlyArray<Readable | Writable | null | undefined>
+  kill: (signal?: NodeJS.Signals) => boolean
+  once: ((event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void) => unknown) &
+  ((event: 'error', listener: (err: Error) => void) => unknown)
+  /**
+   * For a process started elsewhere (a helper), whose pid arrives later: its
+   * pid and start time, read by its parent before it could reap it; undefined
+   * if it never started. Without it, the pid is known at once.
+   */
+  readonly whenSpawned?: Promise<{ pid: number, startTime?: number } | undefined>
+}
+
+export type StepSpawn = (file: string, args: string[], options: StepSpawnOptions) => StepChild
+
+/** The default: the node's shared spawn helper (host-process.ts), so that the step inherits none of the node's descriptors. */
+export const spawnHere: StepSpawn = spawnOnHost
+
+/**
+ * Write `bytes` into a child's pipe and close it. They fit in the pipe's
+ * buffer (a filter is a few hundred bytes), so nothing waits for the reader;
+ * a process that is gone before it read them fails on its own (bwrap: no
+ * filter, no sandbox), and the write's error is not the node's.
+ */
+export function feedPipe (stream: Writable | null | undefined, bytes: Buffer): void {
+  if (stream === null || stream === undefined) return
+  stream.on('error', () => {})
+  stream.end(bytes)
 }
 
 export interface StepExit { code: number | null, signal: NodeJS.Signals | null }
 
 /** One running step: its merged output, whether its sandbox started, its exit, and a kill for its whole tree. */
 export class StepProcess {
-  readonly child: ChildProcess
+  readonly child: StepChild
   readonly output: Readable
   /** Resolves true once the sandbox is set up (the step's command is about to start, or, warm, waits for it), false if it never was. */
   readonly started: Promise<boolean>
@@ -94,6 +151,8 @@ export class StepProcess {
   readonly commandTaken: Promise<boolean>
   /** With `commandInput`: the pipe to the process's stdin. */
   readonly input: Writable | undefined
+  /** With `stderr`: the process's stderr. */
+  readonly errors: Readable | undefined
   readonly exited: Promise<StepExit>
   /** Set when the process could not even be spawned. */
   spawnError: Error | undefined
@@ -102,26 +161,34 @@ export class StepProcess {
   /** The sandbox's init, once bwrap has said which it is. */
   private readonly sandboxInit: Promise<number | undefined>
   private readonly inSandbox: boolean
-  /** When the step's own process started (clock ticks after boot), to tell its group from a later one reusing the number. */
-  private readonly leaderStart: number
+  /** When the step's own process started (clock ticks after boot), to tell it and its group from later ones reusing the number. */
+  private leaderStart: number | undefined
+  /** Settles once the process's pid (and start time) is known, or it is known it never started. */
+  private readonly spawned: Promise<unknown>
 
   constructor (argv: string[], options: StepProcessOptions) {
     this.cgroupPids = options.cgroupPids
     const at = tracing ? traceNow() : 0
-    this.child = spawn(argv[0]!, argv.slice(1), {
+    this.child = (options.spawn ?? spawnHere)(argv[0]!, argv.slice(1), {
       cwd: options.cwd,
       env: options.env,
-      // stderr goes to stdout (the outer wrapper's first act), so the log keeps the order of the two.
-      stdio: [options.commandInput === true ? 'pipe' : 'ignore', 'pipe', 'ignore', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
-      // Its own process group and session: signals to the node's terminal do not reach it, and the group can be killed whole.
-      detached: true,
-      ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid })
+      // A step's stderr goes to stdout (the outer wrapper's first act), so the log keeps the order of the two.
+      stdio: [options.commandInput === true ? 'pipe' : 'ignore', 'pipe', options.stderr === true ? 'pipe' : 'ignore', 'pipe', options.sandboxInfo === true ? 'pipe' : 'ignore'],
+      ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid }),
+      ...(options.seccomp === undefined ? {} : { feed: { fd: SECCOMP_FD, bytes: options.seccomp } })
     })
     if (tracing) trace(`spawn-${options.commandInput === true ? 'warm' : 'step'}`, (traceNow() - at).toFixed(2), at)
     this.inSandbox = options.sandboxInfo === true
-    this.leaderStart = this.child.pid === undefined ? 0 : readProcessNow(this.child.pid)?.startTime ?? 0
+    if (this.child.whenSpawned === undefined) {
+      // Until node has reaped it, the pid names this process: its start time now is its own.
+      this.leaderStart = this.child.pid === undefined ? undefined : readProcessNow(this.child.pid)?.startTime ?? 0
+      this.spawned = Promise.resolve()
+    } else {
+      this.spawned = this.child.whenSpawned.then((known) => { this.leaderStart = known?.startTime })
+    }
     this.output = this.child.stdout!
     this.input = this.child.stdin ?? undefined
+    this.errors = (this.child.stdio[2] as Readable | null | undefined) ?? undefined
     // A process that is gone before it read its command: the write fails, and the failure is seen on commandTaken.
     this.input?.on('error', (err) => { log('cannot hand a step its command: %e', err) })
     const marker = this.child.stdio[3] as Readable
@@ -184,6 +251,8 @@ export class StepProcess {
    */
   async kill (timeoutMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
+    // A helper's process: its pid first (it is never killed by a number not known to be its own).
+    await this.spawned
     // Note the tree while the step's own process still holds it together: once that dies, its
     // children are reparented away (bwrap's child may even be stuck mid-setup, waiting on its parent).
     await this.remember()
@@ -214,17 +283,20 @@ export class StepProcess {
 
   /** Add the step's processes to those to kill: its cgroup's members, or its tree (and, unsandboxed, its group and session) as /proc shows them. */
   private async remember (): Promise<void> {
-    // Until node has reaped it (and seen its exit), the step's own pid cannot name another process.
+    // Until its exit is seen, the step's own pid names it or nothing: it has its start time, and a
+    // helper may have reaped it already (and the pid gone to another process) before saying so.
     const leader = this.child.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined
+    const leaderStart = this.leaderStart
+    if (leader !== undefined && leaderStart !== undefined && !this.seen.has(leader)) this.seen.set(leader, leaderStart)
     if (this.cgroupPids !== undefined) {
-      for (const pid of [...(leader === undefined ? [] : [leader]), ...await this.cgroupPids().catch(() => [])]) {
+      for (const pid of await this.cgroupPids().catch(() => [])) {
         const info = await readProcess(pid)
         if (info !== undefined && !this.seen.has(pid)) this.seen.set(pid, info.startTime)
       }
       return
     }
     const table = await readProcessTable()
-    const roots: number[] = leader === undefined ? [] : [leader]
+    const roots: number[] = []
     for (const [pid, startTime] of this.seen) if (table.get(pid)?.startTime === startTime) roots.push(pid)
     for (const root of roots) {
       for (const info of descendants(table, root)) this.seen.set(info.pid, info.startTime)
@@ -232,9 +304,9 @@ export class StepProcess {
     // Unsandboxed, orphans may keep the step's group or session (a group id is not reused while it has
     // members); in a sandbox the pid namespace holds them all.
     const id = this.child.pid
-    if (!this.inSandbox && id !== undefined) {
+    if (!this.inSandbox && id !== undefined && leaderStart !== undefined) {
       for (const info of table.values()) {
-        if ((info.pgrp === id || info.session === id) && info.startTime >= this.leaderStart) this.seen.set(info.pid, info.startTime)
+        if ((info.pgrp === id || info.session === id) && info.startTime >= leaderStart) this.seen.set(info.pid, info.startTime)
       }
     }
   }

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process'
 import { rm as fsRm } from 'node:fs/promises'
 import { SandboxUnavailableError, WorkspaceRemovalError } from './errors.js'
 import { findTool, SYSTEM_PATH } from './host.js'
+import { startHostProcess } from './host-process.js'
 import { trace, traceNow, tracing } from '../util/trace.js'
 
 /**
@@ -54,10 +54,10 @@ export interface ToolRun {
 export async function runTreeTool (file: string, args: string[], onOutput?: (chunk: Buffer) => boolean, timeoutMs = TREE_WALK_TIMEOUT_MS): Promise<ToolRun> {
   return await new Promise((resolve) => {
     const at = tracing ? traceNow() : 0
-    const child = spawn(file, args, {
-      cwd: '/',
+    const child = startHostProcess(file, args, {
       env: { PATH: SYSTEM_PATH, LANG: 'C', LC_ALL: 'C' },
-      stdio: ['ignore', onOutput === undefined ? 'ignore' : 'pipe', 'pipe']
+      stdout: onOutput === undefined ? 'ignore' : 'pipe',
+      stderr: 'pipe'
     })
     if (tracing) trace(`spawn-${file.split('/').pop() ?? file}`, (traceNow() - at).toFixed(2), at)
     let stopped = false
@@ -73,16 +73,15 @@ export async function runTreeTool (file: string, args: string[], onOutput?: (chu
     })
     child.stderr!.setEncoding('utf8')
     child.stderr!.on('data', (chunk: string) => { if (stderr.length < MAX_STDERR) stderr += chunk })
-    child.once('error', (err) => {
-      clearTimeout(timer)
-      resolve({ ok: false, stopped: false, problem: `cannot run ${file.split('/').pop() ?? file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` })
-    })
-    child.once('close', (code, signal) => {
+    child.closed.then(({ code, signal }) => {
       clearTimeout(timer)
       if (stopped) return resolve({ ok: false, stopped: true })
       if (timedOut) return resolve({ ok: false, stopped: false, problem: `no answer within ${Math.round(timeoutMs / 1000)} s` })
       if (code === 0 && stderr === '') return resolve({ ok: true, stopped: false })
       resolve({ ok: false, stopped: false, problem: complaint(stderr) ?? (signal !== null ? `killed by ${signal}` : `exit ${code ?? '?'}`) })
+    }, (err: unknown) => {
+      clearTimeout(timer)
+      resolve({ ok: false, stopped: false, problem: `cannot run ${file.split('/').pop() ?? file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}` })
     })
   })
 }

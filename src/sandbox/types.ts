@@ -89,6 +89,8 @@ export interface EnvironmentFingerprint {
   bwrap?: string
   /** How resource limits were enforced: kernel cgroups, or rlimits plus a /proc monitor. */
   limits?: 'cgroup-v1' | 'cgroup-v2' | 'rlimits'
+  /** The system call filter every step loaded (e.g. `buildhaus-1 x86_64`, seccomp.ts); absent: none, and `warning` says why. */
+  seccomp?: string
   /** First line of each tool's version, e.g. { cc: 'cc (Debian 12.2.0-14) 12.2.0', sh: 'dash' } (the host's: empty in an environment, whose manifest lists its packages). */
   tools: Record<string, string>
   warning?: string

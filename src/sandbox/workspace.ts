@@ -123,7 +123,11 @@ export async function clearStaleStaging (stagingRoot: string): Promise<void> {
   }
 }
 
-async function ensureStagingRoot (path: string, user: BuildUser): Promise<string> {
+/** Where a root node stages what its build user cannot reach (the executor's `stagingRoot` option overrides it). */
+export const DEFAULT_STAGING_ROOT = '/var/tmp/buildhaus-sandbox'
+
+/** Make (or check) the staging root: this user's, 0711, and reachable by the build user. */
+export async function ensureStagingRoot (path: string, user: BuildUser): Promise<string> {
   await mkdir(path, { recursive: true, mode: 0o711 })
   const stats = await lstat(path)
   const uid = process.getuid?.() ?? 0

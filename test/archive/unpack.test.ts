@@ -187,6 +187,19 @@ describe('unpackTarball', () => {
     await refused(plain.subarray(0, 700), dest, 'not-a-tarball')
   })
 
+  it('names the real cause when the gzip ends inside a member (fuzzer seed -1906205553: was "Stream was destroyed")', async () => {
+    // 155 bytes from the fuzzer: inflates to the header of a.txt (6 bytes) and then the deflate stream stops.
+    const cut = Buffer.from(
+      '1f8b0800000000000203edd8575013daba07f010544aa88227080aa1881b50082da1089122d22174084510020a9b00090610dc028274a41729a1231d23106ae852a41785d03b4814294a1138739ece9c' +
+      'f370cec3bd7bcfdcb9fe5ebef5facd9aff7fcd2c7b719c0f0ef0e78242a1301919c83f26140afdf7f90f30c83fcf500854122a2923050140017f016f2ccede0b0085fe2f2cf92fcbfd1f61', 'hex')
+    expect(cut.length).toBe(155)
+    const { dest } = await arena()
+    const err = await refused(cut, dest, 'not-a-tarball')
+    expect(err.message).toContain('unexpected end of file')
+    expect(err.message).not.toMatch(/premature close|destroyed/i)
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('Z_BUF_ERROR')
+  })
+
   it('keeps relative links that stay inside', async () => {
     const { dest } = await arena()
     await unpackTarball(await makeTarGz([

@@ -192,7 +192,9 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
   })
 
   it('shows a running build\'s output live, in order, and says when its run ended', async () => {
-    const spec = { name: 'slow-printer', replicas: 1, steps: [{ name: 'print', run: 'i=1; while [ $i -le 12 ]; do echo "live line $i"; i=$((i+1)); sleep 0.4; done' }], timeout: 120 }
+    // The page shows a live box only for a run it sees running: 12 s of output, so that a page opened late on a
+    // loaded machine (once, in a full run, after the 5 s this job used to take) still finds it running.
+    const spec = { name: 'slow-printer', replicas: 1, steps: [{ name: 'print', run: 'i=1; while [ $i -le 30 ]; do echo "live line $i"; i=$((i+1)); sleep 0.4; done' }], timeout: 120 }
     const job = await submitDir(nodes[0]!, await writeJobDir(join(dir, 'live'), spec))
     const page = await openPage(`${nodes[0]!.apiUrl}/#/job/${job.id}`)
     const box = page.locator('.live[data-platform="linux-x64"] details.live-log pre.log-text')

@@ -53,6 +53,8 @@ describe.skipIf(skip)('one project built in debian-11, debian-12 and debian-13',
     // The same environments as the wheel that differed: the backend made the difference.
     const manifests = job.platforms.map((p) => p.results[0]!.environment!.manifest)
     expect(new Set(manifests).size).toBe(3)
+    // Built under the system call filter, and the results say so (docs/SANDBOX.md, "The system call filter").
+    for (const platform of job.platforms) expect(platform.results[0]!.env.tools.seccomp).toMatch(/^buildhaus-1 (x86_64|aarch64)$/)
   }, 25 * 60_000)
 
   it('a C program prints what it was built with, and the diagnosis says the environments differ and lists the packages', async () => {

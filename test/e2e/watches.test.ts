@@ -174,8 +174,13 @@ describe('watches on a mesh, against real upstreams on loopback', () => {
     const commit1 = await tag('1.0.0')
     await git(['tag', 'not-a-release'])
     const port = await freePort()
-    const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${repos}`, '--listen=127.0.0.1', `--port=${port}`, repos], { stdio: 'ignore' })
-    teardown(() => { daemon.kill('SIGKILL') })
+    // `git daemon` starts git-daemon as a child of its own: a group of their own, killed whole (killing git alone left git-daemon running).
+    const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${repos}`, '--listen=127.0.0.1', `--port=${port}`, repos], { stdio: 'ignore', detached: true })
+    teardown(() => {
+      try {
+        process.kill(-daemon.pid!, 'SIGKILL')
+      } catch {}
+    })
     const url = `git://127.0.0.1:${port}/project.git`
     await waitFor(async () => (await run('git', ['ls-remote', url]).then(() => true, () => false)), { timeoutMs: 15_000, intervalMs: 200, what: 'git daemon to answer' })
 

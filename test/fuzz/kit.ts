@@ -1,5 +1,6 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 
 /**
@@ -7,6 +8,20 @@ import fc from 'fast-check'
  * run), byte-level mutations of valid inputs, the rule that a decoder may only
  * throw its documented error class, and a loose check of heap growth.
  */
+
+// A failure prints its seed: `FUZZ_SEED=<seed> vitest run test/fuzz/<target>` replays it (and shrinks it again).
+const replaySeed = Number.parseInt(process.env.FUZZ_SEED ?? '', 10)
+if (Number.isSafeInteger(replaySeed)) fc.configureGlobal({ seed: replaySeed })
+
+/**
+ * Bytes that look random but are the same in every run, so that a seed
+ * replays the same inputs (random file contents would not).
+ */
+export function fixedNoise (length: number, label = 'noise'): Buffer {
+  const blocks: Buffer[] = []
+  for (let i = 0; blocks.length * 32 < length; i++) blocks.push(createHash('sha256').update(`${label}/${i}`).digest())
+  return Buffer.concat(blocks).subarray(0, length)
+}
 
 /** Every target's run count is multiplied by this; `npm run test:soak` sets FUZZ_SCALE. */
 export function runs (base: number, scale = Number(process.env.FUZZ_SCALE ?? 1)): number {

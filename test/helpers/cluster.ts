@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -40,6 +41,8 @@ export interface ReadyEvent {
 export interface ExitInfo {
   code: number | null
   signal: NodeJS.Signals | null
+  /** The process exited, but its output stayed open: these processes (it started them) still held it. */
+  outputHeldBy?: string[]
 }
 
 export interface CliResult extends ExitInfo {
@@ -189,17 +192,23 @@ export class NodeProcess {
   async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<ExitInfo> {
     if (this.child === undefined || this.exit === undefined) throw new Error(`the node in ${this.home} was never started`)
     if (this.running) this.child.kill(signal)
-    return await this.exit
+    return this.checked(await this.exit)
+  }
+
+  /** An exit whose output stayed open is a leak of the node's: fail here, saying who held it. */
+  private checked (info: ExitInfo): ExitInfo {
+    if (info.outputHeldBy === undefined) return info
+    throw new Error(`the node in ${this.home} exited (${info.signal ?? `code ${String(info.code)}`}), but its output was still open ${OUTPUT_CLOSE_MS} ms later: a process it started outlived it (held by: ${info.outputHeldBy.join(', ') || 'none found'})`)
   }
 
   /** SIGTERM, then SIGKILL if it has not stopped within `timeoutMs`. */
   async stop (timeoutMs = 15_000): Promise<ExitInfo> {
     if (this.child === undefined || this.exit === undefined) throw new Error(`the node in ${this.home} was never started`)
-    if (!this.running) return await this.exit
+    if (!this.running) return this.checked(await this.exit)
     this.child.kill('SIGTERM')
     const timer = setTimeout(() => { this.child?.kill('SIGKILL') }, timeoutMs)
     try {
-      return await this.exit
+      return this.checked(await this.exit)
     } finally {
       clearTimeout(timer)
     }
@@ -319,12 +328,46 @@ export async function startCluster (teardown: Teardown, options: ClusterOptions)
   return nodes
 }
 
+/** How long a node's output may stay open after it exited: longer means a process it started still holds it. */
+const OUTPUT_CLOSE_MS = 10_000
+
 async function exited (child: ChildProcess): Promise<ExitInfo> {
   if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode }
   return await new Promise((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
     // 'close', not 'exit': by then everything the process printed has been read.
-    child.once('close', (code, signal) => { resolve({ code, signal }) })
+    child.once('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal })
+    })
+    // But a process the node started that outlives it (a leaked spawn helper or sandbox) keeps its pipes
+    // open, and 'close' never comes: say so instead of hanging the test until its timeout.
+    child.once('exit', (code, signal) => {
+      timer = setTimeout(() => { resolve({ code, signal, outputHeldBy: holdersOf(child) }) }, OUTPUT_CLOSE_MS)
+    })
   })
+}
+
+/** Processes other than `child` that still hold the read ends' peers of its stdout or stderr (as `pid (command)`). */
+function holdersOf (child: ChildProcess): string[] {
+  const sockets = new Set<string>()
+  for (const stream of [child.stdout, child.stderr]) {
+    const fd = (stream as unknown as { _handle?: { fd?: number } } | null)?._handle?.fd
+    if (fd === undefined || fd < 0) continue
+    try {
+      // A diagnostic: the pair's other end is the inode next to ours in practice (both neighbours are listed).
+      const inode = Number(/socket:\[(\d+)\]/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1])
+      if (Number.isInteger(inode)) for (const n of [inode - 1, inode + 1]) sockets.add(`socket:[${n}]`)
+    } catch {}
+  }
+  const holders: string[] = []
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (!readdirSync(`/proc/${pid}/fd`).some((fd) => sockets.has(readlinkSync(`/proc/${pid}/fd/${fd}`)))) continue
+      holders.push(`${pid} (${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 120)})`)
+    } catch {}
+  }
+  return holders
 }
 
 /** Every node lists exactly the others (itself excluded) as live members. */

@@ -39,9 +39,20 @@ const oddValues: unknown[] = [
 
 type Path = Array<string | number>
 
+/**
+ * Arrays and plain objects are walked into; anything else (a Date, say) is a leaf, because
+ * structuredClone keeps only a Date's time: a member added to one would vanish in the next copy.
+ */
+function isContainer (value: unknown): value is Record<string | number, unknown> {
+  if (Array.isArray(value)) return true
+  if (typeof value !== 'object' || value === null) return false
+  const proto = Object.getPrototypeOf(value) as unknown
+  return proto === Object.prototype || proto === null
+}
+
 /** Every path to a member or array item of `value`. */
 function paths (value: unknown, prefix: Path = []): Path[] {
-  if (typeof value !== 'object' || value === null) return []
+  if (!isContainer(value)) return []
   const out: Path[] = []
   const keys = Array.isArray(value) ? value.map((_, i) => i) : Object.keys(value)
   for (const key of keys) {
@@ -62,7 +73,7 @@ function mutate (value: unknown, path: Path, replacement: unknown, action: 'set'
     else delete parent[last]
   } else if (action === 'extra') {
     const target = parent[last]
-    if (typeof target === 'object' && target !== null && !Array.isArray(target)) (target as Record<string, unknown>).extra = replacement
+    if (isContainer(target) && !Array.isArray(target)) target.extra = replacement
     else parent[last] = replacement
   } else {
     parent[last] = replacement

@@ -123,6 +123,24 @@ describe('HTTP API', () => {
       await app.close()
     })
 
+    it('that change membership (vouch, unvouch) need the token even from loopback: whatever shares this machine\'s network cannot admit a key', async () => {
+      // git polling a stranger's repository shares the host's network in its sandbox; a git taken over by a crafted
+      // repository could otherwise make this node vouch for the attacker's keys through 127.0.0.1.
+      const app = buildApiApp(context())
+      for (const type of ['vouch', 'unvouch']) app.post(`/api/members/${type}`, async () => ({ done: true }))
+      await app.ready()
+      for (const type of ['vouch', 'unvouch']) {
+        const none = await app.inject({ method: 'POST', url: `/api/members/${type}`, remoteAddress: '127.0.0.1', payload: { member: 'b'.repeat(64) } })
+        expect(none.statusCode, type).toBe(403)
+        expect(none.json().error.message).toMatch(/^membership changes need the node's API token, from this machine too/)
+        const right = await app.inject({ method: 'POST', url: `/api/members/${type}`, remoteAddress: '127.0.0.1', headers: { authorization: `Bearer ${TOKEN}` }, payload: { member: 'b'.repeat(64) } })
+        expect(right.statusCode, type).toBe(200)
+      }
+      // Decided on the route, not the text of the URL.
+      expect((await app.inject({ method: 'POST', url: '/api/members/vouch?via=loopback', remoteAddress: '127.0.0.1', payload: {} })).statusCode).toBe(403)
+      await app.close()
+    })
+
     it('loopback is decided on the socket address', () => {
       expect(isLoopback('127.0.0.1')).toBe(true)
       expect(isLoopback('127.8.9.10')).toBe(true)

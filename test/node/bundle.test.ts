@@ -12,10 +12,11 @@ describe('the bundle (dist/bundle/)', () => {
   const files = readdirSync(BUNDLE).filter((name) => name.endsWith('.js'))
   const sources = new Map(files.map((name) => [name, readFileSync(join(BUNDLE, name), 'utf8')]))
 
-  it('finds every file it names relative to itself (the verify worker, beside the module that starts it)', () => {
+  it('finds every file it names relative to itself (the verify worker and the spawn helper, beside the modules that start them)', () => {
     // (.ts names are verify-pool's fallback when it runs from src/, as in tests.)
     const named = [...sources.values()].flatMap((source) => [...source.matchAll(/new URL\("\.\/([^"]+\.js)",\s*import\.meta\.url\)/g)].map((m) => m[1]!))
     expect(named).toContain('verify-worker.js')
+    expect(named).toContain('spawn-helper-main.js')
     for (const name of named) expect(existsSync(join(BUNDLE, name)), name).toBe(true)
   })
 

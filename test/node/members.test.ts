@@ -141,11 +141,16 @@ describe('membership on a live mesh: a volunteer is admitted by vouches (3 node 
     expect(pending.platforms[0]!.claims.map((c) => c.builder)).not.toContain(key)
     expect(pending.platforms[0]!.reason).toBe('unmatched: all 2 live nodes offering linux-x64 already took part; 1 more result wanted')
 
-    // One vouch: waiting. The second (by peer id) admits it, on every node.
-    const first = await runCli(['vouch', key, '--api', a.apiUrl])
+    // Membership changes need the node's token even from this machine: with only an address, the CLI has none.
+    const tokenless = await runCli(['vouch', key, '--api', a.apiUrl])
+    expect(tokenless.code).not.toBe(0)
+    expect(tokenless.stderr).toContain('membership changes need the node\'s API token, from this machine too')
+    // One vouch: waiting (the CLI finds the node and its token through the node's home). The second (by peer id,
+    // the token given in the environment) admits it, on every node.
+    const first = await runCli(['vouch', key, '--home', a.home])
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toContain('it is not a member of "test" yet: 1 of 2 members\' vouches; 1 more needed')
-    const second = await runCli(['vouch', peerIdOfAuthor(key).toString(), '--api', b.apiUrl, '--json'])
+    const second = await runCli(['vouch', peerIdOfAuthor(key).toString(), '--api', b.apiUrl, '--json'], { env: { ...process.env, BUILDHAUS_API_TOKEN: await b.token() } })
     expect(second.code, second.stderr).toBe(0)
     expect(JSON.parse(second.stdout)).toMatchObject({ type: 'vouch', member: key, admitted: true, selfMember: true })
     await waitFor(async () => (await Promise.all(nodes.map(members))).every((m) => m.members.some((r) => r.key === key)), { timeoutMs: 20_000, intervalMs: 200, what: 'every node to count the volunteer a member' })
@@ -159,7 +164,7 @@ describe('membership on a live mesh: a volunteer is admitted by vouches (3 node 
     expect(verified.platforms[0]!.results.find((r) => r.builder === key)).toMatchObject({ counted: true, agrees: true })
 
     // a withdraws: the volunteer is out again, and its result no longer counts.
-    const withdrawn = await runCli(['unvouch', key, '--api', a.apiUrl])
+    const withdrawn = await runCli(['unvouch', key, '--home', a.home])
     expect(withdrawn.stdout).toContain('it is not a member of "test" yet: 1 of 2 members\' vouches; 1 more needed')
     await waitFor(async () => (await Promise.all(nodes.map(members))).every((m) => !m.members.some((r) => r.key === key)), { timeoutMs: 20_000, intervalMs: 200, what: 'every node to drop the volunteer' })
     const after = await a.job(job.id)
@@ -167,7 +172,7 @@ describe('membership on a live mesh: a volunteer is admitted by vouches (3 node 
     expect(after.verdict).not.toBe('verified')
 
     // A key cannot vouch for itself; a key that is not one is refused with advice.
-    const self = await runCli(['vouch', a.ready.author, '--api', a.apiUrl])
+    const self = await runCli(['vouch', a.ready.author, '--home', a.home])
     expect(self.code).toBe(1)
     expect(self.stderr).toContain('a key cannot vouch for itself')
     expect((await runCli(['vouch', 'bob', '--api', a.apiUrl])).code).toBe(2)

@@ -9,6 +9,7 @@ import { waitFor } from '../../src/util/wait.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { bubblewrap, logText, runJob, step } from './helpers.js'
 import { processesWith } from './processes.js'
+import { openLedgerFiles } from '../helpers/open-ledger.js'
 
 const teardown = useTeardown()
 let executor: Executor
@@ -94,6 +95,22 @@ describe('hostile jobs under bubblewrap', () => {
     for (const artifact of outcome.artifacts) {
       expect((await readFile(artifact.file, 'utf8')).includes(secret), artifact.path).toBe(false)
     }
+  })
+
+  it('cannot write into the node\'s open files (its ledger) through descriptors it would inherit', async () => {
+    // LevelDB opens its files without close-on-exec: any process the node (or its spawn helper) starts
+    // inherits them unless something closes them. A fresh executor, so its helper starts after the open.
+    const home = await tempDir(teardown, 'buildhaus-home-')
+    const ledger = await openLedgerFiles(teardown, join(home, 'ledger'))
+    const fresh = await bubblewrap()
+    teardown(async () => { await fresh.close?.() })
+    // Every descriptor the step's shell holds beyond stdio, and a write into each. (A test with `[`, a builtin,
+    // opens nothing; the write is an external echo, so the shell saves no stdout of its own at fd 10.)
+    const script = 'for n in $(seq 3 1023); do [ -e /proc/$$/fd/$n ] || continue; echo "HELD $n $(readlink /proc/$$/fd/$n)"; eval "/bin/echo pwned >&$n" 2>/dev/null && echo "WROTE $n"; done; true'
+    const outcome = await runJob(fresh, teardown, join(home, 'work'), { ...step(`bash -c '${script}'`) })
+    expect(outcome.status, logText(outcome)).toBe('pass')
+    expect(logText(outcome)).not.toMatch(/^(HELD|WROTE) /m)
+    expect(await ledger.intact()).toBe(true)
   })
 
   it('ends a fork bomb with the process limit, and the node keeps working', async () => {

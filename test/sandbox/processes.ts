@@ -46,7 +46,9 @@ async function processTable (): Promise<ProcessEntry[]> {
 export async function sandboxProcesses (): Promise<Set<string>> {
   const table = await processTable()
   const found = new Set<string>()
-  let roots = table.filter((entry) => entry.ppid === process.pid && entry.comm === 'bwrap').map((entry) => entry.pid)
+  // bwrap is this process's child, or its spawn helper's (src/sandbox/spawn-helper.ts).
+  const parents = new Set([process.pid, ...table.filter((entry) => entry.ppid === process.pid).map((entry) => entry.pid)])
+  let roots = table.filter((entry) => parents.has(entry.ppid) && entry.comm === 'bwrap').map((entry) => entry.pid)
   while (roots.length > 0) {
     const next: number[] = []
     for (const entry of table) {

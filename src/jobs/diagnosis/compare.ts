@@ -8,7 +8,7 @@ import {
   MAX_MEMBERS_DETAILED, MAX_MEMBER_EXTRACT_BYTES, MAX_TEXT_DIFF_BYTES
 } from './constants.js'
 import { Deadline } from './deadline.js'
-import { findOnPath, runDiffoscope } from './diffoscope.js'
+import { findOnPath, runDiffoscope, SANDBOX_INPUTS } from './diffoscope.js'
 import {
   extractMembers, firstDecompressed, gunzipPair, gzipHeaderDifferences, listArchive, type HeaderDifference, type MemberInfo
 } from './archive-members.js'
@@ -31,6 +31,10 @@ export interface CompareOptions {
   maxReportBytes?: number
   /** The diffoscope executable, or false for the built-in comparison only (default: diffoscope if on PATH). */
   diffoscope?: string | false
+  /** bwrap to confine diffoscope with (default: found on the system PATH); without one, diffoscope is not run. */
+  bwrapPath?: string
+  /** Data (heap) each process in diffoscope's sandbox may take (default 2 GiB). */
+  memoryBytes?: number
 }
 
 export interface DiffReport {
@@ -47,8 +51,9 @@ export interface DiffReport {
 /**
  * Compare two builders' copies of an artifact and explain how they differ,
  * down to the differing bytes (an embedded timestamp, a build path, member
- * order in a tarball…). Uses diffoscope when it is installed; otherwise a
- * built-in comparison that understands gzip, tar and text.
+ * order in a tarball…). Uses diffoscope when it is installed, always in a
+ * bubblewrap sandbox of its own (never without one); otherwise a built-in
+ * comparison that understands gzip, tar and text.
  */
 export async function compareArtifacts (a: ArtifactFile, b: ArtifactFile, options: CompareOptions = {}): Promise<DiffReport> {
   const timeoutMs = positive(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs')
@@ -70,7 +75,12 @@ export async function compareArtifacts (a: ArtifactFile, b: ArtifactFile, option
   const executable = options.diffoscope === false ? undefined : options.diffoscope ?? findOnPath('diffoscope')
   const toolRun = executable === undefined
     ? undefined
-    : runDiffoscope(executable, resolve(a.path), resolve(b.path), { timeoutMs: deadline.remainingMs(), maxBytes: maxReportBytes })
+    : runDiffoscope(executable, resolve(a.path), resolve(b.path), {
+      timeoutMs: deadline.remainingMs(),
+      maxBytes: maxReportBytes,
+      ...(options.bwrapPath === undefined ? {} : { bwrapPath: options.bwrapPath }),
+      ...(options.memoryBytes === undefined ? {} : { memoryBytes: positive(options.memoryBytes, 'memoryBytes') })
+    })
   // The built-in pass runs anyway: it gives the one-line summary, and the report if diffoscope fails.
   const builtin = await builtinComparison(a, b, raw, deadline, maxReportBytes)
   const outcome = await toolRun
@@ -79,7 +89,7 @@ export async function compareArtifacts (a: ArtifactFile, b: ArtifactFile, option
   if (outcome?.ok === true) {
     return finish({
       tool: 'diffoscope',
-      headLines: [...head, `Summary: ${builtin.summary}`, ...partial, `Report by diffoscope (${executable ?? ''}):`],
+      headLines: [...head, `Summary: ${builtin.summary}`, ...partial, `Report by diffoscope (${executable ?? ''}, in a sandbox where A is ${join(SANDBOX_INPUTS.a, basename(a.path))} and B is ${join(SANDBOX_INPUTS.b, basename(b.path))}):`],
       body: outcome.text,
       summary: builtin.summary,
       identical: false,

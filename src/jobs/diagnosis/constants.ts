@@ -39,3 +39,15 @@ export const MAX_ARCHIVE_MEMBERS = 100_000
 
 /** diffoscope's stderr kept for the error message. */
 export const MAX_TOOL_STDERR_BYTES = 8 * 1024
+
+/** Bound on diffoscope's private /tmp, where it unpacks archives (a tmpfs: memory while in use). */
+export const DIFFOSCOPE_TMP_BYTES = 1024 * 1024 * 1024
+
+/**
+ * Data (heap and private mappings: RLIMIT_DATA) each process in diffoscope's
+ * sandbox may take: diffoscope and every unpacker it starts. A crafted
+ * artifact that makes one of them allocate without end fails there ("Out of
+ * memory") instead of taking the node's host down; with the /tmp bound, a
+ * diagnosis holds at most a few GiB however hostile its inputs.
+ */
+export const DIFFOSCOPE_DATA_BYTES = 2 * 1024 * 1024 * 1024

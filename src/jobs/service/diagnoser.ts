@@ -95,8 +95,8 @@ export function planCrossDiagnosis (job: JobView, self: string, now: number): Di
 }
 
 /**
- * Carry out a plan: fetch the other side's copy, compare (diffoscope when
- * installed, else the built-in diff), keep the report as a blob, and return
+ * Carry out a plan: fetch the other side's copy, compare (diffoscope, in a
+ * sandbox, when installed; else the built-in diff), keep the report as a blob, and return
  * the `diagnosis` body to publish.
  */
 export async function diagnose (plan: DiagnosisPlan, blobs: JobBlobs, fetcher: BlobFetcher, signal: AbortSignal): Promise<DiagnosisBody> {

@@ -218,11 +218,14 @@ function envOf (outcome: Pick<RunOutcome, 'env'>): ResultBody['env'] {
   const env = outcome.env
   const tools: Record<string, string> = {}
   for (const [name, version] of Object.entries(env.tools)) {
-    if (Object.keys(tools).length >= MAX_ENV_TOOLS - 1) break
+    // Places kept for the sandbox's own features below (limits, seccomp).
+    if (Object.keys(tools).length >= MAX_ENV_TOOLS - 2) break
     const field = oneLine(version)
     if (field !== '') tools[oneLine(name).slice(0, MAX_TOOL_NAME_LENGTH)] = field
   }
   if (env.limits !== undefined) tools.limits = env.limits
+  // The system call filter the steps loaded (absent: none, and env.warning says why).
+  if (env.seccomp !== undefined) tools.seccomp = oneLine(env.seccomp)
   const sandbox = env.sandbox === 'bubblewrap' && env.bwrap !== undefined ? `bubblewrap ${oneLine(env.bwrap)}` : env.sandbox
   return {
     os: oneLine(env.os) || 'unknown',

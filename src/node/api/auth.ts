@@ -5,6 +5,16 @@ import { sendError } from './errors.js'
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
+/**
+ * Routes that change who is a member: the token is needed for them from
+ * loopback too, whatever `trustLoopback` says. Membership decides whose
+ * results count; a process that merely shares this machine's network (git
+ * fetching a stranger's repository in its sandbox does) must not be able to
+ * make this node vouch. Rare, deliberate acts: `buildhaus-node vouch` reads
+ * the token from the node's home.
+ */
+const TOKEN_ALWAYS = new Set(['/api/members/vouch', '/api/members/unvouch'])
+
 export interface MutationGuardContext {
   /** The bearer token from the home's api-token file. */
   token: string
@@ -36,11 +46,14 @@ export function registerMutationGuard (app: FastifyInstance, context: MutationGu
     if (origin !== undefined && !sameOrigin(origin, host)) {
       return sendError(reply, 403, 'Forbidden', `a page from ${origin.slice(0, 200)} may not change this node; use the node's own dashboard at its API address`)
     }
-    if (context.trustLoopback !== false && isLoopback(request.socket.remoteAddress) && (origin === undefined || isLoopbackHost(host))) return
+    const membership = TOKEN_ALWAYS.has(request.routeOptions.url ?? '')
+    if (!membership && context.trustLoopback !== false && isLoopback(request.socket.remoteAddress) && (origin === undefined || isLoopbackHost(host))) return
     const presented = bearerToken(request)
     if (presented === undefined) {
+      const send = 'send "Authorization: Bearer <contents of api-token in the node\'s home>"'
+      if (membership) return sendError(reply, 403, 'Forbidden', `membership changes need the node's API token, from this machine too: ${send} (\`buildhaus-node vouch\` on the node's machine reads it from the node's home)`)
       const who = isLoopback(request.socket.remoteAddress) ? 'builds on this node can reach its API (they share this machine\'s network), so changes from this machine too' : 'changes from another machine'
-      return sendError(reply, 403, 'Forbidden', `${who} need the node's API token: send "Authorization: Bearer <contents of api-token in the node's home>"`)
+      return sendError(reply, 403, 'Forbidden', `${who} need the node's API token: ${send}`)
     }
     if (!sameSecret(presented, context.token)) {
       return sendError(reply, 403, 'Forbidden', 'the API token does not match this node\'s; copy it again from api-token in the node\'s home')

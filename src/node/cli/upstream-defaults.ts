@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process'
 import { readFile, readdir } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
+import { runHostCommand } from '../../sandbox/host-process.js'
 import { UsageError } from '../../util/errors.js'
-
-const run = promisify(execFile)
 
 /**
  * Where `watch add` finds a registry when none is given: the same place the
@@ -22,7 +19,8 @@ export async function defaultNpmRegistry (env: NodeJS.ProcessEnv): Promise<strin
   const line = /^\s*registry\s*=\s*(\S+)\s*$/m.exec(npmrc)
   if (line !== null) return line[1]!
   try {
-    const { stdout } = await run('npm', ['config', 'get', 'registry'], { timeout: 10_000, env })
+    const environment = Object.fromEntries(Object.entries(env).filter((pair): pair is [string, string] => pair[1] !== undefined))
+    const { stdout } = await runHostCommand('npm', ['config', 'get', 'registry'], { timeoutMs: 10_000, env: environment, cwd: process.cwd(), maxOutputBytes: 4096 })
     const url = stdout.trim()
     if (/^https?:\/\//.test(url)) return url
   } catch {}
