@@ -82,7 +82,7 @@ for (let i = 0; i < spec.count && !stopping; i++) {
   })
   nodes.push(node)
   process.stderr.write(`node ${index} up after ${Math.round(performance.now())} ms\n`)
-  say({ event: 'node', index, peerId: node.peerId.toString(), author: node.author, listen: node.listenAddresses(), api: node.apiUrl })
+  say({ event: 'node', index, peerId: node.peerId.toString(), author: node.author, listen: node.listenAddresses(), api: node.apiUrl, home: node.config.home })
 }
 say({ event: 'ready', pid: process.pid, nodes: nodes.length })
 lag.enable()

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -57,7 +58,7 @@ const IDLE_SAMPLE_MS = 10_000
 
 export interface HostProcess {
   child: ChildProcess
-  nodes: Array<{ index: number, peerId: string, author: string, listen: string[], api: string }>
+  nodes: Array<{ index: number, peerId: string, author: string, listen: string[], api: string, home: string }>
   stderr: string
   /** From its last line: how late its timers fired between ready and stop. */
   eventLoopDelayMs?: { p50: number, p99: number, max: number }
@@ -175,7 +176,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     }
     run.startMs = performance.now() - began
     const all = running.flatMap((h) => h.nodes)
-    const clients = all.map((n) => new NodeClient(n.api, { timeoutMs: 30_000 }))
+    const clients = all.map((n) => clientOf(n, 30_000))
 
     progress(`${label}: waiting for every node to list ${total - 1} members`)
     await waitFor(async () => {
@@ -198,7 +199,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     progress(`${label}: submitting ${jobs} jobs round-robin`)
     const source = await jobSource(scratch)
     // A submission is not retried (it could submit twice): give an overloaded node's API longer than a poll.
-    const submitters = all.map((n) => new NodeClient(n.api, { timeoutMs: SUBMIT_TIMEOUT_MS }))
+    const submitters = all.map((n) => clientOf(n, SUBMIT_TIMEOUT_MS))
     const submittedAt = performance.now()
     const ids: string[] = []
     for (let j = 0; j < jobs; j++) {
@@ -413,6 +414,11 @@ export async function benchCluster (options: BenchClusterOptions = {}): Promise<
   }
   if (big.error !== undefined) result.error = big.error
   return result
+}
+
+/** A client of one node, with its API token (every change needs it). */
+function clientOf (node: HostProcess['nodes'][number], timeoutMs: number): NodeClient {
+  return new NodeClient(node.api, { timeoutMs, token: readFileSync(join(node.home, 'api-token'), 'utf8').trim() })
 }
 
 export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {

@@ -19,6 +19,8 @@ export interface NodeProcess {
   api: string
   listen: string[]
   author: string
+  /** The API token from the node's home, which every change needs (as a user's curl would send it). */
+  token: string
   stderr: string
 }
 
@@ -30,7 +32,8 @@ export interface NodeProcessOptions {
 }
 
 export async function startNodeProcess (scratch: string, index: number, bootstrap: string | undefined, slots: number | undefined, mesh: string, options: NodeProcessOptions = {}): Promise<NodeProcess> {
-  const args = [BIN, 'join', '--json', '--home', join(scratch, `node-${index}`), '--mesh', mesh, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
+  const home = join(scratch, `node-${index}`)
+  const args = [BIN, 'join', '--json', '--home', home, '--mesh', mesh, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
     ...(slots !== undefined ? ['--slots', String(slots)] : []), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])]
   const nodeArgs = options.nodeArgs ?? process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
   const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
@@ -49,7 +52,8 @@ export async function startNodeProcess (scratch: string, index: number, bootstra
     })
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`node ${index} exited with ${String(code)} before it was ready: ${stderr.trim().slice(-500)}`)) })
   })
-  const node: NodeProcess = { child, api: ready.api, listen: ready.listen, author: ready.author, stderr: '' }
+  const token = (await readFile(join(home, 'api-token'), 'utf8')).trim()
+  const node: NodeProcess = { child, api: ready.api, listen: ready.listen, author: ready.author, token, stderr: '' }
   child.stderr!.on('data', () => { node.stderr = stderr })
   return node
 }

@@ -9,6 +9,8 @@ import { parentPort, workerData } from 'node:worker_threads'
  */
 interface ClientData {
   api: string
+  /** The node's API token: every change needs it. */
+  token: string
   /** Int32Array over a SharedArrayBuffer: [next job number]. */
   counter: SharedArrayBuffer
   total: number
@@ -24,7 +26,7 @@ async function submit (index: number): Promise<{ index: number, id: string, post
   const started = performance.now()
   const response = await fetch(new URL('/api/jobs', data.api), {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${data.token}` },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(120_000)
   })

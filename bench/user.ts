@@ -212,8 +212,8 @@ function cpuDelta (a: Awaited<ReturnType<typeof cpuSnapshot>>, b: Awaited<Return
   }
 }
 
-async function postJson<T> (api: string, path: string, body: unknown, expect = 201): Promise<T> {
-  const response = await fetch(new URL(path, api), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(JOB_TIMEOUT_MS) })
+async function postJson<T> (api: string, token: string, path: string, body: unknown, expect = 201): Promise<T> {
+  const response = await fetch(new URL(path, api), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body), signal: AbortSignal.timeout(JOB_TIMEOUT_MS) })
   const text = await response.text()
   if (response.status !== expect) throw new Error(`POST ${path} answered ${response.status}: ${text.slice(0, 300)}`)
   return JSON.parse(text) as T
@@ -302,7 +302,7 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
     await mkdir(dir)
     await writeFile(join(dir, 'buildhaus.json'), JSON.stringify(SPEC))
     const packed = await packDirectory(dir)
-    const source = await postBlob(api, packed.bytes)
+    const source = await postBlob(api, nodes[0]!.token, packed.bytes)
     events = new VerdictStream(api)
     await events.ready
 
@@ -359,8 +359,8 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
   return result
 }
 
-async function postBlob (api: string, bytes: Uint8Array): Promise<{ hash: string, size: number }> {
-  const response = await fetch(new URL('/api/blobs', api), { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Blob([bytes as Uint8Array<ArrayBuffer>]), signal: AbortSignal.timeout(30_000) })
+async function postBlob (api: string, token: string, bytes: Uint8Array): Promise<{ hash: string, size: number }> {
+  const response = await fetch(new URL('/api/blobs', api), { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${token}` }, body: new Blob([bytes as Uint8Array<ArrayBuffer>]), signal: AbortSignal.timeout(30_000) })
   if (response.status !== 201) throw new Error(`POST /api/blobs answered ${response.status}: ${(await response.text()).slice(0, 300)}`)
   return await response.json() as { hash: string, size: number }
 }
@@ -377,7 +377,7 @@ async function sequentialLatency (nodes: NodeProcess[], api: string, events: Ver
     if (gapMs > 0) await delay(gapMs)
     const wall = Date.now()
     const t0 = performance.now()
-    const job = await postJson<{ id: string }>(api, '/api/jobs', body)
+    const job = await postJson<{ id: string }>(api, nodes[0]!.token, '/api/jobs', body)
     const t1 = performance.now()
     const seen = await events.wait(job.id)
     if (seen.verdict !== 'verified') throw new Error(`job ${job.id} ended ${seen.verdict}`)
@@ -408,7 +408,7 @@ async function sequentialLatency (nodes: NodeProcess[], api: string, events: Ver
 
 async function burstThroughput (nodes: NodeProcess[], api: string, events: VerdictStream, body: SubmitBody, jobs: number, clients: number): Promise<Record<string, unknown>> {
   const counter = new SharedArrayBuffer(4)
-  const threads = Array.from({ length: clients }, () => new Worker(CLIENT, { workerData: { api, counter, total: jobs, body } }))
+  const threads = Array.from({ length: clients }, () => new Worker(CLIENT, { workerData: { api, token: nodes[0]!.token, counter, total: jobs, body } }))
   const ids: string[] = []
   const postMs: number[] = []
   try {

@@ -160,6 +160,18 @@ function tick () {
   for (const el of document.querySelectorAll('[data-ago]')) if (el instanceof HTMLElement) el.textContent = `${elapsed(Number(el.dataset.ago), now)} ago`
 }
 
+/**
+ * `buildhaus-node join` prints a link whose fragment carries the API token
+ * (a fragment never reaches a server): keep it for this tab, and take it
+ * out of the address bar and the history before anything else reads it.
+ */
+function takeTokenFromLink () {
+  const match = /^#token=([^&/#]+)$/.exec(location.hash)
+  if (match === null) return
+  setToken(decodeURIComponent(match[1] ?? ''))
+  history.replaceState(null, '', `${location.pathname}${location.search}#/`)
+}
+
 function setupToken () {
   const form = find(document, '#token-form', HTMLFormElement)
   const input = find(document, '#token-input', HTMLInputElement)
@@ -216,6 +228,7 @@ connectLive({
   }
 })
 
+takeTokenFromLink()
 setupToken()
 void showNode()
 window.addEventListener('hashchange', () => { navigate(false) })

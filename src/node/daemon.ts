@@ -147,6 +147,8 @@ export interface RunningNode {
   /** How others can reach this node now. */
   reachability (): Reachability
   readonly apiUrl: string
+  /** The dashboard with this node's API token in its fragment (never sent to a server): `join` prints it for the user to open. */
+  readonly dashboardLink: string
   readonly startedAt: number
   /** Multiaddrs (with /p2p/) others can dial. */
   listenAddresses (): string[]
@@ -425,8 +427,6 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
       reachOf: (peerId) => reachOfPeer(reach, peerId),
       network: () => networkStatus({ libp2p, gater, reach, exchange, config, reachability: () => reachable(), relayServing }),
-      // A build that shares the host's network could reach the API on loopback: then loopback is no proof of anything.
-      trustLoopback: !policy.network && executor?.kind !== 'none',
       live: live.relay,
       watches: watcher.api()
     }), config.api))
@@ -476,6 +476,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       reach,
       reachability: () => reachable(),
       apiUrl: api.url,
+      dashboardLink: `${api.url}/#token=${identity.apiToken}`,
       startedAt,
       listenAddresses: () => libp2p.getMultiaddrs().map(String),
       stop: async () => {

@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest'
 import { buildApiApp, type ApiContext } from '../../src/node/api/server.js'
 
 /**
- * What a browser can make the node do. The mutation rule (loopback or the
- * token) meets browsers here: any web page the user opens is "on this
- * machine", so pages of other origins and DNS-rebound names must not ride
- * on loopback trust. Through fastify's inject, which sets the socket's
- * remote address (dashboard.test.ts does the same over a real network
- * address when the machine has one).
+ * What a browser can make the node do. The mutation rule (the token, from
+ * anywhere) meets browsers here: any web page the user opens is "on this
+ * machine", so pages of other origins are refused outright and nothing rides
+ * on the request coming from loopback. Through fastify's inject, which sets
+ * the socket's remote address (dashboard.test.ts does the same over a real
+ * network address when the machine has one).
  */
 
 const TOKEN = 'e'.repeat(64)
@@ -54,12 +54,20 @@ async function post (attempt: Attempt): Promise<{ status: number, body: unknown 
 }
 
 describe('the mutation guard and browsers', () => {
-  it('lets the node\'s own page (and any non-browser client) on this machine change things', async () => {
-    expect((await post({ remoteAddress: '127.0.0.1', host: '127.0.0.1:4711', origin: 'http://127.0.0.1:4711' })).status).toBe(200)
-    expect((await post({ remoteAddress: '127.0.0.1', host: 'localhost:4711', origin: 'http://localhost:4711' })).status).toBe(200)
-    expect((await post({ remoteAddress: '::1', host: '[::1]:4711', origin: 'http://[::1]:4711' })).status).toBe(200)
-    // The CLI sends no Origin: unchanged.
-    expect((await post({ remoteAddress: '127.0.0.1', host: 'anything.example:4711' })).status).toBe(200)
+  it('lets the node\'s own page (and any non-browser client) on this machine change things with the token, and not without it', async () => {
+    const pages = [
+      { remoteAddress: '127.0.0.1', host: '127.0.0.1:4711', origin: 'http://127.0.0.1:4711' },
+      { remoteAddress: '127.0.0.1', host: 'localhost:4711', origin: 'http://localhost:4711' },
+      { remoteAddress: '::1', host: '[::1]:4711', origin: 'http://[::1]:4711' },
+      // The CLI sends no Origin.
+      { remoteAddress: '127.0.0.1', host: 'anything.example:4711' }
+    ]
+    for (const page of pages) {
+      const refused = await post(page)
+      expect(refused.status, page.host).toBe(403)
+      expect(refused.body).toMatchObject({ error: { name: 'Forbidden', message: expect.stringMatching(/^changes need the node's API token, from this machine too/) } })
+      expect((await post({ ...page, token: TOKEN })).status, page.host).toBe(200)
+    }
   })
 
   it('refuses a page of another origin, even with the token', async () => {
@@ -71,12 +79,12 @@ describe('the mutation guard and browsers', () => {
     expect((await post({ remoteAddress: '127.0.0.1', host: '127.0.0.1:4711', origin: 'http://evil.example', token: TOKEN })).status).toBe(403)
   })
 
-  it('does not extend loopback trust to a page reached through a DNS name that is not loopback (rebinding)', async () => {
+  it('gives a page reached through a DNS name that is not loopback (rebinding) nothing without the token', async () => {
     for (const name of ['evil.example:4711', '127.evil.example:4711']) {
       const refused = await post({ remoteAddress: '127.0.0.1', host: name, origin: `http://${name}` })
       expect(refused.status, name).toBe(403)
       expect(refused.body).toMatchObject({ error: { name: 'Forbidden', message: expect.stringMatching(/API token/) } })
-      // Like another machine, it may still use the token.
+      // Its own origin with the token (which a rebinding page cannot read) is the node's own dashboard.
       expect((await post({ remoteAddress: '127.0.0.1', host: name, origin: `http://${name}`, token: TOKEN })).status).toBe(200)
     }
   })

@@ -110,7 +110,10 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
   })
 
   it('shows new jobs at the top without a reload: running ones with a live elapsed counter, unmatched ones with the reason; cancel from the job page', async () => {
-    const page = await openPage(`${nodes[0]!.apiUrl}/`)
+    // Opened by the link `join` prints: the page keeps the token for the tab and takes it out of the address bar.
+    const page = await openPage(nodes[0]!.dashboardLink)
+    await expect.poll(() => new URL(page.url()).hash).toBe('#/')
+    await expect(page.locator('#token-state').textContent()).resolves.toBe('a token is set for this tab')
     await cell(page, jobs.verified.id).waitFor()
     await page.evaluate(() => { (window as unknown as { sameDocument: boolean }).sameDocument = true })
 
@@ -211,7 +214,8 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
   it('submits an uploaded archive from the page and follows the job to its verdict', async () => {
     const archive = join(dir, 'hello.tar.gz')
     await writeFile(archive, (await packDirectory(join(packageRoot(), 'examples', 'hello'))).bytes)
-    const page = await openPage(`${nodes[0]!.apiUrl}/#/submit`)
+    const page = await openPage(nodes[0]!.dashboardLink)
+    await page.goto(`${nodes[0]!.apiUrl}/#/submit`)
 
     // A tarball without buildhaus.json is refused before anything is uploaded.
     const empty = join(dir, 'nospec.tar.gz')
@@ -305,7 +309,8 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     const listed = async (): Promise<GridJob | undefined> => ((await (await fetch(`${url}?view=grid`)).json()) as GridJobsResponse).jobs.find((j) => j.id === job.id)
     expect((await listed())?.verdict).toBe('verified')
     expect((await listed())?.verdict).toBe('verified')
-    expect((await fetch(`${url}/${job.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(200)
+    const token = (await readFile(join(nodes[0]!.config.home, 'api-token'), 'utf8')).trim()
+    expect((await fetch(`${url}/${job.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{}' })).status).toBe(200)
     expect(await listed()).toMatchObject({ verdict: 'cancelled', cancelled: true })
     expect((await fetch(`${url}?view=everything`)).status).toBe(400)
   })

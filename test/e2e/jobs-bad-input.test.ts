@@ -18,10 +18,11 @@ function oneSentence (stderr: string): string {
 }
 
 /** Send headers announcing `size` bytes of body, then wait for the node's answer without sending them. */
-async function announceUpload (apiUrl: string, size: number): Promise<{ status: number, body: string }> {
-  const url = new URL('/api/blobs', apiUrl)
+async function announceUpload (node: NodeProcess, size: number): Promise<{ status: number, body: string }> {
+  const url = new URL('/api/blobs', node.apiUrl)
+  const authorization = `Bearer ${await node.token()}`
   return await new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) }, timeout: 10_000 }, (res) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': String(size), authorization }, timeout: 10_000 }, (res) => {
       let body = ''
       res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => { resolve({ status: res.statusCode ?? 0, body }) })
     })
@@ -80,25 +81,25 @@ describe('bad input gets a clear error and leaves nothing stuck', () => {
     expect(Date.now() - started).toBeLessThan(10_000)
 
     // A client that does not check: the node answers 413 from the announced length, reading nothing.
-    const answer = await announceUpload(node.apiUrl, MAX_SOURCE_BYTES + 1)
+    const answer = await announceUpload(node, MAX_SOURCE_BYTES + 1)
     expect(answer.status).toBe(413)
     expect((JSON.parse(answer.body) as { error: { message: string } }).error.message).toMatch(/\w/)
   })
 
   it('refuses a job whose source the node lacks with a 409 saying to upload it first', async () => {
-    const answer = await apiRequest<{ error: { name: string, message: string } }>(node.apiUrl, 'POST', '/api/jobs', { spec: GOOD_SPEC, source: { hash: 'ab'.repeat(32), size: 10 } })
+    const answer = await apiRequest<{ error: { name: string, message: string } }>(node, 'POST', '/api/jobs', { spec: GOOD_SPEC, source: { hash: 'ab'.repeat(32), size: 10 } })
     expect(answer.status).toBe(409)
     expect(answer.body.error.name).toBe('SourceNotFoundError')
     expect(answer.body.error.message).toContain('upload it first')
 
-    const malformed = await apiRequest<{ error: { message: string } }>(node.apiUrl, 'POST', '/api/jobs', { spec: GOOD_SPEC, source: { hash: 'xyz', size: 1 } })
+    const malformed = await apiRequest<{ error: { message: string } }>(node, 'POST', '/api/jobs', { spec: GOOD_SPEC, source: { hash: 'xyz', size: 1 } })
     expect(malformed.status).toBe(400)
     expect(malformed.body.error.message).toContain('source.hash')
 
-    const badSpec = await apiRequest<{ error: { message: string } }>(node.apiUrl, 'POST', '/api/jobs', { spec: { ...GOOD_SPEC, timeout: -1 }, source: await uploadBlob(node, Buffer.alloc(1024)) })
+    const badSpec = await apiRequest<{ error: { message: string } }>(node, 'POST', '/api/jobs', { spec: { ...GOOD_SPEC, timeout: -1 }, source: await uploadBlob(node, Buffer.alloc(1024)) })
     expect(badSpec.status).toBe(400)
     expect(badSpec.body.error.message).toContain('timeout')
-    expect((await apiRequest(node.apiUrl, 'GET', `/api/jobs/${'ab'.repeat(32)}`)).status).toBe(404)
+    expect((await apiRequest(node, 'GET', `/api/jobs/${'ab'.repeat(32)}`)).status).toBe(404)
   })
 
   it('still builds a good job after all of that', async () => {

@@ -12,7 +12,7 @@ const PLAN_SLACK_MS = 3_000
 
 /** Nodes that list `slot` (`<job>/<selector>`) as running, as `observer` hears them. */
 async function runningOn (observer: NodeProcess, slot: string): Promise<string[]> {
-  const { peers } = (await apiRequest<{ peers: PeerView[] }>(observer.apiUrl, 'GET', '/api/peers')).body
+  const { peers } = (await apiRequest<{ peers: PeerView[] }>(observer, 'GET', '/api/peers')).body
   return peers.filter((p) => p.running.includes(slot)).map((p) => p.author)
 }
 

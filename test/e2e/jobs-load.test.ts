@@ -22,7 +22,7 @@ const SPEC = {
 }
 
 async function jobsOn (node: NodeProcess): Promise<JobSummary[]> {
-  return (await apiRequest<JobsResponse>(node.apiUrl, 'GET', '/api/jobs')).body.jobs
+  return (await apiRequest<JobsResponse>(node, 'GET', '/api/jobs')).body.jobs
 }
 
 describe('a burst of small jobs on four nodes', () => {
@@ -58,7 +58,7 @@ describe('a burst of small jobs on four nodes', () => {
       }, { timeoutMs: 20_000, intervalMs: 250, what: `${node.peerId} to see every verdict` })
     }
 
-    const views = await Promise.all(ids.map(async (id) => (await apiRequest<JobView>(nodes[0]!.apiUrl, 'GET', `/api/jobs/${id}`)).body))
+    const views = await Promise.all(ids.map(async (id) => (await apiRequest<JobView>(nodes[0]!, 'GET', `/api/jobs/${id}`)).body))
     const results = views.flatMap((j) => j.platforms.flatMap((p) => p.results))
     const extra = views.flatMap((j) => j.platforms).reduce((n, p) => n + Math.max(0, p.results.length - p.replicas), 0)
     const perNode = new Map(nodes.map((n) => [authorOf(n), 0]))

@@ -116,24 +116,24 @@ describe('jobs on a mesh of A, A, A, B', () => {
     // Both builders list it as running (the sleep has started).
     const slot = `${submitted.id}/lab-a`
     const runners = await waitFor(async () => {
-      const peers = (await apiRequest<{ peers: PeerView[] }>(b.apiUrl, 'GET', '/api/peers')).body.peers
+      const peers = (await apiRequest<{ peers: PeerView[] }>(b, 'GET', '/api/peers')).body.peers
       const running = peers.filter((p) => p.running.includes(slot))
       return running.length === 2 ? running : undefined
     }, { timeoutMs: 20_000, intervalMs: 100, what: 'two builders to run the long job' })
     await waitFor(() => processesWith(marker) > 0, { timeoutMs: 10_000, what: 'both sleeps to start' })
 
     // Only the submitter's cancel counts: another node refuses, with a 403 and one sentence.
-    const refused = await runCli(['cancel', submitted.id, '--api', b.apiUrl])
+    const refused = await runCli(['cancel', submitted.id, '--api', b.apiUrl, '--home', b.home])
     expect(refused.code).toBe(1)
     expect(refused.stderr).toMatch(/only the node that submitted job [0-9a-f]{64} can cancel it/)
-    const forbidden = await apiRequest<{ error: { name: string, message: string } }>(b.apiUrl, 'POST', `/api/jobs/${submitted.id}/cancel`, {})
+    const forbidden = await apiRequest<{ error: { name: string, message: string } }>(b, 'POST', `/api/jobs/${submitted.id}/cancel`, {})
     expect(forbidden.status).toBe(403)
     expect(forbidden.body.error.name).toBe('NotSubmitterError')
-    const unknown = await apiRequest<{ error: { name: string } }>(b.apiUrl, 'POST', `/api/jobs/${'0'.repeat(64)}/cancel`, {})
+    const unknown = await apiRequest<{ error: { name: string } }>(b, 'POST', `/api/jobs/${'0'.repeat(64)}/cancel`, {})
     expect(unknown.status).toBe(404)
 
     const cancelledAt = Date.now()
-    const cancel = await runCli(['cancel', submitted.id, '--api', a1.apiUrl, '--reason', 'changed my mind'])
+    const cancel = await runCli(['cancel', submitted.id, '--api', a1.apiUrl, '--home', a1.home, '--reason', 'changed my mind'])
     expect(cancel.code, cancel.stderr).toBe(0)
     for (const node of nodes) {
       const view = await waitForJob(node, submitted.id, (j) => j.verdict === 'cancelled', 10_000, `${node.peerId} to see the cancel`)
@@ -143,7 +143,7 @@ describe('jobs on a mesh of A, A, A, B', () => {
     await waitFor(() => processesWith(marker) === 0, { timeoutMs: 10_000, what: 'the cancelled sleeps to be killed' })
     const runnerAuthors = runners.map((r) => r.author)
     await waitFor(async () => {
-      const peers = (await apiRequest<{ peers: PeerView[] }>(b.apiUrl, 'GET', '/api/peers')).body.peers
+      const peers = (await apiRequest<{ peers: PeerView[] }>(b, 'GET', '/api/peers')).body.peers
       return peers.filter((p) => runnerAuthors.includes(p.author)).every((p) => !p.running.includes(slot) && p.free === p.slots)
     }, { timeoutMs: 10_000, intervalMs: 100, what: 'the builders to free their slots' })
     expect(Date.now() - cancelledAt).toBeLessThan(10_000)

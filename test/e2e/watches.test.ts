@@ -89,7 +89,7 @@ describe('watches on a mesh, against real upstreams on loopback', () => {
     }
     await publish('1.0.0')
 
-    const added = await runCli(['watch', 'add', 'npm', 'bh-watched', '--registry', registry, '--interval', '10', '--api', nodes[0]!.apiUrl, '--json'])
+    const added = await runCli(['watch', 'add', 'npm', 'bh-watched', '--registry', registry, '--interval', '10', '--api', nodes[0]!.apiUrl, '--home', nodes[0]!.home, '--json'])
     expect(added.code, added.stderr).toBe(0)
     const watch = JSON.parse(added.stdout) as WatchListing
     const first = await verifiedRelease(nodes[0]!, watch.id, '1.0.0')
@@ -133,7 +133,7 @@ describe('watches on a mesh, against real upstreams on loopback', () => {
     const template = join(dir, 'template.json')
     await writeFile(template, JSON.stringify({ name: '{name} {version}', platforms: ['lab-w'], replicas: 1, steps: [{ name: 'build', run: 'mkdir -p out && python3 -c "print(1)" >/dev/null 2>&1; echo {version} > out/v.txt && cp hello.py out/' }], artifacts: ['out/*'], timeout: 60 }))
 
-    const added = await runCli(['watch', 'add', 'pypi', 'hello', '--index', index, '--job', template, '--interval', '10', '--api', nodes[1]!.apiUrl, '--json'])
+    const added = await runCli(['watch', 'add', 'pypi', 'hello', '--index', index, '--job', template, '--interval', '10', '--api', nodes[1]!.apiUrl, '--home', nodes[1]!.home, '--json'])
     expect(added.code, added.stderr).toBe(0)
     const watch = JSON.parse(added.stdout) as WatchListing
     const job = await verifiedRelease(nodes[1]!, watch.id, '0.1')
@@ -184,7 +184,7 @@ describe('watches on a mesh, against real upstreams on loopback', () => {
     const url = `git://127.0.0.1:${port}/project.git`
     await waitFor(async () => (await run('git', ['ls-remote', url]).then(() => true, () => false)), { timeoutMs: 15_000, intervalMs: 200, what: 'git daemon to answer' })
 
-    const added = await runCli(['watch', 'add', 'git', url, '--ref', 'refs/tags/v*', '--interval', '10', '--api', nodes[0]!.apiUrl, '--json'])
+    const added = await runCli(['watch', 'add', 'git', url, '--ref', 'refs/tags/v*', '--interval', '10', '--api', nodes[0]!.apiUrl, '--home', nodes[0]!.home, '--json'])
     expect(added.code, added.stderr).toBe(0)
     const watch = JSON.parse(added.stdout) as WatchListing
     const first = await verifiedRelease(nodes[0]!, watch.id, 'v1.0.0')

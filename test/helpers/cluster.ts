@@ -235,8 +235,8 @@ export class NodeProcess {
   }
 
   /**
-   * The bearer token from the node's home: mutations from outside loopback
-   * (a test in the root namespace talking to a node in its own) need it.
+   * The bearer token from the node's home: every change needs it, from
+   * loopback too (src/node/api/auth.ts).
    */
   async token (): Promise<string> {
     this.apiToken ??= (await readFile(join(this.home, 'api-token'), 'utf8')).trim()

@@ -32,9 +32,9 @@ export function useSuiteTeardown (): Teardown {
   return (fn) => { stack.push(fn) }
 }
 
-/** `buildhaus-node submit DIR --api URL --json …` */
+/** `buildhaus-node submit DIR --api URL --home DIR --json …` (the home gives the API token every change needs) */
 export async function submitCli (node: NodeProcess, dir: string, args: string[] = [], timeoutMs = 60_000): Promise<CliResult> {
-  return await runCli(['submit', dir, '--api', node.apiUrl, '--json', ...args], { timeoutMs })
+  return await runCli(['submit', dir, '--api', node.apiUrl, '--home', node.home, '--json', ...args], { timeoutMs })
 }
 
 /** Submit through the CLI and return the job as the node answered it; fails the test on a non-zero exit. */
@@ -49,12 +49,20 @@ export interface ApiAnswer<T = unknown> {
   body: T
 }
 
+/** A node's API as the helpers need it: where it is and its token. */
+export interface ApiTarget {
+  apiUrl: string
+  token: () => Promise<string>
+}
+
 /** One API request; answers with the status and the parsed JSON body, whatever the status. */
-export async function apiRequest<T = unknown> (apiUrl: string, method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
+export async function apiRequest<T = unknown> (node: ApiTarget, method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
   const raw = body instanceof Uint8Array
-  const response = await fetch(new URL(path, apiUrl), {
+  // Changes need the node's token from loopback too (src/node/api/auth.ts); reads do not, and get none.
+  const authorization: Record<string, string> = method === 'GET' ? {} : { authorization: `Bearer ${await node.token()}` }
+  const response = await fetch(new URL(path, node.apiUrl), {
     method,
-    headers: body === undefined ? {} : { 'content-type': raw ? 'application/octet-stream' : 'application/json' },
+    headers: body === undefined ? authorization : { ...authorization, 'content-type': raw ? 'application/octet-stream' : 'application/json' },
     ...(body !== undefined ? { body: raw ? body as unknown as BodyInit : JSON.stringify(body) } : {}),
     signal: AbortSignal.timeout(15_000)
   })
@@ -70,21 +78,21 @@ export async function apiRequest<T = unknown> (apiUrl: string, method: string, p
 
 /** Upload bytes as a blob; returns its hash and size. */
 export async function uploadBlob (node: NodeProcess, bytes: Uint8Array): Promise<{ hash: string, size: number }> {
-  const answer = await apiRequest<{ hash: string, size: number }>(node.apiUrl, 'POST', '/api/blobs', bytes)
+  const answer = await apiRequest<{ hash: string, size: number }>(node, 'POST', '/api/blobs', bytes)
   if (answer.status !== 201) throw new Error(`uploading a blob answered ${answer.status}: ${JSON.stringify(answer.body)}`)
   return answer.body
 }
 
 /** POST /api/jobs with an already uploaded source (what `submit` does after packing). */
 export async function postJob (node: NodeProcess, spec: SpecJson, source: { hash: string, size: number }, overrides?: Record<string, unknown>): Promise<JobView> {
-  const answer = await apiRequest<JobView>(node.apiUrl, 'POST', '/api/jobs', { spec, source, ...(overrides !== undefined ? { overrides } : {}) })
+  const answer = await apiRequest<JobView>(node, 'POST', '/api/jobs', { spec, source, ...(overrides !== undefined ? { overrides } : {}) })
   if (answer.status !== 201) throw new Error(`submitting a job answered ${answer.status}: ${JSON.stringify(answer.body)}`)
   return answer.body
 }
 
 /** GET /api/jobs/<id> on one node; undefined while it does not know the job. */
 export async function jobOn (node: NodeProcess, id: string): Promise<JobView | undefined> {
-  const answer = await apiRequest<JobView>(node.apiUrl, 'GET', `/api/jobs/${id}`)
+  const answer = await apiRequest<JobView>(node, 'GET', `/api/jobs/${id}`)
   if (answer.status === 404) return undefined
   if (answer.status !== 200) throw new Error(`GET /api/jobs/${id} answered ${answer.status}`)
   return answer.body

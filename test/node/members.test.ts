@@ -141,10 +141,11 @@ describe('membership on a live mesh: a volunteer is admitted by vouches (3 node 
     expect(pending.platforms[0]!.claims.map((c) => c.builder)).not.toContain(key)
     expect(pending.platforms[0]!.reason).toBe('unmatched: all 2 live nodes offering linux-x64 already took part; 1 more result wanted')
 
-    // Membership changes need the node's token even from this machine: with only an address, the CLI has none.
+    // Changes need the node's token even from this machine: with only an address, the CLI has none, and says how to give it.
     const tokenless = await runCli(['vouch', key, '--api', a.apiUrl])
     expect(tokenless.code).not.toBe(0)
-    expect(tokenless.stderr).toContain('membership changes need the node\'s API token, from this machine too')
+    expect(tokenless.stderr).toContain('changes need the node\'s API token, from this machine too')
+    expect(tokenless.stderr).toContain('this command found no token to send: give the node\'s --home (its api-token is read from there) or set BUILDHAUS_API_TOKEN')
     // One vouch: waiting (the CLI finds the node and its token through the node's home). The second (by peer id,
     // the token given in the environment) admits it, on every node.
     const first = await runCli(['vouch', key, '--home', a.home])

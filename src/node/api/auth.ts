@@ -1,59 +1,42 @@
 import { timingSafeEqual } from 'node:crypto'
-import { isIP } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { sendError } from './errors.js'
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
-/**
- * Routes that change who is a member: the token is needed for them from
- * loopback too, whatever `trustLoopback` says. Membership decides whose
- * results count; a process that merely shares this machine's network (git
- * fetching a stranger's repository in its sandbox does) must not be able to
- * make this node vouch. Rare, deliberate acts: `buildhaus-node vouch` reads
- * the token from the node's home.
- */
-const TOKEN_ALWAYS = new Set(['/api/members/vouch', '/api/members/unvouch'])
+/** What a refused change is told to send. */
+const SEND_TOKEN = 'send "Authorization: Bearer <contents of api-token in the node\'s home>"'
 
 export interface MutationGuardContext {
   /** The bearer token from the home's api-token file. */
   token: string
-  /**
-   * Whether a request from loopback may change things without the token.
-   * False on a node whose builds share the host's network (its policy lets
-   * jobs use the network, or it runs them with --sandbox none): such a build
-   * could otherwise reach this API on 127.0.0.1.
-   */
-  trustLoopback?: boolean
 }
 
 /**
  * Reads are open to whoever can reach the API (loopback by default).
- * Mutations (any other method) come from this machine, or carry
- * `Authorization: Bearer <token>`; anything else gets 403.
+ * Changes (any other method) need `Authorization: Bearer <token>` from
+ * anywhere, this machine included: loopback proves nothing about who asks.
+ * Other users of a shared machine reach 127.0.0.1, and so does whatever
+ * shares this machine's network: git fetching a stranger's repository for a
+ * watch, builds with network. The CLI reads the token from the node's home;
+ * the dashboard takes it once per tab (`join` prints a link that carries it).
  *
- * A browser on this machine is "this machine" for any web page it shows, so
- * requests a browser marks as coming from a page (`Origin`) must come from
- * the node's own origin (no other site may post to it), and are trusted as
- * local only when they name the node by a loopback host (a DNS-rebound
- * name is not: it needs the token like any other machine).
+ * Pages from another site get a 403 of their own whatever they send: no
+ * other origin may post to the node.
  */
 export function registerMutationGuard (app: FastifyInstance, context: MutationGuardContext): void {
   app.addHook('onRequest', async (request, reply) => {
     if (READ_METHODS.has(request.method)) return
     const origin = request.headers.origin
-    const host = request.headers.host
-    if (origin !== undefined && !sameOrigin(origin, host)) {
+    if (origin !== undefined && !sameOrigin(origin, request.headers.host)) {
       return sendError(reply, 403, 'Forbidden', `a page from ${origin.slice(0, 200)} may not change this node; use the node's own dashboard at its API address`)
     }
-    const membership = TOKEN_ALWAYS.has(request.routeOptions.url ?? '')
-    if (!membership && context.trustLoopback !== false && isLoopback(request.socket.remoteAddress) && (origin === undefined || isLoopbackHost(host))) return
     const presented = bearerToken(request)
     if (presented === undefined) {
-      const send = 'send "Authorization: Bearer <contents of api-token in the node\'s home>"'
-      if (membership) return sendError(reply, 403, 'Forbidden', `membership changes need the node's API token, from this machine too: ${send} (\`buildhaus-node vouch\` on the node's machine reads it from the node's home)`)
-      const who = isLoopback(request.socket.remoteAddress) ? 'builds on this node can reach its API (they share this machine\'s network), so changes from this machine too' : 'changes from another machine'
-      return sendError(reply, 403, 'Forbidden', `${who} need the node's API token: ${send}`)
+      const where = isLoopback(request.socket.remoteAddress)
+        ? `changes need the node's API token, from this machine too: ${SEND_TOKEN} (the CLI reads it from the node's home; the dashboard asks for it under "API token", or open the link \`join\` printed)`
+        : `changes from another machine need the node's API token: ${SEND_TOKEN}`
+      return sendError(reply, 403, 'Forbidden', where)
     }
     if (!sameSecret(presented, context.token)) {
       return sendError(reply, 403, 'Forbidden', 'the API token does not match this node\'s; copy it again from api-token in the node\'s home')
@@ -77,14 +60,6 @@ function sameOrigin (origin: string, host: string | undefined): boolean {
   } catch {
     return false // "null" and other opaque origins
   }
-}
-
-/** A Host header naming this machine by a loopback address or `localhost`. */
-function isLoopbackHost (host: string | undefined): boolean {
-  if (host === undefined) return false
-  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '')
-  // An IP literal only: a name such as 127.example.com can resolve anywhere.
-  return name.toLowerCase() === 'localhost' || (isIP(name) !== 0 && isLoopback(name))
 }
 
 function bearerToken (request: FastifyRequest): string | undefined {

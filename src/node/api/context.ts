@@ -39,8 +39,6 @@ export interface NodeParts {
   /** How this node reaches a peer, and its own place in the network. */
   reachOf?: (peerId: string) => PeerReach
   network?: () => NetworkStatus
-  /** Loopback may change things without the token (false when builds share the host's network: policy network, or --sandbox none). */
-  trustLoopback: boolean
   /** Live logs of running builds (this node's and the ones it follows). */
   live?: LiveLogRelay
   /** Watches: the log's, and this node's polling of them. */
@@ -111,7 +109,6 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     version: parts.version,
     startedAt: parts.startedAt,
     token: identity.apiToken,
-    trustLoopback: parts.trustLoopback,
     local: () => presence.local,
     memberCount: () => presence.size,
     connectionCount: () => libp2p.getConnections().length,

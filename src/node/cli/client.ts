@@ -237,7 +237,11 @@ export class NodeClient {
     } catch {}
     const remote = body?.error
     if (remote !== undefined && typeof remote.message === 'string' && typeof remote.name === 'string') {
-      return new ApiRequestError(remote.message, { status: response.status, remoteName: remote.name })
+      // A refusal for want of a token this command could have sent: say how to give it.
+      const hint = response.status === 403 && this.token === undefined && /API token/.test(remote.message)
+        ? '; this command found no token to send: give the node\'s --home (its api-token is read from there) or set BUILDHAUS_API_TOKEN'
+        : ''
+      return new ApiRequestError(`${remote.message}${hint}`, { status: response.status, remoteName: remote.name })
     }
     return new ApiRequestError(`${method} ${path} at ${this.url} failed with HTTP ${response.status}; is that address a buildhaus node of a compatible version?`, { status: response.status })
   }
@@ -270,19 +274,21 @@ export class NodeClient {
 
 /**
  * Locate the node (see `locateNode`) and return a client for it. The API
- * token comes from the options, else $BUILDHAUS_API_TOKEN, else the home's
- * api-token file when this user can read it: mutations then work whether or
- * not the node trusts loopback.
+ * token, which every change needs (src/node/api/auth.ts), comes from the
+ * options, else $BUILDHAUS_API_TOKEN, else the home's api-token file when
+ * this user can read it. With `--api URL` the home's token is sent only when
+ * `--home` names it too: a URL alone may be another node, which must not
+ * learn this one's token.
  */
 export async function connectNode (options: LocateOptions & NodeClientOptions): Promise<NodeClient> {
   const located = await locateNode(options)
   const env = options.env ?? process.env
   let token = options.token ?? (env.BUILDHAUS_API_TOKEN !== undefined && env.BUILDHAUS_API_TOKEN !== '' ? env.BUILDHAUS_API_TOKEN : undefined)
-  if (token === undefined && options.api === undefined) {
+  if (token === undefined && (options.api === undefined || options.home !== undefined)) {
     try {
       token = (await readFile(homePaths(resolveHome(options.home, env)).apiToken, 'utf8')).trim()
     } catch {
-      // No readable token: reads work anyway, and mutations from loopback usually do.
+      // No readable token: reads work anyway; a change is refused with a 403 that says how to give one.
     }
   }
   return new NodeClient(located, { ...options, ...(token !== undefined ? { token } : {}) })

@@ -82,7 +82,8 @@ export const demoCommand = defineCommand({
         const described = nodes.map((n) => ({ peerId: n.peerId.toString(), api: n.apiUrl, home: n.config.home, listen: n.listenAddresses() }))
         io.stdout.write(`${JSON.stringify({ job: watched.job, dashboard: `${first.apiUrl}/`, sandbox, nodes: described })}\n`)
       }
-      else io.stdout.write(`\n${jobReport(watched.job, first.apiUrl)}\ndashboard: ${first.apiUrl}/\n`)
+      // The link carries the API token in its fragment: the dashboard then may submit, cancel and re-run.
+      else io.stdout.write(`\n${jobReport(watched.job, first.apiUrl)}\ndashboard: ${first.dashboardLink}\n`)
       if (!options.exit) {
         // --home, not --api: the command then has the node's API token, which a demo without a sandbox asks for.
         say(`the mesh keeps running: submit more with \`buildhaus-node submit DIR --home ${first.config.home}\`; Ctrl-C stops it`)

@@ -142,6 +142,8 @@ function report (node: RunningNode, json: boolean, io: CliIO): void {
     `  listening  ${firstAddress ?? '(nothing)'}`,
     ...moreAddresses.map((a) => `             ${a}`),
     `  api        ${ready.api}`,
+    `  dashboard  ${node.dashboardLink}`,
+    '             (the link carries the API token, which every change needs: keep it to yourself)',
     `  platforms  ${ready.platforms.join(', ')} (${ready.slots} slot${ready.slots === 1 ? '' : 's'})`,
     `  sandbox    ${ready.sandbox}`,
     ...(ready.environments.length > 0 ? [`  environments ${ready.environments.join(', ')} (in ${config.environmentDir}; advertised once ready)`] : []),
