@@ -3,19 +3,14 @@ import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
-import { SYSTEM_PATH } from '../../sandbox/host.js'
-import { runHostCommand } from '../../sandbox/host-process.js'
-import { describeError } from '../../util/errors.js'
 import { MAX_RELEASE_BYTES, MAX_SMALL_FILE_BYTES, MAX_SOURCES_INDEX_BYTES } from '../constants.js'
 import { DigestMismatchError, UpstreamError } from '../errors.js'
 import type { AddressPolicy } from '../guard.js'
 import { boundedGet } from '../http.js'
 import type { FetchedRelease, Upstream } from '../types.js'
+import { checkInRelease, DEBIAN_KEYRING } from './gpgv.js'
 
-const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
 const COMPONENTS = ['main', 'contrib', 'non-free', 'non-free-firmware']
-/** A signature check of a few hundred kB takes milliseconds; past this gpgv is stuck. */
-const GPGV_TIMEOUT_MS = 60_000
 
 interface Stanza { version: string, directory: string, files: Array<{ sha256: string, size: number, name: string }> }
 
@@ -53,7 +48,7 @@ export function debianUpstream (archive: string, suite: string, source: string, 
 
   async function stanzas (signal: AbortSignal): Promise<Stanza[]> {
     const inRelease = await boundedGet(`${base}/dists/${suite}/InRelease`, { policy, maxBytes: MAX_SMALL_FILE_BYTES, signal })
-    if (existsSync(KEYRING)) await gpgv(inRelease)
+    if (existsSync(DEBIAN_KEYRING)) await checkInRelease(inRelease, DEBIAN_KEYRING, signal)
     const text = inRelease.toString('utf8')
     const sha = fields(text.replace(/^-----BEGIN PGP SIGNED MESSAGE-----\n(Hash:.*\n)*\n/, '').split('\n-----BEGIN PGP SIGNATURE-----')[0]!).get('SHA256')
     const listed = sha256Lines(sha)
@@ -119,15 +114,3 @@ export function debianUpstream (archive: string, suite: string, source: string, 
   }
 }
 
-/** Check InRelease's signature against the Debian archive keyring. */
-async function gpgv (signed: Buffer): Promise<void> {
-  let result
-  try {
-    result = await runHostCommand('gpgv', ['--keyring', KEYRING, '-'], { env: { PATH: process.env.PATH ?? SYSTEM_PATH, LANG: 'C' }, input: signed, timeoutMs: GPGV_TIMEOUT_MS, maxOutputBytes: 4096 })
-  } catch (err) {
-    // gpgv is not installed: the checksum chain still holds. Any other failure to start it is not a pass.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw new UpstreamError(`cannot check the archive's InRelease signature: gpgv did not start (${describeError(err)})`)
-  }
-  if (result.code !== 0) throw new UpstreamError(`the archive's InRelease signature does not verify with ${KEYRING}: ${result.timedOut ? `no answer within ${GPGV_TIMEOUT_MS / 1000} s` : result.stderr.trim().split('\n').slice(-1)[0] ?? ''}`)
-}
