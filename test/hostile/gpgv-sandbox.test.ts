@@ -1,11 +1,11 @@
 import { access, chmod, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
 import { delimiter, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AddressPolicy } from '../../src/upstream/guard.js'
 import { debianUpstream } from '../../src/upstream/sources/debian.js'
 import { DEBIAN_KEYRING } from '../../src/upstream/sources/gpgv.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { unsignedArchive } from '../helpers/unsigned-archive.js'
 
 /**
  * gpgv parses the InRelease of whatever archive a watch names: a stranger's
@@ -44,12 +44,7 @@ describe.skipIf(skip)('gpgv on a stranger\'s InRelease', () => {
       else process.env.BUILDHAUS_API_TOKEN = before.BUILDHAUS_API_TOKEN
     })
 
-    const server = createServer((request, response) => { response.end(request.url?.endsWith('/InRelease') === true ? 'Origin: test\nSHA256:\n' : '') })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
-    const address = server.address()
-    if (address === null || typeof address === 'string') throw new Error('no port')
-    const upstream = debianUpstream(`http://127.0.0.1:${address.port}/debian`, 'bookworm', 'hello', new AddressPolicy(['127.0.0.1']))
+    const upstream = debianUpstream(await unsignedArchive(teardown), 'bookworm', 'hello', new AddressPolicy(['127.0.0.1']))
 
     const refused = await upstream.list(AbortSignal.timeout(30_000)).then(() => undefined, (err: unknown) => err as Error)
     expect(refused).toMatchObject({ name: 'UpstreamError' })

@@ -1,5 +1,4 @@
 import { chmod, readdir, readFile, readlink, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
 import { delimiter, join } from 'node:path'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { acquireLock } from '../../src/environments/lock.js'
@@ -13,6 +12,7 @@ import { debianUpstream } from '../../src/upstream/sources/debian.js'
 import { runGit } from '../../src/upstream/sources/git.js'
 import { openLedgerFiles } from '../helpers/open-ledger.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { unsignedArchive } from '../helpers/unsigned-archive.js'
 import { logText, runJob, step } from '../sandbox/helpers.js'
 
 /**
@@ -101,12 +101,7 @@ describe('processes the node starts hold none of its ledger\'s descriptors', () 
     await writeFile(join(bin, 'gpgv'), `#!/bin/sh\necho "ledger descriptors: $(ls -l /proc/$$/fd | grep -c '${ledgerDir}')"  >&2\nexit 1\n`)
     await chmod(join(bin, 'gpgv'), 0o755)
     onPath(bin)
-    const server = createServer((request, response) => { response.end(request.url?.endsWith('/InRelease') === true ? 'Origin: test\nSHA256:\n' : '') })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
-    const address = server.address()
-    if (address === null || typeof address === 'string') throw new Error('no port')
-    const upstream = debianUpstream(`http://127.0.0.1:${address.port}/debian`, 'bookworm', 'hello', new AddressPolicy(['127.0.0.1']))
+    const upstream = debianUpstream(await unsignedArchive(teardown), 'bookworm', 'hello', new AddressPolicy(['127.0.0.1']))
     await expect(upstream.list(AbortSignal.timeout(30_000))).rejects.toMatchObject({ name: 'UpstreamError', message: expect.stringMatching(/does not verify .*: ledger descriptors: 0$/) })
   })
 

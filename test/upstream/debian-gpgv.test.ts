@@ -1,22 +1,12 @@
 import { writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
 import { delimiter, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AddressPolicy } from '../../src/upstream/guard.js'
 import { debianUpstream } from '../../src/upstream/sources/debian.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { unsignedArchive } from '../helpers/unsigned-archive.js'
 
 const teardown = useTeardown()
-
-/** A Debian archive on loopback whose InRelease is unsigned text: only gpgv would object. */
-async function archive (): Promise<string> {
-  const server = createServer((request, response) => { response.end(request.url?.endsWith('/InRelease') === true ? 'Origin: test\nSHA256:\n' : '') })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
-  const address = server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return `http://127.0.0.1:${address.port}/debian`
-}
 
 describe('the InRelease signature check', () => {
   it('refuses the release when gpgv is there but cannot start, instead of skipping the check', async () => {
@@ -26,7 +16,7 @@ describe('the InRelease signature check', () => {
     const before = process.env.PATH
     process.env.PATH = `${bin}${delimiter}/nonexistent`
     teardown(() => { process.env.PATH = before })
-    const upstream = debianUpstream(await archive(), 'bookworm', 'hello', new AddressPolicy(['127.0.0.1']))
+    const upstream = debianUpstream(await unsignedArchive(teardown), 'bookworm', 'hello', new AddressPolicy(['127.0.0.1']))
     await expect(upstream.list(AbortSignal.timeout(30_000))).rejects.toMatchObject({ name: 'UpstreamError', message: expect.stringMatching(/gpgv did not start/) })
   })
 })
