@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import { access, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { defaultDebianArchive } from '../../src/node/cli/upstream-defaults.js'
 import { AddressPolicy, upstreamOf } from '../../src/upstream/index.js'
+import { checkInRelease, DEBIAN_KEYRING } from '../../src/upstream/sources/gpgv.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 
 /**
@@ -42,4 +43,17 @@ describe('Debian source packages from the archive', () => {
     expect(fetched.upstream.url.endsWith(`/${dsc}`)).toBe(true)
     expect(fetched.upstream.digest).toEqual({ sha256: createHash('sha256').update(await readFile(join(fetched.dir, dsc))).digest('hex') })
   }, 180_000)
+
+  it('takes the archive\'s real InRelease and refuses it changed by one word (gpgv in its sandbox, the archive keyring)', async (context) => {
+    if (unreachable !== '' || archive === undefined) context.skip(unreachable)
+    const gpgv = await access('/usr/bin/gpgv').then(() => true, () => false)
+    const keyring = await access(DEBIAN_KEYRING).then(() => true, () => false)
+    if (!gpgv || !keyring) context.skip('gpgv or the Debian archive keyring is not installed')
+    const answer = await fetch(`${archive!.replace(/\/+$/, '')}/dists/bookworm/InRelease`, { signal: AbortSignal.timeout(30_000) })
+    const signed = Buffer.from(await answer.arrayBuffer())
+    await checkInRelease(signed, DEBIAN_KEYRING, AbortSignal.timeout(60_000))
+    const changed = Buffer.from(signed.toString('utf8').replace('Codename: bookworm', 'Codename: bookwurm'))
+    expect(changed.equals(signed)).toBe(false)
+    await expect(checkInRelease(changed, DEBIAN_KEYRING, AbortSignal.timeout(60_000))).rejects.toMatchObject({ name: 'UpstreamError', message: expect.stringMatching(/InRelease signature does not verify .*BAD signature/) })
+  }, 120_000)
 })
