@@ -43,7 +43,7 @@ import { loadMesh, noFoundersNotice, trustModeOf, type LoadedMesh, type TrustMod
 import { networkStatus, reachOfPeer } from './api/network-status.js'
 import { LiveLogHub, LiveLogService, liveKey, type LiveLogInit } from '../livelog/index.js'
 import { peerIdOfAuthor } from '../crypto/peer-id.js'
-import { LiveLogRelay, NodeEnvironments, ReleasePins, ServiceStack, Watcher, WebhookNotifier, type WebhookSender } from './services/index.js'
+import { ClockWatch, LiveLogRelay, NodeEnvironments, ReleasePins, ServiceStack, Watcher, WebhookNotifier, type WebhookSender } from './services/index.js'
 import { AddressPolicy } from '../upstream/index.js'
 
 /** At start, the longest the node waits for its first full sync before planning work. */
@@ -55,7 +55,8 @@ const log = componentLogger('node:daemon')
 export interface StartNodeOptions {
   /** Gossip topics accepted besides presence (the ledger's will join them). */
   extraTopics?: string[]
-  presence?: { intervalMs?: number, timeoutMs?: number, maxMembers?: number, maxStrangers?: number }
+  /** Presence's bounds and, for tests, its clock (a node whose clock runs fast). */
+  presence?: { intervalMs?: number, timeoutMs?: number, maxMembers?: number, maxStrangers?: number, now?: () => number }
   keeper?: Omit<MeshKeeperInit, 'bootstrap' | 'book' | 'wantPeers'>
   introductions?: IntroductionsInit
   /**
@@ -90,6 +91,8 @@ export interface StartNodeOptions {
   liveLog?: LiveLogInit
   /** Print warnings a volunteer must see (no sandbox, a forked chain); default: stderr. */
   warn?: (message: string) => void
+  /** How often the node compares its clock with its peers' (default CLOCK_CHECK_MS; tests shorten it). */
+  clockCheckMs?: number
   /** Where progress of environments being made goes (default: as warnings, to stderr). */
   environmentProgress?: (line: string) => void
   /**
@@ -279,6 +282,9 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       }
     ))
 
+    // Told when its clock is far from its peers': past MAX_FUTURE_MS they would refuse its entries, silently.
+    const clockWatch = await stack.start('clock watch', new ClockWatch({ members: () => presence.members(), isMember, warn }, options.clockCheckMs))
+
     // Environments are made in the background: the node joins at once and advertises each when it is ready.
     let environments: NodeEnvironments | undefined
     if (config.environments.length > 0 && executor !== undefined) {
@@ -427,6 +433,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       addressesOf: async (peerId) => await addressesOf(libp2p, peerId, presence),
       reachOf: (peerId) => reachOfPeer(reach, peerId),
       network: () => networkStatus({ libp2p, gater, reach, exchange, config, reachability: () => reachable(), relayServing }),
+      clockSkew: () => clockWatch.skew(),
       live: live.relay,
       watches: watcher.api()
     }), config.api))

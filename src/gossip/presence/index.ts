@@ -6,6 +6,7 @@ export type {
 } from './presence.js'
 export { decodeHeartbeat, encodeHeartbeat, heartbeatSchema, type Heartbeat } from './heartbeat.js'
 export * from './constants.js'
+export { clockSkew, MIN_CLOCK_PEERS, type ClockSample, type ClockSkew } from './clock-skew.js'
 
 /**
  * Presence heartbeats on `buildhaus/presence/1`: who is in the mesh, what

@@ -2,7 +2,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdOfAuthor } from '../../crypto/peer-id.js'
 import type { BlobExchange } from '../../blobs/exchange/index.js'
 import type { BlobStore } from '../../blobs/store.js'
-import type { Presence } from '../../gossip/presence/index.js'
+import type { ClockSkew, Presence } from '../../gossip/presence/index.js'
 import { computeReputation, findArtifact, type JobService } from '../../jobs/index.js'
 import type { Admission, EntryGossip, LedgerStore, LedgerSync } from '../../ledger/index.js'
 import type { ApiContext, NodeDataContext } from './server.js'
@@ -39,6 +39,8 @@ export interface NodeParts {
   /** How this node reaches a peer, and its own place in the network. */
   reachOf?: (peerId: string) => PeerReach
   network?: () => NetworkStatus
+  /** This node's clock against its peers' (the clock watch's last estimate). */
+  clockSkew?: () => ClockSkew | undefined
   /** Live logs of running builds (this node's and the ones it follows). */
   live?: LiveLogRelay
   /** Watches: the log's, and this node's polling of them. */
@@ -118,6 +120,7 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
     addressesOf: parts.addressesOf,
     ...(parts.reachOf !== undefined ? { reachOf: parts.reachOf } : {}),
     ...(parts.network !== undefined ? { network: parts.network, reachability: () => parts.network!().reachability } : {}),
+    ...(parts.clockSkew !== undefined ? { clockSkew: parts.clockSkew } : {}),
     reputation: reputationNow,
     isEquivocating: (author) => ledger.isEquivocating(author),
     isMember: (author) => membership.isMember(author),

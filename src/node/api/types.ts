@@ -1,5 +1,7 @@
 /** Response bodies of the node's HTTP API, shared by the server and the client. */
 
+import type { ClockSkew } from '../../gossip/presence/index.js'
+
 /** Every error answer: `{ error: { name, message } }`; `name` is stable, `message` one sentence. */
 export interface ApiErrorBody {
   error: { name: string, message: string }
@@ -26,6 +28,8 @@ export interface HealthResponse {
   log?: LogUsage
   /** How this node is reached and what it relays (absent on a bare API). */
   network?: NetworkStatus
+  /** This node's clock against its peers' heartbeats (src/node/services/clock-watch.ts); absent until two peers were heard. */
+  clock?: ClockSkew
 }
 
 export interface LogUsage {

@@ -15,3 +15,5 @@ export { ReleasePins, type ReleasePinParts } from './release-pins.js'
 export { WebhookNotifier, WebhookSender } from './webhooks.js'
 /** Live logs: following running builds for the API's clients. */
 export { LiveLogRelay, type LiveEvent } from './live-logs.js'
+/** The node's clock against its peers': a warning before they stop hearing it. */
+export { ClockWatch, CLOCK_WARN_MS, type ClockWatchComponents } from './clock-watch.js'

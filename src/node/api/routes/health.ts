@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { ClockSkew } from '../../../gossip/presence/index.js'
 import type { HealthResponse, LogUsage, NetworkStatus } from '../types.js'
 
 /** What GET /api/health reads. */
@@ -13,6 +14,8 @@ export interface HealthContext {
   /** The local log's size (absent where there is no log, e.g. some tests). */
   logUsage?: () => Promise<LogUsage>
   network? (): NetworkStatus
+  /** This node's clock against its peers' (absent before enough peers were heard). */
+  clockSkew? (): ClockSkew | undefined
 }
 
 export function registerHealthRoutes (app: FastifyInstance, context: HealthContext): void {
@@ -20,6 +23,7 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
     const local = context.local()
     const now = Date.now()
     const log = await context.logUsage?.()
+    const clock = context.clockSkew?.()
     return {
       ok: true,
       peerId: context.peerId,
@@ -34,7 +38,8 @@ export function registerHealthRoutes (app: FastifyInstance, context: HealthConte
       startedAt: context.startedAt,
       uptimeMs: now - context.startedAt,
       ...(log !== undefined ? { log } : {}),
-      ...(context.network !== undefined ? { network: context.network() } : {})
+      ...(context.network !== undefined ? { network: context.network() } : {}),
+      ...(clock !== undefined ? { clock } : {})
     }
   })
 }
