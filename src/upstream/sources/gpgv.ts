@@ -65,16 +65,29 @@ interface GpgvResult {
 }
 
 async function inSandbox (sandbox: ToolSandbox, gpgv: string, signed: Buffer, keyring: string, signal: AbortSignal | undefined): Promise<GpgvResult> {
-  const dir = await mkdtemp(join(tmpdir(), 'buildhaus-gpgv-'))
+  let dir: string
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'buildhaus-gpgv-'))
+  } catch (err) {
+    throw new UpstreamError(`cannot check the archive's InRelease signature: no room for it in ${tmpdir()} (${describeError(err)})`)
+  }
   try {
     const file = join(dir, 'InRelease')
-    await writeFile(file, signed, { mode: 0o644 })
-    const run = await sandbox.start({
-      argv: [INSIDE.gpgv, '--keyring', keyring, INSIDE.signed],
-      inputs: [{ path: gpgv, at: INSIDE.gpgv }, { path: file, at: INSIDE.signed }],
-      tmpBytes: GPGV_TMP_BYTES,
-      dataBytes: GPGV_DATA_BYTES
+    await writeFile(file, signed, { mode: 0o644 }).catch((err: unknown) => {
+      throw new UpstreamError(`cannot check the archive's InRelease signature: it could not be written to ${tmpdir()} (${describeError(err)})`)
     })
+    let run
+    try {
+      run = await sandbox.start({
+        argv: [INSIDE.gpgv, '--keyring', keyring, INSIDE.signed],
+        inputs: [{ path: gpgv, at: INSIDE.gpgv }, { path: file, at: INSIDE.signed }],
+        tmpBytes: GPGV_TMP_BYTES,
+        dataBytes: GPGV_DATA_BYTES
+      })
+    } catch (err) {
+      // Staging the files for a root node's sandbox user can fail (a full disk): a refusal that says so, not a stack.
+      throw new UpstreamError(`cannot check the archive's InRelease signature: gpgv's sandbox could not be set up (${describeError(err)})`)
+    }
     let timedOut = false
     const kill = (): void => { void run.kill() }
     const timer = setTimeout(() => { timedOut = true; kill() }, GPGV_TIMEOUT_MS)
