@@ -168,8 +168,17 @@ function tick () {
 function takeTokenFromLink () {
   const match = /^#token=([^&/#]+)$/.exec(location.hash)
   if (match === null) return
-  setToken(decodeURIComponent(match[1] ?? ''))
+  // Out of the address bar first, whatever follows: a token must not stay on screen or in history.
   history.replaceState(null, '', `${location.pathname}${location.search}#/`)
+  let token
+  try {
+    token = decodeURIComponent(match[1] ?? '')
+  } catch {
+    // A link cut or mangled in a copy (a stray %): say so instead of failing the whole page.
+    flash('The link\'s token is damaged; open the link `buildhaus-node join` printed again, or paste api-token under "API token".', 'warning')
+    return
+  }
+  setToken(token)
 }
 
 function setupToken () {

@@ -211,6 +211,14 @@ describe.skipIf(missing !== undefined)('the dashboard, in chromium, on a real me
     await expect.poll(async () => await page.locator('h1 .badge').innerText(), { timeout: 30_000 }).toMatch(/verified/)
   })
 
+  it('says a damaged token link is damaged, keeps no token and shows no token in the address bar', async () => {
+    // A link cut in a copy: a stray % that does not decode. openPage's cleanup fails the test on any script error.
+    const page = await openPage(`${nodes[0]!.apiUrl}/#token=abc%E0%A4%A`)
+    await expect.poll(async () => await page.locator('#flash').innerText()).toMatch(/The link's token is damaged/)
+    expect(new URL(page.url()).hash).toBe('#/')
+    await expect(page.locator('#token-state').textContent()).resolves.toBe('no token set')
+  })
+
   it('submits an uploaded archive from the page and follows the job to its verdict', async () => {
     const archive = join(dir, 'hello.tar.gz')
     await writeFile(archive, (await packDirectory(join(packageRoot(), 'examples', 'hello'))).bytes)
