@@ -9,6 +9,7 @@ import { startNode, type RunningNode } from '../../src/node/daemon.js'
 import { testMesh } from '../helpers/test-mesh.js'
 import type { Executor } from '../../src/sandbox/index.js'
 import { tempDir } from '../helpers/temp-home.js'
+import { waitFor } from '../../src/util/wait.js'
 
 type Teardown = (fn: () => unknown) => void
 
@@ -150,9 +151,23 @@ export async function apiJson<T> (node: RunningNode, path: string): Promise<T> {
   return await response.json() as T
 }
 
-/** GET a blob from a node's API (the node fetches it from the mesh if it lacks it). */
-export async function apiBlob (node: RunningNode, hash: string): Promise<Buffer> {
-  const response = await fetch(new URL(`/api/blobs/${hash}`, node.apiUrl), { signal: AbortSignal.timeout(30_000) })
-  if (!response.ok) throw new Error(`GET /api/blobs/${hash} on ${node.apiUrl} answered ${response.status}: ${await response.text()}`)
-  return Buffer.from(await response.arrayBuffer())
+/**
+ * GET a blob from a node's API (the node fetches it from the mesh if it lacks
+ * it). A 404 saying no connected peer could provide it is asked again, as its
+ * message tells a user to, until `timeoutMs`: the node that holds it may not
+ * be connected to this one yet (the keeper dials it once it has an address
+ * it may redial). The error at the deadline says what the node last answered.
+ */
+export async function apiBlob (node: RunningNode, hash: string, timeoutMs = 30_000): Promise<Buffer> {
+  let last = ''
+  const found = await waitFor(async () => {
+    const response = await fetch(new URL(`/api/blobs/${hash}`, node.apiUrl), { signal: AbortSignal.timeout(30_000) })
+    if (response.ok) return Buffer.from(await response.arrayBuffer())
+    last = `answered ${response.status}: ${await response.text()}`
+    if (response.status === 404 && last.includes('try again once a peer that has it is connected')) return undefined
+    throw new Error(`GET /api/blobs/${hash} on ${node.apiUrl} ${last}`)
+  }, { timeoutMs, intervalMs: 500, what: `GET /api/blobs/${hash} on ${node.apiUrl} to find a peer that has it` }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; it last ${last}`, { cause: err })
+  })
+  return found
 }
