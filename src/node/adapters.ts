@@ -48,7 +48,7 @@ export function blobFetcherOf (exchange: BlobExchange, connectedPeers: () => Pee
       const preferred = options.fromAuthors.map((author) => peerIdOfAuthor(author))
       if (findable !== undefined) await Promise.all(preferred.map(async (peer) => { await findable(peer).catch(() => {}) }))
       const others = connectedPeers().filter((p) => !preferred.some((q) => q.equals(p)))
-      await exchange.fetch(hash, { from: [...preferred, ...others], maxBytes: options.maxBytes, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+      await exchange.fetch(hash, { from: [...preferred, ...others], ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}), ...(options.signal !== undefined ? { signal: options.signal } : {}) })
     }
   }
 }

@@ -346,18 +346,20 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       ...(trustMode === 'members' ? { trusted: membership.members() } : {}),
       excluded: new Set([...(trust.excluded ?? []), ...ledger.equivocatingAuthors()])
     })
+    // One way to fetch a blob for builds and for the API alike: its holders first, dialed where the address book allows.
+    const fetcher = blobFetcherOf(exchange, () => libp2p.getPeers(), async (peer) => {
+      // Where the book allows dialing it, and its relayed addresses (nat): a relayed dial goes only through a relay the gate
+      // lets us reach, never to an address of the heartbeat's choosing. Noted only for authors of a fetch, so no flood of
+      // heartbeats fills libp2p's peer store.
+      const relayed = (presence.member(authorOfPeerId(peer))?.heartbeat.addrs ?? []).filter((a) => { try { return isCircuit(a) } catch { return false } })
+      const multiaddrs = [...book.dialable(peer), ...relayed.map((a) => multiaddr(a.includes('/p2p-circuit/p2p/') ? a : `${a}/p2p/${peer.toString()}`))]
+      if (multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs })
+    })
     const jobs = new JobService({
       self: { author: identity.author, platforms: config.platforms, slots },
       ledger,
       blobs,
-      fetcher: blobFetcherOf(exchange, () => libp2p.getPeers(), async (peer) => {
-        // Where the book allows dialing it, and its relayed addresses (nat): a relayed dial goes only through a relay the gate
-        // lets us reach, never to an address of the heartbeat's choosing. Noted only for authors of a fetch, so no flood of
-        // heartbeats fills libp2p's peer store.
-        const relayed = (presence.member(authorOfPeerId(peer))?.heartbeat.addrs ?? []).filter((a) => { try { return isCircuit(a) } catch { return false } })
-        const multiaddrs = [...book.dialable(peer), ...relayed.map((a) => multiaddr(a.includes('/p2p-circuit/p2p/') ? a : `${a}/p2p/${peer.toString()}`))]
-        if (multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs })
-      }),
+      fetcher,
       membership: membershipOf(presence),
       executor,
       ...(environments !== undefined ? { environments } : {}),
@@ -424,7 +426,7 @@ export async function startNode (config: NodeConfig, options: StartNodeOptions =
       admission,
       gossip,
       blobs,
-      exchange,
+      fetcher,
       sync,
       jobs,
       mesh,

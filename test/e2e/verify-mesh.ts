@@ -154,9 +154,11 @@ export async function apiJson<T> (node: RunningNode, path: string): Promise<T> {
 /**
  * GET a blob from a node's API (the node fetches it from the mesh if it lacks
  * it). A 404 saying no connected peer could provide it is asked again, as its
- * message tells a user to, until `timeoutMs`: the node that holds it may not
- * be connected to this one yet (the keeper dials it once it has an address
- * it may redial). The error at the deadline says what the node last answered.
+ * message tells a user to, until `timeoutMs`. The node dials a holder it is
+ * not connected to (test/node/blob-fetch-dial.test.ts), so this covers only
+ * a holder whose address has not reached it yet: it once did not dial at all,
+ * and this test failed one run in eight. The error at the deadline says what
+ * the node last answered.
  */
 export async function apiBlob (node: RunningNode, hash: string, timeoutMs = 30_000): Promise<Buffer> {
   let last = ''

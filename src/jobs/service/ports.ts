@@ -32,7 +32,7 @@ export interface JobBlobs {
 
 /** Fetches a blob from peers into the local store (verified as it arrives). */
 export interface BlobFetcher {
-  fetch (hash: string, options: { fromAuthors: string[], maxBytes: number, signal?: AbortSignal }): Promise<void>
+  fetch (hash: string, options: { fromAuthors: string[], maxBytes?: number, signal?: AbortSignal }): Promise<void>
 }
 
 /** Live membership from presence heartbeats, and our own advertised load. */

@@ -1,9 +1,7 @@
 import type { Libp2p } from '@libp2p/interface'
-import { peerIdOfAuthor } from '../../crypto/peer-id.js'
-import type { BlobExchange } from '../../blobs/exchange/index.js'
 import type { BlobStore } from '../../blobs/store.js'
 import type { ClockSkew, Presence } from '../../gossip/presence/index.js'
-import { computeReputation, findArtifact, type JobService } from '../../jobs/index.js'
+import { computeReputation, findArtifact, type BlobFetcher, type JobService } from '../../jobs/index.js'
 import type { Admission, EntryGossip, LedgerStore, LedgerSync } from '../../ledger/index.js'
 import type { ApiContext, NodeDataContext } from './server.js'
 import type { NodeEvent } from './routes/events.js'
@@ -29,7 +27,8 @@ export interface NodeParts {
   admission: Admission
   gossip: EntryGossip
   blobs: BlobStore
-  exchange: BlobExchange
+  /** Fetches a blob from its holders first (the builds' fetcher). */
+  fetcher: BlobFetcher
   sync: LedgerSync
   jobs: JobService
   mesh: LoadedMesh
@@ -66,7 +65,7 @@ const REPUTATION_TTL_MS = 2_000
 
 /** Everything the HTTP API reads and changes, from the node's running parts. */
 export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext {
-  const { identity, presence, libp2p, ledger, admission, gossip, blobs, exchange, sync, jobs, mesh, membership } = parts
+  const { identity, presence, libp2p, ledger, admission, gossip, blobs, fetcher, sync, jobs, mesh, membership } = parts
   const ledgerDisk = cached(DISK_USAGE_TTL_MS, async () => await directoryBytes(identity.paths.ledger))
   const logUsage = async (): Promise<LogUsage> => {
     const stats = ledger.stats()
@@ -143,9 +142,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         for (const d of view.diagnoses) if (d.report === hash) holders.add(d.author)
       }
       holders.delete(identity.author)
-      const preferred = [...holders].map((a) => peerIdOfAuthor(a))
-      const others = libp2p.getPeers().filter((p) => !preferred.some((q) => q.equals(p)))
-      await exchange.fetch(hash, { from: [...preferred, ...others], signal })
+      // The same fetcher as a build's: a holder this node is not connected to is dialed where the address book allows.
+      await fetcher.fetch(hash, { fromAuthors: [...holders], signal })
     },
 
     exportLines: () => ledger.exportLines(),
