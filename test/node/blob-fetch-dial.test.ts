@@ -44,7 +44,7 @@ describe('GET /api/blobs/:hash of a blob only an unconnected member holds', () =
     const job = await submitDir(holder, dir, { overrides: { platforms: ['nowhere-x64'] } })
     await waitFor(() => asker.jobs.get(job.id) !== undefined, { timeoutMs: 20_000, what: 'the job to reach the asker' })
     // The holder's heartbeat, with the addresses it listens on, reached the asker through the hub.
-    await waitFor(() => (asker.presence.member(holder.author)?.heartbeat.addrs.length ?? 0) > 0, { timeoutMs: 20_000, what: 'the holder\'s heartbeat to reach the asker' })
+    await waitFor(() => (asker.presence.member(holder.author)?.heartbeat.addrs?.length ?? 0) > 0, { timeoutMs: 20_000, what: 'the holder\'s heartbeat to reach the asker' })
     expect(asker.libp2p.getConnections(holder.peerId)).toEqual([])
 
     const response = await fetch(new URL(`/api/blobs/${job.source}`, asker.apiUrl), { signal: AbortSignal.timeout(20_000) })
