@@ -1,5 +1,5 @@
 import { StringDecoder } from 'node:string_decoder'
-import { UnsafeArchiveError, unpackTarball } from '../archive/index.js'
+import { UnsafeArchiveError, unpackTarball, type UnpackResult } from '../archive/index.js'
 import { describeError, InvalidInputError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
@@ -187,8 +187,9 @@ class RunSession {
       this.end({ status: 'error', reason: 'cancelled' })
       return undefined
     }
+    let unpacked: UnpackResult
     try {
-      await unpackTarball(request.source, workspace.buildDir, {
+      unpacked = await unpackTarball(request.source, workspace.buildDir, {
         maxBytes: request.limits.workspaceMb * MiB,
         maxFiles: workspaceEntryLimit(request.limits.workspaceMb)
       })
@@ -199,7 +200,7 @@ class RunSession {
       return undefined
     }
     if (tracing) trace('sb-unpacked', 'sb')
-    await workspace.handOver()
+    await workspace.handOver(unpacked.files)
     const prepared = await this.backend.prepare(request, workspace)
     if (tracing) trace('sb-prepared', 'sb')
     return prepared

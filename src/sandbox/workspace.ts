@@ -1,3 +1,4 @@
+import { chmodSync, lchownSync, readdirSync } from 'node:fs'
 import { chmod, lchown, lstat, mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { EnvironmentError } from '../util/errors.js'
@@ -21,8 +22,12 @@ export interface Workspace {
   buildDir: string
   etcDir: string
   artifactsDir: string
-  /** Hand the unpacked workspace to the build user (and close it to others). */
-  handOver: () => Promise<void>
+  /**
+   * Hand the unpacked workspace to the build user (and close it to others).
+   * `entries`: how many the unpack wrote; a tree of at most
+   * DIRECT_HANDOVER_ENTRIES is handed over with direct system calls.
+   */
+  handOver: (entries?: number) => Promise<void>
   remove: () => Promise<void>
 }
 
@@ -72,10 +77,12 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
       buildDir,
       etcDir,
       artifactsDir,
-      handOver: async () => {
+      handOver: async (entries) => {
         if (user === undefined) return
-        await chownTree(buildDir, user)
-        await chmod(buildDir, 0o700)
+        const direct = entries !== undefined && entries <= DIRECT_HANDOVER_ENTRIES
+        await chownTree(buildDir, user, direct)
+        if (direct) chmodSync(buildDir, 0o700)
+        else await chmod(buildDir, 0o700)
       },
       remove: async () => {
         // Every directory, even when one fails: the first failure is reported, the node's next start retries.
@@ -142,14 +149,29 @@ export async function ensureStagingRoot (path: string, user: BuildUser): Promise
   return path
 }
 
-async function chownTree (root: string, user: BuildUser): Promise<void> {
+/**
+ * A freshly unpacked tree of at most this many entries is handed over with
+ * direct system calls: a few microseconds each, where a thread-pool round
+ * trip waits for the event loop (the same bound as the unpack's direct calls,
+ * archive/unpack.ts DIRECT_ENTRIES).
+ */
+export const DIRECT_HANDOVER_ENTRIES = 64
+
+/** Give every entry of a tree to `user`, through the thread pool or (`direct`, a small tree) with direct system calls. */
+async function chownTree (root: string, user: BuildUser, direct: boolean): Promise<void> {
+  const give = direct
+    ? async (path: string) => { lchownSync(path, user.uid, user.gid) }
+    : async (path: string) => { await lchown(path, user.uid, user.gid) }
+  const list = direct
+    ? async (dir: string) => readdirSync(dir, { withFileTypes: true })
+    : async (dir: string) => await readdir(dir, { withFileTypes: true })
   const pending = [root]
-  await lchown(root, user.uid, user.gid)
+  await give(root)
   while (pending.length > 0) {
     const dir = pending.pop()!
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
+    for (const entry of await list(dir)) {
       const path = join(dir, entry.name)
-      await lchown(path, user.uid, user.gid)
+      await give(path)
       if (entry.isDirectory()) pending.push(path)
     }
   }

@@ -4,13 +4,20 @@ import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
-import { describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { unpackTarball, UnsafeArchiveError, type UnsafeArchiveReason } from '../../src/archive/index.js'
+import { DIRECT_ENTRIES, type UnpackOptions } from '../../src/archive/unpack.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
 import { dir, file, hardlinkEntry, makeTar, makeTarGz, symlinkEntry, type RawEntry } from './hostile-tarballs.js'
 
 const teardown = useTeardown()
 const LIMITS = { maxFiles: 100, maxBytes: 1 << 20 }
+
+/** Every test runs both ways a buffer may be unpacked: direct system calls (small buffers), and the thread pool. */
+let options: UnpackOptions = {}
+async function unpack (input: Buffer | Readable, dest: string, limits: { maxFiles: number, maxBytes: number }): ReturnType<typeof unpackTarball> {
+  return await unpackTarball(input, dest, limits, options)
+}
 
 /** A scratch dir holding `dest` (where the archive goes) beside `outside` (which must stay empty). */
 async function arena (): Promise<{ dest: string, outside: string, base: string }> {
@@ -23,7 +30,7 @@ async function arena (): Promise<{ dest: string, outside: string, base: string }
 }
 
 async function refused (input: Buffer | Readable, dest: string, reason: UnsafeArchiveReason, entry?: string, limits = LIMITS): Promise<UnsafeArchiveError> {
-  const err = await unpackTarball(input, dest, limits).then(() => undefined, (e: unknown) => e)
+  const err = await unpack(input, dest, limits).then(() => undefined, (e: unknown) => e)
   expect(err, `expected a refusal (${reason})`).toBeInstanceOf(UnsafeArchiveError)
   const unsafe = err as UnsafeArchiveError
   expect(unsafe.name).toBe('UnsafeArchiveError')
@@ -40,7 +47,12 @@ async function expectNothingEscaped (base: string, outside: string): Promise<voi
   expect((await readdir(base)).sort()).toEqual(['dest', 'outside'])
 }
 
-describe('unpackTarball', () => {
+describe.each([
+  ['direct system calls for a small buffer', {}],
+  ['the thread pool throughout', { directEntries: 0 }]
+] as Array<[string, UnpackOptions]>)('unpackTarball, %s', (_way, mode) => {
+  beforeEach(() => { options = mode })
+
   it('unpacks files, directories, links, modes and mtimes from a gzip or a plain tar, buffer or stream', async () => {
     const entries: RawEntry[] = [
       dir('./pkg/'),
@@ -52,7 +64,7 @@ describe('unpackTarball', () => {
     ]
     for (const input of [await makeTarGz(entries), await makeTar(entries), Readable.from([await makeTarGz(entries)])]) {
       const { dest } = await arena()
-      const result = await unpackTarball(input, dest, LIMITS)
+      const result = await unpack(input, dest, LIMITS)
       expect(result).toEqual({ files: 6, bytes: 'alpha'.length + '#!/bin/sh\n'.length + 'top'.length })
       expect(await readFile(join(dest, 'pkg', 'link'), 'utf8')).toBe('alpha')
       expect(await readFile(join(dest, 'pkg', 'hard'), 'utf8')).toBe('alpha')
@@ -67,7 +79,7 @@ describe('unpackTarball', () => {
     const { dest } = await arena()
     const bytes = await makeTarGz([file('a', 'hello')])
     const slow = Readable.from((function * () { for (const byte of bytes) yield Buffer.from([byte]) })())
-    expect(await unpackTarball(slow, dest, LIMITS)).toEqual({ files: 1, bytes: 5 })
+    expect(await unpack(slow, dest, LIMITS)).toEqual({ files: 1, bytes: 5 })
   })
 
   it('refuses absolute paths', async () => {
@@ -118,7 +130,7 @@ describe('unpackTarball', () => {
 
   it('replaces a planted symlink by a later file of the same name instead of writing through it', async () => {
     const { dest } = await arena()
-    await unpackTarball(await makeTarGz([
+    await unpack(await makeTarGz([
       file('victim.txt', 'original'),
       symlinkEntry('f', 'victim.txt'),
       file('f', 'replacement')
@@ -139,7 +151,7 @@ describe('unpackTarball', () => {
 
   it('keeps a file that a later hard link names as its own target (found by the fuzzer)', async () => {
     const { base, dest, outside } = await arena()
-    await unpackTarball(await makeTarGz([file('b', 'kept'), hardlinkEntry('b', 'b'), file('a', '')]), dest, LIMITS)
+    await unpack(await makeTarGz([file('b', 'kept'), hardlinkEntry('b', 'b'), file('a', '')]), dest, LIMITS)
     expect(await readFile(join(dest, 'b'), 'utf8')).toBe('kept')
     await expectNothingEscaped(base, outside)
   })
@@ -202,7 +214,7 @@ describe('unpackTarball', () => {
 
   it('keeps relative links that stay inside', async () => {
     const { dest } = await arena()
-    await unpackTarball(await makeTarGz([
+    await unpack(await makeTarGz([
       dir('include'),
       file('include/a.h', '#define A 1\n'),
       dir('src/sub'),
@@ -212,5 +224,18 @@ describe('unpackTarball', () => {
     ]), dest, LIMITS)
     expect(await readlink(join(dest, 'src', 'sub', 'a.h'))).toBe('../../include/a.h')
     expect(await readFile(join(dest, 'src', 'sub', 'a.h'), 'utf8')).toContain('#define A')
+  })
+
+  it('keeps its guarantees across the switch from direct calls to the thread pool', async () => {
+    const first = await arena()
+    const files = (count: number): RawEntry[] => Array.from({ length: count }, (_, i) => file(`f${i}`, String(i)))
+    // The link is the last member written directly; the file of the same name comes through the pool and replaces it.
+    await unpack(await makeTarGz([...files(DIRECT_ENTRIES - 1), symlinkEntry('x', 'f0'), file('x', 'mine')]), first.dest, LIMITS)
+    expect((await lstat(join(first.dest, 'x'))).isFile()).toBe(true)
+    expect(await readFile(join(first.dest, 'x'), 'utf8')).toBe('mine')
+    expect(await readFile(join(first.dest, 'f0'), 'utf8')).toBe('0')
+    const second = await arena()
+    await refused(await makeTarGz([...files(DIRECT_ENTRIES), symlinkEntry('up', '../../outside')]), second.dest, 'link-outside', 'up')
+    await expectNothingEscaped(second.base, second.outside)
   })
 })
