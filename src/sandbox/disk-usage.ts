@@ -1,3 +1,4 @@
+import { lstatSync, opendirSync } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { recordSplitter, reopenTree, runTreeTool, treeTools } from './tree-walk.js'
@@ -39,6 +40,14 @@ const FIND_FORMAT = '%y %s %b\\n'
 const IN_PROCESS_ENTRIES = 1000
 
 /**
+ * Up to this many entries the in-process walk makes direct system calls: a
+ * run's workspace usually holds a few dozen, and each thread-pool round trip
+ * costs ~50 µs of CPU on a small VM and waits for the event loop. Past it
+ * the walk starts again through the thread pool.
+ */
+const DIRECT_ENTRIES = 128
+
+/**
  * What a directory tree costs on disk, at any depth, never following
  * symlinks nor leaving the file system. A file counts its apparent size or
  * its allocated blocks, whichever is larger, so a sparse file cannot pass for
@@ -48,12 +57,40 @@ const IN_PROCESS_ENTRIES = 1000
  * works relative to directory descriptors.
  */
 export async function diskUsage (root: string, options: DiskUsageOptions): Promise<DiskUsage> {
-  const quick = await walkInProcess(root, options)
+  const quick = walkSmallTree(root, options) ?? await walkInProcess(root, options)
   if (quick !== undefined) return quick
   const first = await walkWithFind(root, options)
   if (first.complete || !options.reopenUnreadable) return first
   await reopenTree(root)
   return await walkWithFind(root, options)
+}
+
+/** walkInProcess's count of a tree of at most DIRECT_ENTRIES entries, with direct calls; undefined for anything else (a larger tree, any error). */
+function walkSmallTree (root: string, options: DiskUsageOptions): DiskUsage | undefined {
+  const usage: DiskUsage = { bytes: 0, entries: 0, complete: true }
+  const pending = [root]
+  try {
+    while (pending.length > 0) {
+      const dir = pending.pop()!
+      const handle = opendirSync(dir)
+      try {
+        for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
+          if (usage.entries >= DIRECT_ENTRIES) return undefined
+          const path = join(dir, entry.name)
+          const stats = lstatSync(path)
+          usage.entries++
+          usage.bytes += stats.isFile() ? Math.max(stats.size, stats.blocks * 512) : stats.blocks * 512
+          if (usage.bytes > options.maxBytes || usage.entries > options.maxEntries) return usage
+          if (stats.isDirectory()) pending.push(path)
+        }
+      } finally {
+        handle.closeSync()
+      }
+    }
+  } catch {
+    return undefined
+  }
+  return usage
 }
 
 /** The walk in Node, or undefined as soon as it meets what only find handles (too many entries, a path too long, an unreadable directory). */
