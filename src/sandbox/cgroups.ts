@@ -1,7 +1,6 @@
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describeError } from '../util/errors.js'
 import { leftByDeadNode, ownTag } from './proc.js'
 import { delay } from '../util/wait.js'
@@ -155,9 +154,10 @@ async function detectV1 (allMounts: Mount[], own: Map<string, string>): Promise<
   return { version: 1, create: async (name, limits) => await createV1(name, limits, memory, pids, cpuacct) }
 }
 
-// A run's group is made, limited and removed with direct system calls: a few small writes to the
-// kernel's cgroup files, microseconds each, where each thread-pool round trip costs ~50 µs of CPU
-// on a small VM and waits for the event loop. Every run makes and removes one.
+// A run's group gets its limits with direct writes: a few small kernel files, microseconds each,
+// where each thread-pool round trip costs ~50 µs of CPU on a small VM and waits for the event loop.
+// Making and removing the group stay in the thread pool: the kernel may wait there (a memory
+// cgroup going offline), and a direct call would hold the event loop for it.
 async function createV1 (name: string, limits: CgroupLimits, memoryBase: string, pidsBase: string, cpuacctBase: string | undefined): Promise<RunCgroup> {
   const memory = join(memoryBase, `buildhaus-${name}`)
   const pids = join(pidsBase, `buildhaus-${name}`)
@@ -175,12 +175,12 @@ async function createV1 (name: string, limits: CgroupLimits, memoryBase: string,
   }
   try {
     for (const dir of dirs) {
-      mkdirSync(dir)
+      await mkdir(dir)
       made.push(dir)
     }
     await limit(limits)
   } catch (err) {
-    for (const dir of made.reverse()) try { rmdirSync(dir) } catch { /* left for the next start's clearing */ }
+    for (const dir of made.reverse()) await rmdir(dir).catch(() => {})
     throw err
   }
   return {
@@ -233,11 +233,11 @@ async function createV2 (name: string, limits: CgroupLimits, base: string): Prom
     writeFileSync(join(dir, 'pids.max'), String(next.pids))
     current = { ...next }
   }
-  mkdirSync(dir)
+  await mkdir(dir)
   try {
     await limit(limits)
   } catch (err) {
-    try { rmdirSync(dir) } catch { /* left for the next start's clearing */ }
+    await rmdir(dir).catch(() => {})
     throw err
   }
   return {
@@ -280,13 +280,11 @@ async function pidsIn (dirs: string[]): Promise<number[]> {
 }
 
 async function removeDirs (dirs: string[]): Promise<void> {
-  // Direct calls (see createV1): after the event loop's next turn, so that the run's own next steps go first.
-  await nextTurn()
   for (const dir of dirs) {
     // A group with processes still exiting is busy for a moment.
     for (let attempt = 0; ; attempt++) {
       try {
-        rmdirSync(dir)
+        await rmdir(dir)
         break
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code

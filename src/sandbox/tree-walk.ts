@@ -1,6 +1,4 @@
-import { opendirSync, rmdirSync, unlinkSync, type Dirent } from 'node:fs'
 import { rm as fsRm } from 'node:fs/promises'
-import { join } from 'node:path'
 import { SandboxUnavailableError, WorkspaceRemovalError } from './errors.js'
 import { findTool, SYSTEM_PATH } from './host.js'
 import { startHostProcess } from './host-process.js'
@@ -114,7 +112,6 @@ export async function reopenTree (root: string): Promise<ToolRun> {
  * something stays.
  */
 export async function removeTreeAtAnyDepth (root: string): Promise<void> {
-  if (removeSmallTree(root)) return
   // In-process first: a few ms less per run than starting rm, and enough for any tree a path can reach.
   try {
     await fsRm(root, { recursive: true, force: true })
@@ -129,52 +126,6 @@ export async function removeTreeAtAnyDepth (root: string): Promise<void> {
   await reopenTree(root)
   run = await runTreeTool(rm, args)
   if (!run.ok) throw new WorkspaceRemovalError(`a workspace could not be removed (${run.problem ?? 'unknown'})`)
-}
-
-/** Entries a removal takes with direct system calls before it leaves the tree to fs.rm. */
-export const DIRECT_REMOVE_ENTRIES = 256
-
-/**
- * Remove a tree of at most DIRECT_REMOVE_ENTRIES entries with direct system
- * calls: a run's workspace usually holds a few dozen, and fs.rm spends a
- * thread-pool round trip (~50 µs of CPU on a small VM, and a wait for the
- * event loop) on each lstat, unlink and rmdir, and an error on each
- * non-empty directory. False, with part of the tree perhaps gone, as soon as
- * the tree is larger or anything fails (a locked directory, a path past
- * PATH_MAX, a file system that does not report entry types): the caller then
- * removes the rest as before. Never follows a link: readdir's type of a link
- * is "link", and unlink removes the link itself.
- */
-export function removeSmallTree (root: string): boolean {
-  let budget = DIRECT_REMOVE_ENTRIES
-  const remove = (dir: string): boolean => {
-    // Read a whole directory before changing it, and no more of it than the budget allows.
-    const entries: Dirent[] = []
-    const handle = opendirSync(dir)
-    try {
-      for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
-        if (--budget < 0) return false
-        entries.push(entry)
-      }
-    } finally {
-      handle.closeSync()
-    }
-    for (const entry of entries) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) {
-        if (!remove(path)) return false
-      } else {
-        unlinkSync(path)
-      }
-    }
-    rmdirSync(dir)
-    return true
-  }
-  try {
-    return remove(root)
-  } catch {
-    return false
-  }
 }
 
 /**

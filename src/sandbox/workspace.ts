@@ -1,7 +1,6 @@
-import { chmodSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
-import { chmod, lchown, readdir } from 'node:fs/promises'
+import { chmodSync, lchownSync, readdirSync } from 'node:fs'
+import { chmod, lchown, lstat, mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { setImmediate as nextTurn } from 'node:timers/promises'
 import { EnvironmentError } from '../util/errors.js'
 import { leftByDeadNode, ownTag } from './proc.js'
 import { removeTreeAtAnyDepth } from './tree-walk.js'
@@ -48,32 +47,30 @@ export interface WorkspaceOptions {
  * same file system as the node's blob store.
  */
 export async function createWorkspace (workRoot: string, options: WorkspaceOptions): Promise<Workspace> {
-  // A dozen small calls on directories of the node's own, made for every run: direct system calls,
-  // where each thread-pool round trip costs ~50 µs of CPU on a small VM and waits for the event loop.
-  mkdirSync(workRoot, { recursive: true })
-  const runDir = mkdtempSync(join(workRoot, 'run-'))
+  await mkdir(workRoot, { recursive: true })
+  const runDir = await mkdtemp(join(workRoot, 'run-'))
   const cleanup: string[] = [runDir]
   try {
     const artifactsDir = join(runDir, 'artifacts')
-    mkdirSync(artifactsDir, { mode: 0o700 })
+    await mkdir(artifactsDir, { mode: 0o700 })
     let stageDir = runDir
     const user = options.buildUser
     if (user !== undefined) {
-      chmodSync(runDir, 0o711)
+      await chmod(runDir, 0o711)
       if (!await canTraverse(runDir, user)) {
         const stagingRoot = await ensureStagingRoot(options.stagingRoot, user)
         // The node's pid in the name lets a later node clear what a crashed one left.
-        stageDir = mkdtempSync(join(stagingRoot, `run-${ownTag()}-`))
+        stageDir = await mkdtemp(join(stagingRoot, `run-${ownTag()}-`))
         cleanup.push(stageDir)
-        chmodSync(stageDir, 0o711)
+        await chmod(stageDir, 0o711)
       }
     }
     const buildDir = join(stageDir, 'build')
     const etcDir = join(stageDir, 'etc')
     // A root node's build user may pass through the (root's, empty) workspace until it is handed over:
     // a sandbox made ahead (a warm step) binds it and starts in it before the source is unpacked.
-    mkdirSync(buildDir, { mode: user === undefined ? 0o700 : 0o711 })
-    mkdirSync(etcDir, { mode: 0o755 })
+    await mkdir(buildDir, { mode: user === undefined ? 0o700 : 0o711 })
+    await mkdir(etcDir, { mode: 0o755 })
     return {
       runDir,
       stageDir,
@@ -88,9 +85,6 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
         else await chmod(buildDir, 0o700)
       },
       remove: async () => {
-        // Removal makes direct system calls (tree-walk.ts removeSmallTree): it waits for the event loop's
-        // next turn, so that what the caller does next (publish the run's result) goes first.
-        await nextTurn()
         // Every directory, even when one fails: the first failure is reported, the node's next start retries.
         let failure: unknown
         for (const dir of cleanup) await removeTree(dir).catch((err: unknown) => { failure ??= err })
@@ -107,7 +101,7 @@ export async function createWorkspace (workRoot: string, options: WorkspaceOptio
 export async function canTraverse (dir: string, user: BuildUser): Promise<boolean> {
   let here = dir
   while (true) {
-    const stats = statSync(here)
+    const stats = await stat(here)
     const allowed = stats.uid === user.uid
       ? (stats.mode & 0o100) !== 0
       : stats.gid === user.gid ? (stats.mode & 0o010) !== 0 : (stats.mode & 0o001) !== 0
@@ -141,14 +135,14 @@ export const DEFAULT_STAGING_ROOT = '/var/tmp/buildhaus-sandbox'
 
 /** Make (or check) the staging root: this user's, 0711, and reachable by the build user. */
 export async function ensureStagingRoot (path: string, user: BuildUser): Promise<string> {
-  mkdirSync(path, { recursive: true, mode: 0o711 })
-  const stats = lstatSync(path)
+  await mkdir(path, { recursive: true, mode: 0o711 })
+  const stats = await lstat(path)
   const uid = process.getuid?.() ?? 0
   // Somebody else's directory (or a link planted in a shared /var/tmp) must not hold our workspaces.
   if (!stats.isDirectory() || stats.uid !== uid || (stats.mode & 0o022) !== 0) {
     throw new EnvironmentError(`the sandbox staging directory ${path} is not a directory owned by this user and closed to others; remove it, or choose another with the executor's stagingRoot option`)
   }
-  if ((stats.mode & 0o777) !== 0o711) chmodSync(path, 0o711)
+  if ((stats.mode & 0o777) !== 0o711) await chmod(path, 0o711)
   if (!await canTraverse(path, user)) {
     throw new EnvironmentError(`the build user (uid ${user.uid}) cannot reach the sandbox staging directory ${path}; make its parent directories traversable (chmod o+x) or choose another stagingRoot`)
   }
@@ -225,7 +219,8 @@ export async function writeSandboxEtc (etcDir: string, insideUid: number): Promi
     ...(insideUid === 0 ? [] : [`${user}:x:${insideUid}:`]),
     'nogroup:x:65534:'
   ]
-  // Two small files of the node's own, for every run: direct calls (see createWorkspace).
-  writeFileSync(join(etcDir, 'passwd'), passwd.join('\n') + '\n', { mode: 0o644 })
-  writeFileSync(join(etcDir, 'group'), group.join('\n') + '\n', { mode: 0o644 })
+  await Promise.all([
+    writeFile(join(etcDir, 'passwd'), passwd.join('\n') + '\n', { mode: 0o644 }),
+    writeFile(join(etcDir, 'group'), group.join('\n') + '\n', { mode: 0o644 })
+  ])
 }

@@ -105,8 +105,11 @@ describe('a burst of small jobs on four nodes', () => {
     // busy (seen at load 15: 1.2 s), so the longest is only held to a few ticks: no node stalls.
     expect(window).toBeGreaterThan(0)
     for (const longest of idle.longest.values()) expect(longest).toBeLessThan(3_000)
-    // And all those slivers together stay a small part of the time work was queued.
+    // And all those slivers together stay well under what claiming on the tick would leave (most of
+    // the queued time: runs here take a tenth of a tick). The share grows with the machine's load and
+    // as runs get shorter: on the project's 2-core VM the same commit read 12–27 % (2026-12-07), so
+    // the bound sits at 40 %, between that and the tick's.
     const idleTotal = [...idle.perNode.values()].reduce((a, b) => a + b, 0)
-    expect(idleTotal / (window * nodes.length)).toBeLessThan(0.2)
+    expect(idleTotal / (window * nodes.length)).toBeLessThan(0.4)
   }, 300_000)
 })
