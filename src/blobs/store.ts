@@ -111,6 +111,8 @@ export class BlobStore {
   private totalBytes = 0
   /** Per-hash chain of file-system changes (rename in, unlink), so an eviction never deletes a blob being re-added. */
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** Pin markers being written or removed, per blob: the last of each chain (see markPin). */
+  private readonly pinMarks = new Map<string, Promise<void>>()
 
   private constructor (dir: string, maxBytes: number) {
     this.dir = dir
@@ -361,22 +363,46 @@ export class BlobStore {
     return entry !== undefined
   }
 
-  /** Keep the blob whatever the bound (e.g. the source of a job this node submitted, until the job is decided). */
+  /**
+   * Keep the blob whatever the bound (e.g. the source of a job this node
+   * submitted, until the job is decided). It is kept from the call on, in
+   * memory; the promise settles once the marker that keeps it across a
+   * restart is written. A failed write leaves it kept until the node stops.
+   */
   async pin (hash: string): Promise<void> {
     const entry = this.lookup(hash)
-    if (entry.pinned) return
-    await writeFile(join(this.dir, PIN_DIR, hash), '')
+    if (entry.pinned && !this.pinMarks.has(hash)) return
     entry.pinned = true
+    await this.markPin(hash, true)
   }
 
   /** Make the blob evictable again (a no-op for blobs that are not pinned or not held). */
   async unpin (hash: string): Promise<void> {
     assertBlobHash(hash)
-    await rm(join(this.dir, PIN_DIR, hash), { force: true })
     const entry = this.entries.get(hash)
-    if (entry === undefined || !entry.pinned) return
-    entry.pinned = false
-    await this.evict()
+    const wasPinned = entry?.pinned === true
+    if (entry !== undefined) entry.pinned = false
+    await this.markPin(hash, false)
+    if (wasPinned) await this.evict()
+  }
+
+  /**
+   * Write or remove a blob's pin marker after every earlier call's for that
+   * blob, so that what is on disk follows the calls in order (a job decided
+   * and the next job of the same source submitted in the same moment leave
+   * the source pinned), as the entry's flag does at once.
+   */
+  private async markPin (hash: string, pinned: boolean): Promise<void> {
+    const path = join(this.dir, PIN_DIR, hash)
+    const previous = this.pinMarks.get(hash) ?? Promise.resolve()
+    const run = previous.then(async () => { if (pinned) await writeFile(path, ''); else await rm(path, { force: true }) })
+    const settled = run.then(() => {}, () => {})
+    this.pinMarks.set(hash, settled)
+    try {
+      await run
+    } finally {
+      if (this.pinMarks.get(hash) === settled) this.pinMarks.delete(hash)
+    }
   }
 
   private lookup (hash: string): Entry {

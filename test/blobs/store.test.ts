@@ -127,6 +127,29 @@ describe('BlobStore', () => {
     expect(store.usage().bytes).toBeLessThanOrEqual(1000)
   })
 
+  it('takes pins and unpins of one blob in call order, on disk as in memory, even when they overlap', async () => {
+    const dir = join(await tempDir(teardown), 'blobs')
+    const store = await openStore(1000, dir)
+    const source = await store.put(randomBytes(400), { pin: true })
+    // A job decided (unpin) and the next job of the same source submitted (pin) in the same moment: the pin is the last word.
+    await Promise.all([store.unpin(source.hash), store.pin(source.hash)])
+    expect(await store.stat(source.hash)).toEqual({ size: 400, pinned: true })
+    await Promise.all([store.pin(source.hash), store.unpin(source.hash), store.pin(source.hash)])
+    expect(await store.stat(source.hash)).toEqual({ size: 400, pinned: true })
+    // Marked at once: eviction meanwhile never takes a blob whose pin is still being written.
+    const pinning = store.pin((await store.put(randomBytes(300))).hash)
+    expect(store.usage()).toMatchObject({ pinned: 2 })
+    await pinning
+    await store.put(randomBytes(400)) // over the bound: nothing pinned goes
+    expect(store.usage()).toMatchObject({ pinned: 2, pinnedBytes: 700 })
+    const reopened = await openStore(1000, dir)
+    expect(await reopened.stat(source.hash)).toEqual({ size: 400, pinned: true })
+    await Promise.all([store.pin(source.hash), store.unpin(source.hash)])
+    // Unpinned last: the store is over its bound, so the source (the least recently used) goes, marker and all.
+    expect(await store.stat(source.hash)).toBeUndefined()
+    expect(existsSync(join(dir, 'pins', source.hash))).toBe(false)
+  })
+
   it('never evicts a blob while it is being read', async () => {
     const store = await openStore(100_000)
     const big = randomBytes(60_000)

@@ -21,6 +21,7 @@ import { DiagnosisScheduler } from './diagnosis-scheduler.js'
 import { foldJob } from '../state.js'
 import { JobIndex, type JobIndexLimits, type JobIndexStats } from './job-index.js'
 import { remember } from './remember.js'
+import { SourcePins } from './source-pins.js'
 import { WatchIndex } from '../watches.js'
 import type { BlobFetcher, JobBlobs, JobEnvironments, JobLedger, Membership } from './ports.js'
 import { errorInstead, publishableResult } from './publishable.js'
@@ -128,6 +129,10 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private readonly cleanups = new Set<Promise<void>>()
   /** Per author, the time of its latest claim or result. */
   private readonly lastActive = new Map<string, number>()
+  /** The sources of this node's own undecided jobs and of submits under way, kept pinned. */
+  private readonly sourcePins: SourcePins
+  /** Submits so far: names each one under way for sourcePins. */
+  private submits = 0
   /** Each open slot's rendezvous order, kept across plans (docs/SCALING.md, item 4). */
   private readonly ranking = new RankCache()
   /** The last loadedMembers(), and when (ms since the epoch). */
@@ -148,6 +153,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
       ...(options.indexLimits !== undefined ? { limits: options.indexLimits } : {})
     })
     this.watches = new WatchIndex(options.trust)
+    this.sourcePins = new SourcePins(options.blobs, (source, err) => { log.error('could not unpin the source %s: %s', source, describeError(err)) })
     this.diagnoses = new DiagnosisScheduler({
       self: options.self.author,
       blobs: options.blobs,
@@ -175,6 +181,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
         this.index.add(entry)
       }
     }
+    this.holdOwnSources()
     this.started = true
     this.startedAt = Date.now()
     this.timer = setInterval(() => { this.schedulePlan() }, this.options.tickMs ?? 1_000)
@@ -279,10 +286,45 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (!(await this.options.blobs.has(body.source))) {
       throw new SourceNotFoundError(`the source ${body.source} is not in this node's blob store; upload it first (POST /api/blobs), then submit again`)
     }
-    await this.options.blobs.pin(body.source)
-    const entry = await this.options.ledger.append('job', body)
+    const entry = await this.appendJob(body)
     this.index.add(entry)
     return this.get(entry.id)!
+  }
+
+  /**
+   * Append a job entry of this node with its source pinned: kept from before
+   * the entry exists until the job is decided. The pin's marker is written
+   * while the entry is signed and written: an entry reaches its builders
+   * ~1 ms sooner, and the marker was never fsync'd, so a crash could lose it
+   * either way. A marker that cannot be written does not undo a job already
+   * in the log: the source then stays pinned until the node stops.
+   */
+  private async appendJob (body: JobBody): Promise<DecodedEntry> {
+    const submitting = `submit ${++this.submits}`
+    const pinned = this.sourcePins.hold(body.source, submitting)
+    try {
+      const entry = await this.options.ledger.append('job', body)
+      // Held for the job from now until handleEntry sees it decided (it saw the job entry itself already).
+      const view = this.index.view(entry.id)
+      if (view === undefined || view.verdict === 'pending') void this.sourcePins.hold(body.source, entry.id).catch(() => {})
+      await pinned.catch((err: unknown) => { log.error('could not write the pin of the source %s (%s): it stays pinned until the node stops', body.source, describeError(err)) })
+      return entry
+    } catch (err) {
+      await pinned.catch(() => {})
+      throw err
+    } finally {
+      this.sourcePins.release(body.source, submitting)
+    }
+  }
+
+  /** After a restart: the sources of this node's undecided jobs stay pinned (their markers kept them so far). */
+  private holdOwnSources (): void {
+    const self = this.options.self.author
+    for (const id of this.index.ids()) {
+      if (this.index.entries(id)[0]?.entry.author !== self) continue
+      const view = this.index.view(id)
+      if (view?.verdict === 'pending') void this.sourcePins.hold(view.source, id).catch(() => {})
+    }
   }
 
   /**
@@ -292,8 +334,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
    */
   async submitBody (body: JobBody): Promise<JobView> {
     if (!(await this.options.blobs.has(body.source))) throw new SourceNotFoundError(`the source ${body.source} is not in this node's blob store`)
-    await this.options.blobs.pin(body.source)
-    const entry = await this.options.ledger.append('job', body)
+    const entry = await this.appendJob(body)
     this.handleEntry(entry)
     return this.get(entry.id)!
   }
@@ -305,8 +346,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (!(await this.options.blobs.has(view.source))) {
       await this.options.fetcher.fetch(view.source, { fromAuthors: this.sourceHolders(view), maxBytes: MAX_SOURCE_BYTES, signal: AbortSignal.timeout(30_000) })
     }
-    await this.options.blobs.pin(view.source)
-    const entry = await this.options.ledger.append('job', view.spec)
+    const entry = await this.appendJob(view.spec)
     this.index.add(entry)
     return this.get(entry.id)!
   }
@@ -393,9 +433,7 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     if (changed === undefined) return
     if (entry.entry.type === 'cancel') this.abortCancelled(changed)
     const view = this.index.view(changed)
-    if (view !== undefined && view.submitter === this.options.self.author && view.verdict !== 'pending') {
-      void Promise.resolve(this.options.blobs.unpin(view.source)).catch(() => {})
-    }
+    if (view !== undefined && view.submitter === this.options.self.author && view.verdict !== 'pending') this.sourcePins.release(view.source, view.id)
     this.emit('job', { id: changed })
     this.schedulePlan()
   }

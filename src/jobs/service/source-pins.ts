@@ -1,0 +1,47 @@
+import type { JobBlobs } from './ports.js'
+
+/**
+ * The sources this node keeps pinned for its own jobs, so that builders can
+ * still fetch them: a source is pinned while anything of this node needs it
+ * (a submit under way, or one of its jobs not yet decided) and unpinned when
+ * the last of those lets go. An author often submits one source several
+ * times (a rerun, the same tarball for another platform): the first of those
+ * jobs to be decided must not unpin what the others still need.
+ *
+ * The store keeps a blob from the moment pin() is called and writes and
+ * removes its marker in call order, so a submit that races the unpin of the
+ * job before it ends pinned, on disk as in memory.
+ */
+export class SourcePins {
+  private readonly users = new Map<string, Set<string>>()
+
+  constructor (
+    private readonly blobs: Pick<JobBlobs, 'pin' | 'unpin'>,
+    private readonly onUnpinError: (source: string, err: unknown) => void
+  ) {}
+
+  /**
+   * `user` (a job's id, or a name for a submit under way) needs `source`: it
+   * is pinned from this call on; the promise settles once the pin's marker,
+   * which keeps it across a restart, is written (or could not be).
+   */
+  async hold (source: string, user: string): Promise<void> {
+    const users = this.users.get(source)
+    if (users === undefined) this.users.set(source, new Set([user]))
+    else users.add(user)
+    await this.blobs.pin(source)
+  }
+
+  /** `user` no longer needs `source`: unpinned unless something else still does. A no-op for a user that held nothing. */
+  release (source: string, user: string): void {
+    const users = this.users.get(source)
+    if (users === undefined || !users.delete(user) || users.size > 0) return
+    this.users.delete(source)
+    void (async () => { await this.blobs.unpin(source) })().catch((err: unknown) => { this.onUnpinError(source, err) })
+  }
+
+  /** How many sources are held now. */
+  get size (): number {
+    return this.users.size
+  }
+}
