@@ -2,6 +2,7 @@ import { ENTRY_FORMAT_VERSION, MAX_ENTRY_BYTES } from '../../ledger/constants.js
 import { canonicalJson } from '../../util/canonical-json.js'
 import { resultBodySchema, type ResultBody } from '../bodies.js'
 import { MAX_REASON_LENGTH } from '../constants.js'
+import { resultBodyAccepted } from '../fast-bodies.js'
 import { describeIssues } from '../issues.js'
 
 /**
@@ -31,8 +32,10 @@ export function resultEntryBytes (body: ResultBody): number {
 
 /** Why this body could not be published, in one sentence with no host path; undefined when it can. */
 export function unpublishableReason (body: ResultBody): string | undefined {
-  const parsed = resultBodySchema.safeParse(body, { reportInput: true })
-  if (!parsed.success) {
+  // The hand-written check answers true only where the schema would (fast-bodies.ts), in a fraction of
+  // its time: the common result skips the schema, which took ~0.4 ms between a build's end and its result.
+  const parsed = resultBodyAccepted(body) ? undefined : resultBodySchema.safeParse(body, { reportInput: true })
+  if (parsed !== undefined && !parsed.success) {
     const issue = parsed.error.issues[0]
     const [field, index] = issue?.path ?? []
     const named = field === 'artifacts' && typeof index === 'number' && body.artifacts[index] !== undefined
