@@ -79,6 +79,8 @@ interface Entry {
   hash: string
   size: number
   pinned: boolean
+  /** Its pin has a marker on disk (or one being written), so that it survives a restart. */
+  marked?: boolean
   /** Open reads; a blob with readers is never evicted. */
   readers: number
   /**
@@ -364,15 +366,18 @@ export class BlobStore {
   }
 
   /**
-   * Keep the blob whatever the bound (e.g. the source of a job this node
-   * submitted, until the job is decided). It is kept from the call on, in
-   * memory; the promise settles once the marker that keeps it across a
-   * restart is written. A failed write leaves it kept until the node stops.
+   * Keep the blob whatever the bound (e.g. an artifact kept as a release). It
+   * is kept from the call on, in memory; the promise settles once the marker
+   * that keeps it across a restart is written. A failed write leaves it kept
+   * until the process ends. With `persist: false`, no marker: for a caller
+   * that pins again after a restart (the jobs layer, from the log), and
+   * spares the disk a file made and removed for every job.
    */
-  async pin (hash: string): Promise<void> {
+  async pin (hash: string, options: { persist?: boolean } = {}): Promise<void> {
     const entry = this.lookup(hash)
-    if (entry.pinned && !this.pinMarks.has(hash)) return
     entry.pinned = true
+    if (options.persist === false || (entry.marked === true && !this.pinMarks.has(hash))) return
+    entry.marked = true
     await this.markPin(hash, true)
   }
 
@@ -381,8 +386,12 @@ export class BlobStore {
     assertBlobHash(hash)
     const entry = this.entries.get(hash)
     const wasPinned = entry?.pinned === true
-    if (entry !== undefined) entry.pinned = false
-    await this.markPin(hash, false)
+    const marked = entry === undefined || entry.marked === true || this.pinMarks.has(hash)
+    if (entry !== undefined) {
+      entry.pinned = false
+      entry.marked = false
+    }
+    if (marked) await this.markPin(hash, false)
     if (wasPinned) await this.evict()
   }
 
@@ -560,6 +569,7 @@ export class BlobStore {
         continue
       }
       entry.pinned = true
+      entry.marked = true
     }
   }
 }

@@ -150,6 +150,23 @@ describe('BlobStore', () => {
     expect(existsSync(join(dir, 'pins', source.hash))).toBe(false)
   })
 
+  it('keeps a pin made with persist: false in memory only: no marker, forgotten at a reopen', async () => {
+    const dir = join(await tempDir(teardown), 'blobs')
+    const store = await openStore(1000, dir)
+    const source = await store.put(randomBytes(400))
+    await store.pin(source.hash, { persist: false })
+    expect(await store.stat(source.hash)).toEqual({ size: 400, pinned: true })
+    expect(existsSync(join(dir, 'pins', source.hash))).toBe(false)
+    await store.put(randomBytes(700)) // over the bound: the pinned source stays
+    expect(await store.stat(source.hash)).toEqual({ size: 400, pinned: true })
+    expect(await (await openStore(10_000, dir)).stat(source.hash)).toEqual({ size: 400, pinned: false })
+    // A lasting pin of a blob pinned in memory writes its marker; an unpin removes it.
+    await store.pin(source.hash)
+    expect(existsSync(join(dir, 'pins', source.hash))).toBe(true)
+    await store.unpin(source.hash)
+    expect(existsSync(join(dir, 'pins', source.hash))).toBe(false)
+  })
+
   it('never evicts a blob while it is being read', async () => {
     const store = await openStore(100_000)
     const big = randomBytes(60_000)

@@ -26,7 +26,8 @@ export interface JobBlobs {
   putFile (path: string, options?: { move?: boolean, pin?: boolean }): Promise<{ hash: string, size: number }>
   readBytes (hash: string, maxBytes: number): Promise<Buffer>
   path (hash: string): string
-  pin (hash: string): Promise<void> | void
+  /** `persist: false`: kept in memory only (the jobs layer pins its sources again from the log after a restart). */
+  pin (hash: string, options?: { persist?: boolean }): Promise<void> | void
   unpin (hash: string): Promise<void> | void
 }
 
