@@ -131,12 +131,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
    */
   private readonly spawner: SpawnHelper
   private fingerprintCache: Promise<EnvironmentFingerprint> | undefined
-  private readonly spares = new SparePool<Spare>(
-    async (workRoot) => await this.makeSpare(workRoot),
-    async (spare) => { await this.discard(spare) },
-    // A run takes a spare warmed for its own shape first.
-    () => JSON.stringify(this.shape)
-  )
+  private readonly spares = new SparePool<Spare>(async (workRoot) => await this.makeSpare(workRoot), async (spare) => { await this.discard(spare) })
   /**
    * Spares taken for a run, until that run is prepared; with the call that
    * has the next spare made: once the run's first step is launched (or the
@@ -214,9 +209,10 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     if (spare !== undefined) await this.discard({ ...spare, workspace: undefined })
   }
 
-  /** Resolves once `workRoot`'s spare runs are made and their warm steps (if any) set up, as an idle node's would be. */
+  /** Resolves once `workRoot`'s spare run is made and its warm step (if any) set up, as an idle node's would be. */
   async spareReady (workRoot: string): Promise<void> {
-    await Promise.all((await this.spares.ready(workRoot)).map(async (spare) => await spare.warm?.started))
+    const spare = await this.spares.ready(workRoot)
+    await spare?.warm?.started
   }
 
   /** Remove the spare runs kept ready (the node is stopping). */
