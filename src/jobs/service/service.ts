@@ -291,33 +291,22 @@ export class JobService extends TypedEvents<JobServiceEvents> {
     return this.get(entry.id)!
   }
 
-  /**
-   * Append a job entry of this node with its source pinned: kept from before
-   * the entry exists until the job is decided. The pin's marker is written
-   * while the entry is signed and written: an entry reaches its builders
-   * ~1 ms sooner, and the marker was never fsync'd, so a crash could lose it
-   * either way. A marker that cannot be written does not undo a job already
-   * in the log: the source then stays pinned until the node stops.
-   */
+  /** Append a job entry of this node with its source pinned: kept from before the entry exists until the job is decided. */
   private async appendJob (body: JobBody): Promise<DecodedEntry> {
     const submitting = `submit ${++this.submits}`
-    const pinned = this.sourcePins.hold(body.source, submitting)
     try {
+      await this.sourcePins.hold(body.source, submitting)
       const entry = await this.options.ledger.append('job', body)
       // Held for the job from now until handleEntry sees it decided (it saw the job entry itself already).
       const view = this.index.view(entry.id)
       if (view === undefined || view.verdict === 'pending') void this.sourcePins.hold(body.source, entry.id).catch(() => {})
-      await pinned.catch((err: unknown) => { log.error('could not write the pin of the source %s (%s): it stays pinned until the node stops', body.source, describeError(err)) })
       return entry
-    } catch (err) {
-      await pinned.catch(() => {})
-      throw err
     } finally {
       this.sourcePins.release(body.source, submitting)
     }
   }
 
-  /** After a restart: the sources of this node's undecided jobs stay pinned (their markers kept them so far). */
+  /** After a restart: the sources of this node's undecided jobs are pinned again (sources are pinned in memory only, see SourcePins). */
   private holdOwnSources (): void {
     const self = this.options.self.author
     for (const id of this.index.ids()) {

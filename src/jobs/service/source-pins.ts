@@ -38,9 +38,4 @@ export class SourcePins {
     this.users.delete(source)
     void (async () => { await this.blobs.unpin(source) })().catch((err: unknown) => { this.onUnpinError(source, err) })
   }
-
-  /** How many sources are held now. */
-  get size (): number {
-    return this.users.size
-  }
 }
