@@ -523,7 +523,9 @@ export class BlobStore {
       // Only if nothing re-added it meanwhile.
       if (!this.entries.has(entry.hash)) await unlink(this.path(entry.hash)).catch(() => {})
     })
-    await rm(join(this.dir, PIN_DIR, entry.hash), { force: true })
+    // Through the markers' own chain, so that a pin being written meanwhile cannot leave one behind.
+    entry.marked = false
+    await this.markPin(entry.hash, false)
   }
 
   private async withLock<T> (hash: string, fn: () => Promise<T>): Promise<T> {

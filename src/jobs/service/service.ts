@@ -295,7 +295,11 @@ export class JobService extends TypedEvents<JobServiceEvents> {
   private async appendJob (body: JobBody): Promise<DecodedEntry> {
     const submitting = `submit ${++this.submits}`
     try {
-      await this.sourcePins.hold(body.source, submitting)
+      await this.sourcePins.hold(body.source, submitting).catch((err: unknown) => {
+        // Evicted since the caller looked: nothing is written, and the user is told what to do.
+        if ((err as Error).name === 'BlobNotFoundError') throw new SourceNotFoundError(`the source ${body.source} is no longer in this node's blob store; upload it again (POST /api/blobs), then submit again`)
+        throw err
+      })
       const entry = await this.options.ledger.append('job', body)
       // Held for the job from now until handleEntry sees it decided (it saw the job entry itself already).
       const view = this.index.view(entry.id)
