@@ -85,6 +85,14 @@ interface Tools {
   seccomp: SandboxSeccomp
 }
 
+/**
+ * The next spare is made once the run's first step has exited, or this long
+ * after its launch if it runs longer: the helper forking that spare's warm
+ * sandbox while a short step runs delayed the step's exit report by ~6 ms
+ * (bench/sandbox.ts, BENCHMARKS.md, twelfth session).
+ */
+const SPARE_AFTER_LAUNCH_MS = 30
+
 /** What a run needs before it can start, made ahead of time (see SparePool). */
 interface Spare {
   workspace: Workspace
@@ -134,9 +142,10 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   private readonly spares = new SparePool<Spare>(async (workRoot) => await this.makeSpare(workRoot), async (spare) => { await this.discard(spare) })
   /**
    * Spares taken for a run, until that run is prepared; with the call that
-   * has the next spare made: once the run's first step is launched (or the
-   * run ends without one), so that setting up the next sandbox does not
-   * compete for the CPU with launching this one.
+   * has the next spare made: once the run's first step has exited or has
+   * run for SPARE_AFTER_LAUNCH_MS (or the run ends without one), so that
+   * setting up the next sandbox does not compete for the CPU with this one's
+   * launch and a short step's exit.
    */
   private readonly taken = new WeakMap<Workspace, Spare & { refill: () => void }>()
   /** The shape the next spare's warm step is made for: the last run's (an environment's run is never warm). */
@@ -353,6 +362,11 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     }
     if (request.sourceDateEpoch !== undefined) plan.sourceDateEpoch = request.sourceDateEpoch
     let launched = 0
+    const refillAfterExit = (proc: StepProcess): void => {
+      if (spare === undefined) return
+      const timer = setTimeout(spare.refill, SPARE_AFTER_LAUNCH_MS)
+      void proc.exited.then(() => { clearTimeout(timer); spare.refill() })
+    }
     return {
       launch: async (step) => {
         const first = launched++ === 0
@@ -361,12 +375,12 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         const proc = await candidate?.handOver(step.run, request.sourceDateEpoch)
         if (proc !== undefined) {
           this.firstSteps.warm++
-          spare?.refill()
+          refillAfterExit(proc)
           return proc
         }
         if (first) this.firstSteps.fresh++
         const fresh = new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], options)
-        spare?.refill()
+        refillAfterExit(fresh)
         return fresh
       },
       check: async (proc) => cgroup !== undefined

@@ -187,6 +187,7 @@ export class StepProcess {
       this.spawned = this.child.whenSpawned.then((known) => { this.leaderStart = known?.startTime })
     }
     this.output = this.child.stdout!
+    if (tracing) this.output.once('close', () => { trace('sp-outclose', 'sb') })
     this.input = this.child.stdin ?? undefined
     this.errors = (this.child.stdio[2] as Readable | null | undefined) ?? undefined
     // A process that is gone before it read its command: the write fails, and the failure is seen on commandTaken.
@@ -206,7 +207,7 @@ export class StepProcess {
     marker.resume()
     this.sandboxInit = options.sandboxInfo === true ? this.readSandboxInit(this.child.stdio[INFO_FD] as Readable) : Promise.resolve(undefined)
     this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => { resolve({ code, signal }) })
+      this.child.once('exit', (code, signal) => { if (tracing) trace('sp-exit', 'sb'); resolve({ code, signal }) })
       this.child.once('error', (err) => {
         this.spawnError = err
         resolve({ code: null, signal: null })

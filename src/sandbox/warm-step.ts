@@ -1,3 +1,4 @@
+import { trace, tracing } from '../util/trace.js'
 import { componentLogger } from '../util/logger.js'
 import { StepProcess, warmStepInput, type StepProcessOptions } from './step-process.js'
 
@@ -43,6 +44,7 @@ export class WarmStep {
    */
   async handOver (run: string, sourceDateEpoch: number | undefined): Promise<StepProcess | undefined> {
     if (this.state !== 'waiting') return undefined
+    if (tracing) trace('wh-start', 'sb')
     this.state = 'handing-over'
     const { proc } = this
     const epoch = sourceDateEpoch === undefined ? '' : String(sourceDateEpoch)
@@ -60,6 +62,7 @@ export class WarmStep {
       await this.discard()
       return undefined
     }
+    if (tracing) trace('wh-ready', 'sb')
     proc.input!.end(warmStepInput(epoch, run))
     // (Discarded meanwhile: the executor is closing.)
     if (await within(proc.commandTaken, HAND_OVER_MS) !== true || this.state !== 'handing-over') {
@@ -67,6 +70,7 @@ export class WarmStep {
       await this.discard()
       return undefined
     }
+    if (tracing) trace('wh-taken', 'sb')
     this.state = 'given'
     return proc
   }
