@@ -1,5 +1,7 @@
-import { execFileSync, spawnSync } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { relaunchOptionsFor } from '../../src/node/cli/heap.js'
 import { BIN, startNodeProcess } from '../helpers/cluster.js'
@@ -39,6 +41,25 @@ describe('bin/buildhaus-node.js', () => {
     const cmdline = (await readFile(`/proc/${node.pid!}/cmdline`, 'utf8')).split('\0')
     expect(cmdline.filter((arg) => arg === '--v8-pool-size=1')).toHaveLength(1)
     expect(cmdline).toContain('join')
+  })
+
+  it('whose reader has gone (`audit FILE | head`), ends with the command\'s own exit code and says nothing about the pipe', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'buildhaus-pipe-'))
+    teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    const run = async (lines: string): Promise<{ code: number | null, stderr: string }> => {
+      const file = join(dir, 'export.ndjson')
+      await writeFile(file, lines)
+      const child = spawn(process.execPath, [BIN, 'audit', '--trust', 'everyone', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+      // The reader is gone before the first byte: every write fails with EPIPE.
+      child.stdout.destroy()
+      let stderr = ''
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
+      return { code, stderr }
+    }
+    // An empty log is valid; a damaged one lists a problem per line (more than a pipe holds).
+    expect(await run('')).toEqual({ code: 0, stderr: '' })
+    expect(await run('not an entry\n'.repeat(3000))).toEqual({ code: 1, stderr: '' })
   })
 
   it.skipIf(old === undefined)('run by a Node.js older than 22, says in one sentence to use npx (or Node 22) and exits 1, before loading libp2p', () => {

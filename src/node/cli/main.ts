@@ -19,6 +19,7 @@ export async function main (argv: string[], io?: Partial<CliIO>): Promise<number
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
     process.on('uncaughtExceptionMonitor', uncaught)
+    if (io?.stdout === undefined) quietWhenStdoutCloses(controller)
   }
   const cli: CliIO = {
     stdout: io?.stdout ?? process.stdout,
@@ -55,4 +56,20 @@ export async function main (argv: string[], io?: Partial<CliIO>): Promise<number
       process.off('uncaughtExceptionMonitor', uncaught)
     }
   }
+}
+
+/**
+ * `buildhaus-node audit FILE | head`: once the reader of standard output has
+ * gone, every further write fails with EPIPE, which Node raises as an
+ * uncaught error with a stack. What was left to print is not wanted: the
+ * command ends as it would have (its exit code says what it found), a
+ * command that watches stops, and nothing is printed about the pipe.
+ * Left in place after main returns: writes still queued fail after it.
+ */
+function quietWhenStdoutCloses (controller: AbortController): void {
+  if (process.stdout.listenerCount('error') > 0) return
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    controller.abort(new BuildhausError('standard output was closed'))
+  })
 }

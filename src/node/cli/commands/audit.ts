@@ -76,10 +76,11 @@ export function formatAudit (report: FullAuditReport, options: FormatOptions): s
   const out: string[] = []
   const authorCount = Object.keys(log.authors).length
   const types = Object.entries(log.types).sort(([a], [b]) => (a < b ? -1 : 1)).map(([type, n]) => `${n} ${type}`).join(', ')
+  const who = `${authorCount} author${authorCount === 1 ? '' : 's'}${types === '' ? '' : `; ${types}`}`
   if (log.valid) {
-    out.push(`log ${report.file}: VALID — ${log.lines} lines, every signature, id and chain checks out (${authorCount} author${authorCount === 1 ? '' : 's'}; ${types})`)
+    out.push(`log ${report.file}: VALID — ${log.lines} lines, every signature, id and chain checks out (${who})`)
   } else {
-    out.push(`log ${report.file}: INVALID — ${log.invalidCount} problem${log.invalidCount === 1 ? '' : 's'} in ${log.lines} lines; ${log.entries} entries are correctly signed (${authorCount} author${authorCount === 1 ? '' : 's'}; ${types})`)
+    out.push(`log ${report.file}: INVALID — ${log.invalidCount} problem${log.invalidCount === 1 ? '' : 's'} in ${log.lines} lines; ${log.entries} entries are correctly signed (${who})`)
     const context = new Map(report.problemContext.map((c) => [c.line, c]))
     for (const problem of log.problems) {
       if (problem.excused !== undefined) continue
