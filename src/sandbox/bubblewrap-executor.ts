@@ -86,12 +86,12 @@ interface Tools {
 }
 
 /**
- * The next spare is made once the run's first step has exited, or this long
- * after its launch if it runs longer: the helper forking that spare's warm
- * sandbox while a short step runs delayed the step's exit report by ~6 ms
+ * The next spare's warm sandbox is started once the run's first step has
+ * exited, or this long after its launch if it runs longer: forked while a
+ * short step runs, it held back the step's exit report by ~6 ms
  * (bench/sandbox.ts, BENCHMARKS.md, twelfth session).
  */
-const SPARE_AFTER_LAUNCH_MS = 30
+const WARM_AFTER_LAUNCH_MS = 30
 
 /** What a run needs before it can start, made ahead of time (see SparePool). */
 interface Spare {
@@ -142,10 +142,10 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   private readonly spares = new SparePool<Spare>(async (workRoot) => await this.makeSpare(workRoot), async (spare) => { await this.discard(spare) })
   /**
    * Spares taken for a run, until that run is prepared; with the call that
-   * has the next spare made: once the run's first step has exited or has
-   * run for SPARE_AFTER_LAUNCH_MS (or the run ends without one), so that
-   * setting up the next sandbox does not compete for the CPU with this one's
-   * launch and a short step's exit.
+   * has the next spare made: once the run's first step is launched (or the
+   * run ends without one), so that setting up the next sandbox does not
+   * compete for the CPU with launching this one; its warm sandbox waits
+   * longer (warmGate).
    */
   private readonly taken = new WeakMap<Workspace, Spare & { refill: () => void }>()
   /** The shape the next spare's warm step is made for: the last run's (an environment's run is never warm). */
@@ -155,6 +155,8 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   /** Dropping the spares and stopping the helper after an idle spell; a run waits for it to finish. */
   private releasing: Promise<void> | undefined
   private closed = false
+  /** What the next warm sandbox waits for before it is started: the last launched first step's exit (or WARM_AFTER_LAUNCH_MS). */
+  private warmGate: Promise<void> = Promise.resolve()
 
   constructor (
     private readonly tools: Tools,
@@ -259,6 +261,7 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         await writeSandboxEtc(workspace.etcDir, insideUid)
         etcUid = insideUid
         const plan = this.plan(workspace, { network, insideUid, limits }, cgroup, this.tools.prlimit)
+        await this.warmGate
         warm = new WarmStep(this.warmArgv(plan, limits, cgroup), this.stepOptions(cgroup))
       } catch (err) {
         log('cannot start a warm step ahead of a run (its first step will start fresh): %e', err)
@@ -362,10 +365,14 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     }
     if (request.sourceDateEpoch !== undefined) plan.sourceDateEpoch = request.sourceDateEpoch
     let launched = 0
-    const refillAfterExit = (proc: StepProcess): void => {
+    // At the first step's launch: the next spare is begun; its warm sandbox waits for this step (see warmGate).
+    const afterLaunch = (proc: StepProcess): void => {
       if (spare === undefined) return
-      const timer = setTimeout(spare.refill, SPARE_AFTER_LAUNCH_MS)
-      void proc.exited.then(() => { clearTimeout(timer); spare.refill() })
+      this.warmGate = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, WARM_AFTER_LAUNCH_MS)
+        void proc.exited.then(() => { clearTimeout(timer); resolve() })
+      })
+      spare.refill()
     }
     return {
       launch: async (step) => {
@@ -375,12 +382,12 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
         const proc = await candidate?.handOver(step.run, request.sourceDateEpoch)
         if (proc !== undefined) {
           this.firstSteps.warm++
-          refillAfterExit(proc)
+          afterLaunch(proc)
           return proc
         }
         if (first) this.firstSteps.fresh++
         const fresh = new StepProcess([...prefix, this.tools.bwrap, ...bwrapArgs(plan, step.run)], options)
-        refillAfterExit(fresh)
+        if (first) afterLaunch(fresh)
         return fresh
       },
       check: async (proc) => cgroup !== undefined
