@@ -157,6 +157,8 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   private closed = false
   /** What the next warm sandbox waits for before it is started: the last launched first step's exit (or WARM_AFTER_LAUNCH_MS). */
   private warmGate: Promise<void> = Promise.resolve()
+  /** Opening the gates not yet open: a run taking a spare wants its warm sandbox now. */
+  private readonly warmGateOpeners = new Set<() => void>()
 
   constructor (
     private readonly tools: Tools,
@@ -206,6 +208,8 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
   async takeWorkspace (request: RunRequest): Promise<Workspace> {
     // The spare made now, for the next run, is warmed for a run like this one.
     if (request.rootfs === undefined) this.shape = { limits: { ...request.limits }, network: request.network, root: request.root }
+    // Its spare may be waiting for another run's step before starting its warm sandbox: not for this run.
+    for (const open of this.warmGateOpeners) open()
     let refill!: () => void
     const spare = await this.spares.take(request.workRoot, new Promise<void>((resolve) => { refill = resolve }))
     this.taken.set(spare.workspace, { ...spare, refill })
@@ -369,8 +373,14 @@ export class BubblewrapExecutor implements Executor, SandboxBackend {
     const afterLaunch = (proc: StepProcess): void => {
       if (spare === undefined) return
       this.warmGate = new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, WARM_AFTER_LAUNCH_MS)
-        void proc.exited.then(() => { clearTimeout(timer); resolve() })
+        const open = (): void => {
+          clearTimeout(timer)
+          this.warmGateOpeners.delete(open)
+          resolve()
+        }
+        const timer = setTimeout(open, WARM_AFTER_LAUNCH_MS)
+        this.warmGateOpeners.add(open)
+        void proc.exited.then(open)
       })
       spare.refill()
     }
