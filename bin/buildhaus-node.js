@@ -7,11 +7,13 @@ if (major < 22) {
   process.exitCode = 1
 } else {
   // Before the CLI's modules load: V8 heap settings for a long-running node (src/node/cli/heap.ts),
-  // and the options only a fresh start takes (then Node starts again with them, in the same process).
-  const { relaunchOptionsFor, tuneHeapFor } = await import('../dist/src/node/cli/heap.js')
+  // the options only a fresh start takes (then Node starts again with them, in the same process),
+  // and for a one-shot command, the compiled code kept on disk.
+  const { enableCompileCacheFor, relaunchOptionsFor, tuneHeapFor } = await import('../dist/src/node/cli/heap.js')
   const relaunch = relaunchOptionsFor(process.argv.slice(2))
   if (relaunch.length > 0 && typeof process.execve === 'function') process.execve(process.execPath, [process.execPath, ...relaunch, ...process.execArgv, ...process.argv.slice(1)], process.env)
   tuneHeapFor(process.argv.slice(2))
+  enableCompileCacheFor(process.argv.slice(2))
   // The CLI bundled by `npm run build` (scripts/bundle.js): a few files instead of ~1,400 modules.
   const bundle = new URL('../dist/bundle/main.js', import.meta.url)
   const { existsSync } = await import('node:fs')

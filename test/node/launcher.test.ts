@@ -1,9 +1,9 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { relaunchOptionsFor } from '../../src/node/cli/heap.js'
+import { enableCompileCacheFor, relaunchOptionsFor } from '../../src/node/cli/heap.js'
 import { BIN, startNodeProcess } from '../helpers/cluster.js'
 import { useTeardown } from '../helpers/temp-home.js'
 
@@ -60,6 +60,23 @@ describe('bin/buildhaus-node.js', () => {
     // An empty log is valid; a damaged one lists a problem per line (more than a pipe holds).
     expect(await run('')).toEqual({ code: 0, stderr: '' })
     expect(await run('not an entry\n'.repeat(3000))).toEqual({ code: 1, stderr: '' })
+  })
+
+  it('keeps the compiled code of a one-shot command in the user\'s cache directory, not for a node, not over NODE_COMPILE_CACHE', async () => {
+    expect(enableCompileCacheFor(['join'], {})).toBeUndefined()
+    expect(enableCompileCacheFor(['status'], { NODE_COMPILE_CACHE: '/somewhere' })).toBeUndefined()
+    const cacheHome = await mkdtemp(join(tmpdir(), 'buildhaus-cache-'))
+    teardown(async () => { await rm(cacheHome, { recursive: true, force: true }) })
+    const env = { ...process.env, XDG_CACHE_HOME: cacheHome }
+    delete env.NODE_COMPILE_CACHE
+    delete env.NODE_DISABLE_COMPILE_CACHE
+    const run = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8', env, timeout: 20_000 })
+    expect(run.status).toBe(0)
+    expect(run.stdout).toMatch(/^buildhaus-node \d+\.\d+\.\d+/)
+    // One directory per Node version, holding the bundle's compiled files.
+    const versions = await readdir(join(cacheHome, 'buildhaus', 'node-compile-cache'))
+    expect(versions).toHaveLength(1)
+    expect((await readdir(join(cacheHome, 'buildhaus', 'node-compile-cache', versions[0]!))).length).toBeGreaterThan(0)
   })
 
   it.skipIf(old === undefined)('run by a Node.js older than 22, says in one sentence to use npx (or Node 22) and exits 1, before loading libp2p', () => {
