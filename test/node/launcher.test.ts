@@ -67,7 +67,7 @@ describe('bin/buildhaus-node.js', () => {
     expect(enableCompileCacheFor(['status'], { NODE_COMPILE_CACHE: '/somewhere' })).toBeUndefined()
     const cacheHome = await mkdtemp(join(tmpdir(), 'buildhaus-cache-'))
     teardown(async () => { await rm(cacheHome, { recursive: true, force: true }) })
-    const env = { ...process.env, XDG_CACHE_HOME: cacheHome }
+    const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: cacheHome }
     delete env.NODE_COMPILE_CACHE
     delete env.NODE_DISABLE_COMPILE_CACHE
     const run = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8', env, timeout: 20_000 })
