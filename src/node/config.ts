@@ -14,10 +14,10 @@ import { homePaths, resolveHome } from './home/home.js'
 import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './services/release-pins.js'
 import { DEFAULT_MIN_POLL_INTERVAL_S } from './services/watcher.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
+import { DEFAULT_API_HOST, DEFAULT_API_PORT } from './api-defaults.js'
 
-/** Default API address: loopback only, the documented port. */
-export const DEFAULT_API_HOST = '127.0.0.1'
-export const DEFAULT_API_PORT = 4711
+/** Defined in api-defaults.ts, which `join --help` reads without loading this module. */
+export { DEFAULT_API_HOST, DEFAULT_API_PORT }
 
 export const SANDBOX_MODES = ['bubblewrap', 'none'] as const
 export type SandboxMode = typeof SANDBOX_MODES[number]

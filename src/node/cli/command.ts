@@ -46,9 +46,34 @@ export interface Command<T extends OptionTable = OptionTable> {
   run (options: OptionValues<T>, positionals: string[], io: CliIO): Promise<number>
 }
 
+/**
+ * What the CLI knows of a command without loading its code: everything but
+ * `run`. Parsing and help read only this (src/node/cli/specs.ts).
+ */
+export type CommandSpec<T extends OptionTable = OptionTable> = Omit<Command<T>, 'run'>
+
 /** Helper that keeps the option table's literal types for `run`. */
 export function defineCommand<T extends OptionTable> (command: Command<T>): Command<T> {
   return command
+}
+
+/** Helper that keeps the option table's literal types, for the command's module to spread into its `defineCommand`. */
+export function defineSpec<T extends OptionTable> (spec: CommandSpec<T>): CommandSpec<T> {
+  return spec
+}
+
+/**
+ * A command whose module (and all it imports: libp2p, LevelDB, the
+ * sandbox…) is loaded only when it runs, so that the others, `--help` and
+ * `--version` start without it. `load` is the module's dynamic `import()`.
+ */
+export function lazyCommand<T extends OptionTable> (spec: CommandSpec<T>, load: () => Promise<Command<T>>): Command<T> {
+  return {
+    ...spec,
+    async run (options, positionals, io) {
+      return await (await load()).run(options, positionals, io)
+    }
+  }
 }
 
 /** Options nearly every command shares; spread them into a command's table. */

@@ -2,16 +2,11 @@ import { loadTrustDir, type TrustPolicy } from '../../jobs/index.js'
 import { UsageError } from '../../util/errors.js'
 import { resolveHome } from '../home/home.js'
 import { loadMesh, trustModeOf, type LoadedMesh, type TrustMode } from '../home/mesh.js'
-import type { OptionTable } from './command.js'
 import type { DecodedEntry } from '../../ledger/entry.js'
 import { foldMembership } from '../../membership/index.js'
 
-/** The reader's own trust policy, for commands that judge results offline. */
-export const trustOptions = {
-  mesh: { type: 'string', placeholder: 'FILE', description: 'count the members of this mesh, recomputed from the log\'s vouches (default: mesh.json in $BUILDHAUS_HOME or the default home, else the project\'s keys/mesh.json)' },
-  trust: { type: 'string', placeholder: 'DIR|everyone', description: 'count only builders whose public keys are in DIR (one file per key: NAME.pub with 64 hex digits, or NAME.pub.pem; see keys/README.md) instead of the members; `everyone` counts every key (unsafe: throwaway keys forge verdicts)' },
-  quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' }
-} as const satisfies OptionTable
+/** The table of these options is in specs.ts, which `--help` reads without loading this module. */
+export { trustOptions } from './specs.js'
 
 /** As for `join --quorum`: more than the most replicas a job can ask for, fewer than a typo's worth. */
 const MAX_QUORUM = 16

@@ -4,24 +4,13 @@ import { attestations, type PlatformAttestation } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
 import { auditExport } from '../audit.js'
 import { connectFromOptions } from '../client.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { attestSpec } from '../specs.js'
 import { resolveJobId } from '../job-id.js'
-import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { membershipOption, readerPolicyFromOptions } from '../trust-options.js'
 
 export const attestCommand = defineCommand({
-  name: ['attest'],
-  summary: 'the provenance of a job\'s verified platforms: in-toto Statements (SLSA provenance v1) in DSSE envelopes signed by each agreeing builder, one JSON line each (an .intoto.jsonl)',
-  args: 'JOB',
-  positionals: { min: 1, max: 1 },
-  options: {
-    output: { type: 'string', short: 'o', placeholder: 'FILE', description: 'write the envelopes to FILE (must not exist) instead of standard output' },
-    platform: { type: 'string', placeholder: 'SEL', description: 'only this platform' },
-    log: { type: 'string', placeholder: 'EXPORT', description: 'work offline from an exported log (or a release\'s log.ndjson), with --trust/--quorum, instead of asking the node' },
-    ...trustOptions,
-    ...apiOption,
-    ...homeOption,
-    ...jsonOption
-  },
+  ...attestSpec,
   async run (options, positionals, io) {
     let found: PlatformAttestation[]
     let id = positionals[0]!

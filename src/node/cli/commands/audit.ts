@@ -1,32 +1,14 @@
 import { stat } from 'node:fs/promises'
 import { UsageError } from '../../../util/errors.js'
 import { auditExport, type AuditedJob, type AuditedPlatform, type FullAuditReport } from '../audit.js'
-import { defineCommand, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { auditSpec } from '../specs.js'
 import { short, verdictText } from '../job-format.js'
 import { formatTable } from '../table.js'
-import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { membershipOption, readerPolicyFromOptions } from '../trust-options.js'
 
 export const auditCommand = defineCommand({
-  name: ['audit'],
-  summary: 'verify an exported log offline (signatures, ids, chains, forks), recompute the mesh\'s membership from its vouches and every job\'s verdicts under your trust policy; exit 0 when the log is valid, 1 when it is not',
-  details: [
-    'Exit codes:',
-    '  0  the log is valid. An author proven to equivocate (two entries at one seq) is',
-    '     reported with both entries of the fork, and nothing it wrote is believed; what',
-    '     an author signed after revoking its key is reported and ignored, and a revoked',
-    '     key is never a member. The export itself is intact.',
-    '  1  some line or chain fails its checks: a changed byte, a bad signature, a',
-    '     missing or reordered line, a chain whose clock does not rise (docs/FORMAT.md §9).',
-    '  2  usage error: no such file, an unknown option, an unreadable trust directory.'
-  ].join('\n'),
-  args: 'FILE',
-  positionals: { min: 1, max: 1 },
-  options: {
-    ...trustOptions,
-    verbose: { type: 'boolean', short: 'v', description: 'show every job\'s builders and hashes, not only those that are not verified' },
-    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every signature, id and link present is still checked' },
-    ...jsonOption
-  },
+  ...auditSpec,
   async run (options, positionals, io) {
     const file = positionals[0]!
     const info = await stat(file).catch(() => undefined)

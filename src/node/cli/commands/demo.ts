@@ -12,20 +12,13 @@ import { buildNodeConfig, parseSandbox } from '../../config.js'
 import { startNode, type RunningNode } from '../../daemon.js'
 import { loadOrCreateIdentity } from '../../home/identity.js'
 import { foundMeshFor } from '../../home/mesh.js'
-import { defineCommand, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { demoSpec } from '../specs.js'
 import { jobReport } from '../job-format.js'
 import { watchJob } from '../watch.js'
 
 export const demoCommand = defineCommand({
-  name: ['demo'],
-  summary: 'see the whole idea on one machine: start a small local mesh, submit an example job, watch it get verified, then keep the mesh and its dashboard up until Ctrl-C',
-  options: {
-    nodes: { type: 'string', placeholder: 'N', description: 'how many nodes to start (default 3, at most 8)' },
-    example: { type: 'string', placeholder: 'DIR', description: 'the job to submit (default: the bundled examples/hello)' },
-    sandbox: { type: 'string', placeholder: 'bubblewrap|none', description: 'how the demo\'s builds are isolated (default: bubblewrap; without it, none, for the demo\'s own jobs only)' },
-    exit: { type: 'boolean', description: 'stop once the job has its verdict instead of running until Ctrl-C' },
-    ...jsonOption
-  },
+  ...demoSpec,
   async run (options, _positionals, io) {
     const count = options.nodes === undefined ? 3 : Number(options.nodes)
     if (!Number.isSafeInteger(count) || count < 1 || count > 8) throw new UsageError(`--nodes ${JSON.stringify(options.nodes)} must be a whole number from 1 to 8`)

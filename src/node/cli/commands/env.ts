@@ -2,7 +2,8 @@ import { resolve } from 'node:path'
 import { EnvironmentStore, manifestBytes, type EnvironmentInfo } from '../../../environments/index.js'
 import { defaultEnvironmentDir, parseEnvironmentCache } from '../../config.js'
 import { resolveHome } from '../../home/home.js'
-import { defineCommand, homeOption, jsonOption, type CliIO, type OptionTable } from '../command.js'
+import { defineCommand, type CliIO } from '../command.js'
+import { envListSpec, envCreateSpec, envImportSpec, envRemoveSpec, envGcSpec, envShowSpec } from '../specs.js'
 import { formatAge, formatTable } from '../table.js'
 
 /**
@@ -10,12 +11,6 @@ import { formatAge, formatTable } from '../table.js'
  * docs/ENVIRONMENTS.md). They work on the store directly, so they also work
  * while no node runs; several nodes and these commands may share a store.
  */
-
-const storeOptions = {
-  ...homeOption,
-  'environment-dir': { type: 'string', placeholder: 'DIR', description: 'the environment store (default: /var/cache/buildhaus/environments as root, else <home>/environments)' },
-  'environment-cache': { type: 'string', placeholder: 'MB', description: 'the cache\'s size bound (default 32768)' }
-} as const satisfies OptionTable
 
 async function openStore (options: { home?: string | undefined, 'environment-dir'?: string | undefined, 'environment-cache'?: string | undefined }, io: CliIO): Promise<EnvironmentStore> {
   const dir = options['environment-dir'] !== undefined ? resolve(options['environment-dir']) : defaultEnvironmentDir(resolveHome(options.home, io.env))
@@ -38,9 +33,7 @@ function summary (env: EnvironmentInfo): Record<string, unknown> {
 }
 
 export const envListCommand = defineCommand({
-  name: ['env', 'list'],
-  summary: 'list the environments on this machine: name, hash, packages, size, last use',
-  options: { ...storeOptions, ...jsonOption },
+  ...envListSpec,
   async run (options, _positionals, io) {
     const store = await openStore(options, io)
     const all = await store.list()
@@ -69,16 +62,7 @@ export const envListCommand = defineCommand({
 })
 
 export const envCreateCommand = defineCommand({
-  name: ['env', 'create'],
-  summary: 'make an environment from Debian\'s archive (debian-11, debian-12, debian-13, …) with mmdebstrap; shows progress',
-  args: 'NAME',
-  positionals: { min: 1, max: 1 },
-  options: {
-    ...storeOptions,
-    ...jsonOption,
-    refresh: { type: 'boolean', description: 'make it anew from the archive as it is now, even if it exists (the old one stays until gc)' },
-    mirror: { type: 'string', placeholder: 'URL', description: 'the Debian archive to use (default: $BUILDHAUS_DEBIAN_MIRROR, else this machine\'s apt sources)' }
-  },
+  ...envCreateSpec,
   async run (options, positionals, io) {
     const store = await EnvironmentStore.open({
       dir: options['environment-dir'] !== undefined ? resolve(options['environment-dir']) : defaultEnvironmentDir(resolveHome(options.home, io.env)),
@@ -100,11 +84,7 @@ export const envCreateCommand = defineCommand({
 })
 
 export const envImportCommand = defineCommand({
-  name: ['env', 'import'],
-  summary: 'import an environment from a container image archive (OCI layout tar, or `docker save` output)',
-  args: 'NAME FILE',
-  positionals: { min: 2, max: 2 },
-  options: { ...storeOptions, ...jsonOption },
+  ...envImportSpec,
   async run (options, positionals, io) {
     const store = await openStore(options, io)
     const made = await store.import(positionals[0]!, resolve(positionals[1]!), { signal: io.signal, onLine: (line) => { io.stderr.write(`${line}\n`) } })
@@ -115,11 +95,7 @@ export const envImportCommand = defineCommand({
 })
 
 export const envRemoveCommand = defineCommand({
-  name: ['env', 'remove'],
-  summary: 'remove an environment (by name, or by hash for a derived one); refused while a build uses it',
-  args: 'NAME|HASH',
-  positionals: { min: 1, max: 1 },
-  options: { ...storeOptions },
+  ...envRemoveSpec,
   async run (options, positionals, io) {
     const store = await openStore(options, io)
     const removed = await store.remove(positionals[0]!)
@@ -129,9 +105,7 @@ export const envRemoveCommand = defineCommand({
 })
 
 export const envGcCommand = defineCommand({
-  name: ['env', 'gc'],
-  summary: 'remove the least recently used environments until the rest fit --environment-cache (never one in use)',
-  options: { ...storeOptions, ...jsonOption },
+  ...envGcSpec,
   async run (options, _positionals, io) {
     const store = await openStore(options, io)
     const { removed, keptBytes } = await store.gc()
@@ -146,14 +120,7 @@ export const envGcCommand = defineCommand({
 })
 
 export const envShowCommand = defineCommand({
-  name: ['env', 'show'],
-  summary: 'print an environment\'s manifest: the blob whose sha256 results record (--buildinfo: as a .buildinfo field)',
-  args: 'NAME|HASH',
-  positionals: { min: 1, max: 1 },
-  options: {
-    ...storeOptions,
-    buildinfo: { type: 'boolean', description: 'print the packages as Debian\'s .buildinfo `Installed-Build-Depends` field' }
-  },
+  ...envShowSpec,
   async run (options, positionals, io) {
     const store = await openStore(options, io)
     const env = await store.find(positionals[0]!)

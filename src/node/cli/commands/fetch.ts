@@ -5,9 +5,10 @@ import { attestations, type JobView } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
 import { connectFromOptions, type NodeClient } from '../client.js'
 import { checkedEntries, checkedLines, checkedMembershipEntries, downloadChecked, foldChecked, inside, logSlice, wantedFiles, type WantedFile } from '../release.js'
-import { apiOption, defineCommand, homeOption, jsonOption, type CliIO } from '../command.js'
+import { defineCommand, type CliIO } from '../command.js'
+import { fetchSpec, releaseSpec } from '../specs.js'
 import { resolveJobId } from '../job-id.js'
-import { readerPolicyFromOptions, trustOptions, withMembers } from '../trust-options.js'
+import { readerPolicyFromOptions, withMembers } from '../trust-options.js'
 import type { DecodedEntry } from '../../../ledger/entry.js'
 
 /** `JOB` or `JOB/PATH` (a path or glob of artifacts). */
@@ -39,21 +40,8 @@ async function checkedJob (target: string, options: { api?: string | undefined, 
   return { id, view, entries, files, client, membership }
 }
 
-const shared = {
-  output: { type: 'string', short: 'o', placeholder: 'DIR', description: 'where to write (a new or empty directory)' },
-  platform: { type: 'string', placeholder: 'SEL', description: 'only this platform\'s artifacts' },
-  ...trustOptions,
-  ...apiOption,
-  ...homeOption,
-  ...jsonOption
-} as const
-
 export const fetchCommand = defineCommand({
-  name: ['fetch'],
-  summary: 'download a job\'s verified artifacts (JOB, or JOB/PATH for some of them), checking every entry\'s signature, the verdict under your trust policy, and every file\'s sha256',
-  args: 'JOB[/PATH]',
-  positionals: { min: 1, max: 1 },
-  options: shared,
+  ...fetchSpec,
   async run (options, positionals, io) {
     if (options.output === undefined) throw new UsageError('give the directory to write to with -o DIR')
     const { view, files, client } = await checkedJob(positionals[0]!, options, io)
@@ -67,11 +55,7 @@ export const fetchCommand = defineCommand({
 })
 
 export const releaseCommand = defineCommand({
-  name: ['release'],
-  summary: 'write a job\'s release to DIR: its verified artifacts, their provenance (DSSE envelopes) and the slice of the log that proves them, checkable offline with `audit --slice` and `verify --log --slice`',
-  args: 'JOB',
-  positionals: { min: 1, max: 1 },
-  options: shared,
+  ...releaseSpec,
   async run (options, positionals, io) {
     if (options.output === undefined) throw new UsageError('give the directory to write to with -o DIR')
     const { id, view, entries, files, client, membership } = await checkedJob(positionals[0]!, options, io)

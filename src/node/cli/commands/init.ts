@@ -1,14 +1,10 @@
-import { defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { initSpec } from '../specs.js'
 import { initIdentity } from '../../home/identity.js'
 import { resolveHome } from '../../home/home.js'
 
 export const initCommand = defineCommand({
-  name: ['init'],
-  summary: 'create this node\'s identity (Ed25519 key) and API token in its home',
-  options: {
-    ...homeOption,
-    ...jsonOption
-  },
+  ...initSpec,
   async run (options, _positionals, io) {
     const home = resolveHome(options.home, io.env)
     const { identity, createdToken } = await initIdentity(home)

@@ -1,19 +1,12 @@
 import type { JobsResponse } from '../../api/routes/jobs.js'
 import { connectFromOptions } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { jobsSpec } from '../specs.js'
 import { jobsTable } from '../job-format.js'
 
 export const jobsCommand = defineCommand({
-  name: ['jobs'],
-  summary: 'list jobs, newest first, with their verdict per platform',
-  options: {
-    ...apiOption,
-    ...homeOption,
-    limit: { type: 'string', placeholder: 'N', description: 'show at most N jobs (default 50; 0 for all)' },
-    verdict: { type: 'string', placeholder: 'VERDICT', description: 'only jobs with this verdict (pending, verified, failed, mismatch, unmatched, cancelled)' },
-    ...jsonOption
-  },
+  ...jobsSpec,
   async run (options, _positionals, io) {
     const limit = options.limit === undefined ? 50 : Number(options.limit)
     if (!Number.isSafeInteger(limit) || limit < 0) throw new UsageError(`--limit ${JSON.stringify(options.limit)} is not a whole number`)

@@ -1,40 +1,13 @@
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
-import { DEFAULT_LISTEN_ADDRESS } from '../../../gossip/constants.js'
 import { packageVersion } from '../../../util/package-root.js'
-import { buildNodeConfig, DEFAULT_API_HOST, DEFAULT_API_PORT, shippedBootstrapPeers, type NodeConfig } from '../../config.js'
+import { buildNodeConfig, shippedBootstrapPeers, type NodeConfig } from '../../config.js'
 import { startNode, type RunningNode } from '../../daemon.js'
-import { defineCommand, homeOption, type CliIO } from '../command.js'
+import { defineCommand, type CliIO } from '../command.js'
+import { joinSpec } from '../specs.js'
 
 export const joinCommand = defineCommand({
-  name: ['join'],
-  summary: 'start this node: join the mesh and serve the API until stopped (Ctrl-C, SIGTERM)',
-  options: {
-    ...homeOption,
-    bootstrap: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a peer to join through, ending in /p2p/<peer id> (default: the peers listed in keys/bootstrap.txt)' },
-    mdns: { type: 'boolean', default: true, description: 'do not look for peers on the local network by multicast DNS (on by default)' },
-    listen: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: `where to accept peers (default ${DEFAULT_LISTEN_ADDRESS}: every interface, port 4710)` },
-    platform: { type: 'string', multiple: true, placeholder: 'LABEL', description: 'a platform label to offer (default: detected, e.g. linux-x64 and debian-12)' },
-    slots: { type: 'string', placeholder: 'N', description: 'builds to run at once (default: half the CPUs, at least 1; 0 joins without building)' },
-    api: { type: 'string', placeholder: 'HOST:PORT', description: `serve the HTTP API here (default ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}, this machine only; port 0 picks a free one)` },
-    sandbox: { type: 'string', placeholder: 'bubblewrap|none', description: 'how builds are isolated (default bubblewrap; none runs jobs unconfined)' },
-    mesh: { type: 'string', placeholder: 'FILE', description: 'the mesh to join, as a mesh definition (default: mesh.json in the home, else the project\'s keys/mesh.json)' },
-    trust: { type: 'string', placeholder: 'DIR|everyone', description: 'count only the builders whose public keys are in DIR instead of the mesh\'s members; `everyone` counts every key (unsafe on an open network); default: the members' },
-    quorum: { type: 'string', placeholder: 'N', description: 'agreeing distinct builders a platform needs (default: its replica count)' },
-    'blob-cache': { type: 'string', placeholder: 'MB', description: 'how much the blob store (sources, logs, artifacts) may hold (default 4096)' },
-    environment: { type: 'string', multiple: true, placeholder: 'NAME', description: 'offer builds in this environment, e.g. debian-12 (made from Debian\'s archive at start if missing; see `env`)' },
-    'environment-dir': { type: 'string', placeholder: 'DIR', description: 'where environments are kept (default: /var/cache/buildhaus/environments as root, else <home>/environments; nodes may share one)' },
-    'environment-cache': { type: 'string', placeholder: 'MB', description: 'how much the environments may take, least recently used removed first (default 32768)' },
-    relay: { type: 'string', placeholder: 'auto|on|off', description: 'relay for peers behind NAT (default auto: only while this node has a public address; see docs/NETWORK.md)' },
-    upnp: { type: 'boolean', description: 'ask the router to forward the p2p port (UPnP or NAT-PMP), so peers can dial this node directly' },
-    announce: { type: 'string', multiple: true, placeholder: 'MULTIADDR', description: 'a public address others can dial this node at, e.g. /ip4/203.0.113.7/tcp/4710 when the router forwards that port' },
-    'swarm-key': { type: 'string', placeholder: 'FILE', description: 'join a private mesh: only nodes holding this key (made by `buildhaus-node swarm-key`) can connect' },
-    poll: { type: 'boolean', default: true, description: 'do not poll watches (this node never fetches upstream releases; others are designated instead)' },
-    'watch-allow': { type: 'string', multiple: true, placeholder: 'CIDR', description: 'let watches reach this address or range although it is loopback or private (e.g. 127.0.0.1 for a registry on this machine)' },
-    'watch-min-interval': { type: 'string', placeholder: 'SECONDS', description: 'poll one watch at most this often, whatever it asks (default 300)' },
-    'retain-days': { type: 'string', placeholder: 'DAYS', description: 'keep the artifacts of verified platforms this node built pinned, outside the cache bound, this long (default 90; 0: never pin)' },
-    json: { type: 'boolean', description: 'print one JSON line when ready ({"event":"ready",…}) and one when stopped' }
-  },
+  ...joinSpec,
   async run (options, _positionals, io) {
     const config = buildNodeConfig({
       ...(options.home !== undefined ? { home: options.home } : {}),

@@ -7,16 +7,11 @@ import { EnvironmentError, UsageError } from '../../../util/errors.js'
 import { connectFromOptions } from '../client.js'
 import { NodeNotRunningError } from '../../errors.js'
 import { homePaths, resolveHome } from '../../home/home.js'
-import { apiOption, defineCommand, homeOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { logExportSpec } from '../specs.js'
 
 export const logExportCommand = defineCommand({
-  name: ['log', 'export'],
-  summary: 'write the whole signed log as NDJSON (one entry a line, in an order where every chain verifies), from the running node or, if none runs, from the home\'s store',
-  options: {
-    ...apiOption,
-    ...homeOption,
-    output: { type: 'string', short: 'o', placeholder: 'FILE', description: 'write to FILE (must not exist) instead of standard output' }
-  },
+  ...logExportSpec,
   async run (options, _positionals, io) {
     const out = options.output !== undefined ? createWriteStream(options.output, { flags: 'wx' }) : io.stdout as NodeJS.WritableStream
     if (options.output !== undefined) {

@@ -1,18 +1,13 @@
 import { connectFromOptions } from '../client.js'
 import type { MembersResponse } from '../../api/routes/members.js'
 import { ApiRequestError } from '../../errors.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { membersSpec } from '../specs.js'
 import { short } from '../job-format.js'
 import { formatTable } from '../table.js'
 
 export const membersCommand = defineCommand({
-  name: ['members'],
-  summary: 'who is a member of this node\'s mesh, by whose vouches, and who waits for vouches',
-  options: {
-    ...apiOption,
-    ...homeOption,
-    ...jsonOption
-  },
+  ...membersSpec,
   async run (options, _positionals, io) {
     const client = await connectFromOptions(options, io.env)
     const answer = await client.getJson<MembersResponse>('/api/members', { signal: io.signal })

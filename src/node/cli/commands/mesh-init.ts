@@ -5,22 +5,11 @@ import { checkMeshDefinition, DEFAULT_ADMIT, formatMeshDefinition, MESH_FILE_NAM
 import { describeError, UsageError } from '../../../util/errors.js'
 import { resolveHome } from '../../home/home.js'
 import { loadOrCreateIdentity } from '../../home/identity.js'
-import { defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { meshInitSpec } from '../specs.js'
 
 export const meshInitCommand = defineCommand({
-  name: ['mesh', 'init'],
-  summary: 'found a mesh: write a mesh definition whose founders are this node (and any --founder), for every node to join with --mesh',
-  options: {
-    ...homeOption,
-    name: { type: 'string', placeholder: 'NAME', description: 'the mesh\'s name, a lower-case word (default: the home\'s directory name, else "my-mesh")' },
-    founder: { type: 'string', multiple: true, placeholder: 'KEY', description: 'another founding key: 64 hex digits (`init --json` prints a node\'s "author") or a peer id' },
-    self: { type: 'boolean', default: true, description: 'do not make this node a founder' },
-    admit: { type: 'string', placeholder: 'N', description: `members' vouches that admit a key (default ${DEFAULT_ADMIT}, or the number of founders if fewer)` },
-    closed: { type: 'boolean', description: 'ask nodes to refuse connections from keys that are not members' },
-    out: { type: 'string', short: 'o', placeholder: 'FILE', description: `where to write it (default: ${MESH_FILE_NAME} in the node's home, which \`join\` reads)` },
-    force: { type: 'boolean', description: 'overwrite an existing file' },
-    ...jsonOption
-  },
+  ...meshInitSpec,
   async run (options, _positionals, io) {
     const home = resolveHome(options.home, io.env)
     const founders: string[] = []

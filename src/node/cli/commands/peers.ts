@@ -1,17 +1,12 @@
 import { connectFromOptions } from '../client.js'
 import type { PeersResponse, PeerView } from '../../api/types.js'
 import { ApiRequestError } from '../../errors.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { peersSpec } from '../specs.js'
 import { formatAge, formatTable } from '../table.js'
 
 export const peersCommand = defineCommand({
-  name: ['peers'],
-  summary: 'list the live members of the mesh as the running node sees them',
-  options: {
-    ...apiOption,
-    ...homeOption,
-    ...jsonOption
-  },
+  ...peersSpec,
   async run (options, _positionals, io) {
     const client = await connectFromOptions(options, io.env)
     const answer = await client.getJson<PeersResponse>('/api/peers', { signal: io.signal })

@@ -1,6 +1,7 @@
 import type { JobView } from '../../../jobs/index.js'
 import { connectFromOptions } from '../client.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { statusSpec } from '../specs.js'
 import { resolveJobId } from '../job-id.js'
 import { jobReport } from '../job-format.js'
 import { liveLogEvents, liveLogPrinter } from '../live-log.js'
@@ -10,17 +11,7 @@ import { FINAL_VERDICTS, watchJob } from '../watch.js'
 const FOLLOW_LIMIT_MS = 25 * 60 * 60 * 1000
 
 export const statusCommand = defineCommand({
-  name: ['status'],
-  summary: 'show one job: verdict per platform, each builder\'s result and hashes, logs and diagnoses (--follow: stream the running builds\' logs until the verdict)',
-  args: 'JOB',
-  positionals: { min: 1, max: 1 },
-  options: {
-    ...apiOption,
-    ...homeOption,
-    follow: { type: 'boolean', short: 'f', description: 'print the running builds\' logs as they grow (lines prefixed with platform and builder) and progress on stderr, until the job has a verdict' },
-    platform: { type: 'string', placeholder: 'SEL', description: 'with --follow: only this platform\'s builds' },
-    ...jsonOption
-  },
+  ...statusSpec,
   async run (options, positionals, io) {
     const client = await connectFromOptions(options, io.env)
     const id = await resolveJobId(client, positionals[0]!, io.signal)

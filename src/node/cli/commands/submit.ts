@@ -1,10 +1,11 @@
 import { resolve } from 'node:path'
 import { stat } from 'node:fs/promises'
 import { MAX_SOURCE_BYTES, packDirectory } from '../../../archive/index.js'
-import { DEFAULT_TIMEOUT_S, readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
+import { readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
 import { connectFromOptions } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { submitSpec } from '../specs.js'
 import { jobReport, short, verdictText } from '../job-format.js'
 import { watchJob } from '../watch.js'
 
@@ -14,20 +15,7 @@ export function waitMarginMs (timeoutSeconds: number): number {
 }
 
 export const submitCommand = defineCommand({
-  name: ['submit'],
-  summary: 'submit the job in DIR (default .) to the mesh through the local node',
-  args: '[DIR]',
-  positionals: { min: 0, max: 1 },
-  options: {
-    ...apiOption,
-    ...homeOption,
-    platform: { type: 'string', multiple: true, placeholder: 'SEL', description: 'build on this platform instead of the spec\'s (a label, or labels joined by +)' },
-    replicas: { type: 'string', placeholder: 'N', description: 'independent builders wanted per platform (default: the spec\'s, else 2)' },
-    timeout: { type: 'string', placeholder: 'SECONDS', description: `the job's wall-clock limit (default: the spec's timeout, else ${DEFAULT_TIMEOUT_S} s)` },
-    wait: { type: 'boolean', description: 'follow the job until every platform has a verdict (exit 0 verified, 1 failed or mismatch, 3 no verdict in time)' },
-    'wait-timeout': { type: 'string', placeholder: 'SECONDS', description: 'how long --wait waits for the verdict (default: the job\'s timeout plus a margin for queueing)' },
-    ...jsonOption
-  },
+  ...submitSpec,
   async run (options, positionals, io) {
     const dir = resolve(positionals[0] ?? '.')
     const info = await stat(dir).catch(() => undefined)

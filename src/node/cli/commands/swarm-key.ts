@@ -1,15 +1,10 @@
 import { resolve } from 'node:path'
 import { writeNewSwarmKey } from '../../../gossip/nat/index.js'
-import { defineCommand, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { swarmKeySpec } from '../specs.js'
 
 export const swarmKeyCommand = defineCommand({
-  name: ['swarm-key'],
-  summary: 'make a new pre-shared key for a private mesh (give every node a copy, then join with --swarm-key FILE)',
-  args: 'FILE',
-  positionals: { min: 1, max: 1 },
-  options: {
-    ...jsonOption
-  },
+  ...swarmKeySpec,
   async run (options, positionals, io) {
     const file = resolve(positionals[0]!)
     await writeNewSwarmKey(file)

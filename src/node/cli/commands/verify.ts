@@ -6,9 +6,10 @@ import { findArtifact, type ArtifactMatch } from '../../../jobs/index.js'
 import { UsageError } from '../../../util/errors.js'
 import { auditExport } from '../audit.js'
 import { connectFromOptions } from '../client.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { verifySpec } from '../specs.js'
 import { short, verdictText } from '../job-format.js'
-import { membershipOption, readerPolicyFromOptions, trustOptions } from '../trust-options.js'
+import { membershipOption, readerPolicyFromOptions } from '../trust-options.js'
 import { builderName, when } from './audit.js'
 
 export interface VerifyAnswer {
@@ -22,19 +23,7 @@ export interface VerifyAnswer {
 }
 
 export const verifyCommand = defineCommand({
-  name: ['verify'],
-  summary: 'which builders built exactly this file, for which job and platform, and is it verified under your policy? (exit 0 verified, 1 not)',
-  args: 'FILE',
-  positionals: { min: 1, max: 1 },
-  options: {
-    job: { type: 'string', placeholder: 'ID', description: 'only look in this job' },
-    log: { type: 'string', placeholder: 'EXPORT', description: 'judge offline from an exported log (with --mesh/--trust/--quorum) instead of asking the node' },
-    slice: { type: 'boolean', description: 'with --log: the file is a slice of a log (a release\'s log.ndjson), whose chains skip entries' },
-    ...trustOptions,
-    ...apiOption,
-    ...homeOption,
-    ...jsonOption
-  },
+  ...verifySpec,
   async run (options, positionals, io) {
     const file = positionals[0]!
     const info = await stat(file).catch(() => undefined)

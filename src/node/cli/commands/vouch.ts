@@ -1,22 +1,14 @@
 import { connectFromOptions } from '../client.js'
 import type { VouchResponse } from '../../api/routes/members.js'
-import { apiOption, defineCommand, homeOption, jsonOption, type CliIO } from '../command.js'
+import { defineCommand, type CliIO } from '../command.js'
+import { unvouchSpec, vouchSpec } from '../specs.js'
 import { short } from '../job-format.js'
 import { parseMemberKey } from './mesh-init.js'
 
-function vouchCommandOf (type: 'vouch' | 'unvouch') {
+/** `vouch` and `unvouch` differ only in the entry they ask the node to sign. */
+function vouchCommandOf (type: 'vouch' | 'unvouch', spec: typeof vouchSpec) {
   return defineCommand({
-    name: [type],
-    summary: type === 'vouch'
-      ? 'vouch for a key as a member of this node\'s mesh (a key with enough members\' vouches is admitted)'
-      : 'withdraw this node\'s vouch for a key (it stays a member only while enough other members vouch)',
-    args: 'KEY',
-    positionals: { min: 1, max: 1 },
-    options: {
-      ...apiOption,
-      ...homeOption,
-      ...jsonOption
-    },
+    ...spec,
     async run (options, positionals, io) {
       const member = parseMemberKey(positionals[0]!, 'KEY')
       const client = await connectFromOptions(options, io.env)
@@ -48,5 +40,5 @@ function report (answer: VouchResponse, io: CliIO): void {
   io.stdout.write(`${lines.join('\n')}\n`)
 }
 
-export const vouchCommand = vouchCommandOf('vouch')
-export const unvouchCommand = vouchCommandOf('unvouch')
+export const vouchCommand = vouchCommandOf('vouch', vouchSpec)
+export const unvouchCommand = vouchCommandOf('unvouch', unvouchSpec)

@@ -4,7 +4,8 @@ import { MAX_SPEC_FILE_BYTES, SPEC_FILE_NAME, WATCH_KINDS, type WatchKind } from
 import { UsageError } from '../../../util/errors.js'
 import type { WatchListing } from '../../api/routes/watches.js'
 import { connectFromOptions } from '../client.js'
-import { apiOption, defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { watchAddSpec, watchListSpec, watchRemoveSpec } from '../specs.js'
 import { short } from '../job-format.js'
 import { formatTable } from '../table.js'
 import { when } from './audit.js'
@@ -25,24 +26,7 @@ async function readTemplate (path: string): Promise<unknown> {
 }
 
 export const watchAddCommand = defineCommand({
-  name: ['watch', 'add'],
-  summary: 'have every new release built: watch a git repository\'s tags, an npm package, a PyPI project or a Debian source package (recorded in the log; the mesh polls it)',
-  args: 'git URL | npm PACKAGE | pypi PROJECT | debian SOURCE',
-  positionals: { min: 2, max: 2 },
-  options: {
-    ref: { type: 'string', placeholder: 'PATTERN', description: 'git: which refs are releases (default refs/tags/*; e.g. \'refs/tags/v*\')' },
-    suite: { type: 'string', placeholder: 'SUITE', description: 'debian: the suite, e.g. bookworm (required)' },
-    registry: { type: 'string', placeholder: 'URL', description: 'npm: the registry (default: the one npm is configured with on this machine)' },
-    index: { type: 'string', placeholder: 'URL', description: 'pypi: the index root serving /pypi/PROJECT/json (default: pip\'s configured index without /simple)' },
-    archive: { type: 'string', placeholder: 'URL', description: 'debian: the archive (default: the one this machine\'s apt sources name for the suite)' },
-    job: { type: 'string', placeholder: 'FILE|DIR', description: 'the job for each release, a buildhaus.json whose name and steps may use {version} and {name} (default: the buildhaus.json inside each release)' },
-    platform: { type: 'string', multiple: true, placeholder: 'SEL', description: 'with --job: build on these platforms instead of the template\'s' },
-    replicas: { type: 'string', placeholder: 'N', description: 'with --job: builders per platform' },
-    interval: { type: 'string', placeholder: 'SECONDS', description: 'poll this often (default 900; nodes poll no more often than their --watch-min-interval, 300 s by default)' },
-    ...apiOption,
-    ...homeOption,
-    ...jsonOption
-  },
+  ...watchAddSpec,
   async run (options, positionals, io) {
     const [kindText, target] = positionals as [string, string]
     if (!(WATCH_KINDS as readonly string[]).includes(kindText)) throw new UsageError(`"${kindText}" is not a kind of watch; use git, npm, pypi or debian`)
@@ -90,14 +74,7 @@ function describe (watch: WatchListing): string {
 }
 
 export const watchListCommand = defineCommand({
-  name: ['watch', 'list'],
-  summary: 'list the watches: what each polls, the releases built, when polling last succeeded and why it last failed',
-  options: {
-    removed: { type: 'boolean', description: 'include removed watches' },
-    ...apiOption,
-    ...homeOption,
-    ...jsonOption
-  },
+  ...watchListSpec,
   async run (options, _positionals, io) {
     const node = await connectFromOptions(options, io.env)
     const { watches } = await node.getJson<{ watches: WatchListing[] }>('/api/watches', { signal: io.signal })
@@ -127,11 +104,7 @@ export const watchListCommand = defineCommand({
 })
 
 export const watchRemoveCommand = defineCommand({
-  name: ['watch', 'remove'],
-  summary: 'stop a watch (only the node that added it can); its jobs stay',
-  args: 'WATCH',
-  positionals: { min: 1, max: 1 },
-  options: { ...apiOption, ...homeOption, ...jsonOption },
+  ...watchRemoveSpec,
   async run (options, positionals, io) {
     const node = await connectFromOptions(options, io.env)
     let id = positionals[0]!

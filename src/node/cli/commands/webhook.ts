@@ -1,7 +1,8 @@
 import { homePaths, resolveHome } from '../../home/home.js'
 import { UsageError } from '../../../util/errors.js'
 import { newSecret, readWebhooks, WEBHOOK_SCOPES, writeWebhooks, MAX_HOOKS, type WebhookScope } from '../../services/webhooks.js'
-import { defineCommand, homeOption, jsonOption } from '../command.js'
+import { defineCommand } from '../command.js'
+import { webhookAddSpec, webhookListSpec, webhookRemoveSpec } from '../specs.js'
 import { mkdir } from 'node:fs/promises'
 
 /**
@@ -9,16 +10,7 @@ import { mkdir } from 'node:fs/promises'
  * running node re-reads it before its next delivery; no restart needed.
  */
 export const webhookAddCommand = defineCommand({
-  name: ['webhook', 'add'],
-  summary: 'post every final verdict to URL as signed JSON (docs/WEBHOOKS.md); prints the hook\'s secret',
-  args: 'URL',
-  positionals: { min: 1, max: 1 },
-  options: {
-    ...homeOption,
-    secret: { type: 'string', placeholder: 'SECRET', description: 'the HMAC key receivers check signatures with (at least 16 characters; default: 32 random bytes in hex)' },
-    scope: { type: 'string', placeholder: 'mine|all', description: 'mine (default): jobs this node submitted or that its watches triggered; all: every job it sees decided' },
-    ...jsonOption
-  },
+  ...webhookAddSpec,
   async run (options, positionals, io) {
     const url = positionals[0]!
     try {
@@ -44,9 +36,7 @@ export const webhookAddCommand = defineCommand({
 })
 
 export const webhookListCommand = defineCommand({
-  name: ['webhook', 'list'],
-  summary: 'list the webhooks of the node in --home (secrets not shown)',
-  options: { ...homeOption, ...jsonOption },
+  ...webhookListSpec,
   async run (options, _positionals, io) {
     const hooks = await readWebhooks(homePaths(resolveHome(options.home, io.env)).webhooks)
     const shown = hooks.map((h) => ({ url: h.url, scope: h.scope }))
@@ -57,11 +47,7 @@ export const webhookListCommand = defineCommand({
 })
 
 export const webhookRemoveCommand = defineCommand({
-  name: ['webhook', 'remove'],
-  summary: 'stop posting verdicts to URL',
-  args: 'URL',
-  positionals: { min: 1, max: 1 },
-  options: { ...homeOption },
+  ...webhookRemoveSpec,
   async run (options, positionals, io) {
     const file = homePaths(resolveHome(options.home, io.env)).webhooks
     const hooks = await readWebhooks(file)

@@ -1,0 +1,90 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { BIN, ROOT } from '../helpers/cluster.js'
+import { useTeardown } from '../helpers/temp-home.js'
+
+const BUNDLE = join(ROOT, 'dist', 'bundle')
+
+/**
+ * Records the URL of every module Node loads, and writes them to
+ * $LOADED_FILE at exit: a hook of node:module (in the same thread, given
+ * with --import before bin/ runs), so it sees what is loaded, static
+ * imports and import() alike, whatever the timing.
+ */
+const RECORDER = `
+import { writeFileSync } from 'node:fs'
+import { registerHooks } from 'node:module'
+const loaded = []
+registerHooks({ load (url, context, next) { loaded.push(url); return next(url, context) } })
+process.on('exit', () => { writeFileSync(process.env.LOADED_FILE, loaded.join('\\n')) })
+`
+
+interface Run { status: number | null, stdout: string, stderr: string, sources: string[] }
+
+describe('the CLI loads a command\'s code only when that command runs', () => {
+  const teardown = useTeardown()
+
+  /**
+   * Run the CLI as a user does (bin/ and the bundle) and say which sources
+   * it loaded: the sources, from its source map, of each bundle file Node
+   * loaded. Ours as paths from the root (src/…), a dependency as
+   * `node_modules/NAME/…`.
+   */
+  async function run (args: string[]): Promise<Run> {
+    const dir = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-'))
+    teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    await writeFile(join(dir, 'recorder.mjs'), RECORDER)
+    const loadedFile = join(dir, 'loaded.txt')
+    const env: NodeJS.ProcessEnv = { ...process.env, LOADED_FILE: loadedFile, NODE_DISABLE_COMPILE_CACHE: '1' }
+    const result = spawnSync(process.execPath, ['--import', join(dir, 'recorder.mjs'), BIN, ...args], { encoding: 'utf8', env, timeout: 30_000 })
+    const files = (await readFile(loadedFile, 'utf8')).split('\n')
+      .filter((url) => url.startsWith('file:'))
+      .map((url) => fileURLToPath(url))
+      .filter((file) => file.startsWith(`${BUNDLE}/`))
+    const sources = new Set<string>()
+    for (const file of files) {
+      const map = JSON.parse(await readFile(`${file}.map`, 'utf8')) as { sources: string[] }
+      for (const source of map.sources) {
+        const path = resolve(BUNDLE, source)
+        const dependency = /\/node_modules\/(.*)$/.exec(path)
+        sources.add(dependency !== null ? `node_modules/${dependency[1]!}` : relative(ROOT, path))
+      }
+    }
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr, sources: [...sources] }
+  }
+
+  /** The sources of a command's code or of a dependency: none is loaded before a command runs. */
+  const commandCode = (sources: string[]): string[] => sources.filter((s) => s.startsWith('node_modules/') || /^src\/node\/cli\/commands\/(?!index\.ts$)/.test(s))
+
+  it('`--version` and `status --help` load the parser and the specs, and no command nor any dependency', async () => {
+    const version = await run(['--version'])
+    expect(version.status, version.stderr).toBe(0)
+    expect(version.stdout).toMatch(/^buildhaus-node \d+\.\d+\.\d+\n$/)
+    expect(version.sources).toContain('src/node/cli/parse.ts')
+    expect(version.sources).toContain('src/node/cli/specs.ts')
+    expect(commandCode(version.sources)).toEqual([])
+
+    const help = await run(['status', '--help'])
+    expect(help.status, help.stderr).toBe(0)
+    expect(help.stdout).toMatch(/^Usage: buildhaus-node status JOB \[options\]\n/)
+    expect(commandCode(help.sources)).toEqual([])
+  })
+
+  it('a command that runs loads its own module (and what it needs), not the node', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-log-'))
+    teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    const log = join(dir, 'empty.ndjson')
+    await writeFile(log, '')
+    const audit = await run(['audit', '--trust', 'everyone', '--json', log])
+    expect(audit.status, audit.stderr).toBe(0)
+    expect(JSON.parse(audit.stdout)).toMatchObject({ log: { valid: true, lines: 0 } })
+    // The recorder sees what import() loads: the audit's own module is there.
+    expect(audit.sources).toContain('src/node/cli/commands/audit.ts')
+    expect(audit.sources).not.toContain('src/node/cli/commands/join.ts')
+    expect(audit.sources).not.toContain('src/node/daemon.ts')
+  })
+})
