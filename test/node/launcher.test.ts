@@ -77,6 +77,11 @@ describe('bin/buildhaus-node.js', () => {
     const versions = await readdir(join(cacheHome, 'buildhaus', 'node-compile-cache'))
     expect(versions).toHaveLength(1)
     expect((await readdir(join(cacheHome, 'buildhaus', 'node-compile-cache', versions[0]!))).length).toBeGreaterThan(0)
+    // A cache directory that cannot be made leaves the cache off and the command as it was (under /proc, Node's own
+    // recursive mkdir loops for ever: the command hung).
+    const odd = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8', env: { ...env, XDG_CACHE_HOME: '/proc/buildhaus-no-such-dir' }, timeout: 20_000 })
+    expect(odd.status).toBe(0)
+    expect(odd.stdout).toMatch(/^buildhaus-node \d+\.\d+\.\d+/)
   })
 
   it.skipIf(old === undefined)('run by a Node.js older than 22, says in one sentence to use npx (or Node 22) and exits 1, before loading libp2p', () => {

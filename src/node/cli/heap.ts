@@ -1,4 +1,5 @@
-import { enableCompileCache } from 'node:module'
+import * as nodeModule from 'node:module'
+import { mkdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
@@ -62,12 +63,32 @@ export function tuneHeapFor (argv: readonly string[], execArgv: readonly string[
 export function enableCompileCacheFor (argv: readonly string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (NODE_COMMANDS.has(argv[0] ?? '') || env.NODE_COMPILE_CACHE !== undefined || env.NODE_DISABLE_COMPILE_CACHE !== undefined) return undefined
   const cacheHome = env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : join(homedir(), '.cache')
-  const dir = join(cacheHome, 'buildhaus', 'node-compile-cache')
-  // (Any failure, such as a read-only home, leaves the cache off: Node then compiles as usual.)
-  try {
-    enableCompileCache(dir)
-  } catch {
-    return undefined
+  const dir = makeDirsUnder(cacheHome, ['buildhaus', 'node-compile-cache'])
+  if (dir === undefined) return undefined
+  // Node 22.0 has no compile cache (engines says >=22): it then starts as it did.
+  if (typeof nodeModule.enableCompileCache !== 'function') return undefined
+  // A failure (a read-only home: status FAILED, with a message) leaves the cache off, and Node compiles as usual.
+  const { status } = nodeModule.enableCompileCache(dir)
+  const { ENABLED, ALREADY_ENABLED } = nodeModule.constants.compileCacheStatus
+  return status === ENABLED || status === ALREADY_ENABLED ? dir : undefined
+}
+
+/**
+ * `base/a/b`, each level made if missing, one at a time (base too, if its
+ * parent exists), or undefined if that cannot be. Not a recursive mkdir
+ * (Node's own, inside enableCompileCache, included): where the kernel
+ * answers ENOENT for a parent that exists, as under /proc, that loops for
+ * ever, and a command given such an XDG_CACHE_HOME hung before it printed
+ * anything.
+ */
+function makeDirsUnder (base: string, parts: readonly string[]): string | undefined {
+  const levels = parts.reduce((made, part) => [...made, join(made.at(-1)!, part)], [base])
+  for (const dir of levels) {
+    try {
+      mkdirSync(dir, { mode: 0o700 })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return undefined
+    }
   }
-  return dir
+  return levels.at(-1)
 }
