@@ -57,6 +57,8 @@ export class WriteBehind {
   private opsWaiting = 0
   private charsWaiting = 0
   private draining = false
+  /** A kick is scheduled for the end of this turn (kickAfterThisTurn). */
+  private kickScheduled = false
   /** The attempt under way, if any. */
   private current: Promise<void> = Promise.resolve()
   private lastError: unknown
@@ -96,7 +98,7 @@ export class WriteBehind {
   writeBehind (ops: PutOp[]): void {
     this.queue.push({ ops, behind: true, sync: false, resolve: () => {}, reject: () => {} })
     this.account(ops, 1)
-    this.kick()
+    this.kickAfterThisTurn()
   }
 
   /**
@@ -129,6 +131,25 @@ export class WriteBehind {
     for (const op of ops) chars += op.value.length
     this.opsWaiting += sign * ops.length
     this.charsWaiting += sign * chars
+  }
+
+  /**
+   * Start writing once this turn of the event loop is over. Handing a batch
+   * to LevelDB's thread wakes that thread, and on a busy machine the waking
+   * thread often takes the core from this one for milliseconds: an entry
+   * that came in would reach its readers (a verdict on its way to a
+   * browser, a claim) only after that. Deferred, what this turn does with
+   * the entry goes first, and every entry that comes in the same turn joins
+   * one batch. A waiting write (`write`) still starts at once, and takes
+   * these with it, in order.
+   */
+  private kickAfterThisTurn (): void {
+    if (this.draining || this.kickScheduled) return
+    this.kickScheduled = true
+    setImmediate(() => {
+      this.kickScheduled = false
+      this.kick()
+    })
   }
 
   private kick (): void {

@@ -34,12 +34,32 @@ describe('write-behind', () => {
     const { db, writer, batches } = await openDb(teardown)
     const writes = new WriteBehind(writer)
     writes.writeBehind([put('a')])
+    // Writes behind start once the turn is over (whatever else it brings joins them).
+    await new Promise((resolve) => setImmediate(resolve))
     writes.writeBehind([put('b'), put('c')])
     writes.writeBehind([put('c', 'c2')])
     await writes.write([put('d')], { sync: true })
     // The first batch went alone (nothing was queued yet); the rest waited for it and went together, synced.
     expect(batches).toEqual([{ keys: ['a'], sync: false }, { keys: ['b', 'c', 'c', 'd'], sync: true }])
     expect(await db.getMany(['a', 'b', 'c', 'd'])).toEqual(['a', 'b', 'c2', 'd'])
+  })
+
+  it('writes behind made in one turn of the event loop go to LevelDB together, after the turn, and a waiting write starts at once with them ahead of it', async () => {
+    const { db, writer, batches } = await openDb(teardown)
+    const writes = new WriteBehind(writer)
+    writes.writeBehind([put('a')])
+    writes.writeBehind([put('b')])
+    // Nothing was handed to LevelDB during the turn.
+    expect(batches).toEqual([])
+    await writes.settled()
+    expect(batches).toEqual([{ keys: ['a', 'b'], sync: false }])
+    writes.writeBehind([put('c')])
+    const waiting = writes.write([put('d')], { sync: true })
+    // The waiting write does not wait for the turn to end.
+    expect(batches).toHaveLength(2)
+    await waiting
+    expect(batches).toEqual([{ keys: ['a', 'b'], sync: false }, { keys: ['c', 'd'], sync: true }])
+    expect(await db.getMany(['a', 'b', 'c', 'd'])).toEqual(['a', 'b', 'c', 'd'])
   })
 
   it('settled(): a read after it sees every write made before it', async () => {
