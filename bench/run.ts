@@ -25,6 +25,7 @@ import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
 import { benchScale, checkModel } from './scale.js'
 import { benchUser } from './user.js'
+import { benchBusy } from './busy.js'
 import { benchWatches } from './watches.js'
 
 interface Module {
@@ -50,6 +51,8 @@ const MODULES = {
   dashboard: { full: async () => await benchDashboard(), quick: async () => await benchDashboard({ jobs: 200, loads: 2, requests: 40 }) },
   mesh: { full: async () => await benchMesh(), quick: async () => await benchMesh({ sizes: [5], messages: 10, startRuns: 1, rssProcesses: 2, idleMs: 3_000 }) },
   // What users see (node processes, HTTP, SSE) beside Buildbot 3.7 in the same run; after the in-process jobs figures, its breakdown.
+  // A build that wants every core, and what it leaves to the node and the volunteer's own work.
+  busy: { full: async () => await benchBusy(), quick: async () => await benchBusy({ requests: 50, rounds: 2 }) },
   user: { full: async () => await benchUser(), quick: async () => await benchUser({ sequential: 8, burst: 20, idlePeers: 10, idleMs: 5_000 }) },
   // 5 minutes per phase (not the module's 10) keeps a struggling 50-node run from pushing the whole run past ~20 minutes.
   cluster: { full: async () => await benchCluster({ phaseTimeoutMs: 5 * 60_000 }), quick: async () => await benchCluster({ nodes: 6, hosts: 2, jobs: 4, phaseTimeoutMs: 120_000 }) },

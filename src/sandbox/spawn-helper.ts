@@ -12,6 +12,17 @@ import type { StepChild, StepSpawnOptions } from './step-process.js'
 const log = componentLogger('sandbox:spawn-helper')
 
 /**
+ * The nice value of everything the helpers start: builds, and the tools a
+ * node runs for them (git, gpgv, mmdebstrap, diffoscope). A build with as
+ * many threads as it likes then still leaves the node the CPU it needs to
+ * gossip, claim, renew leases and answer its API: at nice 10 a thread weighs
+ * about a tenth of the node's, so a `make -j16` gets ~63 % of a core the node
+ * wants instead of ~94 %. A machine with nothing else to do gives the build
+ * all of its CPU all the same (docs/SANDBOX.md, "CPU priority").
+ */
+export const BUILD_NICE = 10
+
+/**
  * Sandbox processes started by a small long-lived helper process
  * (spawn-helper-main.ts) instead of the node itself.
  *
@@ -76,7 +87,7 @@ export class SpawnHelper {
 
   private running (): ChildProcess | undefined {
     if (this.process !== undefined) return this.process
-    const helper = fork(fileURLToPath(helperUrl()), this.role === undefined ? [] : [this.role], {
+    const helper = fork(fileURLToPath(helperUrl()), [`--nice=${BUILD_NICE}`, ...(this.role === undefined ? [] : [this.role])], {
       // Nothing of the node's own options (a profiler, a heap size): a small plain process.
       execArgv: [],
       // The channel is fd 3: spawn-helper-main.ts keeps it when it closes what it inherited.

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
+import { getPriority } from 'node:os'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Executor } from '../../src/sandbox/index.js'
 import { findTool } from '../../src/sandbox/host.js'
+import { BUILD_NICE } from '../../src/sandbox/spawn-helper.js'
 import { waitFor } from '../../src/util/wait.js'
 import { makeTarGz, file } from '../archive/hostile-tarballs.js'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
@@ -194,6 +196,18 @@ describe('the bubblewrap executor', () => {
     expect(text).toMatch(/Max file size\s+3145728\s+3145728\s/)
     expect(text).toMatch(/Max open files\s+100\s+100\s/)
     expect(text).toMatch(/Max core file size\s+0\s+0\s/)
+  })
+
+  it('runs every step at a lower CPU priority than the node (nice BUILD_NICE), so that a build using every core does not starve the node', async () => {
+    const work = await tempDir(teardown)
+    // The first step is handed to the warm sandbox, the second launched fresh: both yield. Field 19 of stat is the nice value.
+    const outcome = await runJob(executor, teardown, work, {
+      steps: [{ name: 'warm', run: 'echo "nice=$(cut -d" " -f19 /proc/self/stat)"' }, { name: 'fresh', run: 'echo "nice=$(cut -d" " -f19 /proc/self/stat)"' }]
+    })
+    expect(outcome.status).toBe('pass')
+    expect(logText(outcome).match(/nice=\d+/g)).toEqual([`nice=${BUILD_NICE}`, `nice=${BUILD_NICE}`])
+    // The node itself keeps its own priority.
+    expect(getPriority()).toBe(0)
   })
 
   it('refuses invalid limits before doing anything', async () => {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import { getPriority } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { SYSTEM_PATH } from '../../src/sandbox/host.js'
 import { runHostCommand, startHostProcess } from '../../src/sandbox/host-process.js'
+import { BUILD_NICE } from '../../src/sandbox/spawn-helper.js'
 import { waitFor } from '../../src/util/wait.js'
 import { processesWith } from './processes.js'
 
@@ -19,6 +21,12 @@ describe('processes the node starts outside a sandbox', () => {
     expect(result.code).toBe(0)
     expect(result.stdout.length).toBe(1000)
     expect(result.truncated).toBe(true)
+  })
+
+  it('run at the builds\' lower CPU priority (git, gpgv, mmdebstrap, diffoscope are work for builds), leaving the node\'s own', async () => {
+    const result = await runHostCommand('/bin/sh', ['-c', 'cut -d" " -f19 /proc/self/stat'], { env: ENV, timeoutMs: 30_000 })
+    expect(result.stdout.trim()).toBe(String(BUILD_NICE))
+    expect(getPriority()).toBe(0)
   })
 
   it('say why one cannot start', async () => {
