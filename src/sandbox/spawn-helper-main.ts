@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, readdirSync, readFileSync } from 'node:fs'
-import { setPriority } from 'node:os'
+import { getPriority, setPriority } from 'node:os'
 import type { Readable, Writable } from 'node:stream'
 
 /**
@@ -194,17 +194,19 @@ function orphaned (): never {
 }
 
 /**
- * Lower this thread's priority to the `--nice=N` the node gave (BUILD_NICE in
- * spawn-helper.ts): on Linux a nice value is a thread's, and a process forked
- * from this thread starts with it, so every build and tool started here
- * yields the CPU to the node. Lowering needs no privilege; where it fails,
- * builds run at the node's priority, as before, and the helper says so.
+ * Lower this thread's priority by the `--nice=N` the node gave (BUILD_NICE in
+ * spawn-helper.ts), as nice(1) does: N more than the node's own, at most 19,
+ * so builds yield to a node that itself runs niced. On Linux a nice value is
+ * a thread's, and a process forked from this thread starts with it, so every
+ * build and tool started here yields the CPU to the node. Lowering needs no
+ * privilege; where it fails, builds run at the node's priority, as before,
+ * and the helper says so.
  */
 function yieldToTheNode (): void {
   const option = process.argv.find((arg) => arg.startsWith('--nice='))
   if (option === undefined) return
   try {
-    setPriority(Number(option.slice('--nice='.length)))
+    setPriority(Math.min(19, getPriority() + Number(option.slice('--nice='.length))))
   } catch (err) {
     process.stderr.write(`buildhaus spawn helper: cannot lower the priority of builds (${option}): ${(err as Error).message}; they run at the node's\n`)
   }

@@ -12,8 +12,9 @@ import type { StepChild, StepSpawnOptions } from './step-process.js'
 const log = componentLogger('sandbox:spawn-helper')
 
 /**
- * The nice value of everything the helpers start: builds, and the tools a
- * node runs for them (git, gpgv, mmdebstrap, diffoscope). A build with as
+ * How much lower than the node's own (added to its nice value, as nice(1)
+ * does, at most 19) is the priority of everything the helpers start: builds,
+ * and the tools a node runs for them (git, gpgv, mmdebstrap, diffoscope). A build with as
  * many threads as it likes then still leaves the node the CPU it needs to
  * gossip, claim, renew leases and answer its API: at nice 10 a thread weighs
  * about a tenth of the node's, so a `make -j16` gets ~63 % of a core the node
