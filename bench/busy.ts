@@ -133,7 +133,7 @@ export async function benchBusy (options: BenchBusyOptions = {}): Promise<Record
 
     // The build: `hogs` busy loops for as long as the measure needs (it is cancelled after).
     const spec = { name: SPEC_NAME, steps: [{ name: 'hog', run: `n=0; while [ $n -lt ${hogs} ]; do (while :; do :; done) & n=$((n+1)); done; sleep 300` }], timeout: 600 }
-    const job = { id: await submit(node, await submitBody(node, scratch, 'hog', spec)) }
+    const jobId = await submit(node, await submitBody(node, scratch, 'hog', spec))
     progress(`a build of ${hogs} busy loops`)
     const started = node
     await waitFor(async () => (await health(started)).free === 0, { timeoutMs: 60_000, intervalMs: 50, what: 'the node to run the build' })
@@ -145,7 +145,7 @@ export async function benchBusy (options: BenchBusyOptions = {}): Promise<Record
     const busy = await timeHealth(node, requests)
     const busyWork = await timeOwnWorkRounds(rounds)
     const load = loadavg()[0]!
-    const cancelled = await fetch(new URL(`/api/jobs/${job.id}/cancel`, node.api), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${node.token}` }, body: '{}', signal: AbortSignal.timeout(30_000) })
+    const cancelled = await fetch(new URL(`/api/jobs/${jobId}/cancel`, node.api), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${node.token}` }, body: '{}', signal: AbortSignal.timeout(30_000) })
     if (!cancelled.ok) throw new Error(`cancelling the build answered ${cancelled.status}: ${(await cancelled.text()).slice(0, 300)}`)
     await waitFor(async () => (await health(started)).free === 1, { timeoutMs: 60_000, intervalMs: 100, what: 'the cancelled build to end' })
     const idleSpread = spread(idle)
