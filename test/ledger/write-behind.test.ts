@@ -1,6 +1,7 @@
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
+import { waitFor } from '../../src/util/wait.js'
 import { MAX_CHARS_BEHIND, MAX_OPS_BEHIND, WriteBehind, type BatchWriter, type PutOp } from '../../src/ledger/write-behind.js'
 
 /** A real LevelDB, with a record of each batch, and a switch that makes its writes fail as a full disk would. */
@@ -35,7 +36,7 @@ describe('write-behind', () => {
     const writes = new WriteBehind(writer)
     writes.writeBehind([put('a')])
     // Writes behind start once the turn is over (whatever else it brings joins them).
-    await new Promise((resolve) => setImmediate(resolve))
+    await waitFor(() => batches.length === 1, { timeoutMs: 5_000, intervalMs: 1, what: 'the first write behind to start' })
     writes.writeBehind([put('b'), put('c')])
     writes.writeBehind([put('c', 'c2')])
     await writes.write([put('d')], { sync: true })
@@ -60,6 +61,17 @@ describe('write-behind', () => {
     await waiting
     expect(batches).toEqual([{ keys: ['a', 'b'], sync: false }, { keys: ['c', 'd'], sync: true }])
     expect(await db.getMany(['a', 'b', 'c', 'd'])).toEqual(['a', 'b', 'c', 'd'])
+  })
+
+  it('an own write made by what the entry set off in the same turn (a plan run by setImmediate: a claim) goes to disk with the entry, in one batch, waiting for no other', async () => {
+    const { writer, batches } = await openDb(teardown)
+    const writes = new WriteBehind(writer)
+    writes.writeBehind([put('job')])
+    const claim = new Promise<void>((resolve, reject) => {
+      setImmediate(() => { writes.write([put('claim')], { sync: true }).then(resolve, reject) })
+    })
+    await claim
+    expect(batches).toEqual([{ keys: ['job', 'claim'], sync: true }])
   })
 
   it('settled(): a read after it sees every write made before it', async () => {
