@@ -8,6 +8,7 @@ import { foundMeshFor } from '../src/node/home/mesh.js'
 import { waitFor } from '../src/util/wait.js'
 import { startNodeProcess, stopNodeProcess, type NodeProcess } from './node-process.js'
 import { round, spread } from './stats.js'
+import { getJson, postBlob, postJson } from './user.js'
 
 /**
  * What a build that wants every core leaves to everything else on the
@@ -42,32 +43,19 @@ async function timeHealth (node: NodeProcess, count: number): Promise<number[]> 
   const times: number[] = []
   for (let i = 0; i < count; i++) {
     const started = performance.now()
-    const response = await fetch(new URL('/api/health', node.api), { signal: AbortSignal.timeout(30_000) })
-    if (!response.ok) throw new Error(`GET /api/health answered ${response.status}`)
-    await response.arrayBuffer()
+    await getJson<unknown>(node.api, '/api/health')
     times.push(performance.now() - started)
   }
   return times
 }
 
-interface Body { spec: Record<string, unknown>, overrides: { replicas: number }, source: { hash: string, size: number } }
-
-/** The job's source uploaded: what POST /api/jobs takes. */
-async function submitBody (node: NodeProcess, scratch: string, name: string, spec: Record<string, unknown>): Promise<Body> {
-  const dir = join(scratch, name)
+/** Upload the job's source and submit it (one replica: one node would never match two); its id. */
+async function submitJob (node: NodeProcess, scratch: string, spec: { name: string }): Promise<string> {
+  const dir = join(scratch, spec.name)
   await mkdir(dir)
   await writeFile(join(dir, 'buildhaus.json'), JSON.stringify(spec))
-  const packed = await packDirectory(dir)
-  const blob = await fetch(new URL('/api/blobs', node.api), { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${node.token}` }, body: new Blob([packed.bytes as Uint8Array<ArrayBuffer>]), signal: AbortSignal.timeout(30_000) })
-  if (blob.status !== 201) throw new Error(`POST /api/blobs answered ${blob.status}: ${(await blob.text()).slice(0, 300)}`)
-  // One node: one replica (two would never be matched).
-  return { spec, overrides: { replicas: 1 }, source: await blob.json() as { hash: string, size: number } }
-}
-
-async function submit (node: NodeProcess, body: Body): Promise<string> {
-  const submitted = await fetch(new URL('/api/jobs', node.api), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${node.token}` }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) })
-  if (submitted.status !== 201) throw new Error(`POST /api/jobs answered ${submitted.status}: ${(await submitted.text()).slice(0, 300)}`)
-  return (await submitted.json() as { id: string }).id
+  const source = await postBlob(node.api, node.token, (await packDirectory(dir)).bytes)
+  return (await postJson<{ id: string }>(node.api, node.token, '/api/jobs', { spec, overrides: { replicas: 1 }, source })).id
 }
 
 /**
@@ -95,8 +83,7 @@ async function timeOwnWorkRounds (rounds: number): Promise<number[]> {
 }
 
 async function health (node: NodeProcess): Promise<{ free: number }> {
-  const response = await fetch(new URL('/api/health', node.api), { signal: AbortSignal.timeout(30_000) })
-  return await response.json() as { free: number }
+  return await getJson<{ free: number }>(node.api, '/api/health')
 }
 
 /** The nice values (field 19 of stat) of the processes below `pid` whose command is `sh`: the build's loops. */
@@ -133,7 +120,7 @@ export async function benchBusy (options: BenchBusyOptions = {}): Promise<Record
 
     // The build: `hogs` busy loops for as long as the measure needs (it is cancelled after).
     const spec = { name: SPEC_NAME, steps: [{ name: 'hog', run: `n=0; while [ $n -lt ${hogs} ]; do (while :; do :; done) & n=$((n+1)); done; sleep 300` }], timeout: 600 }
-    const jobId = await submit(node, await submitBody(node, scratch, 'hog', spec))
+    const jobId = await submitJob(node, scratch, spec)
     progress(`a build of ${hogs} busy loops`)
     const started = node
     await waitFor(async () => (await health(started)).free === 0, { timeoutMs: 60_000, intervalMs: 50, what: 'the node to run the build' })
@@ -145,8 +132,7 @@ export async function benchBusy (options: BenchBusyOptions = {}): Promise<Record
     const busy = await timeHealth(node, requests)
     const busyWork = await timeOwnWorkRounds(rounds)
     const load = loadavg()[0]!
-    const cancelled = await fetch(new URL(`/api/jobs/${jobId}/cancel`, node.api), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${node.token}` }, body: '{}', signal: AbortSignal.timeout(30_000) })
-    if (!cancelled.ok) throw new Error(`cancelling the build answered ${cancelled.status}: ${(await cancelled.text()).slice(0, 300)}`)
+    await postJson(node.api, node.token, `/api/jobs/${jobId}/cancel`, {}, 200)
     await waitFor(async () => (await health(started)).free === 1, { timeoutMs: 60_000, intervalMs: 100, what: 'the cancelled build to end' })
     const idleSpread = spread(idle)
     const busySpread = spread(busy)

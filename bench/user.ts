@@ -212,14 +212,14 @@ function cpuDelta (a: Awaited<ReturnType<typeof cpuSnapshot>>, b: Awaited<Return
   }
 }
 
-async function postJson<T> (api: string, token: string, path: string, body: unknown, expect = 201): Promise<T> {
+export async function postJson<T> (api: string, token: string, path: string, body: unknown, expect = 201): Promise<T> {
   const response = await fetch(new URL(path, api), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body), signal: AbortSignal.timeout(JOB_TIMEOUT_MS) })
   const text = await response.text()
   if (response.status !== expect) throw new Error(`POST ${path} answered ${response.status}: ${text.slice(0, 300)}`)
   return JSON.parse(text) as T
 }
 
-async function getJson<T> (api: string, path: string): Promise<T> {
+export async function getJson<T> (api: string, path: string): Promise<T> {
   const response = await fetch(new URL(path, api), { signal: AbortSignal.timeout(30_000) })
   if (!response.ok) throw new Error(`GET ${path} answered ${response.status}`)
   return await response.json() as T
@@ -359,7 +359,7 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
   return result
 }
 
-async function postBlob (api: string, token: string, bytes: Uint8Array): Promise<{ hash: string, size: number }> {
+export async function postBlob (api: string, token: string, bytes: Uint8Array): Promise<{ hash: string, size: number }> {
   const response = await fetch(new URL('/api/blobs', api), { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${token}` }, body: new Blob([bytes as Uint8Array<ArrayBuffer>]), signal: AbortSignal.timeout(30_000) })
   if (response.status !== 201) throw new Error(`POST /api/blobs answered ${response.status}: ${(await response.text()).slice(0, 300)}`)
   return await response.json() as { hash: string, size: number }
