@@ -24,6 +24,7 @@ import { benchMembership } from './membership.js'
 import { benchMesh } from './mesh.js'
 import { benchSandbox } from './sandbox.js'
 import { benchScale, checkModel } from './scale.js'
+import { benchSyncHeads } from './sync-heads.js'
 import { benchUser } from './user.js'
 import { benchBusy } from './busy.js'
 import { benchWatches } from './watches.js'
@@ -42,6 +43,7 @@ const MODULES = {
   environments: { full: async () => await benchEnvironments(), quick: async () => await benchEnvironments({ create: false, rounds: 1 }) },
   ledger: { full: async () => await benchLedger(), quick: async () => await benchLedger({ entries: 10_000, appends: 150, concurrentAppends: 1_000 }) },
   door: { full: async () => await benchDoor(), quick: async () => await benchDoor({ entries: 1_000, rounds: 2 }) },
+  syncHeads: { full: async () => await benchSyncHeads(), quick: async () => await benchSyncHeads({ chains: [1_000], sessions: 5 }) },
   audit: { full: async () => await benchAudit(), quick: async () => await benchAudit({ entries: 10_000 }) },
   jobs: { full: async () => await benchJobs(), quick: async () => await benchJobs({ sequential: 8, burst: 20 }) },
   jobsFold: { full: async () => await benchJobsFold(), quick: async () => await benchJobsFold({ jobs: 300, members: 20 }) },

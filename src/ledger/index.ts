@@ -19,6 +19,6 @@ export {
 } from './audit.js'
 export { EntryGossip, entryGossip, ENTRIES_TOPIC, FORKS_TOPIC, type EntryGossipComponents, type GossipPubSub } from './gossip/index.js'
 export {
-  LedgerSync, ledgerSync, SYNC_PROTOCOL,
+  LedgerSync, ledgerSync, SYNC_PROTOCOL, SYNC_PROTOCOL_DIGEST,
   type LearnOwnChainResult, type LedgerSyncComponents, type LedgerSyncInit, type LedgerSyncStats, type SyncNetwork
 } from './sync/index.js'

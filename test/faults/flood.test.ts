@@ -13,7 +13,7 @@ import { PRESENCE_TOPIC } from '../../src/gossip/presence/constants.js'
 import { jobEntryRules } from '../../src/jobs/index.js'
 import { EntryCodec } from '../../src/ledger/entry.js'
 import { ENTRIES_TOPIC, FORKS_TOPIC } from '../../src/ledger/gossip/constants.js'
-import { SYNC_PROTOCOL } from '../../src/ledger/sync/constants.js'
+import { SYNC_PROTOCOL, SYNC_PROTOCOL_DIGEST } from '../../src/ledger/sync/constants.js'
 import { canonicalJson } from '../../src/util/canonical-json.js'
 import { delay, waitFor } from '../../src/util/wait.js'
 import { collectState, compareLogs, forkEvidence, startCluster, waitForMesh, waitForSameLog, waitForVerdicts, type NodeProcess } from '../helpers/cluster.js'
@@ -105,7 +105,7 @@ describe('a peer flooding garbage and forged entries', () => {
       // Each junk message is new to gossipsub (its seqno differs), so each one is validated.
       await Promise.all(batch.map(async ({ topic, data }) => { await rogue.services.pubsub.publish(topic, data).then(() => { published++ }, () => {}) }))
       for (const node of nodes) {
-        for (const protocol of [SYNC_PROTOCOL, BLOB_PROTOCOL]) {
+        for (const protocol of [SYNC_PROTOCOL, SYNC_PROTOCOL_DIGEST, BLOB_PROTOCOL]) {
           const stream = await garbageStream(rogue, node, protocol)
           if (stream !== undefined) streams.push(stream)
         }

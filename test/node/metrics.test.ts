@@ -16,6 +16,8 @@ function snapshot (fields: Partial<MetricsSnapshot> = {}): MetricsSnapshot {
     syncSessions: 9,
     syncFailures: 1,
     syncReceived: 44,
+    syncInSync: 6,
+    syncHeadsSent: 210,
     peers: 3,
     connections: 3,
     runningBuilds: 1,
@@ -49,6 +51,7 @@ describe('/metrics', () => {
       'buildhaus_results{status="pass"} 5',
       'buildhaus_ledger_entries 120',
       'buildhaus_sync_failures_total 1',
+      'buildhaus_sync_in_sync_sessions_total 6',
       'buildhaus_ledger_disk_bytes 81920',
       'buildhaus_quota_refused_total{quota="strangers"} 30',
       'buildhaus_gossip_entries_total{verdict="ignored"} 31',
@@ -66,7 +69,7 @@ describe('/metrics', () => {
       'buildhaus_gater_refusals_total{what="connection"} 6',
       'buildhaus_gater_refusals_total{what="reservation"} 1'
     ]))
-    expect(samples).toHaveLength(43)
+    expect(samples).toHaveLength(45)
     expect(text).toContain('# TYPE buildhaus_claims_total counter')
     expect(text).toContain('# TYPE buildhaus_runs_yielded_total counter')
     expect(text).toContain('# TYPE buildhaus_gater_refusals_total counter')

@@ -1,6 +1,24 @@
 /** The sync protocol: heads exchange, then each side streams what the other lacks. See docs/FORMAT.md § Sync. */
 export const SYNC_PROTOCOL = '/buildhaus/sync/1.0.0'
 
+/**
+ * The same, with digests of the heads first (summary.ts): two nodes that
+ * hold the same heads exchange 32 bytes instead of every head, and two that
+ * differ in a few chains exchange only the heads of those chains' buckets.
+ * Offered first; a peer that knows only 1.0.0 gets 1.0.0.
+ */
+export const SYNC_PROTOCOL_DIGEST = '/buildhaus/sync/1.1.0'
+
+/** Buckets of the heads' digest (by the first byte of the author's key). */
+export const SUMMARY_BUCKETS = 256
+
+/**
+ * A side sends its buckets' digests (256 × 32 bytes, ~17 KB as hex) only
+ * from this many chains on: below it, its heads (~140 bytes each) cost
+ * about as much.
+ */
+export const SUMMARY_BUCKETS_FROM_CHAINS = 256
+
 /** Largest frame (after the length prefix): 16 entries of the maximum size fit, 512 typical ones. */
 export const MAX_FRAME_BYTES = 1024 * 1024
 

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { SyncProtocolError } from '../errors.js'
-import { MAX_ENTRIES_PER_FRAME, MAX_HEADS_PER_FRAME } from './constants.js'
+import { MAX_ENTRIES_PER_FRAME, MAX_HEADS_PER_FRAME, SUMMARY_BUCKETS } from './constants.js'
 
 /**
  * A sync frame is UTF-8 text: one line of JSON (the header, member `t` names
@@ -10,7 +10,8 @@ import { MAX_ENTRIES_PER_FRAME, MAX_HEADS_PER_FRAME } from './constants.js'
  * newline, so no escaping is needed and the receiver reads them as they are.
  */
 export type SyncFrame =
-  | { t: 'heads', heads: HeadTriple[], more: boolean, want?: string[] | null, forked?: string[] }
+  | { t: 'digest', all: string | null, buckets?: string[] }
+  | { t: 'heads', heads: HeadTriple[], more: boolean, want?: string[] | null, forked?: string[], buckets?: number[] }
   | { t: 'entries', lines: string[] }
   | { t: 'fork', lines: [string, string] }
   | { t: 'end', more: boolean }
@@ -22,12 +23,15 @@ export type HeadTriple = [string, number, string]
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/)
 const authors = z.array(hex32).max(MAX_HEADS_PER_FRAME)
 const headerSchema = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('digest'), all: hex32.nullable(), buckets: z.array(hex32).length(SUMMARY_BUCKETS).optional() }),
   z.strictObject({
     t: z.literal('heads'),
     heads: z.array(z.tuple([hex32, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), hex32])).max(MAX_HEADS_PER_FRAME),
     more: z.boolean(),
     want: authors.nullable().optional(),
-    forked: authors.optional()
+    forked: authors.optional(),
+    // A digest session's dialer: the buckets whose heads it sends (their digests differ).
+    buckets: z.array(z.number().int().min(0).max(SUMMARY_BUCKETS - 1)).max(SUMMARY_BUCKETS).optional()
   }),
   z.strictObject({ t: z.literal('entries'), n: z.number().int().min(1).max(MAX_ENTRIES_PER_FRAME) }),
   z.strictObject({ t: z.literal('fork') }),

@@ -12,7 +12,7 @@ export interface SyncNetwork {
   readonly peerId?: PeerId
   handle (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void>
   unhandle (protocol: string): Promise<void>
-  dialProtocol (peer: PeerId, protocol: string, options?: AbortOptions): Promise<Stream>
+  dialProtocol (peer: PeerId, protocols: string | string[], options?: AbortOptions): Promise<Stream>
   getConnections (): Connection[]
   addEventListener (type: 'peer:connect', listener: (evt: CustomEvent<PeerId>) => void): void
   removeEventListener (type: 'peer:connect', listener: (evt: CustomEvent<PeerId>) => void): void
@@ -53,6 +53,10 @@ export interface LedgerSyncStats {
   received: number
   sent: number
   forksLearnt: number
+  /** Sessions that ended at the digests: both sides held the same heads (SYNC_PROTOCOL_DIGEST). */
+  inSync: number
+  /** Heads announced to peers. */
+  headsSent: number
   lastError?: string
 }
 

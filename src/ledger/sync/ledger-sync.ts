@@ -6,7 +6,7 @@ import type { ChainHead, LedgerStore } from '../store.js'
 import type { Admission } from '../admission/index.js'
 import {
   DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_BYTES_PER_SESSION, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
-  SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND, SYNC_PROTOCOL
+  SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND, SYNC_PROTOCOL, SYNC_PROTOCOL_DIGEST
 } from './constants.js'
 import type { CatchUpResult, LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
 import { runSyncSession, type SessionResult } from './session.js'
@@ -39,7 +39,7 @@ export class LedgerSync {
   private readonly outbound = new Map<string, Promise<SessionResult | undefined>>()
   /** Every session running, inbound or outbound, so stop() can wait for them to wind down. */
   private readonly inflight = new Set<Promise<unknown>>()
-  private readonly counters: LedgerSyncStats = { sessions: 0, failed: 0, received: 0, sent: 0, forksLearnt: 0 }
+  private readonly counters: LedgerSyncStats = { sessions: 0, failed: 0, received: 0, sent: 0, forksLearnt: 0, inSync: 0, headsSent: 0 }
   private sessions = 0
   private controller = new AbortController()
   private timer: NodeJS.Timeout | undefined
@@ -69,7 +69,8 @@ export class LedgerSync {
     if (this.isRunning) return
     this.isRunning = true
     this.controller = new AbortController()
-    await this.network.handle(SYNC_PROTOCOL, this.onStream, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    // The handler limits are per protocol: a peer gets at most 2 inbound streams of each at once.
+    for (const protocol of [SYNC_PROTOCOL_DIGEST, SYNC_PROTOCOL]) await this.network.handle(protocol, this.onStream, { maxInboundStreams: 2, maxOutboundStreams: 2 })
     this.network.addEventListener('peer:connect', this.onConnect)
     this.schedule()
   }
@@ -80,7 +81,7 @@ export class LedgerSync {
     clearTimeout(this.timer)
     this.network.removeEventListener('peer:connect', this.onConnect)
     this.controller.abort(new Error('the ledger sync is stopping'))
-    await this.network.unhandle(SYNC_PROTOCOL).catch(() => {})
+    for (const protocol of [SYNC_PROTOCOL_DIGEST, SYNC_PROTOCOL]) await this.network.unhandle(protocol).catch(() => {})
     await Promise.allSettled([...this.outbound.values(), ...this.inflight])
   }
 
@@ -106,13 +107,16 @@ export class LedgerSync {
   }
 
   private async syncRounds (peer: PeerId, options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
-    const total: SessionResult = { received: 0, sent: 0, forksLearnt: 0, forksSent: 0, more: false }
+    const total: SessionResult = { received: 0, sent: 0, forksLearnt: 0, forksSent: 0, more: false, inSync: false, headsSent: 0, bytesSent: 0 }
     for (let round = 0; round < MAX_FOLLOW_UP_SESSIONS; round++) {
       const result = await this.dialSession(peer, options)
       if (result === undefined) return round === 0 ? undefined : total
       total.received += result.received
       total.sent += result.sent
       total.forksLearnt += result.forksLearnt
+      total.headsSent += result.headsSent
+      total.bytesSent += result.bytesSent
+      total.inSync = result.inSync
       total.forksSent += result.forksSent
       total.more = result.more
       if (!result.more) break
@@ -128,7 +132,8 @@ export class LedgerSync {
     this.enter(peer)
     try {
       try {
-        stream = await this.network.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.any(signals) })
+        // The digest protocol first; a node that knows only 1.0.0 answers that.
+        stream = await this.network.dialProtocol(peer, [SYNC_PROTOCOL_DIGEST, SYNC_PROTOCOL], { signal: AbortSignal.any(signals) })
       } catch (err) {
         log('cannot open a sync stream to %p: %s', peer, describeError(err))
         return undefined
@@ -168,6 +173,7 @@ export class LedgerSync {
         store: this.store,
         role,
         ...(want !== undefined ? { want } : {}),
+        digests: stream.protocol === SYNC_PROTOCOL_DIGEST,
         frameTimeoutMs: this.settings.frameTimeoutMs,
         sessionTimeoutMs: this.settings.sessionTimeoutMs,
         maxEntriesPerSession: this.settings.maxEntriesPerSession,
@@ -180,6 +186,8 @@ export class LedgerSync {
       this.counters.received += result.received
       this.counters.sent += result.sent
       this.counters.forksLearnt += result.forksLearnt
+      if (result.inSync) this.counters.inSync++
+      this.counters.headsSent += result.headsSent
       log('sync %s %p: received %d, sent %d, forks learnt %d%s', role, peer, result.received, result.sent, result.forksLearnt, result.more ? ', more to come' : '')
       return result
     } catch (err) {

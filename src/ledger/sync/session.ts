@@ -13,13 +13,19 @@ import {
   INGEST_PIPELINE_DEPTH, MAX_ENTRIES_PER_FRAME, MAX_FORK_PROOFS_PER_SESSION, MAX_FRAME_BYTES, MAX_HEADS,
   MAX_HEADS_PER_FRAME, MAX_STREAM_READ_BUFFER_BYTES, READ_HIGH_WATER_BYTES
 } from './constants.js'
-import { decodeFrame, encodeFrame, type HeadTriple, type SyncFrame } from './frames.js'
+import { decodeFrame, encodeFrame, type SyncFrame } from './frames.js'
+import { bucketOf, bucketsToExchange, collectHeads, summarize, type HeadsSummary } from './summary.js'
 
 export interface SessionOptions {
   store: LedgerStore
   role: 'dialer' | 'listener'
   /** Dialer only: limit the session to these authors (e.g. our own, to learn our chain). */
   want?: string[]
+  /**
+   * The stream speaks SYNC_PROTOCOL_DIGEST: a session for every author
+   * starts with the heads' digests, and sends heads only where they differ.
+   */
+  digests?: boolean
   frameTimeoutMs: number
   sessionTimeoutMs: number
   maxEntriesPerSession: number
@@ -42,6 +48,12 @@ export interface SessionResult {
   forksSent: number
   /** Either side stopped at the per-session quota: another session will carry on. */
   more: boolean
+  /** The digests agreed: both sides held the same heads and forks, and no head was sent. */
+  inSync: boolean
+  /** Heads announced to the peer. */
+  headsSent: number
+  /** Bytes written to the stream (frames with their length prefixes). */
+  bytesSent: number
 }
 
 /** Why an entry from a peer ends the session: it cannot be an honest peer's mistake. */
@@ -51,11 +63,21 @@ interface PeerView {
   heads: Map<string, { seq: number, id: string }>
   want: Set<string> | null
   forked: Set<string>
+  /** A digest session's dialer says which buckets' heads it sent (the ones whose digests differ); null: all. */
+  buckets: Set<number> | null
 }
+
+/** The peer's first frame of a session: its digest, or (a session limited by `want`, or protocol 1.0.0) its heads. */
+type PeerOpening = { t: 'digest', all: string | null, buckets?: string[] } | { t: 'heads' }
 
 /**
  * One sync session over an open stream. Both sides run the same steps:
  *
+ *   digest  (SYNC_PROTOCOL_DIGEST, a session for every author): the dialer
+ *            sends its digest; the listener answers with its own, and its
+ *            buckets' digests when they differ; if the digests agree, `done`
+ *            and close; else the heads of the differing buckets only (the
+ *            dialer's heads name them), or all heads
  *   heads…  (the dialer first; the listener answers with heads limited to the dialer's `want`)
  *   entries… and fork…   what the other lacks, per author in chain order
  *   end {more}           nothing more this session (`more`: the quota cut it short)
@@ -70,13 +92,16 @@ interface PeerView {
  */
 export async function runSyncSession (stream: Stream, options: SessionOptions): Promise<SessionResult> {
   const { store, log } = options
-  const result: SessionResult = { received: 0, sent: 0, forksLearnt: 0, forksSent: 0, more: false }
+  const result: SessionResult = { received: 0, sent: 0, forksLearnt: 0, forksSent: 0, more: false, inSync: false, headsSent: 0, bytesSent: 0 }
   const controller = new AbortController()
   const signals = [controller.signal, AbortSignal.timeout(options.sessionTimeoutMs)]
   if (options.signal !== undefined) signals.push(options.signal)
   const signal = AbortSignal.any(signals)
+  const peerOpening = deferred<PeerOpening>()
   const peerHeads = deferred<PeerView>()
   const peerEnded = deferred<void>()
+  /** Whether the two digests agree; set by the write side once both are known. */
+  const agreed = deferred<boolean>()
   /** Forks found while storing the peer's entries, to send back after `end`. */
   const foundForks: ForkProof[] = []
   const sentForkAuthors = new Set<string>()
@@ -84,6 +109,8 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
   const fail = (err: unknown): Error => {
     const error = err instanceof Error ? err : new Error(String(err))
     if (!controller.signal.aborted) controller.abort(error)
+    peerOpening.reject(error)
+    agreed.reject(error)
     peerHeads.reject(error)
     peerEnded.reject(error)
     stream.abort(error)
@@ -100,12 +127,13 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
 
   const send = async (frame: SyncFrame): Promise<void> => {
     const bytes = lp.encode.single(encodeFrame(frame), { maxDataLength: MAX_FRAME_BYTES })
+    result.bytesSent += bytes.byteLength
     if (!stream.send(bytes)) await stream.onDrain({ signal })
   }
 
   const readSide = async (): Promise<void> => {
-    const view: PeerView = { heads: new Map(), want: null, forked: new Set() }
-    let state: 'heads' | 'entries' | 'ended' | 'done' = 'heads'
+    const view: PeerView = { heads: new Map(), want: null, forked: new Set(), buckets: null }
+    let state: 'heads' | 'digested' | 'entries' | 'ended' | 'done' = 'heads'
     let first = true
     let entriesSeen = 0
     let bytesSeen = 0
@@ -127,10 +155,22 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
         for await (const chunk of source) {
           const frame = decodeFrame(chunk)
           switch (frame.t) {
-            case 'heads': {
-              if (state !== 'heads') throw new SyncProtocolError('the peer sent heads after its entries')
-              if (first && options.role === 'listener' && frame.want != null) view.want = new Set(frame.want)
+            case 'digest': {
+              if (options.digests !== true) throw new SyncProtocolError('the peer sent a digest on a sync stream of protocol 1.0.0')
+              if (!first) throw new SyncProtocolError('the peer sent a digest after its first frame')
+              if (options.role === 'dialer' && options.want !== undefined) throw new SyncProtocolError('the peer sent a digest in a session limited to some authors')
               first = false
+              state = 'digested'
+              peerOpening.resolve(frame.buckets !== undefined ? { t: 'digest', all: frame.all, buckets: frame.buckets } : { t: 'digest', all: frame.all })
+              break
+            }
+            case 'heads': {
+              if (state !== 'heads' && state !== 'digested') throw new SyncProtocolError('the peer sent heads after its entries')
+              if (first) peerOpening.resolve({ t: 'heads' })
+              if (first && options.role === 'listener' && frame.want != null) view.want = new Set(frame.want)
+              if (state === 'digested' && options.role === 'listener' && frame.buckets !== undefined) view.buckets = new Set(frame.buckets)
+              first = false
+              state = 'heads'
               for (const author of frame.forked ?? []) view.forked.add(author)
               for (const [author, seq, id] of frame.heads) view.heads.set(author, { seq, id })
               if (view.heads.size > MAX_HEADS) throw new SyncProtocolError(`the peer announced more than ${MAX_HEADS} heads`)
@@ -173,6 +213,12 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
               break
             }
             case 'done': {
+              if (state === 'digested') {
+                // The peer saw the digests agree; so must we.
+                if (!await agreed.promise) throw new SyncProtocolError('the peer ended the session though its digest differs from ours')
+                state = 'done'
+                return
+              }
               if (state !== 'ended') throw new SyncProtocolError('the peer said done before end')
               state = 'done'
               return
@@ -187,18 +233,50 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
   const writeSide = async (): Promise<void> => {
     let filter: Set<string> | null
     let peer: PeerView
-    if (options.role === 'dialer') {
-      filter = options.want !== undefined ? new Set(options.want) : null
-      await sendHeads(filter, options.want ?? null)
+    /** The buckets whose heads are exchanged (null: all). */
+    let buckets: Set<number> | null = null
+    /** A digest session's heads, read once: with buckets to exchange, what to send is found among them. */
+    let heads: HeadsSummary['heads'] | undefined
+    const digestSession = options.digests === true && options.want === undefined
+    if (options.role === 'dialer' && digestSession) {
+      filter = null
+      const mine = await summary(null)
+      heads = mine.heads
+      await send({ t: 'digest', all: mine.all })
+      const theirs = await digestOf(peerOpening.promise)
+      if (agree(mine, theirs)) return await finishInSync()
+      buckets = differingBuckets(mine, theirs)
+      await sendHeads(mine, null, buckets)
       peer = await peerHeads.promise
+    } else if (options.role === 'dialer') {
+      filter = options.want !== undefined ? new Set(options.want) : null
+      await sendHeads(await summary(filter), options.want ?? null, null)
+      peer = await peerHeads.promise
+    } else if ((await peerOpening.promise).t === 'digest') {
+      filter = null
+      const mine = await summary(null)
+      heads = mine.heads
+      const theirs = await digestOf(peerOpening.promise)
+      if (agree(mine, theirs)) {
+        await send({ t: 'digest', all: mine.all })
+        return await finishInSync()
+      }
+      // The dialer needs our buckets' digests to tell which buckets differ; it then sends their heads first, and says which.
+      await send(mine.buckets !== undefined ? { t: 'digest', all: mine.all, buckets: mine.buckets } : { t: 'digest', all: mine.all })
+      peer = await peerHeads.promise
+      buckets = peer.buckets
+      await sendHeads(mine, null, buckets)
     } else {
       peer = await peerHeads.promise
       filter = peer.want
-      await sendHeads(filter, null)
+      await sendHeads(await summary(filter), null, null)
     }
-    await sendEntries(peer, filter)
+    // A few buckets: their chains' heads as summarised, rather than another read of every head.
+    const candidates = buckets !== null && heads !== undefined ? inBucketsOf(heads, buckets) : store.allHeads()
+    await sendEntries(peer, filter, buckets, candidates)
+    const inBuckets = (author: string): boolean => buckets === null || buckets.has(bucketOf(author))
     for (const proof of await store.forks()) {
-      if ((filter === null || filter.has(proof.author)) && !peer.forked.has(proof.author)) await sendFork(proof)
+      if ((filter === null || filter.has(proof.author)) && inBuckets(proof.author) && !peer.forked.has(proof.author)) await sendFork(proof)
     }
     await send({ t: 'end', more: result.more })
     await peerEnded.promise
@@ -209,27 +287,46 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
     await stream.close({ signal })
   }
 
-  const sendHeads = async (filter: Set<string> | null, want: string[] | null): Promise<void> => {
-    const mine: HeadTriple[] = []
-    const collect = async (only?: 'member' | 'stranger'): Promise<void> => {
-      for await (const [author, head] of store.allHeads()) {
-        if (filter !== null && !filter.has(author)) continue
-        if (only !== undefined && options.admission?.standingOf(author) !== only) continue
-        if (mine.length >= MAX_HEADS) {
-          log('holding more than %d chains: announcing the first %d only', MAX_HEADS, MAX_HEADS)
-          return
-        }
-        mine.push([author, head.seq, head.id])
-      }
-    }
-    // Past MAX_HEADS chains (strangers' keys are free), members' chains are announced first.
-    if (filter === null && options.admission !== undefined && store.stats().authors > MAX_HEADS) {
-      await collect('member')
-      await collect('stranger')
-    } else {
-      await collect()
-    }
-    const forked = store.equivocatingAuthors().filter((author) => filter === null || filter.has(author)).slice(0, MAX_HEADS_PER_FRAME)
+  /** This side's heads (those in `filter`) and forked authors, with their digests. */
+  const summary = async (filter: Set<string> | null): Promise<HeadsSummary> => {
+    const { heads, complete } = await collectHeads(store, filter, options.admission, () => {
+      log('holding more than %d chains: announcing the first %d only', MAX_HEADS, MAX_HEADS)
+    })
+    const forked = store.equivocatingAuthors().filter((author) => filter === null || filter.has(author))
+    return filter === null ? summarize(heads, forked, complete) : { heads, forked, all: null }
+  }
+
+  const digestOf = async (opening: Promise<PeerOpening>): Promise<{ all: string | null, buckets?: string[] }> => {
+    const theirs = await opening
+    if (theirs.t !== 'digest') throw new SyncProtocolError('the peer sent heads where its digest was due')
+    return theirs
+  }
+
+  /** Whether both sides hold the same heads and forks (the reader checks a peer's `done` against it). */
+  const agree = (mine: HeadsSummary, theirs: { all: string | null }): boolean => {
+    const same = mine.all !== null && mine.all === theirs.all
+    agreed.resolve(same)
+    return same
+  }
+
+  /** The dialer's choice of the buckets to exchange: those whose digests differ, when both sides have them; else all (null). */
+  const differingBuckets = (mine: HeadsSummary, theirs: { all: string | null, buckets?: string[] }): Set<number> | null => {
+    const buckets = bucketsToExchange(mine, theirs)
+    return buckets !== null && buckets.size === 0 ? null : buckets
+  }
+
+  /** The digests agree: nothing to exchange. */
+  const finishInSync = async (): Promise<void> => {
+    result.inSync = true
+    await send({ t: 'done' })
+    await stream.close({ signal })
+  }
+
+  const sendHeads = async ({ heads, forked: allForked }: HeadsSummary, want: string[] | null, buckets: Set<number> | null): Promise<void> => {
+    const inBuckets = (author: string): boolean => buckets === null || buckets.has(bucketOf(author))
+    const mine = buckets === null ? heads : heads.filter(([author]) => inBuckets(author))
+    const forked = allForked.filter(inBuckets).slice(0, MAX_HEADS_PER_FRAME)
+    result.headsSent = mine.length
     let at = 0
     do {
       const heads = mine.slice(at, at + MAX_HEADS_PER_FRAME)
@@ -238,12 +335,14 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
       if (at <= MAX_HEADS_PER_FRAME) {
         if (want !== null) frame.want = want
         if (forked.length > 0) frame.forked = forked
+        if (buckets !== null && options.role === 'dialer') frame.buckets = [...buckets].sort((x, y) => x - y)
       }
       await send(frame)
     } while (at < mine.length)
   }
 
-  const sendEntries = async (peer: PeerView, filter: Set<string> | null): Promise<void> => {
+  /** What the peer lacks, of the chains in `filter` and `buckets` (the others' heads agree). */
+  const sendEntries = async (peer: PeerView, filter: Set<string> | null, buckets: Set<number> | null, candidates: AsyncIterable<[string, { seq: number, id: string }]>): Promise<void> => {
     let batch: string[] = []
     let batchBytes = 0
     let bytesSent = 0
@@ -266,8 +365,9 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
       result.sent++
       return true
     }
-    for await (const [author, mine] of store.allHeads()) {
+    for await (const [author, mine] of candidates) {
       if (filter !== null && !filter.has(author)) continue
+      if (buckets !== null && !buckets.has(bucketOf(author))) continue
       if (result.sent >= options.maxEntriesPerSession || result.more) {
         result.more = true
         break
@@ -319,6 +419,11 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
   } finally {
     signal.removeEventListener('abort', onAbort)
   }
+}
+
+/** The heads of the chains in `buckets`, as sendEntries takes them. */
+async function * inBucketsOf (heads: HeadsSummary['heads'], buckets: Set<number>): AsyncGenerator<[string, { seq: number, id: string }]> {
+  for (const [author, seq, id] of heads) if (buckets.has(bucketOf(author))) yield [author, { seq, id }]
 }
 
 /** After `done` the peer should close its side; one that keeps the stream open is cut off after a grace period. */

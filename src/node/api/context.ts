@@ -204,6 +204,8 @@ export function nodeApiContext (parts: NodeParts): ApiContext & NodeDataContext 
         syncSessions: syncStats.sessions,
         syncFailures: syncStats.failed,
         syncReceived: syncStats.received,
+        syncInSync: syncStats.inSync,
+        syncHeadsSent: syncStats.headsSent,
         peers: presence.size,
         connections: libp2p.getConnections().length,
         runningBuilds: stats.running,

@@ -30,6 +30,8 @@ export interface MetricsSnapshot {
   syncSessions: number
   syncFailures: number
   syncReceived: number
+  syncInSync: number
+  syncHeadsSent: number
   peers: number
   connections: number
   runningBuilds: number
@@ -97,6 +99,8 @@ export async function formatMetrics (m: MetricsSnapshot): Promise<string> {
   counter('buildhaus_sync_sessions_total', 'Sync sessions completed.', m.syncSessions)
   counter('buildhaus_sync_failures_total', 'Sync sessions that failed.', m.syncFailures)
   counter('buildhaus_sync_received_entries_total', 'Entries received by sync.', m.syncReceived)
+  counter('buildhaus_sync_in_sync_sessions_total', 'Sync sessions that ended at the digests: the peer held the same heads.', m.syncInSync)
+  counter('buildhaus_sync_heads_sent_total', 'Chain heads announced to peers by sync.', m.syncHeadsSent)
   gauge('buildhaus_peers', 'Live members of the mesh besides this node.', m.peers)
   gauge('buildhaus_connections', 'Open libp2p connections.', m.connections)
   gauge('buildhaus_running_builds', 'Builds running on this node now.', m.runningBuilds)
