@@ -11,8 +11,9 @@ import { jobBodyFromSpec, jobEntryRules, validateJobSpec, type ResultBody } from
 import { rendezvousScore } from '../src/jobs/rendezvous.js'
 import { EntryCodec, type DecodedEntry } from '../src/ledger/entry.js'
 import { LedgerStore } from '../src/ledger/index.js'
-import { MAX_HEADS_PER_FRAME, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND } from '../src/ledger/sync/constants.js'
+import { MAX_HEADS_PER_FRAME, SUMMARY_BUCKETS, SUMMARY_BUCKETS_FROM_CHAINS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND } from '../src/ledger/sync/constants.js'
 import { decodeFrame, encodeFrame, type HeadTriple } from '../src/ledger/sync/frames.js'
+import { summarize } from '../src/ledger/sync/summary.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
 import { foundMeshFor } from '../src/node/home/mesh.js'
@@ -59,6 +60,13 @@ const MEAN_BUILD_S = 300
 const GOSSIP_COPIES = 4.5
 /** Bytes a gossipsub message adds around its data (from, seqno, topic, signature, key, protobuf) plus Yamux and Noise framing. */
 const GOSSIP_ENVELOPE_BYTES = 190
+
+/** Sync 1.1.0, both ways, when the heads agree: the two digest frames and the ends (bench/sync-heads: 202 B). */
+const SYNC_DIGESTS_BYTES = 202
+/** The listener's bucket digests when the heads differ: 256 × 64 hex digits in JSON (bench/sync-heads: ~18 KB). */
+const SYNC_BUCKET_DIGESTS_BYTES = 256 * 67 + 40
+/** Chains two nodes are apart at a session, for the bound (every session finds them apart): a few in-flight entries. */
+const SYNC_CHAINS_APART = 2
 /** Cores a new volunteer's machine gives the catch-up (verify in worker threads, parse and store on the main one). */
 const CATCH_UP_CORES = 2
 /** The link a new volunteer catches up over, for the transfer time (100 Mbit/s). */
@@ -76,6 +84,8 @@ interface Costs {
   cpuMsPerEntry: number
   /** CPU per author head in a sync session's heads exchange (encode, decode, compare: both sides), on top of cpuMsPerSyncSession. */
   cpuMsPerSyncHead: number
+  /** CPU per author head a sync 1.1.0 session spends on its digests (both sides hash every head they hold). */
+  cpuMsPerDigestHead: number
   /** Wire bytes per author head in a heads frame. */
   syncHeadBytes: number
   /** CPU of one rendezvous score (a plan ranks each open slot's candidate members). */
@@ -179,6 +189,9 @@ async function measureCosts (scratch: string, count: number, idleMs: number, ent
     if (behind !== 0) throw new Error('heads differ')
   }
   const headsCpu = process.cpuUsage(headsBefore)
+  const digestBefore = process.cpuUsage()
+  for (let round = 0; round < 10; round++) summarize(heads, [])
+  const digestCpu = process.cpuUsage(digestBefore)
   const scoreBefore = process.cpuUsage()
   for (let i = 0; i < 50_000; i++) rendezvousScore('ab'.repeat(32), 'linux-x64', heads[i % heads.length]![0])
   const scoreCpu = process.cpuUsage(scoreBefore)
@@ -193,6 +206,7 @@ async function measureCosts (scratch: string, count: number, idleMs: number, ent
     // Each side of a session does one encode, one decode and one comparison: twice what one loop round does.
     cpuMsPerSyncHead: round(2 * (headsCpu.user + headsCpu.system) / 1000 / (10 * heads.length), 5),
     syncHeadBytes: round(frameBytes / heads.length, 1),
+    cpuMsPerDigestHead: round(2 * (digestCpu.user + digestCpu.system) / 1000 / (10 * heads.length), 5),
     cpuMsPerRendezvousScore: round((scoreCpu.user + scoreCpu.system) / 1000 / 50_000, 5),
     raw: {
       base,
@@ -310,8 +324,14 @@ export interface Projection {
   presenceCores: number
   syncCores: number
   presenceKBps: number
-  /** Anti-entropy heads exchanges (both directions): grows with the authors held, one per node. */
+  /**
+   * Anti-entropy (both directions) with sync 1.1.0, bounded as if every
+   * session found the heads a few chains apart: the digests, the
+   * listener's bucket digests, and the heads of the differing buckets.
+   */
   syncKBps: number
+  /** The same with sync 1.0.0 (every head, both ways): grows with the authors held, one per node. */
+  syncKBpsEveryHead: number
   /** At the PyPI-like load: entries a node receives a second, their CPU and traffic. */
   jobEntriesPerS: number
   jobCores: number
@@ -340,7 +360,11 @@ export function project (costs: Costs, sizes: Sizes, nodes: number, replicas = 2
   const presenceCores = hb * costs.cpuMsPerHeartbeat / 1000
   // Each node dials SYNC_PEERS_PER_ROUND a round and answers as many: one session end each, whose heads exchange lists every author held.
   const sessionsPerS = 2 * Math.min(SYNC_PEERS_PER_ROUND, nodes - 1) / (SYNC_INTERVAL_MS / 1000)
-  const syncCores = sessionsPerS * (costs.cpuMsPerSyncSession + Math.max(0, nodes - costs.nodes) * costs.cpuMsPerSyncHead) / 1000
+  // Sync 1.1.0: every head is digested on both sides; the heads of the differing buckets travel (every head below 256 chains).
+  const bucketed = nodes >= SUMMARY_BUCKETS_FROM_CHAINS
+  const headsApart = bucketed ? 2 * SYNC_CHAINS_APART * Math.ceil(nodes / SUMMARY_BUCKETS) : 2 * nodes
+  const syncCores = sessionsPerS * (costs.cpuMsPerSyncSession + Math.max(0, nodes - costs.nodes) * costs.cpuMsPerDigestHead + headsApart * costs.cpuMsPerSyncHead / 2) / 1000
+  const syncBytesPerSession = SYNC_DIGESTS_BYTES + (bucketed ? SYNC_BUCKET_DIGESTS_BYTES : 0) + headsApart * costs.syncHeadBytes
   const entriesPerUpload = 1 + 2 * PYPI_LIKE.platforms * PYPI_LIKE.replicas
   const entriesPerDay = PYPI_LIKE.uploadsPerDay * entriesPerUpload
   const entriesPerS = entriesPerDay / 86_400
@@ -354,7 +378,8 @@ export function project (costs: Costs, sizes: Sizes, nodes: number, replicas = 2
     presenceCores: round(presenceCores, 4),
     syncCores: round(syncCores, 4),
     presenceKBps: round(hb * sizes.heartbeatWireBytes * copies * 2 / 1000, 1),
-    syncKBps: round(sessionsPerS * nodes * costs.syncHeadBytes * 2 / 1000, 1),
+    syncKBps: round(sessionsPerS * syncBytesPerSession / 1000, 1),
+    syncKBpsEveryHead: round(sessionsPerS * nodes * costs.syncHeadBytes * 2 / 1000, 1),
     jobEntriesPerS: round(entriesPerS, 2),
     jobCores: round(entriesPerS * costs.cpuMsPerEntry / 1000, 4),
     jobKBps: round(entriesPerS * (sizes.meanEntryLineBytes + GOSSIP_ENVELOPE_BYTES) * copies * 2 / 1000, 1),
@@ -391,7 +416,7 @@ export async function benchScale (options: BenchScaleOptions = {}): Promise<Reco
         syncPeersPerRound: SYNC_PEERS_PER_ROUND,
         syncIntervalMs: SYNC_INTERVAL_MS,
         meanBuildS: MEAN_BUILD_S,
-        note: 'full replication (every node stores every entry); per-delivery costs measured at K nodes are taken as constant per delivery at any size (gossipsub keeps ~D mesh peers); sync heads grow with authors'
+        note: 'full replication (every node stores every entry); per-delivery costs measured at K nodes are taken as constant per delivery at any size (gossipsub keeps ~D mesh peers); sync 1.1.0: every head digested on both sides, the differing buckets exchanged (bounded as if every session found 2 chains apart); syncKBpsEveryHead is sync 1.0.0, whose heads grow with the authors'
       },
       model: MODEL_SIZES.map((n) => project(costs, sizes, n))
     }
