@@ -148,6 +148,10 @@ describe('peers: says clearly when there is no node to ask', () => {
     const home = await initHome(teardown)
     expectOneSentence(await runCli(['peers', '--home', home]), 1, /no node is running in .* \(it has no api\.json\); start one with `buildhaus-node join --home /)
 
+    // An api.json that is not what a node writes says which field is wrong.
+    await writeFile(join(home, 'api.json'), JSON.stringify({ url: 'http://127.0.0.1:1', pid: 'seven', peerId: ABSENT_PEER, startedAt: 1 }))
+    expectOneSentence(await runCli(['peers', '--home', home]), 1, /api\.json is unreadable \(pid: not a positive integer\); restart the node with `buildhaus-node join --home /)
+
     // A crash leaves api.json naming a process that is gone.
     const gone = spawn(NODE, ['-e', ''])
     await new Promise((resolve) => gone.once('exit', resolve))

@@ -87,4 +87,17 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     expect(audit.sources).not.toContain('src/node/cli/commands/join.ts')
     expect(audit.sources).not.toContain('src/node/daemon.ts')
   })
+
+  it('a command that talks to a node loads neither zod nor the layers below the CLI', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-home-'))
+    teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    // A node's api.json whose pid is gone: the command reads it, checks it, and says so.
+    await writeFile(join(dir, 'api.json'), JSON.stringify({ url: 'http://127.0.0.1:9', pid: 2 ** 22 + 1, peerId: '12D3KooW', startedAt: 1 }))
+    const status = await run(['status', 'abcdef', '--home', dir])
+    expect(status.status).toBe(1)
+    expect(status.stderr).toMatch(/its api\.json names pid \d+, which has exited/)
+    expect(status.sources).toContain('src/node/api/file.ts')
+    expect(status.sources.filter((s) => s.startsWith('node_modules/'))).toEqual([])
+    expect(status.sources.filter((s) => /^src\/(ledger|jobs\/(?!constants\.ts)|gossip\/(?!constants\.ts)|sandbox\/(?!limits\.ts))/.test(s))).toEqual([])
+  })
 })

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { z } from 'zod'
 
 /**
  * `api.json` in the home: how CLI commands find the running node. Written at
@@ -16,12 +15,20 @@ export interface ApiFile {
   startedAt: number
 }
 
-const apiFileSchema = z.object({
-  url: z.string().max(256),
-  pid: z.number().int().positive(),
-  peerId: z.string().max(128),
-  startedAt: z.number().int().min(0)
-})
+/**
+ * The parsed api.json as an ApiFile, or what is wrong with it. Checked by
+ * hand: every command that talks to a node reads this file, and a schema
+ * library would be most of what such a command loads (docs/ARCHITECTURE.md).
+ */
+function checkApiFile (value: unknown): ApiFile | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object'
+  const { url, pid, peerId, startedAt } = value as Record<string, unknown>
+  if (typeof url !== 'string' || url.length > 256) return 'url: not a string of at most 256 characters'
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return 'pid: not a positive integer'
+  if (typeof peerId !== 'string' || peerId.length > 128) return 'peerId: not a string of at most 128 characters'
+  if (typeof startedAt !== 'number' || !Number.isSafeInteger(startedAt) || startedAt < 0) return 'startedAt: not a whole number of milliseconds'
+  return { url, pid, peerId, startedAt }
+}
 
 /** Largest api.json read; it is a few hundred bytes. */
 const MAX_API_FILE_BYTES = 16 * 1024
@@ -47,13 +54,14 @@ export async function readApiFile (path: string): Promise<ApiFileRead> {
     return { state: 'malformed', reason: (err as Error).message }
   }
   if (text.length > MAX_API_FILE_BYTES) return { state: 'malformed', reason: 'file too large' }
+  let parsed: unknown
   try {
-    const parsed = apiFileSchema.safeParse(JSON.parse(text))
-    if (parsed.success) return { state: 'ok', info: parsed.data }
-    return { state: 'malformed', reason: parsed.error.issues[0]?.message ?? 'unexpected content' }
+    parsed = JSON.parse(text)
   } catch {
     return { state: 'malformed', reason: 'not JSON' }
   }
+  const checked = checkApiFile(parsed)
+  return typeof checked === 'string' ? { state: 'malformed', reason: checked } : { state: 'ok', info: checked }
 }
 
 /** Remove api.json if it is still ours (same pid): never delete another process's file. */
