@@ -11,7 +11,7 @@ import { LedgerStore } from '../src/ledger/index.js'
 import { createExecutor, DEFAULT_LIMITS, DEFAULT_POLICY, type Executor } from '../src/sandbox/index.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
-import { foundMeshFor } from '../src/node/home/mesh.js'
+import { foundMeshFor } from '../src/node/home/found-mesh.js'
 import { waitFor } from '../src/util/wait.js'
 import { round, spread, type Spread } from './stats.js'
 

@@ -16,7 +16,7 @@ import { decodeFrame, encodeFrame, type HeadTriple } from '../src/ledger/sync/fr
 import { summarize } from '../src/ledger/sync/summary.js'
 import { buildNodeConfig } from '../src/node/config.js'
 import { startNode, type RunningNode } from '../src/node/daemon.js'
-import { foundMeshFor } from '../src/node/home/mesh.js'
+import { foundMeshFor } from '../src/node/home/found-mesh.js'
 import { waitFor } from '../src/util/wait.js'
 import { round } from './stats.js'
 

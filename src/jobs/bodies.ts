@@ -1,5 +1,7 @@
 import { z } from 'zod'
-import { environmentNameProblem, HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES, packageNameProblem } from '../environments/index.js'
+// The modules, not environments/index.ts: the entry rules are read by the audit, which must not load the environment store.
+import { HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/constants.js'
+import { environmentNameProblem, packageNameProblem } from '../environments/names.js'
 import type { EntryBody, EntryTypeRules } from '../ledger/entry.js'
 import { membershipEntryRules } from '../membership/bodies.js'
 import {

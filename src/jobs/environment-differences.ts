@@ -1,4 +1,4 @@
-import { describeDifferences, differingPackages } from '../environments/index.js'
+import { describeDifferences, differingPackages } from '../environments/manifest.js'
 import type { ResultEnvironment } from './bodies.js'
 
 /** One side of a disagreement: a platform or a builder, and the environment its result was built in (none: the host). */

@@ -4,7 +4,8 @@ import { z } from 'zod'
 import { MAX_ENTRY_BYTES } from '../ledger/constants.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { describeError } from '../util/errors.js'
-import { environmentNameProblem, HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/index.js'
+import { HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/constants.js'
+import { environmentNameProblem } from '../environments/names.js'
 import { globSchema, jobBodySchema, limitsSchema, packageSchema, stepSchema, type JobBody, type JobLimits, type JobPlatform, type JobStep } from './bodies.js'
 import {
   DEFAULT_REPLICAS, DEFAULT_TIMEOUT_S, MAX_GLOBS, MAX_PLATFORMS, MAX_REPLICAS, MAX_SPEC_FILE_BYTES, MAX_STEPS,

@@ -86,6 +86,10 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     expect(audit.sources).toContain('src/node/cli/commands/audit.ts')
     expect(audit.sources).not.toContain('src/node/cli/commands/join.ts')
     expect(audit.sources).not.toContain('src/node/daemon.ts')
+    // Nor the node's parts that an audit has no use for: the sandbox, the environment store, the network, the key code.
+    expect(audit.sources.filter((s) => /^src\/(sandbox|environments|gossip|archive)\/(?!constants\.ts|limits\.ts|names\.ts|manifest\.ts|errors\.ts)/.test(s))).toEqual([])
+    expect(audit.sources.filter((s) => /^src\/(ledger\/(store\.ts|sync\/|gossip\/)|jobs\/service\/|node\/home\/identity)/.test(s))).toEqual([])
+    expect(audit.sources.filter((s) => /^node_modules\/(@libp2p\/(gossipsub|crypto|peer-id)|@chainsafe|tar-stream|level)/.test(s))).toEqual([])
   })
 
   it('a command that talks to a node loads neither zod nor the layers below the CLI', async () => {

@@ -1,10 +1,16 @@
 import { EntryCodec, entryIdOf, unsignedOf, type CheckedEntry, type DecodedEntry, type EntryBody } from '../../ledger/entry.js'
-import { auditFile, readExportFile, type AuditProblem, type AuditReport, type BatchVerifier } from '../../ledger/index.js'
-import {
-  computeReputation, foldAll, jobEntryRules, platformDecidedAt, jobHeadline, platformHeadline,
-  type BuilderReputation, type JobView, type PlatformView, type TrustPolicy
-} from '../../jobs/index.js'
-import { foldMembership, type MembershipView, type MeshDefinition } from '../../membership/index.js'
+// The modules themselves, not the layers' index.ts: those would load the node (gossipsub, the sandbox, environments) into a command that only reads a file.
+import { auditFile, type AuditProblem, type AuditReport } from '../../ledger/audit.js'
+import { readExportFile } from '../../ledger/export.js'
+import type { BatchVerifier } from '../../ledger/verify-pool.js'
+import { platformDecidedAt } from '../../jobs/artifact-lookup.js'
+import { jobEntryRules } from '../../jobs/bodies.js'
+import { computeReputation, type BuilderReputation } from '../../jobs/reputation.js'
+import { foldAll } from '../../jobs/state.js'
+import type { TrustPolicy } from '../../jobs/trust.js'
+import { jobHeadline, platformHeadline, type JobView, type PlatformView } from '../../jobs/view.js'
+import type { MeshDefinition } from '../../membership/definition.js'
+import { foldMembership, type MembershipView } from '../../membership/fold.js'
 
 /** One builder's latest say on a platform, as the audit weighed it. */
 export interface AuditedResult {

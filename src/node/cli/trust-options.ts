@@ -1,9 +1,9 @@
-import { loadTrustDir, type TrustPolicy } from '../../jobs/index.js'
+import { loadTrustDir, type TrustPolicy } from '../../jobs/trust.js'
 import { UsageError } from '../../util/errors.js'
 import { resolveHome } from '../home/home.js'
 import { loadMesh, trustModeOf, type LoadedMesh, type TrustMode } from '../home/mesh.js'
 import type { DecodedEntry } from '../../ledger/entry.js'
-import { foldMembership } from '../../membership/index.js'
+import { foldMembership } from '../../membership/fold.js'
 
 /** The table of these options is in specs.ts, which `--help` reads without loading this module. */
 export { trustOptions } from './specs.js'

@@ -1,10 +1,8 @@
-import { access, writeFile } from 'node:fs/promises'
+import { access } from 'node:fs/promises'
 import { join } from 'node:path'
-import {
-  checkMeshDefinition, DEFAULT_ADMIT, formatMeshDefinition, loadMeshFile, MESH_FILE_NAME, MESH_FILE_VERSION, meshFingerprint, type MeshDefinition
-} from '../../membership/index.js'
+import { MESH_FILE_NAME } from '../../membership/constants.js'
+import { loadMeshFile, meshFingerprint, type MeshDefinition } from '../../membership/definition.js'
 import { packageRoot } from '../../util/package-root.js'
-import { loadOrCreateIdentity } from './identity.js'
 
 /** Where a node's mesh definition came from: `--mesh FILE`, its home's mesh.json, or the project's keys/mesh.json. */
 export type MeshSource = 'flag' | 'home' | 'shipped'
@@ -54,22 +52,4 @@ export function noFoundersNotice (mesh: LoadedMesh): string {
     'this node relays, stores and serves the log and may submit jobs, but it builds nothing and no result counts toward a verdict. ' +
     'To run your own mesh, found one with `buildhaus-node mesh init` and start every node with `join --mesh FILE`; ' +
     'on a network where you know every machine, `--trust everyone` counts every builder (unsafe on an open network).'
-}
-
-/**
- * Found a mesh for nodes that will run in these homes: each home gets its key
- * now (an existing one is kept), and `file` a definition listing them all as
- * founders. The demo does this for its nodes; benchmarks and tests too.
- */
-export async function foundMeshFor (homes: readonly string[], file: string, options: { name: string, admit?: number }): Promise<MeshDefinition> {
-  const founders: string[] = []
-  for (const home of homes) founders.push((await loadOrCreateIdentity(home)).author)
-  const definition = checkMeshDefinition({
-    v: MESH_FILE_VERSION,
-    name: options.name,
-    founders,
-    admit: options.admit ?? Math.min(DEFAULT_ADMIT, founders.length)
-  }, file)
-  await writeFile(file, formatMeshDefinition(definition))
-  return definition
 }
