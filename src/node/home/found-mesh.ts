@@ -1,9 +1,9 @@
+// Apart from mesh.ts: making keys loads libp2p's key code, which commands that only read a mesh file (audit) do not need.
 import { writeFile } from 'node:fs/promises'
 import { DEFAULT_ADMIT, MESH_FILE_VERSION } from '../../membership/constants.js'
 import { checkMeshDefinition, formatMeshDefinition, type MeshDefinition } from '../../membership/definition.js'
 import { loadOrCreateIdentity } from './identity.js'
 
-// Apart from mesh.ts: making keys loads libp2p's key code, which commands that only read a mesh file (audit) do not need.
 /**
  * Found a mesh for nodes that will run in these homes: each home gets its key
  * now (an existing one is kept), and `file` a definition listing them all as
