@@ -92,6 +92,24 @@ describe('sync by digest between real nodes', () => {
     await converged([a, b], 307)
   })
 
+  it('among many chains, a fork one side holds reaches the other through its bucket, and the fork proof with it', async () => {
+    const [a, b] = [await startNode(teardown, manual), await startNode(teardown, manual)]
+    await ingestAll([a, b], lonelyChains(300))
+    // Author x: a holds seq 0..2, b the same with another entry at seq 2.
+    const x = newSigner()
+    const xs = makeChain(x, 3)
+    const [x2] = makeChain(x, 1, { from: 2, prev: xs[1]!.id, text: 'other' })
+    await ingestAll([a], xs.map((e) => e.line))
+    await ingestAll([b], [...xs.slice(0, 2), x2!].map((e) => e.line))
+    await connect(a, b)
+    await quiet([a, b], 1)
+    await waitFor(() => [a, b].every((n) => n.store.isEquivocating(x.publicHex)), { timeoutMs: 20_000, what: 'both nodes to hold the fork proof' })
+    // Each keeps its own entry at seq 2 on its chain, so x's bucket never agrees again: its few heads travel, not the other 300.
+    const again = await a.sync.syncWith(b.libp2p.peerId)
+    expect(again).toMatchObject({ inSync: false, received: 0 })
+    expect(again!.headsSent).toBeLessThan(20)
+  })
+
   it('a node that speaks only sync 1.0.0 and a new one still sync, both ways', async () => {
     const [fresh, old] = [await startNode(teardown, manual), await startNode(teardown, manual)]
     // `old` as a node before protocol 1.1.0 was: it neither offers nor answers it.
