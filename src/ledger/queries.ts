@@ -63,6 +63,12 @@ export class LedgerQueries {
     for await (const [key, value] of this.db.iterator(keys.allHeads())) yield [key.slice(2), decodeHead(value)]
   }
 
+  /** The heads of the chains whose author's key starts with `hex` (lower-case hex digits), in author order. */
+  async * headsStartingWith (hex: string): AsyncGenerator<[string, StoredHead]> {
+    await this.settled()
+    for await (const [key, value] of this.db.iterator(keys.headsStartingWith(hex))) yield [key.slice(2), decodeHead(value)]
+  }
+
   /** An author's chain entries after `afterSeq` (-1: from the start), in seq order. */
   async * entriesAfter (author: string, afterSeq: number, options: { limit?: number } = {}): AsyncGenerator<DecodedEntry> {
     for await (const line of this.linesAfter(author, afterSeq, options)) yield decodeTrusted(line)

@@ -34,6 +34,8 @@ export const keys = {
   forksOf: (author: string): Range => prefixRange(`k!${author}!`),
   head: (author: string): string => `h!${author}`,
   allHeads: (): Range => prefixRange('h!'),
+  /** The heads of the authors whose key starts with these hex digits (a sync bucket: two). */
+  headsStartingWith: (hex: string): Range => prefixRange(`h!${hex}`),
   type: (type: string, clock: number, id: string): string => `t!${type}!${pad16(clock)}!${id}`,
   typeRange: (type: string): Range => prefixRange(`t!${type}!`),
   ref: (ref: string, clock: number, id: string): string => `r!${ref}!${pad16(clock)}!${id}`,

@@ -748,6 +748,12 @@ export class LedgerStore extends TypedEvents<LedgerStoreEvents> {
     return this.queries.allHeads()
   }
 
+  /** The heads of the chains whose author's key starts with `hex` (a sync bucket), streamed from LevelDB in author order. */
+  headsStartingWith (hex: string): AsyncGenerator<[string, StoredHead]> {
+    if (!/^[0-9a-f]{0,64}$/.test(hex)) throw new TypeError(`not lower-case hex digits: ${JSON.stringify(hex)}`)
+    return this.queries.headsStartingWith(hex)
+  }
+
   /** An author's head, read from LevelDB when it is not among the cached ones. */
   async headOf (author: string): Promise<ChainHead | undefined> {
     if (!isHex(author, 32)) return undefined

@@ -6,7 +6,7 @@ import { libp2pPrivateKey } from '../../src/crypto/peer-id.js'
 import { createMeshLibp2p } from '../../src/gossip/libp2p.js'
 import { encodeFrame, type HeadTriple, type SyncFrame } from '../../src/ledger/sync/frames.js'
 import { ledgerSync, SYNC_PROTOCOL, SYNC_PROTOCOL_DIGEST, type SyncNetwork } from '../../src/ledger/sync/index.js'
-import { bucketOf, bucketsToExchange, summarize } from '../../src/ledger/sync/summary.js'
+import { bucketOf, bucketsToExchange, collectHeads, summarize, summarizeStore } from '../../src/ledger/sync/summary.js'
 import { waitFor } from '../../src/util/wait.js'
 import { useTeardown } from '../helpers/temp-home.js'
 import { makeChain, newSigner } from './helpers.js'
@@ -41,8 +41,6 @@ describe('the heads\' digests', () => {
     expect(summarize(heads, []).all).toBe(same.all)
     expect(summarize([[hex('1'), 4, hex('c')], heads[1]!], []).all).not.toBe(same.all)
     expect(summarize(heads, [hex('2')]).all).not.toBe(same.all)
-    // A side that could not announce every head makes no digest: a partial list is not its log.
-    expect(summarize(heads, [], false).all).toBeNull()
     expect(bucketsToExchange(same, { all: same.all })).toEqual(new Set())
     expect(bucketsToExchange(same, { all: hex('0') })).toBeNull()
 
@@ -108,6 +106,31 @@ describe('sync by digest between real nodes', () => {
     const again = await a.sync.syncWith(b.libp2p.peerId)
     expect(again).toMatchObject({ inSync: false, received: 0 })
     expect(again!.headsSent).toBeLessThan(20)
+  })
+
+  it('past the heads a session may announce, a digest session still finds and carries every chain that differs', async () => {
+    // Each side announces at most 100 heads here (65,536 by default): 1.0.0 would announce the first 100 of 300 chains only.
+    const capped = { sync: { ...manual.sync, maxHeads: 100 } }
+    const [a, b] = [await startNode(teardown, capped), await startNode(teardown, capped)]
+    await ingestAll([a, b], lonelyChains(300))
+    // The summary digests every head in one pass, keeps none past the cap, and the buckets are read again alone.
+    const all = (await collectHeads(a.store, { maxHeads: 1_000 })).heads
+    const summary = await summarizeStore(a.store, 100)
+    expect(summary.heads).toBeUndefined()
+    expect(summary.all).toBe(summarize(all, []).all)
+    const bucket = bucketOf(all[250]![0])
+    expect((await collectHeads(a.store, { buckets: new Set([bucket]) })).heads).toEqual(all.filter(([author]) => bucketOf(author) === bucket))
+
+    await connect(a, b)
+    await quiet([a, b], 1)
+    expect((await a.sync.syncWith(b.libp2p.peerId))?.inSync).toBe(true)
+    // Chains that sort last, beyond any first 100: found by their buckets.
+    const late = Array.from({ length: 40 }, () => makeChain(newSigner(), 1)[0]!).filter((e) => bucketOf(e.entry.author) >= 0xc0).slice(0, 3)
+    await ingestAll([a], late.map((e) => e.line))
+    const result = await a.sync.syncWith(b.libp2p.peerId)
+    expect(result).toMatchObject({ inSync: false, sent: late.length })
+    expect(result!.headsSent).toBeLessThan(30)
+    await converged([a, b], 300 + late.length)
   })
 
   it('a node that speaks only sync 1.0.0 and a new one still sync, both ways', async () => {

@@ -42,6 +42,8 @@ export interface LedgerSyncInit {
   maxBytesPerSession?: number
   /** Sessions at once, inbound and outbound. Default 8. */
   maxConcurrentSessions?: number
+  /** Heads one side announces per session (members' first past it). Default MAX_HEADS (65,536); what a peer may announce stays MAX_HEADS. */
+  maxHeads?: number
 }
 
 export interface LedgerSyncStats {

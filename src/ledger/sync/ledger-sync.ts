@@ -5,7 +5,7 @@ import { componentLogger } from '../../util/logger.js'
 import type { ChainHead, LedgerStore } from '../store.js'
 import type { Admission } from '../admission/index.js'
 import {
-  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_BYTES_PER_SESSION, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS,
+  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_BYTES_PER_SESSION, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS, MAX_HEADS,
   SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND, SYNC_PROTOCOL, SYNC_PROTOCOL_DIGEST
 } from './constants.js'
 import type { CatchUpResult, LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
@@ -22,6 +22,7 @@ interface Settings {
   maxEntriesPerSession: number
   maxBytesPerSession: number
   maxConcurrentSessions: number
+  maxHeads: number
 }
 
 /**
@@ -57,7 +58,8 @@ export class LedgerSync {
       dialTimeoutMs: init.dialTimeoutMs ?? DIAL_TIMEOUT_MS,
       maxEntriesPerSession: init.maxEntriesPerSession ?? MAX_ENTRIES_PER_SESSION,
       maxBytesPerSession: init.maxBytesPerSession ?? MAX_BYTES_PER_SESSION,
-      maxConcurrentSessions: init.maxConcurrentSessions ?? MAX_CONCURRENT_SESSIONS
+      maxConcurrentSessions: init.maxConcurrentSessions ?? MAX_CONCURRENT_SESSIONS,
+      maxHeads: init.maxHeads ?? MAX_HEADS
     }
   }
 
@@ -178,6 +180,7 @@ export class LedgerSync {
         sessionTimeoutMs: this.settings.sessionTimeoutMs,
         maxEntriesPerSession: this.settings.maxEntriesPerSession,
         maxBytesPerSession: this.settings.maxBytesPerSession,
+        maxHeads: this.settings.maxHeads,
         ...(this.admission !== undefined ? { admission: this.admission } : {}),
         signal,
         log

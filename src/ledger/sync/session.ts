@@ -14,7 +14,8 @@ import {
   MAX_HEADS_PER_FRAME, MAX_STREAM_READ_BUFFER_BYTES, READ_HIGH_WATER_BYTES
 } from './constants.js'
 import { decodeFrame, encodeFrame, type SyncFrame } from './frames.js'
-import { bucketOf, bucketsToExchange, collectHeads, summarize, type HeadsSummary } from './summary.js'
+import type { HeadTriple } from './frames.js'
+import { bucketOf, bucketsToExchange, collectHeads, headsOfBuckets, summarizeStore, type HeadsSummary } from './summary.js'
 
 export interface SessionOptions {
   store: LedgerStore
@@ -31,6 +32,8 @@ export interface SessionOptions {
   maxEntriesPerSession: number
   /** Bytes of entry lines one side sends per session (then `more`). */
   maxBytesPerSession: number
+  /** Heads this side announces (members' first past it); default MAX_HEADS, what a peer may announce. */
+  maxHeads?: number
   /** Quotas the peer's entries are charged to (shared with gossip); none in the ledger's own tests. */
   admission?: Admission
   /** Aborts the session (the service is stopping). */
@@ -92,6 +95,7 @@ type PeerOpening = { t: 'digest', all: string | null, buckets?: string[] } | { t
  */
 export async function runSyncSession (stream: Stream, options: SessionOptions): Promise<SessionResult> {
   const { store, log } = options
+  const maxHeads = Math.min(options.maxHeads ?? MAX_HEADS, MAX_HEADS)
   const result: SessionResult = { received: 0, sent: 0, forksLearnt: 0, forksSent: 0, more: false, inSync: false, headsSent: 0, bytesSent: 0 }
   const controller = new AbortController()
   const signals = [controller.signal, AbortSignal.timeout(options.sessionTimeoutMs)]
@@ -235,27 +239,26 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
     let peer: PeerView
     /** The buckets whose heads are exchanged (null: all). */
     let buckets: Set<number> | null = null
-    /** A digest session's heads, read once: with buckets to exchange, what to send is found among them. */
-    let heads: HeadsSummary['heads'] | undefined
+    /** The heads announced: with buckets to exchange (and all of theirs announced), what to send is found among them rather than by reading every head again. */
+    let announced: { heads: HeadTriple[], complete: boolean } = { heads: [], complete: false }
     const digestSession = options.digests === true && options.want === undefined
     if (options.role === 'dialer' && digestSession) {
       filter = null
-      const mine = await summary(null)
-      heads = mine.heads
+      const mine = await summarizeStore(store, maxHeads)
       await send({ t: 'digest', all: mine.all })
       const theirs = await digestOf(peerOpening.promise)
       if (agree(mine, theirs)) return await finishInSync()
       buckets = differingBuckets(mine, theirs)
-      await sendHeads(mine, null, buckets)
+      announced = await headsOf(mine, buckets)
+      await sendHeads(announced.heads, mine.forked, null, buckets)
       peer = await peerHeads.promise
     } else if (options.role === 'dialer') {
       filter = options.want !== undefined ? new Set(options.want) : null
-      await sendHeads(await summary(filter), options.want ?? null, null)
+      await sendHeads((await collect(filter)).heads, forkedIn(filter), options.want ?? null, null)
       peer = await peerHeads.promise
     } else if ((await peerOpening.promise).t === 'digest') {
       filter = null
-      const mine = await summary(null)
-      heads = mine.heads
+      const mine = await summarizeStore(store, maxHeads)
       const theirs = await digestOf(peerOpening.promise)
       if (agree(mine, theirs)) {
         await send({ t: 'digest', all: mine.all })
@@ -265,14 +268,15 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
       await send(mine.buckets !== undefined ? { t: 'digest', all: mine.all, buckets: mine.buckets } : { t: 'digest', all: mine.all })
       peer = await peerHeads.promise
       buckets = peer.buckets
-      await sendHeads(mine, null, buckets)
+      announced = await headsOf(mine, buckets)
+      await sendHeads(announced.heads, mine.forked, null, buckets)
     } else {
       peer = await peerHeads.promise
       filter = peer.want
-      await sendHeads(await summary(filter), null, null)
+      await sendHeads((await collect(filter)).heads, forkedIn(filter), null, null)
     }
-    // A few buckets: their chains' heads as summarised, rather than another read of every head.
-    const candidates = buckets !== null && heads !== undefined ? inBucketsOf(heads, buckets) : store.allHeads()
+    // Past the heads this side may announce, what the peer lacks is still looked for in every chain (of those buckets), as 1.0.0 does.
+    const candidates = buckets === null ? store.allHeads() : announced.complete ? asHeads(announced.heads) : headsOfBuckets(store, buckets)
     await sendEntries(peer, filter, buckets, candidates)
     const inBuckets = (author: string): boolean => buckets === null || buckets.has(bucketOf(author))
     for (const proof of await store.forks()) {
@@ -287,13 +291,18 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
     await stream.close({ signal })
   }
 
-  /** This side's heads (those in `filter`) and forked authors, with their digests. */
-  const summary = async (filter: Set<string> | null): Promise<HeadsSummary> => {
-    const { heads, complete } = await collectHeads(store, filter, options.admission, () => {
-      log('holding more than %d chains: announcing the first %d only', MAX_HEADS, MAX_HEADS)
-    })
-    const forked = store.equivocatingAuthors().filter((author) => filter === null || filter.has(author))
-    return filter === null ? summarize(heads, forked, complete) : { heads, forked, all: null }
+  /** This side's heads to announce, of the authors in `filter` and the chains in `buckets` (null: all), at most MAX_HEADS. */
+  const collect = async (filter: Set<string> | null, buckets: Set<number> | null = null): Promise<{ heads: HeadTriple[], complete: boolean }> => {
+    const onOverflow = (): void => { log('holding more than %d chains: announcing the first %d only', maxHeads, maxHeads) }
+    return await collectHeads(store, { filter, buckets, maxHeads, ...(options.admission !== undefined ? { admission: options.admission } : {}), onOverflow })
+  }
+
+  const forkedIn = (filter: Set<string> | null): string[] => store.equivocatingAuthors().filter((author) => filter === null || filter.has(author))
+
+  /** The heads of a digest session to announce: from the summary when it kept them, else read again for those buckets. */
+  const headsOf = async (mine: HeadsSummary, buckets: Set<number> | null): Promise<{ heads: HeadTriple[], complete: boolean }> => {
+    if (mine.heads === undefined) return await collect(null, buckets)
+    return { heads: buckets === null ? mine.heads : mine.heads.filter(([author]) => buckets.has(bucketOf(author))), complete: true }
   }
 
   const digestOf = async (opening: Promise<PeerOpening>): Promise<{ all: string | null, buckets?: string[] }> => {
@@ -322,10 +331,9 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
     await stream.close({ signal })
   }
 
-  const sendHeads = async ({ heads, forked: allForked }: HeadsSummary, want: string[] | null, buckets: Set<number> | null): Promise<void> => {
-    const inBuckets = (author: string): boolean => buckets === null || buckets.has(bucketOf(author))
-    const mine = buckets === null ? heads : heads.filter(([author]) => inBuckets(author))
-    const forked = allForked.filter(inBuckets).slice(0, MAX_HEADS_PER_FRAME)
+  /** Announce `mine` (already limited to `buckets`), with the equivocating authors of those buckets. */
+  const sendHeads = async (mine: HeadTriple[], allForked: string[], want: string[] | null, buckets: Set<number> | null): Promise<void> => {
+    const forked = allForked.filter((author) => buckets === null || buckets.has(bucketOf(author))).slice(0, MAX_HEADS_PER_FRAME)
     result.headsSent = mine.length
     let at = 0
     do {
@@ -421,9 +429,9 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
   }
 }
 
-/** The heads of the chains in `buckets`, as sendEntries takes them. */
-async function * inBucketsOf (heads: HeadsSummary['heads'], buckets: Set<number>): AsyncGenerator<[string, { seq: number, id: string }]> {
-  for (const [author, seq, id] of heads) if (buckets.has(bucketOf(author))) yield [author, { seq, id }]
+/** Heads as sendEntries takes them. */
+async function * asHeads (heads: HeadTriple[]): AsyncGenerator<[string, { seq: number, id: string }]> {
+  for (const [author, seq, id] of heads) yield [author, { seq, id }]
 }
 
 /** After `done` the peer should close its side; one that keeps the stream open is cut off after a grace period. */
