@@ -169,7 +169,8 @@ describe('sync by digest between real nodes', () => {
   })
 
   it('a malformed digest, a digest on 1.0.0, and `done` after digests that differ end the session; honest sync goes on', async () => {
-    const victim = await startNode(teardown, { sync: { intervalMs: 1_000, frameTimeoutMs: 1_000 } })
+    // A long wait for a frame: the silent sessions below stay open unless refused.
+    const victim = await startNode(teardown, { sync: { intervalMs: 1_000, frameTimeoutMs: 30_000 } })
     const honest = await startNode(teardown, { sync: { intervalMs: 1_000, frameTimeoutMs: 1_000 } })
     const rogue = await createMeshLibp2p({ privateKey: await libp2pPrivateKey(generateNodeKey()), listen: ['/ip4/127.0.0.1/tcp/0'] })
     teardown(async () => { await rogue.stop() })
@@ -202,6 +203,15 @@ describe('sync by digest between real nodes', () => {
     await abortedByVictim(liar, '`done` after differing digests')
     await waitFor(() => victim.sync.stats().failed > failedBefore, { timeoutMs: 15_000, what: 'the victim to count the session as failed' })
     expect(victim.sync.stats().lastError).toMatch(/digest differs/)
+
+    // 4. Silent sessions on both protocols at once: a peer gets two inbound sync sessions, whichever protocols they speak.
+    const silent = [
+      await rogue.dialProtocol(victim.libp2p.peerId, SYNC_PROTOCOL_DIGEST),
+      await rogue.dialProtocol(victim.libp2p.peerId, SYNC_PROTOCOL_DIGEST)
+    ]
+    const third = await rogue.dialProtocol(victim.libp2p.peerId, SYNC_PROTOCOL)
+    await abortedByVictim(third, 'a third inbound session')
+    expect(silent.every((stream) => stream.status === 'open')).toBe(true)
 
     // Honest sync goes on.
     await ingestAll([honest], lonelyChains(2))

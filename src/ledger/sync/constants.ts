@@ -66,6 +66,13 @@ export const SYNC_PEERS_PER_ROUND = 2
 /** Sessions running at once (inbound and outbound). */
 export const MAX_CONCURRENT_SESSIONS = 8
 
+/**
+ * Sessions one peer may have open to us at once, over both protocols (a
+ * full session and one limited to its own chain, at its start): libp2p's
+ * per-protocol stream limit would let it hold two of each.
+ */
+export const MAX_INBOUND_SESSIONS_PER_PEER = 2
+
 /** Sessions with one peer per round before waiting for the next interval, when it keeps saying `more`. */
 export const MAX_FOLLOW_UP_SESSIONS = 20
 

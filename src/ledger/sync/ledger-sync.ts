@@ -5,7 +5,7 @@ import { componentLogger } from '../../util/logger.js'
 import type { ChainHead, LedgerStore } from '../store.js'
 import type { Admission } from '../admission/index.js'
 import {
-  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_BYTES_PER_SESSION, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS, MAX_HEADS,
+  DIAL_TIMEOUT_MS, FRAME_TIMEOUT_MS, MAX_BYTES_PER_SESSION, MAX_CONCURRENT_SESSIONS, MAX_ENTRIES_PER_SESSION, MAX_FOLLOW_UP_SESSIONS, MAX_HEADS, MAX_INBOUND_SESSIONS_PER_PEER,
   SESSION_TIMEOUT_MS, SYNC_INTERVAL_MS, SYNC_PEERS_PER_ROUND, SYNC_PROTOCOL, SYNC_PROTOCOL_DIGEST
 } from './constants.js'
 import type { CatchUpResult, LedgerSyncComponents, LedgerSyncInit, LedgerSyncStats, LearnOwnChainResult, SyncNetwork } from './index.js'
@@ -37,6 +37,8 @@ export class LedgerSync {
   private readonly settings: Settings
   private readonly admission: Admission | undefined
   private readonly active = new Map<string, number>()
+  /** Sessions each peer has open to us (MAX_INBOUND_SESSIONS_PER_PEER), by peer id. */
+  private readonly inbound = new Map<string, number>()
   private readonly outbound = new Map<string, Promise<SessionResult | undefined>>()
   /** Every session running, inbound or outbound, so stop() can wait for them to wind down. */
   private readonly inflight = new Set<Promise<unknown>>()
@@ -148,13 +150,21 @@ export class LedgerSync {
 
   private readonly onStream = (stream: Stream, connection: Connection): void => {
     const peer = connection.remotePeer
-    if (!this.isRunning || this.sessions >= this.settings.maxConcurrentSessions) {
-      log('refusing a sync session from %p: %d sessions running', peer, this.sessions)
+    const key = peer.toString()
+    const fromPeer = this.inbound.get(key) ?? 0
+    if (!this.isRunning || this.sessions >= this.settings.maxConcurrentSessions || fromPeer >= MAX_INBOUND_SESSIONS_PER_PEER) {
+      log('refusing a sync session from %p: %d sessions running, %d of them from it', peer, this.sessions, fromPeer)
       stream.abort(new Error('too many sync sessions; try again later'))
       return
     }
+    this.inbound.set(key, fromPeer + 1)
     this.enter(peer)
-    void this.run(stream, peer, 'listener', {}).finally(() => { this.leave(peer) })
+    void this.run(stream, peer, 'listener', {}).finally(() => {
+      this.leave(peer)
+      const left = (this.inbound.get(key) ?? 1) - 1
+      if (left <= 0) this.inbound.delete(key)
+      else this.inbound.set(key, left)
+    })
   }
 
   private async run (stream: Stream, peer: PeerId, role: 'dialer' | 'listener', options: { want?: string[], signal?: AbortSignal }): Promise<SessionResult | undefined> {
