@@ -44,7 +44,9 @@ describe('the heads\' digests', () => {
     expect(bucketsToExchange(same, { all: same.all })).toEqual(new Set())
     expect(bucketsToExchange(same, { all: hex('0') })).toBeNull()
 
-    const many: HeadTriple[] = Array.from({ length: 300 }, (_, i) => [i.toString(16).padStart(4, '0').repeat(16), 0, hex('e')])
+    // Spread over every bucket, as random keys are: the first byte cycles.
+    const many: HeadTriple[] = Array.from({ length: 300 }, (_, i) => [(i % 256).toString(16).padStart(2, '0') + i.toString(16).padStart(62, '0'), 0, hex('e')] as HeadTriple)
+      .sort((x, y) => x[0] < y[0] ? -1 : 1)
     const mine = summarize(many, [])
     expect(mine.buckets).toHaveLength(256)
     const changed = many.map((h, i) => i === 7 ? [h[0], 1, hex('f')] as HeadTriple : h)

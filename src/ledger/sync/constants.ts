@@ -3,7 +3,8 @@ export const SYNC_PROTOCOL = '/buildhaus/sync/1.0.0'
 
 /**
  * The same, with digests of the heads first (summary.ts): two nodes that
- * hold the same heads exchange 32 bytes instead of every head, and two that
+ * hold the same heads exchange one SHA-256 each (~200 bytes a session with
+ * the frames) instead of every head, and two that
  * differ in a few chains exchange only the heads of those chains' buckets.
  * Offered first; a peer that knows only 1.0.0 gets 1.0.0.
  */

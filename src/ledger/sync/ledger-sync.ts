@@ -73,7 +73,7 @@ export class LedgerSync {
     if (this.isRunning) return
     this.isRunning = true
     this.controller = new AbortController()
-    // The handler limits are per protocol: a peer gets at most 2 inbound streams of each at once.
+    // libp2p's stream limits are per protocol; onStream bounds a peer's sessions over both (MAX_INBOUND_SESSIONS_PER_PEER).
     for (const protocol of [SYNC_PROTOCOL_DIGEST, SYNC_PROTOCOL]) await this.network.handle(protocol, this.onStream, { maxInboundStreams: 2, maxOutboundStreams: 2 })
     this.network.addEventListener('peer:connect', this.onConnect)
     this.schedule()

@@ -291,7 +291,7 @@ export async function runSyncSession (stream: Stream, options: SessionOptions): 
     await stream.close({ signal })
   }
 
-  /** This side's heads to announce, of the authors in `filter` and the chains in `buckets` (null: all), at most MAX_HEADS. */
+  /** This side's heads to announce, of the authors in `filter` and the chains in `buckets` (null: all), at most `maxHeads`. */
   const collect = async (filter: Set<string> | null, buckets: Set<number> | null = null): Promise<{ heads: HeadTriple[], complete: boolean }> => {
     const onOverflow = (): void => { log('holding more than %d chains: announcing the first %d only', maxHeads, maxHeads) }
     return await collectHeads(store, { filter, buckets, maxHeads, ...(options.admission !== undefined ? { admission: options.admission } : {}), onOverflow })
