@@ -4,6 +4,7 @@ import { describeError, InvalidInputError } from '../util/errors.js'
 import { componentLogger } from '../util/logger.js'
 import { delay } from '../util/wait.js'
 import { collectArtifacts } from './artifacts.js'
+import { DISK_POLL_MS, DiskPace } from './disk-pace.js'
 import { diskUsage } from './disk-usage.js'
 import { SandboxRunError } from './errors.js'
 import { environmentFingerprint } from './host.js'
@@ -22,7 +23,6 @@ const log = componentLogger('sandbox:run')
 const MAX_ARTIFACTS = 10_000
 /** How long to wait for a step's output to close after it exited (a leftover writer under `none`). */
 const OUTPUT_GRACE_MS = 2000
-const DISK_POLL_MS = 250
 
 /** One run as a sandbox implementation prepares it. */
 export interface PreparedRun {
@@ -257,9 +257,15 @@ class RunSession {
     })()
     // Not at once: the unpacked source was bounded by the unpack, and a step that ends sooner gets the strict walk below.
     const pollDisk = (async () => {
+      const pace = new DiskPace(prepared.diskDirs, { maxBytes: limits.workspaceMb * MiB, maxEntries: workspaceEntryLimit(limits.workspaceMb) })
       while (await pause(DISK_POLL_MS)) {
-        const found = await this.diskViolation(prepared.diskDirs, false).catch((err: unknown) => { log.error('disk check failed: %e', err) })
-        if (found !== undefined) stop(found)
+        if (!await pace.due(performance.now())) continue
+        await pace.walkStarting()
+        const began = performance.now()
+        const measured = await this.measureWorkspace(prepared.diskDirs, false).catch((err: unknown) => { log.error('disk check failed: %e', err) })
+        if (measured === undefined) continue
+        pace.walked(measured, performance.now() - began, performance.now())
+        if (measured.violation !== undefined) stop(measured.violation)
       }
     })()
 
@@ -290,7 +296,7 @@ class RunSession {
       } else {
         violation = await prepared.check(proc).catch(() => undefined) ??
           exitViolation(limits, exit.code, exit.signal) ??
-          await this.diskViolation(prepared.diskDirs, true)
+          (await this.measureWorkspace(prepared.diskDirs, true)).violation
       }
     }
     prepared.stepEnded()
@@ -308,7 +314,7 @@ class RunSession {
    * the tree, and a walk that cannot see all of it is a violation: a tree
    * that cannot be measured never passes.
    */
-  private async diskViolation (dirs: string[], strict: boolean): Promise<Violation | undefined> {
+  private async measureWorkspace (dirs: string[], strict: boolean): Promise<{ bytes: number, entries: number, violation?: Violation }> {
     const { limits } = this.request
     const maxBytes = limits.workspaceMb * MiB
     const maxEntries = workspaceEntryLimit(limits.workspaceMb)
@@ -318,10 +324,10 @@ class RunSession {
       const usage = await diskUsage(dir, { maxBytes: maxBytes - bytes, maxEntries: maxEntries - entries, reopenUnreadable: this.backend.sharesUidWithBuilds })
       bytes += usage.bytes
       entries += usage.entries
-      if (bytes > maxBytes || entries > maxEntries) return limitViolation(limits, 'workspaceMb')
-      if (!usage.complete && strict) return { status: 'error', reason: `${describeLimit('workspaceMb', limits.workspaceMb)}: the workspace could not be measured (${usage.problem ?? 'unknown'})` }
+      if (bytes > maxBytes || entries > maxEntries) return { bytes, entries, violation: limitViolation(limits, 'workspaceMb') }
+      if (!usage.complete && strict) return { bytes, entries, violation: { status: 'error', reason: `${describeLimit('workspaceMb', limits.workspaceMb)}: the workspace could not be measured (${usage.problem ?? 'unknown'})` } }
     }
-    return undefined
+    return { bytes, entries }
   }
 }
 

@@ -175,6 +175,19 @@ describe('hostile jobs under bubblewrap', () => {
     expect(outcome.reason).toBe('workspace limit (16 MB)')
   })
 
+  it('ends a job that fills the disk in one go mid-step after making a large tree, whose walks are spaced out', async () => {
+    // Thousands of files make each walk of the workspace slow, so walks come seldom (disk-pace.ts); the fill must
+    // still be seen while the step runs (by the file system's growth), not only when its minute of sleep is over.
+    const work = await tempDir(teardown)
+    const outcome = await runJob(executor, teardown, work, {
+      ...step('mkdir tree && cd tree && seq 1 9000 | xargs touch && cd .. && sleep 1 && head -c 6000000 /dev/zero > a && head -c 6000000 /dev/zero > b && head -c 6000000 /dev/zero > c && sleep 60'),
+      limits: { workspaceMb: 16, fileMb: 8, wallSeconds: 120 }
+    })
+    expect(outcome.status).toBe('error')
+    expect(outcome.reason).toBe('workspace limit (16 MB)')
+    expect(outcome.steps[0]!.ms).toBeLessThan(60_000)
+  })
+
   it('ends a job writing one file past the file size limit', async () => {
     const work = await tempDir(teardown)
     const outcome = await runJob(executor, teardown, work, { ...step('head -c 20000000 /dev/zero > big'), limits: { fileMb: 8 } })
