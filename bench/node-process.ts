@@ -29,12 +29,14 @@ export interface NodeProcessOptions {
   nodeArgs?: string[]
   /** The environment of the process (default: this one's). */
   env?: NodeJS.ProcessEnv
+  /** More `join` options (environments, platforms). */
+  joinArgs?: string[]
 }
 
 export async function startNodeProcess (scratch: string, index: number, bootstrap: string | undefined, slots: number | undefined, mesh: string, options: NodeProcessOptions = {}): Promise<NodeProcess> {
   const home = join(scratch, `node-${index}`)
   const args = [BIN, 'join', '--json', '--home', home, '--mesh', mesh, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
-    ...(slots !== undefined ? ['--slots', String(slots)] : []), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : [])]
+    ...(slots !== undefined ? ['--slots', String(slots)] : []), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : []), ...options.joinArgs ?? []]
   const nodeArgs = options.nodeArgs ?? process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
   const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   let stderr = ''

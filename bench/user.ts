@@ -8,6 +8,7 @@ import { packDirectory } from '../src/archive/index.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { foundMeshFor } from '../src/node/home/found-mesh.js'
 import { startPerfRecord } from './child-process.js'
+import { machineBusySeconds, TICKS_PER_SECOND } from './machine-cpu.js'
 import { startHost, stopHost, type HostProcess } from './cluster.js'
 import { procMemory, procStatus, ROOT, startNodeProcess, stopNodeProcess, type NodeProcess } from './node-process.js'
 import { percentile, round } from './stats.js'
@@ -71,7 +72,6 @@ const CLIENT = join(ROOT, 'dist', 'bench', 'user-client.js')
 const DEFAULT_ANCHOR = join(ROOT, '..', 'shared', 'anchors', 'buildbot', 'bench.sh')
 /** How long one job may take before the bench counts it lost. */
 const JOB_TIMEOUT_MS = 120_000
-const TICKS_PER_SECOND = 100
 /**
  * BENCH_TRACE=DIR: the node processes note timestamps along each job's path
  * (src/util/trace.ts) and this bench notes each timed job's POST and SSE
@@ -177,10 +177,9 @@ async function cpuSnapshot (nodes: NodeProcess[]): Promise<{ t: number, nodes: n
       system += Number(fields[12])
     }
   }
-  const machine = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1, 9).map(Number)
-  const [user, nice, machineSystem, , , irq, softirq] = machine as [number, number, number, number, number, number, number]
+  const machineBusy = await machineBusySeconds()
   const usage = process.cpuUsage()
-  return { t: performance.now(), nodes: ticks / TICKS_PER_SECOND, helpers: helper / TICKS_PER_SECOND, nodesSystem: system / TICKS_PER_SECOND, sandboxes: children / TICKS_PER_SECOND, machineBusy: (user + nice + machineSystem + irq + softirq) / TICKS_PER_SECOND, self: (usage.user + usage.system) / 1e6 }
+  return { t: performance.now(), nodes: ticks / TICKS_PER_SECOND, helpers: helper / TICKS_PER_SECOND, nodesSystem: system / TICKS_PER_SECOND, sandboxes: children / TICKS_PER_SECOND, machineBusy, self: (usage.user + usage.system) / 1e6 }
 }
 
 /** The spawn helper processes a node started (children whose command line names spawn-helper-main). */
