@@ -1,7 +1,10 @@
 import { resolve } from 'node:path'
 import { stat } from 'node:fs/promises'
-import { MAX_SOURCE_BYTES, packDirectory } from '../../../archive/index.js'
-import { readJobSpec, type JobView, type SpecOverrides } from '../../../jobs/index.js'
+import { MAX_SOURCE_BYTES } from '../../../archive/constants.js'
+import { packDirectory } from '../../../archive/pack.js'
+import type { JobView, SpecOverrides } from '../../../jobs/index.js'
+// The module itself, not the layer's index: `submit` needs the spec reader, not the node's job service and sandbox.
+import { readJobSpec } from '../../../jobs/spec.js'
 import { connectFromOptions } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
 import { defineCommand } from '../command.js'
