@@ -28,6 +28,7 @@ import { benchSyncHeads } from './sync-heads.js'
 import { benchUser } from './user.js'
 import { benchBusy } from './busy.js'
 import { benchWatches } from './watches.js'
+import { benchWorkloads } from './workloads.js'
 
 interface Module {
   /** The full run: each module's own defaults unless they would push the run past ~20 minutes. */
@@ -56,6 +57,9 @@ const MODULES = {
   // A build that wants every core, and what it leaves to the node and the volunteer's own work.
   busy: { full: async () => await benchBusy(), quick: async () => await benchBusy({ requests: 50, rounds: 2 }) },
   user: { full: async () => await benchUser(), quick: async () => await benchUser({ sequential: 8, burst: 20, idlePeers: 10, idleMs: 5_000 }) },
+  // Real builds (a C program, a Python wheel, Debian's hello) through the CLI beside the same steps under a plain bwrap.
+  // The full run makes missing environments; the quick one builds the C program once in a cached one, if any.
+  workloads: { full: async () => await benchWorkloads(), quick: async () => await benchWorkloads({ rounds: 1, only: ['c-program'], create: false }) },
   // 5 minutes per phase (not the module's 10) keeps a struggling 50-node run from pushing the whole run past ~20 minutes.
   cluster: { full: async () => await benchCluster({ phaseTimeoutMs: 5 * 60_000 }), quick: async () => await benchCluster({ nodes: 6, hosts: 2, jobs: 4, phaseTimeoutMs: 120_000 }) },
   // The scale model's inputs (CPU per message, sizes) and its projections; checked against `cluster` when both ran.
