@@ -25,6 +25,16 @@ async function server (teardown: Teardown): Promise<string> {
     reply.raw.write(': hello\n')
     return await reply
   })
+  app.get('/moved', async (_request, reply) => await reply.redirect('/huge'))
+  // Promises 1,000 bytes, sends 10 and hangs up: a node that crashed mid-answer.
+  app.get('/cut', async (_request, reply) => {
+    reply.raw.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+    reply.raw.write('{"partial"')
+    setTimeout(() => { reply.raw.destroy() }, 20)
+    return await reply
+  })
+  app.post('/bytes', async (request) => ({ type: request.headers['content-type'], length: (request.body as Buffer).length }))
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   teardown(async () => { await app.close() })
   return url
@@ -49,6 +59,14 @@ describe('NodeClient', () => {
     await expect(client.getJson('/slow')).rejects.toMatchObject({ name: 'NodeNotRunningError', message: expect.stringMatching(/did not answer in time/) })
     await expect(client.getJson('/huge')).rejects.toMatchObject({ name: 'ApiRequestError', message: expect.stringMatching(/larger than 1024 bytes/) })
     await expect(client.getJson('/missing')).rejects.toMatchObject({ name: 'ApiRequestError', status: 404 })
+    // No node redirects: following one could take the token elsewhere.
+    await expect(client.getJson('/moved')).rejects.toMatchObject({ name: 'ApiRequestError', status: 302, message: expect.stringMatching(/answered with a redirect \(HTTP 302\)/) })
+    await expect(client.getJson('/cut')).rejects.toMatchObject({ name: 'ApiRequestError', message: expect.stringMatching(/closed the connection before its answer to GET \/cut was complete/) })
+  })
+
+  it('posts raw bytes as they are, with their length', async () => {
+    const client = new NodeClient(await server(teardown))
+    expect(await client.postBytes('/bytes', new Uint8Array(3000).fill(7))).toEqual({ type: 'application/octet-stream', length: 3000 })
   })
 
   it('ends a stream at once when its signal aborts, even while the server is silent', async () => {

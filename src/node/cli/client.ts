@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { describeError, UsageError } from '../../util/errors.js'
 import { processAlive, readApiFile, type ApiFile } from '../api/file.js'
 import type { ApiErrorBody } from '../api/types.js'
@@ -74,6 +75,13 @@ export interface RequestOptions {
   timeoutMs?: number
 }
 
+/** A node's answer: its status and its body, not yet read. */
+interface Answer {
+  status: number
+  ok: boolean
+  body: IncomingMessage
+}
+
 /**
  * The CLI's way to talk to a node's API: JSON reads and writes with a
  * deadline and a size bound, and line streams (NDJSON, server-sent events).
@@ -128,7 +136,6 @@ export class NodeClient {
       const response = await this.send('GET', path, undefined, controller.signal)
       connect.removeEventListener('abort', onConnectTimeout)
       if (!response.ok) throw await this.errorOf(response, 'GET', path)
-      if (response.body === null) return
       const decoder = new TextDecoder()
       let pending = ''
       for await (const chunk of chunksOf(response.body, controller.signal)) {
@@ -169,7 +176,7 @@ export class NodeClient {
       const body = response.body
       return (async function * () {
         try {
-          if (body !== null) yield * chunksOf(body, controller.signal)
+          yield * chunksOf(body, controller.signal)
         } finally {
           options.signal?.removeEventListener('abort', onAbort)
           controller.abort()
@@ -193,26 +200,44 @@ export class NodeClient {
     }
   }
 
-  private async send (method: string, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+  /**
+   * One request with node:http (not fetch: loading fetch's implementation
+   * cost a command ~60–80 ms before its first request, measured, more than
+   * the rest of a `status`). A new connection each time, closed after the
+   * answer, so that nothing keeps the command's process alive; a redirect is
+   * an error, as no node sends one.
+   */
+  private async send (method: string, path: string, body: unknown, signal: AbortSignal): Promise<Answer> {
+    const url = new URL(path, this.url)
     const headers: Record<string, string> = { accept: 'application/json' }
-    const raw = body instanceof Uint8Array
-    if (body !== undefined) headers['content-type'] = raw ? 'application/octet-stream' : 'application/json'
+    const payload = body === undefined ? undefined : body instanceof Uint8Array ? body : Buffer.from(JSON.stringify(body))
+    if (payload !== undefined) {
+      headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json'
+      headers['content-length'] = String(payload.byteLength)
+    }
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
     try {
-      return await fetch(new URL(path, this.url), {
-        method,
-        headers,
-        ...(body !== undefined ? { body: raw ? body as unknown as BodyInit : JSON.stringify(body) } : {}),
-        signal,
-        redirect: 'error'
+      // TLS only for a node behind https: loading it costs a command that talks to a local node time for nothing.
+      const request = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest
+      return await new Promise<Answer>((resolve, reject) => {
+        const sent = request(url, { method, headers, signal, agent: false }, (answer) => {
+          const status = answer.statusCode ?? 0
+          if (status >= 300 && status < 400) {
+            answer.destroy()
+            reject(new ApiRequestError(`${method} ${path} at ${this.url} answered with a redirect (HTTP ${status}); is that address a buildhaus node?`, { status }))
+            return
+          }
+          resolve({ status, ok: status >= 200 && status < 300, body: answer })
+        })
+        sent.once('error', reject)
+        sent.end(payload)
       })
     } catch (err) {
       throw this.unreachable(err, signal)
     }
   }
 
-  private async readBounded (response: Response, method: string, path: string, signal: AbortSignal): Promise<string> {
-    if (response.body === null) return ''
+  private async readBounded (response: Answer, method: string, path: string, signal: AbortSignal): Promise<string> {
     const chunks: Uint8Array[] = []
     let size = 0
     try {
@@ -224,16 +249,17 @@ export class NodeClient {
         chunks.push(chunk)
       }
     } catch (err) {
-      if (err instanceof ApiRequestError) throw err
-      throw this.unreachable(err, signal)
+      if (err instanceof ApiRequestError || signal.aborted) throw this.unreachable(err, signal)
+      // The answer had begun: the node is there, and stopped mid-answer.
+      throw new ApiRequestError(`the node at ${this.url} closed the connection before its answer to ${method} ${path} was complete; it may have stopped or restarted, so try again`, { cause: err })
     }
     return Buffer.concat(chunks).toString('utf8')
   }
 
-  private async errorOf (response: Response, method: string, path: string): Promise<ApiRequestError> {
+  private async errorOf (response: Answer, method: string, path: string): Promise<ApiRequestError> {
     let body: Partial<ApiErrorBody> | undefined
     try {
-      body = JSON.parse((await response.text()).slice(0, 64 * 1024)) as Partial<ApiErrorBody>
+      body = JSON.parse(await readPrefix(response.body, 64 * 1024)) as Partial<ApiErrorBody>
     } catch {}
     const remote = body?.error
     if (remote !== undefined && typeof remote.message === 'string' && typeof remote.name === 'string') {
@@ -250,7 +276,7 @@ export class NodeClient {
   private unreachable (err: unknown, signal: AbortSignal): Error {
     if (err instanceof ApiRequestError || err instanceof NodeNotRunningError) return err
     const cause = (err as { cause?: { code?: string, message?: string } }).cause
-    const code = cause?.code
+    const code = (err as { code?: string }).code ?? cause?.code
     const { home, apiFile } = this.located
     if (signal.aborted) {
       const reason: unknown = signal.reason
@@ -259,7 +285,7 @@ export class NodeClient {
       }
       return reason instanceof Error ? reason : new NodeNotRunningError('the request was interrupted')
     }
-    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET') {
       if (home !== undefined && apiFile !== undefined) {
         if (!processAlive(apiFile.pid)) {
           return new NodeNotRunningError(`the node in ${home} is not running: its api.json names pid ${apiFile.pid}, which has exited (a leftover of a crash, harmless); start it with \`buildhaus-node join --home ${home}\``, { cause: err })
@@ -295,28 +321,45 @@ export async function connectNode (options: LocateOptions & NodeClientOptions): 
 }
 
 /**
- * A web ReadableStream as an async iterable (the DOM typings lack it); cancels
- * the stream if the loop ends early or `signal` aborts. Cancelling the reader
- * ourselves on abort matters: fetch's own abort did not always reach a body
- * already being read (a watch then waited forever on a quiet event stream).
+ * An answer's body, chunk by chunk, until it ends or `signal` aborts (which
+ * destroys it: a quiet event stream must not keep a watch waiting). The
+ * body is destroyed too when the loop ends early.
  */
-async function * chunksOf (body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader()
-  const onAbort = (): void => { void reader.cancel(signal.reason).catch(() => {}) }
+async function * chunksOf (body: IncomingMessage, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const onAbort = (): void => { body.destroy() }
   if (signal.aborted) onAbort()
   else signal.addEventListener('abort', onAbort, { once: true })
   try {
-    while (true) {
-      const { done, value } = await reader.read()
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (signal.aborted) break
+        yield chunk
+      }
+    } catch (err) {
+      // Destroyed because the signal aborted: say why, not how the stream ended.
       if (signal.aborted) throw signal.reason
-      if (done) return
-      yield value
+      throw err
     }
+    if (signal.aborted) throw signal.reason
+    // The connection closed before the whole answer came.
+    if (!body.complete) throw new ApiRequestError('the node closed the connection before its answer was complete; it may have stopped or restarted, so try again')
   } finally {
     signal.removeEventListener('abort', onAbort)
-    await reader.cancel().catch(() => {})
-    reader.releaseLock()
+    body.destroy()
   }
+}
+
+/** At most `limit` bytes of an answer's body, as text (an error's JSON). */
+async function readPrefix (body: IncomingMessage, limit: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    chunks.push(chunk)
+    size += chunk.byteLength
+    if (size >= limit) break
+  }
+  body.destroy()
+  return Buffer.concat(chunks).toString('utf8').slice(0, limit)
 }
 
 /** `connectNode` from a command's `--api` and `--home` (either may be absent) and its environment. */
