@@ -201,9 +201,9 @@ export class NodeClient {
   }
 
   /**
-   * One request with node:http (not fetch: loading fetch's implementation
-   * cost a command ~60–80 ms before its first request, measured, more than
-   * the rest of a `status`). A new connection each time, closed after the
+   * One request with node:http (not fetch, whose implementation a command
+   * loaded at its first request: `status` and `submit` took 15–20 ms longer
+   * with it, measured). A new connection each time, closed after the
    * answer, so that nothing keeps the command's process alive; a redirect is
    * an error, as no node sends one.
    */
