@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { EnvironmentStore, UnknownEnvironmentError, type EnvironmentLease } from '../src/environments/index.js'
+import { parseArgs } from 'node:util'
+import { EnvironmentStore, type EnvironmentLease } from '../src/environments/index.js'
 import type { JobView } from '../src/jobs/index.js'
 import { foundMeshFor } from '../src/node/home/found-mesh.js'
 import { SANDBOX_PATH } from '../src/sandbox/bwrap-args.js'
@@ -91,7 +92,9 @@ async function run (command: string, args: string[], cwd: string, timeoutMs: num
 /**
  * The anchor: each step under a plain bwrap in the environment's root
  * (read-only), the copy of the source at /build, fresh /tmp, /proc and
- * /dev, the same PATH and locale as a buildhaus step. Nothing else.
+ * /dev, the same PATH and locale as a buildhaus step. Nothing else: as the
+ * bench's own user (root, where buildhaus builds as an unprivileged user in
+ * a user namespace), the more favourable to the anchor.
  */
 async function bareBuild (root: string, source: string, workDir: string, spec: Spec): Promise<void> {
   await cp(source, workDir, { recursive: true })
@@ -172,9 +175,22 @@ async function prepareSource (workload: Workload, scratch: string): Promise<{ di
   return { dir, spec: spec as unknown as Spec, timeoutS: Number(spec.timeout ?? 1800) }
 }
 
-async function acquire (store: EnvironmentStore, spec: Spec, create: boolean): Promise<EnvironmentLease> {
+/**
+ * A lease on the workload's environment. Without `create`, only one already
+ * made: the store would otherwise install a missing package set (minutes,
+ * and the archive) even when asked not to make the base.
+ */
+async function acquire (store: EnvironmentStore, spec: Spec, create: boolean): Promise<EnvironmentLease | string> {
   const name = spec.environment!
-  return await store.acquire({ name, packages: spec.packages ?? [], create, onLine: (line) => { say(`${name}: ${line}`) } })
+  const packages = spec.packages ?? []
+  if (!create) {
+    const base = await store.lookup(name)
+    const wanted = [...packages].sort().join(' ')
+    const made = base !== undefined && (packages.length === 0 ||
+      (await store.list()).some((e) => e.name === name && e.base === base.hash && [...e.requested].sort().join(' ') === wanted))
+    if (!made) return `no ${name}${packages.length > 0 ? ` + ${packages.join(', ')}` : ''} in ${store.dir}; the quick run makes none (the full run does)`
+  }
+  return await store.acquire({ name, packages, create, onLine: (line) => { say(`${name}: ${line}`) } })
 }
 
 function summary (samples: Timed[]): Timed {
@@ -188,6 +204,10 @@ function medianPhases (runs: MeshRun[]): Record<string, number> {
 
 export async function benchWorkloads (options: WorkloadsBenchOptions = {}): Promise<Record<string, unknown>> {
   const rounds = options.rounds ?? 3
+  if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`workloads: rounds must be a whole number from 1, received ${String(options.rounds)}`)
+  const names = WORKLOADS.map((w) => w.name)
+  const unknown = (options.only ?? []).filter((n) => !names.includes(n))
+  if (unknown.length > 0 || options.only?.length === 0) throw new RangeError(`workloads: unknown workload ${unknown.join(', ') || '(none given)'}; choose among ${names.join(', ')}`)
   const create = options.create ?? true
   const dir = options.dir ?? defaultStore()
   const chosen = WORKLOADS.filter((w) => options.only === undefined || options.only.includes(w.name))
@@ -199,13 +219,10 @@ export async function benchWorkloads (options: WorkloadsBenchOptions = {}): Prom
     const sources = []
     for (const workload of chosen) {
       const source = await prepareSource(workload, scratch)
-      try {
-        leases.push(await acquire(store, source.spec, create))
-      } catch (err) {
-        if (err instanceof UnknownEnvironmentError && !create) return { skipped: `${err.message} (the quick run makes none; the full run does)`, store: dir }
-        throw err
-      }
-      sources.push({ workload, ...source, root: leases.at(-1)!.root })
+      const lease = await acquire(store, source.spec, create)
+      if (typeof lease === 'string') return { skipped: lease, store: dir }
+      leases.push(lease)
+      sources.push({ workload, ...source, root: lease.root })
     }
 
     const mesh = join(scratch, 'mesh.json')
@@ -276,16 +293,15 @@ export async function benchWorkloads (options: WorkloadsBenchOptions = {}): Prom
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const args = process.argv.slice(2)
-  const value = (flag: string): string | undefined => { const i = args.indexOf(flag); return i === -1 ? undefined : args[i + 1] }
-  const only = value('--only')?.split(',')
-  const dirArg = value('--dir')
-  const roundsArg = value('--rounds')
+  const { values } = parseArgs({
+    strict: true,
+    options: { rounds: { type: 'string' }, only: { type: 'string' }, dir: { type: 'string' }, 'no-create': { type: 'boolean', default: false } }
+  })
   benchWorkloads({
-    ...(roundsArg !== undefined ? { rounds: Number(roundsArg) } : {}),
-    ...(only !== undefined ? { only } : {}),
-    ...(dirArg !== undefined ? { dir: dirArg } : {}),
-    create: !args.includes('--no-create')
+    ...(values.rounds !== undefined ? { rounds: Number(values.rounds) } : {}),
+    ...(values.only !== undefined ? { only: values.only.split(',').filter((n) => n !== '') } : {}),
+    ...(values.dir !== undefined ? { dir: values.dir } : {}),
+    create: !values['no-create']
   }).then((figures) => { process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`); process.exit(0) }, (err: unknown) => {
     process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
     process.exit(1)
