@@ -1,6 +1,9 @@
+import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { foldJob } from '../../src/jobs/state.js'
-import { progressLines } from '../../src/node/cli/watch.js'
+import { NodeClient } from '../../src/node/cli/client.js'
+import { progressLines, watchJob } from '../../src/node/cli/watch.js'
+import { useTeardown } from '../helpers/temp-home.js'
 import { short } from '../../src/node/cli/job-format.js'
 import { World, platforms } from '../jobs/helpers.js'
 
@@ -40,4 +43,33 @@ describe('submit --wait progress', () => {
       'linux-x64: 1 of 2 agreeing results'
     ])
   })
+})
+
+describe('watching a job', () => {
+  const teardown = useTeardown()
+
+  it('misses no verdict that comes between its first read and its event stream: it reads the job once subscribed', async () => {
+    // A node whose job is decided at the moment the watcher subscribes, and which sends no event for it afterwards
+    // (it came before the subscription): a watcher that read the job before subscribing learns it only from its poll.
+    const world = new World()
+    const [submitter, builder] = [world.author(), world.author()]
+    const job = submitter.job({ platforms: platforms(['linux-x64', 1]) })
+    const pending = foldJob(job, [])
+    const verified = foldJob(job, [builder.claim(job), builder.result(job)])
+    expect(verified.verdict).toBe('verified')
+    let subscribed = false
+    const app = Fastify({ forceCloseConnections: true })
+    app.get('/api/jobs/:id', async () => subscribed ? verified : pending)
+    app.get('/api/events', async (_request, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
+      subscribed = true
+      reply.raw.write(': buildhaus events\n\n')
+    })
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    teardown(async () => { await app.close() })
+
+    const watched = await watchJob(new NodeClient(url), job.id, { deadline: Date.now() + 60_000, signal: AbortSignal.timeout(60_000), pollMs: 60_000 })
+    expect(watched).toMatchObject({ final: true, job: { verdict: 'verified' } })
+  }, 20_000)
 })

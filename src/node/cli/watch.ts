@@ -20,9 +20,8 @@ export interface WatchResult {
  * node's event stream and re-reads the job on each event about it (and every
  * few seconds regardless).
  */
-export async function watchJob (client: NodeClient, id: string, options: { deadline: number, signal: AbortSignal, progress?: (line: string) => void }): Promise<WatchResult> {
+export async function watchJob (client: NodeClient, id: string, options: { deadline: number, signal: AbortSignal, progress?: (line: string) => void, pollMs?: number }): Promise<WatchResult> {
   const seen = new Set<string>()
-  let job = await client.getJson<JobView>(`/api/jobs/${id}`, { signal: options.signal })
   const report = (view: JobView): void => {
     if (options.progress === undefined) return
     for (const line of progressLines(view)) {
@@ -31,8 +30,6 @@ export async function watchJob (client: NodeClient, id: string, options: { deadl
       options.progress(line)
     }
   }
-  report(job)
-  if (FINAL_VERDICTS.has(job.verdict)) return { job, final: true }
 
   // One controller that the caller's signal, the deadline and our own return all abort. (Not
   // AbortSignal.any: the event stream then sometimes missed the abort and the watch never returned.)
@@ -43,22 +40,35 @@ export async function watchJob (client: NodeClient, id: string, options: { deadl
   else options.signal.addEventListener('abort', onCallerAbort, { once: true })
   const deadline = setTimeout(() => { stop.abort(new DOMException('the watch deadline passed', 'TimeoutError')) }, Math.max(0, options.deadline - Date.now()))
   let wake: (() => void) | undefined
+  let subscribed: () => void = () => {}
+  const listening = new Promise<void>((resolve) => { subscribed = resolve })
   // Events only wake the loop below; every read of the job happens there.
   const events = (async () => {
     let current = ''
     try {
       for await (const line of client.stream('/api/events', { signal })) {
+        // The node subscribes a stream before it writes its first line.
+        subscribed()
         if (line.startsWith('event: ')) current = line.slice(7)
         else if (line.startsWith('data: ') && current === 'job' && line.includes(id)) wake?.()
       }
     } catch {
       // The poll below carries on without events.
+    } finally {
+      subscribed()
     }
   })()
   try {
+    // The first read once the event stream is subscribed (or after a poll's wait without it): a verdict
+    // before the read is in it, one after wakes us. (Read before subscribing, a verdict between the two was seen by the poll alone.)
+    await Promise.race([listening, new Promise((resolve) => { setTimeout(resolve, options.pollMs ?? POLL_MS).unref() })])
+    if (options.signal.aborted) throw options.signal.reason
+    let job = await client.getJson<JobView>(`/api/jobs/${id}`, { signal: options.signal })
+    report(job)
+    if (FINAL_VERDICTS.has(job.verdict)) return { job, final: true }
     while (!signal.aborted) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, POLL_MS)
+        const timer = setTimeout(resolve, options.pollMs ?? POLL_MS)
         wake = () => { clearTimeout(timer); resolve() }
         signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
       })
