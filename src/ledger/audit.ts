@@ -88,7 +88,20 @@ export interface AuditReport {
   /** Authors that ended their chain (a final entry, i.e. a revoke): at which seq and line. */
   ended: Array<{ author: string, seq: number, line: number }>
   gaps: AuditGap[]
+  /**
+   * How signatures were checked. `every`: each line's own (failed: lines that
+   * failed). `chain`: one per run of linked entries (its last), plus every
+   * entry outside a run (fork sides, duplicates, entries out of order or after
+   * a revoke); each other entry is proven by the next entry of its chain,
+   * whose signed `prev` is its id (docs/FORMAT.md §9). `fallback`: a chain
+   * audit of a file found a bad signature and read it again with every
+   * signature checked, so that every bad line is named.
+   */
+  signatures: { mode: SignatureMode, checked: number, failed: number, fallback?: true }
 }
+
+/** Which signatures an audit checks: each line's own, or those a chain's links do not already vouch for. */
+export type SignatureMode = 'every' | 'chain'
 
 export interface AuditOptions {
   /** Signature checks; default the process-wide worker pool. */
@@ -102,6 +115,17 @@ export interface AuditOptions {
   onEntry?: (entry: DecodedEntry, line: number, problem?: AuditProblem) => void | Promise<void>
   /** Most problems listed (all are counted). Default 1,000. */
   maxProblems?: number
+  /**
+   * `every` (default): each line's signature is checked before the line counts.
+   * `chain`: only those the chain does not vouch for (AuditReport.signatures).
+   * With `chain`, onEntry sees entries before the signature that proves them
+   * is checked: if any fails (signatures.failed > 0, and the report is
+   * invalid), entries already handed over may be unproven. auditFile then
+   * reads the file again with `every`, after calling onRestart.
+   */
+  signatures?: SignatureMode
+  /** auditFile only: called before a chain audit that found a bad signature reads the file again with every signature checked. */
+  onRestart?: () => void
 }
 
 /** Lines parsed and sent to the verifier together. */
@@ -123,6 +147,8 @@ interface ChainState {
   /** Ids and lines by seq (arrays: dense while a chain comes in seq order, as exports list it). */
   ids: string[]
   lines: number[]
+  /** `chain` mode: the last entry of the current run of linked entries, whose signature is not checked yet. */
+  tip?: Parsed
   /** The author's summary, built into the report at the end. */
   entries: number
   headSeq: number
@@ -152,13 +178,16 @@ interface Parsed {
  * line is caught, and named by its line), and every author's chain must link
  * up: seq from 0 without gaps, prev the id of the entry before, each seq once
  * (two valid entries at one seq are a fork), in seq order. Signatures are
- * verified in parallel batches; chains are checked in line order.
+ * verified in parallel batches; chains are checked in line order. With
+ * `signatures: 'chain'` only the signatures the chain's links do not vouch
+ * for are checked (AuditOptions.signatures).
  */
 export async function auditLines (lines: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>, codec: EntryCodec, options: AuditOptions = {}): Promise<AuditReport> {
   const verifier = options.verifier ?? sharedVerifyPool()
   const maxProblems = options.maxProblems ?? 1000
   const onEntry = options.onEntry
-  const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, invalidCount: 0, forks: [], equivocating: [], ended: [], gaps: [] }
+  const mode = options.signatures ?? 'every'
+  const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, invalidCount: 0, forks: [], equivocating: [], ended: [], gaps: [], signatures: { mode, checked: 0, failed: 0 } }
   const chains = new Map<string, ChainState>()
   /** Chain problems per author: excused at the end for authors proven to equivocate. */
   const chainProblems = new Map<string, number>()
@@ -230,6 +259,14 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
         state.lines[seq] = line
       }
     } else {
+      if (mode === 'chain') {
+        // A run of linked entries is proven by its last entry's signature: each
+        // entry's id is signed as `prev` by the next. An entry that does not link
+        // ends the run before it, whose last entry must then prove itself.
+        const links = seq === state.lastSeq + 1 && prev === (seq === 0 ? null : state.lastId)
+        if (state.tip !== undefined && !links) checkSignature(state.tip)
+        state.tip = p
+      }
       if (seq > state.lastSeq + 1) {
         report.gaps.push({ author, line, missingFrom: state.lastSeq + 1, missingTo: seq - 1 })
         misplaced = at('gap', `author ${author} jumps from seq ${state.lastSeq} to ${seq}; entries ${state.lastSeq + 1}–${seq - 1} are missing`)
@@ -248,6 +285,8 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
       state.ids[seq] = id
       state.lines[seq] = line
     }
+    // Outside the run (a fork's second side, a duplicate, out of order, after a revoke): nothing vouches for it.
+    if (mode === 'chain' && misplaced !== undefined && state.tip !== p) checkSignature(p)
     state.entries++
     if (seq >= state.headSeq) {
       state.headSeq = seq
@@ -260,6 +299,25 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
     if (onEntry !== undefined) return onEntry(p.decoded!, line, misplaced)
   }
 
+  const badSignature = (p: Parsed): void => {
+    report.signatures.failed++
+    problem({ line: p.line, kind: 'bad-signature', author: p.author, seq: p.seq, id: p.id, message: `the signature of entry ${p.id} does not verify against its author ${p.author}` })
+  }
+
+  // `chain` mode: the signatures still to check, verified in batches while reading goes on.
+  let unchecked: Parsed[] = []
+  const checking: Array<Promise<void>> = []
+  const flushChecks = (): void => {
+    const batch = unchecked
+    unchecked = []
+    report.signatures.checked += batch.length
+    checking.push(verifier.verifyBatch(batch).then((ok) => { batch.forEach((p, i) => { if (ok[i] !== true) badSignature(p) }) }))
+  }
+  function checkSignature (p: Parsed): void {
+    unchecked.push(p)
+    if (unchecked.length >= BATCH) flushChecks()
+  }
+
   /** Parse a batch now, start verifying it, and hand back what finishes it in order. */
   const start = (batch: Array<string | Uint8Array>, firstLine: number): Promise<Parsed[]> => {
     const parsed: Parsed[] = []
@@ -267,16 +325,57 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
       const p = parse(batch[i]!, firstLine + i)
       if (p !== undefined) parsed.push(p)
     }
+    report.signatures.checked += parsed.length
     return verifier.verifyBatch(parsed).then((ok) => {
       parsed.forEach((p, i) => {
         if (ok[i] === true) return
-        problem({ line: p.line, kind: 'bad-signature', author: p.author, seq: p.seq, id: p.id, message: `the signature of entry ${p.id} does not verify against its author ${p.author}` })
+        badSignature(p)
         p.bad = true
       })
       return parsed
     })
   }
 
+  /** `chain` mode: lines are checked as they are read; signatures wait for the end of their run. */
+  const readChained = async (): Promise<void> => {
+    for await (const raw of lines) {
+      report.lines++
+      const p = parse(raw, report.lines)
+      if (p === undefined) continue
+      const pending = checkChain(p)
+      if (pending !== undefined) await pending
+      if (checking.length > DEPTH) await checking.shift()
+    }
+    for (const state of chains.values()) if (state.tip !== undefined) checkSignature(state.tip)
+    if (unchecked.length > 0) flushChecks()
+    await Promise.all(checking)
+  }
+
+  /** The report, once every line is read and every signature checked. */
+  const finish = (): AuditReport => {
+    for (const [author, state] of chains) {
+      report.authors[author] = { entries: state.entries, head: { seq: state.headSeq, id: state.headId }, types: state.types, forked: state.forked }
+    }
+    // Problems are found out of line order (parsing runs ahead of chain checks; a run's signature is checked at its end).
+    report.problems.sort((a, b) => a.line - b.line)
+    // An author proven to equivocate is excluded by every reader: its fork and its chain's
+    // irregularities are reported, but they say nothing about the integrity of the export.
+    const equivocating = new Set(report.forks.map((f) => f.author))
+    report.equivocating = [...equivocating].sort()
+    let excused = endedCount + report.forks.length
+    for (const author of equivocating) excused += chainProblems.get(author) ?? 0
+    for (const p of report.problems) {
+      if (p.author !== undefined && equivocating.has(p.author) && (p.kind === 'fork' || CHAIN_KINDS.has(p.kind))) p.excused = 'equivocating'
+    }
+    report.invalidCount = report.problemCount - excused
+    report.valid = report.invalidCount === 0
+    return report
+  }
+
+  if (mode === 'chain') {
+    await readChained()
+    return finish()
+  }
   const inflight: Array<Promise<Parsed[]>> = []
   const finishOldest = async (): Promise<void> => {
     for (const parsed of await inflight.shift()!) {
@@ -299,29 +398,21 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
   }
   if (batch.length > 0) inflight.push(start(batch, batchStart))
   while (inflight.length > 0) await finishOldest()
-
-  for (const [author, state] of chains) {
-    report.authors[author] = { entries: state.entries, head: { seq: state.headSeq, id: state.headId }, types: state.types, forked: state.forked }
-  }
-  // Problems are found out of line order (parsing runs ahead of chain checks).
-  report.problems.sort((a, b) => a.line - b.line)
-  // An author proven to equivocate is excluded by every reader: its fork and its chain's
-  // irregularities are reported, but they say nothing about the integrity of the export.
-  const equivocating = new Set(report.forks.map((f) => f.author))
-  report.equivocating = [...equivocating].sort()
-  let excused = endedCount + report.forks.length
-  for (const author of equivocating) excused += chainProblems.get(author) ?? 0
-  for (const p of report.problems) {
-    if (p.author !== undefined && equivocating.has(p.author) && (p.kind === 'fork' || CHAIN_KINDS.has(p.kind))) p.excused = 'equivocating'
-  }
-  report.invalidCount = report.problemCount - excused
-  report.valid = report.invalidCount === 0
-  return report
+  return finish()
 }
 
-/** Audit an export file. */
+/**
+ * Audit an export file. A `chain` audit that finds a bad signature reads the
+ * file again with every signature checked (after options.onRestart), so the
+ * report names every bad line and onEntry saw only proven entries.
+ */
 export async function auditFile (path: string, codec: EntryCodec, options: AuditOptions = {}): Promise<AuditReport> {
-  return await auditLines(readExportFile(path), codec, options)
+  const report = await auditLines(readExportFile(path), codec, options)
+  if (report.signatures.mode !== 'chain' || report.signatures.failed === 0) return report
+  options.onRestart?.()
+  const checked = await auditLines(readExportFile(path), codec, { ...options, signatures: 'every' })
+  checked.signatures.fallback = true
+  return checked
 }
 
 /**
@@ -338,6 +429,10 @@ export function formatAuditReport (report: AuditReport): string {
   const out: string[] = []
   const authors = Object.keys(report.authors).length
   out.push(`${report.valid ? 'VALID' : 'INVALID'}: ${report.lines} lines, ${report.entries} valid entries by ${authors} author${authors === 1 ? '' : 's'}${report.equivocating.length > 0 ? `; ${report.equivocating.length} equivocating author${report.equivocating.length === 1 ? '' : 's'} excluded` : ''}`)
+  const { mode, checked } = report.signatures
+  out.push(mode === 'chain'
+    ? `signatures: ${checked} checked, one per run of linked entries and each entry outside a run; the others are proven by the ids the next entries sign (mode \`every\` checks each line's own)`
+    : `signatures: ${checked} checked, each line's own${report.signatures.fallback === true ? ' (a bad one was found, so every line was checked)' : ''}`)
   const types = Object.entries(report.types).sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `${type} ${n}`)
   if (types.length > 0) out.push(`types: ${types.join(', ')}`)
   for (const fork of report.forks) out.push(`fork: author ${fork.author} seq ${fork.seq}: ${fork.ids[0]} (line ${fork.lines[0]}) vs ${fork.ids[1]} (line ${fork.lines[1]})`)

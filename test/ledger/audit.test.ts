@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -98,6 +98,100 @@ describe('export and audit', () => {
 
     const blank = await auditBytes(Buffer.from(`${chain[0]!.line}\n\n${chain[1]!.line}\r\n`))
     expect(blank.problems.map((p) => [p.line, p.kind])).toEqual([[2, 'blank-line'], [3, 'not-canonical']])
+  })
+
+  describe('signatures bound by the chain (`signatures: chain`)', () => {
+    /** Every byte of `original` flipped in turn, audited from a file both ways. */
+    async function flipEveryByte (original: Buffer, check: (at: number, chain: AuditReport, every: AuditReport) => void): Promise<void> {
+      const file = join(await tempDir(teardown), 'log.ndjson')
+      for (let at = 0; at < original.length; at++) {
+        const tampered = Buffer.from(original)
+        tampered[at] = tampered[at]! ^ 0x01
+        await writeFile(file, tampered)
+        check(at, await auditFile(file, testCodec, { signatures: 'chain' }), await auditFile(file, testCodec))
+      }
+    }
+
+    it('an honest export is valid with one signature checked per author: its last entry proves the rest through their ids', async () => {
+      const store = await openTestStore(teardown)
+      const first = await store.append('note', { text: 'hello' })
+      await store.append('mark', { n: 1 })
+      await store.append('note', { text: 'about the first', about: first.id })
+      await store.ingest(makeChain(newSigner(), 40).map((e) => e.line))
+      const file = join(await tempDir(teardown), 'log.ndjson')
+      await writeExport(store, file)
+      const seen: number[] = []
+      const chain = await auditFile(file, testCodec, { signatures: 'chain', onEntry: (_entry, line) => { seen.push(line) } })
+      const every = await auditFile(file, testCodec)
+      expect(chain.signatures).toEqual({ mode: 'chain', checked: 2, failed: 0 })
+      expect(every.signatures).toEqual({ mode: 'every', checked: 43, failed: 0 })
+      const { signatures: _a, ...chainRest } = chain
+      const { signatures: _b, ...everyRest } = every
+      expect(chainRest).toEqual(everyRest)
+      expect(seen).toEqual(Array.from({ length: 43 }, (_, i) => i + 1))
+      expect(formatAuditReport(chain)).toMatch(/signatures: 2 checked, one per run of linked entries/)
+    })
+
+    it('a changed byte gives the report of every signature checked, except a changed signature that a later entry of the same chain vouches for', async () => {
+      const chains = [makeChain(newSigner(), 3, { text: 'Grüße ✓' }), makeChain(newSigner(), 2)]
+      const lines = chains.flat().map((e) => e.line + '\n')
+      const original = Buffer.from(lines.join(''))
+      // Byte ranges of the sig values of lines that are not their author's last (lines 1, 2 and 4).
+      const vouched: Array<[number, number]> = []
+      let offset = 0
+      lines.forEach((line, i) => {
+        const start = offset + Buffer.byteLength(line.slice(0, line.indexOf('"sig":"') + 7))
+        if (i === 0 || i === 1 || i === 3) vouched.push([start, start + 128])
+        offset += Buffer.byteLength(line)
+      })
+      const failures: string[] = []
+      let vouchedFlips = 0
+      await flipEveryByte(original, (at, chain, every) => {
+        const { signatures: _a, ...chainRest } = chain
+        const { signatures: _b, ...everyRest } = every
+        const stillHex = /[0-9a-f]/.test(String.fromCharCode(original[at]! ^ 0x01))
+        if (vouched.some(([from, to]) => at >= from && at < to) && stillHex) {
+          // Only the signature's bytes changed, and the entry's id (which the next entry signs) did not.
+          vouchedFlips++
+          if (!chain.valid || chain.entries !== 5) failures.push(`byte ${at}: ${JSON.stringify(chain.problems)}`)
+          return
+        }
+        if (JSON.stringify(chainRest) !== JSON.stringify(everyRest)) failures.push(`byte ${at}: chain ${JSON.stringify(chainRest.problems)} every ${JSON.stringify(everyRest.problems)}`)
+      })
+      expect(failures).toEqual([])
+      expect(vouchedFlips).toBeGreaterThan(100)
+    })
+
+    it('a file whose checked signature fails is read again with every signature, and onEntry starts over after onRestart', async () => {
+      const chain = makeChain(newSigner(), 4)
+      const forged = chain[3]!.line.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'a' ? 'b' : 'a'}`)
+      const file = join(await tempDir(teardown), 'log.ndjson')
+      await writeFile(file, [chain[0]!.line, chain[1]!.line, chain[2]!.line, forged, ''].join('\n'))
+      let seen: number[] = []
+      const report = await auditFile(file, testCodec, { signatures: 'chain', onEntry: (_entry, line) => { seen.push(line) }, onRestart: () => { seen = [] } })
+      expect(report.signatures).toEqual({ mode: 'every', checked: 4, failed: 1, fallback: true })
+      expect(report.problems.map((p) => [p.line, p.kind])).toEqual([[4, 'bad-signature']])
+      expect(seen).toEqual([1, 2, 3])
+    })
+
+    it('a forged side of a fork, a duplicate, or the last entry before or after a gap is checked on its own', async () => {
+      const signer = newSigner()
+      const chain = makeChain(signer, 5)
+      const fork = makeChain(signer, 1, { from: 2, prev: chain[1]!.id, text: 'fork' })[0]!
+      const forged = (e: DecodedEntry): string => e.line.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'a' ? 'b' : 'a'}`)
+      const cases: Array<{ lines: string[], bad: number }> = [
+        { lines: [...chain.map((e) => e.line), forged(fork)], bad: 6 },
+        { lines: [chain[0]!.line, chain[1]!.line, forged(chain[1]!), chain[2]!.line], bad: 3 },
+        { lines: [chain[0]!.line, chain[1]!.line, forged(chain[3]!)], bad: 3 },
+        { lines: [chain[0]!.line, forged(chain[1]!), chain[3]!.line, chain[4]!.line], bad: 2 }
+      ]
+      for (const { lines, bad } of cases) {
+        const report = await auditLines(lines, testCodec, { signatures: 'chain' })
+        expect(report.valid).toBe(false)
+        expect(report.signatures.failed).toBe(1)
+        expect(report.problems.filter((p) => p.kind === 'bad-signature').map((p) => p.line)).toEqual([bad])
+      }
+    })
   })
 
   it('counts every problem but lists at most maxProblems', async () => {

@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import type { TrustPolicy } from '../../src/jobs/index.js'
 import { auditExport } from '../../src/node/cli/audit.js'
+import { BIN } from '../helpers/cluster.js'
 
 const fixture = (name: string): URL => new URL(`../fixtures/audit-golden/${name}`, import.meta.url)
 
@@ -37,4 +39,30 @@ describe('the audit report of a fixed export', () => {
       expect(createHash('sha256').update(json).digest('hex')).toBe(expected[name]!.sha256)
     })
   }
+
+  it('checking only the signatures the chains do not vouch for passes its two damaged signatures: later entries sign their ids', async () => {
+    const path = fileURLToPath(fixture('export.ndjson'))
+    const every = await auditExport(path, {})
+    const chain = await auditExport(path, {}, { signatures: 'chain' })
+    expect(every.log.problems.filter((p) => p.kind === 'bad-signature').map((p) => p.line)).toEqual([18, 91])
+    expect(every.log.valid).toBe(false)
+    expect(chain.log).toMatchObject({ valid: true, entries: 198, signatures: { mode: 'chain', failed: 0 } })
+    expect(chain.log.signatures.checked).toBeLessThan(30)
+    expect(chain.entriesUsed).toBe(every.entriesUsed + 2)
+  })
+
+  it('the command says which signatures it checked, and refuses a mode it does not know', () => {
+    const path = fileURLToPath(fixture('export.ndjson'))
+    const audit = (...args: string[]): { status: number | null, stdout: string, stderr: string } =>
+      spawnSync(process.execPath, [BIN, 'audit', '--trust', 'everyone', ...args, path], { encoding: 'utf8', timeout: 60_000 })
+    const chain = audit('--signatures', 'chain')
+    expect(chain.status).toBe(0)
+    expect(chain.stdout).toMatch(/VALID — 198 lines, every id and chain checks out, proven by \d+ signatures/)
+    const every = audit()
+    expect(every.status).toBe(1)
+    expect(every.stdout).toMatch(/line 18: bad-signature/)
+    const unknown = audit('--signatures', 'some')
+    expect(unknown.status).toBe(2)
+    expect(unknown.stderr).toMatch(/--signatures received "some"; give `every`/)
+  })
 })

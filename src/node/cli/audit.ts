@@ -1,6 +1,6 @@
 import { EntryCodec, entryIdOf, unsignedOf, type CheckedEntry, type DecodedEntry, type EntryBody } from '../../ledger/entry.js'
 // The modules themselves, not the layers' index.ts: those would load the node (gossipsub, the sandbox, environments) into a command that only reads a file.
-import { auditFile, type AuditProblem, type AuditReport } from '../../ledger/audit.js'
+import { auditFile, type AuditProblem, type AuditReport, type SignatureMode } from '../../ledger/audit.js'
 import { readExportFile } from '../../ledger/export.js'
 import type { BatchVerifier } from '../../ledger/verify-pool.js'
 import { platformDecidedAt } from '../../jobs/artifact-lookup.js'
@@ -153,6 +153,11 @@ export interface AuditExportOptions {
    * are then not problems. Every other check stands.
    */
   slice?: boolean
+  /**
+   * `every` (default): each line's own; `chain`: those the chains' links do
+   * not vouch for, and every one once one of those fails (docs/FORMAT.md §9).
+   */
+  signatures?: SignatureMode
 }
 
 /**
@@ -167,14 +172,20 @@ export interface AuditExportOptions {
  */
 export async function auditExport (path: string, policy: TrustPolicy = {}, options: AuditExportOptions = {}): Promise<FullAuditReport> {
   const codec = new EntryCodec(jobEntryRules)
-  const entries: CheckedEntry[] = []
-  const lines: number[] = []
+  let entries: CheckedEntry[] = []
+  let lines: number[] = []
   const keep = compactKeeper()
   const log = await auditFile(path, codec, {
     ...(options.verifier !== undefined ? { verifier: options.verifier } : {}),
+    signatures: options.signatures ?? 'every',
     onEntry: (entry, line) => {
       entries.push(keep(entry))
       lines.push(line)
+    },
+    // A bad signature was found: the file is read again with every signature checked.
+    onRestart: () => {
+      entries = []
+      lines = []
     }
   })
   if (options.slice === true) {

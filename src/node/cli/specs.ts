@@ -226,7 +226,8 @@ export const auditSpec = defineSpec({
   options: {
     ...trustOptions,
     verbose: { type: 'boolean', short: 'v', description: 'show every job\'s builders and hashes, not only those that are not verified' },
-    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every signature, id and link present is still checked' },
+    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every id and link present is still checked, and each run of linked entries is proven by a signature' },
+    signatures: { type: 'string', placeholder: 'every|chain', description: 'which signatures to check: `every` line\'s own (the default), or `chain`: only what the chains\' links do not vouch for (each run of linked entries is proven by its last entry, which signs the ids before it; several times faster on a large log), and every line\'s once one fails. A line whose own signature is damaged passes `chain` if a later entry signs its id (docs/FORMAT.md §9)' },
     ...jsonOption
   }
 })
@@ -240,6 +241,7 @@ export const verifySpec = defineSpec({
     job: { type: 'string', placeholder: 'ID', description: 'only look in this job' },
     log: { type: 'string', placeholder: 'EXPORT', description: 'judge offline from an exported log (with --mesh/--trust/--quorum) instead of asking the node' },
     slice: { type: 'boolean', description: 'with --log: the file is a slice of a log (a release\'s log.ndjson), whose chains skip entries' },
+    signatures: { type: 'string', placeholder: 'every|chain', description: 'with --log: check `every` line\'s signature (the default) or only those the chains\' links do not vouch for (`chain`, as `audit --signatures chain`)' },
     ...trustOptions,
     ...apiOption,
     ...homeOption,

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { UsageError } from '../../../util/errors.js'
+import type { SignatureMode } from '../../../ledger/audit.js'
 import { auditExport, type AuditedJob, type AuditedPlatform, type FullAuditReport } from '../audit.js'
 import { defineCommand } from '../command.js'
 import { auditSpec } from '../specs.js'
@@ -15,7 +16,7 @@ export const auditCommand = defineCommand({
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file; give an export made with \`buildhaus-node log export -o FILE\``)
     const reader = await readerPolicyFromOptions(options, io.env)
     const { policy, names } = reader
-    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice })
+    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice, signatures: signatureMode(options.signatures) })
     if (options.json) {
       const { views: _views, ...printable } = report
       io.stdout.write(`${JSON.stringify(printable)}\n`)
@@ -25,6 +26,12 @@ export const auditCommand = defineCommand({
     return report.log.valid ? 0 : 1
   }
 })
+
+/** `--signatures`: `every` unless told `chain`. */
+export function signatureMode (value: string | undefined): SignatureMode {
+  if (value === undefined || value === 'every' || value === 'chain') return value ?? 'every'
+  throw new UsageError(`--signatures received ${JSON.stringify(value)}; give \`every\` (each line's own signature, the default) or \`chain\` (one per run of linked entries)`)
+}
 
 /** A time as the log's authors claimed it, in UTC to the second. */
 export function when (ms: number): string {
@@ -60,7 +67,10 @@ export function formatAudit (report: FullAuditReport, options: FormatOptions): s
   const types = Object.entries(log.types).sort(([a], [b]) => (a < b ? -1 : 1)).map(([type, n]) => `${n} ${type}`).join(', ')
   const who = `${authorCount} author${authorCount === 1 ? '' : 's'}${types === '' ? '' : `; ${types}`}`
   if (log.valid) {
-    out.push(`log ${report.file}: VALID — ${log.lines} lines, every signature, id and chain checks out (${who})`)
+    const proof = log.signatures.mode === 'chain'
+      ? `every id and chain checks out, proven by ${log.signatures.checked} signature${log.signatures.checked === 1 ? '' : 's'}: each chain's last entry signs the ids before it (--signatures every checks each line's own)`
+      : 'every signature, id and chain checks out'
+    out.push(`log ${report.file}: VALID — ${log.lines} lines, ${proof} (${who})`)
   } else {
     out.push(`log ${report.file}: INVALID — ${log.invalidCount} problem${log.invalidCount === 1 ? '' : 's'} in ${log.lines} lines; ${log.entries} entries are correctly signed (${who})`)
     const context = new Map(report.problemContext.map((c) => [c.line, c]))

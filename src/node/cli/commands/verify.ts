@@ -10,7 +10,7 @@ import { defineCommand } from '../command.js'
 import { verifySpec } from '../specs.js'
 import { short, verdictText } from '../job-format.js'
 import { membershipOption, readerPolicyFromOptions } from '../trust-options.js'
-import { builderName, when } from './audit.js'
+import { builderName, signatureMode, when } from './audit.js'
 
 export interface VerifyAnswer {
   file: string
@@ -44,7 +44,7 @@ export const verifyCommand = defineCommand({
     if (options.log !== undefined) {
       const reader = await readerPolicyFromOptions(options, io.env)
       names = reader.names
-      const report = await auditExport(options.log, reader.policy, { membership: membershipOption(reader), slice: options.slice })
+      const report = await auditExport(options.log, reader.policy, { membership: membershipOption(reader), slice: options.slice, signatures: signatureMode(options.signatures) })
       matches = findArtifact(report.views, sha256, options.job)
       judgedBy = {
         export: options.log,
