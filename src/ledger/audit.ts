@@ -126,7 +126,12 @@ export interface AuditOptions {
   signatures?: SignatureMode
   /** auditFile only: called before a chain audit that found a bad signature reads the file again with every signature checked. */
   onRestart?: () => void
+  /** Called every PROGRESS_LINES lines read: lines and bytes (line feeds included) so far. */
+  onProgress?: (lines: number, bytes: number) => void
 }
+
+/** How often (in lines) onProgress is called: rarely enough to cost nothing. */
+export const PROGRESS_LINES = 8192
 
 /** Lines parsed and sent to the verifier together. */
 const BATCH = 1024
@@ -187,6 +192,15 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
   const maxProblems = options.maxProblems ?? 1000
   const onEntry = options.onEntry
   const mode = options.signatures ?? 'every'
+  const onProgress = options.onProgress
+  let bytesRead = 0
+  /** Count a line read; tell onProgress now and then. */
+  const counted = (raw: string | Uint8Array): void => {
+    report.lines++
+    if (onProgress === undefined) return
+    bytesRead += (typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length) + 1
+    if (report.lines % PROGRESS_LINES === 0) onProgress(report.lines, bytesRead)
+  }
   const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, invalidCount: 0, forks: [], equivocating: [], ended: [], gaps: [], signatures: { mode, checked: 0, failed: 0 } }
   const chains = new Map<string, ChainState>()
   /** Chain problems per author: excused at the end for authors proven to equivocate. */
@@ -339,7 +353,7 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
   /** `chain` mode: lines are checked as they are read; signatures wait for the end of their run. */
   const readChained = async (): Promise<void> => {
     for await (const raw of lines) {
-      report.lines++
+      counted(raw)
       const p = parse(raw, report.lines)
       if (p === undefined) continue
       const pending = checkChain(p)
@@ -387,7 +401,7 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
   let batch: Array<string | Uint8Array> = []
   let batchStart = 1
   for await (const raw of lines) {
-    report.lines++
+    counted(raw)
     batch.push(raw)
     if (batch.length >= BATCH) {
       inflight.push(start(batch, batchStart))

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { tempDir, useTeardown } from '../helpers/temp-home.js'
-import { auditExitCode, auditFile, auditLines, formatAuditReport, type AuditReport } from '../../src/ledger/audit.js'
+import { auditExitCode, auditFile, auditLines, formatAuditReport, PROGRESS_LINES, type AuditReport } from '../../src/ledger/audit.js'
 import { readLines, writeExport } from '../../src/ledger/export.js'
 import type { DecodedEntry } from '../../src/ledger/entry.js'
 import { collect, makeChain, newSigner, openTestStore, testCodec } from './helpers.js'
@@ -192,6 +192,15 @@ describe('export and audit', () => {
         expect(report.problems.filter((p) => p.kind === 'bad-signature').map((p) => p.line)).toEqual([bad])
       }
     })
+  })
+
+  it('says how far it has read, every PROGRESS_LINES lines, in both modes', async () => {
+    for (const signatures of ['every', 'chain'] as const) {
+      const calls: Array<[number, number]> = []
+      const report = await auditLines(Array.from({ length: 20_000 }, () => 'x'), testCodec, { signatures, maxProblems: 1, onProgress: (lines, bytes) => { calls.push([lines, bytes]) } })
+      expect(report.lines).toBe(20_000)
+      expect(calls).toEqual([[PROGRESS_LINES, PROGRESS_LINES * 2], [2 * PROGRESS_LINES, 4 * PROGRESS_LINES]])
+    }
   })
 
   it('counts every problem but lists at most maxProblems', async () => {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import type { TrustPolicy } from '../../src/jobs/index.js'
 import { auditExport } from '../../src/node/cli/audit.js'
+import { auditProgress } from '../../src/node/cli/commands/audit.js'
 import { BIN } from '../helpers/cluster.js'
 
 const fixture = (name: string): URL => new URL(`../fixtures/audit-golden/${name}`, import.meta.url)
@@ -49,6 +50,24 @@ describe('the audit report of a fixed export', () => {
     expect(chain.log).toMatchObject({ valid: true, entries: 198, signatures: { mode: 'chain', failed: 0 } })
     expect(chain.log.signatures.checked).toBeLessThan(30)
     expect(chain.entriesUsed).toBe(every.entriesUsed + 2)
+  })
+
+  it('a long audit says how far it is on stderr, at most every 2 s, and why it starts again', () => {
+    let clock = 0
+    const written: string[] = []
+    const progress = auditProgress(1_000_000, { write: (text: string) => written.push(text) }, () => clock)
+    clock = 1_000
+    progress.lines(8192, 100_000)
+    expect(written).toEqual([])
+    clock = 2_000
+    progress.lines(16_384, 250_000)
+    clock = 3_000
+    progress.lines(24_576, 300_000)
+    clock = 4_100
+    progress.lines(32_768, 400_000)
+    expect(written).toEqual(['audit: 25 %, 16,384 lines read (8,192 a second)\n', 'audit: 40 %, 32,768 lines read (7,992 a second)\n'])
+    progress.restart()
+    expect(written[2]).toMatch(/^audit: a signature the chains did not vouch for failed; reading the log again/)
   })
 
   it('the command says which signatures it checked, and refuses a mode it does not know', () => {

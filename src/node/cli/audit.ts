@@ -158,6 +158,8 @@ export interface AuditExportOptions {
    * not vouch for, and every one once one of those fails (docs/FORMAT.md §9).
    */
   signatures?: SignatureMode
+  /** Told now and then how far the reading is (see AuditOptions.onProgress), and when a bad signature makes the audit start again. */
+  progress?: { lines: (lines: number, bytes: number) => void, restart: () => void }
 }
 
 /**
@@ -182,10 +184,12 @@ export async function auditExport (path: string, policy: TrustPolicy = {}, optio
       entries.push(keep(entry))
       lines.push(line)
     },
+    ...(options.progress !== undefined ? { onProgress: options.progress.lines } : {}),
     // A bad signature was found: the file is read again with every signature checked.
     onRestart: () => {
       entries = []
       lines = []
+      options.progress?.restart()
     }
   })
   if (options.slice === true) {

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises'
 import { UsageError } from '../../../util/errors.js'
 import type { SignatureMode } from '../../../ledger/audit.js'
-import { auditExport, type AuditedJob, type AuditedPlatform, type FullAuditReport } from '../audit.js'
+import { auditExport, type AuditedJob, type AuditedPlatform, type AuditExportOptions, type FullAuditReport } from '../audit.js'
 import { defineCommand } from '../command.js'
 import { auditSpec } from '../specs.js'
 import { short, verdictText } from '../job-format.js'
@@ -16,7 +16,7 @@ export const auditCommand = defineCommand({
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file; give an export made with \`buildhaus-node log export -o FILE\``)
     const reader = await readerPolicyFromOptions(options, io.env)
     const { policy, names } = reader
-    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice, signatures: signatureMode(options.signatures) })
+    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice, signatures: signatureMode(options.signatures), progress: auditProgress(info.size, io.stderr) })
     if (options.json) {
       const { views: _views, ...printable } = report
       io.stdout.write(`${JSON.stringify(printable)}\n`)
@@ -26,6 +26,29 @@ export const auditCommand = defineCommand({
     return report.log.valid ? 0 : 1
   }
 })
+
+/** Progress on stderr, for an audit that takes a while: the first line after PROGRESS_EVERY_MS, then one each PROGRESS_EVERY_MS. */
+export function auditProgress (fileBytes: number, stderr: { write: (text: string) => unknown }, now = (): number => performance.now()): NonNullable<AuditExportOptions['progress']> {
+  let began = now()
+  let last = began
+  return {
+    lines: (lines, bytes) => {
+      const at = now()
+      if (at - last < PROGRESS_EVERY_MS) return
+      last = at
+      const share = fileBytes > 0 ? `${Math.min(100, Math.floor((bytes / fileBytes) * 100))} %, ` : ''
+      stderr.write(`audit: ${share}${lines.toLocaleString('en-US')} lines read (${Math.round(lines / ((at - began) / 1000)).toLocaleString('en-US')} a second)\n`)
+    },
+    restart: () => {
+      stderr.write('audit: a signature the chains did not vouch for failed; reading the log again with every signature checked, to name every bad line\n')
+      began = now()
+      last = began
+    }
+  }
+}
+
+/** How often an audit says how far it is. */
+const PROGRESS_EVERY_MS = 2_000
 
 /** `--signatures`: `every` unless told `chain`. */
 export function signatureMode (value: string | undefined): SignatureMode {
