@@ -153,7 +153,7 @@ interface ChainState {
   ids: string[]
   lines: number[]
   /** `chain` mode: the last entry of the current run of linked entries, whose signature is not checked yet. */
-  tip?: Parsed
+  tip?: Unchecked
   /** The author's summary, built into the report at the end. */
   entries: number
   headSeq: number
@@ -176,6 +176,11 @@ interface Parsed {
   /** Set once its signature failed. */
   bad?: true
 }
+
+/** What checking a signature later needs of a line (not its entry: a log with many authors keeps one per author). */
+type Unchecked = Pick<Parsed, 'line' | 'author' | 'seq' | 'id' | 'sig'>
+
+const unchecked = ({ line, author, seq, id, sig }: Parsed): Unchecked => ({ line, author, seq, id, sig })
 
 /**
  * Check an export (or any stream of entry lines): every line must be a valid
@@ -279,7 +284,7 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
         // ends the run before it, whose last entry must then prove itself.
         const links = seq === state.lastSeq + 1 && prev === (seq === 0 ? null : state.lastId)
         if (state.tip !== undefined && !links) checkSignature(state.tip)
-        state.tip = p
+        state.tip = unchecked(p)
       }
       if (seq > state.lastSeq + 1) {
         report.gaps.push({ author, line, missingFrom: state.lastSeq + 1, missingTo: seq - 1 })
@@ -300,7 +305,7 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
       state.lines[seq] = line
     }
     // Outside the run (a fork's second side, a duplicate, out of order, after a revoke): nothing vouches for it.
-    if (mode === 'chain' && misplaced !== undefined && state.tip !== p) checkSignature(p)
+    if (mode === 'chain' && misplaced !== undefined && state.tip?.line !== line) checkSignature(unchecked(p))
     state.entries++
     if (seq >= state.headSeq) {
       state.headSeq = seq
@@ -313,23 +318,23 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
     if (onEntry !== undefined) return onEntry(p.decoded!, line, misplaced)
   }
 
-  const badSignature = (p: Parsed): void => {
+  const badSignature = (p: Unchecked): void => {
     report.signatures.failed++
     problem({ line: p.line, kind: 'bad-signature', author: p.author, seq: p.seq, id: p.id, message: `the signature of entry ${p.id} does not verify against its author ${p.author}` })
   }
 
   // `chain` mode: the signatures still to check, verified in batches while reading goes on.
-  let unchecked: Parsed[] = []
+  let toCheck: Unchecked[] = []
   const checking: Array<Promise<void>> = []
   const flushChecks = (): void => {
-    const batch = unchecked
-    unchecked = []
+    const batch = toCheck
+    toCheck = []
     report.signatures.checked += batch.length
     checking.push(verifier.verifyBatch(batch).then((ok) => { batch.forEach((p, i) => { if (ok[i] !== true) badSignature(p) }) }))
   }
-  function checkSignature (p: Parsed): void {
-    unchecked.push(p)
-    if (unchecked.length >= BATCH) flushChecks()
+  function checkSignature (p: Unchecked): void {
+    toCheck.push(p)
+    if (toCheck.length >= BATCH) flushChecks()
   }
 
   /** Parse a batch now, start verifying it, and hand back what finishes it in order. */
@@ -361,7 +366,7 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
       if (checking.length > DEPTH) await checking.shift()
     }
     for (const state of chains.values()) if (state.tip !== undefined) checkSignature(state.tip)
-    if (unchecked.length > 0) flushChecks()
+    if (toCheck.length > 0) flushChecks()
     await Promise.all(checking)
   }
 
