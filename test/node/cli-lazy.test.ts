@@ -1,4 +1,6 @@
-import { spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
@@ -20,10 +22,13 @@ import { writeFileSync } from 'node:fs'
 import { registerHooks } from 'node:module'
 const loaded = []
 registerHooks({ load (url, context, next) { loaded.push(url); return next(url, context) } })
-process.on('exit', () => { writeFileSync(process.env.LOADED_FILE, loaded.join('\\n')) })
+process.on('exit', () => {
+  writeFileSync(process.env.LOADED_FILE, loaded.join('\\n'))
+  writeFileSync(process.env.LOADED_FILE + '.internal', process.moduleLoadList.join('\\n'))
+})
 `
 
-interface Run { status: number | null, stdout: string, stderr: string, sources: string[] }
+interface Run { status: number | null, stdout: string, stderr: string, sources: string[], internals: string[] }
 
 describe('the CLI loads a command\'s code only when that command runs', () => {
   const teardown = useTeardown()
@@ -40,7 +45,12 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     await writeFile(join(dir, 'recorder.mjs'), RECORDER)
     const loadedFile = join(dir, 'loaded.txt')
     const env: NodeJS.ProcessEnv = { ...process.env, LOADED_FILE: loadedFile, NODE_DISABLE_COMPILE_CACHE: '1' }
-    const result = spawnSync(process.execPath, ['--import', join(dir, 'recorder.mjs'), BIN, ...args], { encoding: 'utf8', env, timeout: 30_000 })
+    // Not spawnSync: a test's own HTTP server must go on answering while the command runs.
+    const result = await new Promise<{ status: number | null, stdout: string, stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', join(dir, 'recorder.mjs'), BIN, ...args], { encoding: 'utf8', env, timeout: 30_000 }, (err, stdout, stderr) => {
+        resolve({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr })
+      })
+    })
     const files = (await readFile(loadedFile, 'utf8')).split('\n')
       .filter((url) => url.startsWith('file:'))
       .map((url) => fileURLToPath(url))
@@ -54,7 +64,9 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
         sources.add(dependency !== null ? `node_modules/${dependency[1]!}` : relative(ROOT, path))
       }
     }
-    return { status: result.status, stdout: result.stdout, stderr: result.stderr, sources: [...sources] }
+    // Node's own modules too (process.moduleLoadList: `NativeModule internal/deps/undici/undici`…).
+    const internals = (await readFile(`${loadedFile}.internal`, 'utf8')).split('\n')
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr, sources: [...sources], internals }
   }
 
   /** The sources of a command's code or of a dependency: none is loaded before a command runs. */
@@ -103,6 +115,26 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     expect(status.sources).toContain('src/node/api/file.ts')
     expect(status.sources.filter((s) => s.startsWith('node_modules/'))).toEqual([])
     expect(status.sources.filter((s) => /^src\/(ledger|jobs\/(?!constants\.ts)|gossip\/(?!constants\.ts)|sandbox\/(?!limits\.ts))/.test(s))).toEqual([])
+  })
+
+  it('a command that asks a node something does not load fetch\'s implementation (undici) nor TLS', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-http-'))
+    teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    // Something that answers every request with an error: the command asks it over HTTP and says so.
+    const asked: string[] = []
+    const server = createServer((request, response) => {
+      asked.push(`${request.method ?? ''} ${request.url ?? ''}`)
+      response.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'internal', message: 'not today' } }))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
+    const { port } = server.address() as AddressInfo
+    await writeFile(join(dir, 'api.json'), JSON.stringify({ url: `http://127.0.0.1:${port}`, pid: process.pid, peerId: '12D3KooW', startedAt: 1 }))
+    const status = await run(['status', 'abcdef', '--home', dir])
+    expect(status.status).toBe(1)
+    expect(asked.length).toBeGreaterThan(0)
+    expect(status.stderr).toMatch(/GET \/api\/jobs at http:\/\/127.0.0.1:\d+ failed with HTTP 500/)
+    expect(status.internals.filter((m) => /undici|internal\/tls|_tls_/.test(m))).toEqual([])
   })
 
   it('`submit` loads the spec reader and the packer, not the node\'s job service, sandbox or environment store', async () => {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { request as httpRequest, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { describeError, UsageError } from '../../util/errors.js'
 import { processAlive, readApiFile, type ApiFile } from '../api/file.js'
 import type { ApiErrorBody } from '../api/types.js'
@@ -201,9 +201,9 @@ export class NodeClient {
   }
 
   /**
-   * One request with node:http (not fetch, whose implementation a command
-   * loaded at its first request: `status` and `submit` took 15–20 ms longer
-   * with it, measured). A new connection each time, closed after the
+   * One request with node:http (not fetch, whose implementation, undici,
+   * a command loaded at its first request; node:http is taken as its
+   * CommonJS module, below, for the same reason). A new connection each time, closed after the
    * answer, so that nothing keeps the command's process alive; a redirect is
    * an error, as no node sends one.
    */
@@ -217,8 +217,10 @@ export class NodeClient {
     }
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`
     try {
-      // TLS only for a node behind https: loading it costs a command that talks to a local node time for nothing.
-      const request = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest
+      // The CommonJS modules, not an ESM import: that evaluates every export, and node:http's lazy
+      // ones (WebSocket…) load undici, ~30 ms of a command's start here (BENCHMARKS.md, sixteenth
+      // session). TLS only for a node behind https: a local node needs none.
+      const request = process.getBuiltinModule(url.protocol === 'https:' ? 'node:https' : 'node:http').request
       return await new Promise<Answer>((resolve, reject) => {
         const sent = request(url, { method, headers, signal, agent: false }, (answer) => {
           const status = answer.statusCode ?? 0
