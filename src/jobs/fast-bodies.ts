@@ -3,6 +3,8 @@ import {
   MAX_PLATFORMS, MAX_REASON_LENGTH, MAX_REPLICAS, MAX_RESULT_ARTIFACTS, MAX_SELECTOR_LENGTH, MAX_SIGNAL_LENGTH, MAX_STEP_NAME_LENGTH,
   MAX_STEP_RUN_LENGTH, MAX_STEPS, MAX_TIMEOUT_S, MAX_TOOL_NAME_LENGTH, MIN_TIMEOUT_S, MAX_CPU_SECONDS, MAX_DISK_MB, MAX_MEMORY_MB, MAX_PROCESSES
 } from './constants.js'
+import { HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/constants.js'
+import { environmentNameProblem, packageNameProblem } from '../environments/names.js'
 import { labelProblem, parseSelector } from './selector.js'
 
 /**
@@ -172,13 +174,7 @@ function isLimits (limits: unknown): boolean {
 export function jobBodyAccepted (body: unknown): boolean {
   if (!plain(body, JOB)) return false
   if (!isLine(body.name, MAX_JOB_NAME_LENGTH) || !isHex64(body.source) || !isCount(body.sourceSize)) return false
-  const steps = body.steps
-  if (!Array.isArray(steps) || steps.length < 1 || steps.length > MAX_STEPS) return false
-  const stepNames = new Set<unknown>()
-  for (const step of steps) {
-    if (!plain(step, STEP) || !isLine(step.name, MAX_STEP_NAME_LENGTH) || !isText(step.run, MAX_STEP_RUN_LENGTH) || stepNames.has(step.name)) return false
-    stepNames.add(step.name)
-  }
+  if (!isSteps(body.steps)) return false
   const platforms = body.platforms
   if (!Array.isArray(platforms) || platforms.length < 1 || platforms.length > MAX_PLATFORMS) return false
   const selectors = new Set<unknown>()
@@ -188,4 +184,63 @@ export function jobBodyAccepted (body: unknown): boolean {
   }
   return isGlobs(body.artifacts) && isGlobs(body.independent) && isInt(body.timeout, MIN_TIMEOUT_S, MAX_TIMEOUT_S) &&
     isLimits(body.limits) && typeof body.network === 'boolean' && typeof body.root === 'boolean'
+}
+
+/**
+ * A buildhaus.json whose platforms are selector strings and whose replicas is
+ * one count (label arrays and counts per platform are the schema's to check),
+ * as spec.ts's schema would accept it: what `submit` reads before it sends
+ * anything, without loading zod for the common case.
+ */
+const SPEC = new Set(['name', 'platforms', 'replicas', 'steps', 'artifacts', 'independent', 'timeout', 'resources', 'network', 'root', 'environment', 'packages'])
+
+function isSteps (steps: unknown): boolean {
+  if (!Array.isArray(steps) || steps.length < 1 || steps.length > MAX_STEPS) return false
+  const names = new Set<unknown>()
+  for (const step of steps) {
+    if (!plain(step, STEP) || !isLine(step.name, MAX_STEP_NAME_LENGTH) || !isText(step.run, MAX_STEP_RUN_LENGTH) || names.has(step.name)) return false
+    names.add(step.name)
+  }
+  return true
+}
+
+export function jobSpecAccepted (spec: unknown): boolean {
+  if (!plain(spec, SPEC) || !isLine(spec.name, MAX_JOB_NAME_LENGTH) || !isSteps(spec.steps)) return false
+  const platforms = spec.platforms
+  if (platforms !== undefined) {
+    if (!Array.isArray(platforms) || platforms.length < 1 || platforms.length > MAX_PLATFORMS) return false
+    const selectors = new Set<string>()
+    for (const platform of platforms) {
+      if (typeof platform !== 'string') return false
+      let selector: string
+      try {
+        selector = parseSelector(platform).join('+')
+      } catch {
+        return false
+      }
+      if (selectors.has(selector)) return false
+      selectors.add(selector)
+    }
+  }
+  if (spec.replicas !== undefined && !isInt(spec.replicas, 1, MAX_REPLICAS)) return false
+  if ((spec.artifacts !== undefined && !isGlobs(spec.artifacts)) || (spec.independent !== undefined && !isGlobs(spec.independent))) return false
+  if (spec.timeout !== undefined && !isInt(spec.timeout, MIN_TIMEOUT_S, MAX_TIMEOUT_S)) return false
+  if (spec.resources !== undefined && !isLimits(spec.resources)) return false
+  if ((spec.network !== undefined && typeof spec.network !== 'boolean') || (spec.root !== undefined && typeof spec.root !== 'boolean')) return false
+  const environment = spec.environment
+  const environments: unknown = environment === undefined ? [] : typeof environment === 'string' ? [environment] : environment
+  if (!Array.isArray(environments) || (Array.isArray(environment) && (environment.length < 1 || environment.length > MAX_PLATFORMS))) return false
+  const named = new Set<unknown>()
+  for (const name of environments) {
+    if (typeof name !== 'string' || environmentNameProblem(name) !== undefined || named.has(name)) return false
+    named.add(name)
+  }
+  const packages = spec.packages
+  if (packages !== undefined) {
+    if (!Array.isArray(packages) || packages.length < 1 || packages.length > MAX_REQUESTED_PACKAGES) return false
+    for (const name of packages) if (typeof name !== 'string' || packageNameProblem(name) !== undefined) return false
+    // Packages go into an environment, never onto a builder's own system.
+    if (named.size === 0 || named.has(HOST_ENVIRONMENT)) return false
+  }
+  return true
 }

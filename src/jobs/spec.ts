@@ -1,17 +1,16 @@
-import { open } from 'node:fs/promises'
-import { join } from 'node:path'
 import { z } from 'zod'
 import { MAX_ENTRY_BYTES } from '../ledger/constants.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { describeError } from '../util/errors.js'
 import { HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/constants.js'
 import { environmentNameProblem } from '../environments/names.js'
-import { globSchema, jobBodySchema, limitsSchema, packageSchema, stepSchema, type JobBody, type JobLimits, type JobPlatform, type JobStep } from './bodies.js'
+import { globSchema, jobBodySchema, limitsSchema, packageSchema, stepSchema, type JobBody, type JobPlatform } from './bodies.js'
 import {
-  DEFAULT_REPLICAS, DEFAULT_TIMEOUT_S, MAX_GLOBS, MAX_PLATFORMS, MAX_REPLICAS, MAX_SPEC_FILE_BYTES, MAX_STEPS,
+  DEFAULT_REPLICAS, DEFAULT_TIMEOUT_S, MAX_GLOBS, MAX_PLATFORMS, MAX_REPLICAS, MAX_STEPS,
   MAX_TIMEOUT_S, MIN_TIMEOUT_S, SPEC_FILE_NAME
 } from './constants.js'
 import { JobSpecError } from './errors.js'
+import { jobSpecOf, type JobSpec } from './spec-file.js'
 import { describeIssues } from './issues.js'
 import { normaliseLabels, parseSelector } from './selector.js'
 
@@ -20,29 +19,7 @@ import { normaliseLabels, parseSelector } from './selector.js'
  * becomes a `job` entry body together with the CLI's overrides.
  */
 
-/** buildhaus.json after validation; platforms are normalised label lists. */
-export interface JobSpec {
-  name: string
-  /** Absent when the file leaves platforms to `--platform`. */
-  platforms?: string[][]
-  /** One count for every platform, or counts per selector name (others get the default). */
-  replicas?: number | Record<string, number>
-  steps: JobStep[]
-  artifacts: string[]
-  independent: string[]
-  /** Seconds; absent when the file leaves it to `--timeout` or the default (DEFAULT_TIMEOUT_S). */
-  timeout?: number
-  resources: JobLimits
-  network: boolean
-  root: boolean
-  /**
-   * The environments to build in (`host`: the builder's own system), each
-   * with every platform; absent: the host only, as before environments.
-   */
-  environment?: string[]
-  /** Build dependencies installed into each environment before the steps (sorted, each once). */
-  packages?: string[]
-}
+export type { JobSpec } from './spec-file.js'
 
 /** What the CLI (`submit --platform SEL --replicas N --timeout S`) may override. */
 export interface SpecOverrides {
@@ -144,28 +121,7 @@ export function validateJobSpec (value: unknown, file = SPEC_FILE_NAME): JobSpec
   }
   const parsed = specSchema.safeParse(value, { reportInput: true })
   if (!parsed.success) throw new JobSpecError(`${file}: ${describeIssues(parsed.error)}`)
-  const spec = parsed.data
-  let replicas: JobSpec['replicas']
-  if (typeof spec.replicas === 'object') {
-    replicas = {}
-    for (const [key, count] of Object.entries(spec.replicas)) replicas[parseSelector(key).join('+')] = count
-  } else {
-    replicas = spec.replicas
-  }
-  return {
-    name: spec.name,
-    ...(spec.platforms !== undefined ? { platforms: spec.platforms } : {}),
-    ...(replicas !== undefined ? { replicas } : {}),
-    steps: spec.steps.map((step) => ({ name: step.name, run: step.run })),
-    artifacts: spec.artifacts ?? [],
-    independent: spec.independent ?? [],
-    ...(spec.timeout !== undefined ? { timeout: spec.timeout } : {}),
-    resources: definedOnly(spec.resources ?? {}),
-    network: spec.network ?? false,
-    root: spec.root ?? false,
-    ...(spec.environment !== undefined ? { environment: typeof spec.environment === 'string' ? [spec.environment] : [...spec.environment] } : {}),
-    ...(spec.packages !== undefined ? { packages: [...new Set(spec.packages)].sort() } : {})
-  }
+  return jobSpecOf(parsed.data)
 }
 
 /** Parse the text of a buildhaus.json. */
@@ -179,26 +135,7 @@ export function parseJobSpec (text: string, file = SPEC_FILE_NAME): JobSpec {
   return validateJobSpec(value, file)
 }
 
-/** Read and validate `<dir>/buildhaus.json`, bounded in size. */
-export async function readJobSpec (dir: string): Promise<JobSpec> {
-  const path = join(dir, SPEC_FILE_NAME)
-  let handle
-  try {
-    handle = await open(path, 'r')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw new JobSpecError(`there is no ${SPEC_FILE_NAME} in ${dir}: add one describing the job's name, platforms and steps (see docs/JOBS.md)`)
-    throw new JobSpecError(`cannot read ${path}: ${describeError(err)}`)
-  }
-  try {
-    const buffer = Buffer.alloc(MAX_SPEC_FILE_BYTES + 1)
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
-    if (bytesRead > MAX_SPEC_FILE_BYTES) throw new JobSpecError(`${path} is larger than ${MAX_SPEC_FILE_BYTES} bytes: a job description should be small`)
-    return parseJobSpec(buffer.subarray(0, bytesRead).toString('utf8'), SPEC_FILE_NAME)
-  } finally {
-    await handle.close()
-  }
-}
+export { readJobSpec } from './spec-file.js'
 
 /**
  * Each platform once per environment: an environment adds its name to the

@@ -137,15 +137,17 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     expect(status.internals.filter((m) => /undici|internal\/tls|_tls_/.test(m))).toEqual([])
   })
 
-  it('`submit` loads the spec reader and the packer, not the node\'s job service, sandbox or environment store', async () => {
+  it('`submit` loads the spec reader and the packer, not zod, nor the node\'s job service, sandbox or environment store', async () => {
     const home = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-submit-'))
     teardown(async () => { await rm(home, { recursive: true, force: true }) })
     await writeFile(join(home, 'api.json'), JSON.stringify({ url: 'http://127.0.0.1:9', pid: 2 ** 22 + 1, peerId: '12D3KooW', startedAt: 1 }))
     const submit = await run(['submit', join(ROOT, 'examples', 'hello'), '--home', home])
     expect(submit.status).toBe(1)
     expect(submit.stderr).toMatch(/its api\.json names pid \d+, which has exited/)
-    expect(submit.sources).toContain('src/jobs/spec.ts')
+    expect(submit.sources).toContain('src/jobs/spec-file.ts')
     expect(submit.sources).toContain('src/archive/pack.ts')
+    // A buildhaus.json of the common shapes is read without the schema: no zod.
+    expect(submit.sources.filter((s) => /^(node_modules\/zod|src\/jobs\/(spec|bodies)\.ts)/.test(s))).toEqual([])
     expect(submit.sources.filter((s) => /^src\/(jobs\/(service\/|scheduler|watches|state|verdict)|sandbox\/(?!limits\.ts|constants\.ts)|environments\/store|gossip\/(?!constants\.ts)|ledger\/(store|sync))/.test(s))).toEqual([])
     expect(submit.sources.filter((s) => /^node_modules\/(tweetnacl|multiformats|@libp2p|level)/.test(s))).toEqual([])
   })

@@ -3,8 +3,9 @@ import { stat } from 'node:fs/promises'
 import { MAX_SOURCE_BYTES } from '../../../archive/constants.js'
 import { packDirectory } from '../../../archive/pack.js'
 import type { JobView, SpecOverrides } from '../../../jobs/index.js'
-// The module itself, not the layer's index: `submit` needs the spec reader, not the node's job service and sandbox.
-import { readJobSpec } from '../../../jobs/spec.js'
+// The module itself, not the layer's index: `submit` needs the spec reader, not the node's job service and sandbox
+// (nor, for a buildhaus.json of the common shapes, zod: spec-file.ts loads the schema only when unsure).
+import { readJobSpec } from '../../../jobs/spec-file.js'
 import { connectFromOptions } from '../client.js'
 import { UsageError } from '../../../util/errors.js'
 import { defineCommand } from '../command.js'
