@@ -55,7 +55,7 @@ describe('the audit report of a fixed export', () => {
   it('a long audit says how far it is on stderr, at most every 2 s, and why it starts again', () => {
     let clock = 0
     const written: string[] = []
-    const progress = auditProgress(1_000_000, { write: (text: string) => written.push(text) }, () => clock)
+    const progress = auditProgress(1_000_000, { write: (text: string) => written.push(text) }, {}, () => clock)
     clock = 1_000
     progress.lines(8192, 100_000)
     expect(written).toEqual([])
@@ -68,6 +68,15 @@ describe('the audit report of a fixed export', () => {
     expect(written).toEqual(['audit: 25 %, 16,384 lines read (8,192 a second)\n', 'audit: 40 %, 32,768 lines read (7,992 a second)\n'])
     progress.restart()
     expect(written[2]).toMatch(/^audit: a signature the chains did not vouch for failed; reading the log again/)
+    // Checking every signature, a long audit says once that there is a faster mode.
+    const told: string[] = []
+    const every = auditProgress(0, { write: (text: string) => told.push(text) }, { suggestChain: true }, () => clock)
+    clock += 2_500
+    every.lines(8192, 1)
+    clock += 2_500
+    every.lines(16_384, 2)
+    expect(told.filter((line) => line.includes('--signatures chain'))).toHaveLength(1)
+    expect(told).toHaveLength(3)
   })
 
   it('the command says which signatures it checked, and refuses a mode it does not know', () => {

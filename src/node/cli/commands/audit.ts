@@ -16,7 +16,7 @@ export const auditCommand = defineCommand({
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file; give an export made with \`buildhaus-node log export -o FILE\``)
     const reader = await readerPolicyFromOptions(options, io.env)
     const { policy, names } = reader
-    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice, signatures: signatureMode(options.signatures), progress: auditProgress(info.size, io.stderr) })
+    const report = await auditExport(file, policy, { membership: membershipOption(reader), slice: options.slice, signatures: signatureMode(options.signatures), progress: auditProgress(info.size, io.stderr, { suggestChain: signatureMode(options.signatures) === 'every' }) })
     if (options.json) {
       const { views: _views, ...printable } = report
       io.stdout.write(`${JSON.stringify(printable)}\n`)
@@ -28,9 +28,11 @@ export const auditCommand = defineCommand({
 })
 
 /** Progress on stderr, for an audit that takes a while: the first line after PROGRESS_EVERY_MS, then one each PROGRESS_EVERY_MS. */
-export function auditProgress (fileBytes: number, stderr: { write: (text: string) => unknown }, now = (): number => performance.now()): NonNullable<AuditExportOptions['progress']> {
+export function auditProgress (fileBytes: number, stderr: { write: (text: string) => unknown }, options: { suggestChain?: boolean } = {}, now = (): number => performance.now()): NonNullable<AuditExportOptions['progress']> {
   let began = now()
   let last = began
+  // Said once, with the first line: only an audit long enough to show progress needs the faster mode.
+  let suggest = options.suggestChain === true
   return {
     lines: (lines, bytes) => {
       const at = now()
@@ -38,8 +40,13 @@ export function auditProgress (fileBytes: number, stderr: { write: (text: string
       last = at
       const share = fileBytes > 0 ? `${Math.min(100, Math.floor((bytes / fileBytes) * 100))} %, ` : ''
       stderr.write(`audit: ${share}${lines.toLocaleString('en-US')} lines read (${Math.round(lines / ((at - began) / 1000)).toLocaleString('en-US')} a second)\n`)
+      if (suggest) {
+        suggest = false
+        stderr.write('audit: every line\'s signature is being checked; `--signatures chain` checks one per run of linked entries and is several times faster on a large log (docs/FORMAT.md §9 says what it leaves out)\n')
+      }
     },
     restart: () => {
+      suggest = false
       stderr.write('audit: a signature the chains did not vouch for failed; reading the log again with every signature checked, to name every bad line\n')
       began = now()
       last = began
