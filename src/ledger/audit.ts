@@ -197,6 +197,7 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
   const maxProblems = options.maxProblems ?? 1000
   const onEntry = options.onEntry
   const mode = options.signatures ?? 'every'
+  const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, invalidCount: 0, forks: [], equivocating: [], ended: [], gaps: [], signatures: { mode, checked: 0, failed: 0 } }
   const onProgress = options.onProgress
   let bytesRead = 0
   /** Count a line read; tell onProgress now and then. */
@@ -206,7 +207,6 @@ export async function auditLines (lines: AsyncIterable<string | Uint8Array> | It
     bytesRead += (typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length) + 1
     if (report.lines % PROGRESS_LINES === 0) onProgress(report.lines, bytesRead)
   }
-  const report: AuditReport = { valid: true, lines: 0, entries: 0, authors: {}, types: {}, problems: [], problemCount: 0, invalidCount: 0, forks: [], equivocating: [], ended: [], gaps: [], signatures: { mode, checked: 0, failed: 0 } }
   const chains = new Map<string, ChainState>()
   /** Chain problems per author: excused at the end for authors proven to equivocate. */
   const chainProblems = new Map<string, number>()
