@@ -186,12 +186,7 @@ export function jobBodyAccepted (body: unknown): boolean {
     isLimits(body.limits) && typeof body.network === 'boolean' && typeof body.root === 'boolean'
 }
 
-/**
- * A buildhaus.json whose platforms are selector strings and whose replicas is
- * one count (label arrays and counts per platform are the schema's to check),
- * as spec.ts's schema would accept it: what `submit` reads before it sends
- * anything, without loading zod for the common case.
- */
+/** The members of buildhaus.json (spec.ts's schema). */
 const SPEC = new Set(['name', 'platforms', 'replicas', 'steps', 'artifacts', 'independent', 'timeout', 'resources', 'network', 'root', 'environment', 'packages'])
 
 function isSteps (steps: unknown): boolean {
@@ -204,6 +199,12 @@ function isSteps (steps: unknown): boolean {
   return true
 }
 
+/**
+ * A buildhaus.json whose platforms are selector strings and whose replicas is
+ * one count (label arrays and counts per platform are the schema's to check),
+ * as spec.ts's schema would accept it: what `submit` reads before it sends
+ * anything, without loading zod for the common case.
+ */
 export function jobSpecAccepted (spec: unknown): boolean {
   if (!plain(spec, SPEC) || !isLine(spec.name, MAX_JOB_NAME_LENGTH) || !isSteps(spec.steps)) return false
   const platforms = spec.platforms
