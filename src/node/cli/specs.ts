@@ -226,7 +226,7 @@ export const auditSpec = defineSpec({
   options: {
     ...trustOptions,
     verbose: { type: 'boolean', short: 'v', description: 'show every job\'s builders and hashes, not only those that are not verified' },
-    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every id and link present is still checked, and each run of linked entries is proven by a signature' },
+    slice: { type: 'boolean', description: 'the file is a slice of a log (a release\'s log.ndjson): chains may skip entries; every id, link and signature present is still checked (with `--signatures chain`, a signature per run of linked entries)' },
     signatures: { type: 'string', placeholder: 'every|chain', description: 'which signatures to check: `every` line\'s own (the default), or `chain`: only what the chains\' links do not vouch for (each run of linked entries is proven by its last entry, which signs the ids before it; more than twice as fast on a large log), and every line\'s once one fails. A line whose own signature is damaged passes `chain` if a later entry signs its id (docs/FORMAT.md §9)' },
     ...jsonOption
   }
