@@ -25,8 +25,16 @@ describe('auditing a slice of a log', () => {
     expect(sliced.log.valid).toBe(true)
     expect(sliced.jobs.map((j) => j.id)).toEqual([job.id])
 
+    // By chain, each entry of a slice ends its own run (the gaps): every one of them is checked.
+    const chained = await auditExport(file, {}, { slice: true, signatures: 'chain' })
+    expect(chained.log).toMatchObject({ valid: true, signatures: { mode: 'chain', checked: 2, failed: 0 } })
+    expect(chained.jobs.map((j) => j.id)).toEqual([job.id])
+
     const tampered = logSlice([job, result]).map((l, i) => (i === 1 ? l.replace('"status":"pass"', '"status":"fail"') : l))
     await writeFile(file, tampered.map((l) => `${l}\n`).join(''))
     expect((await auditExport(file, {}, { slice: true })).log.valid).toBe(false)
+    const tamperedByChain = await auditExport(file, {}, { slice: true, signatures: 'chain' })
+    expect(tamperedByChain.log).toMatchObject({ valid: false, signatures: { mode: 'every', fallback: true } })
+    expect(tamperedByChain.log.problems.map((p) => p.kind)).toEqual(['bad-signature'])
   })
 })
