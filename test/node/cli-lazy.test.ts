@@ -137,6 +137,29 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     expect(status.internals.filter((m) => /undici|internal\/tls|_tls_/.test(m))).toEqual([])
   })
 
+  it('`log export` from a running node loads neither its store nor LevelDB, and a long export into a file says how far it is', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-export-'))
+    teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    // A node whose log is 9,000 lines, the second half sent after a pause: an export that lasts over 2 s.
+    const server = createServer((request, response) => {
+      response.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      const half = Array.from({ length: 4_500 }, (_, i) => `{"line":${i}}\n`).join('')
+      response.write(half)
+      setTimeout(() => { response.end(half) }, 2_100)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
+    const { port } = server.address() as AddressInfo
+    await writeFile(join(dir, 'api.json'), JSON.stringify({ url: `http://127.0.0.1:${port}`, pid: process.pid, peerId: '12D3KooW', startedAt: 1 }))
+    const output = join(dir, 'log.ndjson')
+    const exported = await run(['log', 'export', '--home', dir, '-o', output])
+    expect(exported.status, exported.stderr).toBe(0)
+    expect((await readFile(output, 'utf8')).split('\n')).toHaveLength(9_001)
+    // At least the line at 8,192 entries, which the pause puts 2 s after the start (a slow machine may say more).
+    expect(exported.stderr).toMatch(/log export: 8,192 entries so far \([\d,]+ a second\)\nexported 9000 entries to /)
+    expect(exported.sources.filter((s) => /^(src\/ledger\/(store|export|entry)\.ts|src\/jobs\/bodies\.ts|node_modules\/(classic-level|level|abstract-level|@libp2p|zod))/.test(s))).toEqual([])
+  })
+
   it('`submit` loads the spec reader and the packer, not zod, nor the node\'s job service, sandbox or environment store', async () => {
     const home = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-submit-'))
     teardown(async () => { await rm(home, { recursive: true, force: true }) })
