@@ -10,7 +10,7 @@ import {
   MAX_PLATFORMS, MAX_PROCESSES, MAX_REASON_LENGTH, MAX_REPLICAS, MAX_RESULT_ARTIFACTS, MAX_SELECTOR_LENGTH,
   MAX_SIGNAL_LENGTH, MAX_STEP_NAME_LENGTH, MAX_STEP_RUN_LENGTH, MAX_STEPS, MAX_SUMMARY_LENGTH, MAX_TIMEOUT_S,
   MAX_TOOL_NAME_LENGTH, MIN_TIMEOUT_S, MAX_URL_LENGTH, MAX_RELEASE_LENGTH, MIN_WATCH_INTERVAL_S, MAX_WATCH_INTERVAL_S, RELEASE_PATTERN,
-  MAX_RESULT_PACKAGES, MAX_PACKAGE_VERSION_LENGTH
+  MAX_RESULT_PACKAGES, MAX_PACKAGE_VERSION_LENGTH, WATCH_KINDS
 } from './constants.js'
 import { claimBodyAccepted, jobBodyAccepted, resultBodyAccepted } from './fast-bodies.js'
 import { describeIssues } from './issues.js'
@@ -204,8 +204,6 @@ export const jobBodySchema = z.strictObject({
 
 // ---------------------------------------------------------------- watch, unwatch, poll (see watches.ts)
 
-export const WATCH_KINDS = ['git', 'npm', 'pypi', 'debian'] as const
-export type WatchKind = typeof WATCH_KINDS[number]
 
 /** Names of npm packages, PyPI projects and Debian source packages. */
 const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*$/

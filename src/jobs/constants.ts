@@ -154,3 +154,7 @@ export const RELEASE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+~:@-]*$/
  * open slots over 262 members, or 64 over 4,096.
  */
 export const MAX_RANKED_ENTRIES = 1 << 18
+
+/** What a watch follows: a git repository, an npm package, a PyPI project, a Debian source package. */
+export const WATCH_KINDS = ['git', 'npm', 'pypi', 'debian'] as const
+export type WatchKind = typeof WATCH_KINDS[number]

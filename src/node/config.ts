@@ -8,16 +8,19 @@ import { parseBootstrapAddress } from '../gossip/keeper.js'
 import { parseMultiaddrOption } from '../gossip/libp2p.js'
 import { isCircuit, RELAY_MODES, type RelayMode } from '../gossip/nat/index.js'
 import { MAX_ENVIRONMENTS, MAX_PLATFORMS, MAX_SLOTS } from '../gossip/presence/constants.js'
-import { DEFAULT_ENVIRONMENT_CACHE_MB, environmentNameProblem, HOST_ENVIRONMENT } from '../environments/index.js'
+import { environmentNameProblem, HOST_ENVIRONMENT } from '../environments/index.js'
 import { UsageError } from '../util/errors.js'
-import { homePaths, resolveHome } from './home/home.js'
+import { resolveHome } from './home/home.js'
 import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS } from './services/release-pins.js'
 import { DEFAULT_MIN_POLL_INTERVAL_S } from './services/watcher.js'
 import { defaultSlots, detectPlatforms, isPlatformLabel } from './platform.js'
 import { DEFAULT_API_HOST, DEFAULT_API_PORT } from './api-defaults.js'
+import { defaultEnvironmentDir, parseEnvironmentCache, parseWholeNumber, ROOT_ENVIRONMENT_DIR } from './option-values.js'
 
 /** Defined in api-defaults.ts, which `join --help` reads without loading this module. */
 export { DEFAULT_API_HOST, DEFAULT_API_PORT }
+/** Defined in option-values.ts, which the `env` commands read without loading this module (and libp2p with it). */
+export { defaultEnvironmentDir, parseEnvironmentCache, parseWholeNumber, ROOT_ENVIRONMENT_DIR }
 
 export const SANDBOX_MODES = ['bubblewrap', 'none'] as const
 export type SandboxMode = typeof SANDBOX_MODES[number]
@@ -169,18 +172,7 @@ export function buildNodeConfig (flags: JoinFlags, env: NodeJS.ProcessEnv = proc
   }
 }
 
-/**
- * Where environments are kept by default. A root node's builds run as an
- * unprivileged user that bubblewrap binds the root as, by path, and the home
- * is private (0700): its environments live in /var/cache/buildhaus (they
- * are a cache, made again when missing) and nodes on the machine share them.
- * A node of another user keeps them in its home.
- */
-export function defaultEnvironmentDir (home: string): string {
-  return process.getuid?.() === 0 ? ROOT_ENVIRONMENT_DIR : homePaths(home).environments
-}
 
-export const ROOT_ENVIRONMENT_DIR = '/var/cache/buildhaus/environments'
 
 /** `--environment NAME` (repeatable): checked names, each once. */
 export function parseEnvironments (names: string[]): string[] {
@@ -194,10 +186,6 @@ export function parseEnvironments (names: string[]): string[] {
   return unique
 }
 
-/** `--environment-cache MB` (default DEFAULT_ENVIRONMENT_CACHE_MB). */
-export function parseEnvironmentCache (text: string | undefined): number {
-  return text === undefined ? DEFAULT_ENVIRONMENT_CACHE_MB : parseWholeNumber('--environment-cache', text, 256, 64 * 1024 * 1024, 'megabytes the environments may take')
-}
 
 export function parseRelayMode (text: string): RelayMode {
   if (!(RELAY_MODES as readonly string[]).includes(text)) {
@@ -257,12 +245,6 @@ export function parseApiAddress (text: string): ApiAddress {
   return { host: host === '' ? DEFAULT_API_HOST : host, port }
 }
 
-export function parseWholeNumber (flag: string, text: string, min: number, max: number, what: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`${flag} ${JSON.stringify(text)} is not a whole number from ${min} to ${max} (${what})`)
-  }
-  return Number(text)
-}
 
 export function parseSandbox (text: string): SandboxMode {
   if (!(SANDBOX_MODES as readonly string[]).includes(text)) {

@@ -160,6 +160,30 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     expect(exported.sources.filter((s) => /^(src\/ledger\/(store|export|entry)\.ts|src\/jobs\/bodies\.ts|node_modules\/(classic-level|level|abstract-level|@libp2p|zod))/.test(s))).toEqual([])
   })
 
+  it('`env list`, `watch list` and `verify FILE` load what they need, not the network\'s modules, zod or the job service', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-misc-'))
+    teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ watches: [], matches: [], jobs: [] }))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
+    const { port } = server.address() as AddressInfo
+    await writeFile(join(dir, 'api.json'), JSON.stringify({ url: `http://127.0.0.1:${port}`, pid: process.pid, peerId: '12D3KooW', startedAt: 1 }))
+    const environments = join(dir, 'environments')
+    const envList = await run(['env', 'list', '--json', '--environment-dir', environments])
+    expect(envList.status, envList.stderr).toBe(0)
+    expect(envList.sources.filter((s) => /^(src\/gossip\/(?!constants\.ts)|node_modules\/(libp2p|@libp2p\/(?!logger)|@chainsafe))/.test(s))).toEqual([])
+    const watches = await run(['watch', 'list', '--json', '--home', dir])
+    expect(watches.sources).toContain('src/node/cli/commands/watch.ts')
+    expect(watches.sources.filter((s) => /^(node_modules\/zod|src\/jobs\/(?!constants\.ts))/.test(s))).toEqual([])
+    const file = join(dir, 'artifact.txt')
+    await writeFile(file, 'built\n')
+    const verify = await run(['verify', file, '--json', '--home', dir])
+    expect(verify.sources).toContain('src/node/cli/commands/verify.ts')
+    expect(verify.sources.filter((s) => /^src\/(jobs\/(service|spec|bodies|state)|ledger\/|node\/cli\/audit\.ts)/.test(s))).toEqual([])
+  })
+
   it('`submit` loads the spec reader and the packer, not zod, nor the node\'s job service, sandbox or environment store', async () => {
     const home = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-submit-'))
     teardown(async () => { await rm(home, { recursive: true, force: true }) })

@@ -69,3 +69,14 @@ export function jobReport (job: JobView, apiUrl: string): string {
   }
   return `${lines.join('\n')}\n`
 }
+
+/** A time as the log's authors claimed it, in UTC to the second. */
+export function when (ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}Z`
+}
+
+/** A builder as a reader knows it: the trust list's name beside the short key. */
+export function builderName (key: string, names: ReadonlyMap<string, string>): string {
+  const name = names.get(key)
+  return name === undefined ? short(key) : `${short(key)} (${name})`
+}

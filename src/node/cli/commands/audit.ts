@@ -4,7 +4,7 @@ import type { SignatureMode } from '../../../ledger/audit.js'
 import { auditExport, type AuditedJob, type AuditedPlatform, type AuditExportOptions, type FullAuditReport } from '../audit.js'
 import { defineCommand } from '../command.js'
 import { auditSpec } from '../specs.js'
-import { short, verdictText } from '../job-format.js'
+import { builderName, short, verdictText, when } from '../job-format.js'
 import { formatTable } from '../table.js'
 import { membershipOption, readerPolicyFromOptions } from '../trust-options.js'
 
@@ -62,17 +62,6 @@ const PROGRESS_EVERY_MS = 2_000
 export function signatureMode (value: string | undefined): SignatureMode {
   if (value === undefined || value === 'every' || value === 'chain') return value ?? 'every'
   throw new UsageError(`--signatures received ${JSON.stringify(value)}; give \`every\` (each line's own signature, the default) or \`chain\` (one per run of linked entries)`)
-}
-
-/** A time as the log's authors claimed it, in UTC to the second. */
-export function when (ms: number): string {
-  return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}Z`
-}
-
-/** A builder as a reader knows it: the trust list's name beside the short key. */
-export function builderName (key: string, names: ReadonlyMap<string, string>): string {
-  const name = names.get(key)
-  return name === undefined ? short(key) : `${short(key)} (${name})`
 }
 
 /** Jobs shown in detail without -v: the first that are not verified. */

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { EnvironmentStore, manifestBytes, type EnvironmentInfo } from '../../../environments/index.js'
-import { defaultEnvironmentDir, parseEnvironmentCache } from '../../config.js'
+import { defaultEnvironmentDir, parseEnvironmentCache } from '../../option-values.js'
 import { resolveHome } from '../../home/home.js'
 import { defineCommand, type CliIO } from '../command.js'
 import { envListSpec, envCreateSpec, envImportSpec, envRemoveSpec, envGcSpec, envShowSpec } from '../specs.js'

@@ -2,15 +2,14 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
-import { findArtifact, type ArtifactMatch } from '../../../jobs/index.js'
+// The modules themselves, not the layers' index.ts: asking a node which builders built a file needs neither zod nor the job service.
+import { findArtifact, type ArtifactMatch } from '../../../jobs/artifact-lookup.js'
 import { UsageError } from '../../../util/errors.js'
-import { auditExport } from '../audit.js'
 import { connectFromOptions } from '../client.js'
 import { defineCommand } from '../command.js'
 import { verifySpec } from '../specs.js'
-import { short, verdictText } from '../job-format.js'
+import { builderName, short, verdictText, when } from '../job-format.js'
 import { membershipOption, readerPolicyFromOptions } from '../trust-options.js'
-import { builderName, signatureMode, when } from './audit.js'
 
 export interface VerifyAnswer {
   file: string
@@ -44,6 +43,8 @@ export const verifyCommand = defineCommand({
     if (options.log !== undefined) {
       const reader = await readerPolicyFromOptions(options, io.env)
       names = reader.names
+      // The audit's code (the entry rules, the folds) only for a log judged offline.
+      const [{ auditExport }, { signatureMode }] = await Promise.all([import('../audit.js'), import('./audit.js')])
       const report = await auditExport(options.log, reader.policy, { membership: membershipOption(reader), slice: options.slice, signatures: signatureMode(options.signatures) })
       matches = findArtifact(report.views, sha256, options.job)
       judgedBy = {

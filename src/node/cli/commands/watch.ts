@@ -1,14 +1,14 @@
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { MAX_SPEC_FILE_BYTES, SPEC_FILE_NAME, WATCH_KINDS, type WatchKind } from '../../../jobs/index.js'
+// The constants alone, not the layer's index: that loads zod and the node's job service.
+import { MAX_SPEC_FILE_BYTES, SPEC_FILE_NAME, WATCH_KINDS, type WatchKind } from '../../../jobs/constants.js'
 import { UsageError } from '../../../util/errors.js'
 import type { WatchListing } from '../../api/routes/watches.js'
 import { connectFromOptions } from '../client.js'
 import { defineCommand } from '../command.js'
 import { watchAddSpec, watchListSpec, watchRemoveSpec } from '../specs.js'
-import { short } from '../job-format.js'
+import { short, when } from '../job-format.js'
 import { formatTable } from '../table.js'
-import { when } from './audit.js'
 import { defaultDebianArchive, defaultNpmRegistry, defaultPypiIndex } from '../upstream-defaults.js'
 
 /** The job template from --job: a buildhaus.json (or a directory holding one), `{version}` in its steps. */
