@@ -160,7 +160,7 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     expect(exported.sources.filter((s) => /^(src\/ledger\/(store|export|entry)\.ts|src\/jobs\/bodies\.ts|node_modules\/(classic-level|level|abstract-level|@libp2p|zod))/.test(s))).toEqual([])
   })
 
-  it('`env list`, `watch list` and `verify FILE` load what they need, not the network\'s modules, zod or the job service', async () => {
+  it('`env list`, `watch list`, `verify FILE`, `attest` and `fetch` load what they need, not the network\'s modules, zod or the job service', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'buildhaus-lazy-misc-'))
     teardown(async () => { await rm(dir, { recursive: true, force: true }) })
     const server = createServer((_request, response) => {
@@ -182,6 +182,12 @@ describe('the CLI loads a command\'s code only when that command runs', () => {
     const verify = await run(['verify', file, '--json', '--home', dir])
     expect(verify.sources).toContain('src/node/cli/commands/verify.ts')
     expect(verify.sources.filter((s) => /^src\/(jobs\/(service|spec|bodies|state)|ledger\/|node\/cli\/audit\.ts)/.test(s))).toEqual([])
+    // attest and fetch read a job's view (and fetch checks its log slice with the entry rules), never through the node's job service.
+    for (const args of [['attest', 'abcdef', '--json'], ['fetch', 'abcdef', '-o', join(dir, 'fetched')]]) {
+      const ran = await run([...args, '--home', dir])
+      expect(ran.sources).toContain(`src/node/cli/commands/${args[0]!}.ts`)
+      expect(ran.sources.filter((s) => /^src\/(jobs\/(service|spec|watches|scheduler)|node\/cli\/audit\.ts)/.test(s))).toEqual([])
+    }
   })
 
   it('`submit` loads the spec reader and the packer, not zod, nor the node\'s job service, sandbox or environment store', async () => {

@@ -1,8 +1,7 @@
 import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
-import { attestations, type PlatformAttestation } from '../../../jobs/index.js'
+import { attestations, type PlatformAttestation } from '../../../jobs/provenance.js'
 import { UsageError } from '../../../util/errors.js'
-import { auditExport } from '../audit.js'
 import { connectFromOptions } from '../client.js'
 import { defineCommand } from '../command.js'
 import { attestSpec } from '../specs.js'
@@ -17,6 +16,8 @@ export const attestCommand = defineCommand({
     if (options.log !== undefined) {
       if (!/^[0-9a-f]{64}$/.test(id)) throw new UsageError(`with --log, give the whole job id (64 hex digits), not ${JSON.stringify(id)}`)
       const reader = await readerPolicyFromOptions(options, io.env)
+      // The audit's code only for a log judged offline.
+      const { auditExport } = await import('../audit.js')
       const report = await auditExport(options.log, reader.policy, { membership: membershipOption(reader) })
       const view = report.views.find((v) => v.id === id)
       if (view === undefined) throw new UsageError(`${options.log} holds no job ${id}`)
