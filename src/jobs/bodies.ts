@@ -202,8 +202,7 @@ export const jobBodySchema = z.strictObject({
   }
 })
 
-// ---------------------------------------------------------------- watch, unwatch, poll (see watches.ts)
-
+// ---------------------------------------------------------------- watch, unwatch, poll (see watches.ts; WATCH_KINDS is in constants.ts)
 
 /** Names of npm packages, PyPI projects and Debian source packages. */
 const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*$/

@@ -111,11 +111,14 @@ export async function readJobSpec (dir: string): Promise<JobSpec> {
   } finally {
     await handle.close()
   }
-  let value: unknown
+  return await checkJobSpec(parseSpecJson(text, SPEC_FILE_NAME), SPEC_FILE_NAME)
+}
+
+/** The JSON of a buildhaus.json's text, or a JobSpecError naming the file. */
+export function parseSpecJson (text: string, file = SPEC_FILE_NAME): unknown {
   try {
-    value = JSON.parse(text)
+    return JSON.parse(text) as unknown
   } catch (err) {
-    throw new JobSpecError(`${SPEC_FILE_NAME}: not valid JSON (${describeError(err)})`)
+    throw new JobSpecError(`${file}: not valid JSON (${describeError(err)})`)
   }
-  return await checkJobSpec(value, SPEC_FILE_NAME)
 }

@@ -1,7 +1,6 @@
 import { z } from 'zod'
 import { MAX_ENTRY_BYTES } from '../ledger/constants.js'
 import { canonicalJson } from '../util/canonical-json.js'
-import { describeError } from '../util/errors.js'
 import { HOST_ENVIRONMENT, MAX_REQUESTED_PACKAGES } from '../environments/constants.js'
 import { environmentNameProblem } from '../environments/names.js'
 import { globSchema, jobBodySchema, limitsSchema, packageSchema, stepSchema, type JobBody, type JobPlatform } from './bodies.js'
@@ -10,7 +9,7 @@ import {
   MAX_TIMEOUT_S, MIN_TIMEOUT_S, SPEC_FILE_NAME
 } from './constants.js'
 import { JobSpecError } from './errors.js'
-import { jobSpecOf, type JobSpec } from './spec-file.js'
+import { jobSpecOf, parseSpecJson, type JobSpec } from './spec-file.js'
 import { describeIssues } from './issues.js'
 import { normaliseLabels, parseSelector } from './selector.js'
 
@@ -126,13 +125,7 @@ export function validateJobSpec (value: unknown, file = SPEC_FILE_NAME): JobSpec
 
 /** Parse the text of a buildhaus.json. */
 export function parseJobSpec (text: string, file = SPEC_FILE_NAME): JobSpec {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (err) {
-    throw new JobSpecError(`${file}: not valid JSON (${describeError(err)})`)
-  }
-  return validateJobSpec(value, file)
+  return validateJobSpec(parseSpecJson(text, file), file)
 }
 
 export { readJobSpec } from './spec-file.js'
