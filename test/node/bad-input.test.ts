@@ -167,6 +167,18 @@ describe('peers: says clearly when there is no node to ask', () => {
     expectOneSentence(await runCli(['peers', '--api', 'ftp://x']), 2, /--api ftp:\/\/x is not an http\(s\) URL/)
   })
 
+  it('verify refuses the options that judge an export without --log, and a --signatures it does not know', async () => {
+    const dir = await tempDir(teardown)
+    const file = join(dir, 'artifact.txt')
+    await writeFile(file, 'built\n')
+    for (const extra of [['--signatures', 'chain'], ['--slice'], ['--trust', 'everyone']]) {
+      expectOneSentence(await runCli(['verify', file, ...extra]), 2, /--mesh, --trust, --quorum, --slice and --signatures judge an exported log: add --log EXPORT/)
+    }
+    const log = join(dir, 'empty.ndjson')
+    await writeFile(log, '')
+    expectOneSentence(await runCli(['verify', file, '--log', log, '--trust', 'everyone', '--signatures', 'some']), 2, /--signatures received "some"; give `every`/)
+  })
+
   it('prints an aligned table from a running node', async () => {
     const node = await startNodeProcess(teardown)
     const result = await runCli(['peers', '--home', node.home])

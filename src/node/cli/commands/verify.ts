@@ -28,8 +28,8 @@ export const verifyCommand = defineCommand({
     const info = await stat(file).catch(() => undefined)
     if (info === undefined || !info.isFile()) throw new UsageError(`${file} is not a file`)
     if (options.job !== undefined && !/^[0-9a-f]{64}$/.test(options.job)) throw new UsageError(`--job ${options.job} is not a job id (64 hex digits)`)
-    if (options.log === undefined && (options.trust !== undefined || options.quorum !== undefined || options.mesh !== undefined)) {
-      throw new UsageError('--mesh, --trust and --quorum judge an exported log: add --log EXPORT (the node applies its own policy)')
+    if (options.log === undefined && (options.trust !== undefined || options.quorum !== undefined || options.mesh !== undefined || options.slice || options.signatures !== undefined)) {
+      throw new UsageError('--mesh, --trust, --quorum, --slice and --signatures judge an exported log: add --log EXPORT (the node applies its own policy)')
     }
     if (options.log !== undefined && (options.api !== undefined || options.home !== undefined)) {
       throw new UsageError('--log judges offline: drop --api/--home, or drop --log to ask the node')
