@@ -31,6 +31,8 @@ export interface NodeProcessOptions {
   env?: NodeJS.ProcessEnv
   /** More `join` options (environments, platforms). */
   joinArgs?: string[]
+  /** Start the node in this cgroup (bench/cpu-group.ts): its `cgroup.procs` file, written before Node starts. */
+  cgroupProcs?: string
 }
 
 export async function startNodeProcess (scratch: string, index: number, bootstrap: string | undefined, slots: number | undefined, mesh: string, options: NodeProcessOptions = {}): Promise<NodeProcess> {
@@ -38,7 +40,10 @@ export async function startNodeProcess (scratch: string, index: number, bootstra
   const args = [BIN, 'join', '--json', '--home', home, '--mesh', mesh, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
     ...(slots !== undefined ? ['--slots', String(slots)] : []), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : []), ...options.joinArgs ?? []]
   const nodeArgs = options.nodeArgs ?? process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
+  const command = [process.execPath, ...nodeArgs, ...args]
+  // Joined by a shell that then execs the node: the node's pid is the shell's, and nothing it starts is outside the group.
+  const [file, ...argv] = options.cgroupProcs === undefined ? command : ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcs, ...command]
+  const child = spawn(file!, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   let stderr = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-10_000) })
   const ready = await new Promise<{ api: string, listen: string[], author: string }>((resolve, reject) => {

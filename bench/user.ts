@@ -8,6 +8,7 @@ import { packDirectory } from '../src/archive/index.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { foundMeshFor } from '../src/node/home/found-mesh.js'
 import { startPerfRecord } from './child-process.js'
+import { makeCpuGroup, type CpuGroup } from './cpu-group.js'
 import { machineBusySeconds, TICKS_PER_SECOND } from './machine-cpu.js'
 import { startHost, stopHost, type HostProcess } from './cluster.js'
 import { procMemory, procStatus, ROOT, startNodeProcess, stopNodeProcess, type NodeProcess } from './node-process.js'
@@ -158,8 +159,12 @@ class VerdictStream {
   }
 }
 
-/** CPU seconds so far: the node processes (with the sandboxes they reaped) and the whole machine. */
-async function cpuSnapshot (nodes: NodeProcess[]): Promise<{ t: number, nodes: number, helpers: number, nodesSystem: number, sandboxes: number, machineBusy: number, self: number }> {
+/**
+ * CPU seconds so far: the node processes (with the sandboxes they reaped),
+ * the nodes' cgroup (everything they started, reaped or not) when there is
+ * one, and the whole machine.
+ */
+async function cpuSnapshot (nodes: NodeProcess[], group?: CpuGroup): Promise<{ t: number, nodes: number, group: number | undefined, helpers: number, nodesSystem: number, sandboxes: number, machineBusy: number, self: number }> {
   let ticks = 0
   let children = 0
   let system = 0
@@ -179,7 +184,7 @@ async function cpuSnapshot (nodes: NodeProcess[]): Promise<{ t: number, nodes: n
   }
   const machineBusy = await machineBusySeconds()
   const usage = process.cpuUsage()
-  return { t: performance.now(), nodes: ticks / TICKS_PER_SECOND, helpers: helper / TICKS_PER_SECOND, nodesSystem: system / TICKS_PER_SECOND, sandboxes: children / TICKS_PER_SECOND, machineBusy, self: (usage.user + usage.system) / 1e6 }
+  return { t: performance.now(), nodes: ticks / TICKS_PER_SECOND, group: await group?.usageSeconds(), helpers: helper / TICKS_PER_SECOND, nodesSystem: system / TICKS_PER_SECOND, sandboxes: children / TICKS_PER_SECOND, machineBusy, self: (usage.user + usage.system) / 1e6 }
 }
 
 /** The spawn helper processes a node started (children whose command line names spawn-helper-main). */
@@ -193,17 +198,22 @@ async function spawnHelpersOf (pid: number): Promise<number[]> {
   return found
 }
 
-function cpuDelta (a: Awaited<ReturnType<typeof cpuSnapshot>>, b: Awaited<ReturnType<typeof cpuSnapshot>>): Record<string, number> {
-  const nodes = b.nodes - a.nodes
+function cpuDelta (a: Awaited<ReturnType<typeof cpuSnapshot>>, b: Awaited<ReturnType<typeof cpuSnapshot>>): Record<string, number | string> {
+  const reaped = b.nodes - a.nodes
+  // The nodes' cgroup counts what their sandboxes left to the machine's init (bench/cpu-group.ts); /proc alone does not.
+  const nodes = a.group !== undefined && b.group !== undefined ? b.group - a.group : reaped
   const self = b.self - a.self
   return {
     wallS: round((b.t - a.t) / 1000, 2),
     nodesS: round(nodes, 2),
-    // Of nodesS: the sandboxes' processes (sh, bwrap, the step), reaped by the nodes (or their spawn helpers).
+    countedBy: a.group !== undefined ? 'the nodes\' cgroup' : '/proc (sandboxes reaped by the machine\'s init are missed)',
+    // What /proc credits to the node processes: themselves, their helpers and the processes those reaped.
+    nodesReapedS: round(reaped, 2),
+    // Of nodesReapedS: the sandboxes' processes (sh, bwrap, the step) that the nodes (or their spawn helpers) reaped.
     sandboxesS: round(b.sandboxes - a.sandboxes, 2),
-    // Of nodesS: the nodes' spawn helpers, with the sandboxes they reaped.
+    // Of nodesReapedS: the nodes' spawn helpers, with the sandboxes they reaped.
     helpersS: round(b.helpers - a.helpers, 2),
-    // Of nodesS: the node processes' own kernel time (forks, sockets, fsync), not their sandboxes'.
+    // Of nodesReapedS: the node processes' own kernel time (forks, sockets, fsync), not their sandboxes'.
     nodesSystemS: round(b.nodesSystem - a.nodesSystem, 2),
     clientS: round(self, 2),
     // Everything else the machine did meanwhile: large means the figures are disturbed.
@@ -281,13 +291,16 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
   const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-user-'))
   const nodes: NodeProcess[] = []
   let events: VerdictStream | undefined
+  const group = await makeCpuGroup(`buildhaus-bench-user-${process.pid}`)
+  const cpuGroup = 'unavailable' in group ? undefined : group
+  result.cpuCountedBy = cpuGroup !== undefined ? 'a cgroup v1 cpuacct group of the nodes (their sandboxes included, whoever reaped them)' : `/proc only (${(group as { unavailable: string }).unavailable}): sandbox processes reaped by the machine's init are missed`
   try {
     // The nodes are the founders of their own mesh (keys made now, in their homes), as a user's own mesh would be.
     const mesh = join(scratch, 'mesh.json')
     await foundMeshFor(Array.from({ length: count }, (_, i) => join(scratch, `node-${i}`)), mesh, { name: 'bench-user' })
     progress(`starting ${count} node processes`)
     const startedAt = performance.now()
-    for (let i = 0; i < count; i++) nodes.push(await startNodeProcess(scratch, i, nodes[0]?.listen[0], options.slots, mesh))
+    for (let i = 0; i < count; i++) nodes.push(await startNodeProcess(scratch, i, nodes[0]?.listen[0], options.slots, mesh, cpuGroup === undefined ? {} : { cgroupProcs: cpuGroup.procsFile }))
     await waitFor(async () => {
       const health = await Promise.all(nodes.map(async (n) => await getJson<{ peers: number }>(n.api, '/api/health')))
       return health.every((h) => h.peers === count - 1)
@@ -310,14 +323,14 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
     for (const replicas of replicaCounts) {
       const body: SubmitBody = { spec: SPEC, overrides: { replicas }, source }
       progress(`latency, ${replicas} replica(s)`)
-      latency[`replicas${replicas}`] = await sequentialLatency(nodes, api, events, body, warmup, sequential)
+      latency[`replicas${replicas}`] = await sequentialLatency(nodes, cpuGroup, api, events, body, warmup, sequential)
       if (replicas === 1 && idleGapMs > 0) {
         progress(`latency, ${replicas} replica, each job after ${idleGapMs} ms of quiet`)
-        latency[`replicas${replicas}AfterQuiet`] = { gapMs: idleGapMs, ...await sequentialLatency(nodes, api, events, body, 0, sequential, idleGapMs) }
+        latency[`replicas${replicas}AfterQuiet`] = { gapMs: idleGapMs, ...await sequentialLatency(nodes, cpuGroup, api, events, body, 0, sequential, idleGapMs) }
       }
       if (burst <= 0) continue
       progress(`burst of ${burst}, ${replicas} replica(s)`)
-      bursts[`replicas${replicas}`] = await burstThroughput(nodes, api, events, body, burst, clients)
+      bursts[`replicas${replicas}`] = await burstThroughput(nodes, cpuGroup, api, events, body, burst, clients)
     }
     result.latency = latency
     result.burst = bursts
@@ -330,6 +343,7 @@ export async function benchUser (options: BenchUserOptions = {}): Promise<Record
   } finally {
     events?.close()
     await Promise.allSettled(nodes.map(stopNodeProcess))
+    await cpuGroup?.remove().catch((err: unknown) => { progress(`cannot remove the nodes' cgroup: ${String(err)}`) })
     await rm(scratch, { recursive: true, force: true })
   }
 
@@ -364,13 +378,13 @@ export async function postBlob (api: string, token: string, bytes: Uint8Array): 
   return await response.json() as { hash: string, size: number }
 }
 
-async function sequentialLatency (nodes: NodeProcess[], api: string, events: VerdictStream, body: SubmitBody, warmup: number, jobs: number, gapMs = 0): Promise<Record<string, unknown>> {
+async function sequentialLatency (nodes: NodeProcess[], group: CpuGroup | undefined, api: string, events: VerdictStream, body: SubmitBody, warmup: number, jobs: number, gapMs = 0): Promise<Record<string, unknown>> {
   const total: number[] = []
   const post: number[] = []
   const warm: number[] = []
   const phases: Record<string, number[]> = {}
   const traced: string[] = []
-  const cpuBefore = await cpuSnapshot(nodes)
+  const cpuBefore = await cpuSnapshot(nodes, group)
   for (let i = 0; i < warmup + jobs; i++) {
     // A user's pause, not a wait for the network: the mesh is left alone, as between two real submissions.
     if (gapMs > 0) await delay(gapMs)
@@ -391,7 +405,7 @@ async function sequentialLatency (nodes: NodeProcess[], api: string, events: Ver
     const parts = phasesOf(detail, wall, seen.wall)
     if (parts !== undefined) for (const [k, v] of Object.entries(parts)) (phases[k] ??= []).push(v)
   }
-  const cpu = cpuDelta(cpuBefore, await cpuSnapshot(nodes))
+  const cpu = cpuDelta(cpuBefore, await cpuSnapshot(nodes, group))
   if (TRACE_DIR !== undefined) await appendFile(join(TRACE_DIR, 'trace-client.txt'), traced.map((line) => `${line}\n`).join(''))
   return {
     submitToVerifiedMs: spreadOf(total),
@@ -400,12 +414,12 @@ async function sequentialLatency (nodes: NodeProcess[], api: string, events: Ver
     phasesMsP50: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(percentile([...v].sort((a, b) => a - b), 0.5))])),
     cpu,
     // Over a gap the nodes' idle CPU counts too: meaningful only back to back.
-    ...(gapMs === 0 ? { cpuSecondsPerJob: round(cpu.nodesS! / (warmup + jobs), 3) } : {}),
+    ...(gapMs === 0 ? { cpuSecondsPerJob: round((cpu.nodesS as number) / (warmup + jobs), 3) } : {}),
     note: 'phases: p50 of each, from the deciding result\'s entries (ms clock of one machine); they need not add up to the p50 of the whole'
   }
 }
 
-async function burstThroughput (nodes: NodeProcess[], api: string, events: VerdictStream, body: SubmitBody, jobs: number, clients: number): Promise<Record<string, unknown>> {
+async function burstThroughput (nodes: NodeProcess[], group: CpuGroup | undefined, api: string, events: VerdictStream, body: SubmitBody, jobs: number, clients: number): Promise<Record<string, unknown>> {
   const counter = new SharedArrayBuffer(4)
   const threads = Array.from({ length: clients }, () => new Worker(CLIENT, { workerData: { api, token: nodes[0]!.token, counter, total: jobs, body } }))
   const ids: string[] = []
@@ -416,7 +430,7 @@ async function burstThroughput (nodes: NodeProcess[], api: string, events: Verdi
       t.once('error', reject)
     })))
     const recorder = startPerfRecord(nodes.map((n) => n.child.pid!), 997)
-    const cpuBefore = await cpuSnapshot(nodes)
+    const cpuBefore = await cpuSnapshot(nodes, group)
     const started = performance.now()
     await Promise.all(threads.map(async (t) => await new Promise<void>((resolve, reject) => {
       t.on('message', (message: { type: string, id?: string, postMs?: number, message?: string }) => {
@@ -432,7 +446,7 @@ async function burstThroughput (nodes: NodeProcess[], api: string, events: Verdi
     const bad = seen.filter((s) => s.verdict !== 'verified')
     if (bad.length > 0) throw new Error(`${bad.length} burst jobs ended ${bad[0]!.verdict}`)
     const ended = Math.max(...seen.map((s) => s.at))
-    const cpu = cpuDelta(cpuBefore, await cpuSnapshot(nodes))
+    const cpu = cpuDelta(cpuBefore, await cpuSnapshot(nodes, group))
     await recorder?.stop()
     const elapsed = ended - started
     // Builds beyond those asked for (two nodes claimed one slot at once).
@@ -448,7 +462,7 @@ async function burstThroughput (nodes: NodeProcess[], api: string, events: Verdi
       postMs: spreadOf(postMs),
       duplicateRuns: runs - jobs * replicas,
       cpu,
-      cpuSecondsPerJob: round(cpu.nodesS! / jobs, 3)
+      cpuSecondsPerJob: round((cpu.nodesS as number) / jobs, 3)
     }
   } finally {
     await Promise.all(threads.map(async (t) => await t.terminate()))
