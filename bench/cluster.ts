@@ -13,6 +13,7 @@ import { FINAL_VERDICTS } from '../src/node/cli/watch.js'
 import { foundMeshFor } from '../src/node/home/found-mesh.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { startPerfRecord, stopChild } from './child-process.js'
+import { makeCpuGroup, type CpuGroup } from './cpu-group.js'
 import { percentile, round } from './stats.js'
 
 /**
@@ -64,6 +65,8 @@ export interface HostProcess {
   eventLoopDelayMs?: { p50: number, p99: number, max: number }
   /** Waiting for the answer to SIGUSR2 (BENCH_COUNTERS). */
   onCounters?: (counters: Record<string, number>) => void
+  /** The cgroup every host of its run was started in (bench/cpu-group.ts): their CPU, sandboxes included, whoever reaped them. */
+  cpuGroup?: CpuGroup
 }
 
 export interface ClusterRun {
@@ -89,6 +92,8 @@ export interface ClusterRun {
   rssMbPerHost: number
   /** CPU of every host from the first submission until the logs converged. */
   cpuSeconds: number
+  /** How the CPU figures were counted: the hosts' cgroup, or /proc (which misses some of the sandboxes' CPU). */
+  cpuCountedBy: string
   /** How long that took (s): the idle cost of that span is idleCoresPerNode × nodes × cpuSpanS. */
   cpuSpanS: number
   stopMs: number
@@ -152,9 +157,12 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
   const scratch = await mkdtemp(join(tmpdir(), 'buildhaus-bench-cluster-'))
   const running: HostProcess[] = []
   let recorder: { stop: () => Promise<void> } | undefined
+  const group = await makeCpuGroup(`buildhaus-bench-cluster-${process.pid}-${label.replace(/[^a-z0-9]+/gi, '-')}`)
+  const cpuGroup = 'unavailable' in group ? undefined : group
   const run: ClusterRun = {
     nodes: total, hosts, jobs, startMs: NaN, hostStartMs: [], formationMs: NaN, submitMs: NaN, jobsMs: NaN, convergenceMs: NaN, entries: 0, latencyP50Ms: NaN, latencyP95Ms: NaN,
-    duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, cpuSpanS: NaN, stopMs: NaN, completed: false, converged: false
+    duplicateResults: NaN, idleCoresPerNode: NaN, rssMbPerNode: NaN, rssMbPerHost: NaN, cpuSeconds: NaN, cpuSpanS: NaN, stopMs: NaN, completed: false, converged: false,
+    cpuCountedBy: cpuGroup !== undefined ? 'a cgroup v1 cpuacct group of the hosts (their sandboxes included, whoever reaped them)' : `/proc only (${(group as { unavailable: string }).unavailable}): the spawn helpers until they exit, and sandboxes reaped by the machine's init, are missed`
   }
   try {
     // Every node of the cluster is a founder of its mesh (keys made now, in each node's home), so
@@ -171,7 +179,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
       const bootstrap = h === 0 ? [] : [running[h - 1]!.nodes[0]!.listen[0]!]
       progress(`${label}: host ${h + 1}/${hosts} starting nodes ${first}..${first + count - 1}`)
       const hostStarted = performance.now()
-      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap', mesh: meshFile, ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) }, phaseTimeoutMs))
+      running.push(await startHost({ dir: scratch, first, count, bootstrap, sandbox: options.sandbox ?? 'bubblewrap', mesh: meshFile, ...(options.presenceIntervalMs !== undefined ? { presenceIntervalMs: options.presenceIntervalMs } : {}) }, phaseTimeoutMs, cpuGroup))
       run.hostStartMs.push(Math.round(performance.now() - hostStarted))
     }
     run.startMs = performance.now() - began
@@ -295,6 +303,7 @@ export async function runCluster (options: { nodes: number, hosts: number, jobs:
     const stopping = performance.now()
     await Promise.all(running.map(async (h) => { await stopHost(h) }))
     run.stopMs = performance.now() - stopping
+    await cpuGroup?.remove().catch((err: unknown) => { progress(`${label}: cannot remove the hosts' cgroup: ${String(err)}`) })
     const delays = running.map((h) => h.eventLoopDelayMs).filter((d) => d !== undefined)
     if (delays.length > 0) run.eventLoopDelayMs = { p50: Math.max(...delays.map((d) => d.p50)), p99: Math.max(...delays.map((d) => d.p99)), max: Math.max(...delays.map((d) => d.max)) }
     await rm(scratch, { recursive: true, force: true })
@@ -421,11 +430,14 @@ function clientOf (node: HostProcess['nodes'][number], timeoutMs: number): NodeC
   return new NodeClient(node.api, { timeoutMs, token: readFileSync(join(node.home, 'api-token'), 'utf8').trim() })
 }
 
-export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number): Promise<HostProcess> {
+export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number, cpuGroup?: CpuGroup): Promise<HostProcess> {
   // BENCH_HOST_ARGS: options for the hosts' Node.js, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
   const nodeArgs = process.env.BENCH_HOST_ARGS?.split(' ').filter((a) => a !== '') ?? []
-  const child = spawn(process.execPath, [...nodeArgs, HOST, JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  const host: HostProcess = { child, nodes: [], stderr: '' }
+  const command = [process.execPath, ...nodeArgs, HOST, JSON.stringify(spec)]
+  // Joined by a shell that then execs the host: nothing the host starts is outside the group.
+  const [file, ...argv] = cpuGroup === undefined ? command : ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', cpuGroup.procsFile, ...command]
+  const child = spawn(file!, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const host: HostProcess = { child, nodes: [], stderr: '', ...(cpuGroup !== undefined ? { cpuGroup } : {}) }
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })
   await new Promise<void>((resolve, reject) => {
     let pending = ''
@@ -530,8 +542,10 @@ async function rssMb (pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN) / 1024
 }
 
-/** User + system CPU seconds of the host processes (and the sandboxes they waited for). */
+/** User + system CPU seconds of the host processes: their cgroup's, or /proc's (with the sandboxes they waited for). */
 async function cpuSecondsOf (hosts: HostProcess[]): Promise<number> {
+  const group = hosts[0]?.cpuGroup
+  if (group !== undefined && hosts.every((h) => h.cpuGroup === group)) return await group.usageSeconds()
   let ticks = 0
   for (const host of hosts) {
     const stat = await readFile(`/proc/${host.child.pid!}/stat`, 'utf8')
