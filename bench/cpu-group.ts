@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rmdir } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { delay } from '../src/util/wait.js'
 
@@ -22,6 +22,8 @@ export interface CpuGroup {
   usageSeconds: () => Promise<number>
   /** Remove the group (and sub-groups a node left behind); its processes must have exited. */
   remove: () => Promise<void>
+  /** Move this process back where it was (after joining the group by writing its own pid to procsFile). */
+  leave: () => Promise<void>
 }
 
 const CPUACCT = '/sys/fs/cgroup/cpuacct'
@@ -39,7 +41,8 @@ export async function makeCpuGroup (name: string): Promise<CpuGroup | { unavaila
   return {
     procsFile: join(dir, 'cgroup.procs'),
     usageSeconds: async () => Number(await readFile(join(dir, 'cpuacct.usage'), 'utf8')) / 1e9,
-    remove: async () => { await removeTree(dir) }
+    remove: async () => { await removeTree(dir) },
+    leave: async () => { await writeFile(join(CPUACCT, own, 'cgroup.procs'), String(process.pid)) }
   }
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
@@ -8,6 +8,7 @@ import type { BubblewrapExecutor } from '../src/sandbox/bubblewrap-executor.js'
 import { createExecutor, DEFAULT_LIMITS, type Executor, type RunRequest } from '../src/sandbox/index.js'
 import { seccompArchOf, seccompProgram } from '../src/sandbox/seccomp.js'
 import { feedPipe } from '../src/sandbox/step-process.js'
+import { makeCpuGroup, type CpuGroup } from './cpu-group.js'
 import { round, spread } from './stats.js'
 
 const STEPS = 60
@@ -145,6 +146,10 @@ export interface SandboxBenchOptions {
 
 export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<object> {
   const rounds = options.rounds ?? 3
+  // Joined before the executors start, so that their spawn helpers and every sandbox process count (cpuPerRun).
+  const made = await makeCpuGroup(`buildhaus-bench-sandbox-${process.pid}`)
+  const group = 'unavailable' in made ? undefined : made
+  if (group !== undefined) await writeFile(group.procsFile, String(process.pid))
   const executor = await createExecutor('bubblewrap') as BubblewrapExecutor
   // The same sandbox without the system call filter (seccomp.ts), to measure what loading it costs a step.
   const unfiltered = await createExecutor('bubblewrap', { seccomp: false }) as BubblewrapExecutor
@@ -189,6 +194,7 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
         unfilteredWarmSteps.push((await warmRun(unfiltered, unfilteredRoot)).step)
       }
     }
+    const cpuPerRun = group === undefined ? { unavailable: (made as { unavailable: string }).unavailable } : await machineCpuPerRun(executor, workRoot, group)
     const firstSteps = { ...executor.firstSteps }
     const plainSpread = spread(plain, 2)
     const stepSpread = spread(executorSteps, 2)
@@ -209,6 +215,7 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
       warmFirstStepOverPlainMs: { p50: round(warmSpread.p50 - plainSpread.p50, 2), p95: round(warmSpread.p95 - plainSpread.p95, 2) },
       warmFirstStepNote: 'a job\'s first step handed to the sandbox its spare run set up ahead, the node idle between jobs (spare ready)',
       firstSteps,
+      cpuPerRun,
       overPlainMs: { p50: round(stepSpread.p50 - plainSpread.p50, 2), p95: round(stepSpread.p95 - plainSpread.p95, 2) },
       ratioToPlain: { p50: round(stepSpread.p50 / plainSpread.p50, 2), p95: round(stepSpread.p95 / plainSpread.p95, 2) },
       overBareBwrapMs: { p50: round(stepSpread.p50 - bareSpread.p50, 2) },
@@ -235,6 +242,38 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
     await unfiltered.close()
     await rm(workRoot, { recursive: true, force: true })
     await rm(unfilteredRoot, { recursive: true, force: true })
+    if (group !== undefined) {
+      await group.leave()
+      await group.remove().catch(() => { /* a helper still exiting: the group is left empty, harmless */ })
+    }
+  }
+}
+
+/**
+ * What one warm run of a one-step job costs the whole machine, counted by a
+ * cgroup holding this process, its spawn helper and every process of the
+ * sandboxes (bench/cpu-group.ts): the executor's own work, the helper's
+ * fork, bwrap's processes and namespaces, the shells and the step, whoever
+ * reaps them. Beside it, a plain spawn of `sh -c true` counted the same
+ * way; alternating blocks of RUNS.
+ */
+async function machineCpuPerRun (executor: BubblewrapExecutor, workRoot: string, group: CpuGroup): Promise<object> {
+  const runs: number[] = []
+  const plain: number[] = []
+  for (let block = 0; block < 3; block++) {
+    let from = await group.usageSeconds()
+    for (let i = 0; i < RUNS; i++) await warmRun(executor, workRoot)
+    runs.push((await group.usageSeconds() - from) * 1000 / RUNS)
+    from = await group.usageSeconds()
+    for (let i = 0; i < RUNS; i++) await timeSpawn('/bin/sh', ['-c', 'true'])
+    plain.push((await group.usageSeconds() - from) * 1000 / RUNS)
+  }
+  const median = (values: number[]): number => round([...values].sort((a, b) => a - b)[values.length >> 1]!, 2)
+  return {
+    warmRunCpuMs: median(runs),
+    plainSpawnCpuMs: median(plain),
+    ratio: round(median(runs) / median(plain), 2),
+    note: `CPU ms of the whole machine per one-step run of \`true\` (each started once the spare is ready) and per plain spawn of \`sh -c true\`, medians of 3 alternating blocks of ${RUNS}, counted by a cgroup v1 cpuacct group holding everything they started`
   }
 }
 
