@@ -244,7 +244,7 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
     await rm(unfilteredRoot, { recursive: true, force: true })
     if (group !== undefined) {
       await group.leave()
-      await group.remove().catch(() => { /* a helper still exiting: the group is left empty, harmless */ })
+      await group.remove().catch(() => { /* a helper still exiting: the group stays behind, empty once it has */ })
     }
   }
 }
