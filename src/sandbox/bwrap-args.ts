@@ -195,7 +195,11 @@ function sandboxArgs (plan: BwrapPlan): string[] {
     TMPDIR: '/tmp',
     USER: user,
     LOGNAME: user,
-    BUILDHAUS: '1'
+    BUILDHAUS: '1',
+    // fakeroot tries the real chown and forgives only EPERM; in the sandbox's user namespace, where
+    // root is not mapped, the kernel answers EINVAL, and `chown 0:0` under fakeroot (dpkg-buildpackage,
+    // debhelper) failed. Without the try it only fakes, as on a buildd, where the real call always fails.
+    FAKEROOTDONTTRYCHOWN: '1'
   }
   if (plan.sourceDateEpoch !== undefined) env.SOURCE_DATE_EPOCH = String(plan.sourceDateEpoch)
   for (const [name, value] of Object.entries(env)) args.push('--setenv', name, value)

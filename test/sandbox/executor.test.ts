@@ -156,6 +156,21 @@ describe('the bubblewrap executor', () => {
     expect(second.artifacts.map((a) => a.sha256)).toEqual(first.artifacts.map((a) => a.sha256))
   })
 
+  // dpkg-buildpackage runs `debian/rules binary` under fakeroot for every package that does not say
+  // `Rules-Requires-Root: no`; debhelper then chowns the package's files to root (Debian's tar did so and failed here).
+  it('lets fakeroot give files to root for the unprivileged build user, as Debian packages need', async (context) => {
+    if (await findTool('fakeroot') === undefined) {
+      console.log('skipped: fakeroot is not installed on this machine; CI installs it')
+      context.skip()
+    }
+    const work = await tempDir(teardown)
+    const outcome = await runJob(executor, teardown, work, {
+      steps: [{ name: 'package', run: 'mkdir -p pkg/usr/share/doc && touch pkg/usr/share/doc/NEWS && fakeroot sh -c \'chown -R 0:0 pkg && stat -c "owner %u:%g" pkg/usr/share/doc/NEWS\'' }]
+    })
+    expect(outcome.status, logText(outcome)).toBe('pass')
+    expect(logText(outcome)).toContain('owner 0:0')
+  })
+
   it('refuses an unsafe source archive with a clear reason and runs nothing', async () => {
     const work = await tempDir(teardown)
     const outcome = await runJob(executor, teardown, work, {
