@@ -13,7 +13,7 @@ import { FINAL_VERDICTS } from '../src/node/cli/watch.js'
 import { foundMeshFor } from '../src/node/home/found-mesh.js'
 import { delay, waitFor } from '../src/util/wait.js'
 import { startPerfRecord, stopChild } from './child-process.js'
-import { makeCpuGroup, type CpuGroup } from './cpu-group.js'
+import { inGroup, makeCpuGroup, type CpuGroup } from './cpu-group.js'
 import { percentile, round } from './stats.js'
 
 /**
@@ -433,9 +433,7 @@ function clientOf (node: HostProcess['nodes'][number], timeoutMs: number): NodeC
 export async function startHost (spec: { dir: string, first: number, count: number, bootstrap: string[], sandbox: string, mesh: string, presenceIntervalMs?: number }, timeoutMs: number, cpuGroup?: CpuGroup): Promise<HostProcess> {
   // BENCH_HOST_ARGS: options for the hosts' Node.js, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
   const nodeArgs = process.env.BENCH_HOST_ARGS?.split(' ').filter((a) => a !== '') ?? []
-  const command = [process.execPath, ...nodeArgs, HOST, JSON.stringify(spec)]
-  // Joined by a shell that then execs the host: nothing the host starts is outside the group.
-  const [file, ...argv] = cpuGroup === undefined ? command : ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', cpuGroup.procsFile, ...command]
+  const [file, ...argv] = inGroup(cpuGroup?.procsFile, [process.execPath, ...nodeArgs, HOST, JSON.stringify(spec)])
   const child = spawn(file!, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const host: HostProcess = { child, nodes: [], stderr: '', ...(cpuGroup !== undefined ? { cpuGroup } : {}) }
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { host.stderr = (host.stderr + chunk).slice(-20_000) })

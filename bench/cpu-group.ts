@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { delay } from '../src/util/wait.js'
+import { delay, waitFor } from '../src/util/wait.js'
 
 /**
  * A cgroup v1 `cpuacct` group for a bench's node processes: it counts the
@@ -20,13 +20,24 @@ export interface CpuGroup {
   procsFile: string
   /** CPU seconds of everything that ran in the group (and its sub-groups) since it was made. */
   usageSeconds: () => Promise<number>
-  /** Remove the group (and sub-groups a node left behind); its processes must have exited. */
-  remove: () => Promise<void>
-  /** Move this process back where it was (after joining the group by writing its own pid to procsFile). */
+  /** Remove the group (and sub-groups a node left behind), once the processes in it have exited (waiting `timeoutMs`, default 10 s). */
+  remove: (timeoutMs?: number) => Promise<void>
+  /** Move this process into the group: what it starts from then on is counted too. */
+  join: () => Promise<void>
+  /** Move this process back where it was. */
   leave: () => Promise<void>
 }
 
 const CPUACCT = '/sys/fs/cgroup/cpuacct'
+
+/**
+ * `command` (file and arguments) started in the group whose `cgroup.procs`
+ * is `procsFile`: a shell writes its pid there, then execs the command, so
+ * the command keeps the shell's pid and nothing it starts is outside.
+ */
+export function inGroup (procsFile: string | undefined, command: string[]): string[] {
+  return procsFile === undefined ? command : ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', procsFile, ...command]
+}
 
 export async function makeCpuGroup (name: string): Promise<CpuGroup | { unavailable: string }> {
   const usage = await readFile(join(CPUACCT, 'cpuacct.usage'), 'utf8').catch(() => undefined)
@@ -41,7 +52,12 @@ export async function makeCpuGroup (name: string): Promise<CpuGroup | { unavaila
   return {
     procsFile: join(dir, 'cgroup.procs'),
     usageSeconds: async () => Number(await readFile(join(dir, 'cpuacct.usage'), 'utf8')) / 1e9,
-    remove: async () => { await removeTree(dir) },
+    remove: async (timeoutMs = 10_000) => {
+      // A closed executor's spawn helper exits a moment after close() returns.
+      await waitFor(async () => (await readFile(join(dir, 'cgroup.procs'), 'utf8')).trim() === '', { timeoutMs, intervalMs: 50, what: `the processes in ${dir} to exit` })
+      await removeTree(dir)
+    },
+    join: async () => { await writeFile(join(dir, 'cgroup.procs'), String(process.pid)) },
     leave: async () => { await writeFile(join(CPUACCT, own, 'cgroup.procs'), String(process.pid)) }
   }
 }

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stopChild } from './child-process.js'
+import { inGroup } from './cpu-group.js'
 import { round } from './stats.js'
 
 /**
@@ -40,9 +41,7 @@ export async function startNodeProcess (scratch: string, index: number, bootstra
   const args = [BIN, 'join', '--json', '--home', home, '--mesh', mesh, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0',
     ...(slots !== undefined ? ['--slots', String(slots)] : []), ...(bootstrap !== undefined ? ['--bootstrap', bootstrap] : []), ...options.joinArgs ?? []]
   const nodeArgs = options.nodeArgs ?? process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
-  const command = [process.execPath, ...nodeArgs, ...args]
-  // Joined by a shell that then execs the node: the node's pid is the shell's, and nothing it starts is outside the group.
-  const [file, ...argv] = options.cgroupProcs === undefined ? command : ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcs, ...command]
+  const [file, ...argv] = inGroup(options.cgroupProcs, [process.execPath, ...nodeArgs, ...args])
   const child = spawn(file!, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   let stderr = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-10_000) })

@@ -1,11 +1,12 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import type { BubblewrapExecutor } from '../src/sandbox/bubblewrap-executor.js'
 import { createExecutor, DEFAULT_LIMITS, type Executor, type RunRequest } from '../src/sandbox/index.js'
+import { HOST_HELPER_IDLE_MS } from '../src/sandbox/host-process.js'
 import { seccompArchOf, seccompProgram } from '../src/sandbox/seccomp.js'
 import { feedPipe } from '../src/sandbox/step-process.js'
 import { makeCpuGroup, type CpuGroup } from './cpu-group.js'
@@ -149,7 +150,7 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
   // Joined before the executors start, so that their spawn helpers and every sandbox process count (cpuPerRun).
   const made = await makeCpuGroup(`buildhaus-bench-sandbox-${process.pid}`)
   const group = 'unavailable' in made ? undefined : made
-  if (group !== undefined) await writeFile(group.procsFile, String(process.pid))
+  await group?.join()
   const executor = await createExecutor('bubblewrap') as BubblewrapExecutor
   // The same sandbox without the system call filter (seccomp.ts), to measure what loading it costs a step.
   const unfiltered = await createExecutor('bubblewrap', { seccomp: false }) as BubblewrapExecutor
@@ -244,7 +245,8 @@ export async function benchSandbox (options: SandboxBenchOptions = {}): Promise<
     await rm(unfilteredRoot, { recursive: true, force: true })
     if (group !== undefined) {
       await group.leave()
-      await group.remove().catch(() => { /* a helper still exiting: the group stays behind, empty once it has */ })
+      // The shared helper of host tools (host-process.ts), started in the group by the executors' self-test, exits after its idle time.
+      await group.remove(HOST_HELPER_IDLE_MS + 10_000).catch((err: unknown) => { process.stderr.write(`bench/sandbox: ${String(err)}\n`) })
     }
   }
 }
